@@ -1,0 +1,47 @@
+"""Conveyor: a distributed background-task system for Python.
+
+>>> from conveyor import Conveyor
+>>> app = Conveyor("proj", broker="sqlite:///conveyor.db")
+"""
+
+from . import states
+from .app import Conveyor, current_app, shared_task
+from .exceptions import (
+    ConveyorError,
+    EncodeError,
+    MaxRetriesExceededError,
+    NotRegistered,
+    Reject,
+    Retry,
+    SoftTimeLimitExceeded,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
+from .request import Request
+from .results import AsyncResult, EagerResult
+from .task import Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncResult",
+    "Conveyor",
+    "ConveyorError",
+    "EagerResult",
+    "EncodeError",
+    "MaxRetriesExceededError",
+    "NotRegistered",
+    "Reject",
+    "Request",
+    "Retry",
+    "SoftTimeLimitExceeded",
+    "Task",
+    "TaskRevokedError",
+    "TimeLimitExceeded",
+    "WorkerLostError",
+    "__version__",
+    "current_app",
+    "shared_task",
+    "states",
+]

@@ -1,0 +1,202 @@
+"""``Conveyor``: the application object — settings, the task registry and the broker.
+
+>>> app = Conveyor("proj", broker="sqlite:///conveyor.db")
+>>> @app.task
+... def add(x: int, y: int) -> int:
+...     return x + y
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, Unpack, overload
+
+from .brokers import Broker, broker_from_url
+from .config import Settings
+from .exceptions import ConfigurationError, NotRegistered
+from .results import AsyncResult
+from .task import Task, TaskOptions
+
+if TYPE_CHECKING:
+    from .worker.worker import Worker
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_current: weakref.ref[Conveyor] | None = None
+_shared_tasks: list[Task[Any, Any]] = []
+
+
+def current_app() -> Conveyor:
+    """The most recently created app (what ``@shared_task`` tasks use)."""
+    app = _current() if _current is not None else None
+    if app is None:
+        raise ConfigurationError("no Conveyor app has been created yet (shared_task needs one)")
+    return app
+
+
+class Conveyor:
+    """The application: ``Conveyor(main, broker=url, **settings)``.
+
+    ``broker`` defaults to ``$CONVEYOR_BROKER_URL``, else ``sqlite:///conveyor.db``. Extra keyword
+    arguments are settings (``Conveyor("proj", task_default_queue="web")``).
+    """
+
+    def __init__(self, main: str | None = None, *, broker: str | None = None, **settings: Any) -> None:
+        global _current
+        self.main = main or "__main__"
+        self.conf = Settings(settings)
+        if broker is not None:
+            self.conf.broker_url = broker
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._broker: Broker | None = None
+        self._broker_lock = threading.Lock()
+        self.conf.on_change(self._setting_changed)
+        _current = weakref.ref(self)
+        for task in _shared_tasks:
+            self.tasks.setdefault(task.name, task)
+
+    def __repr__(self) -> str:
+        return f"<Conveyor {self.main} broker={self.conf.broker()}>"
+
+    def _setting_changed(self, key: str) -> None:
+        if key == "broker_url" and self._broker is not None:
+            with self._broker_lock:
+                self._broker.close()
+                self._broker = None
+
+    # -- configuration -----------------------------------------------------------------------
+    def config_from_object(self, obj: object | str, namespace: str | None = None) -> None:
+        """Load settings from a module/object (or its dotted path), like Celery's."""
+        self.conf.from_object(obj, namespace)
+
+    @property
+    def broker(self) -> Broker:
+        """The broker, connected on first use."""
+        broker = self._broker
+        if broker is None:
+            with self._broker_lock:
+                if self._broker is None:
+                    self._broker = broker_from_url(self.conf.broker())
+                broker = self._broker
+        return broker
+
+    def close(self) -> None:
+        with self._broker_lock:
+            if self._broker is not None:
+                self._broker.close()
+                self._broker = None
+
+    # -- tasks -------------------------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(self, *, bind: Literal[True], **options: Unpack[TaskOptions]) -> _BoundDecorator: ...
+    @overload
+    def task(self, *, bind: Literal[False] = False, **options: Unpack[TaskOptions]) -> _Decorator: ...
+
+    # mypy rejects any implementation of overloads using Unpack[TypedDict] (even a catch-all).
+    def task(  # type: ignore[misc]
+        self, fn: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Any
+    ) -> Any:
+        """Register a function as a task. Use bare (``@app.task``) or with Celery's options
+        (``@app.task(bind=True, max_retries=3, autoretry_for=(IOError,), queue="polling")``).
+        """
+
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            task: Task[Any, Any] = Task(func, self, bind=bind, options=options)
+            self.tasks[task.name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def register(self, task: Task[Any, Any]) -> None:
+        self.tasks[task.name] = task
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise NotRegistered(f"task {name!r} is not registered with app {self.main!r}") from None
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        """Enqueue a task by name (the task need not be importable here).
+
+        Unlike ``apply_async`` this cannot check the arguments against the function.
+        """
+        task = self.tasks.get(name)
+        if task is None:
+            task = Task(lambda *a, **k: None, self, options={"name": name, "typing": False})
+        return task.apply_async(args, kwargs, **options)
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 - Celery's name
+        """A handle on any task id; an id nobody enqueued reports ``UNKNOWN``."""
+        return AsyncResult(task_id, self)
+
+    def revoke(self, task_id: str | Sequence[str], terminate: bool = False) -> None:
+        """Revoke tasks durably: stored in the broker, so a worker that is down now still honours it."""
+        ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        self.broker.revoke(ids, terminate, float(self.conf.task_revoke_expires))
+
+    def Worker(self, **options: Any) -> Worker:  # noqa: N802 - Celery's name
+        """A worker for this app, to run in this process: ``app.Worker(queues=["default"]).run()``."""
+        from .worker.worker import Worker
+
+        return Worker(self, **options)
+
+
+class _Decorator(Protocol):
+    """Type of ``app.task(...)`` with options: a decorator keeping the function's signature."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    def __call__(self, fn: Callable[..., Any], /) -> Task[Any, Any]: ...
+
+
+class _BoundDecorator(Protocol):
+    """Type of ``app.task(bind=True, ...)``: the first parameter (``self``) is the task."""
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> Task[P, R]: ...
+    def __call__(self, fn: Callable[..., Any], /) -> Task[Any, Any]: ...
+
+
+@overload
+def shared_task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+@overload
+def shared_task(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def shared_task(*, bind: Literal[True], **options: Unpack[TaskOptions]) -> _BoundDecorator: ...
+@overload
+def shared_task(*, bind: Literal[False] = False, **options: Unpack[TaskOptions]) -> _Decorator: ...
+
+
+def shared_task(
+    fn: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Any
+) -> Any:
+    """A task not tied to one app (for reusable modules): it uses the current app when called,
+    and every app created registers it."""
+
+    def register(func: Callable[..., Any]) -> Task[Any, Any]:
+        task: Task[Any, Any] = Task(func, None, bind=bind, options=options)
+        _shared_tasks.append(task)
+        app = _current() if _current is not None else None
+        if app is not None:
+            app.tasks.setdefault(task.name, task)
+        return task
+
+    return register(fn) if fn is not None else register

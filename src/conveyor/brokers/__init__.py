@@ -1,0 +1,58 @@
+"""Brokers: where tasks, leases, results, revokes and dead letters live.
+
+``broker_from_url`` picks the implementation from the URL scheme:
+``sqlite:///path.db`` (embedded default), ``redis://host:port/db`` / ``rediss://``, ``memory://``.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlsplit
+
+from ..exceptions import ConfigurationError
+from .base import Broker, DeadLetter, Delivery, JobSpec, Outcome, QueueStats, StatusRecord, WorkerRecord
+
+__all__ = [
+    "Broker",
+    "DeadLetter",
+    "Delivery",
+    "JobSpec",
+    "Outcome",
+    "QueueStats",
+    "StatusRecord",
+    "WorkerRecord",
+    "broker_from_url",
+]
+
+_memory_brokers: dict[str, Broker] = {}
+_memory_lock = threading.Lock()
+
+
+def broker_from_url(url: str) -> Broker:
+    """Create the broker for ``url``; raises ``ConfigurationError`` with the accepted forms.
+
+    >>> broker_from_url("memory://").url
+    'memory://'
+    """
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    if scheme == "sqlite":
+        from .sqlite import SQLiteBroker
+
+        return SQLiteBroker(url)
+    if scheme in {"redis", "rediss", "unix"}:
+        try:
+            from .redis import RedisBroker  # type: ignore[import-not-found, unused-ignore]
+        except ImportError as exc:  # pragma: no cover - arrives with the Redis broker
+            raise ConfigurationError(f"the Redis broker is not available: {exc}") from exc
+        broker: Broker = RedisBroker(url)
+        return broker
+    if scheme == "memory":
+        from .memory import MemoryBroker
+
+        with _memory_lock:
+            if url not in _memory_brokers:
+                _memory_brokers[url] = MemoryBroker(url)
+            return _memory_brokers[url]
+    raise ConfigurationError(
+        f"unsupported broker URL {url!r}: use sqlite:///path.db, redis://host:6379/0, or memory://"
+    )

@@ -1,0 +1,447 @@
+"""The embedded default broker: one SQLite file, shared safely by processes on one host.
+
+``sqlite:///conveyor.db`` (relative path) or ``sqlite:////var/lib/app/conveyor.db`` (absolute).
+
+How it stays correct with several producers and worker processes on one file:
+- WAL journal, so readers never block the writer; ``synchronous=NORMAL`` (durable across a
+  process crash, may lose the last commits on power loss; ``?synchronous=FULL`` changes that).
+- Every state change is one ``BEGIN IMMEDIATE`` transaction, so two workers never lease the
+  same job; ``busy_timeout`` makes contenders wait rather than fail.
+- One connection per thread (sqlite3 connections are not shared across threads).
+
+How it avoids busy polling: an idle ``fetch`` or ``wait`` checks ``PRAGMA data_version``, which
+changes only when *another* connection commits, every couple of milliseconds. That check reads
+shared memory, not the tables, so idle workers cost almost nothing yet see new work within ~2 ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from urllib.parse import parse_qs, urlsplit
+
+from .. import states
+from ..exceptions import BrokerError, ConfigurationError
+from .base import (
+    Broker,
+    DeadLetter,
+    Delivery,
+    JobSpec,
+    Outcome,
+    QueueStats,
+    ReclaimReport,
+    StatusRecord,
+    WorkerRecord,
+)
+from .payloads import revoked_payload, worker_lost_payload, worker_lost_reason
+
+IDLE_CHECK = 0.002  # seconds between data_version checks while idle
+WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
+_SCHEMA = resources.files(__package__).joinpath("sqlite_schema.sql").read_text()
+
+
+def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigurationError(f"not a sqlite URL: {url!r}")
+    if parts.netloc:
+        raise ConfigurationError(
+            f"bad sqlite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise ConfigurationError(f"bad sqlite URL {url!r}: no database file path")
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return path, options
+
+
+class SQLiteBroker(Broker):
+    def __init__(self, url: str = "sqlite:///conveyor.db") -> None:
+        self.url = url
+        self.path, options = parse_sqlite_url(url)
+        self._synchronous = options.get("synchronous", "NORMAL").upper()
+        if self._synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ConfigurationError(f"bad sqlite URL option synchronous={self._synchronous!r}")
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise ConfigurationError(f"directory of the sqlite database does not exist: {directory}")
+        self._db()  # fail fast on a bad path; applies the schema
+
+    # -- connections -----------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._local.db = db
+            self._local.version = -1
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise BrokerError(f"cannot open sqlite broker {self.path!r}: {exc}") from exc
+        with self._all_lock:
+            self._all.append(db)
+        return db
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise BrokerError(f"sqlite broker unavailable: {exc}") from exc
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+
+    def _changed(self) -> bool:
+        """True if another connection committed since the last call on this thread."""
+        db = self._db()
+        version = db.execute("PRAGMA data_version").fetchone()[0]
+        changed: bool = version != self._local.version
+        self._local.version = version
+        return changed
+
+    def close(self) -> None:
+        with self._all_lock:
+            for db in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- producers -------------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[JobSpec]) -> list[bool]:
+        now = time.time()
+        seq0 = time.time_ns()
+        added: list[bool] = []
+        with self._tx() as db:
+            for i, spec in enumerate(jobs):
+                eta = spec.eta if spec.eta is not None and spec.eta > now else None
+                cur = db.execute(
+                    "INSERT INTO jobs (id, queue, priority, seq, eta, body, retries)"
+                    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM results WHERE id = ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (spec.id, spec.queue, spec.priority, seq0 + i, eta, spec.body, spec.retries, spec.id),
+                )
+                added.append(cur.rowcount == 1)
+        return added
+
+    def status(self, task_id: str) -> StatusRecord | None:
+        db = self._db()
+        row = db.execute(
+            "SELECT state, payload, retries FROM results WHERE id = ? AND expires_at > ?",
+            (task_id, time.time()),
+        ).fetchone()
+        if row is not None:
+            return StatusRecord(row[0], row[1], row[2])
+        row = db.execute("SELECT lease_owner, retries, info FROM jobs WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            return None
+        if row[0] is not None:
+            return StatusRecord(states.STARTED, None, row[1])
+        if row[1] > 0:
+            return StatusRecord(states.RETRY, row[2], row[1])
+        return StatusRecord(states.PENDING, None, 0)
+
+    def wait(self, task_id: str, timeout: float | None) -> StatusRecord | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._changed()
+        record = self.status(task_id)
+        while record is None or record.state not in states.READY_STATES:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            time.sleep(IDLE_CHECK)
+            if self._changed():
+                record = self.status(task_id)
+        return record
+
+    def revoke(self, task_ids: Sequence[str], terminate: bool, ttl: float) -> None:
+        now = time.time()
+        with self._tx() as db:
+            for task_id in task_ids:
+                db.execute(
+                    "INSERT OR REPLACE INTO revoked (id, terminate, expires_at) VALUES (?, ?, ?)",
+                    (task_id, int(terminate), now + ttl),
+                )
+                cur = db.execute("DELETE FROM jobs WHERE id = ? AND lease_owner IS NULL", (task_id,))
+                if cur.rowcount:
+                    self._store(db, task_id, states.REVOKED, revoked_payload(), now + ttl, 0)
+
+    def forget(self, task_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM results WHERE id = ?", (task_id,))
+
+    @staticmethod
+    def _store(
+        db: sqlite3.Connection, task_id: str, state: str, payload: bytes | None, expires: float, retries: int
+    ) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO results (id, state, payload, retries, expires_at) VALUES (?, ?, ?, ?, ?)",
+            (task_id, state, payload, retries, expires),
+        )
+
+    # -- workers ---------------------------------------------------------------------------
+    def fetch(
+        self, queues: Sequence[str], owner: str, limit: int, lease_timeout: float, wait: float
+    ) -> list[Delivery]:
+        deadline = time.monotonic() + wait
+        marks = ",".join("?" * len(queues))
+        ready_sql = (
+            f"SELECT 1 FROM jobs WHERE queue IN ({marks}) AND lease_owner IS NULL AND eta IS NULL LIMIT 1"
+        )
+        due_sql = "SELECT MIN(eta) FROM jobs WHERE eta IS NOT NULL AND lease_owner IS NULL"
+        db = self._db()
+        self._changed()
+        while True:
+            now = time.time()
+            next_eta = db.execute(due_sql).fetchone()[0]
+            has_ready = db.execute(ready_sql, tuple(queues)).fetchone() is not None
+            if has_ready or (next_eta is not None and next_eta <= now):
+                out = self._lease(queues, owner, limit, lease_timeout)
+                if out:
+                    return out
+            # Nothing to lease: sleep in short steps until someone commits, a delayed job comes
+            # due, or the wait is over.
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                if next_eta is not None and next_eta <= time.time():
+                    break
+                time.sleep(min(IDLE_CHECK, remaining))
+                if self._changed():
+                    break
+
+    def _lease(self, queues: Sequence[str], owner: str, limit: int, lease_timeout: float) -> list[Delivery]:
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET eta = NULL WHERE eta IS NOT NULL AND eta <= ? AND lease_owner IS NULL",
+                (now,),
+            )
+            candidates: list[tuple[int, int, str, str, bytes, int, int]] = []
+            for queue in queues:
+                for row in db.execute(
+                    "SELECT priority, seq, id, queue, body, delivery, deaths FROM jobs"
+                    " WHERE queue = ? AND lease_owner IS NULL AND eta IS NULL"
+                    " ORDER BY priority DESC, seq LIMIT ?",
+                    (queue, limit),
+                ):
+                    candidates.append((-row[0], row[1], row[2], row[3], row[4], row[5], row[6]))
+            candidates.sort()
+            chosen = candidates[:limit]
+            if not chosen:
+                return []
+            ids = [c[2] for c in chosen]
+            marks = ",".join("?" * len(ids))
+            revoked = {r[0] for r in db.execute(f"SELECT id FROM revoked WHERE id IN ({marks})", ids)}
+            out: list[Delivery] = []
+            leased: list[tuple[str, float, str]] = []
+            for _, _, job_id, queue, body, delivery, deaths in chosen:
+                if job_id in revoked:
+                    db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                    self._store(db, job_id, states.REVOKED, revoked_payload(), now + 86400.0, 0)
+                    continue
+                leased.append((owner, now + lease_timeout, job_id))
+                out.append(Delivery(job_id, queue, body, delivery + 1, deaths))
+            db.executemany(
+                "UPDATE jobs SET lease_owner = ?, lease_expires = ?, delivery = delivery + 1 WHERE id = ?",
+                leased,
+            )
+        return out
+
+    def settle(self, outcomes: Sequence[Outcome], result_ttl: float) -> None:
+        if not outcomes:
+            return
+        expires = time.time() + result_ttl
+        leased = "id = ? AND delivery = ? AND lease_owner IS NOT NULL"
+        with self._tx() as db:
+            for o in outcomes:
+                if o.kind == "ack":
+                    if o.state is not None:
+                        db.execute(
+                            "INSERT OR REPLACE INTO results (id, state, payload, retries, expires_at)"
+                            f" SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE {leased})",
+                            (o.id, o.state, o.payload, o.retries, expires, o.id, o.delivery),
+                        )
+                    db.execute(f"DELETE FROM jobs WHERE {leased}", (o.id, o.delivery))
+                elif o.kind == "retry":
+                    db.execute(
+                        "UPDATE jobs SET body = COALESCE(?, body), retries = ?, info = ?, eta = ?,"
+                        f" lease_owner = NULL, lease_expires = NULL WHERE {leased}",
+                        (o.body, o.retries, o.payload, o.eta or time.time(), o.id, o.delivery),
+                    )
+                elif o.kind == "dead":
+                    row = db.execute(
+                        f"SELECT queue, priority, body, deaths FROM jobs WHERE {leased}", (o.id, o.delivery)
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    db.execute("DELETE FROM jobs WHERE id = ?", (o.id,))
+                    db.execute(
+                        "INSERT OR REPLACE INTO dead_letters (id, queue, priority, body, reason,"
+                        " failed_at, deaths) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (o.id, row[0], row[1], o.body or row[2], o.reason or "", time.time(), row[3]),
+                    )
+                    self._store(db, o.id, states.FAILURE, o.payload, expires, o.retries)
+                elif o.kind == "start":
+                    db.execute(f"UPDATE jobs SET deaths = -1 WHERE {leased}", (o.id, o.delivery))
+                else:  # release
+                    db.execute(
+                        "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, deaths = MAX(deaths, 0)"
+                        f" WHERE {leased}",
+                        (o.id, o.delivery),
+                    )
+
+    def heartbeat(self, owner: str, lease_timeout: float, info: bytes) -> dict[str, bool]:
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET lease_expires = ? WHERE lease_owner = ?", (now + lease_timeout, owner)
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO workers (name, heartbeat, info) VALUES (?, ?, ?)", (owner, now, info)
+            )
+            rows = db.execute(
+                "SELECT j.id, r.terminate FROM jobs j JOIN revoked r ON r.id = j.id WHERE j.lease_owner = ?",
+                (owner,),
+            ).fetchall()
+        return {row[0]: bool(row[1]) for row in rows}
+
+    def reclaim(self, max_deaths: int, result_ttl: float) -> ReclaimReport:
+        report = ReclaimReport()
+        now = time.time()
+        expired_sql = (
+            "SELECT id, deaths, retries FROM jobs WHERE lease_owner IS NOT NULL AND lease_expires < ?"
+        )
+        if self._db().execute(expired_sql + " LIMIT 1", (now,)).fetchone() is None:
+            return report  # the common case: a read, no write lock
+        with self._tx() as db:
+            for job_id, previous_deaths, retries in db.execute(expired_sql, (now,)).fetchall():
+                deaths = previous_deaths + 1 if previous_deaths >= 0 else previous_deaths
+                if deaths < 0 or deaths >= max_deaths:
+                    reason = worker_lost_reason(deaths)
+                    db.execute(
+                        "INSERT OR REPLACE INTO dead_letters"
+                        " (id, queue, priority, body, reason, failed_at, deaths)"
+                        " SELECT id, queue, priority, body, ?, ?, ? FROM jobs WHERE id = ?",
+                        (reason, now, deaths, job_id),
+                    )
+                    db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                    self._store(
+                        db,
+                        job_id,
+                        states.FAILURE,
+                        worker_lost_payload(reason, retries),
+                        now + result_ttl,
+                        retries,
+                    )
+                    report.dead.append(job_id)
+                else:
+                    db.execute(
+                        "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, deaths = ? WHERE id = ?",
+                        (deaths, job_id),
+                    )
+                    report.requeued.append(job_id)
+        return report
+
+    def unregister_worker(self, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM workers WHERE name = ?", (owner,))
+
+    # -- operators -------------------------------------------------------------------------
+    def queue_stats(self) -> dict[str, QueueStats]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT queue,"
+                " SUM(lease_owner IS NULL AND eta IS NULL), SUM(lease_owner IS NULL AND eta IS NOT NULL),"
+                " SUM(lease_owner IS NOT NULL) FROM jobs GROUP BY queue ORDER BY queue"
+            )
+            .fetchall()
+        )
+        return {r[0]: QueueStats(r[1], r[2], r[3]) for r in rows}
+
+    def purge(self, queues: Sequence[str]) -> int:
+        marks = ",".join("?" * len(queues))
+        with self._tx() as db:
+            cur = db.execute(
+                f"DELETE FROM jobs WHERE queue IN ({marks}) AND lease_owner IS NULL", tuple(queues)
+            )
+            return cur.rowcount
+
+    def workers(self) -> list[WorkerRecord]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT name, heartbeat, info FROM workers WHERE heartbeat >= ? ORDER BY name",
+                (time.time() - WORKER_EXPIRY,),
+            )
+            .fetchall()
+        )
+        return [WorkerRecord(r[0], r[1], r[2]) for r in rows]
+
+    def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT id, queue, body, reason, failed_at, deaths FROM dead_letters"
+                " ORDER BY failed_at DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            )
+            .fetchall()
+        )
+        return [DeadLetter(*r) for r in rows]
+
+    def requeue_dead(self, task_ids: Sequence[str]) -> int:
+        moved = 0
+        seq0 = time.time_ns()
+        with self._tx() as db:
+            for i, task_id in enumerate(task_ids):
+                row = db.execute(
+                    "SELECT queue, priority, body FROM dead_letters WHERE id = ?", (task_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                db.execute("DELETE FROM dead_letters WHERE id = ?", (task_id,))
+                db.execute("DELETE FROM results WHERE id = ?", (task_id,))
+                db.execute("DELETE FROM revoked WHERE id = ?", (task_id,))
+                cur = db.execute(
+                    "INSERT INTO jobs (id, queue, priority, seq, body) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (task_id, row[0], row[1], seq0 + i, row[2]),
+                )
+                moved += cur.rowcount
+        return moved
+
+    def purge_dead(self) -> int:
+        with self._tx() as db:
+            return db.execute("DELETE FROM dead_letters").rowcount
+
+    def cleanup(self, dead_letter_ttl: float) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM results WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM revoked WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM dead_letters WHERE failed_at <= ?", (now - dead_letter_ttl,))
+            db.execute("DELETE FROM workers WHERE heartbeat < ?", (now - WORKER_EXPIRY * 10,))

@@ -1,0 +1,53 @@
+-- Conveyor's SQLite schema. One row per live job; results, revokes, dead letters and
+-- workers in their own tables. Every multi-row change runs in one BEGIN IMMEDIATE transaction.
+CREATE TABLE IF NOT EXISTS jobs (
+    id            TEXT PRIMARY KEY,
+    queue         TEXT NOT NULL,
+    priority      INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,          -- enqueue order: FIFO within a priority
+    eta           REAL,                      -- NULL: ready; else delayed until this time
+    body          BLOB NOT NULL,             -- the encoded envelope, never decoded here
+    retries       INTEGER NOT NULL DEFAULT 0,
+    info          BLOB,                      -- last error while waiting for a retry
+    lease_owner   TEXT,                      -- worker holding the lease, NULL when not leased
+    lease_expires REAL,
+    delivery      INTEGER NOT NULL DEFAULT 0,  -- hand-out count; fences stale settles
+    deaths        INTEGER NOT NULL DEFAULT 0   -- lease expiries (worker died holding it)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(queue, priority DESC, seq)
+    WHERE lease_owner IS NULL AND eta IS NULL;
+CREATE INDEX IF NOT EXISTS jobs_delayed ON jobs(eta) WHERE eta IS NOT NULL AND lease_owner IS NULL;
+CREATE INDEX IF NOT EXISTS jobs_leased ON jobs(lease_owner, lease_expires) WHERE lease_owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_lease_expiry ON jobs(lease_expires) WHERE lease_owner IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS results (
+    id         TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    payload    BLOB,
+    retries    INTEGER NOT NULL DEFAULT 0,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS results_expiry ON results(expires_at);
+
+CREATE TABLE IF NOT EXISTS revoked (
+    id         TEXT PRIMARY KEY,
+    terminate  INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id        TEXT PRIMARY KEY,
+    queue     TEXT NOT NULL,
+    priority  INTEGER NOT NULL,
+    body      BLOB NOT NULL,
+    reason    TEXT NOT NULL,
+    failed_at REAL NOT NULL,
+    deaths    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dead_letters_time ON dead_letters(failed_at);
+
+CREATE TABLE IF NOT EXISTS workers (
+    name      TEXT PRIMARY KEY,
+    heartbeat REAL NOT NULL,
+    info      BLOB NOT NULL
+) WITHOUT ROWID;

@@ -1,0 +1,81 @@
+"""``conveyor`` — the command line: ``conveyor -A proj worker``, ``call``, ``result``, ``purge``, ``dead``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..app import Conveyor
+from ..exceptions import ConveyorError
+from .loader import load_app
+
+LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
+
+
+class State:
+    def __init__(self, app_spec: str | None, broker: str | None) -> None:
+        self.app_spec = app_spec
+        self.broker = broker
+        self._app: Conveyor | None = None
+
+    @property
+    def app(self) -> Conveyor:
+        if self._app is None:
+            self._app = load_app(self.app_spec)
+            if self.broker:
+                self._app.conf.broker_url = self.broker
+        return self._app
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-A",
+    "--app",
+    "app_spec",
+    envvar="CONVEYOR_APP",
+    metavar="MODULE[:ATTR]",
+    help="Module holding the Conveyor app (env: CONVEYOR_APP).",
+)
+@click.option("-b", "--broker", metavar="URL", help="Broker URL; overrides the app's setting.")
+@click.version_option(__version__, "--version", prog_name="conveyor")
+@click.pass_context
+def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
+    """Conveyor: background tasks for Python (Celery-familiar, crash-safe, SQLite or Redis)."""
+    ctx.obj = State(app_spec, broker)
+
+
+def main() -> None:
+    try:
+        cli(prog_name="conveyor")
+    except ConveyorError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _register() -> None:
+    from . import dead, tasks, worker
+
+    cli.add_command(worker.worker)
+    cli.add_command(tasks.call)
+    cli.add_command(tasks.result)
+    cli.add_command(tasks.purge)
+    cli.add_command(dead.dead)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,86 @@
+"""``conveyor worker``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..worker.worker import POOLS, Worker
+from .main import LOG_LEVELS, State, setup_logging
+
+
+def _queues(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    queues = [q.strip() for q in value.split(",") if q.strip()]
+    if not queues:
+        raise click.BadParameter("give at least one queue name, e.g. -Q default,polling")
+    return queues
+
+
+@click.command()
+@click.option("-Q", "--queues", help="Comma-separated queues to consume (default: task_default_queue).")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Tasks run at once (default: 8 threads, 100 asyncio, 1 solo).",
+)
+@click.option("-P", "--pool", type=click.Choice(POOLS), help="How sync tasks run (default: threads).")
+@click.option("-n", "--hostname", help="Worker name; %h = hostname, %n = short hostname, %i = pid.")
+@click.option(
+    "-l", "--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info", show_default=True
+)
+@click.option(
+    "--prefetch-multiplier",
+    type=click.IntRange(min=1),
+    help="Jobs held per concurrency slot (default: worker_prefetch_multiplier = 4).",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(min=0),
+    help="Seconds running tasks may finish after SIGTERM (default: 30).",
+)
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty (for scripts and tests).")
+@click.pass_obj
+def worker(
+    state: State,
+    queues: str | None,
+    concurrency: int | None,
+    pool: str | None,
+    hostname: str | None,
+    loglevel: str,
+    prefetch_multiplier: int | None,
+    shutdown_timeout: float | None,
+    burst: bool,
+) -> None:
+    """Run a worker: fetch tasks from the queues and run them.
+
+    \b
+    Example:
+      conveyor -A proj worker -Q polling,default -c 8 -P threads -n w1@%h -l info
+    """
+    setup_logging(loglevel)
+    app = state.app
+    try:
+        w = Worker(
+            app,
+            queues=_queues(queues),
+            concurrency=concurrency,
+            pool=pool,
+            name=hostname,
+            prefetch_multiplier=prefetch_multiplier,
+            burst=burst,
+            shutdown_timeout=shutdown_timeout,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    w.run()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if w.stuck_threads:
+        # Threads still running abandoned tasks would block interpreter exit; their jobs went
+        # back to the queue already.
+        os._exit(0)

@@ -1,0 +1,120 @@
+"""The task message (envelope) and the stored result payload, and how both are encoded.
+
+The envelope is JSON (msgspec): a broker never runs code from a message. Arguments are JSON
+too unless the app explicitly accepts pickle (``accept_content=["json", "pickle"]`` and
+``task_serializer="pickle"``); then they travel pickled and base64'd inside the JSON envelope,
+and a worker that does not accept pickle dead-letters the message instead of unpickling it.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import msgspec
+
+from .exceptions import DecodeError, EncodeError
+
+PROTOCOL = 1
+
+
+class Envelope(msgspec.Struct, omit_defaults=True):
+    """One task message. ``retries`` counts the attempts already made (0 on the first run)."""
+
+    id: str
+    task: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    queue: str = "default"
+    priority: int = 5
+    retries: int = 0
+    eta: float | None = None  # epoch seconds; None = now
+    expires: float | None = None  # epoch seconds; None = never
+    time_limit: float | None = None  # per-call overrides of the task's limits
+    soft_time_limit: float | None = None
+    max_retries: int | None = None  # per-call override
+    created: float = 0.0
+    content_type: str = "json"  # "pickle": args and kwargs are in ``payload``
+    payload: bytes | None = None
+    headers: dict[str, Any] = {}
+    v: int = PROTOCOL
+
+
+class ResultPayload(msgspec.Struct, omit_defaults=True):
+    """What is stored for a finished (or retrying) task: a value or an exception."""
+
+    result: Any = None
+    exc_type: str | None = None  # qualified name, e.g. "builtins.ValueError"
+    exc_message: str | None = None
+    traceback: str | None = None
+    worker: str | None = None
+    retries: int = 0
+    date_done: float | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_envelope_decoder = msgspec.json.Decoder(Envelope)
+_result_decoder = msgspec.json.Decoder(ResultPayload)
+
+
+def encode_envelope(env: Envelope) -> bytes:
+    """Encode a message; raises ``EncodeError`` naming the task if an argument does not serialise."""
+    try:
+        return _encoder.encode(env)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(
+            f"arguments of task {env.task!r} are not JSON-serialisable: {exc}"
+            " (pass plain data such as ids, or enable pickle explicitly)"
+        ) from exc
+
+
+def decode_envelope(raw: bytes) -> Envelope:
+    """Decode a message from the broker; raises ``DecodeError`` for anything malformed."""
+    try:
+        env = _envelope_decoder.decode(raw)
+    except (msgspec.DecodeError, TypeError, ValueError) as exc:
+        raise DecodeError(f"malformed task message: {exc}") from exc
+    if not env.id or not env.task:
+        raise DecodeError("malformed task message: empty id or task name")
+    return env
+
+
+def pack_pickled_args(env: Envelope, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Store args/kwargs pickled in ``env.payload`` (only used when pickle is enabled)."""
+    try:
+        env.payload = pickle.dumps((list(args), dict(kwargs)), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise EncodeError(f"arguments of task {env.task!r} cannot be pickled: {exc}") from exc
+    env.content_type = "pickle"
+    env.args, env.kwargs = [], {}
+
+
+def unpack_args(env: Envelope, accept: frozenset[str]) -> tuple[list[Any], dict[str, Any]]:
+    """Return the call's args and kwargs, refusing content types this worker does not accept."""
+    if env.content_type == "json":
+        return env.args, env.kwargs
+    if env.content_type not in accept:
+        raise DecodeError(f"content type {env.content_type!r} is not accepted by this worker")
+    if env.content_type == "pickle" and env.payload is not None:
+        args, kwargs = pickle.loads(env.payload)
+        return list(args), dict(kwargs)
+    raise DecodeError(f"unsupported content type {env.content_type!r}")
+
+
+def encode_result(payload: ResultPayload) -> bytes:
+    """Encode a result payload; raises ``EncodeError`` when the task's return value does not serialise."""
+    try:
+        return _encoder.encode(payload)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"task result is not JSON-serialisable: {exc}") from exc
+
+
+def decode_result(raw: bytes) -> ResultPayload:
+    try:
+        return _result_decoder.decode(raw)
+    except (msgspec.DecodeError, TypeError, ValueError) as exc:
+        raise DecodeError(f"malformed result payload: {exc}") from exc
+
+
+def encode_json(value: Any) -> bytes:
+    return _encoder.encode(value)

@@ -1,0 +1,189 @@
+"""``AsyncResult``: a handle on a task's state and result, read from the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from . import states
+from .exceptions import RemoteError, TimeoutError
+from .message import ResultPayload, decode_result
+
+if TYPE_CHECKING:
+    from .app import Conveyor
+
+R = TypeVar("R")
+
+
+def rebuild_exception(payload: ResultPayload) -> BaseException:
+    """Turn a stored failure back into an exception, without importing anything.
+
+    Only exception classes whose module is already imported in this process are rebuilt
+    (builtins, Conveyor's own, the app's); anything else becomes ``RemoteError``, because
+    importing a module named by broker data would let the broker run code here.
+    """
+    qualname = payload.exc_type or "builtins.Exception"
+    module_name, _, name = qualname.rpartition(".")
+    module = sys.modules.get(module_name or "builtins")
+    cls = getattr(module, name, None) if module is not None else None
+    message = payload.exc_message or ""
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        try:
+            exc = cls(message)
+        except Exception:
+            exc = None
+        if exc is not None:
+            return exc
+    return RemoteError(qualname, message, payload.traceback)
+
+
+class AsyncResult(Generic[R]):
+    """The state and result of a task, by id. Every property reads the broker afresh.
+
+    >>> r = add.delay(2, 2)              # doctest: +SKIP
+    >>> r.get(timeout=5)                 # doctest: +SKIP
+    4
+    """
+
+    def __init__(self, task_id: str, app: Conveyor) -> None:
+        self.id = task_id
+        self.app = app
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult: {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsyncResult) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def task_id(self) -> str:
+        return self.id
+
+    def _record(self) -> tuple[str, ResultPayload | None]:
+        record = self.app.broker.status(self.id)
+        if record is None:
+            return states.UNKNOWN, None
+        return record.state, decode_result(record.payload) if record.payload else None
+
+    @property
+    def state(self) -> str:
+        """PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, or UNKNOWN for an id nobody enqueued."""
+        return self._record()[0]
+
+    status = state
+
+    @property
+    def result(self) -> Any:
+        """The return value on SUCCESS; the exception on FAILURE/REVOKED/RETRY; None otherwise."""
+        state, payload = self._record()
+        return _value(state, payload)
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        payload = self._record()[1]
+        return payload.traceback if payload else None
+
+    @property
+    def retries(self) -> int:
+        record = self.app.broker.status(self.id)
+        return record.retries if record else 0
+
+    def ready(self) -> bool:
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.0) -> R:
+        """Wait for the task to finish and return its result.
+
+        Raises ``conveyor.exceptions.TimeoutError`` after ``timeout`` seconds, and (with
+        ``propagate``, the default) re-raises the task's exception if it failed or was revoked.
+        ``interval`` is accepted for Celery compatibility; the wait does not poll the tables.
+        """
+        record = self.app.broker.wait(self.id, timeout)
+        if record is None or record.state not in states.READY_STATES:
+            state = record.state if record else states.UNKNOWN
+            raise TimeoutError(f"task {self.id} not ready after {timeout}s (state {state})")
+        payload = decode_result(record.payload) if record.payload else None
+        return self._outcome(record.state, payload, propagate)
+
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
+        """``get`` for async code: waits without blocking the event loop."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            record = await asyncio.to_thread(self.app.broker.status, self.id)
+            if record is not None and record.state in states.READY_STATES:
+                payload = decode_result(record.payload) if record.payload else None
+                return self._outcome(record.state, payload, propagate)
+            if deadline is not None and time.monotonic() >= deadline:
+                state = record.state if record else states.UNKNOWN
+                raise TimeoutError(f"task {self.id} not ready after {timeout}s (state {state})")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    async def astate(self) -> str:
+        return (await asyncio.to_thread(self._record))[0]
+
+    def _outcome(self, state: str, payload: ResultPayload | None, propagate: bool) -> R:
+        value = _value(state, payload)
+        if propagate and isinstance(value, BaseException):
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def revoke(self, terminate: bool = False, signal: str | None = None) -> None:
+        """Revoke the task. Durable: stored in the broker, honoured by workers that start later.
+
+        ``terminate=True`` also stops it if it is already running (``signal`` is accepted for
+        Celery compatibility and ignored: see docs/guarantees.md for how a run is stopped).
+        """
+        self.app.revoke(self.id, terminate=terminate)
+
+    def forget(self) -> None:
+        self.app.broker.forget(self.id)
+
+
+def _value(state: str, payload: ResultPayload | None) -> Any:
+    if payload is None:
+        return None
+    if state == states.SUCCESS:
+        return payload.result
+    if state in states.EXCEPTION_STATES and payload.exc_type:
+        return rebuild_exception(payload)
+    return payload.result
+
+
+class EagerResult(AsyncResult[R]):
+    """The result of a task run in this process (``apply()`` or ``task_always_eager``)."""
+
+    def __init__(self, task_id: str, app: Conveyor, state: str, payload: ResultPayload) -> None:
+        super().__init__(task_id, app)
+        self._state = state
+        self._payload = payload
+
+    def _record(self) -> tuple[str, ResultPayload | None]:
+        return self._state, self._payload
+
+    @property
+    def retries(self) -> int:
+        return self._payload.retries
+
+    def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.0) -> R:
+        return self._outcome(self._state, self._payload, propagate)
+
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
+        return self._outcome(self._state, self._payload, propagate)
+
+    def revoke(self, terminate: bool = False, signal: str | None = None) -> None:
+        pass  # already ran

@@ -1,0 +1,442 @@
+"""``Task``: a function registered with an app, callable in the background.
+
+``@app.task`` turns a function into a ``Task``. Calling the task runs the function here;
+``.delay()`` / ``.apply_async()`` enqueue it; ``.apply()`` runs it here through the same retry
+logic a worker uses. The task is generic over the function's parameters, so a type checker
+checks ``.delay(...)`` arguments against the function's signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypedDict, TypeVar
+
+from . import states
+from .exceptions import ConfigurationError, Retry
+from .execution import check_retry_allowed, decide, failure_payload
+from .message import Envelope, ResultPayload, encode_envelope, pack_pickled_args
+from .request import Request, current_request
+from .results import AsyncResult, EagerResult
+from .routing import resolve_route
+
+if TYPE_CHECKING:
+    from .app import Conveyor
+    from .brokers import JobSpec
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+BULK_CHUNK = 1000
+_UNSET: Any = object()
+
+
+class TaskOptions(TypedDict, total=False):
+    """Options of ``@app.task(...)``, with Celery's names and meanings."""
+
+    name: str
+    queue: str
+    priority: int
+    max_retries: int | None
+    default_retry_delay: float
+    autoretry_for: tuple[type[BaseException], ...]
+    dont_autoretry_for: tuple[type[BaseException], ...]
+    retry_backoff: bool | float
+    retry_backoff_max: float
+    retry_jitter: bool
+    time_limit: float | None
+    soft_time_limit: float | None
+    expires: float | timedelta | datetime | None
+    acks_late: bool
+    ignore_result: bool
+    serializer: str
+    typing: bool
+
+
+OPTION_NAMES = frozenset(TaskOptions.__annotations__)
+
+
+def _validate_priority(priority: Any) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+        raise ValueError(f"priority must be an integer from 0 to 9 (9 runs first), got {priority!r}")
+    return priority
+
+
+def _positive(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _timestamp(value: datetime) -> float:
+    if value.tzinfo is None:  # naive datetimes are UTC, as with Celery's enable_utc
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _expiry(expires: float | timedelta | datetime | None, now: float) -> float | None:
+    if expires is None:
+        return None
+    if isinstance(expires, datetime):
+        return _timestamp(expires)
+    if isinstance(expires, timedelta):
+        return now + expires.total_seconds()
+    if isinstance(expires, int | float) and not isinstance(expires, bool):
+        return now + float(expires)
+    raise TypeError(f"expires must be seconds, a timedelta or a datetime, got {expires!r}")
+
+
+class Task(Generic[P, R]):
+    """A registered task. Created by ``@app.task`` or ``@shared_task``; not instantiated directly."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        app: Conveyor | None,
+        bind: bool = False,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        options = dict(options or {})
+        unknown = set(options) - OPTION_NAMES
+        if unknown:
+            raise TypeError(
+                f"unknown task option(s) {sorted(unknown)}; valid options: {sorted(OPTION_NAMES)}"
+            )
+        self.run = fn
+        self.bind = bind
+        self._app = app
+        self.name: str = options.pop("name", None) or f"{fn.__module__}.{fn.__qualname__}"
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.queue: str | None = options.pop("queue", None)
+        self.priority: int | None = options.pop("priority", None)
+        if self.priority is not None:
+            _validate_priority(self.priority)
+        self._max_retries: int | None = options.pop("max_retries", _UNSET)
+        self._default_retry_delay: float | None = options.pop("default_retry_delay", None)
+        self.autoretry_for: tuple[type[BaseException], ...] = tuple(options.pop("autoretry_for", ()))
+        self.dont_autoretry_for: tuple[type[BaseException], ...] = tuple(
+            options.pop("dont_autoretry_for", ())
+        )
+        for cls in self.autoretry_for + self.dont_autoretry_for:
+            if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+                raise TypeError(f"autoretry_for/dont_autoretry_for take exception classes, got {cls!r}")
+        self.retry_backoff: bool | float = options.pop("retry_backoff", False)
+        self.retry_backoff_max: float = float(options.pop("retry_backoff_max", 600))
+        self.retry_jitter: bool = options.pop("retry_jitter", True)
+        self._time_limit = _positive("time_limit", options.pop("time_limit", None))
+        self._soft_time_limit = _positive("soft_time_limit", options.pop("soft_time_limit", None))
+        self.expires: float | timedelta | datetime | None = options.pop("expires", None)
+        self._acks_late: bool | None = options.pop("acks_late", None)
+        self._ignore_result: bool | None = options.pop("ignore_result", None)
+        self._serializer: str | None = options.pop("serializer", None)
+        self.typing: bool = options.pop("typing", True)
+        self._signature: inspect.Signature | None = None
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    # -- settings resolved at use, so app.conf changes after declaration still apply ---------
+    @property
+    def app(self) -> Conveyor:
+        if self._app is not None:
+            return self._app
+        from .app import current_app
+
+        return current_app()
+
+    @property
+    def max_retries(self) -> int | None:
+        return self.app.conf.task_max_retries if self._max_retries is _UNSET else self._max_retries
+
+    @property
+    def default_retry_delay(self) -> float:
+        value = self._default_retry_delay
+        return float(self.app.conf.task_default_retry_delay if value is None else value)
+
+    @property
+    def time_limit(self) -> float | None:
+        return self._time_limit if self._time_limit is not None else self.app.conf.task_time_limit
+
+    @property
+    def soft_time_limit(self) -> float | None:
+        value = self._soft_time_limit
+        return value if value is not None else self.app.conf.task_soft_time_limit
+
+    @property
+    def acks_late(self) -> bool:
+        return bool(self.app.conf.task_acks_late if self._acks_late is None else self._acks_late)
+
+    @property
+    def ignore_result(self) -> bool:
+        return bool(self.app.conf.task_ignore_result if self._ignore_result is None else self._ignore_result)
+
+    @property
+    def request(self) -> Request:
+        """The current run's context (inside a running task)."""
+        return current_request.get() or Request(id="", task=self.name, is_eager=True)
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name}>"
+
+    # -- running here ------------------------------------------------------------------------
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function in this process, now (no broker involved)."""
+        if self.bind:
+            return self.run(self, *args, **kwargs)  # type: ignore[no-any-return]
+        return self.run(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        task_id: str | None = None,
+        retries: int = 0,
+        throw: bool | None = None,
+        **options: Any,
+    ) -> EagerResult[R]:
+        """Run the task here and now (eagerly), retries included (without waiting out countdowns).
+
+        >>> add.apply(args=(2, 2)).get()    # doctest: +SKIP
+        4
+        """
+        args, kwargs = list(args or ()), dict(kwargs or {})
+        self._check_args(args, kwargs)
+        self._prepare(args, kwargs, task_id=task_id or "eager", **options)  # same checks as enqueue
+        request = Request(
+            id=task_id or str(uuid.uuid4()),
+            task=self.name,
+            args=args,
+            kwargs=kwargs,
+            retries=retries,
+            is_eager=True,
+            max_retries=options.get("max_retries"),
+        )
+        while True:
+            try:
+                value = self._run_here(request)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    raise
+                decision = decide(self, request, exc)
+                if decision.verdict == "retry":
+                    request.retries += 1
+                    request.args = decision.args if decision.args is not None else request.args
+                    request.kwargs = decision.kwargs if decision.kwargs is not None else request.kwargs
+                    continue
+                failed = decision.exc or exc
+                propagate = self.app.conf.task_eager_propagates if throw is None else throw
+                if propagate:
+                    raise failed from None
+                payload = failure_payload(failed, decision.traceback, None, request.retries)
+                return EagerResult(request.id, self.app, states.FAILURE, payload)
+            payload = ResultPayload(result=value, retries=request.retries, date_done=time.time())
+            return EagerResult(request.id, self.app, states.SUCCESS, payload)
+
+    def _run_here(self, request: Request) -> Any:
+        token = current_request.set(request)
+        try:
+            call_args = [self, *request.args] if self.bind else request.args
+            if self.is_async:
+                return asyncio.run(self.run(*call_args, **request.kwargs))
+            return self.run(*call_args, **request.kwargs)
+        finally:
+            current_request.reset(token)
+
+    def retry(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> NoReturn:
+        """Ask for this run to be retried later; call it as ``raise self.retry(exc=e)`` or just
+        ``self.retry(exc=e)`` inside a ``bind=True`` task.
+
+        Past ``max_retries`` it raises ``exc`` (or ``MaxRetriesExceededError``) instead.
+        ``countdown`` defaults to the task's ``default_retry_delay``.
+        """
+        request = self.request
+        check_retry_allowed(self, request, exc, max_retries)
+        when = countdown if countdown is not None else (_timestamp(eta) - time.time() if eta else None)
+        err = Retry(f"retry in {when if when is not None else self.default_retry_delay}s", exc=exc, when=when)
+        err.args_override = list(args) if args is not None else None  # type: ignore[attr-defined]
+        err.kwargs_override = dict(kwargs) if kwargs is not None else None  # type: ignore[attr-defined]
+        raise err
+
+    # -- enqueueing --------------------------------------------------------------------------
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Enqueue with these arguments: ``add.delay(2, 2)``. Shortcut for ``apply_async``."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | timedelta | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        task_id: str | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        serializer: str | None = None,
+    ) -> AsyncResult[R]:
+        """Enqueue the task with Celery's options. Raises ``EncodeError`` (nothing enqueued) if an
+        argument does not serialise, ``TypeError`` if the arguments do not fit the function.
+
+        >>> refresh.apply_async(args=(1,), countdown=10, expires=60, queue="polling")  # doctest: +SKIP
+        """
+        args, kwargs = list(args or ()), dict(kwargs or {})
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs, task_id=task_id, max_retries=max_retries)
+        self._check_args(args, kwargs)
+        spec = self._prepare(
+            args,
+            kwargs,
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            queue=queue,
+            priority=priority,
+            task_id=task_id,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
+            max_retries=max_retries,
+            headers=headers,
+            serializer=serializer,
+        )
+        self.app.broker.enqueue([spec])
+        return AsyncResult(spec.id, self.app)
+
+    def delay_many(
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], **options: Any
+    ) -> list[AsyncResult[R]]:
+        """Enqueue many runs in few round trips (bulk fan-out). Each item is a tuple of positional
+        arguments or a dict of keyword arguments; ``options`` (queue, countdown, priority, …)
+        apply to all.
+
+        >>> refresh.delay_many((city_id,) for city_id in range(1000))  # doctest: +SKIP
+        """
+        specs: list[JobSpec] = []
+        results: list[AsyncResult[R]] = []
+        for call in calls:
+            if isinstance(call, Mapping):
+                args, kwargs = [], dict(call)
+            else:
+                args, kwargs = list(call), {}
+            self._check_args(args, kwargs)
+            spec = self._prepare(args, kwargs, **options)
+            specs.append(spec)
+            results.append(AsyncResult(spec.id, self.app))
+        if self.app.conf.task_always_eager:
+            return [self.apply(s_args, s_kwargs) for s_args, s_kwargs in _calls_of(specs)]
+        broker = self.app.broker
+        for start in range(0, len(specs), BULK_CHUNK):
+            broker.enqueue(specs[start : start + BULK_CHUNK])
+        return results
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """``delay`` for async producers: the broker round trip does not block the event loop."""
+        return await asyncio.to_thread(self.apply_async, args, kwargs)
+
+    async def aapply_async(
+        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult[R]:
+        """``apply_async`` for async producers."""
+        return await asyncio.to_thread(lambda: self.apply_async(args, kwargs, **options))
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[R]:  # noqa: N802 - Celery's name
+        return AsyncResult(task_id, self.app)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _check_args(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        if not self.typing:
+            return
+        if self._signature is None:
+            sig = inspect.signature(self.run)
+            if self.bind:
+                params = list(sig.parameters.values())[1:]
+                sig = sig.replace(parameters=params)
+            self._signature = sig
+        try:
+            self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}() called with wrong arguments: {exc}") from None
+
+    def _prepare(
+        self,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | timedelta | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        task_id: str | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        serializer: str | None = None,
+    ) -> JobSpec:
+        from .brokers import JobSpec
+
+        conf = self.app.conf
+        now = time.time()
+        route = resolve_route(conf.task_routes, self.name, args, kwargs) if conf.task_routes else None
+        queue = queue or (route.get("queue") if route else None) or self.queue or conf.task_default_queue
+        if not isinstance(queue, str) or not queue:
+            raise ValueError(f"queue must be a non-empty string, got {queue!r}")
+        if priority is None:
+            priority = route.get("priority") if route else None
+        if priority is None:
+            priority = self.priority if self.priority is not None else conf.task_default_priority
+        _validate_priority(priority)
+        if countdown is not None and eta is not None:
+            raise ValueError("give countdown or eta, not both")
+        when = now + float(countdown) if countdown is not None else (_timestamp(eta) if eta else None)
+        env = Envelope(
+            id=task_id or str(uuid.uuid4()),
+            task=self.name,
+            args=args,
+            kwargs=kwargs,
+            queue=queue,
+            priority=priority,
+            eta=when,
+            expires=_expiry(expires if expires is not None else self.expires, now),
+            time_limit=_positive("time_limit", time_limit),
+            soft_time_limit=_positive("soft_time_limit", soft_time_limit),
+            max_retries=max_retries,
+            created=now,
+            headers=dict(headers) if headers else {},
+        )
+        serializer = serializer or self._serializer or conf.task_serializer
+        if serializer == "pickle":
+            if "pickle" not in conf.accept_content:
+                raise ConfigurationError(
+                    "task_serializer is pickle but accept_content does not include 'pickle'"
+                )
+            pack_pickled_args(env, tuple(args), kwargs)
+        elif serializer != "json":
+            raise ConfigurationError(f"unknown serializer {serializer!r}: use 'json' (or 'pickle', opt-in)")
+        return JobSpec(env.id, queue, encode_envelope(env), priority, when, 0)
+
+
+def _calls_of(specs: Sequence[JobSpec]) -> list[tuple[list[Any], dict[str, Any]]]:
+    from .message import decode_envelope
+
+    return [(env.args, env.kwargs) for env in (decode_envelope(s.body) for s in specs)]

@@ -1,0 +1,145 @@
+"""Time limits and terminate-on-revoke for running tasks.
+
+Sync tasks (thread pool or solo): Python cannot kill a thread, so a limit *raises an
+exception inside the task's thread* with ``PyThreadState_SetAsyncExc``. The exception arrives at
+the next Python bytecode the thread runs: code looping in Python or calling short C functions
+stops promptly; code blocked inside one long C call (a socket read with no timeout, a sleep)
+sees it only when that call returns. At the hard limit the worker does not wait for that: it
+fails the task with ``TimeLimitExceeded``, frees the slot, and leaves the thread to finish in
+the background (counted as *abandoned* in the worker's stats).
+
+Async tasks: the soft limit is delivered as ``SoftTimeLimitExceeded`` at the task's current
+``await`` (a cancellation translated on the way in, so ``except SoftTimeLimitExceeded:`` works
+in async code too); the hard limit cancels the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+from ..exceptions import SoftTimeLimitExceeded
+
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+_set_async_exc.restype = ctypes.c_int
+
+
+class RunningCall:
+    """A sync task body running in some thread; exceptions may be raised in it only while it runs."""
+
+    __slots__ = ("_lock", "done", "thread_id")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.thread_id: int | None = None
+        self.done = False
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            self.thread_id = threading.get_ident()
+        try:
+            return fn()
+        finally:
+            with self._lock:
+                self.done = True
+                # Drop an exception injected too late to matter, so it cannot surface in
+                # whatever this thread runs next.
+                _set_async_exc(ctypes.c_ulong(threading.get_ident()), ctypes.py_object())
+
+    def interrupt(self, exc_type: type[BaseException]) -> bool:
+        """Raise ``exc_type`` in the running thread; False if the call already finished."""
+        with self._lock:
+            if self.done or self.thread_id is None:
+                return False
+            changed: int = _set_async_exc(ctypes.c_ulong(self.thread_id), ctypes.py_object(exc_type))
+            return changed == 1
+
+
+class Watchdog:
+    """One thread that fires deadlines for sync tasks, even when the event loop itself is busy
+    running a task (the solo pool)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cancelled: set[int] = set()
+        self._ids = itertools.count()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="conveyor-watchdog", daemon=True)
+        self._thread.start()
+
+    def call_at(self, when: float, fn: Callable[[], None]) -> int:
+        """Call ``fn`` at monotonic time ``when`` (from the watchdog thread); returns a handle."""
+        handle = next(self._ids)
+        with self._cond:
+            heapq.heappush(self._heap, (when, handle, fn))
+            self._cond.notify()
+        return handle
+
+    def cancel(self, handle: int) -> None:
+        with self._cond:
+            self._cancelled.add(handle)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    now = time.monotonic()
+                    while self._heap and self._heap[0][1] in self._cancelled:
+                        self._cancelled.discard(heapq.heappop(self._heap)[1])
+                    if self._heap and self._heap[0][0] <= now:
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                if self._stopped:
+                    return
+                _, _, fn = heapq.heappop(self._heap)
+            fn()
+
+
+class SoftLimitCoroutine:
+    """Runs a coroutine so that a cancellation requested by ``fire_soft()`` arrives inside it as
+    ``SoftTimeLimitExceeded`` instead of ``CancelledError``."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._coro = coro
+        self._soft_pending = False
+
+    def fire_soft(self, task: asyncio.Task[Any]) -> None:
+        self._soft_pending = True
+        task.cancel()
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self._coro
+        send: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                if error is not None:
+                    exc, error = error, None
+                    if isinstance(exc, asyncio.CancelledError) and self._soft_pending:
+                        self._soft_pending = False
+                        task = asyncio.current_task()
+                        if task is not None:
+                            task.uncancel()  # the task may go on awaiting after cleanup
+                        exc = SoftTimeLimitExceeded("soft time limit exceeded")
+                    yielded = coro.throw(exc)
+                else:
+                    yielded = coro.send(send)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                send = yield yielded
+            except BaseException as exc:
+                error = exc

@@ -1,0 +1,82 @@
+"""Batches outcomes (acks, retries, dead letters) into as few broker round trips as possible.
+
+No timer: a flush starts as soon as an outcome arrives and no flush is running; whatever
+arrives during a flush goes in the next one. Under load batches grow by themselves; when idle
+an ack goes out immediately, so batching never adds latency.
+
+If the broker is unreachable the batch is kept and retried with backoff: an outcome is only
+dropped once the broker accepted it (and if this process dies first, the leases expire and
+the jobs run again — at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from ..brokers import Broker, Outcome
+
+logger = logging.getLogger("conveyor.worker")
+
+
+class Settler:
+    def __init__(self, broker: Broker, executor: Executor, result_ttl: Callable[[], float]) -> None:
+        self._broker = broker
+        self._executor = executor
+        self._result_ttl = result_ttl
+        self._pending: list[Outcome] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="conveyor-settler")
+
+    def add(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._wake.set()
+
+    async def add_and_wait(self, outcome: Outcome) -> None:
+        """Add an outcome and return once the broker has it (used before running an at-most-once task)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(outcome)
+        self._waiters.append(fut)
+        self._wake.set()
+        await fut
+
+    async def close(self) -> None:
+        """Flush everything still pending, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = 0.05
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._pending:
+                if self._closing:
+                    return
+                continue
+            batch, self._pending = self._pending, []
+            waiters, self._waiters = self._waiters, []
+            try:
+                await loop.run_in_executor(self._executor, self._broker.settle, batch, self._result_ttl())
+            except Exception as exc:
+                logger.error("could not settle %d outcome(s), will retry: %s", len(batch), exc)
+                self._pending[:0] = batch
+                self._waiters[:0] = waiters
+                self._wake.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.05
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)

@@ -1,0 +1,642 @@
+"""The worker process: one asyncio event loop that fetches, runs and settles tasks.
+
+    fetch loop ──(leased deliveries)──> inbox ──> N consumers ──(outcomes)──> settler ──> broker
+        ▲                                              │
+        └── room (held < prefetch limit) <─────────────┘        keeper thread: heartbeats leases
+
+- ``async def`` tasks run on the loop; sync tasks run in a thread pool (``-P threads``, the
+  default, or ``-P asyncio``) or inline on the loop thread (``-P solo``, fastest for tiny tasks).
+- At most ``concurrency * prefetch_multiplier`` deliveries are held at once; each is leased and
+  kept alive by the keeper thread, so a prefetched job is never lost and never runs twice
+  while this worker lives.
+- Graceful shutdown (SIGTERM/SIGINT): stop fetching, give prefetched jobs back at once, let
+  running tasks finish for ``worker_shutdown_timeout`` seconds, give back what is still
+  running. A second signal exits at once; the leases expire and other workers take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..brokers import Delivery, Outcome
+from ..exceptions import (
+    DecodeError,
+    NotRegistered,
+    SoftTimeLimitExceeded,
+    TaskRevokedError,
+    TimeLimitExceeded,
+)
+from ..execution import decide
+from ..message import Envelope, decode_envelope, unpack_args
+from ..request import Request, current_request
+from . import outcomes
+from .keeper import Keeper
+from .limits import RunningCall, SoftLimitCoroutine, Watchdog
+from .naming import expand_name, lease_owner
+from .settler import Settler
+
+if TYPE_CHECKING:
+    from ..app import Conveyor
+    from ..task import Task
+
+logger = logging.getLogger("conveyor.worker")
+
+FETCH_WAIT = 1.0  # longest a fetch blocks, so a stop request is noticed promptly
+POOLS = ("threads", "asyncio", "solo")
+DEFAULT_CONCURRENCY = {"threads": 8, "asyncio": 100, "solo": 1}
+SPARE_THREADS = 8  # replacements for threads left running by a hard time limit
+
+
+@dataclass(slots=True)
+class _Active:
+    """A task this worker is running now."""
+
+    id: str
+    task: str
+    started: float
+    kill: asyncio.Future[str] | None = None
+    call: RunningCall | None = None
+
+
+@dataclass(slots=True)
+class Stats:
+    processed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    revoked: int = 0
+    abandoned_threads: int = 0
+    by_task: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    """Runs tasks of ``app`` from ``queues``.
+
+    >>> Worker(app, queues=["default"], concurrency=4).run()    # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        app: Conveyor,
+        queues: list[str] | None = None,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        name: str | None = None,
+        prefetch_multiplier: int | None = None,
+        burst: bool = False,
+        shutdown_timeout: float | None = None,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        conf = app.conf
+        self.app = app
+        self.pool = pool or conf.worker_pool
+        if self.pool not in POOLS:
+            raise ValueError(f"unknown pool {self.pool!r}: choose one of {', '.join(POOLS)}")
+        self.queues = list(queues or [conf.task_default_queue])
+        if not self.queues or not all(isinstance(q, str) and q for q in self.queues):
+            raise ValueError(f"queues must be non-empty names, got {self.queues!r}")
+        concurrency = concurrency or conf.worker_concurrency or DEFAULT_CONCURRENCY[self.pool]
+        self.concurrency = 1 if self.pool == "solo" else int(concurrency)
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        multiplier = int(prefetch_multiplier or conf.worker_prefetch_multiplier)
+        if multiplier < 1:
+            raise ValueError(f"prefetch multiplier must be at least 1, got {multiplier}")
+        self.prefetch_limit = self.concurrency * multiplier
+        self.hostname = expand_name(name)
+        self.owner = lease_owner(self.hostname)
+        self.burst = burst
+        self.shutdown_timeout = float(
+            conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+        )
+        self.lease_timeout = float(conf.worker_lease_timeout)
+        self.install_signal_handlers = install_signal_handlers
+        self.accept = frozenset(conf.accept_content)
+        self.dead_letter_failures = bool(conf.get("task_dead_letter_on_failure", True))
+        self.stats = Stats()
+        self.started = time.time()
+        self._active: dict[str, _Active] = {}
+        self._revoked: dict[str, bool] = {}
+        self._held = 0
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._signals = 0
+        self.stuck_threads = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until stopped (SIGTERM/SIGINT, ``stop()``, or an empty queue with ``burst``)."""
+        previous: dict[signal.Signals, Any] = {}
+        if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
+            # signal.signal, not loop.add_signal_handler: the handler must run even while a
+            # solo-pool task occupies the loop thread.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, self._on_signal)
+        try:
+            asyncio.run(self.run_async())
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def stop(self) -> None:
+        """Ask the worker to shut down gracefully (thread-safe)."""
+        self._stopping = True
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            logger.warning(
+                "%s: %s received, shutting down gracefully (again to stop at once)",
+                self.hostname,
+                signal.Signals(signum).name,
+            )
+            self.stop()
+        else:
+            logger.warning(
+                "%s: second signal, stopping at once; leases will return unfinished tasks", self.hostname
+            )
+            os._exit(1)
+
+    async def run_async(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stop_event = asyncio.Event()
+        if self._stopping:
+            self._stop_event.set()
+        broker = self.app.broker
+        conf = self.app.conf
+        self._fetch_exec = ThreadPoolExecutor(1, thread_name_prefix="conveyor-fetch")
+        self._settle_exec = ThreadPoolExecutor(1, thread_name_prefix="conveyor-settle")
+        self._threads = ThreadPoolExecutor(
+            self.concurrency + SPARE_THREADS, thread_name_prefix="conveyor-task"
+        )
+        self._watchdog = Watchdog()
+        self._inbox: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self._room = asyncio.Event()
+        self.settler = Settler(broker, self._settle_exec, lambda: float(conf.result_expires))
+        self.settler.start()
+        keeper = Keeper(
+            broker,
+            self.owner,
+            float(conf.worker_heartbeat_interval),
+            self.lease_timeout,
+            int(conf.task_max_worker_deaths),
+            float(conf.result_expires),
+            float(conf.dead_letter_expires),
+            self._info,
+            lambda revoked: _call_soon(loop, self._apply_revokes, revoked),
+        )
+        await loop.run_in_executor(self._settle_exec, keeper.start)
+        logger.info(
+            "%s ready: queues=%s pool=%s concurrency=%d broker=%s",
+            self.hostname,
+            ",".join(self.queues),
+            self.pool,
+            self.concurrency,
+            conf.broker(),
+        )
+        consumers = [
+            asyncio.create_task(self._consume(), name=f"conveyor-consumer-{i}")
+            for i in range(self.concurrency)
+        ]
+        fetcher = asyncio.create_task(self._fetch_loop(), name="conveyor-fetch")
+        stopper = asyncio.create_task(self._stop_event.wait())
+        try:
+            await asyncio.wait({fetcher, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._stopping = True
+            stopper.cancel()
+            await self._shutdown(fetcher, consumers, keeper)
+
+    async def _shutdown(
+        self, fetcher: asyncio.Task[None], consumers: list[asyncio.Task[None]], keeper: Keeper
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        # The fetch loop ends by itself once _stopping is set (its fetch blocks at most FETCH_WAIT).
+        await asyncio.wait({fetcher}, timeout=FETCH_WAIT + 1)
+        released = self._release_inbox()
+        if released:
+            logger.info("%s: gave %d prefetched task(s) back to the queue", self.hostname, released)
+        for _ in consumers:
+            self._inbox.put_nowait(None)
+        _, pending = (
+            await asyncio.wait(consumers, timeout=self.shutdown_timeout) if consumers else (set(), set())
+        )
+        if pending:
+            logger.warning(
+                "%s: %d task(s) still running after %.0fs; giving them back to the queue",
+                self.hostname,
+                len(self._active),
+                self.shutdown_timeout,
+            )
+            for active in list(self._active.values()):
+                task = self.app.tasks.get(active.task)
+                if task is None or task.acks_late:
+                    self.settler.add(Outcome("release", active.id, self._deliveries.get(active.id, 0)))
+            for consumer in pending:
+                consumer.cancel()
+            self.stuck_threads = True
+        await self.settler.close()
+        keeper.stop()
+        try:
+            await loop.run_in_executor(self._settle_exec, self.app.broker.unregister_worker, self.owner)
+        except Exception as exc:
+            logger.warning("could not unregister worker: %s", exc)
+        self._watchdog.stop()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._fetch_exec.shutdown(wait=False)
+        self._settle_exec.shutdown(wait=False)
+        logger.info("%s stopped: %d task(s) processed", self.hostname, self.stats.processed)
+
+    def _release_inbox(self) -> int:
+        released = 0
+        while not self._inbox.empty():
+            d = self._inbox.get_nowait()
+            if d is not None:
+                self.settler.add(Outcome("release", d.id, d.delivery))
+                self._held -= 1
+                released += 1
+        return released
+
+    # -- fetching ----------------------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        broker = self.app.broker
+        self._deliveries: dict[str, int] = {}
+        backoff = 0.05
+        failing = False
+        while not self._stopping:
+            room = self.prefetch_limit - self._held
+            if room <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            try:
+                batch = await loop.run_in_executor(
+                    self._fetch_exec,
+                    broker.fetch,
+                    self.queues,
+                    self.owner,
+                    room,
+                    self.lease_timeout,
+                    FETCH_WAIT,
+                )
+            except Exception as exc:
+                if not failing:
+                    logger.error("%s: fetch failed (broker unreachable?), retrying: %s", self.hostname, exc)
+                    failing = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if failing:
+                logger.warning("%s: fetching again", self.hostname)
+                failing, backoff = False, 0.05
+            if not batch:
+                if self.burst and self._held == 0:
+                    return
+                continue
+            self._held += len(batch)
+            for d in batch:
+                self._inbox.put_nowait(d)
+            if self._stopping:
+                self._release_inbox()
+
+    # -- running -----------------------------------------------------------------------------
+    async def _consume(self) -> None:
+        while True:
+            d = await self._inbox.get()
+            if d is None:
+                return
+            try:
+                await self._handle(d)
+            except Exception:
+                logger.exception("internal error while handling task %s; giving it back", d.id)
+                self.settler.add(Outcome("release", d.id, d.delivery))
+            finally:
+                self._held -= 1
+                self._room.set()
+
+    async def _handle(self, d: Delivery) -> None:
+        try:
+            env = decode_envelope(d.body)
+        except DecodeError as exc:
+            self._dead(d, None, exc, f"malformed message: {exc}")
+            return
+        task = self.app.tasks.get(env.task)
+        if task is None:
+            missing = NotRegistered(f"task {env.task!r} is not registered on worker {self.hostname}")
+            self._dead(
+                d,
+                None,
+                missing,
+                f"unknown task {env.task!r}: not registered on this worker "
+                "(is its module imported by the app given with -A?)",
+            )
+            return
+        if d.id in self._revoked:
+            self._revoked.pop(d.id, None)
+            self._settle_revoked(d, "revoked", env.retries)
+            return
+        if env.expires is not None and env.expires < time.time():
+            self._settle_revoked(
+                d,
+                f"expired at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(env.expires))} UTC",
+                env.retries,
+            )
+            return
+        try:
+            args, kwargs = unpack_args(env, self.accept)
+        except DecodeError as exc:
+            self._dead(d, None, exc, str(exc))
+            return
+        request = Request(
+            id=env.id,
+            task=env.task,
+            args=args,
+            kwargs=kwargs,
+            retries=env.retries,
+            queue=d.queue,
+            priority=env.priority,
+            eta=env.eta,
+            expires=env.expires,
+            hostname=self.hostname,
+            delivery=d.delivery,
+            time_limit=env.time_limit,
+            soft_time_limit=env.soft_time_limit,
+            max_retries=env.max_retries,
+            headers=env.headers,
+        )
+        if not task.acks_late:
+            # At-most-once: tell the broker before running, so a crash mid-run dead-letters the
+            # job instead of running it again.
+            await self.settler.add_and_wait(Outcome("start", d.id, d.delivery))
+        await self._execute(d, env, task, request)
+
+    async def _execute(self, d: Delivery, env: Envelope, task: Task[Any, Any], request: Request) -> None:
+        soft = request.soft_time_limit or task.soft_time_limit
+        hard = request.time_limit or task.time_limit
+        active = _Active(d.id, task.name, time.time())
+        self._active[d.id] = active
+        self._deliveries[d.id] = d.delivery
+        t0 = time.perf_counter()
+        try:
+            if task.is_async:
+                value = await self._run_async(task, request, active, soft, hard)
+            elif self.pool == "solo":
+                value = self._run_inline(task, request, active, soft, hard)
+            else:
+                value = await self._run_thread(task, request, active, soft, hard)
+        except TaskRevokedError as exc:
+            self._settle_revoked(d, str(exc) or "revoked while running (terminated)", request.retries)
+            return
+        except Exception as exc:
+            self._on_error(d, env, task, request, exc, time.perf_counter() - t0)
+            return
+        finally:
+            self._active.pop(d.id, None)
+            self._deliveries.pop(d.id, None)
+            self._revoked.pop(d.id, None)
+        runtime = time.perf_counter() - t0
+        self.settler.add(outcomes.success(d, request, value, not task.ignore_result, self.hostname))
+        self.stats.processed += 1
+        self.stats.succeeded += 1
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("task %s[%s] succeeded in %.3fs", task.name, d.id, runtime)
+
+    def _on_error(
+        self,
+        d: Delivery,
+        env: Envelope,
+        task: Task[Any, Any],
+        request: Request,
+        exc: BaseException,
+        runtime: float,
+    ) -> None:
+        self.stats.processed += 1
+        decision = decide(task, request, exc)
+        if decision.verdict == "retry":
+            self.stats.retried += 1
+            self.settler.add(outcomes.retry(d, env, request, decision, self.hostname))
+            logger.warning(
+                "task %s[%s] will retry in %.1fs (attempt %d): %r",
+                task.name,
+                d.id,
+                decision.countdown,
+                request.retries + 1,
+                decision.exc,
+            )
+        elif decision.verdict == "reject":
+            if decision.requeue:
+                self.settler.add(Outcome("release", d.id, d.delivery))
+            else:
+                self._dead(d, request, exc, f"rejected: {exc}", decision.traceback)
+        else:
+            failed = decision.exc or exc
+            self.stats.failed += 1
+            if self.dead_letter_failures:
+                self.stats.dead_lettered += 1
+            self.settler.add(
+                outcomes.failure(
+                    d, request, failed, decision.traceback, self.hostname, self.dead_letter_failures
+                )
+            )
+            logger.error(
+                "task %s[%s] failed after %.3fs: %s: %s\n%s",
+                task.name,
+                d.id,
+                runtime,
+                type(failed).__name__,
+                failed,
+                decision.traceback or "",
+            )
+
+    def _dead(
+        self, d: Delivery, request: Request | None, exc: BaseException, reason: str, trace: str | None = None
+    ) -> None:
+        self.stats.dead_lettered += 1
+        logger.error("task %s moved to dead letters: %s", d.id, reason)
+        self.settler.add(outcomes.dead(d, request, exc, trace, self.hostname, reason))
+
+    def _settle_revoked(self, d: Delivery, reason: str, retries: int) -> None:
+        self.stats.revoked += 1
+        logger.info("task %s not run: %s", d.id, reason)
+        self.settler.add(outcomes.revoked(d, reason, retries))
+
+    # -- the three ways to run a task body --------------------------------------------------
+    async def _run_async(
+        self, task: Task[Any, Any], request: Request, active: _Active, soft: float | None, hard: float | None
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        call_args = [task, *request.args] if task.bind else request.args
+        wrapper = SoftLimitCoroutine(task.run(*call_args, **request.kwargs))
+
+        async def drive() -> Any:
+            return await wrapper
+
+        ctx = contextvars.copy_context()
+        ctx.run(current_request.set, request)
+        inner = loop.create_task(drive(), context=ctx)
+        kill: asyncio.Future[str] = loop.create_future()
+        active.kill = kill
+        timers = []
+        if soft:
+            timers.append(loop.call_later(soft, wrapper.fire_soft, inner))
+        if hard:
+            timers.append(loop.call_later(hard, _resolve, kill, "time"))
+        try:
+            await asyncio.wait({inner, kill}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for timer in timers:
+                timer.cancel()
+        if inner.done():
+            return inner.result()
+        inner.cancel()
+        inner.add_done_callback(_consume_result)
+        raise _killed(kill.result(), hard)
+
+    def _run_inline(
+        self, task: Task[Any, Any], request: Request, active: _Active, soft: float | None, hard: float | None
+    ) -> Any:
+        call = RunningCall()
+        active.call = call
+        handles = self._arm(call, soft, hard, None)
+        token = current_request.set(request)
+        try:
+            call_args = [task, *request.args] if task.bind else request.args
+            return call.run(lambda: task.run(*call_args, **request.kwargs))
+        finally:
+            current_request.reset(token)
+            for handle in handles:
+                self._watchdog.cancel(handle)
+
+    async def _run_thread(
+        self, task: Task[Any, Any], request: Request, active: _Active, soft: float | None, hard: float | None
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        call = RunningCall()
+        kill: asyncio.Future[str] = loop.create_future()
+        active.call, active.kill = call, kill
+        call_args = [task, *request.args] if task.bind else request.args
+
+        def body() -> Any:
+            token = current_request.set(request)
+            try:
+                return call.run(lambda: task.run(*call_args, **request.kwargs))
+            finally:
+                current_request.reset(token)
+
+        future = loop.run_in_executor(self._threads, body)
+        handles = self._arm(call, soft, hard, kill)
+        try:
+            await asyncio.wait({future, kill}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for handle in handles:
+                self._watchdog.cancel(handle)
+        if future.done():
+            return future.result()
+        future.add_done_callback(_consume_result)
+        self.stats.abandoned_threads += 1
+        raise _killed(kill.result(), hard)
+
+    def _arm(
+        self, call: RunningCall, soft: float | None, hard: float | None, kill: asyncio.Future[str] | None
+    ) -> list[int]:
+        """Schedule the soft and hard limits of a sync task on the watchdog thread."""
+        handles = []
+        now = time.monotonic()
+        loop = self._loop
+        if soft:
+
+            def on_soft() -> None:
+                call.interrupt(SoftTimeLimitExceeded)
+
+            handles.append(self._watchdog.call_at(now + soft, on_soft))
+        if hard:
+
+            def on_hard() -> None:
+                call.interrupt(TimeLimitExceeded)
+                if kill is not None and loop is not None:
+                    loop.call_soon_threadsafe(_resolve, kill, "time")
+
+            handles.append(self._watchdog.call_at(now + hard, on_hard))
+        return handles
+
+    # -- revokes -----------------------------------------------------------------------------
+    def _apply_revokes(self, revoked: dict[str, bool]) -> None:
+        """Called on the loop with revokes among this worker's leases (from the heartbeat)."""
+        for task_id, terminate in revoked.items():
+            active = self._active.get(task_id)
+            if active is None:
+                self._revoked[task_id] = terminate  # prefetched: skipped when its turn comes
+                continue
+            if not terminate:
+                continue  # running; Celery semantics: revoke without terminate lets it finish
+            logger.warning("terminating task %s[%s]: revoked", active.task, task_id)
+            if active.kill is not None:
+                _resolve(active.kill, "revoked")
+            if active.call is not None:
+                active.call.interrupt(TaskRevokedError)
+
+    def _info(self) -> bytes:
+        stats = self.stats
+        return json.dumps(
+            {
+                "hostname": self.hostname,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "queues": self.queues,
+                "pool": self.pool,
+                "concurrency": self.concurrency,
+                "started": self.started,
+                "processed": stats.processed,
+                "succeeded": stats.succeeded,
+                "failed": stats.failed,
+                "retried": stats.retried,
+                "dead_lettered": stats.dead_lettered,
+                "revoked": stats.revoked,
+                "abandoned_threads": stats.abandoned_threads,
+                "active": [
+                    {"id": a.id, "task": a.task, "started": a.started}
+                    for a in list(self._active.values())[:100]
+                ],
+            }
+        ).encode()
+
+
+def _call_soon(
+    loop: asyncio.AbstractEventLoop, fn: Callable[[dict[str, bool]], None], arg: dict[str, bool]
+) -> None:
+    loop.call_soon_threadsafe(fn, arg)
+
+
+def _resolve(fut: asyncio.Future[str], reason: str) -> None:
+    if not fut.done():
+        fut.set_result(reason)
+
+
+def _consume_result(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # mark retrieved: the task was abandoned, its late outcome is moot
+
+
+def _killed(reason: str, hard: float | None) -> Exception:
+    if reason == "revoked":
+        return TaskRevokedError("revoked while running (terminated)")
+    return TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
