@@ -109,6 +109,12 @@ class WorkerRecord:
     info: bytes = b"{}"  # JSON: pid, host, queues, concurrency, pool, started, counters
 
 
+@dataclass(frozen=True, slots=True)
+class KVEntry:
+    value: bytes
+    expires_at: float | None  # epoch seconds; None = never
+
+
 @dataclass(slots=True)
 class ReclaimReport:
     requeued: list[str] = field(default_factory=list)
@@ -202,6 +208,36 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def cleanup(self, dead_letter_ttl: float) -> None:
         """Drop expired results, revokes and dead letters (a no-op where the store expires keys)."""
+
+    # -- coordination primitives -------------------------------------------------------------
+    # Small atomic key/value operations that the scheduler (schedules, slot claims, leader
+    # lease) and coordination (locks with fencing, unique tasks, rate limits, per-key limits)
+    # are built from, so they hold across processes and hosts on every broker. An expired key
+    # is absent. Keys are namespaced by the caller ("lock:scrape", "beat:slot:poll:1700000000").
+    @abc.abstractmethod
+    def kv_get(self, key: str) -> KVEntry | None:
+        """The key's value and expiry, or None if absent or expired."""
+
+    @abc.abstractmethod
+    def kv_put(self, key: str, value: bytes, ttl: float | None = None, only_if_absent: bool = False) -> bool:
+        """Set the key (expiring after ``ttl`` seconds, or never). With ``only_if_absent`` it is
+        set only if absent (or expired); returns whether it was set."""
+
+    @abc.abstractmethod
+    def kv_compare_and_set(
+        self, key: str, expected: bytes | None, value: bytes | None, ttl: float | None = None
+    ) -> bool:
+        """Atomically: if the key's current value equals ``expected`` (None: the key is absent),
+        set it to ``value`` with ``ttl`` (``value`` None: delete it). Returns whether it matched."""
+
+    @abc.abstractmethod
+    def kv_scan(self, prefix: str) -> dict[str, KVEntry]:
+        """Every live key starting with ``prefix``."""
+
+    @abc.abstractmethod
+    def kv_incr(self, key: str, amount: int = 1) -> int:
+        """Atomically add ``amount`` to an integer counter (created at 0, never expires); returns
+        the new value. Used for fencing numbers."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -32,6 +32,7 @@ from .base import (
     DeadLetter,
     Delivery,
     JobSpec,
+    KVEntry,
     Outcome,
     QueueStats,
     ReclaimReport,
@@ -445,3 +446,62 @@ class SQLiteBroker(Broker):
             db.execute("DELETE FROM revoked WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM dead_letters WHERE failed_at <= ?", (now - dead_letter_ttl,))
             db.execute("DELETE FROM workers WHERE heartbeat < ?", (now - WORKER_EXPIRY * 10,))
+            db.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+
+    # -- coordination primitives -------------------------------------------------------------
+    _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+    def kv_get(self, key: str) -> KVEntry | None:
+        row = self._db().execute(
+            f"SELECT value, expires_at FROM kv WHERE key = ? AND {self._LIVE}", (key, time.time())
+        ).fetchone()
+        return KVEntry(row[0], row[1]) if row else None
+
+    def kv_put(self, key: str, value: bytes, ttl: float | None = None, only_if_absent: bool = False) -> bool:
+        now = time.time()
+        expires = None if ttl is None else now + ttl
+        with self._tx() as db:
+            if only_if_absent:
+                cur = db.execute(
+                    "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+                    " SET value = excluded.value, expires_at = excluded.expires_at"
+                    " WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?",
+                    (key, value, expires, now),
+                )
+                return cur.rowcount == 1
+            db.execute("INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)", (key, value, expires))
+            return True
+
+    def kv_compare_and_set(
+        self, key: str, expected: bytes | None, value: bytes | None, ttl: float | None = None
+    ) -> bool:
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(f"SELECT value FROM kv WHERE key = ? AND {self._LIVE}", (key, now)).fetchone()
+            if (row[0] if row else None) != expected:
+                return False
+            if value is None:
+                db.execute("DELETE FROM kv WHERE key = ?", (key,))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)",
+                    (key, value, None if ttl is None else now + ttl),
+                )
+            return True
+
+    def kv_scan(self, prefix: str) -> dict[str, KVEntry]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._db().execute(
+            f"SELECT key, value, expires_at FROM kv WHERE key LIKE ? ESCAPE '\\' AND {self._LIVE} ORDER BY key",
+            (escaped + "%", time.time()),
+        ).fetchall()
+        return {r[0]: KVEntry(r[1], r[2]) for r in rows}
+
+    def kv_incr(self, key: str, amount: int = 1) -> int:
+        with self._tx() as db:
+            row = db.execute(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, NULL) ON CONFLICT (key) DO UPDATE"
+                " SET value = CAST(CAST(CAST(kv.value AS INTEGER) + ? AS TEXT) AS BLOB) RETURNING value",
+                (key, str(amount).encode(), amount),
+            ).fetchone()
+        return int(row[0])

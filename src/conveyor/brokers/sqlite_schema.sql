@@ -51,3 +51,10 @@ CREATE TABLE IF NOT EXISTS workers (
     heartbeat REAL NOT NULL,
     info      BLOB NOT NULL
 ) WITHOUT ROWID;
+
+-- Coordination primitives (locks, schedules, slot claims, limits): small keys with expiry.
+CREATE TABLE IF NOT EXISTS kv (
+    key        TEXT PRIMARY KEY,
+    value      BLOB NOT NULL,
+    expires_at REAL                          -- NULL: never
+) WITHOUT ROWID;

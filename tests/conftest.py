@@ -1,0 +1,93 @@
+"""Shared fixtures: a throwaway redis-server, broker URLs for every broker, apps, in-process workers."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.worker import Worker
+
+from .redis_server import RedisServer
+
+BROKERS = ["memory", "sqlite", "redis"]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def _redis_available() -> bool:
+    return importlib.util.find_spec("conveyor.brokers.redis") is not None
+
+
+def make_broker_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "memory":
+        return f"memory://test-{uuid.uuid4().hex}"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'broker.db'}"
+    if not _redis_available():
+        pytest.skip("Redis broker not built yet")
+    server: RedisServer = request.getfixturevalue("redis_server")
+    import redis
+
+    client = redis.Redis.from_url(server.url)
+    client.flushall()
+    client.close()
+    return server.url
+
+
+@pytest.fixture(params=BROKERS)
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One URL per broker kind: every test using it runs against every broker."""
+    return make_broker_url(request.param, tmp_path, request)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def process_broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Brokers that several processes can share (for tests with real worker processes)."""
+    return make_broker_url(request.param, tmp_path, request)
+
+
+@pytest.fixture
+def app(broker_url: str) -> Iterator[Conveyor]:
+    application = Conveyor("test", broker=broker_url)
+    try:
+        yield application
+    finally:
+        application.close()
+
+
+class ThreadWorker:
+    """A real ``Worker`` running in a background thread of the test process."""
+
+    def __init__(self, app: Conveyor, **options: object) -> None:
+        options.setdefault("install_signal_handlers", False)
+        options.setdefault("shutdown_timeout", 5.0)
+        self.worker = Worker(app, **options)  # type: ignore[arg-type]
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+
+    def __enter__(self) -> Worker:
+        self.thread.start()
+        return self.worker
+
+    def __exit__(self, *exc: object) -> None:
+        self.worker.stop()
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive(), "worker did not stop"
+
+
+@pytest.fixture
+def run_worker() -> type[ThreadWorker]:
+    """``with run_worker(app, queues=[...]) as worker: ...``"""
+    return ThreadWorker
