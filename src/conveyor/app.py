@@ -20,6 +20,7 @@ from .results import AsyncResult
 from .task import Task, TaskOptions
 
 if TYPE_CHECKING:
+    from .worker.guards import RunGuard
     from .worker.worker import Worker
 
 P = ParamSpec("P")
@@ -51,6 +52,8 @@ class Conveyor:
         if broker is not None:
             self.conf.broker_url = broker
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: Factories of run guards (see conveyor.worker.guards), asked once per task.
+        self.guard_factories: list[Callable[[Conveyor, Task[Any, Any]], RunGuard | None]] = []
         self._broker: Broker | None = None
         self._broker_lock = threading.Lock()
         self.conf.on_change(self._setting_changed)
@@ -113,6 +116,14 @@ class Conveyor:
             return task
 
         return register(fn) if fn is not None else register
+
+    def run_guards(self, task: Task[Any, Any]) -> list[RunGuard]:
+        """The guards that apply to ``task`` (cached on the task)."""
+        guards: list[RunGuard] | None = task.__dict__.get("_guards")
+        if guards is None:
+            guards = [g for f in self.guard_factories if (g := f(self, task)) is not None]
+            task.__dict__["_guards"] = guards
+        return guards
 
     def register(self, task: Task[Any, Any]) -> None:
         self.tasks[task.name] = task
@@ -185,9 +196,7 @@ def shared_task(*, bind: Literal[True], **options: Unpack[TaskOptions]) -> _Boun
 def shared_task(*, bind: Literal[False] = False, **options: Unpack[TaskOptions]) -> _Decorator: ...
 
 
-def shared_task(
-    fn: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Any
-) -> Any:
+def shared_task(fn: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Any) -> Any:
     """A task not tied to one app (for reusable modules): it uses the current app when called,
     and every app created registers it."""
 

@@ -452,9 +452,11 @@ class SQLiteBroker(Broker):
     _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
     def kv_get(self, key: str) -> KVEntry | None:
-        row = self._db().execute(
-            f"SELECT value, expires_at FROM kv WHERE key = ? AND {self._LIVE}", (key, time.time())
-        ).fetchone()
+        row = (
+            self._db()
+            .execute(f"SELECT value, expires_at FROM kv WHERE key = ? AND {self._LIVE}", (key, time.time()))
+            .fetchone()
+        )
         return KVEntry(row[0], row[1]) if row else None
 
     def kv_put(self, key: str, value: bytes, ttl: float | None = None, only_if_absent: bool = False) -> bool:
@@ -469,7 +471,9 @@ class SQLiteBroker(Broker):
                     (key, value, expires, now),
                 )
                 return cur.rowcount == 1
-            db.execute("INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)", (key, value, expires))
+            db.execute(
+                "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)", (key, value, expires)
+            )
             return True
 
     def kv_compare_and_set(
@@ -491,10 +495,15 @@ class SQLiteBroker(Broker):
 
     def kv_scan(self, prefix: str) -> dict[str, KVEntry]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._db().execute(
-            f"SELECT key, value, expires_at FROM kv WHERE key LIKE ? ESCAPE '\\' AND {self._LIVE} ORDER BY key",
-            (escaped + "%", time.time()),
-        ).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                "SELECT key, value, expires_at FROM kv"
+                f" WHERE key LIKE ? ESCAPE '\\' AND {self._LIVE} ORDER BY key",
+                (escaped + "%", time.time()),
+            )
+            .fetchall()
+        )
         return {r[0]: KVEntry(r[1], r[2]) for r in rows}
 
     def kv_incr(self, key: str, amount: int = 1) -> int:

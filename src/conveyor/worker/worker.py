@@ -50,6 +50,7 @@ from .settler import Settler
 if TYPE_CHECKING:
     from ..app import Conveyor
     from ..task import Task
+    from .guards import RunGuard
 
 logger = logging.getLogger("conveyor.worker")
 
@@ -383,11 +384,25 @@ class Worker:
             max_retries=env.max_retries,
             headers=env.headers,
         )
+        guards = self.app.run_guards(task)
+        if guards:
+            instead = await asyncio.get_running_loop().run_in_executor(
+                self._settle_exec, _guards_before, guards, task, request, d
+            )
+            if instead is not None:
+                self.settler.add(instead)
+                return
         if not task.acks_late:
             # At-most-once: tell the broker before running, so a crash mid-run dead-letters the
             # job instead of running it again.
             await self.settler.add_and_wait(Outcome("start", d.id, d.delivery))
-        await self._execute(d, env, task, request)
+        try:
+            await self._execute(d, env, task, request)
+        finally:
+            if guards:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._settle_exec, _guards_after, guards, task, request, d
+                )
 
     async def _execute(self, d: Delivery, env: Envelope, task: Task[Any, Any], request: Request) -> None:
         soft = request.soft_time_limit or task.soft_time_limit
@@ -624,6 +639,27 @@ def _call_soon(
     loop: asyncio.AbstractEventLoop, fn: Callable[[dict[str, bool]], None], arg: dict[str, bool]
 ) -> None:
     loop.call_soon_threadsafe(fn, arg)
+
+
+def _guards_before(
+    guards: list[RunGuard], task: Task[Any, Any], request: Request, d: Delivery
+) -> Outcome | None:
+    entered: list[RunGuard] = []
+    for guard in guards:
+        instead = guard.before(task, request, d)
+        if instead is not None:
+            _guards_after(entered, task, request, d)  # undo the guards that let it through
+            return instead
+        entered.append(guard)
+    return None
+
+
+def _guards_after(guards: list[RunGuard], task: Task[Any, Any], request: Request, d: Delivery) -> None:
+    for guard in reversed(guards):
+        try:
+            guard.after(task, request, d)
+        except Exception:
+            logger.exception("run guard %r failed after task %s", guard, d.id)
 
 
 def _resolve(fut: asyncio.Future[str], reason: str) -> None:
