@@ -7,7 +7,7 @@ import datetime as dt
 import click
 
 from ..message import decode_envelope
-from .main import State
+from .common import State
 
 
 @click.group()

@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
 import click
 
 from .. import __version__
-from ..app import Conveyor
 from ..exceptions import ConveyorError
-from .loader import load_app
-
-LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
-
-
-class State:
-    def __init__(self, app_spec: str | None, broker: str | None) -> None:
-        self.app_spec = app_spec
-        self.broker = broker
-        self._app: Conveyor | None = None
-
-    @property
-    def app(self) -> Conveyor:
-        if self._app is None:
-            self._app = load_app(self.app_spec)
-            if self.broker:
-                self._app.conf.broker_url = self.broker
-        return self._app
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
-        stream=sys.stderr,
-    )
+from .common import State
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

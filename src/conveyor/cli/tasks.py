@@ -10,7 +10,7 @@ import click
 
 from .. import states
 from ..exceptions import TimeoutError
-from .main import State
+from .common import State
 
 
 def _json(value: str | None, kind: type, name: str) -> Any:

@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..worker.worker import POOLS, Worker
-from .main import LOG_LEVELS, State, setup_logging
+from .common import LOG_LEVELS, State, setup_logging
 
 
 def _queues(value: str | None) -> list[str] | None:

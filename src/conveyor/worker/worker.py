@@ -230,9 +230,11 @@ class Worker:
         self, fetcher: asyncio.Task[None], consumers: list[asyncio.Task[None]], keeper: Keeper
     ) -> None:
         loop = asyncio.get_running_loop()
-        # The fetch loop ends by itself once _stopping is set (its fetch blocks at most FETCH_WAIT).
-        await asyncio.wait({fetcher}, timeout=FETCH_WAIT + 1)
         released = self._release_inbox()
+        # The fetch loop ends by itself once _stopping is set (its fetch blocks at most FETCH_WAIT);
+        # whatever it still brings back is released by the loop itself.
+        await asyncio.wait({fetcher}, timeout=FETCH_WAIT + 1)
+        released += self._release_inbox()
         if released:
             logger.info("%s: gave %d prefetched task(s) back to the queue", self.hostname, released)
         for _ in consumers:
@@ -325,6 +327,10 @@ class Worker:
             d = await self._inbox.get()
             if d is None:
                 return
+            if self._stopping:  # shutting down: not started yet, so it goes back untouched
+                self.settler.add(Outcome("release", d.id, d.delivery))
+                self._held -= 1
+                continue
             try:
                 await self._handle(d)
             except Exception:

@@ -1,0 +1,136 @@
+"""Tasks used by the worker tests. The broker URL comes from ``-b`` (or the test sets it).
+
+Tasks that must be observable across processes record what they do in files under
+``$CONVEYOR_TEST_DIR``, so a test can count runs even after a worker was killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from conveyor import Conveyor, Reject, SoftTimeLimitExceeded
+
+app = Conveyor("basic")
+# Short leases make crash tests fast; the guarantee is "within lease + heartbeat" either way.
+app.conf.worker_lease_timeout = float(os.environ.get("CONVEYOR_TEST_LEASE", "3.0"))
+app.conf.worker_heartbeat_interval = float(os.environ.get("CONVEYOR_TEST_HEARTBEAT", "1.0"))
+
+
+def _mark(name: str, text: str) -> None:
+    directory = Path(os.environ.get("CONVEYOR_TEST_DIR", "."))
+    with open(directory / name, "a") as f:
+        f.write(text + "\n")
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task
+async def async_add(x: int, y: int) -> int:
+    await asyncio.sleep(0.001)
+    return x + y
+
+
+@app.task
+def record(name: str, token: str, seconds: float = 0.0) -> str:
+    """Append ``start token`` to file ``name``, sleep, then append ``done token``."""
+    _mark(name, f"start {token} {os.getpid()}")
+    time.sleep(seconds)
+    _mark(name, f"done {token} {os.getpid()}")
+    return token
+
+
+@app.task(acks_late=False)
+def record_at_most_once(name: str, token: str, seconds: float = 0.0) -> str:
+    _mark(name, f"start {token} {os.getpid()}")
+    time.sleep(seconds)
+    _mark(name, f"done {token} {os.getpid()}")
+    return token
+
+
+@app.task
+def suicide(name: str) -> None:
+    """Kill the worker running it (SIGKILL): the worker dies on this task every time."""
+    _mark(name, f"start {os.getpid()}")
+    os.kill(os.getpid(), 9)
+
+
+@app.task(bind=True, max_retries=3, autoretry_for=(OSError,), retry_backoff=0.05, retry_jitter=False)
+def flaky(self, name: str, succeed_on: int) -> int:
+    _mark(name, f"attempt {self.request.retries}")
+    if self.request.retries < succeed_on:
+        raise OSError(f"attempt {self.request.retries} failed")
+    return self.request.retries
+
+
+@app.task(bind=True, max_retries=2, default_retry_delay=0.05)
+def manual_retry(self, fail_times: int) -> int:
+    if self.request.retries < fail_times:
+        self.retry(countdown=0.05)
+    return self.request.retries
+
+
+@app.task
+def boom() -> None:
+    raise ValueError("boom")
+
+
+@app.task
+def reject(requeue: bool = False) -> None:
+    raise Reject("not today", requeue=requeue)
+
+
+@app.task
+def unserialisable_result() -> object:
+    return object()
+
+
+@app.task(soft_time_limit=0.3)
+def soft_limited() -> str:
+    try:
+        while True:
+            time.sleep(0.01)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+
+
+@app.task(time_limit=0.5)
+def hard_limited() -> str:
+    while True:
+        time.sleep(0.01)
+
+
+@app.task(soft_time_limit=0.2)
+async def async_soft_limited() -> str:
+    try:
+        await asyncio.sleep(10)
+    except SoftTimeLimitExceeded:
+        await asyncio.sleep(0.01)  # cleanup may still await
+        return "cleaned up"
+    return "not interrupted"
+
+
+@app.task(time_limit=0.3)
+async def async_hard_limited() -> str:
+    await asyncio.sleep(10)
+    return "not stopped"
+
+
+@app.task
+def sleeper(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task
+def busy_loop(seconds: float) -> float:
+    """Holds the thread in Python code (revoke-terminate must interrupt it)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return seconds

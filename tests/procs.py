@@ -1,0 +1,92 @@
+"""Real worker processes for crash and signal tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerProcess:
+    """``conveyor -A tests.apps.basic worker`` as a subprocess, logging to a file."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        workdir: Path,
+        *args: str,
+        app: str = "tests.apps.basic",
+        env: dict[str, str] | None = None,
+        name: str = "w",
+    ) -> None:
+        self.log_path = workdir / f"{name}-{time.monotonic_ns()}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        full_env = {**os.environ, "CONVEYOR_TEST_DIR": str(workdir), "PYTHONUNBUFFERED": "1", **(env or {})}
+        cmd = [
+            sys.executable,
+            "-m",
+            "conveyor",
+            "-A",
+            app,
+            "-b",
+            broker_url,
+            "worker",
+            "-l",
+            "info",
+            "-n",
+            f"{name}@%h",
+            *args,
+        ]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 20.0) -> WorkerProcess:
+        wait_for(lambda: " ready: " in self.log() or self.proc.poll() is not None, timeout)
+        assert self.proc.poll() is None, f"worker exited early:\n{self.log()}"
+        return self
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.proc.pid, signum)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(timeout=10)
+        self._log.close()
+        return code
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> None:
+    """Wait until ``predicate()`` is truthy; fail the test with a clear message otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []

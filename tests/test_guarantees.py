@@ -1,0 +1,222 @@
+"""Every delivery guarantee in DESIGN.md, each with real worker processes and real signals.
+
+Run against the brokers several processes can share (SQLite and Redis).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor, states
+from conveyor.brokers import JobSpec
+
+from .apps import basic
+from .procs import WorkerProcess, lines, wait_for
+
+FAST_LEASE = {"CONVEYOR_TEST_LEASE": "1.0", "CONVEYOR_TEST_HEARTBEAT": "0.25"}
+
+
+@pytest.fixture
+def app(process_broker_url: str) -> Conveyor:
+    basic.app.conf.broker_url = process_broker_url
+    yield basic.app
+    basic.app.close()
+
+
+def starts(path: Path, token: str = "") -> list[str]:
+    return [line for line in lines(path) if line.startswith(f"start {token}".rstrip())]
+
+
+def test_sigkilled_workers_in_flight_task_runs_again_on_a_live_worker_within_5s(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """Default settings (3 s lease, 1 s heartbeat): killed mid-task, restarted elsewhere within 5 s."""
+    doomed = WorkerProcess(process_broker_url, tmp_path, name="doomed").wait_ready()
+    log = tmp_path / "runs"
+    result = basic.record.delay("runs", "t1", 2.0)
+    wait_for(lambda: starts(log, "t1"), 15)
+    survivor = WorkerProcess(process_broker_url, tmp_path, name="survivor").wait_ready()
+    try:
+        doomed.kill()
+        killed_at = time.monotonic()
+        wait_for(lambda: len(starts(log, "t1")) == 2, 10)
+        restarted_after = time.monotonic() - killed_at
+        assert result.get(timeout=15) == "t1"
+        assert restarted_after <= 5.0, f"re-run started {restarted_after:.2f}s after SIGKILL"
+        assert str(survivor.pid) in starts(log, "t1")[1]
+    finally:
+        survivor.stop()
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_long_task_on_a_live_worker_is_never_redelivered(
+    app: Conveyor, process_broker_url: str, tmp_path: Path, pool: str
+) -> None:
+    """A task running 8x longer than the lease, with a second idle worker waiting: runs once.
+
+    With -P solo the task blocks the worker's event loop, so this also shows that heartbeats do
+    not depend on the loop (Celery's visibility-timeout redelivery bug)."""
+    workers = [
+        WorkerProcess(process_broker_url, tmp_path, "-P", pool, env=FAST_LEASE, name=f"w{i}")
+        for i in range(2)
+    ]
+    try:
+        for w in workers:
+            w.wait_ready()
+        result = basic.record.delay("long", "t1", 8 * 1.0)
+        assert result.get(timeout=30) == "t1"
+        assert len(starts(tmp_path / "long")) == 1
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def test_task_whose_worker_dies_on_it_5_times_goes_to_dead_letters(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    result = basic.suicide.delay("suicides")
+    deaths = 0
+    while app.AsyncResult(result.id).state != states.FAILURE:
+        assert deaths < 8, "task was not dead-lettered"
+        worker = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE, name=f"w{deaths}")
+        wait_for(
+            lambda: worker.proc.poll() is not None or app.AsyncResult(result.id).state == states.FAILURE, 30
+        )
+        worker.kill()
+        deaths += 1
+    assert len(lines(tmp_path / "suicides")) == 5
+    letters = [d for d in app.broker.dead_letters() if d.id == result.id]
+    assert letters and "worker lost 5 times" in letters[0].reason
+    with pytest.raises(Exception, match="worker lost 5 times"):
+        result.get(timeout=1)
+
+
+def test_at_most_once_task_is_not_run_again_after_its_worker_dies(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    doomed = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE, name="doomed").wait_ready()
+    result = basic.record_at_most_once.delay("once", "t1", 30.0)
+    wait_for(lambda: starts(tmp_path / "once"), 15)
+    doomed.kill()
+    other = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE, name="other").wait_ready()
+    try:
+        wait_for(lambda: app.AsyncResult(result.id).state == states.FAILURE, 15)
+        marker = basic.add.delay(1, 1)
+        assert marker.get(timeout=10) == 2
+        assert len(starts(tmp_path / "once")) == 1
+        assert "at-most-once" in next(d.reason for d in app.broker.dead_letters() if d.id == result.id)
+    finally:
+        other.stop()
+
+
+def test_revoke_is_durable_for_a_worker_that_was_down(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    revoked = basic.record.delay("revoked", "never")
+    kept = basic.record.delay("kept", "yes")
+    app.AsyncResult(revoked.id).revoke()
+    worker = WorkerProcess(process_broker_url, tmp_path, name="late").wait_ready()
+    try:
+        assert kept.get(timeout=15) == "yes"
+        assert revoked.state == states.REVOKED
+        assert lines(tmp_path / "revoked") == []
+    finally:
+        worker.stop()
+
+
+def test_revoke_with_terminate_stops_a_running_task(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE).wait_ready()
+    try:
+        result = basic.busy_loop.delay(60.0)
+        wait_for(lambda: result.state == states.STARTED, 10)
+        result.revoke(terminate=True)
+        wait_for(lambda: result.state == states.REVOKED, 10)
+        assert basic.add.delay(2, 3).get(timeout=10) == 5  # the worker goes on
+    finally:
+        worker.stop()
+
+
+def test_sigterm_lets_running_tasks_finish_and_gives_prefetched_ones_back(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "1", "--prefetch-multiplier", "4").wait_ready()
+    results = [basic.record.delay("graceful", f"t{i}", 1.0) for i in range(4)]
+    wait_for(lambda: starts(tmp_path / "graceful"), 10)
+    assert worker.stop() == 0  # one SIGTERM
+    finished = [line for line in lines(tmp_path / "graceful") if line.startswith("done")]
+    assert len(finished) == 1  # the running one finished; the three prefetched were not started
+    assert "gave 3 prefetched task(s) back" in worker.log()
+    successor = WorkerProcess(process_broker_url, tmp_path, name="successor").wait_ready()
+    try:
+        assert sorted(r.get(timeout=20) for r in results) == ["t0", "t1", "t2", "t3"]
+        assert len(starts(tmp_path / "graceful")) == 4  # each ran exactly once
+    finally:
+        successor.stop()
+
+
+def test_sigterm_past_the_grace_period_gives_the_running_task_back(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(process_broker_url, tmp_path, "--shutdown-timeout", "0.5").wait_ready()
+    result = basic.record.delay("grace", "t1", 3.0)
+    wait_for(lambda: starts(tmp_path / "grace"), 10)
+    worker.stop()
+    assert "giving them back to the queue" in worker.log()
+    successor = WorkerProcess(process_broker_url, tmp_path, name="successor").wait_ready()
+    try:
+        assert result.get(timeout=20) == "t1"
+        assert len(starts(tmp_path / "grace")) == 2
+    finally:
+        successor.stop()
+
+
+def test_a_second_signal_stops_the_worker_at_once(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(process_broker_url, tmp_path).wait_ready()
+    basic.sleeper.delay(60.0)
+    wait_for(
+        lambda: (
+            "ready" in worker.log()
+            and app.broker.queue_stats().get("default")
+            and app.broker.queue_stats()["default"].leased == 1
+        ),
+        10,
+    )
+    worker.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    worker.signal(signal.SIGTERM)
+    assert worker.proc.wait(timeout=5) != 0
+    assert "second signal" in worker.log()
+
+
+def test_bad_messages_go_to_dead_letters_and_the_worker_keeps_running(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    app.broker.enqueue(
+        [
+            JobSpec("garbage", "default", b"\x00not json at all"),
+            JobSpec("no-such-task", "default", b'{"id":"no-such-task","task":"nobody.registered.this"}'),
+            JobSpec(
+                "wrong-shape", "default", b'{"id":"wrong-shape","task":"tests.apps.basic.add","args":"x"}'
+            ),
+        ]
+    )
+    worker = WorkerProcess(process_broker_url, tmp_path).wait_ready()
+    try:
+        assert basic.add.delay(20, 22).get(timeout=10) == 42
+        wait_for(lambda: len(app.broker.dead_letters()) == 3, 10)
+        reasons = {d.id: d.reason for d in app.broker.dead_letters()}
+        assert "malformed message" in reasons["garbage"]
+        assert "unknown task 'nobody.registered.this'" in reasons["no-such-task"]
+        assert "malformed message" in reasons["wrong-shape"]
+        assert app.AsyncResult("no-such-task").state == states.FAILURE
+        assert worker.proc.poll() is None
+    finally:
+        worker.stop()
