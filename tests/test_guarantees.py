@@ -84,7 +84,8 @@ def test_task_whose_worker_dies_on_it_5_times_goes_to_dead_letters(
         assert deaths < 8, "task was not dead-lettered"
         worker = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE, name=f"w{deaths}")
         wait_for(
-            lambda: worker.proc.poll() is not None or app.AsyncResult(result.id).state == states.FAILURE, 30
+            lambda w=worker: w.proc.poll() is not None or app.AsyncResult(result.id).state == states.FAILURE,
+            30,
         )
         worker.kill()
         deaths += 1
