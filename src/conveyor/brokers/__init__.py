@@ -41,7 +41,7 @@ def broker_from_url(url: str) -> Broker:
         return SQLiteBroker(url)
     if scheme in {"redis", "rediss", "unix"}:
         try:
-            from .redis import RedisBroker  # type: ignore[import-not-found, unused-ignore]
+            from .redis import RedisBroker  # type: ignore[import-not-found, attr-defined, unused-ignore]
         except ImportError as exc:  # pragma: no cover - arrives with the Redis broker
             raise ConfigurationError(f"the Redis broker is not available: {exc}") from exc
         broker: Broker = RedisBroker(url)

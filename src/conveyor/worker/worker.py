@@ -25,7 +25,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -202,7 +201,7 @@ class Worker:
             float(conf.result_expires),
             float(conf.dead_letter_expires),
             self._info,
-            lambda revoked: _call_soon(loop, self._apply_revokes, revoked),
+            self._on_revoked,
         )
         await loop.run_in_executor(self._settle_exec, keeper.start)
         logger.info(
@@ -600,13 +599,22 @@ class Worker:
         return handles
 
     # -- revokes -----------------------------------------------------------------------------
+    def _on_revoked(self, revoked: dict[str, bool]) -> None:
+        """Called from the keeper thread with revokes among this worker's leases.
+
+        The set is updated right here, not via the loop: under the solo pool the loop may be
+        busy running a task, and the next prefetched task must already see its revoke."""
+        self._revoked.update(revoked)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._apply_revokes, revoked)
+
     def _apply_revokes(self, revoked: dict[str, bool]) -> None:
-        """Called on the loop with revokes among this worker's leases (from the heartbeat)."""
+        """On the loop: terminate running tasks whose revoke asked for it."""
         for task_id, terminate in revoked.items():
             active = self._active.get(task_id)
             if active is None:
-                self._revoked[task_id] = terminate  # prefetched: skipped when its turn comes
-                continue
+                continue  # prefetched: skipped when its turn comes (see _handle)
             if not terminate:
                 continue  # running; Celery semantics: revoke without terminate lets it finish
             logger.warning("terminating task %s[%s]: revoked", active.task, task_id)
@@ -639,12 +647,6 @@ class Worker:
                 ],
             }
         ).encode()
-
-
-def _call_soon(
-    loop: asyncio.AbstractEventLoop, fn: Callable[[dict[str, bool]], None], arg: dict[str, bool]
-) -> None:
-    loop.call_soon_threadsafe(fn, arg)
 
 
 def _guards_before(

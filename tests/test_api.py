@@ -1,0 +1,276 @@
+"""The public API without a worker: options, validation, routing, eager runs, settings."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor, EncodeError, shared_task, states
+from conveyor.exceptions import ConfigurationError, MaxRetriesExceededError
+from conveyor.message import decode_envelope
+from conveyor.retry import backoff_delay
+from conveyor.routing import resolve_route
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Conveyor:
+    application = Conveyor("api", broker=f"sqlite:///{tmp_path / 'api.db'}")
+    yield application
+    application.close()
+
+
+def queued_envelopes(app: Conveyor, queue: str = "default") -> list:
+    deliveries = app.broker.fetch([queue], "inspector", 100, 30, 0)
+    return [decode_envelope(d.body) for d in deliveries]
+
+
+def test_delay_enqueues_a_json_message_with_the_arguments(app: Conveyor) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    result = add.delay(2, y=3)
+    assert result.state == states.PENDING
+    [env] = queued_envelopes(app)
+    assert (env.id, env.task, env.args, env.kwargs) == (result.id, add.name, [2], {"y": 3})
+
+
+def test_arguments_that_do_not_serialise_raise_and_enqueue_nothing(app: Conveyor) -> None:
+    @app.task
+    def store(obj: object) -> None: ...
+
+    with pytest.raises(EncodeError, match="not JSON-serialisable"):
+        store.delay(object())
+    assert app.broker.queue_stats() == {}
+
+
+def test_arguments_that_do_not_fit_the_function_raise_at_call_time(app: Conveyor) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(TypeError, match="missing a required argument: 'y'"):
+        add.delay(1)  # type: ignore[call-arg]
+    assert app.broker.queue_stats() == {}
+
+
+@pytest.mark.parametrize("bad", [-1, 10, 2.5, "high", True])
+def test_priority_must_be_0_to_9(app: Conveyor, bad: object) -> None:
+    @app.task
+    def noop() -> None: ...
+
+    with pytest.raises(ValueError, match="priority must be an integer from 0 to 9"):
+        noop.apply_async(priority=bad)  # type: ignore[arg-type]
+
+
+def test_unknown_task_option_is_rejected_at_declaration(app: Conveyor) -> None:
+    with pytest.raises(TypeError, match="unknown task option"):
+        app.task(max_retry=3)(lambda: None)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("option", ["time_limit", "soft_time_limit"])
+def test_time_limits_must_be_positive(app: Conveyor, option: str) -> None:
+    with pytest.raises(ValueError, match=f"{option} must be a positive number"):
+        app.task(**{option: -1})(lambda: None)
+
+
+def test_apply_async_options_are_in_the_message(app: Conveyor) -> None:
+    @app.task
+    def noop() -> None: ...
+
+    before = datetime.now(UTC)
+    noop.apply_async(
+        countdown=0, expires=60, priority=9, task_id="fixed-id", soft_time_limit=5, time_limit=10
+    )
+    [env] = queued_envelopes(app)
+    assert env.id == "fixed-id" and env.priority == 9
+    assert env.expires is not None and env.expires >= before.timestamp() + 59
+    assert (env.soft_time_limit, env.time_limit) == (5.0, 10.0)
+
+
+def test_eta_and_countdown_delay_the_job(app: Conveyor) -> None:
+    @app.task
+    def noop() -> None: ...
+
+    noop.apply_async(countdown=60)
+    noop.apply_async(eta=datetime.now(UTC) + timedelta(hours=1))
+    assert app.broker.queue_stats()["default"].delayed == 2
+    with pytest.raises(ValueError, match="countdown or eta"):
+        noop.apply_async(countdown=1, eta=datetime.now(UTC))
+
+
+def test_routing_precedence(app: Conveyor) -> None:
+    app.conf.task_routes = {"api.poll_*": {"queue": "polling"}, "api.exact": "exactq"}
+
+    @app.task(name="api.poll_aircraft")
+    def poll() -> None: ...
+
+    @app.task(name="api.exact", queue="own")
+    def exact() -> None: ...
+
+    @app.task(name="api.other", queue="own")
+    def other() -> None: ...
+
+    poll.delay()
+    exact.delay()
+    other.delay()
+    poll.apply_async(queue="explicit")
+    assert {q: s.ready for q, s in app.broker.queue_stats().items()} == {
+        "polling": 1,
+        "exactq": 1,
+        "own": 1,
+        "explicit": 1,
+    }
+
+
+def test_callable_router() -> None:
+    def router(name: str, args: tuple, kwargs: dict) -> dict | None:
+        return {"queue": "big"} if args and args[0] > 100 else None
+
+    assert resolve_route([router], "t", (500,), {}) == {"queue": "big"}
+    assert resolve_route([router], "t", (5,), {}) is None
+
+
+def test_eager_apply_runs_retries_and_propagates(app: Conveyor) -> None:
+    calls: list[int] = []
+
+    @app.task(bind=True, autoretry_for=(KeyError,), max_retries=2, retry_backoff=True)
+    def flaky(self) -> int:
+        calls.append(self.request.retries)
+        if self.request.retries < 2:
+            raise KeyError("again")
+        return self.request.retries
+
+    assert flaky.apply().get() == 2
+    assert calls == [0, 1, 2]
+
+    @app.task
+    def fails() -> None:
+        raise ValueError("nope")
+
+    result = fails.apply()
+    assert result.state == states.FAILURE and isinstance(result.result, ValueError)
+    with pytest.raises(ValueError):
+        fails.apply(throw=True)
+
+
+def test_task_always_eager_runs_delay_in_process(app: Conveyor) -> None:
+    app.conf.task_always_eager = True
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    assert add.delay(1, 2).get() == 3
+    assert app.broker.queue_stats() == {}
+
+
+def test_retry_past_max_retries_raises_max_retries_exceeded(app: Conveyor) -> None:
+    @app.task(bind=True, max_retries=1)
+    def again(self) -> None:
+        self.retry(countdown=0)
+
+    with pytest.raises(MaxRetriesExceededError):
+        again.apply(throw=True)
+
+
+def test_calling_a_task_runs_the_function_here(app: Conveyor) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    assert add(2, 2) == 4
+
+
+def test_shared_task_uses_the_current_app(app: Conveyor) -> None:
+    @shared_task(name="api.shared")
+    def shared(x: int) -> int:
+        return x
+
+    assert app.tasks["api.shared"] is shared
+    assert shared.delay(1).id in {e.id for e in queued_envelopes(app)}
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    assert [backoff_delay(n, 1.0, 600, jitter=False) for n in range(4)] == [1.0, 2.0, 4.0, 8.0]
+    assert backoff_delay(20, 1.0, 600, jitter=False) == 600
+    rng = random.Random(7)
+    draws = [backoff_delay(3, 1.0, 600, jitter=True, rng=rng) for _ in range(200)]
+    assert all(0 <= d <= 8 for d in draws) and len(set(draws)) > 100
+
+
+def test_config_from_object_with_namespace(app: Conveyor) -> None:
+    class Settings:
+        CONVEYOR_TASK_DEFAULT_QUEUE = "web"
+        CONVEYOR_RESULT_EXPIRES = 60
+        UNRELATED = 1
+
+    app.config_from_object(Settings, namespace="CONVEYOR")
+    assert app.conf.task_default_queue == "web" and app.conf.result_expires == 60
+
+
+@pytest.mark.parametrize("url", ["postgres://x", "sqlite://host/x.db", "nonsense", "sqlite:///"])
+def test_bad_broker_url_gets_a_clear_error(url: str) -> None:
+    application = Conveyor("bad", broker=url)
+    with pytest.raises(ConfigurationError):
+        _ = application.broker
+
+
+def test_default_broker_is_sqlite_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONVEYOR_BROKER_URL", raising=False)
+    assert Conveyor("x").conf.broker() == "sqlite:///conveyor.db"
+    monkeypatch.setenv("CONVEYOR_BROKER_URL", "memory://env")
+    assert Conveyor("x").conf.broker() == "memory://env"
+
+
+def test_pickle_is_refused_unless_enabled(app: Conveyor) -> None:
+    @app.task(serializer="pickle")
+    def noop(x: object) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="accept_content"):
+        noop.delay(1)
+
+
+def test_a_type_checker_sees_delay_parameters(tmp_path: Path) -> None:
+    """``.delay`` keeps the function's signature: mypy flags a wrong argument type."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        textwrap.dedent("""
+        from conveyor import Conveyor
+        app = Conveyor("t", broker="memory://")
+
+        @app.task
+        def add(x: int, y: int) -> int:
+            return x + y
+
+        @app.task(bind=True, queue="q")
+        def bound(self: object, city: int) -> str:
+            return str(city)
+
+        @app.task
+        async def fetch(url: str) -> bytes:
+            return b""
+
+        add.delay(1, 2)
+        add.delay("one", 2)
+        bound.delay("x")
+        fetch.delay(3)
+        r = add.delay(1, 2)
+        reveal_type(r.get())
+        reveal_type(fetch.delay("u").get())
+    """)
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(sample)], capture_output=True, text=True
+    )
+    errors = [line for line in out.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 3, out.stdout
+    assert 'Argument 1 to "delay" of "Task" has incompatible type "str"; expected "int"' in errors[0]
+    assert 'Revealed type is "int"' in out.stdout or 'Revealed type is "builtins.int"' in out.stdout
+    assert 'Revealed type is "bytes"' in out.stdout or 'Revealed type is "builtins.bytes"' in out.stdout

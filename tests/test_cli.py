@@ -1,0 +1,125 @@
+"""The ``conveyor`` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor, states
+
+from .apps import basic
+from .procs import ROOT, WorkerProcess
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.fixture
+def app(url: str) -> Conveyor:
+    basic.app.conf.broker_url = url
+    yield basic.app
+    basic.app.close()
+
+
+def conveyor(
+    *args: str, url: str | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "conveyor"]
+    if url:
+        cmd += ["-A", "tests.apps.basic", "-b", url]
+    return subprocess.run(
+        [*cmd, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_version_and_help_on_every_command() -> None:
+    out = conveyor("--version")
+    assert out.returncode == 0 and "conveyor, version" in out.stdout
+    for command in ["worker", "call", "result", "purge", "dead"]:
+        help_out = conveyor(command, "--help")
+        assert help_out.returncode == 0 and "Usage:" in help_out.stdout, command
+
+
+def test_call_then_result_through_a_worker(app: Conveyor, url: str, tmp_path: Path) -> None:
+    called = conveyor("call", "tests.apps.basic.add", "--args", "[2, 3]", url=url)
+    assert called.returncode == 0, called.stderr
+    task_id = called.stdout.strip()
+    assert app.AsyncResult(task_id).state == states.PENDING
+    worker = WorkerProcess(url, tmp_path).wait_ready()
+    try:
+        shown = conveyor("result", task_id, "--wait", "10", url=url)
+        assert shown.returncode == 0
+        assert shown.stdout.splitlines() == ["state: SUCCESS", "result: 5"]
+    finally:
+        worker.stop()
+
+
+def test_result_of_an_unknown_id_says_unknown(url: str) -> None:
+    shown = conveyor("result", "not-a-real-id", url=url)
+    assert shown.returncode == 2 and "state: UNKNOWN" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["call", "no.such.task"], "unknown task 'no.such.task'"),
+        (["call", "tests.apps.basic.add", "--args", "[1,"], "not valid JSON"),
+        (["call", "tests.apps.basic.add", "--args", "{}"], "must be a JSON array"),
+        (["call", "tests.apps.basic.add", "--args", "[1]"], "missing a required argument"),
+        (["call", "tests.apps.basic.add", "--priority", "12"], "12 is not in the range 0<=x<=9"),
+        (["worker", "--concurrency", "0"], "0 is not in the range x>=1"),
+        (["worker", "--pool", "prefork"], "'prefork' is not one of"),
+        (["worker", "--no-such-flag"], "No such option"),
+    ],
+)
+def test_bad_input_gets_a_one_line_error(url: str, args: list[str], message: str) -> None:
+    out = conveyor(*args, url=url)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_app_module_and_bad_broker_url(tmp_path: Path) -> None:
+    missing = conveyor("-A", "no_such_module_anywhere", "purge", "-f")
+    assert missing.returncode == 2 and "cannot import app module 'no_such_module_anywhere'" in missing.stderr
+    bad_url = conveyor("-A", "tests.apps.basic", "-b", "bogus://x", "purge", "-f")
+    assert bad_url.returncode == 1 and "unsupported broker URL 'bogus://x'" in bad_url.stderr
+    assert "Traceback" not in bad_url.stderr
+
+
+def test_purge_asks_unless_forced(app: Conveyor, url: str) -> None:
+    basic.add.delay(1, 1)
+    basic.add.delay(1, 2)
+    declined = conveyor("purge", url=url, stdin="n\n")
+    assert declined.returncode == 1 and app.broker.queue_stats()["default"].ready == 2
+    forced = conveyor("purge", "-Q", "default", "-f", url=url)
+    assert forced.returncode == 0 and "purged 2 task(s)" in forced.stdout
+    assert app.broker.queue_stats().get("default") is None
+
+
+def test_dead_list_and_retry(app: Conveyor, url: str, tmp_path: Path) -> None:
+    worker = WorkerProcess(url, tmp_path).wait_ready()
+    try:
+        result = basic.boom.delay()
+        with pytest.raises(ValueError):
+            result.get(timeout=10)
+    finally:
+        worker.stop()
+    listed = conveyor("dead", "list", url=url)
+    assert result.id in listed.stdout and "failed: builtins.ValueError: boom" in listed.stdout
+    retried = conveyor("dead", "retry", result.id, url=url)
+    assert "requeued 1 task(s)" in retried.stdout
+    assert app.AsyncResult(result.id).state == states.PENDING
+    assert "no dead letters" in conveyor("dead", "list", url=url).stdout

@@ -1,0 +1,202 @@
+"""Worker behaviour on every broker, with a real Worker running in a thread of the test process."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor, SoftTimeLimitExceeded, TimeLimitExceeded, states
+from conveyor.exceptions import EncodeError, RemoteError, TimeoutError
+
+from .apps import basic
+from .procs import lines, wait_for
+
+
+@pytest.fixture
+def app(broker_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Conveyor:
+    monkeypatch.setenv("CONVEYOR_TEST_DIR", str(tmp_path))
+    basic.app.conf.broker_url = broker_url
+    yield basic.app
+    basic.app.close()
+
+
+def test_sync_and_async_tasks_return_results(app: Conveyor, run_worker) -> None:
+    with run_worker(app):
+        assert basic.add.delay(2, 3).get(timeout=10) == 5
+        assert basic.async_add.delay(4, 5).get(timeout=10) == 9
+
+
+@pytest.mark.parametrize("pool", ["threads", "asyncio", "solo"])
+def test_every_pool_runs_sync_and_async_tasks(app: Conveyor, run_worker, pool: str) -> None:
+    with run_worker(app, pool=pool):
+        results = [basic.add.delay(i, i) for i in range(20)] + [
+            basic.async_add.delay(i, 1) for i in range(20)
+        ]
+        assert [r.get(timeout=10) for r in results] == [i * 2 for i in range(20)] + [i + 1 for i in range(20)]
+
+
+def test_states_go_from_pending_to_started_to_success(app: Conveyor, run_worker) -> None:
+    result = basic.sleeper.delay(0.5)
+    assert result.state == states.PENDING
+    with run_worker(app):
+        wait_for(lambda: result.state == states.STARTED, 10)
+        assert result.get(timeout=10) == 0.5
+        assert result.state == states.SUCCESS and result.ready() and result.successful()
+
+
+def test_an_id_nobody_enqueued_is_unknown_not_pending(app: Conveyor) -> None:
+    result = app.AsyncResult("no-such-id")
+    assert result.state == states.UNKNOWN
+    assert not result.ready()
+
+
+def test_get_times_out_with_a_clear_error(app: Conveyor) -> None:
+    result = basic.add.delay(1, 1)
+    with pytest.raises(TimeoutError, match="not ready after 0.2s"):
+        result.get(timeout=0.2)
+
+
+def test_autoretry_with_backoff_then_success(app: Conveyor, run_worker, tmp_path: Path) -> None:
+    with run_worker(app):
+        result = basic.flaky.delay("attempts", 2)
+        assert result.get(timeout=15) == 2
+    assert lines(tmp_path / "attempts") == ["attempt 0", "attempt 1", "attempt 2"]
+
+
+def test_autoretry_gives_up_after_max_retries_with_the_original_error(app: Conveyor, run_worker) -> None:
+    with run_worker(app):
+        result = basic.flaky.delay("attempts", 10)
+        with pytest.raises(OSError, match="attempt 3 failed"):
+            result.get(timeout=15)
+    assert result.state == states.FAILURE
+    assert "OSError" in (result.traceback or "")
+    reasons = [d.reason for d in app.broker.dead_letters() if d.id == result.id]
+    assert reasons == ["failed: builtins.OSError: attempt 3 failed (after 3 retries)"]
+
+
+def test_manual_retry_and_retry_state(app: Conveyor, run_worker) -> None:
+    with run_worker(app):
+        assert basic.manual_retry.delay(2).get(timeout=15) == 2
+        exhausted = basic.manual_retry.delay(5)
+        with pytest.raises(Exception, match="max retries"):
+            exhausted.get(timeout=15)
+
+
+def test_failure_is_stored_and_propagated(app: Conveyor, run_worker) -> None:
+    with run_worker(app):
+        result = basic.boom.delay()
+        with pytest.raises(ValueError, match="boom"):
+            result.get(timeout=10)
+        assert isinstance(result.get(timeout=1, propagate=False), ValueError)
+        assert result.failed()
+
+
+def test_reject_dead_letters_or_requeues(app: Conveyor, run_worker) -> None:
+    with run_worker(app):
+        result = basic.reject.delay()
+        wait_for(lambda: result.state == states.FAILURE, 10)
+    assert [d.reason for d in app.broker.dead_letters()] == ["rejected: not today"]
+
+
+def test_a_result_that_does_not_serialise_fails_the_task_clearly(app: Conveyor, run_worker) -> None:
+    with run_worker(app):
+        result = basic.unserialisable_result.delay()
+        with pytest.raises(EncodeError, match="not JSON-serialisable"):
+            result.get(timeout=10)
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_soft_time_limit_raises_inside_a_sync_task(app: Conveyor, run_worker, pool: str) -> None:
+    with run_worker(app, pool=pool):
+        assert basic.soft_limited.delay().get(timeout=10) == "cleaned up"
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_hard_time_limit_stops_a_sync_task_and_fails_it(app: Conveyor, run_worker, pool: str) -> None:
+    with run_worker(app, pool=pool):
+        result = basic.hard_limited.delay()
+        with pytest.raises(TimeLimitExceeded):
+            result.get(timeout=10)
+        assert basic.add.delay(1, 2).get(timeout=10) == 3  # the worker goes on
+
+
+def test_soft_time_limit_in_an_async_task_can_be_caught(app: Conveyor, run_worker) -> None:
+    with run_worker(app):
+        assert basic.async_soft_limited.delay().get(timeout=10) == "cleaned up"
+
+
+def test_hard_time_limit_cancels_an_async_task(app: Conveyor, run_worker) -> None:
+    with run_worker(app), pytest.raises(TimeLimitExceeded):
+        basic.async_hard_limited.delay().get(timeout=10)
+
+
+def test_per_call_soft_time_limit_overrides_the_task(app: Conveyor, run_worker) -> None:
+    with run_worker(app):
+        result = basic.sleeper.apply_async(args=(5.0,), soft_time_limit=0.2)
+        with pytest.raises(SoftTimeLimitExceeded):
+            result.get(timeout=10)
+
+
+def test_an_expired_task_is_not_run(app: Conveyor, run_worker, tmp_path: Path) -> None:
+    result = basic.record.apply_async(args=("expired", "x"), expires=0.1)
+    time.sleep(0.3)
+    with run_worker(app):
+        wait_for(lambda: result.state == states.REVOKED, 10)
+    assert lines(tmp_path / "expired") == []
+    assert "expired" in str(result.result)
+
+
+def test_countdown_delays_the_run(app: Conveyor, run_worker) -> None:
+    with run_worker(app):
+        enqueued = time.time()
+        result = basic.add.apply_async(args=(1, 1), countdown=0.5)
+        assert result.state == states.PENDING
+        assert result.get(timeout=10) == 2
+        assert time.time() - enqueued >= 0.5
+
+
+def test_higher_priority_runs_first(app: Conveyor, run_worker, tmp_path: Path) -> None:
+    for i in range(3):
+        basic.record.apply_async(args=("order", f"low{i}"), priority=1)
+    basic.record.apply_async(args=("order", "high"), priority=9)
+    with run_worker(app, pool="solo", prefetch_multiplier=1):
+        wait_for(lambda: len(lines(tmp_path / "order")) == 8, 10)
+    assert lines(tmp_path / "order")[0].startswith("start high")
+
+
+def test_task_routes_send_tasks_to_their_queue(app: Conveyor, run_worker) -> None:
+    app.conf.task_routes = {"tests.apps.basic.a*": {"queue": "math"}}
+    try:
+        result = basic.add.delay(1, 2)
+        assert app.broker.queue_stats()["math"].ready == 1
+        with run_worker(app, queues=["math"]):
+            assert result.get(timeout=10) == 3
+    finally:
+        app.conf.task_routes = None
+
+
+def test_revoke_of_a_prefetched_task_is_honoured(app: Conveyor, run_worker, tmp_path: Path) -> None:
+    with run_worker(app, pool="solo", prefetch_multiplier=4):
+        blocker = basic.sleeper.delay(1.5)
+        victim = basic.record.delay("victim", "x")
+        wait_for(lambda: blocker.state == states.STARTED and victim.state == states.STARTED, 10)
+        victim.revoke()
+        assert blocker.get(timeout=10) == 1.5
+        wait_for(lambda: victim.state == states.REVOKED, 10)
+    assert lines(tmp_path / "victim") == []
+
+
+def test_bulk_enqueue_runs_every_task(app: Conveyor, run_worker) -> None:
+    results = basic.add.delay_many([(i, 1) for i in range(300)] + [{"x": 1, "y": 2}])
+    with run_worker(app, concurrency=4):
+        assert [r.get(timeout=20) for r in results] == [i + 1 for i in range(300)] + [3]
+
+
+def test_remote_exception_of_an_unimported_module_is_not_imported(app: Conveyor, run_worker) -> None:
+    from conveyor.message import ResultPayload
+    from conveyor.results import rebuild_exception
+
+    exc = rebuild_exception(ResultPayload(exc_type="evil_module_never_imported.Boom", exc_message="x"))
+    assert isinstance(exc, RemoteError) and exc.exc_type == "evil_module_never_imported.Boom"
