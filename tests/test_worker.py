@@ -54,7 +54,7 @@ def test_an_id_nobody_enqueued_is_unknown_not_pending(app: Conveyor) -> None:
 
 def test_get_times_out_with_a_clear_error(app: Conveyor) -> None:
     result = basic.add.delay(1, 1)
-    with pytest.raises(TimeoutError, match="not ready after 0.2s"):
+    with pytest.raises(TimeoutError, match=r"not ready after 0\.2s"):
         result.get(timeout=0.2)
 
 
