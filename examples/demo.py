@@ -1,0 +1,85 @@
+"""``make demo``: a worker on the embedded SQLite broker processing example tasks.
+
+Starts ``conveyor -A examples.demo_tasks worker`` as a subprocess, enqueues a mix of tasks
+(sync, async, flaky with retries, one that hits its soft time limit) and prints each result as
+it arrives. Runs for ``--seconds`` (default 20); Ctrl-C stops it early.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from conveyor import states  # noqa: E402
+from examples.demo_tasks import app, build_report, poll_aircraft, refresh_city, send_notification  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    options = parser.parse_args()
+    db = ROOT / "demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    app.conf.broker_url = f"sqlite:///{db}"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conveyor",
+            "-A",
+            "examples.demo_tasks",
+            "-b",
+            app.conf.broker_url,
+            "worker",
+            "-Q",
+            "default,polling",
+            "-c",
+            "4",
+            "-l",
+            "info",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    print(
+        f"demo: worker pid {worker.pid} on {app.conf.broker_url}; enqueueing tasks for {options.seconds:.0f}s"
+    )
+    pending = []
+    deadline = time.monotonic() + options.seconds
+    try:
+        pending.append(("build_report(10)", build_report.delay(10)))
+        while time.monotonic() < deadline:
+            n = random.randint(1, 500)
+            pending.append((f"refresh_city({n})", refresh_city.delay(n)))
+            pending.append(("poll_aircraft('EU')", poll_aircraft.delay("EU")))
+            pending.append((f"send_notification({n})", send_notification.delay(n)))
+            time.sleep(1.0)
+            still = []
+            for label, result in pending:
+                state = result.state
+                if state in states.READY_STATES:
+                    value = result.get(propagate=False)
+                    print(f"demo: {label:<28} {state:<8} {value}")
+                else:
+                    still.append((label, result))
+            pending = still
+        print(f"demo: done; {len(pending)} task(s) still in flight. Queue stats: {app.broker.queue_stats()}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=40)
+
+
+if __name__ == "__main__":
+    main()
