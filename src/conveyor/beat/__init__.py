@@ -1,0 +1,1 @@
+"""Periodic scheduler (beat): schedule math lives in ``conveyor.beat.schedules``."""
