@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..worker.supervisor import Supervisor
 from ..worker.worker import POOLS, Worker
 from .common import LOG_LEVELS, State, setup_logging
 
@@ -44,6 +45,13 @@ def _queues(value: str | None) -> list[str] | None:
     help="Seconds running tasks may finish after SIGTERM (default: 30).",
 )
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty (for scripts and tests).")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes to run under this command (each with -c slots).",
+)
 @click.pass_obj
 def worker(
     state: State,
@@ -55,6 +63,7 @@ def worker(
     prefetch_multiplier: int | None,
     shutdown_timeout: float | None,
     burst: bool,
+    processes: int,
 ) -> None:
     """Run a worker: fetch tasks from the queues and run them.
 
@@ -63,7 +72,14 @@ def worker(
       conveyor -A proj worker -Q polling,default -c 8 -P threads -n w1@%h -l info
     """
     setup_logging(loglevel)
+    if processes > 1:
+        state.app  # noqa: B018 - fail here, once, if the app cannot be imported
+        sys.exit(Supervisor(sys.argv[1:], processes).run())
     app = state.app
+    index = os.environ.get("CONVEYOR_PROCESS_INDEX")
+    if index:  # a child of --processes: tell the processes apart in listings
+        name, at, host = (hostname or "worker@%h").partition("@")
+        hostname = f"{name}.{index}{at}{host}"
     try:
         w = Worker(
             app,
