@@ -221,3 +221,19 @@ def test_bad_messages_go_to_dead_letters_and_the_worker_keeps_running(
         assert worker.proc.poll() is None
     finally:
         worker.stop()
+
+
+def test_sigterm_under_load_loses_nothing_and_runs_nothing_twice(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    first = WorkerProcess(process_broker_url, tmp_path, "-c", "4", name="first").wait_ready()
+    second = WorkerProcess(process_broker_url, tmp_path, "-c", "4", name="second").wait_ready()
+    results = basic.record.delay_many([("load", f"t{i}", 0.02) for i in range(300)])
+    wait_for(lambda: len(starts(tmp_path / "load")) >= 50, 30)
+    assert first.stop() == 0  # graceful, mid-load
+    try:
+        assert sorted(r.get(timeout=60) for r in results) == sorted(f"t{i}" for i in range(300))
+    finally:
+        second.stop()
+    tokens = [line.split()[1] for line in starts(tmp_path / "load")]
+    assert len(tokens) == len(set(tokens)) == 300
