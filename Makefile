@@ -20,9 +20,11 @@ venv: $(STAMP)
 redis-server:
 	@scripts/ensure-redis-server.sh
 
+LINTED = $(wildcard src tests bench examples)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples
-	$(VENV)/bin/ruff format --check src tests bench examples
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
