@@ -70,6 +70,17 @@ class _Active:
     call: RunningCall | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A task's settings as this worker applies them, resolved once (not per run)."""
+
+    acks_late: bool
+    store_result: bool
+    soft_time_limit: float | None
+    time_limit: float | None
+    guards: list[RunGuard]
+
+
 @dataclass(slots=True)
 class Stats:
     processed: int = 0
@@ -129,6 +140,7 @@ class Worker:
         self.stats = Stats()
         self.started = time.time()
         self._active: dict[str, _Active] = {}
+        self._plans: dict[str, _Plan] = {}
         self._revoked: dict[str, bool] = {}
         self._held = 0
         self._stopping = False
@@ -389,7 +401,8 @@ class Worker:
             max_retries=env.max_retries,
             headers=env.headers,
         )
-        guards = self.app.run_guards(task)
+        plan = self._plans.get(task.name) or self._plan(task)
+        guards = plan.guards
         if guards:
             instead = await asyncio.get_running_loop().run_in_executor(
                 self._settle_exec, _guards_before, guards, task, request, d
@@ -397,21 +410,23 @@ class Worker:
             if instead is not None:
                 self.settler.add(instead)
                 return
-        if not task.acks_late:
+        if not plan.acks_late:
             # At-most-once: tell the broker before running, so a crash mid-run dead-letters the
             # job instead of running it again.
             await self.settler.add_and_wait(Outcome("start", d.id, d.delivery))
         try:
-            await self._execute(d, env, task, request)
+            await self._execute(d, env, task, request, plan)
         finally:
             if guards:
                 await asyncio.get_running_loop().run_in_executor(
                     self._settle_exec, _guards_after, guards, task, request, d
                 )
 
-    async def _execute(self, d: Delivery, env: Envelope, task: Task[Any, Any], request: Request) -> None:
-        soft = request.soft_time_limit or task.soft_time_limit
-        hard = request.time_limit or task.time_limit
+    async def _execute(
+        self, d: Delivery, env: Envelope, task: Task[Any, Any], request: Request, plan: _Plan
+    ) -> None:
+        soft = request.soft_time_limit or plan.soft_time_limit
+        hard = request.time_limit or plan.time_limit
         active = _Active(d.id, task.name, time.time())
         self._active[d.id] = active
         self._deliveries[d.id] = d.delivery
@@ -434,11 +449,22 @@ class Worker:
             self._deliveries.pop(d.id, None)
             self._revoked.pop(d.id, None)
         runtime = time.perf_counter() - t0
-        self.settler.add(outcomes.success(d, request, value, not task.ignore_result, self.hostname))
+        self.settler.add(outcomes.success(d, request, value, plan.store_result, self.hostname))
         self.stats.processed += 1
         self.stats.succeeded += 1
         if logger.isEnabledFor(logging.INFO):
             logger.info("task %s[%s] succeeded in %.3fs", task.name, d.id, runtime)
+
+    def _plan(self, task: Task[Any, Any]) -> _Plan:
+        plan = _Plan(
+            task.acks_late,
+            not task.ignore_result,
+            task.soft_time_limit,
+            task.time_limit,
+            self.app.run_guards(task),
+        )
+        self._plans[task.name] = plan
+        return plan
 
     def _on_error(
         self,
