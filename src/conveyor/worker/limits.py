@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import heapq
 import itertools
 import threading
 import time
@@ -64,13 +63,18 @@ class RunningCall:
 
 class Watchdog:
     """One thread that fires deadlines for sync tasks, even when the event loop itself is busy
-    running a task (the solo pool)."""
+    running a task (the solo pool).
+
+    Armed deadlines live in a dict, so a cancelled one is simply gone: memory stays bounded by
+    the number of running tasks however many tasks pass through (a heap would keep every
+    cancelled entry until its deadline).
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set[int] = set()
+        self._armed: dict[int, tuple[float, Callable[[], None]]] = {}
         self._ids = itertools.count()
+        self._wake_at = float("inf")
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="conveyor-watchdog", daemon=True)
         self._thread.start()
@@ -79,13 +83,14 @@ class Watchdog:
         """Call ``fn`` at monotonic time ``when`` (from the watchdog thread); returns a handle."""
         handle = next(self._ids)
         with self._cond:
-            heapq.heappush(self._heap, (when, handle, fn))
-            self._cond.notify()
+            self._armed[handle] = (when, fn)
+            if when < self._wake_at:
+                self._cond.notify()
         return handle
 
     def cancel(self, handle: int) -> None:
         with self._cond:
-            self._cancelled.add(handle)
+            self._armed.pop(handle, None)
 
     def stop(self) -> None:
         with self._cond:
@@ -95,17 +100,19 @@ class Watchdog:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._stopped:
-                    now = time.monotonic()
-                    while self._heap and self._heap[0][1] in self._cancelled:
-                        self._cancelled.discard(heapq.heappop(self._heap)[1])
-                    if self._heap and self._heap[0][0] <= now:
-                        break
-                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
                 if self._stopped:
                     return
-                _, _, fn = heapq.heappop(self._heap)
-            fn()
+                now = time.monotonic()
+                due = [(h, fn) for h, (when, fn) in self._armed.items() if when <= now]
+                for handle, _ in due:
+                    del self._armed[handle]
+                if not due:
+                    self._wake_at = min((when for when, _ in self._armed.values()), default=float("inf"))
+                    self._cond.wait(None if self._wake_at == float("inf") else self._wake_at - now)
+                    self._wake_at = 0.0  # awake: call_at need not notify
+                    continue
+            for _, fn in due:
+                fn()
 
 
 class SoftLimitCoroutine:
