@@ -1,0 +1,88 @@
+"""The operator half of the Redis broker: queue stats, purge, workers, dead letters, cleanup."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from ..base import DeadLetter, QueueStats, WorkerRecord
+from .connection import Arg, RedisParts
+
+WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
+WORKER_FORGET = WORKER_EXPIRY * 10  # ... and is deleted by cleanup after this long
+KV_INDEX_SLICE = 1000  # coordination key names cleanup checks per call
+
+
+class RedisAdmin(RedisParts):
+    def queue_stats(self) -> dict[str, QueueStats]:
+        k = self._keys
+        reply = self._conn.run(
+            self._conn.scripts.queue_stats,
+            [*k.job_store, k.queues, k.leases],
+            [k.ready_prefix, k.delayed_prefix, k.owned_prefix],
+        )
+        stats = {
+            reply[i].decode(): QueueStats(reply[i + 1], reply[i + 2], reply[i + 3])
+            for i in range(0, len(reply), 4)
+        }
+        return dict(sorted(stats.items()))
+
+    def purge(self, queues: Sequence[str]) -> int:
+        if not queues:
+            return 0
+        k = self._keys
+        args = [k.ready_prefix, k.delayed_prefix, k.notify_prefix, *dict.fromkeys(queues)]
+        count: int = self._conn.run(self._conn.scripts.purge, k.job_store, args)
+        return count
+
+    def workers(self) -> list[WorkerRecord]:
+        k = self._keys
+        cutoff = time.time() - WORKER_EXPIRY
+        reply = self._conn.run(self._conn.scripts.workers, [k.workers, k.beats], [cutoff])
+        records = [
+            WorkerRecord(reply[i].decode(), float(reply[i + 1]), reply[i + 2])
+            for i in range(0, len(reply), 3)
+        ]
+        return sorted(records, key=lambda w: w.name)
+
+    def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        k = self._keys
+        reply = self._conn.run(
+            self._conn.scripts.dead_letters, [k.dead_letters], [k.dead_letter_prefix, max(0, offset), limit]
+        )
+        return [
+            DeadLetter(
+                reply[i].decode(),
+                reply[i + 1].decode(),
+                reply[i + 2],
+                reply[i + 3].decode(),
+                float(reply[i + 4]),
+                int(reply[i + 5]),
+            )
+            for i in range(0, len(reply), 6)
+        ]
+
+    def requeue_dead(self, task_ids: Sequence[str]) -> int:
+        if not task_ids:
+            return 0
+        k = self._keys
+        keys = [*k.job_store, k.dead_letters, k.seq, k.queues, k.revoked]
+        args = [k.dead_letter_prefix, k.ready_prefix, k.notify_prefix, k.result_prefix, *task_ids]
+        moved: int = self._conn.run(self._conn.scripts.requeue_dead, keys, args)
+        return moved
+
+    def purge_dead(self) -> int:
+        k = self._keys
+        count: int = self._conn.run(self._conn.scripts.purge_dead, [k.dead_letters], [k.dead_letter_prefix])
+        return count
+
+    def cleanup(self, dead_letter_ttl: float) -> None:
+        # Results, waiter tokens and coordination keys expire by themselves (Redis TTL).
+        k = self._keys
+        now = time.time()
+        keys = [k.revoked, k.dead_letters, k.workers, k.beats, k.kv_index, k.kv_index_cursor]
+        args: list[Arg] = [now, now - dead_letter_ttl, now - WORKER_FORGET]
+        args += (k.dead_letter_prefix, k.kv_prefix, KV_INDEX_SLICE)
+        self._conn.run(self._conn.scripts.cleanup, keys, args)

@@ -1,0 +1,68 @@
+"""The broker's Lua scripts, loaded from ``scripts/*.lua`` and registered with redis-py.
+
+``register_script`` runs each with EVALSHA and loads it again after NOSCRIPT (a restarted or
+flushed Redis), so a script is sent in full only once per server start. Scripts that touch
+the job store get ``lib.lua`` (shared helpers) prepended.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import redis
+from redis.commands.core import Script
+
+_WITH_LIB = (
+    "enqueue",
+    "fetch",
+    "settle",
+    "reclaim",
+    "revoke",
+    "queue_stats",
+    "purge",
+    "requeue_dead",
+)
+_PLAIN = (
+    "heartbeat",
+    "status",
+    "unwait",
+    "workers",
+    "dead_letters",
+    "purge_dead",
+    "cleanup",
+    "kv_cas",
+    "kv_scan",
+)
+
+
+def _source(name: str) -> str:
+    return resources.files(__package__).joinpath("scripts").joinpath(f"{name}.lua").read_text()
+
+
+class Scripts:
+    """One registered ``Script`` per Lua file, as attributes named after the file."""
+
+    enqueue: Script
+    fetch: Script
+    settle: Script
+    reclaim: Script
+    revoke: Script
+    queue_stats: Script
+    purge: Script
+    requeue_dead: Script
+    heartbeat: Script
+    status: Script
+    unwait: Script
+    workers: Script
+    dead_letters: Script
+    purge_dead: Script
+    cleanup: Script
+    kv_cas: Script
+    kv_scan: Script
+
+    def __init__(self, client: redis.Redis) -> None:
+        lib = _source("lib")
+        for name in _WITH_LIB:
+            setattr(self, name, client.register_script(lib + _source(name)))
+        for name in _PLAIN:
+            setattr(self, name, client.register_script(_source(name)))

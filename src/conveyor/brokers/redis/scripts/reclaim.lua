@@ -1,0 +1,70 @@
+-- reclaim.lua: the jobs of owners whose leases expired (the worker died) go back to the front
+-- of their queue with one more death, or to the dead letters once they reached max_deaths, or
+-- at once when they were started at-most-once (deaths == -1). A dead letter needs a reason and
+-- a FAILURE result that Python builds (conveyor.brokers.payloads), so a job due to die is
+-- first returned as "to prepare" and moved by the next call, which passes them in.
+-- KEYS[1..4] job store (see lib.lua)   KEYS[5] leases   KEYS[6] dead letters
+-- ARGV[1] ready prefix   ARGV[2] notify prefix   ARGV[3] owned prefix   ARGV[4] dead-letter prefix
+-- ARGV[5] result prefix   ARGV[6] waiting prefix   ARGV[7] done prefix   ARGV[8] now
+-- ARGV[9] max deaths   ARGV[10] result ttl (ms)   ARGV[11] most owners to look at
+-- ARGV[12..] 4 per prepared dead letter: id, deaths, reason, packed FAILURE result
+-- Returns {requeued ids, dead ids, {id, deaths, retries, ...} to prepare}
+local owners = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[8], 'LIMIT', 0, ARGV[11])
+if #owners == 0 then return {{}, {}, {}} end
+local now, max_deaths = tonumber(ARGV[8]), tonumber(ARGV[9])
+
+local prepared = {}
+for i = 12, #ARGV, 4 do
+  prepared[ARGV[i]] = {tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]}
+end
+
+local requeued, dead, pending, gone, front = {}, {}, {}, {}, {}
+for _, owner in ipairs(owners) do
+  local owned = ARGV[3] .. owner
+  local ids = redis.call('SMEMBERS', owned)
+  local states = hmget(J_STATE, ids)
+  local metas = hmget(J_META, ids)
+  local left = 0
+  for i, id in ipairs(ids) do
+    local delivery, deaths, holder = parse_state(states[i])
+    if holder ~= owner or not metas[i] then
+      redis.call('SREM', owned, id) -- not this owner's any more; cannot happen, tidy anyway
+    else
+      local count = deaths
+      if count >= 0 then count = count + 1 end
+      local dies = count < 0 or count >= max_deaths
+      local ready = prepared[id]
+      local priority, seq, queue = parse_meta(metas[i])
+      if not dies then
+        redis.call('HSET', J_STATE, id, make_state(delivery, count, ''))
+        add_front(front, ready_key(ARGV[1], queue, priority), seq, id)
+        redis.call('SREM', owned, id)
+        nudge(ARGV[2] .. queue)
+        requeued[#requeued + 1] = id
+      elseif ready and ready[1] == count then
+        redis.call('HSET', ARGV[4] .. id, 'queue', queue, 'priority', priority,
+          'body', redis.call('HGET', J_BODY, id), 'reason', ready[2], 'failed_at', ARGV[8],
+          'deaths', count)
+        redis.call('ZADD', KEYS[6], now, id)
+        redis.call('SET', ARGV[5] .. id, ready[3], 'PX', ARGV[10])
+        redis.call('SREM', owned, id)
+        gone[#gone + 1] = id
+        dead[#dead + 1] = id
+      else
+        local retries = redis.call('HGET', J_RETRY, id)
+        pending[#pending + 1] = id
+        pending[#pending + 1] = count
+        pending[#pending + 1] = retries and tonumber(string.sub(retries, 1, string.find(retries, '|', 1, true) - 1)) or 0
+        left = left + 1
+      end
+    end
+  end
+  if left == 0 then
+    redis.call('DEL', owned)
+    redis.call('ZREM', KEYS[5], owner)
+  end
+end
+push_front(front)
+drop_jobs(gone)
+wake_waiters(ARGV[6], ARGV[7], gone)
+return {requeued, dead, pending}

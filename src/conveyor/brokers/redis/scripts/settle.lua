@@ -1,0 +1,95 @@
+-- settle.lua: apply a batch of outcomes in order. An outcome counts only while the job is
+-- leased under that very delivery number; any other is stale (the job was reclaimed and handed
+-- out again, or is already settled) and is ignored. That also makes resending a batch after a
+-- lost reply harmless.
+-- KEYS[1..4] job store (see lib.lua)   KEYS[5] dead letters
+-- ARGV[1] ready prefix   ARGV[2] delayed prefix   ARGV[3] notify prefix   ARGV[4] result prefix
+-- ARGV[5] waiting prefix   ARGV[6] done prefix   ARGV[7] owned prefix   ARGV[8] dead-letter prefix
+-- ARGV[9] now   ARGV[10] result ttl (ms)
+-- ARGV[11..] one record per outcome, its length set by its kind:
+--   ack, id, delivery, result ("" = store none)
+--   start, id, delivery                  (at-most-once: dead-letter, never rerun, if the lease expires)
+--   release, id, delivery                (back to the front of its queue now)
+--   retry, id, delivery, error payload ("" = none), body ("" = keep), eta, retries
+--   dead, id, delivery, FAILURE result, body ("" = keep), reason
+local SIZE = {ack = 4, start = 3, release = 3, retry = 7, dead = 6}
+local now, ttl = tonumber(ARGV[9]), ARGV[10]
+
+local records, ids = {}, {}
+local i = 11
+while i <= #ARGV do
+  records[#records + 1] = i
+  ids[#ids + 1] = ARGV[i + 1]
+  i = i + SIZE[ARGV[i]]
+end
+
+-- Current lease of each job: {delivery, deaths, owner}; nil when not leased (or gone).
+local lease = {}
+local states = hmget(J_STATE, ids)
+for k = 1, #ids do
+  local delivery, deaths, owner = parse_state(states[k])
+  if owner ~= '' then lease[ids[k]] = {delivery, deaths, owner} end
+end
+
+local gone, finished, unowned, front = {}, {}, {}, {}
+local function end_lease(id, current)
+  lease[id] = nil
+  local list = unowned[current[3]]
+  if not list then
+    list = {}
+    unowned[current[3]] = list
+  end
+  list[#list + 1] = id
+end
+
+for _, base in ipairs(records) do
+  local kind, id = ARGV[base], ARGV[base + 1]
+  local current = lease[id]
+  if current and current[1] == tonumber(ARGV[base + 2]) then
+    if kind == 'ack' then
+      end_lease(id, current)
+      gone[#gone + 1] = id
+      if ARGV[base + 3] ~= '' then
+        redis.call('SET', ARGV[4] .. id, ARGV[base + 3], 'PX', ttl)
+        finished[#finished + 1] = id
+      end
+    elseif kind == 'start' then
+      current[2] = -1
+      redis.call('HSET', J_STATE, id, make_state(current[1], -1, current[3]))
+    elseif kind == 'retry' then
+      end_lease(id, current)
+      redis.call('HSET', J_STATE, id, make_state(current[1], current[2], ''))
+      if ARGV[base + 4] ~= '' then redis.call('HSET', J_BODY, id, ARGV[base + 4]) end
+      redis.call('HSET', J_RETRY, id, ARGV[base + 6] .. '|' .. ARGV[base + 3])
+      local _, _, queue = parse_meta(redis.call('HGET', J_META, id))
+      local key = ARGV[2] .. queue
+      local eta = tonumber(ARGV[base + 5]) or now
+      local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      redis.call('ZADD', key, eta, id)
+      if #first == 0 or eta < tonumber(first[2]) then nudge(ARGV[3] .. queue) end
+    elseif kind == 'dead' then
+      end_lease(id, current)
+      gone[#gone + 1] = id
+      local priority, _, queue = parse_meta(redis.call('HGET', J_META, id))
+      local body = ARGV[base + 4]
+      if body == '' then body = redis.call('HGET', J_BODY, id) end
+      redis.call('HSET', ARGV[8] .. id, 'queue', queue, 'priority', priority, 'body', body,
+        'reason', ARGV[base + 5], 'failed_at', ARGV[9], 'deaths', current[2])
+      redis.call('ZADD', KEYS[5], now, id)
+      redis.call('SET', ARGV[4] .. id, ARGV[base + 3], 'PX', ttl)
+      finished[#finished + 1] = id
+    elseif kind == 'release' then
+      end_lease(id, current)
+      redis.call('HSET', J_STATE, id, make_state(current[1], math.max(current[2], 0), ''))
+      local priority, seq, queue = parse_meta(redis.call('HGET', J_META, id))
+      add_front(front, ready_key(ARGV[1], queue, priority), seq, id)
+      nudge(ARGV[3] .. queue)
+    end
+  end
+end
+
+push_front(front)
+for owner, list in pairs(unowned) do call_sliced('SREM', ARGV[7] .. owner, list) end
+drop_jobs(gone)
+wake_waiters(ARGV[5], ARGV[6], finished)
+return 0
