@@ -118,7 +118,6 @@ def test_ack_stores_the_result_and_removes_the_job(broker: Broker) -> None:
     broker.settle([Outcome("ack", "a", d.delivery, states.SUCCESS, b'{"result":42}')], 60)
     record = broker.status("a")
     assert record.state == states.SUCCESS and decode_result(record.payload).result == 42
-    assert broker.queue_stats().get("q", None) in (None, broker.queue_stats().get("q"))
     assert sum(s.ready + s.leased + s.delayed for s in broker.queue_stats().values()) == 0
 
 
@@ -340,3 +339,37 @@ def test_kv_scan_and_incr(broker: Broker) -> None:
     assert broker.kv_scan("lock:")["lock:b"].value == b"2"
     assert [broker.kv_incr("fence:a") for _ in range(3)] == [1, 2, 3]
     assert broker.kv_incr("fence:a", 10) == 13
+
+
+def test_kv_incr_restarts_after_expiry_and_keeps_an_existing_expiry(broker: Broker) -> None:
+    broker.kv_put("fence:b", b"41", 0.3)
+    assert broker.kv_incr("fence:b") == 42
+    assert broker.kv_get("fence:b").expires_at is not None
+    time.sleep(0.4)
+    assert broker.kv_incr("fence:b") == 1
+    assert broker.kv_get("fence:b").expires_at is None
+
+
+def test_a_requeued_dead_letter_keeps_its_priority(broker: Broker) -> None:
+    broker.enqueue([job("a", priority=8), job("b", priority=6)])
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    assert d.id == "a"
+    broker.settle([Outcome("dead", "a", d.delivery, states.FAILURE, None, reason="x")], 60)
+    assert broker.requeue_dead(["a"]) == 1
+    assert fetch_ids(broker, limit=1) == ["a"]
+
+
+def test_a_released_job_goes_ahead_of_newer_ones(broker: Broker) -> None:
+    broker.enqueue([job("old")])
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    broker.enqueue([job("new")])
+    broker.settle([Outcome("release", "old", d.delivery)], 60)
+    assert fetch_ids(broker, limit=2) == ["old", "new"]
+
+
+def test_enqueue_of_an_id_whose_result_expired_is_accepted(broker: Broker) -> None:
+    broker.enqueue([job("a")])
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    broker.settle([Outcome("ack", "a", d.delivery, states.SUCCESS, b'{"result":1}')], 0.3)
+    time.sleep(0.4)
+    assert broker.enqueue([job("a")]) == [True]

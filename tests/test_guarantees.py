@@ -181,15 +181,8 @@ def test_a_second_signal_stops_the_worker_at_once(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
     worker = WorkerProcess(process_broker_url, tmp_path).wait_ready()
-    basic.sleeper.delay(60.0)
-    wait_for(
-        lambda: (
-            "ready" in worker.log()
-            and app.broker.queue_stats().get("default")
-            and app.broker.queue_stats()["default"].leased == 1
-        ),
-        10,
-    )
+    basic.record.delay("second", "t1", 60.0)
+    wait_for(lambda: starts(tmp_path / "second"), 10)  # the body is running, not just prefetched
     worker.signal(signal.SIGTERM)
     time.sleep(0.3)
     worker.signal(signal.SIGTERM)

@@ -93,6 +93,7 @@ class DeadLetter:
     reason: str
     failed_at: float
     deaths: int = 0
+    priority: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +237,9 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def kv_incr(self, key: str, amount: int = 1) -> int:
-        """Atomically add ``amount`` to an integer counter (created at 0, never expires); returns
-        the new value. Used for fencing numbers."""
+        """Atomically add ``amount`` to an integer counter and return the new value. An absent (or
+        expired) key starts from 0 and never expires; an existing key keeps its expiry (Redis
+        INCRBY semantics). Used for fencing numbers."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -63,10 +63,17 @@ class MemoryBroker(Broker):
         self._kv: dict[str, KVEntry] = {}
 
     # -- helpers (call with the lock held) -------------------------------------------------
-    def _push_ready(self, job: _Job) -> None:
+    def _live_result(self, task_id: str) -> bool:
+        stored = self._results.get(task_id)
+        return stored is not None and stored[1] > time.time()
+
+    def _push_ready(self, job: _Job, keep_place: bool = False) -> None:
+        """Make the job ready; ``keep_place`` (a release or a reclaim) keeps its original enqueue
+        order, so a job given back goes ahead of newer ones, as on the other brokers."""
         job.eta = None
         job.owner = None
-        job.seq = next(self._seq)
+        if not keep_place:
+            job.seq = next(self._seq)
         heapq.heappush(self._ready.setdefault(job.queue, []), (-job.priority, job.seq, job.id))
 
     def _push_delayed(self, job: _Job, eta: float) -> None:
@@ -94,7 +101,7 @@ class MemoryBroker(Broker):
         now = time.time()
         with self._cond:
             for spec in jobs:
-                if spec.id in self._jobs or spec.id in self._results:
+                if spec.id in self._jobs or self._live_result(spec.id):
                     added.append(False)
                     continue
                 job = _Job(spec.id, spec.queue, spec.priority, 0, spec.body, None, spec.retries)
@@ -212,14 +219,20 @@ class MemoryBroker(Broker):
                 elif o.kind == "dead":
                     del self._jobs[o.id]
                     self._dead[o.id] = DeadLetter(
-                        o.id, job.queue, o.body or job.body, o.reason or "", time.time(), job.deaths
+                        o.id,
+                        job.queue,
+                        o.body or job.body,
+                        o.reason or "",
+                        time.time(),
+                        job.deaths,
+                        job.priority,
                     )
                     self._store(o.id, states.FAILURE, o.payload, result_ttl, o.retries)
                 elif o.kind == "start":
                     job.deaths = -1
                 else:  # release
                     job.deaths = max(job.deaths, 0)
-                    self._push_ready(job)
+                    self._push_ready(job, keep_place=True)
             self._cond.notify_all()
 
     def heartbeat(self, owner: str, lease_timeout: float, info: bytes) -> dict[str, bool]:
@@ -246,12 +259,14 @@ class MemoryBroker(Broker):
                 if job.deaths < 0 or job.deaths >= max_deaths:
                     reason = worker_lost_reason(job.deaths)
                     del self._jobs[job.id]
-                    self._dead[job.id] = DeadLetter(job.id, job.queue, job.body, reason, now, job.deaths)
+                    self._dead[job.id] = DeadLetter(
+                        job.id, job.queue, job.body, reason, now, job.deaths, job.priority
+                    )
                     payload = worker_lost_payload(reason, job.retries)
                     self._store(job.id, states.FAILURE, payload, result_ttl, job.retries)
                     report.dead.append(job.id)
                 else:
-                    self._push_ready(job)
+                    self._push_ready(job, keep_place=True)
                     report.requeued.append(job.id)
             if report.requeued or report.dead:
                 self._cond.notify_all()
@@ -296,7 +311,7 @@ class MemoryBroker(Broker):
                     continue
                 self._results.pop(task_id, None)
                 self._revoked.pop(task_id, None)
-                job = _Job(task_id, dead.queue, 5, 0, dead.body, None, 0)
+                job = _Job(task_id, dead.queue, dead.priority, 0, dead.body, None, 0)
                 self._jobs[task_id] = job
                 self._push_ready(job)
                 moved += 1
@@ -360,5 +375,5 @@ class MemoryBroker(Broker):
         with self._cond:
             current = self._live(key)
             value = int(current.value) + amount if current else amount
-            self._kv[key] = KVEntry(str(value).encode(), None)
+            self._kv[key] = KVEntry(str(value).encode(), current.expires_at if current else None)
             return value

@@ -140,9 +140,20 @@ class SQLiteBroker(Broker):
                 eta = spec.eta if spec.eta is not None and spec.eta > now else None
                 cur = db.execute(
                     "INSERT INTO jobs (id, queue, priority, seq, eta, body, retries)"
-                    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM results WHERE id = ?)"
+                    " SELECT ?, ?, ?, ?, ?, ?, ?"
+                    " WHERE NOT EXISTS (SELECT 1 FROM results WHERE id = ? AND expires_at > ?)"
                     " ON CONFLICT (id) DO NOTHING",
-                    (spec.id, spec.queue, spec.priority, seq0 + i, eta, spec.body, spec.retries, spec.id),
+                    (
+                        spec.id,
+                        spec.queue,
+                        spec.priority,
+                        seq0 + i,
+                        eta,
+                        spec.body,
+                        spec.retries,
+                        spec.id,
+                        now,
+                    ),
                 )
                 added.append(cur.rowcount == 1)
         return added
@@ -406,7 +417,7 @@ class SQLiteBroker(Broker):
         rows = (
             self._db()
             .execute(
-                "SELECT id, queue, body, reason, failed_at, deaths FROM dead_letters"
+                "SELECT id, queue, body, reason, failed_at, deaths, priority FROM dead_letters"
                 " ORDER BY failed_at DESC LIMIT ? OFFSET ?",
                 (limit, offset),
             )
@@ -508,6 +519,7 @@ class SQLiteBroker(Broker):
 
     def kv_incr(self, key: str, amount: int = 1) -> int:
         with self._tx() as db:
+            db.execute(f"DELETE FROM kv WHERE key = ? AND NOT {self._LIVE}", (key, time.time()))
             row = db.execute(
                 "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, NULL) ON CONFLICT (key) DO UPDATE"
                 " SET value = CAST(CAST(CAST(kv.value AS INTEGER) + ? AS TEXT) AS BLOB) RETURNING value",
