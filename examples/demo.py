@@ -1,8 +1,10 @@
-"""``make demo``: a worker on the embedded SQLite broker processing example tasks.
+"""``make demo``: a worker and the scheduler on the embedded SQLite broker, with example tasks.
 
-Starts ``conveyor -A examples.demo_tasks worker`` as a subprocess, enqueues a mix of tasks
-(sync, async, flaky with retries, one that hits its soft time limit) and prints each result as
-it arrives. Runs for ``--seconds`` (default 20); Ctrl-C stops it early.
+Starts ``conveyor -A examples.demo_tasks worker --beat`` as a subprocess (a worker with the
+periodic scheduler embedded: a 2-second poll that expires, a cron string, a weekly crontab),
+enqueues a mix of tasks (sync, async, flaky with retries, one that hits its soft time limit),
+prints each result as it arrives, and at the end what the scheduler sent. Runs for
+``--seconds`` (default 20); Ctrl-C stops it early.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from conveyor import states  # noqa: E402
+from conveyor.beat.display import format_next_run  # noqa: E402
 from examples.demo_tasks import app, build_report, poll_aircraft, refresh_city, send_notification  # noqa: E402
 
 
@@ -41,6 +44,7 @@ def main() -> None:
             "-b",
             app.conf.broker_url,
             "worker",
+            "--beat",
             "-Q",
             "default,polling",
             "-c",
@@ -52,7 +56,8 @@ def main() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     print(
-        f"demo: worker pid {worker.pid} on {app.conf.broker_url}; enqueueing tasks for {options.seconds:.0f}s"
+        f"demo: worker + scheduler pid {worker.pid} on {app.conf.broker_url}; "
+        f"enqueueing tasks for {options.seconds:.0f}s"
     )
     pending = []
     deadline = time.monotonic() + options.seconds
@@ -74,6 +79,12 @@ def main() -> None:
                     still.append((label, result))
             pending = still
         print(f"demo: done; {len(pending)} task(s) still in flight. Queue stats: {app.broker.queue_stats()}")
+        now = time.time()
+        for entry in app.schedules.entries():
+            print(
+                f"demo: periodic {entry.name:<16} {entry.schedule.describe():<32} "
+                f"sent {entry.total_runs:>2}x, next {format_next_run(entry.next_run, now)}"
+            )
     except KeyboardInterrupt:
         pass
     finally:

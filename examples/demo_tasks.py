@@ -1,6 +1,7 @@
 """Example tasks for ``make demo``: the kind of work the weather and aviation apps do.
 
 Run a worker for them with:  conveyor -A examples.demo_tasks worker -l info
+With the periodic scheduler embedded:  conveyor -A examples.demo_tasks worker --beat -l info
 """
 
 from __future__ import annotations
@@ -9,12 +10,34 @@ import asyncio
 import random
 import time
 
-from conveyor import Conveyor, SoftTimeLimitExceeded
+from conveyor import Conveyor, SoftTimeLimitExceeded, crontab
 
 app = Conveyor("demo", broker="sqlite:///demo.db")
 app.conf.update(
     task_routes={"examples.demo_tasks.poll_*": {"queue": "polling"}},
     result_expires=3600,
+    # Periodic entries (docs/beat.md), written as Celery users write them.
+    beat_schedule={
+        # The aviation app's 2-second poll: a poll older than 2 s is worthless, so it expires.
+        "poll-aircraft": {
+            "task": "examples.demo_tasks.poll_aircraft",
+            "schedule": 2.0,
+            "args": ("EU",),
+            "options": {"expires": 2},
+        },
+        # A cron string: refresh the capital's weather at the start of every minute.
+        "refresh-capital": {
+            "task": "examples.demo_tasks.refresh_city",
+            "schedule": "* * * * *",
+            "args": (1,),
+        },
+        # A crontab: the weekly report, Sundays at 04:00 UTC.
+        "weekly-report": {
+            "task": "examples.demo_tasks.build_report",
+            "schedule": crontab(minute=0, hour=4, day_of_week="sun"),
+            "args": (7,),
+        },
+    },
 )
 
 

@@ -6,6 +6,8 @@
 
 from . import states
 from .app import Conveyor, current_app, shared_task
+from .beat.crontab import crontab
+from .beat.schedules import cron, every
 from .exceptions import (
     ConveyorError,
     EncodeError,
@@ -41,7 +43,10 @@ __all__ = [
     "TimeLimitExceeded",
     "WorkerLostError",
     "__version__",
+    "cron",
+    "crontab",
     "current_app",
+    "every",
     "shared_task",
     "states",
 ]

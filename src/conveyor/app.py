@@ -20,6 +20,7 @@ from .results import AsyncResult
 from .task import Task, TaskOptions
 
 if TYPE_CHECKING:
+    from .beat.api import Schedules
     from .worker.guards import RunGuard
     from .worker.worker import Worker
 
@@ -158,6 +159,70 @@ class Conveyor:
         """Revoke tasks durably: stored in the broker, so a worker that is down now still honours it."""
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
         self.broker.revoke(ids, terminate, float(self.conf.task_revoke_expires))
+
+    # -- periodic tasks (conveyor.beat, docs/beat.md) -----------------------------------------
+    def add_periodic_task(
+        self,
+        schedule: object,
+        sig: Task[Any, Any] | str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        catch_up: str = "once",
+        **opts: Any,
+    ) -> str:
+        """Declare a periodic entry (it joins ``app.conf.beat_schedule``), as in Celery; extra
+        keyword arguments are ``apply_async`` options. Validated now; returns the entry name.
+
+        >>> app.add_periodic_task(2.0, poll, args=("EU",), name="poll", queue="polling", expires=2)
+        'poll'
+        """
+        from .beat.api import declare_periodic
+
+        return declare_periodic(
+            self,
+            schedule,
+            sig,
+            args=args,
+            kwargs=kwargs,
+            name=name,
+            options={**(options or {}), **opts},
+            catch_up=catch_up,
+        )
+
+    def periodic_task(
+        self,
+        schedule: object,
+        *,
+        name: str | None = None,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        catch_up: str = "once",
+        **task_options: Any,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """Decorator: register a task (with ``task_options``) and declare it periodic.
+
+        >>> @app.periodic_task(crontab(minute=0, hour=4, day_of_week="sun"), queue="database")
+        ... def vacuum() -> None: ...
+        """
+
+        def register(fn: Callable[P, R]) -> Task[P, R]:
+            task: Task[P, R] = fn if isinstance(fn, Task) else self.task(**task_options)(fn)
+            self.add_periodic_task(schedule, task, args, kwargs, name, options=options, catch_up=catch_up)
+            return task
+
+        return register
+
+    @property
+    def schedules(self) -> Schedules:
+        """Periodic entries stored in the broker, editable at runtime: ``app.schedules.add(...)``,
+        ``.update``, ``.enable``, ``.disable``, ``.remove``, ``.run_now``, ``.entries()``."""
+        from .beat.api import Schedules
+
+        return Schedules(self)
 
     def Worker(self, **options: Any) -> Worker:  # noqa: N802 - Celery's name
         """A worker for this app, to run in this process: ``app.Worker(queues=["default"]).run()``."""

@@ -49,7 +49,11 @@ DEFAULTS: dict[str, Any] = {
     "worker_lease_timeout": 3.0,  # a lease not renewed for this long is reclaimed
     "worker_heartbeat_interval": 1.0,
     "worker_shutdown_timeout": 30.0,  # grace period on SIGTERM before unfinished tasks go back
-    "beat_schedule": {},
+    "beat_schedule": {},  # name -> {"task", "schedule", "args", "kwargs", "options"}; docs/beat.md
+    "beat_lease_timeout": 3.0,  # a scheduler (beat) leader not renewing for this long is replaced
+    "beat_slot_claim_ttl": 3600.0,  # how long a sent slot is remembered across schedulers
+    "beat_catch_up_grace": 60.0,  # catch_up="skip": a slot this late still counts as on time
+    "beat_catch_up_limit": 100,  # catch_up="all": at most this many missed slots per entry
 }
 
 
@@ -61,7 +65,9 @@ class Settings(MutableMapping[str, Any]):
     """
 
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
-        object.__setattr__(self, "_data", dict(DEFAULTS))
+        # Copy mutable defaults: app.conf.beat_schedule["x"] = ... must not change other apps'.
+        data = {k: v.copy() if isinstance(v, dict | list) else v for k, v in DEFAULTS.items()}
+        object.__setattr__(self, "_data", data)
         object.__setattr__(self, "_listeners", [])
         if initial:
             self.update(initial)

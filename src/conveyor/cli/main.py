@@ -45,6 +45,10 @@ def _register() -> None:
     cli.add_command(tasks.result)
     cli.add_command(tasks.purge)
     cli.add_command(dead.dead)
+    from . import beat, schedule
+
+    cli.add_command(beat.beat)
+    cli.add_command(schedule.schedule)
 
 
 _register()

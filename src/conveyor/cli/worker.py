@@ -52,6 +52,9 @@ def _queues(value: str | None) -> list[str] | None:
     show_default=True,
     help="Worker processes to run under this command (each with -c slots).",
 )
+@click.option(
+    "-B", "--beat", "with_beat", is_flag=True, help="Also run the periodic scheduler (safe on many workers)."
+)
 @click.pass_obj
 def worker(
     state: State,
@@ -64,6 +67,7 @@ def worker(
     shutdown_timeout: float | None,
     burst: bool,
     processes: int,
+    with_beat: bool,
 ) -> None:
     """Run a worker: fetch tasks from the queues and run them.
 
@@ -93,7 +97,13 @@ def worker(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    w.run()
+    if with_beat:  # validated and synced before the worker starts; exit 2 on a bad entry
+        from .beat import BeatThread, prepared_scheduler
+
+        with BeatThread(prepared_scheduler(app)):
+            w.run()
+    else:
+        w.run()
     sys.stdout.flush()
     sys.stderr.flush()
     if w.stuck_threads:
