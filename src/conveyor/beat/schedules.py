@@ -13,8 +13,9 @@ Kinds of schedule (all subclasses of :class:`Schedule`):
 * :class:`~conveyor.beat.crontab.crontab` -- Celery's ``crontab`` with Celery's field syntax and
   semantics.  When both ``day_of_month`` and ``day_of_week`` are restricted a day must match
   *both* (Celery ANDs them, unlike cron, which ORs them).
-* :func:`cron` -- a standard 5-field cron string, evaluated by ``cronsim`` (standard cron: a
-  restricted day-of-month and day-of-week are ORed).
+* :func:`cron` -- a standard 5-field cron string with standard cron semantics (a restricted
+  day-of-month and day-of-week are ORed), validated by ``cronsim`` and evaluated by the crontab
+  engine (cronsim mishandles 30-minute DST shifts; see :class:`Cron`).
 
 Timezones and DST (identical for ``crontab`` and ``cron``; this is the Debian/Vixie cron rule,
 which is also what ``cronsim`` implements):
@@ -329,16 +330,23 @@ _ONE_VALUE_RANGE = re.compile(r"(?<![^\s,])([0-9A-Za-z]+)-\1/[0-9]+(?![^\s,])")
 class Cron(Schedule):
     """A standard 5-field cron expression (minute hour day-of-month month day-of-week).
 
-    Evaluated by ``cronsim`` (maintained, typed, and -- unlike croniter -- it implements the
+    Validated by ``cronsim`` (maintained, typed, and -- unlike croniter -- it implements the
     Debian cron DST rule this module documents).  Six-field (seconds) expressions are refused:
     cronsim switches its DST handling off for them.  A restricted day-of-month and day-of-week
-    are ORed, as in every cron.  Also accepts ``@daily``-style macros.
+    are ORed, as in every cron (Vixie's rule: a field starting with ``*`` makes it an AND).
+    Also accepts ``@daily``-style macros.
+
+    Evaluated by the :mod:`~conveyor.beat.crontab` engine whenever the expression is in the
+    syntax both share (nearly always): cronsim assumes one-hour DST shifts and misses the
+    fall-back hour of zones with 30-minute DST (``"* 2 * * *"`` in Australia/Lord_Howe skipped
+    02:00-02:29).  An OR of the day fields is the union of two crontabs.  Expressions only
+    cronsim reads (``L``, ``W``, ``#``, ``?``) are evaluated by cronsim.
 
     >>> cron("0 */6 * * *", tz="Europe/Berlin").describe()
     "cron '0 */6 * * *' (Europe/Berlin)"
     """
 
-    __slots__ = ("_cronsim_expr", "_expr", "_tz")
+    __slots__ = ("_cronsim_expr", "_engine", "_expr", "_tz")
 
     def __init__(self, expr: str, tz: TzLike = None) -> None:
         if not isinstance(expr, str):
@@ -355,6 +363,7 @@ class Cron(Schedule):
             CronSim(self._cronsim_expr, datetime(2000, 1, 1, tzinfo=UTC))
         except (CronSimError, ValueError) as exc:
             raise ScheduleError(f"invalid cron expression {expr!r}: {exc}") from None
+        self._engine = _as_crontabs(self._cronsim_expr, self._tz)
 
     @property
     def expr(self) -> str:
@@ -379,6 +388,8 @@ class Cron(Schedule):
         900.0
         """
         check_time(t)
+        if self._engine is not None:
+            return min(part.next_after(t) for part in self._engine)
         # cronsim starts one second after its (whole-second) start time, so this is "after t".
         it = CronSim(self._cronsim_expr, datetime.fromtimestamp(math.floor(t), self._zone()))
         try:
@@ -389,6 +400,12 @@ class Cron(Schedule):
         except StopIteration:  # cronsim gives up after 50 years without a match
             return math.inf
         return s
+
+    def last_at_or_before(self, t: float) -> float:
+        if self._engine is not None:
+            check_time(t)
+            return max(part.last_at_or_before(t) for part in self._engine)
+        return super().last_at_or_before(t)
 
     def describe(self) -> str:
         return f"cron {self._expr!r} ({zone_name(self._tz)})"
@@ -410,6 +427,25 @@ class Cron(Schedule):
     def __repr__(self) -> str:
         tz = f", tz={zone_name(self._tz)!r}" if self._tz is not None else ""
         return f"cron({self._expr!r}{tz})"
+
+
+def _as_crontabs(expr: str, tz: ZoneInfo | None) -> tuple[Schedule, ...] | None:
+    """The cron expression as crontabs with the same slots (one for an AND of the day fields,
+    two whose union is the OR), or None if it uses syntax only cronsim reads."""
+    from conveyor.beat.crontab import Crontab  # crontab.py imports this module: import late
+
+    minute, hour, dom, month, dow = expr.lower().split()
+    # Both day fields restricted: a day matching either runs, i.e. the union of two crontabs.
+    either = not (dom.startswith("*") or dow.startswith("*"))
+    day_fields = [(dom, "*"), ("*", dow)] if either else [(dom, dow)]
+    parts: list[Schedule] = []
+    for day_of_month, day_of_week in day_fields:
+        try:
+            parts.append(Crontab(minute, hour, day_of_week, day_of_month, month, tz=tz))
+        except ScheduleError as exc:
+            if "never occurs" not in str(exc):  # e.g. "31 2": that half of an OR never runs
+                return None
+    return tuple(parts) or None
 
 
 def cron(expr: str, tz: TzLike = None) -> Cron:
