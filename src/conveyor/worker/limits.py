@@ -33,12 +33,13 @@ _set_async_exc.restype = ctypes.c_int
 class RunningCall:
     """A sync task body running in some thread; exceptions may be raised in it only while it runs."""
 
-    __slots__ = ("_lock", "done", "thread_id")
+    __slots__ = ("_lock", "done", "interrupted", "thread_id")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.thread_id: int | None = None
         self.done = False
+        self.interrupted = False
 
     def run(self, fn: Callable[[], Any]) -> Any:
         with self._lock:
@@ -48,15 +49,17 @@ class RunningCall:
         finally:
             with self._lock:
                 self.done = True
-                # Drop an exception injected too late to matter, so it cannot surface in
-                # whatever this thread runs next.
-                _set_async_exc(ctypes.c_ulong(threading.get_ident()), ctypes.py_object())
+                if self.interrupted:
+                    # Drop an exception injected too late to matter, so it cannot surface in
+                    # whatever this thread runs next.
+                    _set_async_exc(ctypes.c_ulong(threading.get_ident()), ctypes.py_object())
 
     def interrupt(self, exc_type: type[BaseException]) -> bool:
         """Raise ``exc_type`` in the running thread; False if the call already finished."""
         with self._lock:
             if self.done or self.thread_id is None:
                 return False
+            self.interrupted = True
             changed: int = _set_async_exc(ctypes.c_ulong(self.thread_id), ctypes.py_object(exc_type))
             return changed == 1
 

@@ -57,6 +57,12 @@ FETCH_WAIT = 1.0  # longest a fetch blocks, so a stop request is noticed promptl
 POOLS = ("threads", "asyncio", "solo")
 DEFAULT_CONCURRENCY = {"threads": 8, "asyncio": 100, "solo": 1}
 SPARE_THREADS = 8  # replacements for threads left running by a hard time limit
+# Adaptive prefetch: for short tasks a worker may hold up to PREFETCH_HORIZON seconds of work per
+# slot (never more than PREFETCH_MAX jobs), so tiny tasks come in large batches. Jobs held that
+# briefly could not start sooner on another worker, so this costs no fairness; for tasks slower
+# than PREFETCH_HORIZON / multiplier the Celery rule (concurrency x multiplier) applies as is.
+PREFETCH_HORIZON = 0.1
+PREFETCH_MAX = 1000
 
 
 @dataclass(slots=True)
@@ -76,6 +82,7 @@ class _Plan:
 
     acks_late: bool
     store_result: bool
+    inline: bool  # solo pool, sync, no guards, at-least-once: runs without any await
     soft_time_limit: float | None
     time_limit: float | None
     guards: list[RunGuard]
@@ -126,7 +133,8 @@ class Worker:
         multiplier = int(prefetch_multiplier or conf.worker_prefetch_multiplier)
         if multiplier < 1:
             raise ValueError(f"prefetch multiplier must be at least 1, got {multiplier}")
-        self.prefetch_limit = self.concurrency * multiplier
+        self.prefetch_limit = self.concurrency * multiplier  # the floor; see _prefetch_target
+        self._runtime_ewma: float | None = None  # seconds per task, recent average
         self.hostname = expand_name(name)
         self.owner = lease_owner(self.hostname)
         self.burst = burst
@@ -297,7 +305,7 @@ class Worker:
         backoff = 0.05
         failing = False
         while not self._stopping:
-            room = self.prefetch_limit - self._held
+            room = self._prefetch_target() - self._held
             if room <= 0:
                 self._room.clear()
                 await self._room.wait()
@@ -343,7 +351,12 @@ class Worker:
                 self._held -= 1
                 continue
             try:
-                await self._handle(d)
+                prepared = self._prepare(d)
+                if prepared is not None:
+                    if prepared[3].inline:
+                        self._execute_inline(d, *prepared)  # the hot path: no awaits at all
+                    else:
+                        await self._handle(d, *prepared)
             except Exception:
                 logger.exception("internal error while handling task %s; giving it back", d.id)
                 self.settler.add(Outcome("release", d.id, d.delivery))
@@ -351,12 +364,13 @@ class Worker:
                 self._held -= 1
                 self._room.set()
 
-    async def _handle(self, d: Delivery) -> None:
+    def _prepare(self, d: Delivery) -> tuple[Envelope, Task[Any, Any], Request, _Plan] | None:
+        """Decode and check a delivery; None if it was settled here (dead letter, revoked, expired)."""
         try:
             env = decode_envelope(d.body)
         except DecodeError as exc:
             self._dead(d, None, exc, f"malformed message: {exc}")
-            return
+            return None
         task = self.app.tasks.get(env.task)
         if task is None:
             missing = NotRegistered(f"task {env.task!r} is not registered on worker {self.hostname}")
@@ -367,23 +381,23 @@ class Worker:
                 f"unknown task {env.task!r}: not registered on this worker "
                 "(is its module imported by the app given with -A?)",
             )
-            return
+            return None
         if d.id in self._revoked:
             self._revoked.pop(d.id, None)
             self._settle_revoked(d, "revoked", env.retries)
-            return
+            return None
         if env.expires is not None and env.expires < time.time():
             self._settle_revoked(
                 d,
                 f"expired at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(env.expires))} UTC",
                 env.retries,
             )
-            return
+            return None
         try:
             args, kwargs = unpack_args(env, self.accept)
         except DecodeError as exc:
             self._dead(d, None, exc, str(exc))
-            return
+            return None
         request = Request(
             id=env.id,
             task=env.task,
@@ -401,7 +415,11 @@ class Worker:
             max_retries=env.max_retries,
             headers=env.headers,
         )
-        plan = self._plans.get(task.name) or self._plan(task)
+        return env, task, request, self._plans.get(task.name) or self._plan(task)
+
+    async def _handle(
+        self, d: Delivery, env: Envelope, task: Task[Any, Any], request: Request, plan: _Plan
+    ) -> None:
         guards = plan.guards
         if guards:
             instead = await asyncio.get_running_loop().run_in_executor(
@@ -415,7 +433,10 @@ class Worker:
             # job instead of running it again.
             await self.settler.add_and_wait(Outcome("start", d.id, d.delivery))
         try:
-            await self._execute(d, env, task, request, plan)
+            if self.pool == "solo" and not task.is_async:
+                self._execute_inline(d, env, task, request, plan)
+            else:
+                await self._execute(d, env, task, request, plan)
         finally:
             if guards:
                 await asyncio.get_running_loop().run_in_executor(
@@ -427,41 +448,84 @@ class Worker:
     ) -> None:
         soft = request.soft_time_limit or plan.soft_time_limit
         hard = request.time_limit or plan.time_limit
-        active = _Active(d.id, task.name, time.time())
-        self._active[d.id] = active
-        self._deliveries[d.id] = d.delivery
-        t0 = time.perf_counter()
+        active, t0 = self._begin(d, task)
         try:
             if task.is_async:
                 value = await self._run_async(task, request, active, soft, hard)
-            elif self.pool == "solo":
-                value = self._run_inline(task, request, active, soft, hard)
             else:
                 value = await self._run_thread(task, request, active, soft, hard)
-        except TaskRevokedError as exc:
-            self._settle_revoked(d, str(exc) or "revoked while running (terminated)", request.retries)
-            return
         except Exception as exc:
-            self._on_error(d, env, task, request, exc, time.perf_counter() - t0)
+            self._end(d, env, task, request, plan, t0, _NO_VALUE, exc)
             return
-        finally:
-            self._active.pop(d.id, None)
-            self._deliveries.pop(d.id, None)
-            self._revoked.pop(d.id, None)
+        self._end(d, env, task, request, plan, t0, value, None)
+
+    def _execute_inline(
+        self, d: Delivery, env: Envelope, task: Task[Any, Any], request: Request, plan: _Plan
+    ) -> None:
+        """Run a sync task on the loop thread (solo pool)."""
+        active, t0 = self._begin(d, task)
+        try:
+            value = self._run_inline(
+                task,
+                request,
+                active,
+                request.soft_time_limit or plan.soft_time_limit,
+                request.time_limit or plan.time_limit,
+            )
+        except Exception as exc:
+            self._end(d, env, task, request, plan, t0, _NO_VALUE, exc)
+            return
+        self._end(d, env, task, request, plan, t0, value, None)
+
+    def _begin(self, d: Delivery, task: Task[Any, Any]) -> tuple[_Active, float]:
+        active = _Active(d.id, task.name, time.time())
+        self._active[d.id] = active
+        self._deliveries[d.id] = d.delivery
+        return active, time.perf_counter()
+
+    def _end(
+        self,
+        d: Delivery,
+        env: Envelope,
+        task: Task[Any, Any],
+        request: Request,
+        plan: _Plan,
+        t0: float,
+        value: Any,
+        exc: Exception | None,
+    ) -> None:
+        """Settle a finished run: success, revoked (terminated), or an error to classify."""
         runtime = time.perf_counter() - t0
+        del self._active[d.id]
+        del self._deliveries[d.id]
+        self._revoked.pop(d.id, None)
+        if exc is not None:
+            if isinstance(exc, TaskRevokedError):
+                self._settle_revoked(d, str(exc) or "revoked while running (terminated)", request.retries)
+            else:
+                self._on_error(d, env, task, request, exc, runtime)
+            return
+        ewma = self._runtime_ewma
+        self._runtime_ewma = runtime if ewma is None else ewma + (runtime - ewma) * 0.05
         self.settler.add(outcomes.success(d, request, value, plan.store_result, self.hostname))
         self.stats.processed += 1
         self.stats.succeeded += 1
         if logger.isEnabledFor(logging.INFO):
             logger.info("task %s[%s] succeeded in %.3fs", task.name, d.id, runtime)
 
+    def _prefetch_target(self) -> int:
+        """How many deliveries to hold: concurrency x multiplier, more for short tasks."""
+        ewma = self._runtime_ewma
+        if ewma is None:
+            return self.prefetch_limit
+        adaptive = int(self.concurrency * PREFETCH_HORIZON / max(ewma, 1e-6))
+        return max(self.prefetch_limit, min(PREFETCH_MAX, adaptive))
+
     def _plan(self, task: Task[Any, Any]) -> _Plan:
+        guards = self.app.run_guards(task)
+        inline = self.pool == "solo" and not task.is_async and not guards and task.acks_late
         plan = _Plan(
-            task.acks_late,
-            not task.ignore_result,
-            task.soft_time_limit,
-            task.time_limit,
-            self.app.run_guards(task),
+            task.acks_late, not task.ignore_result, inline, task.soft_time_limit, task.time_limit, guards
         )
         self._plans[task.name] = plan
         return plan
@@ -694,6 +758,9 @@ def _guards_after(guards: list[RunGuard], task: Task[Any, Any], request: Request
             guard.after(task, request, d)
         except Exception:
             logger.exception("run guard %r failed after task %s", guard, d.id)
+
+
+_NO_VALUE: Any = object()
 
 
 def _resolve(fut: asyncio.Future[str], reason: str) -> None:
