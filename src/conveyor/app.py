@@ -21,6 +21,7 @@ from .task import Task, TaskOptions
 
 if TYPE_CHECKING:
     from .beat.api import Schedules
+    from .coordination.locks import Lock, LockInfo
     from .worker.guards import RunGuard
     from .worker.worker import Worker
 
@@ -55,6 +56,9 @@ class Conveyor:
         self.tasks: dict[str, Task[Any, Any]] = {}
         #: Factories of run guards (see conveyor.worker.guards), asked once per task.
         self.guard_factories: list[Callable[[Conveyor, Task[Any, Any]], RunGuard | None]] = []
+        from .coordination.guards import coordination_guard  # locks, rate and concurrency limits
+
+        self.guard_factories.append(coordination_guard)
         self._broker: Broker | None = None
         self._broker_lock = threading.Lock()
         self.conf.on_change(self._setting_changed)
@@ -159,6 +163,37 @@ class Conveyor:
         """Revoke tasks durably: stored in the broker, so a worker that is down now still honours it."""
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
         self.broker.revoke(ids, terminate, float(self.conf.task_revoke_expires))
+
+    # -- coordination (conveyor.coordination, docs/coordination.md) ----------------------------
+    def lock(
+        self,
+        name: str,
+        timeout: float = 3600,
+        blocking_timeout: float | None = 10,
+        auto_renew: bool = False,
+    ) -> Lock:
+        """A lock shared by every process on this app's broker, with expiry and fencing.
+
+        >>> with app.lock("scrape", timeout=3600, blocking_timeout=10) as lock:  # doctest: +SKIP
+        ...     save(scrape(), fence=lock.fence)
+        >>> async with app.lock("scrape"):                                         # doctest: +SKIP
+        ...     ...
+        """
+        from .coordination.locks import Lock
+
+        return Lock(self.broker, name, timeout, blocking_timeout, auto_renew)
+
+    def locks(self) -> list[LockInfo]:
+        """Every held lock (name, holder, fence, acquired, expiry), as ``conveyor locks`` shows them."""
+        from .coordination.locks import list_locks
+
+        return list_locks(self.broker)
+
+    def release_lock(self, name: str) -> bool:
+        """Force-release a lock whoever holds it (for a stuck holder); returns whether it was held."""
+        from .coordination.locks import force_release
+
+        return force_release(self.broker, name)
 
     # -- periodic tasks (conveyor.beat, docs/beat.md) -----------------------------------------
     def add_periodic_task(

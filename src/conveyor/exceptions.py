@@ -100,3 +100,16 @@ class RemoteError(ConveyorError):
         self.exc_type = exc_type
         self.message = message
         self.traceback = traceback
+
+
+class LockError(ConveyorError):
+    """A lock could not be used as asked (base class of the lock errors)."""
+
+
+class LockTimeout(LockError, TimeoutError):
+    """``with app.lock(...)`` gave up waiting for the lock (``blocking_timeout`` passed)."""
+
+
+class LockNotOwnedError(LockError):
+    """Releasing or extending a lock this holder does not hold (any more): it expired, or an
+    operator released it. Whatever it protected may have been changed by another holder."""

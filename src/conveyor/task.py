@@ -14,9 +14,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, ParamSpec, TypedDict, TypeVar
 
 from . import states
+from .coordination.options import TaskCoordination, pop_coordination
 from .exceptions import ConfigurationError, Retry
 from .execution import check_retry_allowed, decide, failure_payload
 from .message import Envelope, ResultPayload, encode_envelope, pack_pickled_args
@@ -55,6 +56,15 @@ class TaskOptions(TypedDict, total=False):
     ignore_result: bool
     serializer: str
     typing: bool
+    # coordination across workers (conveyor.coordination, docs/coordination.md)
+    lock: str | Callable[[dict[str, Any]], str]
+    lock_timeout: float
+    on_locked: Literal["skip", "retry", "wait"]
+    unique_for: float
+    unique_key: str | Callable[[dict[str, Any]], str]
+    rate_limit: str | float | None
+    concurrency_key: str | Callable[[dict[str, Any]], str]
+    concurrency_limit: int
 
 
 OPTION_NAMES = frozenset(TaskOptions.__annotations__)
@@ -136,6 +146,7 @@ class Task(Generic[P, R]):
         self._ignore_result: bool | None = options.pop("ignore_result", None)
         self._serializer: str | None = options.pop("serializer", None)
         self.typing: bool = options.pop("typing", True)
+        self.coordination: TaskCoordination | None = pop_coordination(fn, bind, self.name, options)
         self._signature: inspect.Signature | None = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -293,6 +304,8 @@ class Task(Generic[P, R]):
         max_retries: int | None = None,
         headers: Mapping[str, Any] | None = None,
         serializer: str | None = None,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
     ) -> AsyncResult[R]:
         """Enqueue the task with Celery's options. Raises ``EncodeError`` (nothing enqueued) if an
         argument does not serialise, ``TypeError`` if the arguments do not fit the function.
@@ -318,6 +331,12 @@ class Task(Generic[P, R]):
             headers=headers,
             serializer=serializer,
         )
+        if self.coordination is not None or unique_key is not None or unique_for is not None:
+            from .coordination.unique import before_enqueue
+
+            duplicate = before_enqueue(self, spec.id, args, kwargs, unique_key, unique_for)
+            if duplicate is not None:  # the same job is already pending: return it
+                return AsyncResult(duplicate, self.app)
         self.app.broker.enqueue([spec])
         return AsyncResult(spec.id, self.app)
 

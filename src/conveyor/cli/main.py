@@ -38,13 +38,15 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import dead, tasks, worker
+    from . import dead, locks, tasks, worker
 
     cli.add_command(worker.worker)
     cli.add_command(tasks.call)
     cli.add_command(tasks.result)
     cli.add_command(tasks.purge)
     cli.add_command(dead.dead)
+    cli.add_command(locks.locks)
+    cli.add_command(locks.release_lock)
     from . import beat, schedule
 
     cli.add_command(beat.beat)
