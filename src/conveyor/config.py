@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "task_soft_time_limit": None,
     "task_default_retry_delay": 180.0,
     "task_max_retries": 3,
+    "task_publish_retry": True,  # retry enqueueing when the broker connection fails
+    "task_publish_retry_policy": None,  # None: max_retries 3, interval_start 0, step 0.2, max 0.2
     "task_serializer": "json",
     "accept_content": ["json"],
     "task_dead_letter_on_failure": True,  # a task that fails for good is kept as a dead letter

@@ -21,6 +21,7 @@ from .coordination.options import TaskCoordination, pop_coordination
 from .exceptions import ConfigurationError, Retry
 from .execution import check_retry_allowed, decide, failure_payload
 from .message import Envelope, ResultPayload, encode_envelope, pack_pickled_args
+from .publish import publish
 from .request import Request, current_request
 from .results import AsyncResult, EagerResult
 from .routing import resolve_route
@@ -148,6 +149,7 @@ class Task(Generic[P, R]):
         self.typing: bool = options.pop("typing", True)
         self.coordination: TaskCoordination | None = pop_coordination(fn, bind, self.name, options)
         self._signature: inspect.Signature | None = None
+        self._good_shapes: set[tuple[int, tuple[str, ...]]] = set()
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -337,7 +339,8 @@ class Task(Generic[P, R]):
             duplicate = before_enqueue(self, spec.id, args, kwargs, unique_key, unique_for)
             if duplicate is not None:  # the same job is already pending: return it
                 return AsyncResult(duplicate, self.app)
-        self.app.broker.enqueue([spec])
+        conf = self.app.conf
+        publish(self.app.broker, [spec], conf.task_publish_retry, conf.task_publish_retry_policy)
         return AsyncResult(spec.id, self.app)
 
     def delay_many(
@@ -362,9 +365,14 @@ class Task(Generic[P, R]):
             results.append(AsyncResult(spec.id, self.app))
         if self.app.conf.task_always_eager:
             return [self.apply(s_args, s_kwargs) for s_args, s_kwargs in _calls_of(specs)]
-        broker = self.app.broker
+        broker, conf = self.app.broker, self.app.conf
         for start in range(0, len(specs), BULK_CHUNK):
-            broker.enqueue(specs[start : start + BULK_CHUNK])
+            publish(
+                broker,
+                specs[start : start + BULK_CHUNK],
+                conf.task_publish_retry,
+                conf.task_publish_retry_policy,
+            )
         return results
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
@@ -384,6 +392,11 @@ class Task(Generic[P, R]):
     def _check_args(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         if not self.typing:
             return
+        # Whether arguments bind depends only on their count and keyword names, not on their
+        # values: remember the shapes that bound, so a hot loop of .delay() pays once.
+        shape = (len(args), tuple(kwargs))
+        if shape in self._good_shapes:
+            return
         if self._signature is None:
             sig = inspect.signature(self.run)
             if self.bind:
@@ -394,6 +407,8 @@ class Task(Generic[P, R]):
             self._signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.name}() called with wrong arguments: {exc}") from None
+        if len(self._good_shapes) < 64:
+            self._good_shapes.add(shape)
 
     def _prepare(
         self,

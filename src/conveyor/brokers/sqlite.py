@@ -46,6 +46,25 @@ WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
 _SCHEMA = resources.files(__package__).joinpath("sqlite_schema.sql").read_text()
 
 
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL (a persistent, once-per-file change).
+
+    Several processes opening a new file at once race for it, and SQLite answers the losers
+    "database is locked" without waiting on the busy handler, so retry for a while.
+    """
+    deadline = time.monotonic() + 30.0
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
     parts = urlsplit(url)
@@ -89,9 +108,9 @@ class SQLiteBroker(Broker):
     def _connect(self) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
             db.execute("PRAGMA busy_timeout=30000")
+            _use_wal(db)
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
             db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise BrokerError(f"cannot open sqlite broker {self.path!r}: {exc}") from exc
