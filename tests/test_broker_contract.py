@@ -373,3 +373,16 @@ def test_enqueue_of_an_id_whose_result_expired_is_accepted(broker: Broker) -> No
     broker.settle([Outcome("ack", "a", d.delivery, states.SUCCESS, b'{"result":1}')], 0.3)
     time.sleep(0.4)
     assert broker.enqueue([job("a")]) == [True]
+
+
+def test_a_retry_without_payload_keeps_the_last_error(broker: Broker) -> None:
+    broker.enqueue([job("a")])
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    broker.settle(
+        [Outcome("retry", "a", d.delivery, states.RETRY, b'{"exc_type":"x.E"}', eta=time.time(), retries=1)],
+        60,
+    )
+    d = broker.fetch(["q"], "w1", 1, 30, 1.0)[0]
+    broker.settle([Outcome("retry", "a", d.delivery, None, None, eta=time.time() + 60, retries=1)], 60)
+    record = broker.status("a")
+    assert record.state == states.RETRY and record.payload == b'{"exc_type":"x.E"}'

@@ -58,7 +58,8 @@ class Outcome:
     """What became of a delivery. Settled in batches by ``Broker.settle``.
 
     - ``ack``: remove the job; store ``state``/``payload`` as its result unless ``state`` is None.
-    - ``retry``: replace the body, keep the job delayed until ``eta``; ``payload`` is the error.
+    - ``retry``: replace the body, keep the job delayed until ``eta``; ``payload`` is the error
+      (None keeps the previous one: a deferral by a lock or rate limit is not a new failure).
     - ``dead``: move the job to the dead-letter set with ``reason``; store a FAILURE result.
     - ``release``: give the job back to its queue now (graceful shutdown, Reject(requeue=True)).
     - ``start``: an at-most-once task (``acks_late=False``) is about to run: if its lease ever

@@ -214,7 +214,8 @@ class MemoryBroker(Broker):
                     if o.state is not None:
                         self._store(o.id, o.state, o.payload, result_ttl, o.retries)
                 elif o.kind == "retry":
-                    job.body, job.retries, job.info = o.body or job.body, o.retries, o.payload
+                    job.body, job.retries = o.body or job.body, o.retries
+                    job.info = o.payload if o.payload is not None else job.info
                     self._push_delayed(job, o.eta or time.time())
                 elif o.kind == "dead":
                     del self._jobs[o.id]

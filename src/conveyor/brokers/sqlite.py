@@ -318,7 +318,8 @@ class SQLiteBroker(Broker):
                     db.execute(f"DELETE FROM jobs WHERE {leased}", (o.id, o.delivery))
                 elif o.kind == "retry":
                     db.execute(
-                        "UPDATE jobs SET body = COALESCE(?, body), retries = ?, info = ?, eta = ?,"
+                        "UPDATE jobs SET body = COALESCE(?, body), retries = ?, info = COALESCE(?, info),"
+                        " eta = ?,"
                         f" lease_owner = NULL, lease_expires = NULL WHERE {leased}",
                         (o.body, o.retries, o.payload, o.eta or time.time(), o.id, o.delivery),
                     )

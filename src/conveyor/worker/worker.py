@@ -204,6 +204,8 @@ class Worker:
         conf = self.app.conf
         self._fetch_exec = ThreadPoolExecutor(1, thread_name_prefix="conveyor-fetch")
         self._settle_exec = ThreadPoolExecutor(1, thread_name_prefix="conveyor-settle")
+        # Guards (locks, limits) make broker round trips of their own: not behind the settler.
+        self._guard_exec = ThreadPoolExecutor(4, thread_name_prefix="conveyor-guard")
         self._threads = ThreadPoolExecutor(
             self.concurrency + SPARE_THREADS, thread_name_prefix="conveyor-task"
         )
@@ -285,6 +287,7 @@ class Worker:
         self._threads.shutdown(wait=False, cancel_futures=True)
         self._fetch_exec.shutdown(wait=False)
         self._settle_exec.shutdown(wait=False)
+        self._guard_exec.shutdown(wait=False)
         logger.info("%s stopped: %d task(s) processed", self.hostname, self.stats.processed)
 
     def _release_inbox(self) -> int:
@@ -423,16 +426,17 @@ class Worker:
         guards = plan.guards
         if guards:
             instead = await asyncio.get_running_loop().run_in_executor(
-                self._settle_exec, _guards_before, guards, task, request, d
+                self._guard_exec, _guards_before, guards, task, request, d
             )
             if instead is not None:
                 self.settler.add(instead)
                 return
-        if not plan.acks_late:
-            # At-most-once: tell the broker before running, so a crash mid-run dead-letters the
-            # job instead of running it again.
-            await self.settler.add_and_wait(Outcome("start", d.id, d.delivery))
         try:
+            if not plan.acks_late:
+                # At-most-once: tell the broker before running, so a crash mid-run dead-letters
+                # the job instead of running it again. (Inside the try: guards are undone even
+                # if this fails.)
+                await self.settler.add_and_wait(Outcome("start", d.id, d.delivery))
             if self.pool == "solo" and not task.is_async:
                 self._execute_inline(d, env, task, request, plan)
             else:
@@ -440,7 +444,7 @@ class Worker:
         finally:
             if guards:
                 await asyncio.get_running_loop().run_in_executor(
-                    self._settle_exec, _guards_after, guards, task, request, d
+                    self._guard_exec, _guards_after, guards, task, request, d
                 )
 
     async def _execute(

@@ -60,7 +60,12 @@ for _, base in ipairs(records) do
       end_lease(id, current)
       redis.call('HSET', J_STATE, id, make_state(current[1], current[2], ''))
       if ARGV[base + 4] ~= '' then redis.call('HSET', J_BODY, id, ARGV[base + 4]) end
-      redis.call('HSET', J_RETRY, id, ARGV[base + 6] .. '|' .. ARGV[base + 3])
+      local err = ARGV[base + 3]
+      if err == '' then -- a deferral (lock, rate limit) keeps the last attempt's error
+        local old = redis.call('HGET', J_RETRY, id)
+        if old then err = string.sub(old, string.find(old, '|', 1, true) + 1) end
+      end
+      redis.call('HSET', J_RETRY, id, ARGV[base + 6] .. '|' .. err)
       local _, _, queue = parse_meta(redis.call('HGET', J_META, id))
       local key = ARGV[2] .. queue
       local eta = tonumber(ARGV[base + 5]) or now
