@@ -274,3 +274,37 @@ def test_a_type_checker_sees_delay_parameters(tmp_path: Path) -> None:
     assert 'Argument 1 to "delay" of "Task" has incompatible type "str"; expected "int"' in errors[0]
     assert 'Revealed type is "int"' in out.stdout or 'Revealed type is "builtins.int"' in out.stdout
     assert 'Revealed type is "bytes"' in out.stdout or 'Revealed type is "builtins.bytes"' in out.stdout
+
+
+def test_bulk_enqueue_sends_nothing_if_any_item_is_bad(app: Conveyor) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(TypeError):
+        add.delay_many([(1, 2), (3, 4), (5,)])
+    with pytest.raises(EncodeError):
+        add.delay_many([(1, 2), (object(), 4)])
+    assert app.broker.queue_stats() == {}
+
+
+def test_bulk_enqueue_gives_every_job_its_own_id_and_arguments(app: Conveyor) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    results = add.delay_many([(i, i) for i in range(2500)] + [{"x": 1, "y": 1}], priority=7, countdown=60)
+    assert len({r.id for r in results}) == 2501
+    deliveries = app.broker.fetch(["default"], "inspector", 3000, 30, 0)
+    assert deliveries == []  # all delayed by the shared countdown
+    assert app.broker.queue_stats()["default"].delayed == 2501
+
+
+def test_bulk_enqueue_honours_a_callable_router_per_call(app: Conveyor) -> None:
+    app.conf.task_routes = [lambda name, args, kwargs: {"queue": "big"} if args and args[0] > 5 else None]
+
+    @app.task
+    def size(n: int) -> None: ...
+
+    size.delay_many([(n,) for n in range(10)])
+    assert {q: s.ready for q, s in app.broker.queue_stats().items()} == {"default": 6, "big": 4}

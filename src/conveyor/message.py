@@ -8,6 +8,7 @@ and a worker that does not accept pickle dead-letters the message instead of unp
 
 from __future__ import annotations
 
+import os
 import pickle
 from typing import Any
 
@@ -55,6 +56,20 @@ class ResultPayload(msgspec.Struct, omit_defaults=True):
 _encoder = msgspec.json.Encoder()
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _result_decoder = msgspec.json.Decoder(ResultPayload)
+
+
+def new_task_id() -> str:
+    """A random version-4 UUID string (Celery's id format), about 3x cheaper than uuid.uuid4().
+
+    >>> len(new_task_id()), new_task_id()[14]
+    (36, '4')
+    """
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+# RFC 4122 variant: the top two bits of byte 8 are 10, i.e. its first hex digit is 8, 9, a or b.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 
 def encode_envelope(env: Envelope) -> bytes:

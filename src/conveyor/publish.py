@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .brokers import Broker, JobSpec
 from .exceptions import BrokerError
+
+if TYPE_CHECKING:
+    from .app import Conveyor
 
 DEFAULT_POLICY: dict[str, float] = {
     "max_retries": 3,
@@ -38,3 +41,11 @@ def publish(broker: Broker, jobs: Sequence[JobSpec], retry: bool, policy: Mappin
                 raise
         time.sleep(interval)
         interval = min(interval + float(settings["interval_step"]), float(settings["interval_max"]))
+
+
+def send_in_chunks(app: Conveyor, jobs: Sequence[JobSpec], chunk: int) -> None:
+    """Send ``jobs`` in chunks of ``chunk`` (each chunk one broker round trip, atomic on its own)."""
+    conf = app.conf
+    broker, retry, policy = app.broker, conf.task_publish_retry, conf.task_publish_retry_policy
+    for start in range(0, len(jobs), chunk):
+        publish(broker, jobs[start : start + chunk], retry, policy)

@@ -11,24 +11,25 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, ParamSpec, TypedDict, TypeVar
 
+import msgspec
+
 from . import states
+from .brokers.base import JobSpec
 from .coordination.options import TaskCoordination, pop_coordination
 from .exceptions import ConfigurationError, Retry
 from .execution import check_retry_allowed, decide, failure_payload
-from .message import Envelope, ResultPayload, encode_envelope, pack_pickled_args
-from .publish import publish
+from .message import Envelope, ResultPayload, encode_envelope, new_task_id, pack_pickled_args
+from .publish import publish, send_in_chunks
 from .request import Request, current_request
 from .results import AsyncResult, EagerResult
 from .routing import resolve_route
 
 if TYPE_CHECKING:
     from .app import Conveyor
-    from .brokers import JobSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -221,7 +222,7 @@ class Task(Generic[P, R]):
         self._check_args(args, kwargs)
         self._prepare(args, kwargs, task_id=task_id or "eager", **options)  # same checks as enqueue
         request = Request(
-            id=task_id or str(uuid.uuid4()),
+            id=task_id or new_task_id(),
             task=self.name,
             args=args,
             kwargs=kwargs,
@@ -352,28 +353,11 @@ class Task(Generic[P, R]):
 
         >>> refresh.delay_many((city_id,) for city_id in range(1000))  # doctest: +SKIP
         """
-        specs: list[JobSpec] = []
-        results: list[AsyncResult[R]] = []
-        for call in calls:
-            if isinstance(call, Mapping):
-                args, kwargs = [], dict(call)
-            else:
-                args, kwargs = list(call), {}
-            self._check_args(args, kwargs)
-            spec = self._prepare(args, kwargs, **options)
-            specs.append(spec)
-            results.append(AsyncResult(spec.id, self.app))
+        specs = list(self._bulk_specs(calls, options))  # every argument is checked before anything is sent
         if self.app.conf.task_always_eager:
             return [self.apply(s_args, s_kwargs) for s_args, s_kwargs in _calls_of(specs)]
-        broker, conf = self.app.broker, self.app.conf
-        for start in range(0, len(specs), BULK_CHUNK):
-            publish(
-                broker,
-                specs[start : start + BULK_CHUNK],
-                conf.task_publish_retry,
-                conf.task_publish_retry_policy,
-            )
-        return results
+        send_in_chunks(self.app, specs, BULK_CHUNK)
+        return [AsyncResult(spec.id, self.app) for spec in specs]
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """``delay`` for async producers: the broker round trip does not block the event loop."""
@@ -427,8 +411,40 @@ class Task(Generic[P, R]):
         headers: Mapping[str, Any] | None = None,
         serializer: str | None = None,
     ) -> JobSpec:
-        from .brokers import JobSpec
+        env = self._envelope(
+            args,
+            kwargs,
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            queue=queue,
+            priority=priority,
+            task_id=task_id,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
+            max_retries=max_retries,
+            headers=headers,
+            serializer=serializer,
+        )
+        return JobSpec(env.id, env.queue, encode_envelope(env), env.priority, env.eta, 0)
 
+    def _envelope(
+        self,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | timedelta | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        task_id: str | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        serializer: str | None = None,
+    ) -> Envelope:
         conf = self.app.conf
         now = time.time()
         route = resolve_route(conf.task_routes, self.name, args, kwargs) if conf.task_routes else None
@@ -444,7 +460,7 @@ class Task(Generic[P, R]):
             raise ValueError("give countdown or eta, not both")
         when = now + float(countdown) if countdown is not None else (_timestamp(eta) if eta else None)
         env = Envelope(
-            id=task_id or str(uuid.uuid4()),
+            id=task_id or new_task_id(),
             task=self.name,
             args=args,
             kwargs=kwargs,
@@ -467,7 +483,33 @@ class Task(Generic[P, R]):
             pack_pickled_args(env, tuple(args), kwargs)
         elif serializer != "json":
             raise ConfigurationError(f"unknown serializer {serializer!r}: use 'json' (or 'pickle', opt-in)")
-        return JobSpec(env.id, queue, encode_envelope(env), priority, when, 0)
+        return env
+
+    def _bulk_specs(
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], options: Mapping[str, Any]
+    ) -> Iterator[JobSpec]:
+        """JobSpecs for ``delay_many``. Everything but the id and the arguments is the same for
+        every call, so it is worked out once and the envelope is copied (unless routes are
+        callables, which may look at the arguments, or the arguments are pickled)."""
+        conf = self.app.conf
+        routes = conf.task_routes
+        per_call = bool(routes) and any(
+            callable(r) for r in (routes if isinstance(routes, list | tuple) else [routes])
+        )
+        template: Envelope | None = None
+        for call in calls:
+            if isinstance(call, Mapping):
+                args, kwargs = [], dict(call)
+            else:
+                args, kwargs = list(call), {}
+            self._check_args(args, kwargs)
+            if template is None or per_call:
+                env = self._envelope(args, kwargs, **options)
+                if env.content_type == "json" and "task_id" not in options:
+                    template = env
+            else:
+                env = msgspec.structs.replace(template, id=new_task_id(), args=args, kwargs=kwargs)
+            yield JobSpec(env.id, env.queue, encode_envelope(env), env.priority, env.eta, 0)
 
 
 def _calls_of(specs: Sequence[JobSpec]) -> list[tuple[list[Any], dict[str, Any]]]:
