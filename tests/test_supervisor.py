@@ -7,21 +7,8 @@ import os
 import signal
 from pathlib import Path
 
-from conveyor.worker.supervisor import child_argv
-
 from .apps import basic
 from .procs import WorkerProcess, wait_for
-
-
-def test_child_argv_drops_the_processes_option() -> None:
-    assert child_argv(["-A", "p", "worker", "--processes", "3", "-c", "2"]) == [
-        "-A",
-        "p",
-        "worker",
-        "-c",
-        "2",
-    ]
-    assert child_argv(["worker", "--processes=3"]) == ["worker"]
 
 
 def live_pids() -> set[int]:

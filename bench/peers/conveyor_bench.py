@@ -24,13 +24,13 @@ from bench.conveyor_tasks import incr, mark  # noqa: E402  (needs the env and pa
 
 # The exact worker command. The harness adds nothing to it; edit here when the CLI changes, or
 # override it for one run with $BENCH_CONVEYOR_WORKER (a shell-quoted command line).
+# Two processes for two cores, each running tasks inline on its event loop (-P solo): the
+# benchmark task is one short Redis call, so threads would only add hand-off cost.
 WORKER_CMD = [
     "conveyor",
     "-A",
     "bench.conveyor_tasks",
     "worker",
-    "-c",
-    "2",
     "-P",
     "solo",
     "--processes",

@@ -99,9 +99,11 @@ class SQLiteBroker(Broker):
     # -- connections -----------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
+        if db is None or self._local.pid != os.getpid():
+            # (A connection inherited through fork must never be used: SQLite forbids it.)
             db = self._connect()
             self._local.db = db
+            self._local.pid = os.getpid()
             self._local.version = -1
         return db
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -76,31 +77,46 @@ def worker(
       conveyor -A proj worker -Q polling,default -c 8 -P threads -n w1@%h -l info
     """
     setup_logging(loglevel)
-    if processes > 1:
-        state.app  # noqa: B018 - fail here, once, if the app cannot be imported
-        sys.exit(Supervisor(sys.argv[1:], processes).run())
     app = state.app
-    index = os.environ.get("CONVEYOR_PROCESS_INDEX")
-    if index:  # a child of --processes: tell the processes apart in listings
-        name, at, host = (hostname or "worker@%h").partition("@")
-        hostname = f"{name}.{index}{at}{host}"
-    try:
-        w = Worker(
+
+    def build(index: int | None) -> Worker:
+        name = hostname
+        if index is not None:  # one of --processes: tell the processes apart in listings
+            base, at, host = (hostname or "worker@%h").partition("@")
+            name = f"{base}.{index}{at}{host}"
+        return Worker(
             app,
             queues=_queues(queues),
             concurrency=concurrency,
             pool=pool,
-            name=hostname,
+            name=name,
             prefetch_multiplier=prefetch_multiplier,
             burst=burst,
             shutdown_timeout=shutdown_timeout,
         )
+
+    try:
+        single = build(None)  # checks every option before anything starts
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    beat = None
     if with_beat:  # validated and synced before the worker starts; exit 2 on a bad entry
-        from .beat import BeatThread, prepared_scheduler
+        from .beat import prepared_scheduler
 
-        with BeatThread(prepared_scheduler(app)):
+        beat = prepared_scheduler(app)
+    if processes > 1:
+        # Each child builds its own Worker: its lease-owner id must be unique per process.
+        # One scheduler is enough (more would be safe, only redundant): it runs in child 1.
+        app.close()  # no broker connection may cross the fork: each child opens its own
+        sys.exit(Supervisor(lambda index: _run(build(index), beat if index == 1 else None), processes).run())
+    _run(single, beat)
+
+
+def _run(w: Worker, beat: Any) -> None:
+    if beat is not None:
+        from .beat import BeatThread
+
+        with BeatThread(beat):
             w.run()
     else:
         w.run()
