@@ -230,3 +230,22 @@ def test_sigterm_under_load_loses_nothing_and_runs_nothing_twice(
         second.stop()
     tokens = [line.split()[1] for line in starts(tmp_path / "load")]
     assert len(tokens) == len(set(tokens)) == 300
+
+
+def test_several_worker_processes_share_a_queue(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """Three workers, 150 tasks of 20 ms: every worker does a real share (none hoards the queue)."""
+    workers = [WorkerProcess(process_broker_url, tmp_path, "-c", "2", name=f"w{i}") for i in range(3)]
+    try:
+        for w in workers:
+            w.wait_ready()
+        results = basic.record.delay_many([("fair", f"t{i}", 0.02) for i in range(150)])
+        assert len([r.get(timeout=60) for r in results]) == 150
+    finally:
+        for w in workers:
+            w.stop()
+    pids = [line.split()[2] for line in starts(tmp_path / "fair")]
+    shares = sorted(pids.count(str(w.pid)) for w in workers)
+    assert sum(shares) == 150
+    assert shares[0] >= 20, f"runs per worker: {shares}"
