@@ -394,38 +394,9 @@ class Task(Generic[P, R]):
         if len(self._good_shapes) < 64:
             self._good_shapes.add(shape)
 
-    def _prepare(
-        self,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        *,
-        countdown: float | None = None,
-        eta: datetime | None = None,
-        expires: float | timedelta | datetime | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        task_id: str | None = None,
-        time_limit: float | None = None,
-        soft_time_limit: float | None = None,
-        max_retries: int | None = None,
-        headers: Mapping[str, Any] | None = None,
-        serializer: str | None = None,
-    ) -> JobSpec:
-        env = self._envelope(
-            args,
-            kwargs,
-            countdown=countdown,
-            eta=eta,
-            expires=expires,
-            queue=queue,
-            priority=priority,
-            task_id=task_id,
-            time_limit=time_limit,
-            soft_time_limit=soft_time_limit,
-            max_retries=max_retries,
-            headers=headers,
-            serializer=serializer,
-        )
+    def _prepare(self, args: list[Any], kwargs: dict[str, Any], **options: Any) -> JobSpec:
+        """The job to enqueue for one call; ``options`` are ``apply_async``'s (see ``_envelope``)."""
+        env = self._envelope(args, kwargs, **options)
         return JobSpec(env.id, env.queue, encode_envelope(env), env.priority, env.eta, 0)
 
     def _envelope(
