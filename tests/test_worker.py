@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,18 @@ def test_remote_exception_of_an_unimported_module_is_not_imported(app: Conveyor,
 
     exc = rebuild_exception(ResultPayload(exc_type="evil_module_never_imported.Boom", exc_message="x"))
     assert isinstance(exc, RemoteError) and exc.exc_type == "evil_module_never_imported.Boom"
+
+
+def test_a_delayed_task_starts_within_100ms_of_its_due_time(
+    app: Conveyor, run_worker, tmp_path: Path
+) -> None:
+    with run_worker(app):
+        basic.add.delay(0, 0).get(timeout=10)  # the worker is idle and blocked in fetch now
+        due = [time.time() + 0.3 + 0.15 * i for i in range(7)]
+        for when in due:
+            basic.stamp.apply_async(args=("stamps",), eta=datetime.fromtimestamp(when, UTC))
+        wait_for(lambda: len(lines(tmp_path / "stamps")) == 7, 15)
+    started = sorted(float(x) for x in lines(tmp_path / "stamps"))
+    lateness = sorted(s - d for s, d in zip(started, due, strict=True))
+    assert lateness[0] >= -0.01  # never early
+    assert lateness[3] < 0.1, f"lateness: {lateness}"  # the median, robust to a busy machine

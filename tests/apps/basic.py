@@ -134,3 +134,9 @@ def busy_loop(seconds: float) -> float:
     while time.monotonic() < end:
         pass
     return seconds
+
+
+@app.task
+def stamp(name: str) -> None:
+    """Append the wall-clock start time (to measure how late a delayed task starts)."""
+    _mark(name, repr(time.time()))
