@@ -216,3 +216,38 @@ def test_a_delayed_task_starts_within_100ms_of_its_due_time(
     lateness = sorted(s - d for s, d in zip(started, due, strict=True))
     assert lateness[0] >= -0.01  # never early
     assert lateness[3] < 0.1, f"lateness: {lateness}"  # the median, robust to a busy machine
+
+
+def test_a_fetch_that_returns_during_shutdown_does_not_stall_it(
+    tmp_path: Path, run_worker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the worker stops, its only consumer is busy and its fetch is stuck on SQLite's write
+    lock; the fetch then returns a job. That job goes back to the queue, the running task
+    finishes, and the worker stops at once (the late fetch must not swallow the stop signal)."""
+    import sqlite3
+    import threading
+
+    monkeypatch.setenv("CONVEYOR_TEST_DIR", str(tmp_path))
+    basic.app.conf.broker_url = f"sqlite:///{tmp_path / 'stall.db'}"
+    try:
+        running = basic.sleeper.delay(4.0)
+        late = basic.record.apply_async(args=("stall", "t"), countdown=0.8)
+        context = run_worker(basic.app, pool="threads", concurrency=1, shutdown_timeout=8.0)
+        with caplog.at_level("WARNING", logger="conveyor.worker"):
+            context.__enter__()
+            wait_for(lambda: running.state == states.STARTED, 10)
+            blocker = sqlite3.connect(tmp_path / "stall.db", isolation_level=None, timeout=30)
+            blocker.execute("BEGIN IMMEDIATE")  # the worker's next lease waits for this lock
+            time.sleep(1.0)  # the delayed job is due: the fetch is blocked in its lease
+            stopper = threading.Thread(target=context.__exit__, args=(None, None, None))
+            stopper.start()
+            time.sleep(2.5)  # past the shutdown's wait for the fetcher: stop signals are queued
+            blocker.execute("COMMIT")  # the fetch returns the due job while the consumer is busy
+            stopper.join(30)
+        assert not stopper.is_alive()
+        assert "still running" not in caplog.text
+        assert running.get(timeout=1) == 4.0
+        assert late.state == states.PENDING  # given back, not lost and not run
+        assert lines(tmp_path / "stall") == []
+    finally:
+        basic.app.close()

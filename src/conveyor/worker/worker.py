@@ -291,13 +291,19 @@ class Worker:
         logger.info("%s stopped: %d task(s) processed", self.hostname, self.stats.processed)
 
     def _release_inbox(self) -> int:
-        released = 0
+        """Give every not-yet-started delivery back. Stop sentinels (None) are kept: a fetch that
+        returns late during shutdown must not swallow the consumers' signal to stop."""
+        released = sentinels = 0
         while not self._inbox.empty():
             d = self._inbox.get_nowait()
-            if d is not None:
-                self.settler.add(Outcome("release", d.id, d.delivery))
-                self._held -= 1
-                released += 1
+            if d is None:
+                sentinels += 1
+                continue
+            self.settler.add(Outcome("release", d.id, d.delivery))
+            self._held -= 1
+            released += 1
+        for _ in range(sentinels):
+            self._inbox.put_nowait(None)
         return released
 
     # -- fetching ----------------------------------------------------------------------------
