@@ -167,7 +167,7 @@ def test_sigterm_past_the_grace_period_gives_the_running_task_back(
     worker = WorkerProcess(process_broker_url, tmp_path, "--shutdown-timeout", "0.5").wait_ready()
     result = basic.record.delay("grace", "t1", 3.0)
     wait_for(lambda: starts(tmp_path / "grace"), 10)
-    worker.stop()
+    assert worker.stop(timeout=15) == 0  # exits promptly and cleanly after giving the task back
     assert "giving them back to the queue" in worker.log()
     successor = WorkerProcess(process_broker_url, tmp_path, name="successor").wait_ready()
     try:

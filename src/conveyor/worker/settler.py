@@ -58,11 +58,11 @@ class Settler:
         loop = asyncio.get_running_loop()
         delay = 0.05
         while True:
-            await self._wake.wait()
-            self._wake.clear()
             if not self._pending:
-                if self._closing:
+                if self._closing:  # checked after every flush, not only after a wake-up
                     return
+                await self._wake.wait()
+                self._wake.clear()
                 continue
             batch, self._pending = self._pending, []
             waiters, self._waiters = self._waiters, []
