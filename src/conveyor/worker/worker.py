@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..brokers import Delivery, Outcome
@@ -71,6 +71,7 @@ class _Active:
 
     id: str
     task: str
+    delivery: int
     started: float
     kill: asyncio.Future[str] | None = None
     call: RunningCall | None = None
@@ -97,7 +98,6 @@ class Stats:
     dead_lettered: int = 0
     revoked: int = 0
     abandoned_threads: int = 0
-    by_task: dict[str, int] = field(default_factory=dict)
 
 
 class Worker:
@@ -273,7 +273,7 @@ class Worker:
             for active in list(self._active.values()):
                 task = self.app.tasks.get(active.task)
                 if task is None or task.acks_late:
-                    self.settler.add(Outcome("release", active.id, self._deliveries.get(active.id, 0)))
+                    self.settler.add(Outcome("release", active.id, active.delivery))
             for consumer in pending:
                 consumer.cancel()
             self.stuck_threads = True
@@ -310,7 +310,6 @@ class Worker:
     async def _fetch_loop(self) -> None:
         loop = asyncio.get_running_loop()
         broker = self.app.broker
-        self._deliveries: dict[str, int] = {}
         backoff = 0.05
         failing = False
         while not self._stopping:
@@ -488,9 +487,8 @@ class Worker:
         self._end(d, env, task, request, plan, t0, value, None)
 
     def _begin(self, d: Delivery, task: Task[Any, Any]) -> tuple[_Active, float]:
-        active = _Active(d.id, task.name, time.time())
+        active = _Active(d.id, task.name, d.delivery, time.time())
         self._active[d.id] = active
-        self._deliveries[d.id] = d.delivery
         return active, time.perf_counter()
 
     def _end(
@@ -507,7 +505,6 @@ class Worker:
         """Settle a finished run: success, revoked (terminated), or an error to classify."""
         runtime = time.perf_counter() - t0
         del self._active[d.id]
-        del self._deliveries[d.id]
         self._revoked.pop(d.id, None)
         if exc is not None:
             if isinstance(exc, TaskRevokedError):
