@@ -9,41 +9,34 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class WorkerProcess:
-    """``conveyor -A tests.apps.basic worker`` as a subprocess, logging to a file."""
+def process_env(workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "CONVEYOR_TEST_DIR": str(workdir), "PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
+class ConveyorProcess:
+    """A long-running ``conveyor -A APP -b URL COMMAND ...`` subprocess, logging to a file."""
 
     def __init__(
         self,
         broker_url: str,
         workdir: Path,
-        *args: str,
-        app: str = "tests.apps.basic",
+        command: list[str],
+        app: str,
+        name: str,
         env: dict[str, str] | None = None,
-        name: str = "w",
     ) -> None:
+        self.name = name
         self.log_path = workdir / f"{name}-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        full_env = {**os.environ, "CONVEYOR_TEST_DIR": str(workdir), "PYTHONUNBUFFERED": "1", **(env or {})}
-        cmd = [
-            sys.executable,
-            "-m",
-            "conveyor",
-            "-A",
-            app,
-            "-b",
-            broker_url,
-            "worker",
-            "-l",
-            "info",
-            "-n",
-            f"{name}@%h",
-            *args,
-        ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()/kill()
+        cmd = [sys.executable, "-m", "conveyor", "-A", app, "-b", broker_url, *command]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=process_env(workdir, env), stdout=self._log, stderr=subprocess.STDOUT
+        )
 
     @property
     def pid(self) -> int:
@@ -52,9 +45,9 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 20.0) -> WorkerProcess:
+    def wait_ready(self, timeout: float = 20.0) -> Self:
         wait_for(lambda: " ready: " in self.log() or self.proc.poll() is not None, timeout)
-        assert self.proc.poll() is None, f"worker exited early:\n{self.log()}"
+        assert self.proc.poll() is None, f"{self.name} exited early:\n{self.log()}"
         return self
 
     def signal(self, signum: int) -> None:
@@ -76,6 +69,22 @@ class WorkerProcess:
             code = self.proc.wait(timeout=10)
         self._log.close()
         return code
+
+
+class WorkerProcess(ConveyorProcess):
+    """``conveyor -A tests.apps.basic worker`` as a subprocess."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        workdir: Path,
+        *args: str,
+        app: str = "tests.apps.basic",
+        env: dict[str, str] | None = None,
+        name: str = "w",
+    ) -> None:
+        command = ["worker", "-l", "info", "-n", f"{name}@%h", *args]
+        super().__init__(broker_url, workdir, command, app, name, env)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> None:
