@@ -73,8 +73,10 @@ class _Active:
     task: str
     delivery: int
     started: float
-    kill: asyncio.Future[str] | None = None
+    kill: asyncio.Future[str] | None = None  # async tasks: resolved to stop waiting for them
+    waiter: asyncio.Future[Any] | None = None  # sync tasks in threads: cancelled to stop waiting
     call: RunningCall | None = None
+    killed: str | None = None  # why the worker stopped waiting: "time" or "revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -648,8 +650,6 @@ class Worker:
     ) -> Any:
         loop = asyncio.get_running_loop()
         call = RunningCall()
-        kill: asyncio.Future[str] = loop.create_future()
-        active.call, active.kill = call, kill
         call_args = [task, *request.args] if task.bind else request.args
 
         def body() -> Any:
@@ -660,20 +660,23 @@ class Worker:
                 current_request.reset(token)
 
         future = loop.run_in_executor(self._threads, body)
-        handles = self._arm(call, soft, hard, kill)
+        active.call, active.waiter = call, future
+        handles = self._arm(call, soft, hard, active)
         try:
-            await asyncio.wait({future, kill}, return_when=asyncio.FIRST_COMPLETED)
+            # Awaited directly (no asyncio.wait per task: this is the threads pool's hot path);
+            # a hard limit or a terminating revoke cancels this wait via _kill.
+            return await future
+        except asyncio.CancelledError:
+            if active.killed is None:
+                raise  # the worker itself is being cancelled
+            self.stats.abandoned_threads += 1  # the thread runs on; its late outcome is moot
+            raise _killed(active.killed, hard) from None
         finally:
             for handle in handles:
                 self._watchdog.cancel(handle)
-        if future.done():
-            return future.result()
-        future.add_done_callback(_consume_result)
-        self.stats.abandoned_threads += 1
-        raise _killed(kill.result(), hard)
 
     def _arm(
-        self, call: RunningCall, soft: float | None, hard: float | None, kill: asyncio.Future[str] | None
+        self, call: RunningCall, soft: float | None, hard: float | None, active: _Active | None
     ) -> list[int]:
         """Schedule the soft and hard limits of a sync task on the watchdog thread."""
         handles = []
@@ -689,8 +692,8 @@ class Worker:
 
             def on_hard() -> None:
                 call.interrupt(TimeLimitExceeded)
-                if kill is not None and loop is not None:
-                    loop.call_soon_threadsafe(_resolve, kill, "time")
+                if active is not None and loop is not None:
+                    loop.call_soon_threadsafe(self._kill, active, "time")
 
             handles.append(self._watchdog.call_at(now + hard, on_hard))
         return handles
@@ -715,10 +718,18 @@ class Worker:
             if not terminate:
                 continue  # running; Celery semantics: revoke without terminate lets it finish
             logger.warning("terminating task %s[%s]: revoked", active.task, task_id)
-            if active.kill is not None:
-                _resolve(active.kill, "revoked")
+            self._kill(active, "revoked")
             if active.call is not None:
                 active.call.interrupt(TaskRevokedError)
+
+    def _kill(self, active: _Active, reason: str) -> None:
+        """On the loop: stop waiting for a running task (hard time limit or terminating revoke)."""
+        if active.killed is None:
+            active.killed = reason
+        if active.kill is not None:
+            _resolve(active.kill, reason)
+        if active.waiter is not None and not active.waiter.done():
+            active.waiter.cancel()
 
     def _info(self) -> bytes:
         stats = self.stats
