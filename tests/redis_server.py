@@ -23,7 +23,9 @@ def free_port() -> int:
 class RedisServer:
     """``RedisServer(appendonly=True).start()``; ``restart()`` keeps the same port and data dir."""
 
-    def __init__(self, appendonly: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self, appendonly: bool = False, port: int | None = None, extra: list[str] | None = None
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -36,6 +38,7 @@ class RedisServer:
             raise RuntimeError("refusing to use port 6379 for a throwaway test server")
         self.dir = Path(tempfile.mkdtemp(prefix="conveyor-redis-"))
         self.appendonly = appendonly
+        self.extra = list(extra or [])
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,6 +64,7 @@ class RedisServer:
             str(self.dir / "redis.log"),
             "--daemonize",
             "no",
+            *self.extra,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

@@ -113,7 +113,7 @@ def test_fetch_wait_returns_a_job_enqueued_while_waiting(broker: Broker) -> None
 def test_ack_stores_the_result_and_removes_the_job(broker: Broker) -> None:
     broker.enqueue([job("a")])
     d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
-    assert d.delivery == 1 and d.deaths == 0
+    assert d.delivery >= 1 and d.deaths == 0 and not d.redelivered
     assert broker.status("a").state == states.STARTED
     broker.settle([Outcome("ack", "a", d.delivery, states.SUCCESS, b'{"result":42}')], 60)
     record = broker.status("a")
@@ -131,10 +131,11 @@ def test_ack_without_state_stores_nothing(broker: Broker) -> None:
 def test_a_stale_settle_is_ignored(broker: Broker) -> None:
     broker.enqueue([job("a")])
     first = broker.fetch(["q"], "w1", 1, 0.05, 0)[0]
+    broker.heartbeat("w1", 0.05, b"{}", [("a", first.delivery)])  # it was running
     time.sleep(0.1)
     assert broker.reclaim(5, 60).requeued == ["a"]
     second = broker.fetch(["q"], "w2", 1, 30, 0)[0]
-    assert second.delivery == first.delivery + 1 and second.deaths == 1
+    assert second.delivery > first.delivery and second.deaths == 1 and second.redelivered
     broker.settle([Outcome("ack", "a", first.delivery, states.SUCCESS, b'{"result":"stale"}')], 60)
     assert broker.status("a").state == states.STARTED  # the live lease still owns it
     broker.settle([Outcome("ack", "a", second.delivery, states.SUCCESS, b'{"result":"live"}')], 60)
@@ -193,6 +194,7 @@ def test_expired_lease_is_reclaimed_then_dead_lettered_after_max_deaths(broker: 
     for death in range(1, 4):
         d = broker.fetch(["q"], f"w{death}", 1, 0.01, 0)[0]
         assert d.deaths == death - 1
+        broker.settle([Outcome("running", "a", d.delivery)], 60)
         time.sleep(0.05)
         report = broker.reclaim(3, 60)
         if death < 3:
@@ -386,3 +388,74 @@ def test_a_retry_without_payload_keeps_the_last_error(broker: Broker) -> None:
     broker.settle([Outcome("retry", "a", d.delivery, None, None, eta=time.time() + 60, retries=1)], 60)
     record = broker.status("a")
     assert record.state == states.RETRY and record.payload == b'{"exc_type":"x.E"}'
+
+
+def test_a_dead_workers_prefetched_jobs_go_back_without_a_death(broker: Broker) -> None:
+    """Only the job its worker said was running counts a death; the ones it merely held do not."""
+    broker.enqueue([job("poison"), job("innocent-1"), job("innocent-2")])
+    for _ in range(6):
+        held = {d.id: d for d in broker.fetch(["q"], "w1", 10, 0.01, 0)}
+        assert set(held) == {"poison", "innocent-1", "innocent-2"}
+        broker.heartbeat("w1", 0.01, b"{}", [("poison", held["poison"].delivery)])
+        time.sleep(0.05)
+        report = broker.reclaim(5, 60)
+        if report.dead:
+            break
+    assert report.dead == ["poison"]
+    assert sorted(report.requeued) == ["innocent-1", "innocent-2"]
+    assert [x.id for x in broker.dead_letters()] == ["poison"]
+    innocents = broker.fetch(["q"], "w2", 10, 30, 0)
+    assert sorted((d.id, d.deaths, d.redelivered) for d in innocents) == [
+        ("innocent-1", 0, True),
+        ("innocent-2", 0, True),
+    ]
+
+
+def test_running_mark_needs_the_current_lease(broker: Broker) -> None:
+    broker.enqueue([job("a")])
+    first = broker.fetch(["q"], "w1", 1, 0.01, 0)[0]
+    time.sleep(0.05)
+    broker.reclaim(5, 60)
+    second = broker.fetch(["q"], "w2", 1, 0.01, 0)[0]
+    broker.heartbeat("w1", 0.01, b"{}", [("a", first.delivery)])  # stale: w1 lost it
+    broker.settle([Outcome("running", "a", first.delivery)], 60)  # stale too
+    time.sleep(0.05)
+    broker.reclaim(5, 60)
+    assert broker.fetch(["q"], "w3", 1, 30, 0)[0].deaths == second.deaths == 0
+
+
+def test_a_retried_job_is_not_a_redelivery(broker: Broker) -> None:
+    broker.enqueue([job("a")])
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    broker.settle([Outcome("retry", "a", d.delivery, None, None, eta=time.time(), retries=1)], 60)
+    again = broker.fetch(["q"], "w1", 1, 30, 2.0)[0]
+    assert again.delivery > d.delivery and not again.redelivered
+    broker.settle([Outcome("release", "a", again.delivery)], 60)
+    third = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    assert third.delivery > again.delivery and third.redelivered
+
+
+def test_reconcile_gives_back_leases_the_worker_does_not_hold(broker: Broker) -> None:
+    """An ack lost in a broker crash leaves a job leased to a live worker that no longer holds
+    it; reconcile returns it to the queue (without a death) and keeps what the worker holds."""
+    broker.enqueue([job("held"), job("lost"), job("other")])
+    mine = broker.fetch(["q"], "w1", 2, 30, 0)
+    assert sorted(d.id for d in mine) == ["held", "lost"]
+    fetch_ids(broker, owner="w2")
+    assert broker.reconcile("w1", ["held"]) == ["lost"]
+    assert broker.reconcile("w1", ["held"]) == []
+    again = broker.fetch(["q"], "w3", 10, 30, 0)
+    assert [(d.id, d.deaths, d.redelivered) for d in again] == [("lost", 0, True)]
+    broker.heartbeat("w1", 0.01, b"{}")
+    time.sleep(0.05)
+    assert "held" in broker.reclaim(5, 60).requeued  # still w1's lease until then
+
+
+def test_reconcile_dead_letters_a_started_at_most_once_job(broker: Broker) -> None:
+    broker.enqueue([job("a")])
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    broker.settle([Outcome("start", "a", d.delivery)], 60)
+    assert broker.reconcile("w1", []) == ["a"]
+    broker.reclaim(5, 60)  # (Redis moves it on the next reclaim)
+    assert "at-most-once" in broker.dead_letters()[0].reason
+    assert fetch_ids(broker) == []

@@ -241,7 +241,8 @@ def test_retried_job_is_promoted_at_its_eta(broker: RedisBroker) -> None:
     )
     assert broker.queue_stats()["q"].delayed == 1
     again = broker.fetch(["q"], "w1", 1, 30, 10.0)
-    assert [(x.id, x.body, x.delivery) for x in again] == [("a", b"v2", 2)]
+    assert [(x.id, x.body, x.redelivered) for x in again] == [("a", b"v2", False)]
+    assert again[0].delivery > d.delivery
     assert time.time() >= eta
 
 
@@ -257,7 +258,8 @@ def test_a_fetch_whose_reply_was_lost_is_handed_out_again(
     record = msgspec.msgpack.decode(raw)
     broker._lost["w1"] = [record[0]]  # what fetch records when its call fails mid-way
     again = broker.fetch(["q"], "w1", 10, 30, 0)
-    assert [(d.id, d.delivery) for d in again] == [(d.id, d.delivery) for d in lost] + [("c", 1)]
+    assert [(d.id, d.delivery) for d in again[:2]] == [(d.id, d.delivery) for d in lost]
+    assert [d.id for d in again[2:]] == ["c"]
     assert broker.fetch(["q"], "w1", 10, 30, 0) == []  # recovered once, not again
 
 

@@ -39,12 +39,29 @@ def exc_qualname(exc: BaseException) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def describe(exc: BaseException) -> str:
+    """``str(exc)``, even for an exception whose ``__str__`` itself raises.
+
+    Task code can raise anything; the worker must still be able to report it, or the error
+    escapes the worker's own handling of the message (and the message is tried again for ever).
+
+    >>> class Odd(Exception):
+    ...     def __str__(self) -> str: raise RuntimeError
+    >>> describe(Odd())
+    '<Odd: str() failed>'
+    """
+    try:
+        return str(exc)
+    except BaseException:
+        return f"<{type(exc).__name__}: str() failed>"
+
+
 def failure_payload(
     exc: BaseException, traceback: str | None, worker: str | None, retries: int
 ) -> ResultPayload:
     return ResultPayload(
         exc_type=exc_qualname(exc),
-        exc_message=str(exc),
+        exc_message=describe(exc),
         traceback=traceback,
         worker=worker,
         retries=retries,

@@ -76,7 +76,7 @@ def encode_envelope(env: Envelope) -> bytes:
     """Encode a message; raises ``EncodeError`` naming the task if an argument does not serialise."""
     try:
         return _encoder.encode(env)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise EncodeError(
             f"arguments of task {env.task!r} are not JSON-serialisable: {exc}"
             " (pass plain data such as ids, or enable pickle explicitly)"
@@ -87,7 +87,8 @@ def decode_envelope(raw: bytes) -> Envelope:
     """Decode a message from the broker; raises ``DecodeError`` for anything malformed."""
     try:
         env = _envelope_decoder.decode(raw)
-    except (msgspec.DecodeError, TypeError, ValueError) as exc:
+    except (msgspec.DecodeError, TypeError, ValueError, RecursionError) as exc:
+        # (RecursionError: a body nested deeper than the decoder goes, e.g. 100,000 "[".)
         raise DecodeError(f"malformed task message: {exc}") from exc
     if not env.id or not env.task:
         raise DecodeError("malformed task message: empty id or task name")
@@ -120,14 +121,14 @@ def encode_result(payload: ResultPayload) -> bytes:
     """Encode a result payload; raises ``EncodeError`` when the task's return value does not serialise."""
     try:
         return _encoder.encode(payload)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise EncodeError(f"task result is not JSON-serialisable: {exc}") from exc
 
 
 def decode_result(raw: bytes) -> ResultPayload:
     try:
         return _result_decoder.decode(raw)
-    except (msgspec.DecodeError, TypeError, ValueError) as exc:
+    except (msgspec.DecodeError, TypeError, ValueError, RecursionError) as exc:
         raise DecodeError(f"malformed result payload: {exc}") from exc
 
 

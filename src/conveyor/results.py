@@ -17,19 +17,21 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
-def rebuild_exception(payload: ResultPayload) -> BaseException:
+def rebuild_exception(payload: ResultPayload) -> Exception:
     """Turn a stored failure back into an exception, without importing anything.
 
-    Only exception classes whose module is already imported in this process are rebuilt
+    Only ``Exception`` classes whose module is already imported in this process are rebuilt
     (builtins, Conveyor's own, the app's); anything else becomes ``RemoteError``, because
-    importing a module named by broker data would let the broker run code here.
+    importing a module named by broker data would let the broker run code here. Never a
+    ``BaseException`` such as ``SystemExit`` or ``KeyboardInterrupt``: raised by ``get()`` it
+    would stop the caller's process (a task that called ``sys.exit()`` failed, nothing more).
     """
     qualname = payload.exc_type or "builtins.Exception"
     module_name, _, name = qualname.rpartition(".")
     module = sys.modules.get(module_name or "builtins")
     cls = getattr(module, name, None) if module is not None else None
     message = payload.exc_message or ""
-    if isinstance(cls, type) and issubclass(cls, BaseException):
+    if isinstance(cls, type) and issubclass(cls, Exception):
         try:
             exc = cls(message)
         except Exception:

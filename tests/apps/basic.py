@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -140,3 +141,43 @@ def busy_loop(seconds: float) -> float:
 def stamp(name: str) -> None:
     """Append the wall-clock start time (to measure how late a delayed task starts)."""
     _mark(name, repr(time.time()))
+
+
+class Unprintable(Exception):
+    """An exception whose __str__ itself raises (the worker must still report it)."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+
+@app.task
+def unprintable(name: str) -> None:
+    _mark(name, f"start {os.getpid()}")
+    raise Unprintable()
+
+
+@app.task
+def exits(name: str, code: int) -> None:
+    """sys.exit() inside a task: the task fails, the worker goes on."""
+    _mark(name, f"start {os.getpid()}")
+    sys.exit(code)
+
+
+@app.task
+def interrupted(name: str) -> None:
+    _mark(name, f"start {os.getpid()}")
+    raise KeyboardInterrupt
+
+
+@app.task
+async def async_exits(name: str, code: int) -> None:
+    _mark(name, f"start {os.getpid()}")
+    await asyncio.sleep(0)
+    sys.exit(code)
+
+
+@app.task
+def exits_process_cleanly(name: str) -> None:
+    """Ends its worker process with exit code 0, unasked (a supervisor must replace it)."""
+    _mark(name, f"start {os.getpid()}")
+    os._exit(0)

@@ -10,9 +10,14 @@ in its own way (one SQL transaction, one Lua script):
                                       letters after ``max_deaths`` deaths
 
 A *lease* is a worker's claim on a job, renewed by its heartbeat. The *delivery* number
-counts how often the job was handed out and fences stale workers: a settle whose delivery
-is not the job's current one is ignored, so a worker that lost its lease cannot ack or
-retry a job another worker now runs.
+grows with each hand-out of the job and fences stale workers: a settle whose delivery is not
+the job's current one is ignored, so a worker that lost its lease cannot ack or retry a job
+another worker now runs. It never repeats for a job, not even after a broker crash that lost
+its last writes (Redis takes the server clock into it).
+
+A *death* is counted only for a job its worker had said was running (the heartbeat lists the
+running tasks; a redelivered job is confirmed with a ``running`` outcome before it starts), so
+the jobs a dying worker only held in its prefetch go back without one.
 
 All methods are synchronous and thread-safe; the worker calls them from its I/O threads so
 its event loop never blocks on the broker. Times are epoch seconds (``time.time()``) because
@@ -22,7 +27,7 @@ they are compared across processes and hosts.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,11 +51,12 @@ class Delivery:
     id: str
     queue: str
     body: bytes
-    delivery: int  # 1 on the first hand-out; fences stale settles
-    deaths: int  # how many times a worker died holding this job (-1: at-most-once, started)
+    delivery: int  # grows with every hand-out, never repeats; fences stale settles
+    deaths: int  # how many times a worker died running this job (-1: at-most-once, started)
+    redelivered: bool = False  # handed out before and not settled since (a crash, a release)
 
 
-SettleKind = Literal["ack", "retry", "dead", "release", "start"]
+SettleKind = Literal["ack", "retry", "dead", "release", "start", "running"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,9 @@ class Outcome:
     - ``release``: give the job back to its queue now (graceful shutdown, Reject(requeue=True)).
     - ``start``: an at-most-once task (``acks_late=False``) is about to run: if its lease ever
       expires it goes to the dead-letter set instead of running again.
+    - ``running``: an at-least-once task is about to run: if its lease expires, that counts a
+      death (the heartbeat marks running tasks the same way; this is for redelivered jobs,
+      whose worker must not start them before the broker knows).
     """
 
     kind: SettleKind
@@ -168,15 +177,27 @@ class Broker(abc.ABC):
         (the job was reclaimed and handed out again) are ignored."""
 
     @abc.abstractmethod
-    def heartbeat(self, owner: str, lease_timeout: float, info: bytes) -> dict[str, bool]:
-        """Renew every lease ``owner`` holds and record the worker as alive. Returns the revoked
-        jobs among its leases: ``{task_id: terminate}``."""
+    def heartbeat(
+        self, owner: str, lease_timeout: float, info: bytes, running: Sequence[tuple[str, int]] = ()
+    ) -> dict[str, bool]:
+        """Renew every lease ``owner`` holds, record the worker as alive, and mark the jobs in
+        ``running`` (``(task_id, delivery)`` pairs whose lease ``owner`` holds) as running.
+        Returns the revoked jobs among its leases: ``{task_id: terminate}``."""
+
+    @abc.abstractmethod
+    def reconcile(self, owner: str, held: Collection[str]) -> list[str]:
+        """Give back the jobs leased to ``owner`` whose ids are not in ``held`` (front of their
+        queue, no death; an at-most-once job that started is dead-lettered instead), and return
+        their ids. A worker calls this after the broker was unreachable, with every job it holds,
+        while none of its fetches is under way: a crash that lost writes can leave a job leased
+        to a live worker that already settled it, and its heartbeat would renew that for ever."""
 
     @abc.abstractmethod
     def reclaim(self, max_deaths: int, result_ttl: float) -> ReclaimReport:
-        """Return jobs whose lease expired (their worker died) to their queue, or dead-letter
-        them once their worker died on them ``max_deaths`` times, or at once if they were
-        started at-most-once (settled with ``start``)."""
+        """Return jobs whose lease expired (their worker died) to their queue. A job marked
+        running counts a death and is dead-lettered once its worker died on it ``max_deaths``
+        times, or at once if it was started at-most-once (settled with ``start``); a job that
+        was only held goes back without a death."""
 
     @abc.abstractmethod
     def unregister_worker(self, owner: str) -> None:

@@ -11,7 +11,7 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from .. import states
@@ -43,9 +43,10 @@ class _Job:
     retries: int
     owner: str | None = None
     lease_expires: float = 0.0
-    delivery: int = 0
+    delivery: int = 0  # negative: not handed out since its last retry (see Delivery.redelivered)
     deaths: int = 0
     info: bytes | None = None
+    running: bool = False  # its worker said it started it: losing it counts a death
 
 
 class MemoryBroker(Broker):
@@ -198,9 +199,10 @@ class MemoryBroker(Broker):
                 del self._jobs[job.id]
                 self._revoked_result(job.id, 86400.0)
                 continue
-            job.owner, job.lease_expires = owner, lease_until
-            job.delivery += 1
-            out.append(Delivery(job.id, job.queue, job.body, job.delivery, job.deaths))
+            job.owner, job.lease_expires, job.running = owner, lease_until, False
+            redelivered = job.delivery > 0
+            job.delivery = abs(job.delivery) + 1
+            out.append(Delivery(job.id, job.queue, job.body, job.delivery, job.deaths, redelivered))
         return out
 
     def settle(self, outcomes: Sequence[Outcome], result_ttl: float) -> None:
@@ -215,6 +217,7 @@ class MemoryBroker(Broker):
                         self._store(o.id, o.state, o.payload, result_ttl, o.retries)
                 elif o.kind == "retry":
                     job.body, job.retries = o.body or job.body, o.retries
+                    job.delivery, job.running = -job.delivery, False
                     job.info = o.payload if o.payload is not None else job.info
                     self._push_delayed(job, o.eta or time.time())
                 elif o.kind == "dead":
@@ -231,16 +234,24 @@ class MemoryBroker(Broker):
                     self._store(o.id, states.FAILURE, o.payload, result_ttl, o.retries)
                 elif o.kind == "start":
                     job.deaths = -1
+                elif o.kind == "running":
+                    job.running = True
                 else:  # release
-                    job.deaths = max(job.deaths, 0)
+                    job.deaths, job.running = max(job.deaths, 0), False
                     self._push_ready(job, keep_place=True)
             self._cond.notify_all()
 
-    def heartbeat(self, owner: str, lease_timeout: float, info: bytes) -> dict[str, bool]:
+    def heartbeat(
+        self, owner: str, lease_timeout: float, info: bytes, running: Sequence[tuple[str, int]] = ()
+    ) -> dict[str, bool]:
         now = time.time()
         revoked: dict[str, bool] = {}
         with self._cond:
             self._workers[owner] = WorkerRecord(owner, now, info)
+            for task_id, delivery in running:
+                marked = self._jobs.get(task_id)
+                if marked is not None and marked.owner == owner and marked.delivery == delivery:
+                    marked.running = True
             for job in self._jobs.values():
                 if job.owner == owner:
                     job.lease_expires = now + lease_timeout
@@ -255,16 +266,11 @@ class MemoryBroker(Broker):
             for job in list(self._jobs.values()):
                 if job.owner is None or job.lease_expires > now:
                     continue
-                if job.deaths >= 0:
+                if job.deaths >= 0 and job.running:
                     job.deaths += 1
+                job.running = False
                 if job.deaths < 0 or job.deaths >= max_deaths:
-                    reason = worker_lost_reason(job.deaths)
-                    del self._jobs[job.id]
-                    self._dead[job.id] = DeadLetter(
-                        job.id, job.queue, job.body, reason, now, job.deaths, job.priority
-                    )
-                    payload = worker_lost_payload(reason, job.retries)
-                    self._store(job.id, states.FAILURE, payload, result_ttl, job.retries)
+                    self._dead_letter_lost(job, now, result_ttl)
                     report.dead.append(job.id)
                 else:
                     self._push_ready(job, keep_place=True)
@@ -272,6 +278,30 @@ class MemoryBroker(Broker):
             if report.requeued or report.dead:
                 self._cond.notify_all()
         return report
+
+    def _dead_letter_lost(self, job: _Job, now: float, result_ttl: float) -> None:
+        reason = worker_lost_reason(job.deaths)
+        del self._jobs[job.id]
+        self._dead[job.id] = DeadLetter(job.id, job.queue, job.body, reason, now, job.deaths, job.priority)
+        payload = worker_lost_payload(reason, job.retries)
+        self._store(job.id, states.FAILURE, payload, result_ttl, job.retries)
+
+    def reconcile(self, owner: str, held: Collection[str]) -> list[str]:
+        given_back: list[str] = []
+        keep = set(held)
+        with self._cond:
+            for job in list(self._jobs.values()):
+                if job.owner != owner or job.id in keep:
+                    continue
+                if job.deaths < 0:  # an at-most-once task that started: never run it again
+                    self._dead_letter_lost(job, time.time(), 86400.0)
+                else:
+                    job.running = False
+                    self._push_ready(job, keep_place=True)
+                given_back.append(job.id)
+            if given_back:
+                self._cond.notify_all()
+        return given_back
 
     def unregister_worker(self, owner: str) -> None:
         with self._cond:

@@ -32,3 +32,10 @@ def worker_lost_payload(reason: str, retries: int = 0) -> bytes:
             date_done=time.time(),
         )
     )
+
+
+def malformed_id_payload(reason: str) -> bytes:
+    """The FAILURE result of a job dead-lettered by the broker because its id is not UTF-8."""
+    return encode_result(
+        ResultPayload(exc_type="conveyor.exceptions.DecodeError", exc_message=reason, date_done=time.time())
+    )

@@ -17,12 +17,14 @@ shared memory, not the tables, so idle workers cost almost nothing yet see new w
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from importlib import resources
+from typing import Concatenate, ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from .. import states
@@ -39,7 +41,10 @@ from .base import (
     StatusRecord,
     WorkerRecord,
 )
-from .payloads import revoked_payload, worker_lost_payload, worker_lost_reason
+from .payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 IDLE_CHECK = 0.002  # seconds between data_version checks while idle
 WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
@@ -63,6 +68,28 @@ def _use_wal(db: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Bring a file made by an earlier version up to the current schema (columns only added)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    if "running" not in columns:
+        with contextlib.suppress(sqlite3.OperationalError):  # another process just added it
+            db.execute("ALTER TABLE jobs ADD COLUMN running INTEGER NOT NULL DEFAULT 0")
+
+
+def _mapped(method: Callable[Concatenate[SQLiteBroker, P], R]) -> Callable[Concatenate[SQLiteBroker, P], R]:
+    """Every SQLite failure a caller can meet ("database or disk is full", "disk I/O error",
+    a file deleted under us) becomes ``BrokerError``, the one error producers and workers
+    handle (publish retry, fetch backoff), never a raw ``sqlite3`` exception."""
+
+    def wrapper(self: SQLiteBroker, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise BrokerError(f"sqlite broker {self.path!r} failed: {exc}") from exc
+
+    return functools.update_wrapper(wrapper, method)  # type: ignore[return-value]
 
 
 def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
@@ -114,6 +141,7 @@ class SQLiteBroker(Broker):
             _use_wal(db)
             db.execute(f"PRAGMA synchronous={self._synchronous}")
             db.executescript(_SCHEMA)
+            _upgrade(db)
         except sqlite3.Error as exc:
             raise BrokerError(f"cannot open sqlite broker {self.path!r}: {exc}") from exc
         with self._all_lock:
@@ -129,11 +157,12 @@ class SQLiteBroker(Broker):
             raise BrokerError(f"sqlite broker unavailable: {exc}") from exc
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
             db.execute("COMMIT")
+        except BaseException:
+            # (SQLite may have rolled back already, e.g. on a full disk: then this fails too.)
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     def _changed(self) -> bool:
         """True if another connection committed since the last call on this thread."""
@@ -152,6 +181,7 @@ class SQLiteBroker(Broker):
         self._local = threading.local()
 
     # -- producers -------------------------------------------------------------------------
+    @_mapped
     def enqueue(self, jobs: Sequence[JobSpec]) -> list[bool]:
         now = time.time()
         seq0 = time.time_ns()
@@ -179,6 +209,7 @@ class SQLiteBroker(Broker):
                 added.append(cur.rowcount == 1)
         return added
 
+    @_mapped
     def status(self, task_id: str) -> StatusRecord | None:
         db = self._db()
         row = db.execute(
@@ -196,6 +227,7 @@ class SQLiteBroker(Broker):
             return StatusRecord(states.RETRY, row[2], row[1])
         return StatusRecord(states.PENDING, None, 0)
 
+    @_mapped
     def wait(self, task_id: str, timeout: float | None) -> StatusRecord | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         self._changed()
@@ -208,6 +240,7 @@ class SQLiteBroker(Broker):
                 record = self.status(task_id)
         return record
 
+    @_mapped
     def revoke(self, task_ids: Sequence[str], terminate: bool, ttl: float) -> None:
         now = time.time()
         with self._tx() as db:
@@ -220,6 +253,7 @@ class SQLiteBroker(Broker):
                 if cur.rowcount:
                     self._store(db, task_id, states.REVOKED, revoked_payload(), now + ttl, 0)
 
+    @_mapped
     def forget(self, task_id: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM results WHERE id = ?", (task_id,))
@@ -234,6 +268,7 @@ class SQLiteBroker(Broker):
         )
 
     # -- workers ---------------------------------------------------------------------------
+    @_mapped
     def fetch(
         self, queues: Sequence[str], owner: str, limit: int, lease_timeout: float, wait: float
     ) -> list[Delivery]:
@@ -272,37 +307,63 @@ class SQLiteBroker(Broker):
                 "UPDATE jobs SET eta = NULL WHERE eta IS NOT NULL AND eta <= ? AND lease_owner IS NULL",
                 (now,),
             )
-            candidates: list[tuple[int, int, str, str, bytes, int, int]] = []
+            candidates: list[tuple[int, int, bytes, str, bytes, int, int, str]] = []
             for queue in queues:
+                # The id as bytes: a row written by something else than Conveyor may hold an
+                # id that is not UTF-8 (or not text), which sqlite3 would fail to decode,
+                # failing every fetch of the queue. Such a job is dead-lettered on its own.
                 for row in db.execute(
-                    "SELECT priority, seq, id, queue, body, delivery, deaths FROM jobs"
-                    " WHERE queue = ? AND lease_owner IS NULL AND eta IS NULL"
+                    "SELECT priority, seq, CAST(id AS BLOB), queue, body, delivery, deaths, typeof(id)"
+                    " FROM jobs WHERE queue = ? AND lease_owner IS NULL AND eta IS NULL"
                     " ORDER BY priority DESC, seq LIMIT ?",
                     (queue, limit),
                 ):
-                    candidates.append((-row[0], row[1], row[2], row[3], row[4], row[5], row[6]))
+                    candidates.append((-row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7]))
             candidates.sort()
-            chosen = candidates[:limit]
+            chosen = []
+            for c in candidates[:limit]:
+                try:
+                    if c[7] != "text":
+                        raise UnicodeDecodeError("utf-8", c[2], 0, len(c[2]), f"a {c[7]} id, not text")
+                    chosen.append((c[2].decode(), c[3], c[4], c[5], c[6]))
+                except UnicodeDecodeError:
+                    self._quarantine(db, c[2], c[3], c[4], c[6], now)
             if not chosen:
                 return []
-            ids = [c[2] for c in chosen]
+            ids = [c[0] for c in chosen]
             marks = ",".join("?" * len(ids))
             revoked = {r[0] for r in db.execute(f"SELECT id FROM revoked WHERE id IN ({marks})", ids)}
             out: list[Delivery] = []
             leased: list[tuple[str, float, str]] = []
-            for _, _, job_id, queue, body, delivery, deaths in chosen:
+            for job_id, queue, body, delivery, deaths in chosen:
                 if job_id in revoked:
                     db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
                     self._store(db, job_id, states.REVOKED, revoked_payload(), now + 86400.0, 0)
                     continue
                 leased.append((owner, now + lease_timeout, job_id))
-                out.append(Delivery(job_id, queue, body, delivery + 1, deaths))
+                out.append(Delivery(job_id, queue, body, abs(delivery) + 1, deaths, delivery > 0))
             db.executemany(
-                "UPDATE jobs SET lease_owner = ?, lease_expires = ?, delivery = delivery + 1 WHERE id = ?",
+                "UPDATE jobs SET lease_owner = ?, lease_expires = ?, delivery = ABS(delivery) + 1,"
+                " running = 0 WHERE id = ?",
                 leased,
             )
         return out
 
+    def _quarantine(
+        self, db: sqlite3.Connection, raw_id: bytes, queue: str, body: bytes, deaths: int, now: float
+    ) -> None:
+        """Dead-letter a job whose id is not UTF-8 text, under a readable id (see _lease)."""
+        task_id = "malformed-id:" + raw_id.decode(errors="backslashreplace")
+        reason = f"malformed task id {raw_id!r}: not UTF-8 text (not written by a Conveyor producer)"
+        db.execute("DELETE FROM jobs WHERE CAST(id AS BLOB) = ?", (raw_id,))
+        db.execute(
+            "INSERT OR REPLACE INTO dead_letters (id, queue, priority, body, reason, failed_at, deaths)"
+            " VALUES (?, ?, 5, ?, ?, ?, ?)",
+            (task_id, queue, body, reason, now, max(deaths, 0)),
+        )
+        self._store(db, task_id, states.FAILURE, malformed_id_payload(reason), now + 86400.0, 0)
+
+    @_mapped
     def settle(self, outcomes: Sequence[Outcome], result_ttl: float) -> None:
         if not outcomes:
             return
@@ -319,9 +380,9 @@ class SQLiteBroker(Broker):
                         )
                     db.execute(f"DELETE FROM jobs WHERE {leased}", (o.id, o.delivery))
                 elif o.kind == "retry":
-                    db.execute(
+                    db.execute(  # a negative delivery: its next hand-out is not a redelivery
                         "UPDATE jobs SET body = COALESCE(?, body), retries = ?, info = COALESCE(?, info),"
-                        " eta = ?,"
+                        " eta = ?, delivery = -delivery, running = 0,"
                         f" lease_owner = NULL, lease_expires = NULL WHERE {leased}",
                         (o.body, o.retries, o.payload, o.eta or time.time(), o.id, o.delivery),
                     )
@@ -340,19 +401,29 @@ class SQLiteBroker(Broker):
                     self._store(db, o.id, states.FAILURE, o.payload, expires, o.retries)
                 elif o.kind == "start":
                     db.execute(f"UPDATE jobs SET deaths = -1 WHERE {leased}", (o.id, o.delivery))
+                elif o.kind == "running":
+                    db.execute(f"UPDATE jobs SET running = 1 WHERE {leased}", (o.id, o.delivery))
                 else:  # release
                     db.execute(
-                        "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, deaths = MAX(deaths, 0)"
-                        f" WHERE {leased}",
+                        "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, deaths = MAX(deaths, 0),"
+                        f" running = 0 WHERE {leased}",
                         (o.id, o.delivery),
                     )
 
-    def heartbeat(self, owner: str, lease_timeout: float, info: bytes) -> dict[str, bool]:
+    @_mapped
+    def heartbeat(
+        self, owner: str, lease_timeout: float, info: bytes, running: Sequence[tuple[str, int]] = ()
+    ) -> dict[str, bool]:
         now = time.time()
         with self._tx() as db:
             db.execute(
                 "UPDATE jobs SET lease_expires = ? WHERE lease_owner = ?", (now + lease_timeout, owner)
             )
+            if running:
+                db.executemany(
+                    "UPDATE jobs SET running = 1 WHERE id = ? AND delivery = ? AND lease_owner = ?",
+                    [(task_id, delivery, owner) for task_id, delivery in running],
+                )
             db.execute(
                 "INSERT OR REPLACE INTO workers (name, heartbeat, info) VALUES (?, ?, ?)", (owner, now, info)
             )
@@ -362,48 +433,74 @@ class SQLiteBroker(Broker):
             ).fetchall()
         return {row[0]: bool(row[1]) for row in rows}
 
+    @_mapped
     def reclaim(self, max_deaths: int, result_ttl: float) -> ReclaimReport:
         report = ReclaimReport()
         now = time.time()
         expired_sql = (
-            "SELECT id, deaths, retries FROM jobs WHERE lease_owner IS NOT NULL AND lease_expires < ?"
+            "SELECT id, deaths, retries, running FROM jobs"
+            " WHERE lease_owner IS NOT NULL AND lease_expires < ?"
         )
         if self._db().execute(expired_sql + " LIMIT 1", (now,)).fetchone() is None:
             return report  # the common case: a read, no write lock
         with self._tx() as db:
-            for job_id, previous_deaths, retries in db.execute(expired_sql, (now,)).fetchall():
-                deaths = previous_deaths + 1 if previous_deaths >= 0 else previous_deaths
+            for job_id, previous_deaths, retries, running in db.execute(expired_sql, (now,)).fetchall():
+                # Only a job its worker said was running counts a death; a prefetched one did
+                # not kill anyone.
+                deaths = previous_deaths + 1 if previous_deaths >= 0 and running else previous_deaths
                 if deaths < 0 or deaths >= max_deaths:
-                    reason = worker_lost_reason(deaths)
-                    db.execute(
-                        "INSERT OR REPLACE INTO dead_letters"
-                        " (id, queue, priority, body, reason, failed_at, deaths)"
-                        " SELECT id, queue, priority, body, ?, ?, ? FROM jobs WHERE id = ?",
-                        (reason, now, deaths, job_id),
-                    )
-                    db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-                    self._store(
-                        db,
-                        job_id,
-                        states.FAILURE,
-                        worker_lost_payload(reason, retries),
-                        now + result_ttl,
-                        retries,
-                    )
+                    self._dead_letter_lost(db, job_id, deaths, retries, now, result_ttl)
                     report.dead.append(job_id)
                 else:
                     db.execute(
-                        "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, deaths = ? WHERE id = ?",
+                        "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, deaths = ?, running = 0"
+                        " WHERE id = ?",
                         (deaths, job_id),
                     )
                     report.requeued.append(job_id)
         return report
 
+    def _dead_letter_lost(
+        self, db: sqlite3.Connection, job_id: str, deaths: int, retries: int, now: float, result_ttl: float
+    ) -> None:
+        reason = worker_lost_reason(deaths)
+        db.execute(
+            "INSERT OR REPLACE INTO dead_letters (id, queue, priority, body, reason, failed_at, deaths)"
+            " SELECT id, queue, priority, body, ?, ?, ? FROM jobs WHERE id = ?",
+            (reason, now, deaths, job_id),
+        )
+        db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        payload = worker_lost_payload(reason, retries)
+        self._store(db, job_id, states.FAILURE, payload, now + result_ttl, retries)
+
+    @_mapped
+    def reconcile(self, owner: str, held: Collection[str]) -> list[str]:
+        keep = set(held)
+        given_back: list[str] = []
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, deaths, retries FROM jobs WHERE lease_owner = ?", (owner,)
+            ).fetchall()
+            for job_id, deaths, retries in rows:
+                if job_id in keep:
+                    continue
+                if deaths < 0:  # an at-most-once task that started: never run it again
+                    self._dead_letter_lost(db, job_id, deaths, retries, time.time(), 86400.0)
+                else:
+                    db.execute(
+                        "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, running = 0 WHERE id = ?",
+                        (job_id,),
+                    )
+                given_back.append(job_id)
+        return given_back
+
+    @_mapped
     def unregister_worker(self, owner: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM workers WHERE name = ?", (owner,))
 
     # -- operators -------------------------------------------------------------------------
+    @_mapped
     def queue_stats(self) -> dict[str, QueueStats]:
         rows = (
             self._db()
@@ -416,6 +513,7 @@ class SQLiteBroker(Broker):
         )
         return {r[0]: QueueStats(r[1], r[2], r[3]) for r in rows}
 
+    @_mapped
     def purge(self, queues: Sequence[str]) -> int:
         marks = ",".join("?" * len(queues))
         with self._tx() as db:
@@ -424,6 +522,7 @@ class SQLiteBroker(Broker):
             )
             return cur.rowcount
 
+    @_mapped
     def workers(self) -> list[WorkerRecord]:
         rows = (
             self._db()
@@ -435,6 +534,7 @@ class SQLiteBroker(Broker):
         )
         return [WorkerRecord(r[0], r[1], r[2]) for r in rows]
 
+    @_mapped
     def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         rows = (
             self._db()
@@ -447,6 +547,7 @@ class SQLiteBroker(Broker):
         )
         return [DeadLetter(*r) for r in rows]
 
+    @_mapped
     def requeue_dead(self, task_ids: Sequence[str]) -> int:
         moved = 0
         seq0 = time.time_ns()
@@ -468,10 +569,12 @@ class SQLiteBroker(Broker):
                 moved += cur.rowcount
         return moved
 
+    @_mapped
     def purge_dead(self) -> int:
         with self._tx() as db:
             return db.execute("DELETE FROM dead_letters").rowcount
 
+    @_mapped
     def cleanup(self, dead_letter_ttl: float) -> None:
         now = time.time()
         with self._tx() as db:
@@ -484,6 +587,7 @@ class SQLiteBroker(Broker):
     # -- coordination primitives -------------------------------------------------------------
     _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
+    @_mapped
     def kv_get(self, key: str) -> KVEntry | None:
         row = (
             self._db()
@@ -492,6 +596,7 @@ class SQLiteBroker(Broker):
         )
         return KVEntry(row[0], row[1]) if row else None
 
+    @_mapped
     def kv_put(self, key: str, value: bytes, ttl: float | None = None, only_if_absent: bool = False) -> bool:
         now = time.time()
         expires = None if ttl is None else now + ttl
@@ -509,6 +614,7 @@ class SQLiteBroker(Broker):
             )
             return True
 
+    @_mapped
     def kv_compare_and_set(
         self, key: str, expected: bytes | None, value: bytes | None, ttl: float | None = None
     ) -> bool:
@@ -526,6 +632,7 @@ class SQLiteBroker(Broker):
                 )
             return True
 
+    @_mapped
     def kv_scan(self, prefix: str) -> dict[str, KVEntry]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = (
@@ -539,6 +646,7 @@ class SQLiteBroker(Broker):
         )
         return {r[0]: KVEntry(r[1], r[2]) for r in rows}
 
+    @_mapped
     def kv_incr(self, key: str, amount: int = 1) -> int:
         with self._tx() as db:
             db.execute(f"DELETE FROM kv WHERE key = ? AND NOT {self._LIVE}", (key, time.time()))

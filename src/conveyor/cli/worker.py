@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -108,18 +109,31 @@ def worker(
         # Each child builds its own Worker: its lease-owner id must be unique per process.
         # One scheduler is enough (more would be safe, only redundant): it runs in child 1.
         app.close()  # no broker connection may cross the fork: each child opens its own
-        sys.exit(Supervisor(lambda index: _run(build(index), beat if index == 1 else None), processes).run())
+        supervisor = Supervisor(
+            lambda index: _run(build(index), beat if index == 1 else None),
+            processes,
+            replace_clean_exits=not burst,  # a burst worker exits 0 when the queues are empty
+        )
+        sys.exit(supervisor.run())
     _run(single, beat)
 
 
 def _run(w: Worker, beat: Any) -> None:
-    if beat is not None:
-        from .beat import BeatThread
+    try:
+        if beat is not None:
+            from .beat import BeatThread
 
-        with BeatThread(beat):
+            with BeatThread(beat):
+                w.run()
+        else:
             w.run()
-    else:
-        w.run()
+    except BaseException:
+        # The worker's loop crashed (logged by Worker.run). Exit now: threads still running
+        # tasks would keep the process alive but idle; the leases return its tasks.
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     sys.stdout.flush()
     sys.stderr.flush()
     if w.stuck_threads:

@@ -168,16 +168,21 @@ class CoordinationGuard:
         assert self.limiter is not None
         now = time.time()
         reserved = request.headers.get(RATE_HEADER)
-        # A reservation is good for the next hand-out of the job that made it: not for a rerun
-        # after a crash or for a later retry (those hand-outs have higher delivery numbers).
+        # A reservation is good for the next hand-out of the job that made it (the first since
+        # the deferral, so not a redelivery): not for a rerun after a crash (redelivered) or for
+        # a later retry (whose body no longer carries this reservation's delivery).
         if (
             isinstance(reserved, list)
             and len(reserved) == 2
             and all(isinstance(x, int | float) for x in reserved)
-            and d.delivery == reserved[1] + 1
+            and d.delivery > reserved[1]
+            and not d.redelivered
         ):
             start = float(reserved[0])
             if start <= now + EARLY:
+                # Used up: a retry of this run is re-sent without it (the envelope shares
+                # these headers) and reserves a slot of its own.
+                del request.headers[RATE_HEADER]
                 return None
             return defer(d, start, {RATE_HEADER: [start, d.delivery]})  # back early (clock skew)
         try:

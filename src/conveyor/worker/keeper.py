@@ -3,6 +3,16 @@
 It is a thread, not a coroutine, on purpose: a sync task on the solo pool (or a CPU-bound one
 holding the event loop) must not stop the heartbeat, or a long task on a live worker would
 look dead and run twice — the failure Celery's fixed visibility timeout is known for.
+
+Each heartbeat also tells the broker which tasks are running now, so that a worker's death
+counts against those tasks only, never against the jobs it merely held in its prefetch.
+
+After the broker was unreachable (or a heartbeat took longer than a lease), every worker's
+leases may have expired meanwhile, live or not. Reclaiming at once would take the leases of
+live peers that have not had their turn to heartbeat yet and run their tasks again (tasks
+already finished, their acks only waiting to be sent). So a keeper that has just got through
+again waits one lease timeout before it reclaims anything: every live peer renews in that
+time, and only the dead stay expired.
 """
 
 from __future__ import annotations
@@ -10,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..brokers import Broker
 
@@ -30,7 +40,9 @@ class Keeper:
         result_ttl: float,
         dead_letter_ttl: float,
         info: Callable[[], bytes],
+        running: Callable[[], Sequence[tuple[str, int]]],
         on_revoked: Callable[[dict[str, bool]], None],
+        on_trouble: Callable[[], None],
     ) -> None:
         self._broker = broker
         self._owner = owner
@@ -40,10 +52,14 @@ class Keeper:
         self._result_ttl = result_ttl
         self._dead_letter_ttl = dead_letter_ttl
         self._info = info
+        self._running = running
         self._on_revoked = on_revoked
+        self._on_trouble = on_trouble
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="conveyor-keeper", daemon=True)
         self._last_cleanup = 0.0
+        self._last_beat = 0.0  # monotonic time of the last heartbeat the broker took
+        self._reclaim_after = 0.0  # no reclaiming before this (monotonic): see the module doc
         self.healthy = True
 
     def start(self) -> None:
@@ -52,11 +68,24 @@ class Keeper:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
     def beat(self) -> None:
-        revoked = self._broker.heartbeat(self._owner, self._lease_timeout, self._info())
+        sent = time.monotonic()
+        revoked = self._broker.heartbeat(self._owner, self._lease_timeout, self._info(), self._running())
+        now = time.monotonic()
+        if self._last_beat and now - self._last_beat > self._lease_timeout:
+            # The leases of live peers may have expired while nobody could renew them.
+            self._reclaim_after = now + max(self._lease_timeout, 2 * self._interval)
+            logger.warning(
+                "%s: no heartbeat got through for %.1fs; reclaiming no leases for %.1fs so that live "
+                "workers renew theirs first",
+                self._owner,
+                now - self._last_beat,
+                self._reclaim_after - now,
+            )
+        self._last_beat = sent
         if revoked:
             self._on_revoked(revoked)
 
@@ -65,12 +94,9 @@ class Keeper:
         while not self._stop.wait(self._interval):
             try:
                 self.beat()
-                report = self._broker.reclaim(self._max_deaths, self._result_ttl)
-                for task_id in report.requeued:
-                    logger.warning("task %s: its worker died; lease expired, requeued", task_id)
-                for task_id in report.dead:
-                    logger.error("task %s: its worker died on it too often; moved to dead letters", task_id)
                 now = time.monotonic()
+                if now >= self._reclaim_after:
+                    self._reclaim()
                 if now - self._last_cleanup >= CLEANUP_EVERY:
                     self._last_cleanup = now
                     self._broker.cleanup(self._dead_letter_ttl)
@@ -80,6 +106,14 @@ class Keeper:
                 self.healthy = True
             except Exception as exc:
                 self.healthy = False
+                self._on_trouble()
                 if failing_since is None:
                     failing_since = time.monotonic()
                     logger.error("heartbeat failed (broker unreachable?): %s", exc)
+
+    def _reclaim(self) -> None:
+        report = self._broker.reclaim(self._max_deaths, self._result_ttl)
+        for task_id in report.requeued:
+            logger.warning("task %s: its worker died; lease expired, requeued", task_id)
+        for task_id in report.dead:
+            logger.error("task %s: its worker died on it too often; moved to dead letters", task_id)

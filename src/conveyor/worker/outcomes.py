@@ -11,7 +11,7 @@ from .. import states
 from ..brokers import Delivery, Outcome
 from ..brokers.payloads import revoked_payload
 from ..exceptions import EncodeError
-from ..execution import Decision, exc_qualname, failure_payload
+from ..execution import Decision, describe, exc_qualname, failure_payload
 from ..message import Envelope, ResultPayload, encode_envelope, encode_result, pack_pickled_args
 from ..request import Request
 
@@ -34,7 +34,7 @@ def failure(
 ) -> Outcome:
     if dead_letter:
         suffix = f" (after {request.retries} retries)" if request.retries else ""
-        return dead(d, request, exc, trace, worker, f"failed: {exc_qualname(exc)}: {exc}{suffix}")
+        return dead(d, request, exc, trace, worker, f"failed: {exc_qualname(exc)}: {describe(exc)}{suffix}")
     payload = encode_result(failure_payload(exc, trace, worker, request.retries))
     return Outcome("ack", d.id, d.delivery, states.FAILURE, payload, retries=request.retries)
 
@@ -71,3 +71,15 @@ def retry(d: Delivery, env: Envelope, request: Request, decision: Decision, work
 
 def revoked(d: Delivery, reason: str, retries: int = 0) -> Outcome:
     return Outcome("ack", d.id, d.delivery, states.REVOKED, revoked_payload(reason), retries=retries)
+
+
+def internal_error(d: Delivery, exc: BaseException, worker: str) -> Outcome:
+    """Dead-letter a delivery the worker itself failed to handle (not the task body: decoding,
+    checking, reporting). Built from plain strings so that it cannot fail in turn: a message
+    that breaks the worker's handling must end here, never be given back to break it again."""
+    reason = f"internal error while handling it: {exc_qualname(exc)}: {describe(exc)}"
+    try:
+        payload = encode_result(failure_payload(exc, None, worker, 0))
+    except Exception:
+        payload = None
+    return Outcome("dead", d.id, d.delivery, states.FAILURE, payload, reason=reason)

@@ -22,10 +22,22 @@ logger = logging.getLogger("conveyor.worker")
 
 
 class Settler:
-    def __init__(self, broker: Broker, executor: Executor, result_ttl: Callable[[], float]) -> None:
+    """``on_settled(batch)`` runs on the loop once the broker has a batch; ``on_trouble()`` when
+    a batch failed (the worker then reconciles its leases once the broker is back)."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        executor: Executor,
+        result_ttl: Callable[[], float],
+        on_settled: Callable[[list[Outcome]], None],
+        on_trouble: Callable[[], None],
+    ) -> None:
         self._broker = broker
         self._executor = executor
         self._result_ttl = result_ttl
+        self._on_settled = on_settled
+        self._on_trouble = on_trouble
         self._pending: list[Outcome] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
@@ -69,6 +81,7 @@ class Settler:
             try:
                 await loop.run_in_executor(self._executor, self._broker.settle, batch, self._result_ttl())
             except Exception as exc:
+                self._on_trouble()
                 logger.error("could not settle %d outcome(s), will retry: %s", len(batch), exc)
                 self._pending[:0] = batch
                 self._waiters[:0] = waiters
@@ -77,6 +90,7 @@ class Settler:
                 delay = min(delay * 2, 5.0)
                 continue
             delay = 0.05
+            self._on_settled(batch)
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)

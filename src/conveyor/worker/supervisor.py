@@ -4,9 +4,10 @@ The supervisor imports the app once, then forks the children: they start with ev
 already loaded (no second interpreter start-up), and a crashed child is replaced just as fast.
 Forking is safe here because the supervisor has no threads and no broker connections yet. Each
 child is an ordinary worker (its own event loop, its own leases); a child that dies unexpectedly
-is replaced, and its leased tasks come back through lease expiry like any dead worker's. A child
-that exits cleanly (0, e.g. ``--burst`` on empty queues) is not replaced; the supervisor exits
-when all have. SIGTERM/SIGINT are forwarded to the children.
+is replaced, and its leased tasks come back through lease expiry like any dead worker's. So is a
+child that exits with code 0 without being asked to (task code that called ``os._exit(0)``);
+only with ``--burst`` is a clean exit the end of the child's work. The supervisor exits when all
+children have. SIGTERM/SIGINT are forwarded to the children.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ RESTART_DELAY = 1.0  # pause before replacing a crashed child, so a crash loop c
 class Supervisor:
     """Runs ``target(index)`` in ``processes`` forked children (index 1..N)."""
 
-    def __init__(self, target: Callable[[int], None], processes: int) -> None:
+    def __init__(
+        self, target: Callable[[int], None], processes: int, replace_clean_exits: bool = True
+    ) -> None:
         self.target = target
         self.processes = processes
+        self.replace_clean_exits = replace_clean_exits
         self.children: dict[int, int] = {}  # pid -> index
         self.stopping = 0
 
@@ -76,7 +80,7 @@ class Supervisor:
                 continue
             index = self.children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
-            if code == 0 or self.stopping:
+            if self.stopping or (code == 0 and not self.replace_clean_exits):
                 exit_code = exit_code or code
                 continue
             logger.error("worker process %d (pid %d) died with exit code %d; restarting", index, pid, code)

@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..brokers import Delivery, Outcome
 from ..exceptions import (
+    BrokerError,
     DecodeError,
     NotRegistered,
     SoftTimeLimitExceeded,
     TaskRevokedError,
     TimeLimitExceeded,
 )
-from ..execution import decide
+from ..execution import decide, describe
 from ..message import Envelope, decode_envelope, unpack_args
 from ..request import Request, current_request
 from . import outcomes
@@ -150,6 +151,11 @@ class Worker:
         self.stats = Stats()
         self.started = time.time()
         self._active: dict[str, _Active] = {}
+        # Every delivery this worker holds (prefetched, running, or settled but not yet
+        # confirmed by the broker): id -> delivery. What a reconcile keeps (see _reconcile).
+        self._leases: dict[str, int] = {}
+        self._trouble = False  # the broker failed a call: reconcile the leases once it is back
+        self._keeper: Keeper | None = None
         self._plans: dict[str, _Plan] = {}
         self._revoked: dict[str, bool] = {}
         self._held = 0
@@ -170,6 +176,14 @@ class Worker:
                 previous[signum] = signal.signal(signum, self._on_signal)
         try:
             asyncio.run(self.run_async())
+        except BaseException:
+            # The loop itself died (a bug; task code cannot get here). Stop renewing the leases
+            # at once, so other workers take the tasks over instead of a worker that heartbeats
+            # but runs nothing.
+            if self._keeper is not None:
+                self._keeper.stop()
+            logger.critical("%s: worker loop crashed; its tasks go back to the queue", self.hostname)
+            raise
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -214,9 +228,11 @@ class Worker:
         self._watchdog = Watchdog()
         self._inbox: asyncio.Queue[Delivery | None] = asyncio.Queue()
         self._room = asyncio.Event()
-        self.settler = Settler(broker, self._settle_exec, lambda: float(conf.result_expires))
+        self.settler = Settler(
+            broker, self._settle_exec, lambda: float(conf.result_expires), self._on_settled, self._on_trouble
+        )
         self.settler.start()
-        keeper = Keeper(
+        keeper = self._keeper = Keeper(
             broker,
             self.owner,
             float(conf.worker_heartbeat_interval),
@@ -225,7 +241,9 @@ class Worker:
             float(conf.result_expires),
             float(conf.dead_letter_expires),
             self._info,
+            self._running,
             self._on_revoked,
+            self._on_trouble,
         )
         await loop.run_in_executor(self._settle_exec, keeper.start)
         logger.info(
@@ -321,6 +339,8 @@ class Worker:
                 await self._room.wait()
                 continue
             try:
+                if self._trouble:
+                    await self._reconcile()
                 batch = await loop.run_in_executor(
                     self._fetch_exec,
                     broker.fetch,
@@ -331,6 +351,7 @@ class Worker:
                     FETCH_WAIT,
                 )
             except Exception as exc:
+                self._trouble = True
                 if not failing:
                     logger.error("%s: fetch failed (broker unreachable?), retrying: %s", self.hostname, exc)
                     failing = True
@@ -345,10 +366,50 @@ class Worker:
                     return
                 continue
             self._held += len(batch)
+            leases = self._leases
             for d in batch:
+                leases[d.id] = d.delivery
                 self._inbox.put_nowait(d)
             if self._stopping:
                 self._release_inbox()
+
+    async def _reconcile(self) -> None:
+        """After the broker failed a call: give back what it says this worker leases but this
+        worker does not hold (an ack lost in a broker crash or failover would otherwise keep the
+        job leased, renewed by every heartbeat, for ever). Runs on the fetch thread between two
+        fetches, so every job this worker fetched is in ``_leases``."""
+        self._trouble = False
+        held = list(self._leases)
+        try:
+            given_back = await asyncio.get_running_loop().run_in_executor(
+                self._fetch_exec, self.app.broker.reconcile, self.owner, held
+            )
+        except BaseException:
+            self._trouble = True
+            raise
+        if given_back:
+            logger.warning(
+                "%s: the broker still leased %d task(s) to this worker that it no longer holds (an "
+                "acknowledgement lost in a broker crash?); gave them back: %s",
+                self.hostname,
+                len(given_back),
+                ", ".join(given_back[:10]),
+            )
+
+    def _on_trouble(self) -> None:
+        """The broker failed a call (any thread): reconcile leases once it answers again."""
+        self._trouble = True
+
+    def _on_settled(self, batch: list[Outcome]) -> None:
+        """On the loop, once the broker has a batch: those deliveries are no longer held."""
+        leases = self._leases
+        for o in batch:
+            if o.kind not in ("start", "running") and leases.get(o.id) == o.delivery:
+                del leases[o.id]
+
+    def _running(self) -> list[tuple[str, int]]:
+        """(Keeper thread) The tasks running now, for the heartbeat to mark."""
+        return [(a.id, a.delivery) for a in list(self._active.values())]
 
     # -- running -----------------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -363,13 +424,21 @@ class Worker:
             try:
                 prepared = self._prepare(d)
                 if prepared is not None:
-                    if prepared[3].inline:
+                    if prepared[3].inline and not d.redelivered:
                         self._execute_inline(d, *prepared)  # the hot path: no awaits at all
                     else:
                         await self._handle(d, *prepared)
-            except Exception:
-                logger.exception("internal error while handling task %s; giving it back", d.id)
+            except BrokerError as exc:
+                # The broker failed a guard's call (a lock, a limit): not the message's fault.
+                logger.error("task %s: broker unreachable while preparing it; giving it back: %s", d.id, exc)
                 self.settler.add(Outcome("release", d.id, d.delivery))
+            except Exception as exc:
+                # Anything else is this message breaking the worker's own handling of it. Giving
+                # it back would only bring it here again (a poison loop): dead-letter it.
+                self._active.pop(d.id, None)
+                self.stats.dead_lettered += 1
+                logger.exception("internal error while handling task %s; moved to dead letters", d.id)
+                self.settler.add(outcomes.internal_error(d, exc, self.hostname))
             finally:
                 self._held -= 1
                 self._room.set()
@@ -397,11 +466,7 @@ class Worker:
             self._settle_revoked(d, "revoked", env.retries)
             return None
         if env.expires is not None and env.expires < time.time():
-            self._settle_revoked(
-                d,
-                f"expired at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(env.expires))} UTC",
-                env.retries,
-            )
+            self._settle_revoked(d, f"expired at {_utc(env.expires)}", env.retries)
             return None
         try:
             args, kwargs = unpack_args(env, self.accept)
@@ -444,6 +509,12 @@ class Worker:
                 # the job instead of running it again. (Inside the try: guards are undone even
                 # if this fails.)
                 await self.settler.add_and_wait(Outcome("start", d.id, d.delivery))
+            elif d.redelivered:
+                # Its last worker died (or gave it back). If it killed that worker, it may kill
+                # this one before the next heartbeat: the broker must know it is running first,
+                # so that such a death counts against it (and only it) and it ends in the dead
+                # letters instead of a loop. Only redeliveries pay this round trip.
+                await self.settler.add_and_wait(Outcome("running", d.id, d.delivery))
             if self.pool == "solo" and not task.is_async:
                 self._execute_inline(d, env, task, request, plan)
             else:
@@ -465,7 +536,11 @@ class Worker:
                 value = await self._run_async(task, request, active, soft, hard)
             else:
                 value = await self._run_thread(task, request, active, soft, hard)
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise  # the worker itself is being cancelled
+        except BaseException as exc:
+            # BaseException: sys.exit() or KeyboardInterrupt in a task is that task's failure
+            # (as in Celery); let through, it would stop or wedge the whole worker.
             self._end(d, env, task, request, plan, t0, _NO_VALUE, exc)
             return
         self._end(d, env, task, request, plan, t0, value, None)
@@ -483,7 +558,7 @@ class Worker:
                 request.soft_time_limit or plan.soft_time_limit,
                 request.time_limit or plan.time_limit,
             )
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() in a task fails the task, not the worker
             self._end(d, env, task, request, plan, t0, _NO_VALUE, exc)
             return
         self._end(d, env, task, request, plan, t0, value, None)
@@ -502,7 +577,7 @@ class Worker:
         plan: _Plan,
         t0: float,
         value: Any,
-        exc: Exception | None,
+        exc: BaseException | None,
     ) -> None:
         """Settle a finished run: success, revoked (terminated), or an error to classify."""
         runtime = time.perf_counter() - t0
@@ -554,18 +629,19 @@ class Worker:
             self.stats.retried += 1
             self.settler.add(outcomes.retry(d, env, request, decision, self.hostname))
             logger.warning(
-                "task %s[%s] will retry in %.1fs (attempt %d): %r",
+                "task %s[%s] will retry in %.1fs (attempt %d): %s: %s",
                 task.name,
                 d.id,
                 decision.countdown,
                 request.retries + 1,
-                decision.exc,
+                type(decision.exc).__name__,
+                describe(decision.exc) if decision.exc is not None else "",
             )
         elif decision.verdict == "reject":
             if decision.requeue:
                 self.settler.add(Outcome("release", d.id, d.delivery))
             else:
-                self._dead(d, request, exc, f"rejected: {exc}", decision.traceback)
+                self._dead(d, request, exc, f"rejected: {describe(exc)}", decision.traceback)
         else:
             failed = decision.exc or exc
             self.stats.failed += 1
@@ -582,7 +658,7 @@ class Worker:
                 d.id,
                 runtime,
                 type(failed).__name__,
-                failed,
+                describe(failed),
                 decision.traceback or "",
             )
 
@@ -607,7 +683,11 @@ class Worker:
         wrapper = SoftLimitCoroutine(task.run(*call_args, **request.kwargs))
 
         async def drive() -> Any:
-            return await wrapper
+            try:
+                return await wrapper
+            except (SystemExit, KeyboardInterrupt) as exc:
+                # Raised out of a task, asyncio would stop the whole event loop with it.
+                return _Raised(exc)
 
         ctx = contextvars.copy_context()
         ctx.run(current_request.set, request)
@@ -625,7 +705,10 @@ class Worker:
             for timer in timers:
                 timer.cancel()
         if inner.done():
-            return inner.result()
+            value = inner.result()
+            if isinstance(value, _Raised):
+                raise value.exc
+            return value
         inner.cancel()
         inner.add_done_callback(_consume_result)
         raise _killed(kill.result(), hard)
@@ -779,6 +862,21 @@ def _guards_after(guards: list[RunGuard], task: Task[Any, Any], request: Request
 
 
 _NO_VALUE: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Raised:
+    """An async task's SystemExit/KeyboardInterrupt, carried out of its asyncio task as a value."""
+
+    exc: BaseException
+
+
+def _utc(timestamp: float) -> str:
+    """An epoch time as UTC text, or as the number when it is out of range (broker data)."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+    except (OverflowError, OSError, ValueError):
+        return repr(timestamp)
 
 
 def _resolve(fut: asyncio.Future[str], reason: str) -> None:

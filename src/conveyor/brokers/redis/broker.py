@@ -22,13 +22,13 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import redis
 
 from ... import states
 from ..base import Broker, Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
-from ..payloads import revoked_payload, worker_lost_payload, worker_lost_reason
+from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
 from .admin import RedisAdmin
 from .codec import pack_result, unpack_result
 from .connection import Arg, Connection
@@ -44,6 +44,7 @@ PROMOTE_CAP = 1000  # most delayed jobs one fetch promotes per queue (the next o
 RECLAIM_BATCH = 100  # most expired owners one reclaim call handles
 REVOKED_AT_FETCH_TTL = 86400.0  # a job dropped at fetch for a revoke keeps its result this long
 LOST_FETCHES_KEPT = 8
+LOST_SUFFIX = ":lost"  # reconcile.lua parks at-most-once jobs under "<owner>:lost" to dead-letter them
 
 
 def _ms(seconds: float) -> int:
@@ -132,7 +133,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, Broker):
     def _status(self, task_id: str, register_ms: int | None) -> StatusRecord | None:
         k = self._keys
         keys = [k.result(task_id), k.job_meta, k.job_state, k.job_retry, k.waiting(task_id)]
-        reply = self._conn.run(self._conn.scripts.status, keys, [task_id, register_ms or ""])
+        reply = self._conn.run_idempotent(self._conn.scripts.status, keys, [task_id, register_ms or ""])
         if reply[0] == 1:
             return unpack_result(reply[1])
         if reply[0] == 0:
@@ -244,10 +245,15 @@ class RedisBroker(RedisAdmin, RedisCoordination, Broker):
         if lost:
             with self._lost_lock:
                 self._lost.pop(owner, None)
-        out = [
-            Delivery(reply[i].decode(), reply[i + 1].decode(), reply[i + 2], reply[i + 3], reply[i + 4])
-            for i in range(1, len(reply), 5)
-        ]
+        out: list[Delivery] = []
+        for i in range(1, len(reply), 6):
+            try:
+                job_id = reply[i].decode()
+            except UnicodeDecodeError:
+                self._quarantine(reply[i], owner, reply[i + 1], reply[i + 2], int(reply[i + 4]))
+                continue
+            queue, body, delivery, deaths = reply[i + 1].decode(), reply[i + 2], reply[i + 3], reply[i + 4]
+            out.append(Delivery(job_id, queue, body, delivery, deaths, reply[i + 5] == 1))
         return out, (float(reply[0]) if reply[0] else None)
 
     def settle(self, outcomes: Sequence[Outcome], result_ttl: float) -> None:
@@ -265,18 +271,51 @@ class RedisBroker(RedisAdmin, RedisCoordination, Broker):
             elif kind == "dead":
                 result = pack_result(states.FAILURE, o.payload, o.retries)
                 args += ("dead", o.id, o.delivery, result, o.body or b"", o.reason or "")
-            elif kind in ("start", "release"):
+            elif kind in ("start", "running", "release"):
                 args += (kind, o.id, o.delivery)
             else:
                 raise ValueError(f"unknown outcome kind {kind!r}")
         self._conn.run(self._conn.scripts.settle, self._settle_keys, args)
 
-    def heartbeat(self, owner: str, lease_timeout: float, info: bytes) -> dict[str, bool]:
+    def heartbeat(
+        self, owner: str, lease_timeout: float, info: bytes, running: Sequence[tuple[str, int]] = ()
+    ) -> dict[str, bool]:
         k = self._keys
         now = time.time()
-        keys = [k.owned(owner), k.leases, k.revoked, k.workers, k.beats]
-        reply = self._conn.run(self._conn.scripts.heartbeat, keys, [now, now + lease_timeout, owner, info])
+        keys = [*k.job_store, k.owned(owner), k.leases, k.revoked, k.workers, k.beats]
+        args: list[Arg] = [now, now + lease_timeout, owner, info]
+        for task_id, delivery in running:
+            args += (task_id, delivery)
+        reply = self._conn.run(self._conn.scripts.heartbeat, keys, args)
         return {reply[i].decode(): bool(reply[i + 1]) for i in range(0, len(reply), 2)}
+
+    def reconcile(self, owner: str, held: Collection[str]) -> list[str]:
+        k = self._keys
+        keys = [*k.job_store, k.owned(owner), k.leases, k.owned(owner + LOST_SUFFIX)]
+        reply = self._conn.run(
+            self._conn.scripts.reconcile, keys, [k.ready_prefix, k.notify_prefix, owner, *held]
+        )
+        return [job_id.decode(errors="backslashreplace") for job_id in reply]
+
+    def _quarantine(self, raw_id: bytes, owner: str, queue: bytes, body: bytes, deaths: int) -> None:
+        """Dead-letter a leased job whose id is not UTF-8 (written into Redis by something other
+        than Conveyor), under a readable id, so that it neither stalls its batch nor stays leased."""
+        k = self._keys
+        task_id = "malformed-id:" + raw_id.decode(errors="backslashreplace")
+        reason = f"malformed task id {raw_id!r}: not UTF-8 (not written by a Conveyor producer)"
+        payload = malformed_id_payload(reason)
+        with self._conn.errors():
+            pipe = self._conn.client.pipeline(transaction=True)
+            for key in k.job_store:
+                pipe.hdel(key, raw_id)
+            pipe.srem(k.owned(owner), raw_id)
+            now = time.time()
+            fields: dict[str, bytes | str | float] = {"queue": queue, "priority": 5, "body": body}
+            fields.update(reason=reason, failed_at=now, deaths=max(deaths, 0))
+            pipe.hset(k.dead_letter_prefix + task_id, mapping=fields)  # type: ignore[arg-type]
+            pipe.zadd(k.dead_letters, {task_id: now})
+            pipe.set(k.result(task_id), pack_result(states.FAILURE, payload), px=_ms(REVOKED_AT_FETCH_TTL))
+            pipe.execute()
 
     def reclaim(self, max_deaths: int, result_ttl: float) -> ReclaimReport:
         k = self._keys

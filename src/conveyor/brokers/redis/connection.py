@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ from .scripts import Scripts
 from .url import RedisURL
 
 Arg = str | bytes | int | float
+IDLE_CHECK_AFTER = 0.25  # seconds a thread's connection may sit unused before it is checked
 
 
 class Connection:
@@ -51,6 +53,17 @@ class Connection:
         self.where = url.where
         self._local = threading.local()
         self.socket_timeout = url.socket_timeout
+
+    def run_idempotent(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """``run`` for a script that is safe to send twice (a read): a connection that turns out
+        dead (the server restarted) is replaced and the call made once more, so a producer
+        polling a task's status does not see an error for every connection a restart closed."""
+        try:
+            return self.run(script, keys, args)
+        except BrokerError as exc:
+            if not isinstance(exc.__cause__, (redis.ConnectionError, redis.TimeoutError)):
+                raise
+            return self.run(script, keys, args)
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """Run a registered script; redis failures become ``BrokerError``.
@@ -94,9 +107,21 @@ class Connection:
         """
         local = self._local
         conn = getattr(local, "conn", None)
+        now = time.monotonic()
         if conn is None or local.pid != os.getpid():
             conn = self.pool.get_connection()
             local.conn, local.pid = conn, os.getpid()
+        elif now - local.used > IDLE_CHECK_AFTER:
+            # Idle for a while: the server may have closed it meanwhile (a restart, a failover,
+            # a timeout). Find out before sending, when a new connection is still safe to use,
+            # rather than fail a call whose script may or may not have run. Busy connections
+            # skip this poll(); a failure on them is reported (their caller retries).
+            try:
+                if conn.can_read(timeout=0):
+                    conn.disconnect()  # EOF or stray bytes: not a connection to send on
+            except (redis.ConnectionError, OSError):
+                conn.disconnect()  # the next send connects again
+        local.used = now
         return conn
 
     @contextlib.contextmanager

@@ -21,9 +21,10 @@ _WITH_LIB = (
     "queue_stats",
     "purge",
     "requeue_dead",
+    "heartbeat",
+    "reconcile",
 )
 _PLAIN = (
-    "heartbeat",
     "status",
     "unwait",
     "workers",
@@ -51,6 +52,7 @@ class Scripts:
     purge: Script
     requeue_dead: Script
     heartbeat: Script
+    reconcile: Script
     status: Script
     unwait: Script
     workers: Script

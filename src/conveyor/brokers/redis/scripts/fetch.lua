@@ -11,14 +11,24 @@
 -- ARGV[12] nonces of earlier calls whose reply was lost, "," separated ("" = none)
 -- ARGV[13] packed REVOKED result   ARGV[14] its ttl (ms)   ARGV[15] most delayed jobs to promote
 -- ARGV[16..] queue names (distinct)
--- Returns {next_eta, id, queue, body, delivery, deaths, id, ...}; next_eta ("" = none) is the
--- earliest due time among the queues' delayed jobs, given when nothing was leased.
+-- Returns {next_eta, id, queue, body, delivery, deaths, redelivered (0/1), id, ...}; next_eta
+-- ("" = none) is the earliest due time among the queues' delayed jobs, given when nothing was
+-- leased.
+--
+-- Delivery numbers fence stale settles, so they must never repeat for a job, not even after a
+-- crash or failover that lost the last writes (the job's counter would go back and a number
+-- already held by a live worker would be handed out again). So a new number is the larger of
+-- the old one + 1 and the server's clock in milliseconds: a rewound counter restarts above
+-- anything handed out before the crash. A negative stored number means "not handed out since
+-- its last retry" (settle.lua), so `redelivered` is true only after a crash or a release.
 local now, limit, owner = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[10]
 local queues = {}
 for i = 16, #ARGV do queues[#queues + 1] = ARGV[i] end
 
 local out = {''}
 local leased = {} -- ids handed out by this call, in order
+local clock = redis.call('TIME')
+local clock_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 -- 1. A lost reply: hand that fetch's jobs out again if this owner still holds them.
 if ARGV[12] ~= '' then
@@ -34,7 +44,7 @@ if ARGV[12] ~= '' then
           leased[#leased + 1] = id
           local n = #out
           out[n + 1], out[n + 2], out[n + 3] = id, queue, redis.call('HGET', J_BODY, id)
-          out[n + 4], out[n + 5] = delivery, deaths
+          out[n + 4], out[n + 5], out[n + 6] = delivery, deaths, 0
         end
       end
     end
@@ -169,14 +179,15 @@ if #chosen > 0 then
   for i = 1, #chosen do
     local id, body = chosen[i], bodies[i]
     if body then -- (a listed id without a job cannot happen; skip it rather than fail)
-      local delivery, deaths = parse_state(states[i])
-      delivery = delivery + 1
+      local old, deaths = parse_state(states[i])
+      local delivery = math.max(math.abs(old) + 1, clock_ms)
       ids[#ids + 1] = id
       state_pairs[#state_pairs + 1] = id
-      state_pairs[#state_pairs + 1] = make_state(delivery, deaths, owner)
+      state_pairs[#state_pairs + 1] = make_state(delivery, deaths, owner, false)
       leased[#leased + 1] = id
       local n = #out
-      out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = id, chosen_queue[i], body, delivery, deaths
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, chosen_queue[i], body, delivery
+      out[n + 5], out[n + 6] = deaths, old > 0 and 1 or 0
     end
   end
   if #ids > 0 then

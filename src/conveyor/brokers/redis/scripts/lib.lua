@@ -2,7 +2,9 @@
 -- names the job store, which every job script receives first, in this order:
 --   KEYS[1] job:meta   id -> "<priority>|<seq>|<queue>"
 --   KEYS[2] job:body   id -> encoded envelope
---   KEYS[3] job:state  id -> "<delivery>|<deaths>|<owner>" (owner empty when not leased)
+--   KEYS[3] job:state  id -> "<delivery>|<deaths>[r]|<owner>" (owner empty when not leased;
+--                      "r": the worker said the task is running, so losing it counts a death;
+--                      a negative delivery: not handed out since its last retry, see fetch.lua)
 --   KEYS[4] job:retry  id -> "<retries>|<error payload>" (absent: never retried)
 local J_META, J_BODY, J_STATE, J_RETRY = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
@@ -35,15 +37,20 @@ local function parse_meta(meta)
   return tonumber(string.sub(meta, 1, 1)), tonumber(string.sub(meta, 3, sep - 1)), string.sub(meta, sep + 1)
 end
 
--- state -> delivery, deaths, owner ('' when not leased); a job never handed out has none.
+-- state -> delivery, deaths, owner ('' when not leased), running (the worker said it started
+-- the task); a job never handed out has none.
 local function parse_state(state)
-  if not state then return 0, 0, '' end
+  if not state then return 0, 0, '', false end
   local a = string.find(state, '|', 1, true)
   local b = string.find(state, '|', a + 1, true)
-  return tonumber(string.sub(state, 1, a - 1)), tonumber(string.sub(state, a + 1, b - 1)), string.sub(state, b + 1)
+  local deaths = string.sub(state, a + 1, b - 1)
+  local running = string.byte(deaths, -1) == 114 -- 'r'
+  if running then deaths = string.sub(deaths, 1, -2) end
+  return tonumber(string.sub(state, 1, a - 1)), tonumber(deaths), string.sub(state, b + 1), running
 end
 
-local function make_state(delivery, deaths, owner)
+local function make_state(delivery, deaths, owner, running)
+  if running then return delivery .. '|' .. deaths .. 'r|' .. owner end
   return delivery .. '|' .. deaths .. '|' .. owner
 end
 

@@ -1,6 +1,8 @@
 -- reclaim.lua: the jobs of owners whose leases expired (the worker died) go back to the front
--- of their queue with one more death, or to the dead letters once they reached max_deaths, or
--- at once when they were started at-most-once (deaths == -1). A dead letter needs a reason and
+-- of their queue. A job the worker had said was running (heartbeat.lua, or a "running" settle)
+-- counts one more death, and goes to the dead letters once it reached max_deaths; one started
+-- at-most-once (deaths == -1) goes there at once. A job the worker only held (prefetched, never
+-- started) goes back without a death: it did not kill anyone. A dead letter needs a reason and
 -- a FAILURE result that Python builds (conveyor.brokers.payloads), so a job due to die is
 -- first returned as "to prepare" and moved by the next call, which passes them in.
 -- KEYS[1..4] job store (see lib.lua)   KEYS[5] leases   KEYS[6] dead letters
@@ -26,17 +28,17 @@ for _, owner in ipairs(owners) do
   local metas = hmget(J_META, ids)
   local left = 0
   for i, id in ipairs(ids) do
-    local delivery, deaths, holder = parse_state(states[i])
+    local delivery, deaths, holder, running = parse_state(states[i])
     if holder ~= owner or not metas[i] then
       redis.call('SREM', owned, id) -- not this owner's any more; cannot happen, tidy anyway
     else
       local count = deaths
-      if count >= 0 then count = count + 1 end
+      if count >= 0 and running then count = count + 1 end
       local dies = count < 0 or count >= max_deaths
       local ready = prepared[id]
       local priority, seq, queue = parse_meta(metas[i])
       if not dies then
-        redis.call('HSET', J_STATE, id, make_state(delivery, count, ''))
+        redis.call('HSET', J_STATE, id, make_state(delivery, count, '', false))
         add_front(front, ready_key(ARGV[1], queue, priority), seq, id)
         redis.call('SREM', owned, id)
         nudge(ARGV[2] .. queue)

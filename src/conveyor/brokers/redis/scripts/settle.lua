@@ -9,10 +9,11 @@
 -- ARGV[11..] one record per outcome, its length set by its kind:
 --   ack, id, delivery, result ("" = store none)
 --   start, id, delivery                  (at-most-once: dead-letter, never rerun, if the lease expires)
+--   running, id, delivery                (the task started: if the lease expires, that counts a death)
 --   release, id, delivery                (back to the front of its queue now)
 --   retry, id, delivery, error payload ("" = none), body ("" = keep), eta, retries
 --   dead, id, delivery, FAILURE result, body ("" = keep), reason
-local SIZE = {ack = 4, start = 3, release = 3, retry = 7, dead = 6}
+local SIZE = {ack = 4, start = 3, running = 3, release = 3, retry = 7, dead = 6}
 local now, ttl = tonumber(ARGV[9]), ARGV[10]
 
 local records, ids = {}, {}
@@ -23,12 +24,12 @@ while i <= #ARGV do
   i = i + SIZE[ARGV[i]]
 end
 
--- Current lease of each job: {delivery, deaths, owner}; nil when not leased (or gone).
+-- Current lease of each job: {delivery, deaths, owner, running}; nil when not leased (or gone).
 local lease = {}
 local states = hmget(J_STATE, ids)
 for k = 1, #ids do
-  local delivery, deaths, owner = parse_state(states[k])
-  if owner ~= '' then lease[ids[k]] = {delivery, deaths, owner} end
+  local delivery, deaths, owner, running = parse_state(states[k])
+  if owner ~= '' then lease[ids[k]] = {delivery, deaths, owner, running} end
 end
 
 local gone, finished, unowned, front = {}, {}, {}, {}
@@ -55,10 +56,14 @@ for _, base in ipairs(records) do
       end
     elseif kind == 'start' then
       current[2] = -1
-      redis.call('HSET', J_STATE, id, make_state(current[1], -1, current[3]))
+      redis.call('HSET', J_STATE, id, make_state(current[1], -1, current[3], false))
+    elseif kind == 'running' then
+      current[4] = true
+      redis.call('HSET', J_STATE, id, make_state(current[1], current[2], current[3], true))
     elseif kind == 'retry' then
       end_lease(id, current)
-      redis.call('HSET', J_STATE, id, make_state(current[1], current[2], ''))
+      -- Negative: its next hand-out is a new attempt, not a redelivery (see fetch.lua).
+      redis.call('HSET', J_STATE, id, make_state(-current[1], current[2], '', false))
       if ARGV[base + 4] ~= '' then redis.call('HSET', J_BODY, id, ARGV[base + 4]) end
       local err = ARGV[base + 3]
       if err == '' then -- a deferral (lock, rate limit) keeps the last attempt's error
@@ -85,7 +90,7 @@ for _, base in ipairs(records) do
       finished[#finished + 1] = id
     elseif kind == 'release' then
       end_lease(id, current)
-      redis.call('HSET', J_STATE, id, make_state(current[1], math.max(current[2], 0), ''))
+      redis.call('HSET', J_STATE, id, make_state(current[1], math.max(current[2], 0), '', false))
       local priority, seq, queue = parse_meta(redis.call('HGET', J_META, id))
       add_front(front, ready_key(ARGV[1], queue, priority), seq, id)
       nudge(ARGV[3] .. queue)
