@@ -7,8 +7,8 @@ import os
 import signal
 from pathlib import Path
 
-from .apps import basic
-from .procs import WorkerProcess, wait_for
+from ..apps import basic
+from ..procs import WorkerProcess, wait_for
 
 
 def live_pids() -> set[int]:

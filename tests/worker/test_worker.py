@@ -11,8 +11,8 @@ import pytest
 from conveyor import Conveyor, SoftTimeLimitExceeded, TimeLimitExceeded, states
 from conveyor.exceptions import EncodeError, RemoteError, TimeoutError
 
-from .apps import basic
-from .procs import lines, wait_for
+from ..apps import basic
+from ..procs import lines, wait_for
 
 
 @pytest.fixture

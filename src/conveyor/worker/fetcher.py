@@ -1,0 +1,175 @@
+"""The fetcher: keeps the worker's inbox filled with leased deliveries, and knows what it holds.
+
+- Room: at most ``target()`` deliveries are held at once (in the inbox or running). The target
+  is Celery's ``concurrency x prefetch multiplier``, raised for short tasks so that a worker
+  holds up to ``PREFETCH_HORIZON`` seconds of work per slot (never more than ``PREFETCH_MAX``
+  jobs): tiny tasks then come in large batches, and jobs held that briefly could not have
+  started sooner on another worker, so this costs no fairness.
+- Leases: every delivery held, from its fetch until the broker confirmed its settle, is in
+  ``leases``. After the broker failed any call, the fetcher *reconciles* before its next fetch:
+  it tells the broker what it holds, and the broker gives back every other job it still leases
+  to this worker (an ack lost in a broker crash would otherwise stay leased for ever, renewed
+  by every heartbeat). The reconcile runs on the fetch thread between two fetches, so every job
+  this worker fetched is in ``leases`` by then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
+
+from ..brokers import Broker, Delivery, Outcome
+from .reporter import Stats
+from .settler import Settler
+
+logger = logging.getLogger("conveyor.worker")
+
+FETCH_WAIT = 1.0  # longest a fetch blocks, so a stop request is noticed promptly
+PREFETCH_HORIZON = 0.1
+PREFETCH_MAX = 1000
+
+
+class Fetcher:
+    def __init__(
+        self,
+        broker: Broker,
+        owner: str,
+        hostname: str,
+        queues: Sequence[str],
+        lease_timeout: float,
+        executor: Executor,
+        settler: Settler,
+        stats: Stats,
+        concurrency: int,
+        prefetch_limit: int,
+        burst: bool,
+    ) -> None:
+        self.broker = broker
+        self.owner = owner
+        self.hostname = hostname
+        self.queues = list(queues)
+        self.lease_timeout = lease_timeout
+        self.executor = executor
+        self.settler = settler
+        self.stats = stats
+        self.concurrency = concurrency
+        self.prefetch_limit = prefetch_limit  # the floor; see target()
+        self.burst = burst
+        self.inbox: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self.room = asyncio.Event()
+        self.held = 0
+        self.leases: dict[str, int] = {}  # id -> delivery, see the module doc
+        self.trouble = False  # the broker failed a call: reconcile once it answers again
+        self.stopping = False
+
+    def target(self) -> int:
+        """How many deliveries to hold: concurrency x multiplier, more for short tasks."""
+        ewma = self.stats.runtime_ewma
+        if ewma is None:
+            return self.prefetch_limit
+        adaptive = int(self.concurrency * PREFETCH_HORIZON / max(ewma, 1e-6))
+        return max(self.prefetch_limit, min(PREFETCH_MAX, adaptive))
+
+    async def run(self) -> None:
+        """Fetch until stopping (or, in burst mode, until the queues are empty)."""
+        loop = asyncio.get_running_loop()
+        backoff = 0.05
+        failing = False
+        while not self.stopping:
+            room = self.target() - self.held
+            if room <= 0:
+                self.room.clear()
+                await self.room.wait()
+                continue
+            try:
+                if self.trouble:
+                    await self.reconcile()
+                batch = await loop.run_in_executor(
+                    self.executor,
+                    self.broker.fetch,
+                    self.queues,
+                    self.owner,
+                    room,
+                    self.lease_timeout,
+                    FETCH_WAIT,
+                )
+            except Exception as exc:
+                self.trouble = True
+                if not failing:
+                    logger.error("%s: fetch failed (broker unreachable?), retrying: %s", self.hostname, exc)
+                    failing = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if failing:
+                logger.warning("%s: fetching again", self.hostname)
+                failing, backoff = False, 0.05
+            if not batch:
+                if self.burst and self.held == 0:
+                    return
+                continue
+            self.held += len(batch)
+            leases, inbox = self.leases, self.inbox
+            for d in batch:
+                leases[d.id] = d.delivery
+                inbox.put_nowait(d)
+            if self.stopping:
+                self.release_inbox()
+
+    async def reconcile(self) -> None:
+        self.trouble = False
+        held = list(self.leases)
+        try:
+            given_back = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.broker.reconcile, self.owner, held
+            )
+        except BaseException:
+            self.trouble = True
+            raise
+        if given_back:
+            logger.warning(
+                "%s: the broker still leased %d task(s) to this worker that it no longer holds (an "
+                "acknowledgement lost in a broker crash?); gave them back: %s",
+                self.hostname,
+                len(given_back),
+                ", ".join(given_back[:10]),
+            )
+
+    def on_trouble(self) -> None:
+        """The broker failed a call (from any thread): reconcile before the next fetch."""
+        self.trouble = True
+
+    def on_settled(self, batch: list[Outcome]) -> None:
+        """On the loop, once the broker has a batch: those deliveries are no longer held."""
+        leases = self.leases
+        for o in batch:
+            if o.kind not in ("start", "running") and leases.get(o.id) == o.delivery:
+                del leases[o.id]
+
+    def done(self) -> None:
+        """A delivery left the worker's hands (run and reported, or given back)."""
+        self.held -= 1
+        self.room.set()
+
+    def give_back(self, d: Delivery) -> None:
+        """Release a delivery that was not started (shutting down)."""
+        self.settler.add(Outcome("release", d.id, d.delivery))
+        self.held -= 1
+
+    def release_inbox(self) -> int:
+        """Give every not-yet-started delivery back. Stop sentinels (None) are kept: a fetch that
+        returns late during shutdown must not swallow the consumers' signal to stop."""
+        released = sentinels = 0
+        inbox = self.inbox
+        while not inbox.empty():
+            d = inbox.get_nowait()
+            if d is None:
+                sentinels += 1
+                continue
+            self.give_back(d)
+            released += 1
+        for _ in range(sentinels):
+            inbox.put_nowait(None)
+        return released

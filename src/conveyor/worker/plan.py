@@ -1,0 +1,47 @@
+"""A task's settings as this worker applies them, resolved once per task name (not per run).
+
+The plan also fixes *how* the task runs: which runner (runners.py), and whether it may take
+the inline fast path (solo pool, sync, no guards, at-least-once), which runs with no await.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..task import Task
+    from .guards import RunGuard
+    from .runners import AsyncRunner, InlineRunner, ThreadRunner
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    acks_late: bool
+    store_result: bool
+    soft_time_limit: float | None
+    time_limit: float | None
+    guards: list[RunGuard]
+    runner: InlineRunner | ThreadRunner | AsyncRunner
+    inline: bool  # the inline runner and nothing to await around it: see Processor.consume
+
+
+def make_plan(
+    task: Task[Any, Any],
+    guards: list[RunGuard],
+    sync_runner: InlineRunner | ThreadRunner,
+    async_runner: AsyncRunner,
+    inline_pool: bool,
+) -> Plan:
+    """``inline_pool``: the pool runs sync bodies on the loop thread (``-P solo``)."""
+    runner = async_runner if task.is_async else sync_runner
+    inline = inline_pool and not task.is_async and not guards and task.acks_late
+    return Plan(
+        acks_late=task.acks_late,
+        store_result=not task.ignore_result,
+        soft_time_limit=task.soft_time_limit,
+        time_limit=task.time_limit,
+        guards=guards,
+        runner=runner,
+        inline=inline,
+    )

@@ -1,0 +1,254 @@
+"""The processor: takes deliveries from the inbox and carries each one through to its outcome.
+
+    inbox ──> intake ──refused──> reporter
+                 │
+                 └─accepted──> guards ─> start/running mark ─> runner ─> reporter
+
+``concurrency`` consumers run ``consume()`` side by side. The inline fast path (solo pool, sync,
+no guards, at-least-once, not a redelivery) runs a task with no await at all; every other path
+awaits what it needs (guards in their own threads, an at-most-once ``start`` or a redelivery's
+``running`` mark confirmed by the broker before the body starts, a thread, a coroutine).
+
+The processor also owns the set of running tasks (``active``): revokes with ``terminate`` and
+hard time limits stop waiting for a run through it, and each heartbeat names them so that a
+worker's death counts against them only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
+
+from ..brokers import Delivery, Outcome
+from ..exceptions import BrokerError, TaskRevokedError
+from .intake import Refused, intake
+from .plan import Plan, make_plan
+from .runners import Active, AsyncRunner, InlineRunner, ThreadRunner
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..message import Envelope
+    from ..request import Request
+    from ..task import Task
+    from .fetcher import Fetcher
+    from .guards import RunGuard
+    from .reporter import Reporter
+    from .settler import Settler
+
+logger = logging.getLogger("conveyor.worker")
+
+
+class Processor:
+    def __init__(
+        self,
+        tasks: dict[str, Task[Any, Any]],
+        run_guards: Callable[[Task[Any, Any]], list[RunGuard]],
+        fetcher: Fetcher,
+        settler: Settler,
+        reporter: Reporter,
+        sync_runner: InlineRunner | ThreadRunner,
+        async_runner: AsyncRunner,
+        guard_executor: Executor,
+        accept: frozenset[str],
+        hostname: str,
+    ) -> None:
+        self.tasks = tasks
+        self.run_guards = run_guards
+        self.fetcher = fetcher
+        self.settler = settler
+        self.reporter = reporter
+        self.sync_runner = sync_runner
+        self.async_runner = async_runner
+        self.guard_executor = guard_executor
+        self.accept = accept
+        self.hostname = hostname
+        self.inline_pool = isinstance(sync_runner, InlineRunner)
+        self.active: dict[str, Active] = {}
+        self.revoked: dict[str, bool] = {}  # revokes among this worker's leases: id -> terminate
+        self.plans: dict[str, Plan] = {}
+        self.stopping = False
+
+    # -- the consumer loop ---------------------------------------------------------------------
+    async def consume(self) -> None:
+        fetcher = self.fetcher
+        inbox = fetcher.inbox
+        while True:
+            d = await inbox.get()
+            if d is None:
+                return
+            if self.stopping:  # shutting down: not started yet, so it goes back untouched
+                fetcher.give_back(d)
+                continue
+            try:
+                got = intake(d, self.tasks, self.revoked, self.accept, self.hostname)
+                if isinstance(got, Refused):
+                    self.revoked.pop(d.id, None)
+                    self.reporter.refused(d, got)
+                else:
+                    plan = self.plans.get(got.task.name) or self._plan(got.task)
+                    if plan.inline and not d.redelivered:
+                        self._run_inline(d, got.env, got.task, got.request, plan)  # no awaits at all
+                    else:
+                        await self._process(d, got.env, got.task, got.request, plan)
+            except BrokerError as exc:
+                # The broker failed a guard's call (a lock, a limit): not the message's fault.
+                logger.error("task %s: broker unreachable while preparing it; giving it back: %s", d.id, exc)
+                self.settler.add(Outcome("release", d.id, d.delivery))
+            except Exception as exc:
+                self.active.pop(d.id, None)
+                self.reporter.internal_error(d, exc)
+            finally:
+                fetcher.done()
+
+    def _plan(self, task: Task[Any, Any]) -> Plan:
+        plan = make_plan(task, self.run_guards(task), self.sync_runner, self.async_runner, self.inline_pool)
+        self.plans[task.name] = plan
+        return plan
+
+    async def _process(
+        self, d: Delivery, env: Envelope, task: Task[Any, Any], request: Request, plan: Plan
+    ) -> None:
+        guards = plan.guards
+        loop = asyncio.get_running_loop()
+        if guards:
+            instead = await loop.run_in_executor(
+                self.guard_executor, _guards_before, guards, task, request, d
+            )
+            if instead is not None:
+                self.settler.add(instead)
+                return
+        try:
+            if not plan.acks_late:
+                # At-most-once: tell the broker before running, so a crash mid-run dead-letters
+                # the job instead of running it again. (Inside the try: guards are undone even
+                # if this fails.)
+                await self.settler.add_and_wait(Outcome("start", d.id, d.delivery))
+            elif d.redelivered:
+                # Its last worker died (or gave it back). If it killed that worker, it may kill
+                # this one before the next heartbeat: the broker must know it is running first,
+                # so that such a death counts against it (and only it) and it ends in the dead
+                # letters instead of a loop. Only redeliveries pay this round trip.
+                await self.settler.add_and_wait(Outcome("running", d.id, d.delivery))
+            if isinstance(plan.runner, InlineRunner):  # solo pool: on the loop, after the awaits
+                self._run_inline(d, env, task, request, plan)
+            else:
+                await self._run_awaited(d, env, task, request, plan)
+        finally:
+            if guards:
+                await loop.run_in_executor(self.guard_executor, _guards_after, guards, task, request, d)
+
+    def _run_inline(
+        self, d: Delivery, env: Envelope, task: Task[Any, Any], request: Request, plan: Plan
+    ) -> None:
+        runner = plan.runner
+        assert isinstance(runner, InlineRunner)
+        active, t0 = self._begin(d, task)
+        soft = request.soft_time_limit or plan.soft_time_limit
+        hard = request.time_limit or plan.time_limit
+        try:
+            value = runner.run(task, request, active, soft, hard)
+        except BaseException as exc:  # sys.exit() in a task fails the task, not the worker
+            self._end(d, env, task, request, plan, t0, _NO_VALUE, exc)
+            return
+        self._end(d, env, task, request, plan, t0, value, None)
+
+    async def _run_awaited(
+        self, d: Delivery, env: Envelope, task: Task[Any, Any], request: Request, plan: Plan
+    ) -> None:
+        runner = plan.runner
+        assert not isinstance(runner, InlineRunner)
+        active, t0 = self._begin(d, task)
+        soft = request.soft_time_limit or plan.soft_time_limit
+        hard = request.time_limit or plan.time_limit
+        try:
+            value = await runner.run(task, request, active, soft, hard)
+        except asyncio.CancelledError:
+            raise  # the worker itself is being cancelled
+        except BaseException as exc:
+            # BaseException: sys.exit() or KeyboardInterrupt in a task is that task's failure
+            # (as in Celery); let through, it would stop or wedge the whole worker.
+            self._end(d, env, task, request, plan, t0, _NO_VALUE, exc)
+            return
+        self._end(d, env, task, request, plan, t0, value, None)
+
+    def _begin(self, d: Delivery, task: Task[Any, Any]) -> tuple[Active, float]:
+        active = Active(d.id, task.name, d.delivery, time.time())
+        self.active[d.id] = active
+        return active, time.perf_counter()
+
+    def _end(
+        self,
+        d: Delivery,
+        env: Envelope,
+        task: Task[Any, Any],
+        request: Request,
+        plan: Plan,
+        t0: float,
+        value: Any,
+        exc: BaseException | None,
+    ) -> None:
+        """Report a finished run: success, revoked (terminated), or an error to classify."""
+        runtime = time.perf_counter() - t0
+        del self.active[d.id]
+        self.revoked.pop(d.id, None)
+        if exc is None:
+            self.reporter.success(d, task, request, value, plan.store_result, runtime)
+        elif isinstance(exc, TaskRevokedError):
+            self.reporter.revoked(d, str(exc) or "revoked while running (terminated)", request.retries)
+        else:
+            self.reporter.error(d, env, task, request, exc, runtime)
+
+    # -- revokes -------------------------------------------------------------------------------
+    def on_revoked(self, revoked: dict[str, bool], loop: asyncio.AbstractEventLoop | None) -> None:
+        """Called from the keeper thread with revokes among this worker's leases.
+
+        The set is updated right here, not via the loop: under the solo pool the loop may be
+        busy running a task, and the next prefetched task must already see its revoke."""
+        self.revoked.update(revoked)
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._terminate, revoked)
+
+    def _terminate(self, revoked: dict[str, bool]) -> None:
+        """On the loop: stop running tasks whose revoke asked for it."""
+        for task_id, terminate in revoked.items():
+            active = self.active.get(task_id)
+            if active is None or not terminate:
+                # Prefetched: skipped when its turn comes (intake). Running without terminate:
+                # Celery semantics, it finishes.
+                continue
+            logger.warning("terminating task %s[%s]: revoked", active.task, task_id)
+            active.stop_waiting("revoked")
+            if active.call is not None:
+                active.call.interrupt(TaskRevokedError)
+
+    def running(self) -> list[tuple[str, int]]:
+        """(Keeper thread) The tasks running now, for the heartbeat to mark."""
+        return [(a.id, a.delivery) for a in list(self.active.values())]
+
+
+def _guards_before(
+    guards: list[RunGuard], task: Task[Any, Any], request: Request, d: Delivery
+) -> Outcome | None:
+    entered: list[RunGuard] = []
+    for guard in guards:
+        instead = guard.before(task, request, d)
+        if instead is not None:
+            _guards_after(entered, task, request, d)  # undo the guards that let it through
+            return instead
+        entered.append(guard)
+    return None
+
+
+def _guards_after(guards: list[RunGuard], task: Task[Any, Any], request: Request, d: Delivery) -> None:
+    for guard in reversed(guards):
+        try:
+            guard.after(task, request, d)
+        except Exception:
+            logger.exception("run guard %r failed after task %s", guard, d.id)
+
+
+_NO_VALUE: Any = object()

@@ -1,0 +1,137 @@
+"""The reporter: what became of a delivery -> the outcome to settle, the stats, the log line.
+
+Every way a run can end passes through here exactly once: success, a retry, a failure (kept as
+a dead letter by default, ``task_dead_letter_on_failure``), a rejection, a revoke or expiry, a
+message refused at intake, and the worker's own failure to handle a message. Error texts go
+through ``describe`` so that an exception whose ``__str__`` raises is still reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..brokers import Outcome
+from ..execution import decide, describe
+from . import outcomes
+
+if TYPE_CHECKING:
+    from ..brokers import Delivery
+    from ..message import Envelope
+    from ..request import Request
+    from ..task import Task
+    from .intake import Refused
+    from .settler import Settler
+
+logger = logging.getLogger("conveyor.worker")
+
+EWMA_WEIGHT = 0.05  # how fast the runtime average follows recent tasks
+
+
+@dataclass(slots=True)
+class Stats:
+    processed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    revoked: int = 0
+    abandoned_threads: int = 0
+    runtime_ewma: float | None = None  # seconds per successful task, recent average
+
+
+class Reporter:
+    def __init__(self, settler: Settler, stats: Stats, hostname: str, dead_letter_failures: bool) -> None:
+        self.settler = settler
+        self.stats = stats
+        self.hostname = hostname
+        self.dead_letter_failures = dead_letter_failures
+
+    def success(
+        self, d: Delivery, task: Task[Any, Any], request: Request, value: Any, store: bool, runtime: float
+    ) -> None:
+        stats = self.stats
+        ewma = stats.runtime_ewma
+        stats.runtime_ewma = runtime if ewma is None else ewma + (runtime - ewma) * EWMA_WEIGHT
+        self.settler.add(outcomes.success(d, request, value, store, self.hostname))
+        stats.processed += 1
+        stats.succeeded += 1
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("task %s[%s] succeeded in %.3fs", task.name, d.id, runtime)
+
+    def error(
+        self,
+        d: Delivery,
+        env: Envelope,
+        task: Task[Any, Any],
+        request: Request,
+        exc: BaseException,
+        runtime: float,
+    ) -> None:
+        """Classify an exception from the body: retry, reject, or failure."""
+        self.stats.processed += 1
+        decision = decide(task, request, exc)
+        if decision.verdict == "retry":
+            self.stats.retried += 1
+            self.settler.add(outcomes.retry(d, env, request, decision, self.hostname))
+            logger.warning(
+                "task %s[%s] will retry in %.1fs (attempt %d): %s: %s",
+                task.name,
+                d.id,
+                decision.countdown,
+                request.retries + 1,
+                type(decision.exc).__name__,
+                describe(decision.exc) if decision.exc is not None else "",
+            )
+        elif decision.verdict == "reject":
+            if decision.requeue:
+                self.settler.add(Outcome("release", d.id, d.delivery))
+            else:
+                self.dead(d, request, exc, f"rejected: {describe(exc)}", decision.traceback)
+        else:
+            failed = decision.exc or exc
+            self.stats.failed += 1
+            if self.dead_letter_failures:
+                self.stats.dead_lettered += 1
+            self.settler.add(
+                outcomes.failure(
+                    d, request, failed, decision.traceback, self.hostname, self.dead_letter_failures
+                )
+            )
+            logger.error(
+                "task %s[%s] failed after %.3fs: %s: %s\n%s",
+                task.name,
+                d.id,
+                runtime,
+                type(failed).__name__,
+                describe(failed),
+                decision.traceback or "",
+            )
+
+    def dead(
+        self, d: Delivery, request: Request | None, exc: BaseException, reason: str, trace: str | None = None
+    ) -> None:
+        self.stats.dead_lettered += 1
+        logger.error("task %s moved to dead letters: %s", d.id, reason)
+        self.settler.add(outcomes.dead(d, request, exc, trace, self.hostname, reason))
+
+    def revoked(self, d: Delivery, reason: str, retries: int) -> None:
+        self.stats.revoked += 1
+        logger.info("task %s not run: %s", d.id, reason)
+        self.settler.add(outcomes.revoked(d, reason, retries))
+
+    def refused(self, d: Delivery, refusal: Refused) -> None:
+        """A delivery intake would not run."""
+        if refusal.kind == "revoked":
+            self.revoked(d, refusal.reason, refusal.retries)
+        else:
+            assert refusal.error is not None
+            self.dead(d, None, refusal.error, refusal.reason)
+
+    def internal_error(self, d: Delivery, exc: BaseException) -> None:
+        """The worker's own handling of this message failed: dead-letter it, never give it back
+        (it would only come here again: a poison loop)."""
+        self.stats.dead_lettered += 1
+        logger.exception("internal error while handling task %s; moved to dead letters", d.id)
+        self.settler.add(outcomes.internal_error(d, exc, self.hostname))

@@ -1,0 +1,220 @@
+"""The ways to run a task body, one runner per pool, chosen once per task (see plan.py).
+
+- ``InlineRunner`` (``-P solo``, sync tasks): on the event-loop thread itself, no await at all —
+  the fastest way to run tiny tasks, one at a time.
+- ``ThreadRunner`` (``-P threads``, the default, and ``-P asyncio``, sync tasks): in the worker's
+  thread pool; the loop awaits the thread's future.
+- ``AsyncRunner`` (``async def`` tasks, on every pool): as an asyncio task on the loop.
+
+Time limits and terminating revokes: a sync body gets the exception raised inside its thread by
+the watchdog (limits.py); at the hard limit (or a terminating revoke) the worker stops waiting
+for it. An async body is cancelled. Either way the runner raises ``TimeLimitExceeded`` or
+``TaskRevokedError`` to the processor, which reports it like any failure.
+
+``SystemExit`` and ``KeyboardInterrupt`` from task code come out of a runner as exceptions like
+any other (the processor reports them as the task's failure): they must never stop the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
+from ..request import current_request
+from .limits import RunningCall, SoftLimitCoroutine, Watchdog
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..request import Request
+    from ..task import Task
+
+
+@dataclass(slots=True)
+class Active:
+    """A task this worker is running now (what revokes, heartbeats and ``inspect`` see)."""
+
+    id: str
+    task: str
+    delivery: int
+    started: float
+    kill: asyncio.Future[str] | None = None  # async tasks: resolved to stop waiting for them
+    waiter: asyncio.Future[Any] | None = None  # sync tasks in threads: cancelled to stop waiting
+    call: RunningCall | None = None
+    killed: str | None = None  # why the worker stopped waiting: "time" or "revoked"
+
+    def stop_waiting(self, reason: str) -> None:
+        """On the loop: stop waiting for this run (hard time limit or terminating revoke)."""
+        if self.killed is None:
+            self.killed = reason
+        if self.kill is not None and not self.kill.done():
+            self.kill.set_result(reason)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.cancel()
+
+
+def _call_args(task: Task[Any, Any], request: Request) -> list[Any]:
+    return [task, *request.args] if task.bind else request.args
+
+
+def _killed(reason: str, hard: float | None) -> Exception:
+    if reason == "revoked":
+        return TaskRevokedError("revoked while running (terminated)")
+    return TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
+
+
+class _SyncLimits:
+    """Arms a sync body's soft and hard limits on the watchdog thread, which fires them even
+    while the event loop itself is busy running a task (the solo pool)."""
+
+    def __init__(self, watchdog: Watchdog, loop: asyncio.AbstractEventLoop) -> None:
+        self._watchdog = watchdog
+        self._loop = loop
+
+    def arm(
+        self, call: RunningCall, soft: float | None, hard: float | None, active: Active | None
+    ) -> list[int]:
+        handles = []
+        now = time.monotonic()
+        if soft:
+
+            def on_soft() -> None:
+                call.interrupt(SoftTimeLimitExceeded)
+
+            handles.append(self._watchdog.call_at(now + soft, on_soft))
+        if hard:
+            loop = self._loop
+
+            def on_hard() -> None:
+                call.interrupt(TimeLimitExceeded)
+                if active is not None and not loop.is_closed():
+                    loop.call_soon_threadsafe(active.stop_waiting, "time")
+
+            handles.append(self._watchdog.call_at(now + hard, on_hard))
+        return handles
+
+    def disarm(self, handles: list[int]) -> None:
+        for handle in handles:
+            self._watchdog.cancel(handle)
+
+
+class InlineRunner(_SyncLimits):
+    """Runs a sync body on the loop thread (solo pool)."""
+
+    def run(
+        self, task: Task[Any, Any], request: Request, active: Active, soft: float | None, hard: float | None
+    ) -> Any:
+        call = RunningCall()
+        active.call = call
+        handles = self.arm(call, soft, hard, None)
+        token = current_request.set(request)
+        try:
+            call_args = _call_args(task, request)
+            return call.run(lambda: task.run(*call_args, **request.kwargs))
+        finally:
+            current_request.reset(token)
+            self.disarm(handles)
+
+
+class ThreadRunner(_SyncLimits):
+    """Runs a sync body in the worker's thread pool and awaits it."""
+
+    def __init__(
+        self,
+        watchdog: Watchdog,
+        loop: asyncio.AbstractEventLoop,
+        threads: Executor,
+        on_abandoned: Callable[[], None],
+    ) -> None:
+        super().__init__(watchdog, loop)
+        self._threads = threads
+        self._on_abandoned = on_abandoned
+
+    async def run(
+        self, task: Task[Any, Any], request: Request, active: Active, soft: float | None, hard: float | None
+    ) -> Any:
+        call = RunningCall()
+        call_args = _call_args(task, request)
+
+        def body() -> Any:
+            token = current_request.set(request)
+            try:
+                return call.run(lambda: task.run(*call_args, **request.kwargs))
+            finally:
+                current_request.reset(token)
+
+        future = self._loop.run_in_executor(self._threads, body)
+        active.call, active.waiter = call, future
+        handles = self.arm(call, soft, hard, active)
+        try:
+            # Awaited directly (no asyncio.wait per task: this is the threads pool's hot path);
+            # a hard limit or a terminating revoke cancels this wait (Active.stop_waiting).
+            return await future
+        except asyncio.CancelledError:
+            if active.killed is None:
+                raise  # the worker itself is being cancelled
+            self._on_abandoned()  # the thread runs on; its late outcome is moot
+            raise _killed(active.killed, hard) from None
+        finally:
+            self.disarm(handles)
+
+
+@dataclass(frozen=True, slots=True)
+class _Raised:
+    """An async task's SystemExit/KeyboardInterrupt, carried out of its asyncio task as a value."""
+
+    exc: BaseException
+
+
+class AsyncRunner:
+    """Runs an ``async def`` body as an asyncio task on the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    async def run(
+        self, task: Task[Any, Any], request: Request, active: Active, soft: float | None, hard: float | None
+    ) -> Any:
+        loop = self._loop
+        wrapper = SoftLimitCoroutine(task.run(*_call_args(task, request), **request.kwargs))
+
+        async def drive() -> Any:
+            try:
+                return await wrapper
+            except (SystemExit, KeyboardInterrupt) as exc:
+                # Raised out of an asyncio task, they would stop the whole event loop.
+                return _Raised(exc)
+
+        ctx = contextvars.copy_context()
+        ctx.run(current_request.set, request)
+        inner = loop.create_task(drive(), context=ctx)
+        kill: asyncio.Future[str] = loop.create_future()
+        active.kill = kill
+        timers = []
+        if soft:
+            timers.append(loop.call_later(soft, wrapper.fire_soft, inner))
+        if hard:
+            timers.append(loop.call_later(hard, active.stop_waiting, "time"))
+        try:
+            await asyncio.wait({inner, kill}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for timer in timers:
+                timer.cancel()
+        if inner.done():
+            value = inner.result()
+            if isinstance(value, _Raised):
+                raise value.exc
+            return value
+        inner.cancel()
+        inner.add_done_callback(_consume_result)
+        raise _killed(kill.result(), hard)
+
+
+def _consume_result(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # mark retrieved: the task was abandoned, its late outcome is moot
