@@ -3,7 +3,7 @@
 - ``JobLifecycle``: what producers, workers and result readers need — a job from enqueue to
   its result (enqueue, fetch, settle, heartbeat, reclaim, status, wait, revoke, forget).
 - ``BrokerAdmin``: the operator's reads and actions (queue stats, purge, workers, dead letters,
-  cleanup), which the CLI and the admin API stand on.
+  cleanup), which the CLI's operator commands stand on.
 - ``KeyValueStore``: small atomic keys with expiry, the building blocks of the scheduler and of
   coordination (locks, unique tasks, limits).
 
@@ -146,8 +146,8 @@ class JobLifecycle(Protocol):
 
 
 class BrokerAdmin(Protocol):
-    """The operator's reads and actions: what the CLI and the admin API are built on. None of
-    them is on a worker's or producer's path."""
+    """The operator's reads and actions: what the CLI's operator commands are built on. None of
+    them is on a job's path; a worker's keeper only runs ``cleanup`` now and then."""
 
     @abc.abstractmethod
     def queue_stats(self) -> dict[str, QueueStats]:
