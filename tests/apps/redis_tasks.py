@@ -1,4 +1,4 @@
-"""Tasks for the Redis broker tests (tests/test_redis_broker.py). The broker URL comes from ``-b``.
+"""Tasks for the Redis broker tests (tests/brokers/test_redis.py). The broker URL comes from ``-b``.
 
 ``record`` appends ``<token> <delivery> <pid>`` to ``$CONVEYOR_TEST_DIR/runs`` each time it
 runs, so a test can check across processes and Redis restarts that every task ran, and that

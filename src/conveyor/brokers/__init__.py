@@ -1,7 +1,9 @@
 """Brokers: where tasks, leases, results, revokes and dead letters live.
 
-``broker_from_url`` picks the implementation from the URL scheme:
-``sqlite:///path.db`` (embedded default), ``redis://host:port/db`` / ``rediss://``, ``memory://``.
+The contract is in base.py (``JobLifecycle``, ``BrokerAdmin``, ``KeyValueStore``; ``Broker`` is all
+three), the records it exchanges in records.py. ``broker_from_url`` picks the implementation from
+the URL scheme: ``sqlite:///path.db`` (embedded default, ``sqlite/``), ``redis://host:port/db`` /
+``rediss://`` / ``unix://`` (``redis/``), ``memory://`` (``memory/``).
 """
 
 from __future__ import annotations
@@ -10,15 +12,33 @@ import threading
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigurationError
-from .base import Broker, DeadLetter, Delivery, JobSpec, Outcome, QueueStats, StatusRecord, WorkerRecord
+from .base import Broker, BrokerAdmin, JobLifecycle, KeyValueStore
+from .records import (
+    DeadLetter,
+    Delivery,
+    JobSpec,
+    KVEntry,
+    Outcome,
+    QueueStats,
+    ReclaimReport,
+    SettleKind,
+    StatusRecord,
+    WorkerRecord,
+)
 
 __all__ = [
     "Broker",
+    "BrokerAdmin",
     "DeadLetter",
     "Delivery",
+    "JobLifecycle",
     "JobSpec",
+    "KVEntry",
+    "KeyValueStore",
     "Outcome",
     "QueueStats",
+    "ReclaimReport",
+    "SettleKind",
     "StatusRecord",
     "WorkerRecord",
     "broker_from_url",

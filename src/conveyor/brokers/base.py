@@ -1,144 +1,85 @@
-"""The broker contract: what every broker (memory, SQLite, Redis) must do.
+"""The broker contract: three interfaces every broker (memory, SQLite, Redis) implements.
 
-The contract is at the level of a job's lifecycle, so each broker can make every step atomic
-in its own way (one SQL transaction, one Lua script):
+- ``JobLifecycle``: what producers, workers and result readers need — a job from enqueue to
+  its result (enqueue, fetch, settle, heartbeat, reclaim, status, wait, revoke, forget).
+- ``BrokerAdmin``: the operator's reads and actions (queue stats, purge, workers, dead letters,
+  cleanup), which the CLI's operator commands stand on.
+- ``KeyValueStore``: small atomic keys with expiry, the building blocks of the scheduler and of
+  coordination (locks, unique tasks, limits).
 
-    enqueue ──> ready ──fetch──> leased ──settle(ack)──> result stored, job gone
-       │          ▲                │  └──settle(retry)──> delayed (eta) ──promote──> ready
-       └─(eta)─> delayed           │  └──settle(dead)───> dead letters
-                                   └──lease expires (worker died)──reclaim──> ready, or dead
-                                      letters after ``max_deaths`` deaths
-
-A *lease* is a worker's claim on a job, renewed by its heartbeat. The *delivery* number
-grows with each hand-out of the job and fences stale workers: a settle whose delivery is not
-the job's current one is ignored, so a worker that lost its lease cannot ack or retry a job
-another worker now runs. It never repeats for a job, not even after a broker crash that lost
-its last writes (Redis takes the server clock into it).
-
-A *death* is counted only for a job its worker had said was running (the heartbeat lists the
-running tasks; a redelivered job is confirmed with a ``running`` outcome before it starts), so
-the jobs a dying worker only held in its prefetch go back without one.
+``Broker`` is all three, plus ``url`` and ``close``; ``broker_from_url`` returns one. Each broker
+makes every method atomic in its own way (one SQL transaction, one Lua script, one lock).
 
 All methods are synchronous and thread-safe; the worker calls them from its I/O threads so
 its event loop never blocks on the broker. Times are epoch seconds (``time.time()``) because
 they are compared across processes and hosts.
+
+Why ``typing.Protocol`` and not plain ``abc.ABC``: a layer below the app (beat, coordination)
+can then ask for just the interface it uses — ``def claim(store: KeyValueStore)`` — and a test
+can hand it any object with those methods, without inheriting from the broker classes. The
+brokers still subclass the interfaces explicitly, and every method is an
+``abc.abstractmethod``, so a broker missing one fails when it is created (and under mypy), as
+before the split.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Protocol
+
+from .records import (
+    DeadLetter,
+    Delivery,
+    JobSpec,
+    KVEntry,
+    Outcome,
+    QueueStats,
+    ReclaimReport,
+    SettleKind,
+    StatusRecord,
+    WorkerRecord,
+)
+
+__all__ = [
+    "Broker",
+    "BrokerAdmin",
+    "DeadLetter",
+    "Delivery",
+    "JobLifecycle",
+    "JobSpec",
+    "KVEntry",
+    "KeyValueStore",
+    "Outcome",
+    "QueueStats",
+    "ReclaimReport",
+    "SettleKind",
+    "StatusRecord",
+    "WorkerRecord",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """A job to enqueue. ``body`` is the encoded envelope; the broker never decodes it."""
+class JobLifecycle(Protocol):
+    """A job's life, from enqueue to its stored result, with each step atomic::
 
-    id: str
-    queue: str
-    body: bytes
-    priority: int = 5  # 0..9, higher first
-    eta: float | None = None  # run no earlier than this; None = now
-    retries: int = 0
+        enqueue ──> ready ──fetch──> leased ──settle(ack)──> result stored, job gone
+           │          ▲                │  └──settle(retry)──> delayed (eta) ──promote──> ready
+           └─(eta)─> delayed           │  └──settle(dead)───> dead letters
+                                       └──lease expires (worker died)──reclaim──> ready, or dead
+                                          letters after ``max_deaths`` deaths
 
+    A *lease* is a worker's claim on a job, renewed by its heartbeat. The *delivery* number
+    grows with each hand-out of the job and fences stale workers: a settle whose delivery is not
+    the job's current one is ignored, so a worker that lost its lease cannot ack or retry a job
+    another worker now runs. It never repeats for a job, not even after a broker crash that lost
+    its last writes (Redis takes the server clock into it).
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A job handed to a worker under a lease."""
-
-    id: str
-    queue: str
-    body: bytes
-    delivery: int  # grows with every hand-out, never repeats; fences stale settles
-    deaths: int  # how many times a worker died running this job (-1: at-most-once, started)
-    redelivered: bool = False  # handed out before and not settled since (a crash, a release)
-
-
-SettleKind = Literal["ack", "retry", "dead", "release", "start", "running"]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of a delivery. Settled in batches by ``Broker.settle``.
-
-    - ``ack``: remove the job; store ``state``/``payload`` as its result unless ``state`` is None.
-    - ``retry``: replace the body, keep the job delayed until ``eta``; ``payload`` is the error
-      (None keeps the previous one: a deferral by a lock or rate limit is not a new failure).
-    - ``dead``: move the job to the dead-letter set with ``reason``; store a FAILURE result.
-    - ``release``: give the job back to its queue now (graceful shutdown, Reject(requeue=True)).
-    - ``start``: an at-most-once task (``acks_late=False``) is about to run: if its lease ever
-      expires it goes to the dead-letter set instead of running again.
-    - ``running``: an at-least-once task is about to run: if its lease expires, that counts a
-      death (the heartbeat marks running tasks the same way; this is for redelivered jobs,
-      whose worker must not start them before the broker knows).
+    A *death* is counted only for a job its worker had said was running (the heartbeat lists the
+    running tasks; a redelivered job is confirmed with a ``running`` outcome before it starts), so
+    the jobs a dying worker only held in its prefetch go back without one.
     """
 
-    kind: SettleKind
-    id: str
-    delivery: int
-    state: str | None = None
-    payload: bytes | None = None
-    body: bytes | None = None
-    eta: float | None = None
-    retries: int = 0
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRecord:
-    """What the broker knows about one task id."""
-
-    state: str  # a conveyor.states value
-    payload: bytes | None = None  # an encoded ResultPayload, when there is one
-    retries: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    id: str
-    queue: str
-    body: bytes
-    reason: str
-    failed_at: float
-    deaths: int = 0
-    priority: int = 5
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    ready: int = 0
-    delayed: int = 0
-    leased: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerRecord:
-    name: str
-    heartbeat: float
-    info: bytes = b"{}"  # JSON: pid, host, queues, concurrency, pool, started, counters
-
-
-@dataclass(frozen=True, slots=True)
-class KVEntry:
-    value: bytes
-    expires_at: float | None  # epoch seconds; None = never
-
-
-@dataclass(slots=True)
-class ReclaimReport:
-    requeued: list[str] = field(default_factory=list)
-    dead: list[str] = field(default_factory=list)
-
-
-class Broker(abc.ABC):
-    """Abstract broker. Subclasses implement every abstract method atomically."""
-
-    #: URL scheme(s) this broker answers to, for ``broker_from_url``.
-    url: str = ""
-
-    # -- producers ---------------------------------------------------------------------------
+    # -- producers and result readers --------------------------------------------------------
     @abc.abstractmethod
     def enqueue(self, jobs: Sequence[JobSpec]) -> list[bool]:
         """Add jobs; idempotent by id: an id the broker already knows (queued, running or with a
@@ -203,7 +144,11 @@ class Broker(abc.ABC):
     def unregister_worker(self, owner: str) -> None:
         """Forget a worker that shut down cleanly."""
 
-    # -- operators ---------------------------------------------------------------------------
+
+class BrokerAdmin(Protocol):
+    """The operator's reads and actions: what the CLI's operator commands are built on. None of
+    them is on a job's path; a worker's keeper only runs ``cleanup`` now and then."""
+
     @abc.abstractmethod
     def queue_stats(self) -> dict[str, QueueStats]:
         """Per queue: ready, delayed and leased job counts."""
@@ -232,11 +177,13 @@ class Broker(abc.ABC):
     def cleanup(self, dead_letter_ttl: float) -> None:
         """Drop expired results, revokes and dead letters (a no-op where the store expires keys)."""
 
-    # -- coordination primitives -------------------------------------------------------------
-    # Small atomic key/value operations that the scheduler (schedules, slot claims, leader
-    # lease) and coordination (locks with fencing, unique tasks, rate limits, per-key limits)
-    # are built from, so they hold across processes and hosts on every broker. An expired key
-    # is absent. Keys are namespaced by the caller ("lock:scrape", "beat:slot:poll:1700000000").
+
+class KeyValueStore(Protocol):
+    """Small atomic key/value operations that the scheduler (schedules, slot claims, leader
+    lease) and coordination (locks with fencing, unique tasks, rate limits, per-key limits) are
+    built from, so they hold across processes and hosts on every broker. An expired key is
+    absent. Keys are namespaced by the caller ("lock:scrape", "beat:slot:poll:1700000000")."""
+
     @abc.abstractmethod
     def kv_get(self, key: str) -> KVEntry | None:
         """The key's value and expiry, or None if absent or expired."""
@@ -263,5 +210,15 @@ class Broker(abc.ABC):
         expired) key starts from 0 and never expires; an existing key keeps its expiry (Redis
         INCRBY semantics). Used for fencing numbers."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+
+class Broker(JobLifecycle, BrokerAdmin, KeyValueStore):
+    """A whole broker: the job lifecycle, the admin surface and the key/value store.
+
+    Not itself a protocol: a broker is a class that says so by inheriting from this one.
+    """
+
+    #: The URL this broker was created from (as given to ``broker_from_url``).
+    url: str = ""
+
+    def close(self) -> None:  # not abstract: a broker with nothing to release keeps this
         """Release connections."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from ..base import DeadLetter, QueueStats, WorkerRecord
+from ..base import BrokerAdmin
+from ..records import DeadLetter, QueueStats, WorkerRecord
 from .connection import Arg, RedisParts
 
 WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
@@ -13,7 +14,7 @@ WORKER_FORGET = WORKER_EXPIRY * 10  # ... and is deleted by cleanup after this l
 KV_INDEX_SLICE = 1000  # coordination key names cleanup checks per call
 
 
-class RedisAdmin(RedisParts):
+class RedisAdmin(RedisParts, BrokerAdmin):
     def queue_stats(self) -> dict[str, QueueStats]:
         k = self._keys
         reply = self._conn.run(

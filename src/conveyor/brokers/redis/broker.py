@@ -27,8 +27,9 @@ from collections.abc import Collection, Sequence
 import redis
 
 from ... import states
-from ..base import Broker, Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
+from ..base import Broker
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
+from ..records import Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
 from .admin import RedisAdmin
 from .codec import pack_result, unpack_result
 from .connection import Arg, Connection

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from ..base import KVEntry
+from ..base import KeyValueStore
+from ..records import KVEntry
 from .connection import RedisParts
 
 
@@ -17,7 +18,7 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-class RedisCoordination(RedisParts):
+class RedisCoordination(RedisParts, KeyValueStore):
     def kv_get(self, key: str) -> KVEntry | None:
         name = self._keys.kv(key)
         with self._conn.errors():

@@ -1,4 +1,4 @@
-"""What the Redis broker promises beyond the shared contract (tests/test_broker_contract.py).
+"""What the Redis broker promises beyond the shared contract (tests/brokers/test_contract.py).
 
 Every test talks to a real, throwaway redis-server (tests/redis_server.py; never port 6379).
 Tests use their own key prefix, so they never see each other's keys.
@@ -26,10 +26,10 @@ from conveyor.brokers import JobSpec, Outcome, broker_from_url
 from conveyor.brokers.redis import RedisBroker
 from conveyor.exceptions import BrokerError, ConfigurationError
 
-from .apps import redis_tasks
-from .redis_server import RedisServer, free_port
+from ..apps import redis_tasks
+from ..procs import ROOT
+from ..redis_server import RedisServer, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 # Longer than any wake-up needs, shorter than one blocking slice (8 s): a blocked call that
 # returns within this was woken, not timed out.
 WOKEN_WITHIN = 4.0

@@ -3,6 +3,9 @@
 Keeps everything in dicts and heaps behind one lock; a worker and producers in the same
 process share it (it is per ``MemoryBroker`` instance, and ``broker_from_url`` returns the same
 instance for the same URL within a process). Nothing survives the process.
+
+This module is the job lifecycle; admin.py the operator's calls, coordination.py the key/value
+store, state.py the state they share.
 """
 
 from __future__ import annotations
@@ -12,76 +15,42 @@ import itertools
 import threading
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 
-from .. import states
-from .base import (
-    Broker,
-    DeadLetter,
-    Delivery,
-    JobSpec,
-    KVEntry,
-    Outcome,
-    QueueStats,
-    ReclaimReport,
-    StatusRecord,
-    WorkerRecord,
-)
-from .payloads import revoked_payload, worker_lost_payload, worker_lost_reason
-
-WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
+from ... import states
+from ..base import Broker
+from ..payloads import revoked_payload, worker_lost_payload, worker_lost_reason
+from ..records import DeadLetter, Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord, WorkerRecord
+from .admin import MemoryAdmin
+from .coordination import MemoryCoordination
+from .state import Job
 
 
-@dataclass(slots=True)
-class _Job:
-    id: str
-    queue: str
-    priority: int
-    seq: int
-    body: bytes
-    eta: float | None
-    retries: int
-    owner: str | None = None
-    lease_expires: float = 0.0
-    delivery: int = 0  # negative: not handed out since its last retry (see Delivery.redelivered)
-    deaths: int = 0
-    info: bytes | None = None
-    running: bool = False  # its worker said it started it: losing it counts a death
+class MemoryBroker(MemoryAdmin, MemoryCoordination, Broker):
+    """The in-process broker. Thread-safe.
 
+    >>> broker = MemoryBroker()
+    >>> broker.enqueue([JobSpec("id-1", "default", b"{}")])
+    [True]
+    """
 
-class MemoryBroker(Broker):
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._cond = threading.Condition()
         self._seq = itertools.count()
-        self._jobs: dict[str, _Job] = {}
-        self._ready: dict[str, list[tuple[int, int, str]]] = {}
-        self._delayed: list[tuple[float, int, str]] = []
-        self._results: dict[str, tuple[StatusRecord, float]] = {}
-        self._revoked: dict[str, tuple[bool, float]] = {}
-        self._dead: dict[str, DeadLetter] = {}
-        self._workers: dict[str, WorkerRecord] = {}
-        self._kv: dict[str, KVEntry] = {}
+        # (The attributes' types and meanings are in state.py.)
+        self._jobs = {}
+        self._ready = {}
+        self._delayed = []
+        self._results = {}
+        self._revoked = {}
+        self._dead = {}
+        self._workers = {}
+        self._kv = {}
 
     # -- helpers (call with the lock held) -------------------------------------------------
     def _live_result(self, task_id: str) -> bool:
         stored = self._results.get(task_id)
         return stored is not None and stored[1] > time.time()
-
-    def _push_ready(self, job: _Job, keep_place: bool = False) -> None:
-        """Make the job ready; ``keep_place`` (a release or a reclaim) keeps its original enqueue
-        order, so a job given back goes ahead of newer ones, as on the other brokers."""
-        job.eta = None
-        job.owner = None
-        if not keep_place:
-            job.seq = next(self._seq)
-        heapq.heappush(self._ready.setdefault(job.queue, []), (-job.priority, job.seq, job.id))
-
-    def _push_delayed(self, job: _Job, eta: float) -> None:
-        job.eta = eta
-        job.owner = None
-        job.seq = next(self._seq)
-        heapq.heappush(self._delayed, (eta, job.seq, job.id))
 
     def _store(self, task_id: str, state: str, payload: bytes | None, ttl: float, retries: int = 0) -> None:
         self._results[task_id] = (StatusRecord(state, payload, retries), time.time() + ttl)
@@ -105,7 +74,7 @@ class MemoryBroker(Broker):
                 if spec.id in self._jobs or self._live_result(spec.id):
                     added.append(False)
                     continue
-                job = _Job(spec.id, spec.queue, spec.priority, 0, spec.body, None, spec.retries)
+                job = Job(spec.id, spec.queue, spec.priority, 0, spec.body, None, spec.retries)
                 self._jobs[spec.id] = job
                 if spec.eta is not None and spec.eta > now:
                     self._push_delayed(job, spec.eta)
@@ -279,7 +248,7 @@ class MemoryBroker(Broker):
                 self._cond.notify_all()
         return report
 
-    def _dead_letter_lost(self, job: _Job, now: float, result_ttl: float) -> None:
+    def _dead_letter_lost(self, job: Job, now: float, result_ttl: float) -> None:
         reason = worker_lost_reason(job.deaths)
         del self._jobs[job.id]
         self._dead[job.id] = DeadLetter(job.id, job.queue, job.body, reason, now, job.deaths, job.priority)
@@ -306,105 +275,3 @@ class MemoryBroker(Broker):
     def unregister_worker(self, owner: str) -> None:
         with self._cond:
             self._workers.pop(owner, None)
-
-    # -- operators -------------------------------------------------------------------------
-    def queue_stats(self) -> dict[str, QueueStats]:
-        counts: dict[str, list[int]] = {}
-        with self._cond:
-            for job in self._jobs.values():
-                c = counts.setdefault(job.queue, [0, 0, 0])
-                c[2 if job.owner is not None else 1 if job.eta is not None else 0] += 1
-        return {q: QueueStats(*c) for q, c in sorted(counts.items())}
-
-    def purge(self, queues: Sequence[str]) -> int:
-        with self._cond:
-            doomed = [j.id for j in self._jobs.values() if j.queue in queues and j.owner is None]
-            for job_id in doomed:
-                del self._jobs[job_id]
-            return len(doomed)
-
-    def workers(self) -> list[WorkerRecord]:
-        cutoff = time.time() - WORKER_EXPIRY
-        with self._cond:
-            return sorted((w for w in self._workers.values() if w.heartbeat >= cutoff), key=lambda w: w.name)
-
-    def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
-        with self._cond:
-            ordered = sorted(self._dead.values(), key=lambda d: d.failed_at, reverse=True)
-        return ordered[offset : offset + limit]
-
-    def requeue_dead(self, task_ids: Sequence[str]) -> int:
-        moved = 0
-        with self._cond:
-            for task_id in task_ids:
-                dead = self._dead.pop(task_id, None)
-                if dead is None or task_id in self._jobs:
-                    continue
-                self._results.pop(task_id, None)
-                self._revoked.pop(task_id, None)
-                job = _Job(task_id, dead.queue, dead.priority, 0, dead.body, None, 0)
-                self._jobs[task_id] = job
-                self._push_ready(job)
-                moved += 1
-            self._cond.notify_all()
-        return moved
-
-    def purge_dead(self) -> int:
-        with self._cond:
-            count = len(self._dead)
-            self._dead.clear()
-            return count
-
-    def cleanup(self, dead_letter_ttl: float) -> None:
-        now = time.time()
-        with self._cond:
-            for key in [k for k, (_, exp) in self._results.items() if exp <= now]:
-                del self._results[key]
-            for key in [k for k, (_, exp) in self._revoked.items() if exp <= now]:
-                del self._revoked[key]
-            for key in [k for k, d in self._dead.items() if d.failed_at + dead_letter_ttl <= now]:
-                del self._dead[key]
-
-    # -- coordination primitives -------------------------------------------------------------
-    def _live(self, key: str) -> KVEntry | None:
-        entry = self._kv.get(key)
-        if entry is not None and entry.expires_at is not None and entry.expires_at <= time.time():
-            del self._kv[key]
-            return None
-        return entry
-
-    def kv_get(self, key: str) -> KVEntry | None:
-        with self._cond:
-            return self._live(key)
-
-    def kv_put(self, key: str, value: bytes, ttl: float | None = None, only_if_absent: bool = False) -> bool:
-        with self._cond:
-            if only_if_absent and self._live(key) is not None:
-                return False
-            self._kv[key] = KVEntry(value, None if ttl is None else time.time() + ttl)
-            return True
-
-    def kv_compare_and_set(
-        self, key: str, expected: bytes | None, value: bytes | None, ttl: float | None = None
-    ) -> bool:
-        with self._cond:
-            current = self._live(key)
-            if (current.value if current else None) != expected:
-                return False
-            if value is None:
-                self._kv.pop(key, None)
-            else:
-                self._kv[key] = KVEntry(value, None if ttl is None else time.time() + ttl)
-            return True
-
-    def kv_scan(self, prefix: str) -> dict[str, KVEntry]:
-        with self._cond:
-            keys = [k for k in self._kv if k.startswith(prefix)]
-            return {k: e for k in keys if (e := self._live(k)) is not None}
-
-    def kv_incr(self, key: str, amount: int = 1) -> int:
-        with self._cond:
-            current = self._live(key)
-            value = int(current.value) + amount if current else amount
-            self._kv[key] = KVEntry(str(value).encode(), current.expires_at if current else None)
-            return value

@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     delivery      INTEGER NOT NULL DEFAULT 0,  -- hand-out count; fences stale settles (negative:
                                                -- not handed out since its last retry)
     deaths        INTEGER NOT NULL DEFAULT 0,  -- lease expiries while it ran (its worker died)
-    running       INTEGER NOT NULL DEFAULT 0   -- 1: its worker said it started (see sqlite.py)
+    running       INTEGER NOT NULL DEFAULT 0   -- 1: its worker said it started (see broker.py)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(queue, priority DESC, seq)
     WHERE lease_owner IS NULL AND eta IS NULL;

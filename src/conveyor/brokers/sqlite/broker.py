@@ -1,6 +1,8 @@
 """The embedded default broker: one SQLite file, shared safely by processes on one host.
 
 ``sqlite:///conveyor.db`` (relative path) or ``sqlite:////var/lib/app/conveyor.db`` (absolute).
+This module is the job lifecycle; admin.py the operator's calls, coordination.py the key/value
+store, connection.py the connections, and schema.sql the tables.
 
 How it stays correct with several producers and worker processes on one file:
 - WAL journal, so readers never block the writer; ``synchronous=NORMAL`` (durable across a
@@ -16,169 +18,38 @@ shared memory, not the tables, so idle workers cost almost nothing yet see new w
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from importlib import resources
-from typing import Concatenate, ParamSpec, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Collection, Sequence
 
-from .. import states
-from ..exceptions import BrokerError, ConfigurationError
-from .base import (
-    Broker,
-    DeadLetter,
-    Delivery,
-    JobSpec,
-    KVEntry,
-    Outcome,
-    QueueStats,
-    ReclaimReport,
-    StatusRecord,
-    WorkerRecord,
-)
-from .payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from ... import states
+from ..base import Broker
+from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
+from ..records import Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
+from .admin import SQLiteAdmin
+from .connection import Connections, _mapped
+from .coordination import SQLiteCoordination
+from .url import parse_sqlite_url, synchronous_mode
 
 IDLE_CHECK = 0.002  # seconds between data_version checks while idle
-WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
-_SCHEMA = resources.files(__package__).joinpath("sqlite_schema.sql").read_text()
 
 
-def _use_wal(db: sqlite3.Connection) -> None:
-    """Switch the file to WAL (a persistent, once-per-file change).
+class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, Broker):
+    """The embedded broker. Thread-safe; each thread opens its own connection on first use.
 
-    Several processes opening a new file at once race for it, and SQLite answers the losers
-    "database is locked" without waiting on the busy handler, so retry for a while.
+    >>> broker = SQLiteBroker("sqlite:///conveyor.db")                  # doctest: +SKIP
+    >>> broker.enqueue([JobSpec("id-1", "default", b"{...}")])          # doctest: +SKIP
+    [True]
     """
-    deadline = time.monotonic() + 30.0
-    while True:
-        try:
-            if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-                return
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
-
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring a file made by an earlier version up to the current schema (columns only added)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-    if "running" not in columns:
-        with contextlib.suppress(sqlite3.OperationalError):  # another process just added it
-            db.execute("ALTER TABLE jobs ADD COLUMN running INTEGER NOT NULL DEFAULT 0")
-
-
-def _mapped(method: Callable[Concatenate[SQLiteBroker, P], R]) -> Callable[Concatenate[SQLiteBroker, P], R]:
-    """Every SQLite failure a caller can meet ("database or disk is full", "disk I/O error",
-    a file deleted under us) becomes ``BrokerError``, the one error producers and workers
-    handle (publish retry, fetch backoff), never a raw ``sqlite3`` exception."""
-
-    def wrapper(self: SQLiteBroker, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise BrokerError(f"sqlite broker {self.path!r} failed: {exc}") from exc
-
-    return functools.update_wrapper(wrapper, method)  # type: ignore[return-value]
-
-
-def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
-    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite":
-        raise ConfigurationError(f"not a sqlite URL: {url!r}")
-    if parts.netloc:
-        raise ConfigurationError(
-            f"bad sqlite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
-        )
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
-    if not path:
-        raise ConfigurationError(f"bad sqlite URL {url!r}: no database file path")
-    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    return path, options
-
-
-class SQLiteBroker(Broker):
     def __init__(self, url: str = "sqlite:///conveyor.db") -> None:
         self.url = url
         self.path, options = parse_sqlite_url(url)
-        self._synchronous = options.get("synchronous", "NORMAL").upper()
-        if self._synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-            raise ConfigurationError(f"bad sqlite URL option synchronous={self._synchronous!r}")
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        directory = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(directory):
-            raise ConfigurationError(f"directory of the sqlite database does not exist: {directory}")
-        self._db()  # fail fast on a bad path; applies the schema
-
-    # -- connections -----------------------------------------------------------------------
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None or self._local.pid != os.getpid():
-            # (A connection inherited through fork must never be used: SQLite forbids it.)
-            db = self._connect()
-            self._local.db = db
-            self._local.pid = os.getpid()
-            self._local.version = -1
-        return db
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=30000")
-            _use_wal(db)
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
-            db.executescript(_SCHEMA)
-            _upgrade(db)
-        except sqlite3.Error as exc:
-            raise BrokerError(f"cannot open sqlite broker {self.path!r}: {exc}") from exc
-        with self._all_lock:
-            self._all.append(db)
-        return db
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise BrokerError(f"sqlite broker unavailable: {exc}") from exc
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            # (SQLite may have rolled back already, e.g. on a full disk: then this fails too.)
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
-
-    def _changed(self) -> bool:
-        """True if another connection committed since the last call on this thread."""
-        db = self._db()
-        version = db.execute("PRAGMA data_version").fetchone()[0]
-        changed: bool = version != self._local.version
-        self._local.version = version
-        return changed
+        self._conn = Connections(self.path, synchronous_mode(options))
+        self._conn.db()  # fail fast on a bad path; applies the schema
 
     def close(self) -> None:
-        with self._all_lock:
-            for db in self._all:
-                with contextlib.suppress(sqlite3.Error):
-                    db.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._conn.close()
 
     # -- producers -------------------------------------------------------------------------
     @_mapped
@@ -186,7 +57,7 @@ class SQLiteBroker(Broker):
         now = time.time()
         seq0 = time.time_ns()
         added: list[bool] = []
-        with self._tx() as db:
+        with self._conn.tx() as db:
             for i, spec in enumerate(jobs):
                 eta = spec.eta if spec.eta is not None and spec.eta > now else None
                 cur = db.execute(
@@ -211,7 +82,7 @@ class SQLiteBroker(Broker):
 
     @_mapped
     def status(self, task_id: str) -> StatusRecord | None:
-        db = self._db()
+        db = self._conn.db()
         row = db.execute(
             "SELECT state, payload, retries FROM results WHERE id = ? AND expires_at > ?",
             (task_id, time.time()),
@@ -230,20 +101,20 @@ class SQLiteBroker(Broker):
     @_mapped
     def wait(self, task_id: str, timeout: float | None) -> StatusRecord | None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._changed()
+        self._conn.changed()
         record = self.status(task_id)
         while record is None or record.state not in states.READY_STATES:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             time.sleep(IDLE_CHECK)
-            if self._changed():
+            if self._conn.changed():
                 record = self.status(task_id)
         return record
 
     @_mapped
     def revoke(self, task_ids: Sequence[str], terminate: bool, ttl: float) -> None:
         now = time.time()
-        with self._tx() as db:
+        with self._conn.tx() as db:
             for task_id in task_ids:
                 db.execute(
                     "INSERT OR REPLACE INTO revoked (id, terminate, expires_at) VALUES (?, ?, ?)",
@@ -255,7 +126,7 @@ class SQLiteBroker(Broker):
 
     @_mapped
     def forget(self, task_id: str) -> None:
-        with self._tx() as db:
+        with self._conn.tx() as db:
             db.execute("DELETE FROM results WHERE id = ?", (task_id,))
 
     @staticmethod
@@ -278,8 +149,8 @@ class SQLiteBroker(Broker):
             f"SELECT 1 FROM jobs WHERE queue IN ({marks}) AND lease_owner IS NULL AND eta IS NULL LIMIT 1"
         )
         due_sql = "SELECT MIN(eta) FROM jobs WHERE eta IS NOT NULL AND lease_owner IS NULL"
-        db = self._db()
-        self._changed()
+        db = self._conn.db()
+        self._conn.changed()
         while True:
             now = time.time()
             next_eta = db.execute(due_sql).fetchone()[0]
@@ -297,12 +168,12 @@ class SQLiteBroker(Broker):
                 if next_eta is not None and next_eta <= time.time():
                     break
                 time.sleep(min(IDLE_CHECK, remaining))
-                if self._changed():
+                if self._conn.changed():
                     break
 
     def _lease(self, queues: Sequence[str], owner: str, limit: int, lease_timeout: float) -> list[Delivery]:
         now = time.time()
-        with self._tx() as db:
+        with self._conn.tx() as db:
             db.execute(
                 "UPDATE jobs SET eta = NULL WHERE eta IS NOT NULL AND eta <= ? AND lease_owner IS NULL",
                 (now,),
@@ -369,7 +240,7 @@ class SQLiteBroker(Broker):
             return
         expires = time.time() + result_ttl
         leased = "id = ? AND delivery = ? AND lease_owner IS NOT NULL"
-        with self._tx() as db:
+        with self._conn.tx() as db:
             for o in outcomes:
                 if o.kind == "ack":
                     if o.state is not None:
@@ -415,7 +286,7 @@ class SQLiteBroker(Broker):
         self, owner: str, lease_timeout: float, info: bytes, running: Sequence[tuple[str, int]] = ()
     ) -> dict[str, bool]:
         now = time.time()
-        with self._tx() as db:
+        with self._conn.tx() as db:
             db.execute(
                 "UPDATE jobs SET lease_expires = ? WHERE lease_owner = ?", (now + lease_timeout, owner)
             )
@@ -441,9 +312,9 @@ class SQLiteBroker(Broker):
             "SELECT id, deaths, retries, running FROM jobs"
             " WHERE lease_owner IS NOT NULL AND lease_expires < ?"
         )
-        if self._db().execute(expired_sql + " LIMIT 1", (now,)).fetchone() is None:
+        if self._conn.db().execute(expired_sql + " LIMIT 1", (now,)).fetchone() is None:
             return report  # the common case: a read, no write lock
-        with self._tx() as db:
+        with self._conn.tx() as db:
             for job_id, previous_deaths, retries, running in db.execute(expired_sql, (now,)).fetchall():
                 # Only a job its worker said was running counts a death; a prefetched one did
                 # not kill anyone.
@@ -477,7 +348,7 @@ class SQLiteBroker(Broker):
     def reconcile(self, owner: str, held: Collection[str]) -> list[str]:
         keep = set(held)
         given_back: list[str] = []
-        with self._tx() as db:
+        with self._conn.tx() as db:
             rows = db.execute(
                 "SELECT id, deaths, retries FROM jobs WHERE lease_owner = ?", (owner,)
             ).fetchall()
@@ -496,163 +367,5 @@ class SQLiteBroker(Broker):
 
     @_mapped
     def unregister_worker(self, owner: str) -> None:
-        with self._tx() as db:
+        with self._conn.tx() as db:
             db.execute("DELETE FROM workers WHERE name = ?", (owner,))
-
-    # -- operators -------------------------------------------------------------------------
-    @_mapped
-    def queue_stats(self) -> dict[str, QueueStats]:
-        rows = (
-            self._db()
-            .execute(
-                "SELECT queue,"
-                " SUM(lease_owner IS NULL AND eta IS NULL), SUM(lease_owner IS NULL AND eta IS NOT NULL),"
-                " SUM(lease_owner IS NOT NULL) FROM jobs GROUP BY queue ORDER BY queue"
-            )
-            .fetchall()
-        )
-        return {r[0]: QueueStats(r[1], r[2], r[3]) for r in rows}
-
-    @_mapped
-    def purge(self, queues: Sequence[str]) -> int:
-        marks = ",".join("?" * len(queues))
-        with self._tx() as db:
-            cur = db.execute(
-                f"DELETE FROM jobs WHERE queue IN ({marks}) AND lease_owner IS NULL", tuple(queues)
-            )
-            return cur.rowcount
-
-    @_mapped
-    def workers(self) -> list[WorkerRecord]:
-        rows = (
-            self._db()
-            .execute(
-                "SELECT name, heartbeat, info FROM workers WHERE heartbeat >= ? ORDER BY name",
-                (time.time() - WORKER_EXPIRY,),
-            )
-            .fetchall()
-        )
-        return [WorkerRecord(r[0], r[1], r[2]) for r in rows]
-
-    @_mapped
-    def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
-        rows = (
-            self._db()
-            .execute(
-                "SELECT id, queue, body, reason, failed_at, deaths, priority FROM dead_letters"
-                " ORDER BY failed_at DESC LIMIT ? OFFSET ?",
-                (limit, offset),
-            )
-            .fetchall()
-        )
-        return [DeadLetter(*r) for r in rows]
-
-    @_mapped
-    def requeue_dead(self, task_ids: Sequence[str]) -> int:
-        moved = 0
-        seq0 = time.time_ns()
-        with self._tx() as db:
-            for i, task_id in enumerate(task_ids):
-                row = db.execute(
-                    "SELECT queue, priority, body FROM dead_letters WHERE id = ?", (task_id,)
-                ).fetchone()
-                if row is None:
-                    continue
-                db.execute("DELETE FROM dead_letters WHERE id = ?", (task_id,))
-                db.execute("DELETE FROM results WHERE id = ?", (task_id,))
-                db.execute("DELETE FROM revoked WHERE id = ?", (task_id,))
-                cur = db.execute(
-                    "INSERT INTO jobs (id, queue, priority, seq, body) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (id) DO NOTHING",
-                    (task_id, row[0], row[1], seq0 + i, row[2]),
-                )
-                moved += cur.rowcount
-        return moved
-
-    @_mapped
-    def purge_dead(self) -> int:
-        with self._tx() as db:
-            return db.execute("DELETE FROM dead_letters").rowcount
-
-    @_mapped
-    def cleanup(self, dead_letter_ttl: float) -> None:
-        now = time.time()
-        with self._tx() as db:
-            db.execute("DELETE FROM results WHERE expires_at <= ?", (now,))
-            db.execute("DELETE FROM revoked WHERE expires_at <= ?", (now,))
-            db.execute("DELETE FROM dead_letters WHERE failed_at <= ?", (now - dead_letter_ttl,))
-            db.execute("DELETE FROM workers WHERE heartbeat < ?", (now - WORKER_EXPIRY * 10,))
-            db.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
-
-    # -- coordination primitives -------------------------------------------------------------
-    _LIVE = "(expires_at IS NULL OR expires_at > ?)"
-
-    @_mapped
-    def kv_get(self, key: str) -> KVEntry | None:
-        row = (
-            self._db()
-            .execute(f"SELECT value, expires_at FROM kv WHERE key = ? AND {self._LIVE}", (key, time.time()))
-            .fetchone()
-        )
-        return KVEntry(row[0], row[1]) if row else None
-
-    @_mapped
-    def kv_put(self, key: str, value: bytes, ttl: float | None = None, only_if_absent: bool = False) -> bool:
-        now = time.time()
-        expires = None if ttl is None else now + ttl
-        with self._tx() as db:
-            if only_if_absent:
-                cur = db.execute(
-                    "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-                    " SET value = excluded.value, expires_at = excluded.expires_at"
-                    " WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?",
-                    (key, value, expires, now),
-                )
-                return cur.rowcount == 1
-            db.execute(
-                "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)", (key, value, expires)
-            )
-            return True
-
-    @_mapped
-    def kv_compare_and_set(
-        self, key: str, expected: bytes | None, value: bytes | None, ttl: float | None = None
-    ) -> bool:
-        now = time.time()
-        with self._tx() as db:
-            row = db.execute(f"SELECT value FROM kv WHERE key = ? AND {self._LIVE}", (key, now)).fetchone()
-            if (row[0] if row else None) != expected:
-                return False
-            if value is None:
-                db.execute("DELETE FROM kv WHERE key = ?", (key,))
-            else:
-                db.execute(
-                    "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)",
-                    (key, value, None if ttl is None else now + ttl),
-                )
-            return True
-
-    @_mapped
-    def kv_scan(self, prefix: str) -> dict[str, KVEntry]:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = (
-            self._db()
-            .execute(
-                "SELECT key, value, expires_at FROM kv"
-                f" WHERE key LIKE ? ESCAPE '\\' AND {self._LIVE} ORDER BY key",
-                (escaped + "%", time.time()),
-            )
-            .fetchall()
-        )
-        return {r[0]: KVEntry(r[1], r[2]) for r in rows}
-
-    @_mapped
-    def kv_incr(self, key: str, amount: int = 1) -> int:
-        with self._tx() as db:
-            db.execute(f"DELETE FROM kv WHERE key = ? AND NOT {self._LIVE}", (key, time.time()))
-            row = db.execute(
-                "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, NULL) ON CONFLICT (key) DO UPDATE"
-                " SET value = CAST(CAST(CAST(kv.value AS INTEGER) + ? AS TEXT) AS BLOB) RETURNING value",
-                (key, str(amount).encode(), amount),
-            ).fetchone()
-        return int(row[0])

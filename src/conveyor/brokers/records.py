@@ -1,0 +1,120 @@
+"""The records that cross the broker contract (see base.py): plain frozen values, no behaviour.
+
+Every broker builds and returns these; producers, workers and operators never see a broker's
+own row or key shapes. Times are epoch seconds (``time.time()``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A job to enqueue. ``body`` is the encoded envelope; the broker never decodes it."""
+
+    id: str
+    queue: str
+    body: bytes
+    priority: int = 5  # 0..9, higher first
+    eta: float | None = None  # run no earlier than this; None = now
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A job handed to a worker under a lease."""
+
+    id: str
+    queue: str
+    body: bytes
+    delivery: int  # grows with every hand-out, never repeats; fences stale settles
+    deaths: int  # how many times a worker died running this job (-1: at-most-once, started)
+    redelivered: bool = False  # handed out before and not settled since (a crash, a release)
+
+
+SettleKind = Literal["ack", "retry", "dead", "release", "start", "running"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a delivery. Settled in batches by ``JobLifecycle.settle``.
+
+    - ``ack``: remove the job; store ``state``/``payload`` as its result unless ``state`` is None.
+    - ``retry``: replace the body, keep the job delayed until ``eta``; ``payload`` is the error
+      (None keeps the previous one: a deferral by a lock or rate limit is not a new failure).
+    - ``dead``: move the job to the dead-letter set with ``reason``; store a FAILURE result.
+    - ``release``: give the job back to its queue now (graceful shutdown, Reject(requeue=True)).
+    - ``start``: an at-most-once task (``acks_late=False``) is about to run: if its lease ever
+      expires it goes to the dead-letter set instead of running again.
+    - ``running``: an at-least-once task is about to run: if its lease expires, that counts a
+      death (the heartbeat marks running tasks the same way; this is for redelivered jobs,
+      whose worker must not start them before the broker knows).
+    """
+
+    kind: SettleKind
+    id: str
+    delivery: int
+    state: str | None = None
+    payload: bytes | None = None
+    body: bytes | None = None
+    eta: float | None = None
+    retries: int = 0
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """What the broker knows about one task id."""
+
+    state: str  # a conveyor.states value
+    payload: bytes | None = None  # an encoded ResultPayload, when there is one
+    retries: int = 0
+
+
+@dataclass(slots=True)
+class ReclaimReport:
+    """What one ``JobLifecycle.reclaim`` call did with the jobs whose lease expired."""
+
+    requeued: list[str] = field(default_factory=list)
+    dead: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A job that will not run again unless an operator requeues it, and why."""
+
+    id: str
+    queue: str
+    body: bytes
+    reason: str
+    failed_at: float
+    deaths: int = 0
+    priority: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """One queue's job counts: ready now, delayed (countdown, eta, retry), and leased."""
+
+    ready: int = 0
+    delayed: int = 0
+    leased: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A worker as its last heartbeat described it."""
+
+    name: str
+    heartbeat: float
+    info: bytes = b"{}"  # JSON: pid, host, queues, concurrency, pool, started, counters
+
+
+@dataclass(frozen=True, slots=True)
+class KVEntry:
+    """A coordination key's value and expiry."""
+
+    value: bytes
+    expires_at: float | None  # epoch seconds; None = never
