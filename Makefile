@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: test lint typecheck demo bench clean redis-server venv
+.PHONY: test lint typecheck demo bench chaos clean redis-server venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ venv: $(STAMP)
 redis-server:
 	@scripts/ensure-redis-server.sh
 
-LINTED = $(wildcard src tests bench examples)
+LINTED = $(wildcard src tests bench examples chaos)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)
@@ -37,6 +37,12 @@ demo: $(STAMP)
 
 bench: $(STAMP) redis-server
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The fault-injection suite (chaos/README.md): real workers, throwaway redis-servers on free
+# ports, real SIGKILLs and outages, every task counted. Kept out of `make test` (about 10
+# minutes). Narrow it with CHAOS_ARGS, e.g. CHAOS_ARGS="--quick --broker redis --only poison".
+chaos: $(STAMP) redis-server
+	$(PY) chaos/run.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
