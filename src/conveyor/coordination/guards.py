@@ -25,7 +25,7 @@ from .. import states
 from ..brokers import Delivery, Outcome
 from ..brokers.payloads import revoked_payload
 from ..exceptions import LockNotOwnedError
-from ..worker import outcomes
+from ..execution import outcomes
 from .concurrency import Slot, acquire_slot
 from .deferral import WAITS_HEADER, defer, retry_delay, wait_delay, waits
 from .keys import rate_key
@@ -35,9 +35,9 @@ from .renewer import renewer
 
 if TYPE_CHECKING:
     from ..app import Conveyor
+    from ..execution.guards import RunGuard
     from ..request import Request
     from ..task import Task
-    from ..worker.guards import RunGuard
     from .options import TaskCoordination
 
 logger = logging.getLogger("conveyor.coordination")

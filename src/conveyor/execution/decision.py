@@ -11,13 +11,13 @@ import traceback as tb
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .exceptions import MaxRetriesExceededError, Reject, Retry
-from .message import ResultPayload
-from .request import Request
-from .retry import backoff_delay
+from ..exceptions import MaxRetriesExceededError, Reject, Retry
+from ..message import ResultPayload
+from ..request import Request
+from ..retry import backoff_delay
 
 if TYPE_CHECKING:
-    from .task import Task
+    from ..task import Task
 
 Verdict = Literal["success", "retry", "failure", "reject"]
 
