@@ -5,7 +5,7 @@
 """
 
 from . import states
-from .app import Conveyor, current_app, shared_task
+from .app import Conveyor, shared_task
 from .beat.crontab import crontab
 from .beat.schedules import cron, every
 from .exceptions import (
@@ -23,6 +23,7 @@ from .exceptions import (
     TimeLimitExceeded,
     WorkerLostError,
 )
+from .registry import current_app
 from .request import Request
 from .results import AsyncResult, EagerResult
 from .task import Task

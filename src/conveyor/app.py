@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from .brokers import Broker, broker_from_url
 from .config import Settings
-from .exceptions import ConfigurationError, NotRegistered
+from .exceptions import NotRegistered
+from .registry import activate, current_app, share
 from .results import AsyncResult
 from .task import Task, TaskOptions
 
@@ -25,19 +25,10 @@ if TYPE_CHECKING:
     from .worker.guards import RunGuard
     from .worker.worker import Worker
 
+__all__ = ["Conveyor", "current_app", "shared_task"]
+
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_current: weakref.ref[Conveyor] | None = None
-_shared_tasks: list[Task[Any, Any]] = []
-
-
-def current_app() -> Conveyor:
-    """The most recently created app (what ``@shared_task`` tasks use)."""
-    app = _current() if _current is not None else None
-    if app is None:
-        raise ConfigurationError("no Conveyor app has been created yet (shared_task needs one)")
-    return app
 
 
 class Conveyor:
@@ -48,7 +39,6 @@ class Conveyor:
     """
 
     def __init__(self, main: str | None = None, *, broker: str | None = None, **settings: Any) -> None:
-        global _current
         self.main = main or "__main__"
         self.conf = Settings(settings)
         if broker is not None:
@@ -62,9 +52,7 @@ class Conveyor:
         self._broker: Broker | None = None
         self._broker_lock = threading.Lock()
         self.conf.on_change(self._setting_changed)
-        _current = weakref.ref(self)
-        for task in _shared_tasks:
-            self.tasks.setdefault(task.name, task)
+        activate(self)  # the current app from now on; shared tasks join it
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.main} broker={self.conf.broker()}>"
@@ -302,10 +290,7 @@ def shared_task(fn: Callable[..., Any] | None = None, /, *, bind: bool = False, 
 
     def register(func: Callable[..., Any]) -> Task[Any, Any]:
         task: Task[Any, Any] = Task(func, None, bind=bind, options=options)
-        _shared_tasks.append(task)
-        app = _current() if _current is not None else None
-        if app is not None:
-            app.tasks.setdefault(task.name, task)
+        share(task)
         return task
 
     return register(fn) if fn is not None else register

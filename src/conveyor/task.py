@@ -24,11 +24,12 @@ from .exceptions import ConfigurationError, Retry
 from .execution import check_retry_allowed, decide, failure_payload
 from .message import Envelope, ResultPayload, encode_envelope, new_task_id, pack_pickled_args
 from .publish import publish, send_in_chunks
+from .registry import current_app
 from .request import Request, current_request
 from .results import AsyncResult, EagerResult
 from .routing import resolve_route
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the type of ``task.app`` users see; nothing from app.py runs here
     from .app import Conveyor
 
 P = ParamSpec("P")
@@ -159,8 +160,6 @@ class Task(Generic[P, R]):
     def app(self) -> Conveyor:
         if self._app is not None:
             return self._app
-        from .app import current_app
-
         return current_app()
 
     @property
