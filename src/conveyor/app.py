@@ -22,7 +22,7 @@ from .task import Task, TaskOptions
 if TYPE_CHECKING:
     from .beat.api import Schedules
     from .coordination.locks import Lock, LockInfo
-    from .worker.guards import RunGuard
+    from .execution.guards import GuardFactory, RunGuard
     from .worker.worker import Worker
 
 __all__ = ["Conveyor", "current_app", "shared_task"]
@@ -44,8 +44,8 @@ class Conveyor:
         if broker is not None:
             self.conf.broker_url = broker
         self.tasks: dict[str, Task[Any, Any]] = {}
-        #: Factories of run guards (see conveyor.worker.guards), asked once per task.
-        self.guard_factories: list[Callable[[Conveyor, Task[Any, Any]], RunGuard | None]] = []
+        #: Factories of run guards (see conveyor.execution.guards), asked once per task.
+        self.guard_factories: list[GuardFactory] = []
         from .coordination.guards import coordination_guard  # locks, rate and concurrency limits
 
         self.guard_factories.append(coordination_guard)

@@ -35,7 +35,7 @@ from .catchup import CatchUp, as_catch_up
 from .schedules import Schedule, ScheduleError, TzLike, schedule_from_dict, to_schedule
 
 if TYPE_CHECKING:
-    from ..app import Conveyor
+    from ..appproto import AppLike
 
 __all__ = [
     "ENTRY_KEYS",
@@ -367,7 +367,7 @@ def entry_from_declaration(name: str, item: object, default_tz: TzLike, origin: 
     return replace(entry, decl_hash=entry.definition_hash())
 
 
-def check_task(app: Conveyor, entry: Entry) -> None:
+def check_task(app: AppLike, entry: Entry) -> None:
     """Refuse an entry whose task the app does not know, or whose arguments do not fit it.
 
     Only called where the app's tasks are loaded (scheduler start, ``schedule add``): the

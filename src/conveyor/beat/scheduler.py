@@ -39,7 +39,7 @@ from .store import ScheduleStore, Stored
 from .sync import SyncReport, declared_entries, sync_declared
 
 if TYPE_CHECKING:
-    from ..app import Conveyor
+    from ..appproto import AppLike
 
 logger = logging.getLogger("conveyor.beat")
 
@@ -69,7 +69,7 @@ class Scheduler:
 
     def __init__(
         self,
-        app: Conveyor,
+        app: AppLike,
         *,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,

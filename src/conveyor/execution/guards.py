@@ -12,9 +12,11 @@ empty-list check per task.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from ..appproto import AppLike
     from ..brokers import Delivery, Outcome
     from ..request import Request
     from ..task import Task
@@ -26,3 +28,7 @@ class RunGuard(Protocol):
 
     def after(self, task: Task[Any, Any], request: Request, delivery: Delivery) -> None:
         """Called once the body has finished (success, failure, retry or time limit)."""
+
+
+#: Builds the guard for one task, or None when the task needs none (``app.guard_factories``).
+GuardFactory = Callable[["AppLike", "Task[Any, Any]"], "RunGuard | None"]
