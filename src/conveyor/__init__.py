@@ -6,8 +6,8 @@
 
 from . import states
 from .app import Conveyor, shared_task
-from .beat.crontab import crontab
 from .beat.schedules import cron, every
+from .beat.schedules.crontab import crontab
 from .exceptions import (
     ConveyorError,
     EncodeError,
