@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol
 from .brokers import Broker, broker_from_url
 from .config import Settings
 from .exceptions import NotRegistered
+from .options import EnqueueOptions
 from .registry import activate, current_app, share
 from .results import AsyncResult
 from .task import Task, TaskOptions
@@ -132,7 +133,7 @@ class Conveyor:
         name: str,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
+        **options: Unpack[EnqueueOptions],
     ) -> AsyncResult[Any]:
         """Enqueue a task by name (the task need not be importable here).
 
@@ -194,7 +195,7 @@ class Conveyor:
         *,
         options: Mapping[str, Any] | None = None,
         catch_up: str = "once",
-        **opts: Any,
+        **opts: Unpack[EnqueueOptions],
     ) -> str:
         """Declare a periodic entry (it joins ``app.conf.beat_schedule``), as in Celery; extra
         keyword arguments are ``apply_async`` options. Validated now; returns the entry name.

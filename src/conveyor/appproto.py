@@ -11,12 +11,13 @@ Nothing here runs: the names below are imported for the type checker only.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 if TYPE_CHECKING:
     from .brokers import Broker
     from .config import Settings
     from .execution.guards import RunGuard
+    from .options import EnqueueOptions
     from .results import AsyncResult
     from .task import Task
 
@@ -49,7 +50,7 @@ class AppLike(Protocol):
         name: str,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
+        **options: Unpack[EnqueueOptions],
     ) -> AsyncResult[Any]:
         """Enqueue a task by name (it need not be registered here)."""
 

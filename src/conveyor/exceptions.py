@@ -9,6 +9,18 @@ Stored as a task's failure: ``TimeLimitExceeded``, ``WorkerLostError``, ``TaskRe
 from __future__ import annotations
 
 import builtins
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """A hint naming the known name closest to a misspelt one, or ``""`` if none is close.
+
+    >>> did_you_mean("task_acks_lat", ["task_acks_late", "task_time_limit"])
+    " (did you mean 'task_acks_late'?)"
+    """
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class ConveyorError(Exception):
