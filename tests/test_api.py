@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor import Conveyor, EncodeError, shared_task, states
+from conveyor import Conveyor, EncodeError, Task, shared_task, states
 from conveyor.beat.entry import ENTRY_OPTIONS
 from conveyor.exceptions import ConfigurationError, MaxRetriesExceededError
 from conveyor.message import decode_envelope
@@ -198,6 +198,20 @@ def test_retry_past_max_retries_raises_max_retries_exceeded(app: Conveyor) -> No
 
     with pytest.raises(MaxRetriesExceededError):
         again.apply(throw=True)
+
+
+def test_retry_with_new_arguments_runs_again_with_them(app: Conveyor) -> None:
+    seen: list[int] = []
+
+    @app.task(bind=True, max_retries=3)
+    def count(self: Task[[int], int], n: int) -> int:
+        seen.append(n)
+        if n < 3:
+            self.retry(args=(n + 1,), countdown=0)
+        return n
+
+    assert count.apply(args=(1,)).get() == 3
+    assert seen == [1, 2, 3]
 
 
 def test_calling_a_task_runs_the_function_here(app: Conveyor) -> None:

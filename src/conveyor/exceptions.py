@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -81,11 +82,20 @@ class Retry(ConveyorError):
     """
 
     def __init__(
-        self, message: str | None = None, exc: BaseException | None = None, when: float | None = None
+        self,
+        message: str | None = None,
+        exc: BaseException | None = None,
+        when: float | None = None,
+        *,
+        args_override: list[Any] | None = None,
+        kwargs_override: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message or "retry requested")
         self.exc = exc
         self.when = when  # countdown in seconds from now
+        # self.retry(args=..., kwargs=...): the next run's arguments (None: the same as this run's)
+        self.args_override = args_override
+        self.kwargs_override = kwargs_override
 
 
 class Reject(ConveyorError):

@@ -294,10 +294,13 @@ class Task(Generic[P, R]):
         request = self.request
         check_retry_allowed(self, request, exc, max_retries)
         when = countdown if countdown is not None else (_timestamp(eta) - time.time() if eta else None)
-        err = Retry(f"retry in {when if when is not None else self.default_retry_delay}s", exc=exc, when=when)
-        err.args_override = list(args) if args is not None else None  # type: ignore[attr-defined]
-        err.kwargs_override = dict(kwargs) if kwargs is not None else None  # type: ignore[attr-defined]
-        raise err
+        raise Retry(
+            f"retry in {when if when is not None else self.default_retry_delay}s",
+            exc=exc,
+            when=when,
+            args_override=list(args) if args is not None else None,
+            kwargs_override=dict(kwargs) if kwargs is not None else None,
+        )
 
     # -- enqueueing --------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:

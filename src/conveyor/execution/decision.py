@@ -80,8 +80,8 @@ def decide(task: Task[Any, Any], request: Request, exc: BaseException) -> Decisi
             exc=cause,
             traceback=trace,
             countdown=max(0.0, countdown),
-            args=getattr(exc, "args_override", None),
-            kwargs=getattr(exc, "kwargs_override", None),
+            args=exc.args_override,
+            kwargs=exc.kwargs_override,
         )
     if isinstance(exc, Reject):
         return Decision("reject", exc=exc, traceback=trace, requeue=exc.requeue)
