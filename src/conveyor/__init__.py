@@ -9,6 +9,7 @@ from .app import Conveyor, shared_task
 from .beat.schedules import cron, every
 from .beat.schedules.crontab import crontab
 from .exceptions import (
+    ConfigurationWarning,
     ConveyorError,
     EncodeError,
     LockError,
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncResult",
+    "ConfigurationWarning",
     "Conveyor",
     "ConveyorError",
     "EagerResult",

@@ -151,7 +151,7 @@ class Conveyor:
     def revoke(self, task_id: str | Sequence[str], terminate: bool = False) -> None:
         """Revoke tasks durably: stored in the broker, so a worker that is down now still honours it."""
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
-        self.broker.revoke(ids, terminate, float(self.conf.task_revoke_expires))
+        self.broker.revoke(ids, terminate, self.conf.task_revoke_expires)
 
     # -- coordination (conveyor.coordination, docs/coordination.md) ----------------------------
     def lock(

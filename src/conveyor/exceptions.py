@@ -32,6 +32,10 @@ class ConfigurationError(ConveyorError):
     """A setting, a broker URL or a task option is invalid."""
 
 
+class ConfigurationWarning(UserWarning):
+    """A setting looks wrong but is kept: e.g. a name Conveyor does not know (likely misspelt)."""
+
+
 class BrokerError(ConveyorError):
     """The broker could not be reached or answered with an error."""
 

@@ -181,7 +181,7 @@ class Task(Generic[P, R]):
     @property
     def default_retry_delay(self) -> float:
         value = self._default_retry_delay
-        return float(self.app.conf.task_default_retry_delay if value is None else value)
+        return self.app.conf.task_default_retry_delay if value is None else float(value)
 
     @property
     def time_limit(self) -> float | None:
@@ -194,11 +194,12 @@ class Task(Generic[P, R]):
 
     @property
     def acks_late(self) -> bool:
-        return bool(self.app.conf.task_acks_late if self._acks_late is None else self._acks_late)
+        return self.app.conf.task_acks_late if self._acks_late is None else bool(self._acks_late)
 
     @property
     def ignore_result(self) -> bool:
-        return bool(self.app.conf.task_ignore_result if self._ignore_result is None else self._ignore_result)
+        value = self._ignore_result
+        return self.app.conf.task_ignore_result if value is None else bool(value)
 
     @property
     def request(self) -> Request:
