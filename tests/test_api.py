@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conveyor import Conveyor, EncodeError, shared_task, states
+from conveyor import Conveyor, EncodeError, Task, shared_task, states
+from conveyor.beat.entry import ENTRY_OPTIONS
 from conveyor.exceptions import ConfigurationError, MaxRetriesExceededError
 from conveyor.message import decode_envelope
+from conveyor.options import ENQUEUE_OPTIONS
 from conveyor.retry import backoff_delay
 from conveyor.routing import resolve_route
 
@@ -92,6 +94,24 @@ def test_apply_async_options_are_in_the_message(app: Conveyor) -> None:
     assert env.id == "fixed-id" and env.priority == 9
     assert env.expires is not None and env.expires >= before.timestamp() + 59
     assert (env.soft_time_limit, env.time_limit) == (5.0, 10.0)
+
+
+def test_an_unknown_enqueue_option_is_refused_naming_the_closest(app: Conveyor) -> None:
+    @app.task
+    def noop() -> None: ...
+
+    with pytest.raises(TypeError, match="'countdwn' \\(did you mean 'countdown'\\?\\)"):
+        noop.apply_async(countdwn=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="link"):
+        app.send_task(noop.name, link="other")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unique_for"):
+        noop.delay_many([()], unique_for=60)  # type: ignore[call-arg]  # bulk enqueue is not unique
+    assert app.broker.queue_stats() == {}
+
+
+def test_periodic_entries_take_the_enqueue_options_but_id_and_eta() -> None:
+    assert ENQUEUE_OPTIONS - {"task_id", "eta"} == ENTRY_OPTIONS
+    assert {"countdown", "expires", "queue", "priority", "headers", "unique_for"} <= ENTRY_OPTIONS
 
 
 def test_eta_and_countdown_delay_the_job(app: Conveyor) -> None:
@@ -178,6 +198,20 @@ def test_retry_past_max_retries_raises_max_retries_exceeded(app: Conveyor) -> No
 
     with pytest.raises(MaxRetriesExceededError):
         again.apply(throw=True)
+
+
+def test_retry_with_new_arguments_runs_again_with_them(app: Conveyor) -> None:
+    seen: list[int] = []
+
+    @app.task(bind=True, max_retries=3)
+    def count(self: Task[[int], int], n: int) -> int:
+        seen.append(n)
+        if n < 3:
+            self.retry(args=(n + 1,), countdown=0)
+        return n
+
+    assert count.apply(args=(1,)).get() == 3
+    assert seen == [1, 2, 3]
 
 
 def test_calling_a_task_runs_the_function_here(app: Conveyor) -> None:

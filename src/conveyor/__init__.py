@@ -5,10 +5,11 @@
 """
 
 from . import states
-from .app import Conveyor, current_app, shared_task
-from .beat.crontab import crontab
+from .app import Conveyor, shared_task
 from .beat.schedules import cron, every
+from .beat.schedules.crontab import crontab
 from .exceptions import (
+    ConfigurationWarning,
     ConveyorError,
     EncodeError,
     LockError,
@@ -23,6 +24,7 @@ from .exceptions import (
     TimeLimitExceeded,
     WorkerLostError,
 )
+from .registry import current_app
 from .request import Request
 from .results import AsyncResult, EagerResult
 from .task import Task
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncResult",
+    "ConfigurationWarning",
     "Conveyor",
     "ConveyorError",
     "EagerResult",

@@ -9,35 +9,27 @@
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from .brokers import Broker, broker_from_url
 from .config import Settings
-from .exceptions import ConfigurationError, NotRegistered
+from .exceptions import NotRegistered
+from .options import EnqueueOptions
+from .registry import activate, current_app, share
 from .results import AsyncResult
 from .task import Task, TaskOptions
 
 if TYPE_CHECKING:
     from .beat.api import Schedules
     from .coordination.locks import Lock, LockInfo
-    from .worker.guards import RunGuard
+    from .execution.guards import GuardFactory, RunGuard
     from .worker.worker import Worker
+
+__all__ = ["Conveyor", "current_app", "shared_task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_current: weakref.ref[Conveyor] | None = None
-_shared_tasks: list[Task[Any, Any]] = []
-
-
-def current_app() -> Conveyor:
-    """The most recently created app (what ``@shared_task`` tasks use)."""
-    app = _current() if _current is not None else None
-    if app is None:
-        raise ConfigurationError("no Conveyor app has been created yet (shared_task needs one)")
-    return app
 
 
 class Conveyor:
@@ -48,23 +40,20 @@ class Conveyor:
     """
 
     def __init__(self, main: str | None = None, *, broker: str | None = None, **settings: Any) -> None:
-        global _current
         self.main = main or "__main__"
         self.conf = Settings(settings)
         if broker is not None:
             self.conf.broker_url = broker
         self.tasks: dict[str, Task[Any, Any]] = {}
-        #: Factories of run guards (see conveyor.worker.guards), asked once per task.
-        self.guard_factories: list[Callable[[Conveyor, Task[Any, Any]], RunGuard | None]] = []
+        #: Factories of run guards (see conveyor.execution.guards), asked once per task.
+        self.guard_factories: list[GuardFactory] = []
         from .coordination.guards import coordination_guard  # locks, rate and concurrency limits
 
         self.guard_factories.append(coordination_guard)
         self._broker: Broker | None = None
         self._broker_lock = threading.Lock()
         self.conf.on_change(self._setting_changed)
-        _current = weakref.ref(self)
-        for task in _shared_tasks:
-            self.tasks.setdefault(task.name, task)
+        activate(self)  # the current app from now on; shared tasks join it
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.main} broker={self.conf.broker()}>"
@@ -144,7 +133,7 @@ class Conveyor:
         name: str,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
-        **options: Any,
+        **options: Unpack[EnqueueOptions],
     ) -> AsyncResult[Any]:
         """Enqueue a task by name (the task need not be importable here).
 
@@ -162,7 +151,7 @@ class Conveyor:
     def revoke(self, task_id: str | Sequence[str], terminate: bool = False) -> None:
         """Revoke tasks durably: stored in the broker, so a worker that is down now still honours it."""
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
-        self.broker.revoke(ids, terminate, float(self.conf.task_revoke_expires))
+        self.broker.revoke(ids, terminate, self.conf.task_revoke_expires)
 
     # -- coordination (conveyor.coordination, docs/coordination.md) ----------------------------
     def lock(
@@ -206,7 +195,7 @@ class Conveyor:
         *,
         options: Mapping[str, Any] | None = None,
         catch_up: str = "once",
-        **opts: Any,
+        **opts: Unpack[EnqueueOptions],
     ) -> str:
         """Declare a periodic entry (it joins ``app.conf.beat_schedule``), as in Celery; extra
         keyword arguments are ``apply_async`` options. Validated now; returns the entry name.
@@ -302,10 +291,7 @@ def shared_task(fn: Callable[..., Any] | None = None, /, *, bind: bool = False, 
 
     def register(func: Callable[..., Any]) -> Task[Any, Any]:
         task: Task[Any, Any] = Task(func, None, bind=bind, options=options)
-        _shared_tasks.append(task)
-        app = _current() if _current is not None else None
-        if app is not None:
-            app.tasks.setdefault(task.name, task)
+        share(task)
         return task
 
     return register(fn) if fn is not None else register

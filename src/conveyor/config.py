@@ -1,113 +1,173 @@
-"""App settings, with Celery's setting names and meanings.
+"""App settings: typed fields with Celery's names, meanings and (mostly) defaults.
+
+>>> conf = Settings({"task_time_limit": 30})
+>>> conf.task_time_limit, conf["task_default_queue"], conf.get("worker_lease_timeout")
+(30.0, 'default', 3.0)
+
+Read them as attributes (typed: a type checker knows ``conf.task_time_limit`` is
+``float | None``) or as items, as Celery allows; set them the same ways, or with ``update`` or
+``config_from_object``. A value is checked against the field's type when it is set (an ``int``
+for a ``float`` field becomes a ``float``; a number written as a string is read as one), so code
+reading a setting can rely on its type.
 
 Where Celery's default is known to lose work, Conveyor's default is the safe one:
 ``task_acks_late`` is True (a task is acknowledged after it finishes, so a crash re-runs it).
+
+A name Conveyor does not know is kept (apps keep their own settings here too) but warned about
+with a :class:`~conveyor.exceptions.ConfigurationWarning` naming the closest known setting,
+because a misspelt setting that is silently ignored is a classic source of production
+surprises. Names in capitals (``MY_API_KEY``) are taken to be the app's own and not warned about.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import Any
+import sys
+import types
+import typing
+import warnings
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-from .exceptions import ConfigurationError
-
-logger = logging.getLogger("conveyor.config")
+from .exceptions import ConfigurationError, ConfigurationWarning, did_you_mean
 
 DEFAULT_BROKER_URL = "sqlite:///conveyor.db"
 
-#: Every setting Conveyor reads, with its default. Names follow Celery's where Celery has one.
-DEFAULTS: dict[str, Any] = {
-    "broker_url": None,  # None: $CONVEYOR_BROKER_URL, else sqlite:///conveyor.db
-    "result_backend": None,  # accepted for Celery compatibility; results live in the broker
-    "result_expires": 86400.0,  # seconds a finished task's result is kept
-    "timezone": "UTC",
-    "enable_utc": True,
-    "task_default_queue": "default",
-    "task_default_priority": 5,  # 0..9, higher runs first
-    "task_routes": None,
-    "task_always_eager": False,
-    "task_eager_propagates": False,
-    "task_acks_late": True,  # Celery defaults to False, which loses tasks when a worker dies
-    "task_ignore_result": False,
-    "task_time_limit": None,
-    "task_soft_time_limit": None,
-    "task_default_retry_delay": 180.0,
-    "task_max_retries": 3,
-    "task_publish_retry": True,  # retry enqueueing when the broker connection fails
-    "task_publish_retry_policy": None,  # None: max_retries 3, interval_start 0, step 0.2, max 0.2
-    "task_serializer": "json",
-    "accept_content": ["json"],
-    "task_dead_letter_on_failure": True,  # a task that fails for good is kept as a dead letter
-    "task_max_worker_deaths": 5,  # a task whose worker died on it this often is dead-lettered
-    "task_revoke_expires": 7 * 86400.0,  # how long a revoke is remembered
-    "dead_letter_expires": 30 * 86400.0,  # how long a dead letter is kept
-    "worker_concurrency": None,  # None: 8 for threads, 100 for asyncio, 1 for solo
-    "worker_pool": "threads",
-    "worker_prefetch_multiplier": 4,
-    "worker_max_tasks_per_child": None,
-    "worker_lease_timeout": 3.0,  # a lease not renewed for this long is reclaimed
-    "worker_heartbeat_interval": 1.0,
-    "worker_shutdown_timeout": 30.0,  # grace period on SIGTERM before unfinished tasks go back
-    "beat_schedule": {},  # name -> {"task", "schedule", "args", "kwargs", "options"}; docs/beat.md
-    "beat_lease_timeout": 3.0,  # a scheduler (beat) leader not renewing for this long is replaced
-    "beat_slot_claim_ttl": 3600.0,  # how long a sent slot is remembered across schedulers
-    "beat_catch_up_grace": 60.0,  # catch_up="skip": a slot this late still counts as on time
-    "beat_catch_up_limit": 100,  # catch_up="all": at most this many missed slots per entry
-}
+#: ``task_routes``: a dict (exact names or glob patterns), a router function, or a list of
+#: those (see :mod:`conveyor.routing`).
+TaskRoutes = Mapping[str, Any] | Sequence[Mapping[str, Any] | Callable[..., Any]] | Callable[..., Any]
 
 
 class Settings(MutableMapping[str, Any]):
-    """Mapping of settings with attribute access: ``app.conf.task_acks_late``.
+    """Every setting Conveyor reads, with its type and default; also a mapping of them.
 
-    Unknown keys are kept (apps store their own settings here too) but logged once, because
-    a misspelled setting that is silently ignored is a classic source of production surprises.
+    Names follow Celery's where Celery has one.
     """
 
+    broker_url: str | None = None  # None: $CONVEYOR_BROKER_URL, else sqlite:///conveyor.db
+    result_backend: str | None = None  # accepted for Celery compatibility; results live in the broker
+    result_expires: float = 86400.0  # seconds a finished task's result is kept
+    timezone: str | ZoneInfo | None = "UTC"
+    enable_utc: bool = True
+    task_default_queue: str = "default"
+    task_default_priority: int = 5  # 0..9, higher runs first
+    task_routes: TaskRoutes | None = None
+    task_always_eager: bool = False
+    task_eager_propagates: bool = False
+    task_acks_late: bool = True  # Celery defaults to False, which loses tasks when a worker dies
+    task_ignore_result: bool = False
+    task_time_limit: float | None = None
+    task_soft_time_limit: float | None = None
+    task_default_retry_delay: float = 180.0
+    task_max_retries: int | None = 3
+    task_publish_retry: bool = True  # retry enqueueing when the broker connection fails
+    task_publish_retry_policy: dict[str, Any] | None = None  # None: 3 retries, 0 / +0.2 / max 0.2 s
+    task_serializer: str = "json"
+    accept_content: list[str] = ["json"]  # copied per instance (__init__)
+    task_dead_letter_on_failure: bool = True  # a task that fails for good is kept as a dead letter
+    task_max_worker_deaths: int = 5  # a task whose worker died on it this often is dead-lettered
+    task_revoke_expires: float = 7 * 86400.0  # how long a revoke is remembered
+    dead_letter_expires: float = 30 * 86400.0  # how long a dead letter is kept
+    worker_concurrency: int | None = None  # None: 8 for threads, 100 for asyncio, 1 for solo
+    worker_pool: str = "threads"
+    worker_prefetch_multiplier: int = 4
+    worker_max_tasks_per_child: int | None = None
+    worker_lease_timeout: float = 3.0  # a lease not renewed for this long is reclaimed
+    worker_heartbeat_interval: float = 1.0
+    worker_shutdown_timeout: float = 30.0  # grace period on SIGTERM before unfinished tasks go back
+    # name -> {"task", "schedule", "args", "kwargs", "options"}; docs/beat.md
+    beat_schedule: dict[str, Any] = {}  # copied per instance (__init__)
+    beat_lease_timeout: float = 3.0  # a scheduler (beat) leader not renewing for this long is replaced
+    beat_slot_claim_ttl: float = 3600.0  # how long a sent slot is remembered across schedulers
+    beat_catch_up_grace: float = 60.0  # catch_up="skip": a slot this late still counts as on time
+    beat_catch_up_limit: int = 100  # catch_up="all": at most this many missed slots per entry
+
+    _extra: dict[str, Any]  # settings Conveyor does not read, kept for the app
+    _listeners: list[Callable[[str], None]]
+
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
-        # Copy mutable defaults: app.conf.beat_schedule["x"] = ... must not change other apps'.
-        data = {k: v.copy() if isinstance(v, dict | list) else v for k, v in DEFAULTS.items()}
-        object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "_extra", {})
         object.__setattr__(self, "_listeners", [])
+        for name, field in FIELDS.items():
+            # Copy mutable defaults: app.conf.beat_schedule["x"] = ... must not change other apps'.
+            object.__setattr__(self, name, field.default_copy())
         if initial:
             self.update(initial)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._data[name]
-        except KeyError:
-            raise AttributeError(f"no setting named {name!r}") from None
+    if not TYPE_CHECKING:  # hidden from type checkers, so that a misspelt setting is a type error
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        self[name] = value
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for names that are not fields: the app's own settings.
+            try:
+                return self.__dict__["_extra"][name]
+            except KeyError:
+                hint = did_you_mean(name, FIELDS)
+                raise AttributeError(f"no setting named {name!r}{hint}") from None
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            self[name] = value
 
     def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+        if key in FIELDS:
+            return self.__dict__[key]
+        return self._extra[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key not in DEFAULTS and key not in self._data and not key.isupper():
-            logger.warning("unknown setting %r (kept, but Conveyor does not read it)", key)
-        self._data[key] = value
+        field = FIELDS.get(key)
+        if field is not None:
+            object.__setattr__(self, key, field.check(value))
+        else:
+            if key not in self._extra and not key.isupper():
+                _warn_unknown(key)
+            self._extra[key] = value
         for listener in self._listeners:
             listener(key)
 
     def __delitem__(self, key: str) -> None:
-        del self._data[key]
+        """Deleting a setting Conveyor reads puts its default back."""
+        field = FIELDS.get(key)
+        if field is not None:
+            object.__setattr__(self, key, field.default_copy())
+        else:
+            del self._extra[key]
+        for listener in self._listeners:
+            listener(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in FIELDS or key in self._extra
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
+        yield from FIELDS
+        yield from list(self._extra)
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(FIELDS) + len(self._extra)
+
+    def clear(self) -> None:
+        """Every setting back to its default; the app's own settings are dropped."""
+        for key in [*FIELDS, *self._extra]:
+            del self[key]
+
+    def popitem(self) -> tuple[str, Any]:
+        """Pops one of the app's own settings (a setting Conveyor reads cannot be removed)."""
+        if not self._extra:
+            raise KeyError("popitem(): no settings of the app's own left")
+        key = next(iter(self._extra))
+        value = self._extra[key]
+        del self[key]
+        return key, value
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self.items() if k not in FIELDS or v != FIELDS[k].default}
+        return f"<Settings {changed!r} (others default)>"
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         self._listeners.append(listener)
 
     def broker(self) -> str:
-        url = self._data.get("broker_url")
-        return str(url or os.environ.get("CONVEYOR_BROKER_URL") or DEFAULT_BROKER_URL)
+        return self.broker_url or os.environ.get("CONVEYOR_BROKER_URL") or DEFAULT_BROKER_URL
 
     def from_object(self, obj: object | str, namespace: str | None = None) -> None:
         """Load settings from an object or an importable dotted path.
@@ -134,6 +194,101 @@ class Settings(MutableMapping[str, Any]):
                 key = name[len(prefix) :].lower()
             else:
                 key = name.lower() if name.isupper() else name
-                if key not in DEFAULTS:
+                if key not in FIELDS:
                     continue
             self[key] = getattr(obj, name)
+
+
+class _Field:
+    """One setting's default and the check its values pass when set."""
+
+    __slots__ = ("default", "name", "optional", "types")
+
+    def __init__(self, name: str, hint: Any, default: Any) -> None:
+        self.name = name
+        self.default = default
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        args = typing.get_args(hint) if union else (hint,)
+        self.optional = type(None) in args
+        kinds = [a for a in args if a is not type(None)]
+        # Only plain classes are checked: containers and callables (task_routes, beat_schedule)
+        # are checked where they are used, with messages that can say more.
+        self.types: tuple[type, ...] | None = (
+            tuple(kinds) if all(isinstance(k, type) and not typing.get_args(k) for k in kinds) else None
+        )
+
+    def default_copy(self) -> Any:
+        return self.default.copy() if isinstance(self.default, dict | list) else self.default
+
+    def check(self, value: Any) -> Any:
+        """``value`` as this setting's type, or ``ConfigurationError`` naming the setting."""
+        kinds = self.types
+        if kinds is None or (value is None and self.optional):
+            return value
+        if isinstance(value, bool):  # an int to Python, but never a number of seconds
+            if bool in kinds:
+                return value
+        elif bool in kinds and isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        elif float in kinds and isinstance(value, int | float | str):
+            number = _as_float(value)
+            if number is not None:
+                return number
+        elif int in kinds and isinstance(value, int | float | str):
+            whole = _as_int(value)
+            if whole is not None:
+                return whole
+        elif isinstance(value, kinds):
+            return value
+        wanted = " or ".join(k.__name__ for k in kinds) + (" or None" if self.optional else "")
+        raise ConfigurationError(f"setting {self.name!r} must be {wanted}, got {value!r}")
+
+
+# Numbers written as strings are read as numbers, as the float()/int() at every use once did.
+def _as_float(value: float | str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _as_int(value: float | str) -> int | None:
+    if isinstance(value, int):
+        return value
+    number = _as_float(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+FIELDS: dict[str, _Field] = {
+    name: _Field(name, hint, getattr(Settings, name))
+    for name, hint in typing.get_type_hints(Settings).items()
+    if not name.startswith("_")
+}
+
+#: Every setting Conveyor reads, with its default.
+DEFAULTS: dict[str, Any] = {name: field.default for name, field in FIELDS.items()}
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _warn_unknown(key: str) -> None:
+    """Warn about an unknown setting, pointing at the line that set it (outside Conveyor)."""
+    stacklevel = 2  # _warn_unknown's caller is __setitem__: start from its caller
+    frame = sys._getframe(2)
+    while frame.f_back is not None and _internal(frame.f_code.co_filename):
+        frame = frame.f_back
+        stacklevel += 1
+    warnings.warn(
+        f"unknown setting {key!r}{did_you_mean(key, FIELDS)}; it is kept, but Conveyor does not read it",
+        ConfigurationWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+def _internal(filename: str) -> bool:
+    """Frames to skip: Conveyor's own, and the standard library's Mapping machinery."""
+    return (
+        filename.startswith(_PACKAGE_DIR)
+        or filename.startswith("<frozen ")
+        or filename.endswith("_collections_abc.py")
+    )

@@ -9,6 +9,19 @@ Stored as a task's failure: ``TimeLimitExceeded``, ``WorkerLostError``, ``TaskRe
 from __future__ import annotations
 
 import builtins
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """A hint naming the known name closest to a misspelt one, or ``""`` if none is close.
+
+    >>> did_you_mean("task_acks_lat", ["task_acks_late", "task_time_limit"])
+    " (did you mean 'task_acks_late'?)"
+    """
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class ConveyorError(Exception):
@@ -17,6 +30,10 @@ class ConveyorError(Exception):
 
 class ConfigurationError(ConveyorError):
     """A setting, a broker URL or a task option is invalid."""
+
+
+class ConfigurationWarning(UserWarning):
+    """A setting looks wrong but is kept: e.g. a name Conveyor does not know (likely misspelt)."""
 
 
 class BrokerError(ConveyorError):
@@ -69,11 +86,20 @@ class Retry(ConveyorError):
     """
 
     def __init__(
-        self, message: str | None = None, exc: BaseException | None = None, when: float | None = None
+        self,
+        message: str | None = None,
+        exc: BaseException | None = None,
+        when: float | None = None,
+        *,
+        args_override: list[Any] | None = None,
+        kwargs_override: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message or "retry requested")
         self.exc = exc
         self.when = when  # countdown in seconds from now
+        # self.retry(args=..., kwargs=...): the next run's arguments (None: the same as this run's)
+        self.args_override = args_override
+        self.kwargs_override = kwargs_override
 
 
 class Reject(ConveyorError):

@@ -17,7 +17,7 @@ from .brokers import Broker, JobSpec
 from .exceptions import BrokerError
 
 if TYPE_CHECKING:
-    from .app import Conveyor
+    from .appproto import AppLike
 
 DEFAULT_POLICY: dict[str, float] = {
     "max_retries": 3,
@@ -43,7 +43,7 @@ def publish(broker: Broker, jobs: Sequence[JobSpec], retry: bool, policy: Mappin
         interval = min(interval + float(settings["interval_step"]), float(settings["interval_max"]))
 
 
-def send_in_chunks(app: Conveyor, jobs: Sequence[JobSpec], chunk: int) -> None:
+def send_in_chunks(app: AppLike, jobs: Sequence[JobSpec], chunk: int) -> None:
     """Send ``jobs`` in chunks of ``chunk`` (each chunk one broker round trip, atomic on its own)."""
     conf = app.conf
     broker, retry, policy = app.broker, conf.task_publish_retry, conf.task_publish_retry_policy

@@ -12,7 +12,7 @@ from .exceptions import RemoteError, TimeoutError
 from .message import ResultPayload, decode_result
 
 if TYPE_CHECKING:
-    from .app import Conveyor
+    from .appproto import AppLike
 
 R = TypeVar("R")
 
@@ -49,7 +49,7 @@ class AsyncResult(Generic[R]):
     4
     """
 
-    def __init__(self, task_id: str, app: Conveyor) -> None:
+    def __init__(self, task_id: str, app: AppLike) -> None:
         self.id = task_id
         self.app = app
 
@@ -169,7 +169,7 @@ def _value(state: str, payload: ResultPayload | None) -> Any:
 class EagerResult(AsyncResult[R]):
     """The result of a task run in this process (``apply()`` or ``task_always_eager``)."""
 
-    def __init__(self, task_id: str, app: Conveyor, state: str, payload: ResultPayload) -> None:
+    def __init__(self, task_id: str, app: AppLike, state: str, payload: ResultPayload) -> None:
         super().__init__(task_id, app)
         self._state = state
         self._payload = payload

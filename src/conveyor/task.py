@@ -13,7 +13,18 @@ import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, ParamSpec, TypedDict, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    NoReturn,
+    ParamSpec,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    cast,
+)
 
 import msgspec
 
@@ -23,12 +34,14 @@ from .coordination.options import TaskCoordination, pop_coordination
 from .exceptions import ConfigurationError, Retry
 from .execution import check_retry_allowed, decide, failure_payload
 from .message import Envelope, ResultPayload, encode_envelope, new_task_id, pack_pickled_args
+from .options import MESSAGE_OPTIONS, EnqueueOptions, MessageOptions, check_options, enqueue_options
 from .publish import publish, send_in_chunks
+from .registry import current_app
 from .request import Request, current_request
 from .results import AsyncResult, EagerResult
 from .routing import resolve_route
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the type of ``task.app`` users see; nothing from app.py runs here
     from .app import Conveyor
 
 P = ParamSpec("P")
@@ -159,8 +172,6 @@ class Task(Generic[P, R]):
     def app(self) -> Conveyor:
         if self._app is not None:
             return self._app
-        from .app import current_app
-
         return current_app()
 
     @property
@@ -170,7 +181,7 @@ class Task(Generic[P, R]):
     @property
     def default_retry_delay(self) -> float:
         value = self._default_retry_delay
-        return float(self.app.conf.task_default_retry_delay if value is None else value)
+        return self.app.conf.task_default_retry_delay if value is None else float(value)
 
     @property
     def time_limit(self) -> float | None:
@@ -183,11 +194,12 @@ class Task(Generic[P, R]):
 
     @property
     def acks_late(self) -> bool:
-        return bool(self.app.conf.task_acks_late if self._acks_late is None else self._acks_late)
+        return self.app.conf.task_acks_late if self._acks_late is None else bool(self._acks_late)
 
     @property
     def ignore_result(self) -> bool:
-        return bool(self.app.conf.task_ignore_result if self._ignore_result is None else self._ignore_result)
+        value = self._ignore_result
+        return self.app.conf.task_ignore_result if value is None else bool(value)
 
     @property
     def request(self) -> Request:
@@ -220,7 +232,9 @@ class Task(Generic[P, R]):
         """
         args, kwargs = list(args or ()), dict(kwargs or {})
         self._check_args(args, kwargs)
-        self._prepare(args, kwargs, task_id=task_id or "eager", **options)  # same checks as enqueue
+        check_options(options, MESSAGE_OPTIONS, "apply")
+        checked = cast(MessageOptions, {**options, "task_id": task_id or "eager"})
+        self._prepare(args, kwargs, checked)  # the same checks as enqueue
         request = Request(
             id=task_id or new_task_id(),
             task=self.name,
@@ -281,10 +295,13 @@ class Task(Generic[P, R]):
         request = self.request
         check_retry_allowed(self, request, exc, max_retries)
         when = countdown if countdown is not None else (_timestamp(eta) - time.time() if eta else None)
-        err = Retry(f"retry in {when if when is not None else self.default_retry_delay}s", exc=exc, when=when)
-        err.args_override = list(args) if args is not None else None  # type: ignore[attr-defined]
-        err.kwargs_override = dict(kwargs) if kwargs is not None else None  # type: ignore[attr-defined]
-        raise err
+        raise Retry(
+            f"retry in {when if when is not None else self.default_retry_delay}s",
+            exc=exc,
+            when=when,
+            args_override=list(args) if args is not None else None,
+            kwargs_override=dict(kwargs) if kwargs is not None else None,
+        )
 
     # -- enqueueing --------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
@@ -295,45 +312,26 @@ class Task(Generic[P, R]):
         self,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
-        *,
-        countdown: float | None = None,
-        eta: datetime | None = None,
-        expires: float | timedelta | datetime | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        task_id: str | None = None,
-        time_limit: float | None = None,
-        soft_time_limit: float | None = None,
-        max_retries: int | None = None,
-        headers: Mapping[str, Any] | None = None,
-        serializer: str | None = None,
-        unique_key: str | None = None,
-        unique_for: float | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> AsyncResult[R]:
-        """Enqueue the task with Celery's options. Raises ``EncodeError`` (nothing enqueued) if an
-        argument does not serialise, ``TypeError`` if the arguments do not fit the function.
+        """Enqueue the task with Celery's options (:class:`conveyor.options.EnqueueOptions`:
+        countdown, eta, expires, queue, priority, task_id, time_limit, soft_time_limit,
+        max_retries, headers, serializer, unique_key, unique_for). Raises ``EncodeError``
+        (nothing enqueued) if an argument does not serialise, ``TypeError`` if the arguments do
+        not fit the function or an option is unknown.
 
         >>> refresh.apply_async(args=(1,), countdown=10, expires=60, queue="polling")  # doctest: +SKIP
         """
+        if options:
+            options = enqueue_options(options)
         args, kwargs = list(args or ()), dict(kwargs or {})
         if self.app.conf.task_always_eager:
-            return self.apply(args, kwargs, task_id=task_id, max_retries=max_retries)
+            return self.apply(
+                args, kwargs, task_id=options.get("task_id"), max_retries=options.get("max_retries")
+            )
         self._check_args(args, kwargs)
-        spec = self._prepare(
-            args,
-            kwargs,
-            countdown=countdown,
-            eta=eta,
-            expires=expires,
-            queue=queue,
-            priority=priority,
-            task_id=task_id,
-            time_limit=time_limit,
-            soft_time_limit=soft_time_limit,
-            max_retries=max_retries,
-            headers=headers,
-            serializer=serializer,
-        )
+        spec = self._prepare(args, kwargs, options)
+        unique_key, unique_for = options.get("unique_key"), options.get("unique_for")
         if self.coordination is not None or unique_key is not None or unique_for is not None:
             from .coordination.unique import before_enqueue
 
@@ -345,14 +343,15 @@ class Task(Generic[P, R]):
         return AsyncResult(spec.id, self.app)
 
     def delay_many(
-        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], **options: Any
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], **options: Unpack[MessageOptions]
     ) -> list[AsyncResult[R]]:
         """Enqueue many runs in few round trips (bulk fan-out). Each item is a tuple of positional
         arguments or a dict of keyword arguments; ``options`` (queue, countdown, priority, …)
-        apply to all.
+        apply to all. Bulk enqueue does not check uniqueness (no ``unique_key``/``unique_for``).
 
         >>> refresh.delay_many((city_id,) for city_id in range(1000))  # doctest: +SKIP
         """
+        check_options(options, MESSAGE_OPTIONS, "delay_many")
         specs = list(self._bulk_specs(calls, options))  # every argument is checked before anything is sent
         if self.app.conf.task_always_eager:
             return [self.apply(s_args, s_kwargs) for s_args, s_kwargs in _calls_of(specs)]
@@ -364,7 +363,10 @@ class Task(Generic[P, R]):
         return await asyncio.to_thread(self.apply_async, args, kwargs)
 
     async def aapply_async(
-        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **options: Any
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> AsyncResult[R]:
         """``apply_async`` for async producers."""
         return await asyncio.to_thread(lambda: self.apply_async(args, kwargs, **options))
@@ -394,44 +396,38 @@ class Task(Generic[P, R]):
         if len(self._good_shapes) < 64:
             self._good_shapes.add(shape)
 
-    def _prepare(self, args: list[Any], kwargs: dict[str, Any], **options: Any) -> JobSpec:
-        """The job to enqueue for one call; ``options`` are ``apply_async``'s (see ``_envelope``)."""
-        env = self._envelope(args, kwargs, **options)
+    def _prepare(self, args: list[Any], kwargs: dict[str, Any], options: MessageOptions) -> JobSpec:
+        """The job to enqueue for one call (see ``_envelope``)."""
+        env = self._envelope(args, kwargs, options)
         return JobSpec(env.id, env.queue, encode_envelope(env), env.priority, env.eta, 0)
 
-    def _envelope(
-        self,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        *,
-        countdown: float | None = None,
-        eta: datetime | None = None,
-        expires: float | timedelta | datetime | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        task_id: str | None = None,
-        time_limit: float | None = None,
-        soft_time_limit: float | None = None,
-        max_retries: int | None = None,
-        headers: Mapping[str, Any] | None = None,
-        serializer: str | None = None,
-    ) -> Envelope:
+    def _envelope(self, args: list[Any], kwargs: dict[str, Any], options: MessageOptions) -> Envelope:
+        """The message for one call: ``options`` over the routes, the task's options and the
+        app's settings, in Celery's order of precedence."""
         conf = self.app.conf
         now = time.time()
         route = resolve_route(conf.task_routes, self.name, args, kwargs) if conf.task_routes else None
-        queue = queue or (route.get("queue") if route else None) or self.queue or conf.task_default_queue
+        queue = (
+            options.get("queue")
+            or (route.get("queue") if route else None)
+            or self.queue
+            or conf.task_default_queue
+        )
         if not isinstance(queue, str) or not queue:
             raise ValueError(f"queue must be a non-empty string, got {queue!r}")
+        priority = options.get("priority")
         if priority is None:
             priority = route.get("priority") if route else None
         if priority is None:
             priority = self.priority if self.priority is not None else conf.task_default_priority
         _validate_priority(priority)
+        countdown, eta, expires = options.get("countdown"), options.get("eta"), options.get("expires")
         if countdown is not None and eta is not None:
             raise ValueError("give countdown or eta, not both")
         when = now + float(countdown) if countdown is not None else (_timestamp(eta) if eta else None)
+        headers = options.get("headers")
         env = Envelope(
-            id=task_id or new_task_id(),
+            id=options.get("task_id") or new_task_id(),
             task=self.name,
             args=args,
             kwargs=kwargs,
@@ -439,13 +435,13 @@ class Task(Generic[P, R]):
             priority=priority,
             eta=when,
             expires=_expiry(expires if expires is not None else self.expires, now),
-            time_limit=_positive("time_limit", time_limit),
-            soft_time_limit=_positive("soft_time_limit", soft_time_limit),
-            max_retries=max_retries,
+            time_limit=_positive("time_limit", options.get("time_limit")),
+            soft_time_limit=_positive("soft_time_limit", options.get("soft_time_limit")),
+            max_retries=options.get("max_retries"),
             created=now,
             headers=dict(headers) if headers else {},
         )
-        serializer = serializer or self._serializer or conf.task_serializer
+        serializer = options.get("serializer") or self._serializer or conf.task_serializer
         if serializer == "pickle":
             if "pickle" not in conf.accept_content:
                 raise ConfigurationError(
@@ -457,7 +453,7 @@ class Task(Generic[P, R]):
         return env
 
     def _bulk_specs(
-        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], options: Mapping[str, Any]
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], options: MessageOptions
     ) -> Iterator[JobSpec]:
         """JobSpecs for ``delay_many``. Everything but the id and the arguments is the same for
         every call, so it is worked out once and the envelope is copied (unless routes are
@@ -475,7 +471,7 @@ class Task(Generic[P, R]):
                 args, kwargs = list(call), {}
             self._check_args(args, kwargs)
             if template is None or per_call:
-                env = self._envelope(args, kwargs, **options)
+                env = self._envelope(args, kwargs, options)
                 if env.content_type == "json" and "task_id" not in options:
                     template = env
             else:

@@ -17,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import conveyor.beat.catchup
-import conveyor.beat.crontab
 import conveyor.beat.schedules
 from conveyor.beat.catchup import CatchUp, Plan, as_catch_up, due_slots, next_due, plan
 from conveyor.beat.crontab import Crontab, crontab
@@ -26,12 +25,17 @@ from conveyor.beat.schedules import (
     Interval,
     Schedule,
     ScheduleError,
+    base,
+    convert,
     cron,
+    cronstring,
     every,
+    interval,
     resolve_tz,
     schedule_from_dict,
     to_schedule,
 )
+from conveyor.beat.schedules import crontab as crontab_module
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -618,7 +622,7 @@ class CronsimOnly(Schedule):
 
     def __init__(self, expr: str, tz: str) -> None:
         # The same rewrite cron() applies: cronsim reads "2-2/1" as "2/1" (2 to the maximum).
-        self.expr = conveyor.beat.schedules._ONE_VALUE_RANGE.sub(r"\1", expr)
+        self.expr = cronstring._ONE_VALUE_RANGE.sub(r"\1", expr)
         self.zone = UTC if tz == "UTC" else ZoneInfo(tz)
 
     def next_after(self, t: float) -> float:
@@ -972,7 +976,10 @@ def test_crontab_and_cron_are_distinct_types() -> None:
     assert crontab(minute=0) != cron("0 * * * *")
 
 
-@pytest.mark.parametrize("module", [conveyor.beat.schedules, conveyor.beat.crontab, conveyor.beat.catchup])
+@pytest.mark.parametrize(
+    "module",
+    [conveyor.beat.schedules, base, interval, crontab_module, cronstring, convert, conveyor.beat.catchup],
+)
 def test_docstring_examples(module: Any) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0

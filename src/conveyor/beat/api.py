@@ -27,7 +27,7 @@ from .store import ENTRY_PREFIX, ScheduleStore, Stored
 from .sync import SyncReport, declared_entries, sync_declared
 
 if TYPE_CHECKING:
-    from ..app import Conveyor
+    from ..appproto import AppLike
     from ..results import AsyncResult
 
 _UNSET: Any = object()
@@ -108,7 +108,7 @@ def _view(stored: Stored, now: float) -> ScheduledEntry:
 class Schedules:
     """The runtime API over the entries stored in ``app``'s broker (``app.schedules``)."""
 
-    def __init__(self, app: Conveyor) -> None:
+    def __init__(self, app: AppLike) -> None:
         self.app = app
 
     @property
@@ -292,12 +292,12 @@ class Schedules:
         return _view(self._stored(name), time.time())
 
 
-def _check_task(app: Conveyor, entry: Entry) -> None:
+def _check_task(app: AppLike, entry: Entry) -> None:
     check_task(app, entry)
 
 
 def declare_periodic(
-    app: Conveyor,
+    app: AppLike,
     schedule: object,
     task: object,
     *,

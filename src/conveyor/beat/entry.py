@@ -21,7 +21,6 @@ Entries and their :class:`EntryState` are stored as JSON in the broker (see
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import uuid
@@ -31,11 +30,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..exceptions import ConfigurationError
+from ..options import ENQUEUE_OPTIONS
 from .catchup import CatchUp, as_catch_up
 from .schedules import Schedule, ScheduleError, TzLike, schedule_from_dict, to_schedule
 
 if TYPE_CHECKING:
-    from ..app import Conveyor
+    from ..appproto import AppLike
 
 __all__ = [
     "ENTRY_KEYS",
@@ -53,15 +53,9 @@ Source = Literal["declared", "runtime"]
 #: Keys of a ``beat_schedule`` item: Celery's four plus Conveyor's ``catch_up`` and ``enabled``.
 ENTRY_KEYS = frozenset({"task", "schedule", "args", "kwargs", "options", "catch_up", "enabled"})
 
-# apply_async options an entry may carry; the scheduler sets task_id (deterministic per slot)
-# and eta (the slot) itself.  Read from the signature so new enqueue options work here too.
-_NOT_OPTIONS = {"self", "args", "kwargs", "task_id", "eta"}
-
-
-def _option_names() -> frozenset[str]:
-    from ..task import Task
-
-    return frozenset(inspect.signature(Task.apply_async).parameters) - _NOT_OPTIONS
+#: apply_async options an entry may carry (conveyor.options, so new enqueue options work here
+#: too); the scheduler sets task_id (deterministic per slot) and eta (the slot) itself.
+ENTRY_OPTIONS = ENQUEUE_OPTIONS - {"task_id", "eta"}
 
 
 class EntryError(ConfigurationError, ValueError):
@@ -130,10 +124,9 @@ def normalize_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(options, Mapping):
         raise EntryError(f"options must be a dict of apply_async options, got {type(options).__name__}")
-    allowed = _option_names()
-    unknown = sorted(set(options) - allowed)
+    unknown = sorted(set(options) - ENTRY_OPTIONS)
     if unknown:
-        raise EntryError(f"unknown option(s) {unknown}; periodic entries accept {sorted(allowed)}")
+        raise EntryError(f"unknown option(s) {unknown}; periodic entries accept {sorted(ENTRY_OPTIONS)}")
     out = {key: _check_option(key, value) for key, value in options.items() if value is not None}
     _json_safe(out, "options")
     return out
@@ -367,7 +360,7 @@ def entry_from_declaration(name: str, item: object, default_tz: TzLike, origin: 
     return replace(entry, decl_hash=entry.definition_hash())
 
 
-def check_task(app: Conveyor, entry: Entry) -> None:
+def check_task(app: AppLike, entry: Entry) -> None:
     """Refuse an entry whose task the app does not know, or whose arguments do not fit it.
 
     Only called where the app's tasks are loaded (scheduler start, ``schedule add``): the

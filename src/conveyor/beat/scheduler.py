@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .catchup import DEFAULT_GRACE, DEFAULT_LIMIT, plan
+from .catchup import plan
 from .claims import ClaimKind, finish_claim, slot_task_id, take_claim
 from .entry import Entry, EntryState
 from .lease import FOLLOWER_POLL, LeaderLease
@@ -39,7 +39,7 @@ from .store import ScheduleStore, Stored
 from .sync import SyncReport, declared_entries, sync_declared
 
 if TYPE_CHECKING:
-    from ..app import Conveyor
+    from ..appproto import AppLike
 
 logger = logging.getLogger("conveyor.beat")
 
@@ -69,7 +69,7 @@ class Scheduler:
 
     def __init__(
         self,
-        app: Conveyor,
+        app: AppLike,
         *,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
@@ -80,12 +80,10 @@ class Scheduler:
         self.store = ScheduleStore(app.broker)
         self.owner = owner or f"beat@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.clock = clock
-        self.claim_ttl = float(conf.get("beat_slot_claim_ttl", 3600.0))
-        self.grace = float(conf.get("beat_catch_up_grace", DEFAULT_GRACE))
-        self.limit = int(conf.get("beat_catch_up_limit", DEFAULT_LIMIT))
-        self.lease = LeaderLease(
-            app.broker, self.owner, float(lease_timeout or conf.get("beat_lease_timeout", 3.0))
-        )
+        self.claim_ttl = conf.beat_slot_claim_ttl
+        self.grace = conf.beat_catch_up_grace
+        self.limit = conf.beat_catch_up_limit
+        self.lease = LeaderLease(app.broker, self.owner, lease_timeout or conf.beat_lease_timeout)
         self.sent = 0  # slots this scheduler enqueued (for logs and tests)
         self._due: dict[str, float] = {}  # entry name -> when to fire it next
         self._version = -1

@@ -27,7 +27,7 @@ from .entry import Entry, EntryError, check_task, entry_from_declaration
 from .store import ENTRY_PREFIX, ScheduleStore
 
 if TYPE_CHECKING:
-    from ..app import Conveyor
+    from ..appproto import AppLike
 
 logger = logging.getLogger("conveyor.beat")
 
@@ -40,7 +40,7 @@ class SyncReport:
     unchanged: list[str] = field(default_factory=list)
 
 
-def declared_entries(app: Conveyor, now: float, *, check_tasks: bool = True) -> dict[str, Entry]:
+def declared_entries(app: AppLike, now: float, *, check_tasks: bool = True) -> dict[str, Entry]:
     """Validate ``app.conf.beat_schedule``; raises :class:`EntryError` (one line) on the first
     bad item.  With ``check_tasks`` every task must be registered in ``app``."""
     schedule = app.conf.beat_schedule or {}
@@ -56,7 +56,7 @@ def declared_entries(app: Conveyor, now: float, *, check_tasks: bool = True) -> 
     return out
 
 
-def sync_declared(store: ScheduleStore, app: Conveyor, declared: dict[str, Entry], now: float) -> SyncReport:
+def sync_declared(store: ScheduleStore, app: AppLike, declared: dict[str, Entry], now: float) -> SyncReport:
     """Write ``declared`` into the store following the module's rule.  Safe to run from many
     schedulers at once: every write is a compare-and-set, retried on a lost race."""
     report = SyncReport()

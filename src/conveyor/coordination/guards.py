@@ -25,7 +25,7 @@ from .. import states
 from ..brokers import Delivery, Outcome
 from ..brokers.payloads import revoked_payload
 from ..exceptions import LockNotOwnedError
-from ..worker import outcomes
+from ..execution import outcomes
 from .concurrency import Slot, acquire_slot
 from .deferral import WAITS_HEADER, defer, retry_delay, wait_delay, waits
 from .keys import rate_key
@@ -34,10 +34,10 @@ from .rate_limit import RateLimiter
 from .renewer import renewer
 
 if TYPE_CHECKING:
-    from ..app import Conveyor
+    from ..appproto import AppLike
+    from ..execution.guards import RunGuard
     from ..request import Request
     from ..task import Task
-    from ..worker.guards import RunGuard
     from .options import TaskCoordination
 
 logger = logging.getLogger("conveyor.coordination")
@@ -47,7 +47,7 @@ RATE_HEADER = "conveyor.rate"
 EARLY = 0.01  # a reserved run that comes back this early (clock granularity) runs anyway
 
 
-def coordination_guard(app: Conveyor, task: Task[Any, Any]) -> RunGuard | None:
+def coordination_guard(app: AppLike, task: Task[Any, Any]) -> RunGuard | None:
     """Guard factory registered on every app: a guard for tasks with coordination options."""
     spec: TaskCoordination | None = getattr(task, "coordination", None)
     if spec is None or not spec.guarded:
@@ -65,7 +65,7 @@ class _Held:
 class CoordinationGuard:
     """One per guarded task; runs of that task on this worker share it (hence the mutex)."""
 
-    def __init__(self, app: Conveyor, task: Task[Any, Any], spec: TaskCoordination) -> None:
+    def __init__(self, app: AppLike, task: Task[Any, Any], spec: TaskCoordination) -> None:
         self.app = app
         self.spec = spec
         self.limiter = RateLimiter(rate_key(task.name), spec.rate) if spec.rate is not None else None

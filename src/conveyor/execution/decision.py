@@ -11,13 +11,13 @@ import traceback as tb
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .exceptions import MaxRetriesExceededError, Reject, Retry
-from .message import ResultPayload
-from .request import Request
-from .retry import backoff_delay
+from ..exceptions import MaxRetriesExceededError, Reject, Retry
+from ..message import ResultPayload
+from ..request import Request
+from ..retry import backoff_delay
 
 if TYPE_CHECKING:
-    from .task import Task
+    from ..task import Task
 
 Verdict = Literal["success", "retry", "failure", "reject"]
 
@@ -80,8 +80,8 @@ def decide(task: Task[Any, Any], request: Request, exc: BaseException) -> Decisi
             exc=cause,
             traceback=trace,
             countdown=max(0.0, countdown),
-            args=getattr(exc, "args_override", None),
-            kwargs=getattr(exc, "kwargs_override", None),
+            args=exc.args_override,
+            kwargs=exc.kwargs_override,
         )
     if isinstance(exc, Reject):
         return Decision("reject", exc=exc, traceback=trace, requeue=exc.requeue)
