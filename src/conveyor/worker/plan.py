@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..execution.guards import RunGuard
     from ..task import Task
-    from .guards import RunGuard
     from .runners import AsyncRunner, InlineRunner, ThreadRunner
 
 

@@ -31,11 +31,11 @@ from .runners import Active, AsyncRunner, InlineRunner, ThreadRunner
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..execution.guards import RunGuard
     from ..message import Envelope
     from ..request import Request
     from ..task import Task
     from .fetcher import Fetcher
-    from .guards import RunGuard
     from .reporter import Reporter
     from .settler import Settler
 

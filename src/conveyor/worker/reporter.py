@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
-from ..execution import decide, describe
-from . import outcomes
+from ..execution import decide, describe, outcomes
 
 if TYPE_CHECKING:
     from ..brokers import Delivery

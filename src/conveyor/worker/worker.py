@@ -87,7 +87,7 @@ class Worker:
         self.shutdown_timeout = float(
             conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
         )
-        self.lease_timeout = float(conf.worker_lease_timeout)
+        self.lease_timeout = conf.worker_lease_timeout
         self.install_signal_handlers = install_signal_handlers
         self.stats = Stats()
         self.started = time.time()
@@ -167,7 +167,7 @@ class Worker:
         )
         self._watchdog = Watchdog()
         self.settler = Settler(
-            broker, self._settle_exec, lambda: float(conf.result_expires), self._on_settled, self._on_trouble
+            broker, self._settle_exec, lambda: conf.result_expires, self._on_settled, self._on_trouble
         )
         self.settler.start()
         fetcher = self._fetcher = Fetcher(
@@ -183,9 +183,7 @@ class Worker:
             self.prefetch_limit,
             self.burst,
         )
-        reporter = Reporter(
-            self.settler, self.stats, self.hostname, bool(conf.get("task_dead_letter_on_failure", True))
-        )
+        reporter = Reporter(self.settler, self.stats, self.hostname, conf.task_dead_letter_on_failure)
         sync_runner: InlineRunner | ThreadRunner
         if self.pool == "solo":
             sync_runner = InlineRunner(self._watchdog, loop)
@@ -207,11 +205,11 @@ class Worker:
         keeper = self._keeper = Keeper(
             broker,
             self.owner,
-            float(conf.worker_heartbeat_interval),
+            conf.worker_heartbeat_interval,
             self.lease_timeout,
-            int(conf.task_max_worker_deaths),
-            float(conf.result_expires),
-            float(conf.dead_letter_expires),
+            conf.task_max_worker_deaths,
+            conf.result_expires,
+            conf.dead_letter_expires,
             self._info,
             processor.running,
             lambda revoked: processor.on_revoked(revoked, self._loop),
