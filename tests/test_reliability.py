@@ -216,7 +216,7 @@ def test_a_full_sqlite_disk_reaches_producers_as_a_broker_error(tmp_path: Path) 
             return text
 
         echo.delay("first")
-        db = app.broker._db()  # type: ignore[attr-defined]
+        db = app.broker._conn.db()  # type: ignore[attr-defined]
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         db.execute(f"PRAGMA max_page_count = {pages}")  # this connection can grow the file no more
         with pytest.raises(BrokerError, match="full"):
