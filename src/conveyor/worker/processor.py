@@ -29,7 +29,7 @@ from .plan import Plan, make_plan
 from .runners import Active, AsyncRunner, InlineRunner, ThreadRunner
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from ..execution.guards import RunGuard
     from ..message import Envelope
@@ -45,7 +45,7 @@ logger = logging.getLogger("conveyor.worker")
 class Processor:
     def __init__(
         self,
-        tasks: dict[str, Task[Any, Any]],
+        tasks: Mapping[str, Task[Any, Any]],
         run_guards: Callable[[Task[Any, Any]], list[RunGuard]],
         fetcher: Fetcher,
         settler: Settler,

@@ -38,7 +38,7 @@ from .runners import AsyncRunner, InlineRunner, ThreadRunner
 from .settler import Settler
 
 if TYPE_CHECKING:
-    from ..app import Conveyor
+    from ..appproto import AppLike
 
 logger = logging.getLogger("conveyor.worker")
 
@@ -55,7 +55,7 @@ class Worker:
 
     def __init__(
         self,
-        app: Conveyor,
+        app: AppLike,
         queues: list[str] | None = None,
         concurrency: int | None = None,
         pool: str | None = None,
