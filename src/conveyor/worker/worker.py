@@ -216,6 +216,7 @@ class Worker:
             processor.running,
             lambda revoked: processor.on_revoked(revoked, self._loop),
             self._on_trouble,
+            fetcher.set_paused,
         )
         await loop.run_in_executor(self._settle_exec, keeper.start)
         logger.info(
