@@ -43,13 +43,13 @@ def list_dead(state: State, limit: int) -> None:
 @click.pass_obj
 def retry_dead(state: State, task_ids: tuple[str, ...], retry_all: bool) -> None:
     """Put dead letters back on their queue."""
-    broker = state.app.broker
-    ids = list(task_ids)
     if retry_all:
-        ids = [d.id for d in broker.dead_letters(limit=1_000_000)]
-    if not ids:
+        # A broker page at a time: never the whole dead-letter set in memory.
+        click.echo(f"requeued {state.app.admin.retry_dead_matching()} task(s)")
+        return
+    if not task_ids:
         raise click.UsageError("give task ids or --all")
-    click.echo(f"requeued {broker.requeue_dead(ids)} task(s)")
+    click.echo(f"requeued {state.app.broker.requeue_dead(list(task_ids))} task(s)")
 
 
 @dead.command("purge")
