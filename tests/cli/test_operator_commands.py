@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from conveyor import Conveyor
 
 from ..apps import basic
 from ..procs import WorkerProcess, wait_for
 from ..redis_server import RedisServer, free_port
+from ..tcp_proxy import TcpProxy
 from .helpers import conveyor
 
 NEW_COMMANDS = [
@@ -145,3 +147,23 @@ def test_dead_retry_all_requeues_every_dead_letter_page_by_page(sqlite_url: str)
     assert out.returncode == 0 and out.stdout.strip() == "requeued 3 task(s)", out
     assert broker.queue_stats()["default"].ready == 3 and broker.dead_letter_count() == 0
     broker.close()
+
+
+def test_health_local_fails_for_a_worker_whose_broker_connection_is_cut_and_passes_once_restored(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The probe reaches Redis; only the worker's connection (through a proxy) is cut."""
+    proxy = TcpProxy(redis_server.port).start()
+    worker_url = redis_server.url.replace(f":{redis_server.port}", f":{proxy.port}")
+    redis.Redis.from_url(redis_server.url).flushall()
+    worker = WorkerProcess(worker_url, tmp_path, name="cut").wait_ready()
+    try:
+        wait_for(lambda: conveyor("health", "--local", url=redis_server.url).returncode == 0, 15)
+        proxy.cut()
+        wait_for(lambda: conveyor("health", "--local", url=redis_server.url).returncode == 1, 15)
+        assert "unhealthy" in conveyor("health", "--local", url=redis_server.url).stderr
+        proxy.restore()
+        wait_for(lambda: conveyor("health", "--local", url=redis_server.url).returncode == 0, 30)
+    finally:
+        worker.stop()
+        proxy.cut()
