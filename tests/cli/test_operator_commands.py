@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from conveyor import Conveyor
+from conveyor import Conveyor, states
+from conveyor.brokers import JobSpec, Outcome, broker_from_url
+from conveyor.message import Envelope, encode_envelope
 
 from ..apps import basic
 from ..procs import WorkerProcess, wait_for
@@ -26,6 +28,7 @@ NEW_COMMANDS = [
     ["resume"],
     ["health"],
     ["inspect"],
+    *[["dead", sub] for sub in ("list", "retry", "delete", "purge")],
     *[["inspect", sub] for sub in ("active", "stats", "ping", "registered", "active_queues")],
 ]
 
@@ -133,20 +136,31 @@ def test_health_local_fails_while_the_broker_is_down_and_passes_once_it_is_back(
         server.cleanup()
 
 
-def test_dead_retry_all_requeues_every_dead_letter_page_by_page(sqlite_url: str) -> None:
-    from conveyor import states
-    from conveyor.brokers import JobSpec, Outcome, broker_from_url
-    from conveyor.message import Envelope, encode_envelope
-
-    broker = broker_from_url(sqlite_url)
-    ids = [f"t{i}" for i in range(3)]
-    broker.enqueue([JobSpec(i, "default", encode_envelope(Envelope(id=i, task="proj.x"))) for i in ids])
-    for d in broker.fetch(["default"], "w", 10, 30, 0):
+def _dead_letters(url: str, *tasks: str) -> None:
+    broker = broker_from_url(url)
+    specs = [
+        JobSpec(f"t{i}", "default", encode_envelope(Envelope(id=f"t{i}", task=task, args=[i])))
+        for i, task in enumerate(tasks)
+    ]
+    broker.enqueue(specs)
+    for d in broker.fetch(["default"], "w", len(specs), 30, 0):
         broker.settle([Outcome("dead", d.id, d.delivery, states.FAILURE, None, reason="x")], 60)
-    out = conveyor("dead", "retry", "--all", url=sqlite_url, app=True)
-    assert out.returncode == 0 and out.stdout.strip() == "requeued 3 task(s)", out
-    assert broker.queue_stats()["default"].ready == 3 and broker.dead_letter_count() == 0
     broker.close()
+
+
+def test_dead_letters_listed_retried_and_deleted_by_filter(sqlite_url: str) -> None:
+    _dead_letters(sqlite_url, "proj.mail", "proj.mail", "proj.sms", "proj.fax")
+    page = json.loads(conveyor("dead", "list", "--json", "--task", "proj.m*", url=sqlite_url).stdout)
+    assert sorted(d["id"] for d in page["items"]) == ["t0", "t1"] and page["items"][0]["args"] in ("0", "1")
+    listed = conveyor("dead", "list", "--limit", "1", url=sqlite_url).stdout
+    assert "queue=default" in listed and "more: --offset 1" in listed
+    retried = conveyor("dead", "retry", "--all", "--task", "proj.mail", url=sqlite_url)
+    assert retried.stdout.strip() == "requeued 2 task(s)", retried
+    deleted = conveyor("dead", "delete", "--all", "--search", "SMS", url=sqlite_url)
+    assert deleted.stdout.strip() == "deleted 1 dead letter(s)", deleted
+    assert conveyor("dead", "retry", "--all", url=sqlite_url).stdout.strip() == "requeued 1 task(s)"
+    assert conveyor("dead", "retry", "--task", "x", url=sqlite_url).returncode == 2  # filters need --all
+    assert conveyor("dead", "delete", url=sqlite_url).returncode == 2
 
 
 def test_health_local_fails_for_a_worker_whose_broker_connection_is_cut_and_passes_once_restored(
