@@ -75,7 +75,16 @@ def test_purge_deletes_waiting_tasks_of_known_queues_only(broker: Broker, admin:
 
 
 def test_workers_report_their_heartbeat_info_and_running_tasks(broker: Broker, admin: Admin) -> None:
-    active = [{"id": "t1", "task": "proj.add", "args": "1, 2", "started": time.time() - 5, "attempt": 2}]
+    active = [
+        {
+            "id": "t1",
+            "task": "proj.add",
+            "queue": "q",
+            "args": "1, 2",
+            "started": time.time() - 5,
+            "attempt": 2,
+        }
+    ]
     beat(broker, "w1@h/1-a", host="h", pid=42, queues=["q"], processed=7, memory_rss=1024, active=active)
     [w] = admin.workers()
     assert (w.hostname, w.host, w.pid, w.queues, w.processed, w.memory_rss, w.gone) == (
@@ -88,7 +97,8 @@ def test_workers_report_their_heartbeat_info_and_running_tasks(broker: Broker, a
         False,
     )
     [t] = admin.running()
-    assert (t.id, t.name, t.args, t.worker, t.attempt) == ("t1", "proj.add", "1, 2", "w1@h", 2)
+    assert (t.id, t.name, t.args, t.worker, t.queue, t.attempt) == ("t1", "proj.add", "1, 2", "w1@h", "q", 2)
+    assert admin.queue("q").running == 1
     assert 4 < t.runtime < 60
     assert admin.worker("w1@h").name == "w1@h/1-a" == admin.worker("w1@h/1-a").name
     with pytest.raises(UnknownWorker, match="unknown worker 'w9@h'"):

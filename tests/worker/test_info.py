@@ -33,7 +33,8 @@ def test_a_running_task_is_listed_with_its_worker_arguments_and_attempt(
         wait_for(admin.running, 10)
         [task] = admin.running()
         assert (task.id, task.name, task.args, task.attempt) == (result.id, basic.sleeper.name, "3.0", 1)
-        assert task.worker == worker.hostname and task.delivery >= 1
+        assert task.worker == worker.hostname and task.delivery >= 1 and task.queue == "default"
+        assert admin.queue("default").running == 1
         [info] = admin.workers()
         assert info.hostname == worker.hostname and [t.id for t in info.running] == [task.id]
         assert info.memory_rss is not None and info.memory_rss > 1_000_000

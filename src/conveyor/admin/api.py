@@ -13,6 +13,7 @@ can build one from a broker URL alone.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from ..brokers import Broker
@@ -43,7 +44,7 @@ class Admin:
     # -- queues ------------------------------------------------------------------------------
     def queues(self) -> list[QueueInfo]:
         """Every known queue, by name: a queue is known while it holds jobs, is paused, or a
-        live worker consumes it.
+        live worker consumes it. ``running`` counts the tasks live workers run from it now.
 
         >>> [(q.name, q.ready, q.latency) for q in admin.queues()]      # doctest: +SKIP
         [('default', 3, 1.52)]
@@ -51,10 +52,12 @@ class Admin:
         stats = self.broker.queue_stats()
         paused = pauses.paused_queues(self.broker)
         names = set(stats) | set(paused)
+        running: Counter[str] = Counter()
         for worker in self.workers():
             names.update(worker.queues)
+            running.update(t.queue for t in worker.running)
         now = time.time()
-        return [queue_info(n, stats.get(n), paused.get(n), now) for n in sorted(names)]
+        return [queue_info(n, stats.get(n), running[n], paused.get(n), now) for n in sorted(names)]
 
     def queue(self, name: str) -> QueueInfo:
         """One queue; ``UnknownQueue`` if no job, pause or live worker mentions it.

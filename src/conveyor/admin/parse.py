@@ -12,13 +12,16 @@ from ..message import decode_envelope, describe_args
 from .records import DeadLetterInfo, QueueInfo, RunningTask, WorkerInfo
 
 
-def queue_info(name: str, stats: QueueStats | None, paused_at: float | None, now: float) -> QueueInfo:
+def queue_info(
+    name: str, stats: QueueStats | None, running: int, paused_at: float | None, now: float
+) -> QueueInfo:
     stats = stats or QueueStats()
     return QueueInfo(
         name,
         stats.ready,
         stats.delayed,
         stats.leased,
+        running,
         dict(stats.ready_by_priority),
         _latency(stats.oldest_ready, now),
         paused_at is not None,
@@ -79,6 +82,7 @@ def _running(active: dict[str, Any], worker: str, now: float) -> RunningTask:
         name=str(active.get("task", "")),
         args=str(active.get("args", "")),
         worker=worker,
+        queue=str(active.get("queue") or ""),
         started=started,
         runtime=max(0.0, now - started),
         attempt=int(active.get("attempt", 1)),

@@ -13,7 +13,8 @@ T = TypeVar("T")
 class QueueInfo:
     """One queue as an operator sees it.
 
-    ``leased`` counts the jobs workers hold under a lease: running now or prefetched.
+    ``leased`` counts the jobs workers hold under a lease: running now or prefetched;
+    ``running`` those the live workers reported running in their last heartbeat.
     ``latency`` is how long the oldest ready task has waited (since it was enqueued or its
     countdown/eta passed): 0 for a queue with no ready task.
     """
@@ -22,6 +23,7 @@ class QueueInfo:
     ready: int
     delayed: int
     leased: int
+    running: int = 0
     ready_by_priority: dict[int, int] = field(default_factory=dict)
     latency: float = 0.0
     paused: bool = False
@@ -37,6 +39,7 @@ class RunningTask:
     name: str
     args: str  # repr of the arguments, shortened
     worker: str  # the worker's name (``w1@host``)
+    queue: str
     started: float
     runtime: float
     attempt: int = 1

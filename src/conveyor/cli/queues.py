@@ -12,17 +12,18 @@ from .display import duration, echo_json, table
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of queues).")
 @click.pass_obj
 def queues(state: State, as_json: bool) -> None:
-    """List queues: ready (waiting to run now), delayed (countdown, eta, retry), leased (held by
-    workers), latency (how long the oldest ready task has waited) and whether it is paused.
+    """List queues: ready (waiting to run now), delayed (countdown, eta, retry), running,
+    leased (held by workers: running or prefetched), latency (how long the oldest ready task
+    has waited) and whether it is paused.
 
     A queue is listed while it holds tasks, is paused, or a live worker consumes it.
 
     \b
     Example:
       conveyor -b redis://localhost:6379/0 queues
-      QUEUE    READY  DELAYED  LEASED  LATENCY  PAUSED
-      default  12     0        8       1.2s     no
-      emails   340    5        0       4.5m     yes
+      QUEUE    READY  DELAYED  RUNNING  LEASED  LATENCY  PAUSED
+      default  12     0        8        10      1.2s     no
+      emails   340    5        0        0       4.5m     yes
     """
     found = state.admin().queues()
     if as_json:
@@ -36,13 +37,14 @@ def queues(state: State, as_json: bool) -> None:
             q.name,
             str(q.ready),
             str(q.delayed),
+            str(q.running),
             str(q.leased),
             duration(q.latency),
             "yes" if q.paused else "no",
         ]
         for q in found
     ]
-    table(rows, ["QUEUE", "READY", "DELAYED", "LEASED", "LATENCY", "PAUSED"])
+    table(rows, ["QUEUE", "READY", "DELAYED", "RUNNING", "LEASED", "LATENCY", "PAUSED"])
 
 
 @click.command("pause")

@@ -9,7 +9,7 @@ Fields: hostname (``-n`` name), host, pid, queues, pool, concurrency, started, r
 processed, succeeded, failed, retried, dead_lettered, revoked, abandoned_threads; memory_rss
 (bytes); fetch_state and fetched_at (see fetcher.py: a probe tells "alive and fetching" from
 "alive but its fetches fail"); paused (this worker's paused queues); active: per running task
-id, task, args (shortened repr), started, attempt (retries + 1), delivery.
+id, task, queue, args (shortened repr), started, attempt (retries + 1), delivery.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ def _describe(active: Active) -> dict[str, Any]:
     return {
         "id": active.id,
         "task": active.task,
+        "queue": request.queue if request is not None else None,
         "args": args,
         "started": active.started,
         "attempt": (request.retries if request is not None else 0) + 1,
