@@ -21,6 +21,7 @@ from .results import AsyncResult
 from .task import Task, TaskOptions
 
 if TYPE_CHECKING:
+    from .admin import Admin
     from .beat.api import Schedules
     from .coordination.locks import Lock, LockInfo
     from .execution.guards import GuardFactory, RunGuard
@@ -79,6 +80,13 @@ class Conveyor:
                     self._broker = broker_from_url(self.conf.broker())
                 broker = self._broker
         return broker
+
+    @property
+    def admin(self) -> Admin:
+        """The admin API over this app's broker (queues, workers, dead letters): see admin/."""
+        from .admin import Admin
+
+        return Admin(self.broker, float(self.conf.worker_lease_timeout))
 
     def close(self) -> None:
         with self._broker_lock:

@@ -134,3 +134,19 @@ def decode_result(raw: bytes) -> ResultPayload:
 
 def encode_json(value: Any) -> bytes:
     return _encoder.encode(value)
+
+
+def describe_args(args: Any, kwargs: Any, limit: int = 100) -> str:
+    """The call's arguments as an operator reads them, cut to ``limit`` characters (heartbeats
+    and dead-letter listings must stay small whatever a task was given).
+
+    >>> describe_args([1, "x"], {"force": True})
+    "1, 'x', force=True"
+    >>> len(describe_args(["y" * 500], {}))
+    100
+    """
+    parts = [repr(a) for a in args] if isinstance(args, list | tuple) else [repr(args)]
+    if isinstance(kwargs, dict):
+        parts += [f"{k}={v!r}" for k, v in kwargs.items()]
+    text = ", ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -459,3 +459,31 @@ def test_reconcile_dead_letters_a_started_at_most_once_job(broker: Broker) -> No
     broker.reclaim(5, 60)  # (Redis moves it on the next reclaim)
     assert "at-most-once" in broker.dead_letters()[0].reason
     assert fetch_ids(broker) == []
+
+
+# -- operator reads and actions ---------------------------------------------------------------
+def test_queue_stats_count_ready_jobs_per_priority_and_name_the_oldest(broker: Broker) -> None:
+    broker.enqueue([job("old", priority=1), job("mid", priority=9), job("new", priority=9)])
+    broker.enqueue([job("later", eta=time.time() + 60), job("x", queue="other", priority=3)])
+    stats = broker.queue_stats()
+    assert stats["q"].ready == 3 and stats["q"].ready_by_priority == {1: 1, 9: 2}
+    assert stats["q"].oldest_ready == job("old").body  # enqueue order, not fetch order
+    assert fetch_ids(broker, limit=3) == ["mid", "new", "old"]
+    stats = broker.queue_stats()
+    assert stats["q"].ready_by_priority == {} and stats["q"].oldest_ready is None
+    assert stats["other"].ready_by_priority == {3: 1} and stats["other"].oldest_ready == job("x").body
+
+
+def _dead_letter(broker: Broker, *ids: str) -> None:
+    broker.enqueue([job(i) for i in ids])
+    for d in broker.fetch(["q"], "w1", len(ids), 30, 0):
+        broker.settle([Outcome("dead", d.id, d.delivery, states.FAILURE, None, reason="x")], 60)
+
+
+def test_dead_letters_are_counted_and_deleted_one_by_one(broker: Broker) -> None:
+    _dead_letter(broker, "a", "b", "c")
+    assert broker.dead_letter_count() == 3
+    assert broker.delete_dead(["b", "unknown"]) == 1
+    assert broker.dead_letter_count() == 2
+    assert sorted(d.id for d in broker.dead_letters()) == ["a", "c"]
+    assert broker.delete_dead([]) == 0

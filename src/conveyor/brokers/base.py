@@ -151,7 +151,8 @@ class BrokerAdmin(Protocol):
 
     @abc.abstractmethod
     def queue_stats(self) -> dict[str, QueueStats]:
-        """Per queue: ready, delayed and leased job counts."""
+        """Per queue: ready (also per priority), delayed and leased job counts, and the body of
+        its oldest ready job. Queues that hold no job are left out."""
 
     @abc.abstractmethod
     def purge(self, queues: Sequence[str]) -> int:
@@ -164,6 +165,14 @@ class BrokerAdmin(Protocol):
     @abc.abstractmethod
     def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         """Dead letters, newest first."""
+
+    @abc.abstractmethod
+    def dead_letter_count(self) -> int:
+        """How many dead letters there are."""
+
+    @abc.abstractmethod
+    def delete_dead(self, task_ids: Sequence[str]) -> int:
+        """Delete these dead letters (unknown ids are skipped). Returns how many were deleted."""
 
     @abc.abstractmethod
     def requeue_dead(self, task_ids: Sequence[str]) -> int:

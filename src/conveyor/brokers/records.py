@@ -96,11 +96,16 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """One queue's job counts: ready now, delayed (countdown, eta, retry), and leased."""
+    """One queue's job counts: ready now, delayed (countdown, eta, retry), and leased; the
+    ready count per priority (only priorities that have ready jobs); and the body of the ready
+    job that has waited longest (enqueue order), from which the admin API reads the queue's
+    latency (the broker never decodes bodies)."""
 
     ready: int = 0
     delayed: int = 0
     leased: int = 0
+    ready_by_priority: dict[int, int] = field(default_factory=dict)
+    oldest_ready: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,14 @@
-"""``conveyor dead list|retry|purge``: the dead-letter set."""
+"""``conveyor dead list|retry|delete|purge``: the dead-letter set, paged and filtered."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import click
 
-from ..message import decode_envelope
 from .common import State
+from .display import echo_json
 
 
 @click.group()
@@ -19,44 +20,133 @@ def dead() -> None:
     """
 
 
+def _filters(fn: Callable[..., None]) -> Callable[..., None]:
+    fn = click.option("--search", help="Only letters whose id, task, arguments or reason contain this.")(fn)
+    fn = click.option("--task", help="Only this task name, or a glob such as 'proj.tasks.*'.")(fn)
+    fn = click.option("-Q", "--queue", help="Only dead letters of this queue.")(fn)
+    return fn
+
+
 @dead.command("list")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0, help="Start here (a page's next offset).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the page with its items.")
+@_filters
 @click.pass_obj
-def list_dead(state: State, limit: int) -> None:
-    """List dead letters, newest first."""
-    letters = state.app.broker.dead_letters(limit=limit)
-    if not letters:
-        click.echo("no dead letters")
+def list_dead(
+    state: State,
+    limit: int,
+    offset: int,
+    as_json: bool,
+    queue: str | None,
+    task: str | None,
+    search: str | None,
+) -> None:
+    """List dead letters, newest first, optionally filtered; prints the next page's offset.
+
+    \b
+    Example:
+      conveyor -A proj dead list --task 'proj.tasks.send_*' --limit 20
+      5b1e...  proj.tasks.send_mail('a@b.c')  queue=emails  2026-12-01 05:02:11 UTC  SMTPError: ...
+      more: --offset 20
+    """
+    page = state.admin().dead_letters(offset, limit, queue=queue, task=task, search=search)
+    if as_json:
+        echo_json(page)
         return
-    for letter in letters:
-        try:
-            name = decode_envelope(letter.body).task
-        except Exception:
-            name = "<malformed>"
+    if not page.items:
+        click.echo("no dead letters")
+    for letter in page.items:
         when = dt.datetime.fromtimestamp(letter.failed_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        click.echo(f"{letter.id}  {name}  queue={letter.queue}  {when} UTC  {letter.reason}")
+        click.echo(
+            f"{letter.id}  {letter.task}({letter.args})  queue={letter.queue}  {when} UTC  {letter.reason}"
+        )
+    if page.next_offset is not None:
+        click.echo(f"more: --offset {page.next_offset}")
 
 
 @dead.command("retry")
 @click.argument("task_ids", nargs=-1)
-@click.option("--all", "retry_all", is_flag=True, help="Retry every dead letter.")
+@click.option("--all", "every", is_flag=True, help="Retry every dead letter matching the filters.")
+@_filters
 @click.pass_obj
-def retry_dead(state: State, task_ids: tuple[str, ...], retry_all: bool) -> None:
-    """Put dead letters back on their queue."""
-    broker = state.app.broker
-    ids = list(task_ids)
-    if retry_all:
-        ids = [d.id for d in broker.dead_letters(limit=1_000_000)]
-    if not ids:
+def retry_dead(
+    state: State,
+    task_ids: tuple[str, ...],
+    every: bool,
+    queue: str | None,
+    task: str | None,
+    search: str | None,
+) -> None:
+    """Put dead letters back on their queue: by id, or --all (matching the filters).
+
+    \b
+    Example:
+      conveyor -A proj dead retry --all -Q emails
+      requeued 120 task(s)
+    """
+    admin = state.admin()
+    if _chosen(task_ids, every, queue, task, search):
+        # A broker page at a time: never the whole dead-letter set in memory.
+        count = admin.retry_dead_matching(queue=queue, task=task, search=search)
+    else:
+        count = admin.retry_dead(task_ids)
+    click.echo(f"requeued {count} task(s)")
+
+
+@dead.command("delete")
+@click.argument("task_ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Delete every dead letter matching the filters.")
+@_filters
+@click.pass_obj
+def delete_dead(
+    state: State,
+    task_ids: tuple[str, ...],
+    every: bool,
+    queue: str | None,
+    task: str | None,
+    search: str | None,
+) -> None:
+    """Delete dead letters: by id, or --all (matching the filters).
+
+    \b
+    Example:
+      conveyor -A proj dead delete --all --task 'proj.tasks.legacy_*'
+      deleted 7 dead letter(s)
+    """
+    admin = state.admin()
+    if _chosen(task_ids, every, queue, task, search):
+        count = admin.delete_dead_matching(queue=queue, task=task, search=search)
+    else:
+        count = admin.delete_dead(task_ids)
+    click.echo(f"deleted {count} dead letter(s)")
+
+
+def _chosen(
+    task_ids: tuple[str, ...], every: bool, queue: str | None, task: str | None, search: str | None
+) -> bool:
+    """True: act on every letter matching the filters; False: on the ids given."""
+    filtered = any(v is not None for v in (queue, task, search))
+    if task_ids and (every or filtered):
+        raise click.UsageError("give task ids, or --all with filters, not both")
+    if filtered and not every:
+        raise click.UsageError("filters select letters for --all: add --all")
+    if not task_ids and not every:
         raise click.UsageError("give task ids or --all")
-    click.echo(f"requeued {broker.requeue_dead(ids)} task(s)")
+    return every
 
 
 @dead.command("purge")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def purge_dead(state: State, force: bool) -> None:
-    """Delete every dead letter."""
+    """Delete every dead letter.
+
+    \b
+    Example:
+      conveyor -A proj dead purge -f
+      deleted 12 dead letter(s)
+    """
     if not force:
         click.confirm("Delete all dead letters?", abort=True)
     click.echo(f"deleted {state.app.broker.purge_dead()} dead letter(s)")

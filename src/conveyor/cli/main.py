@@ -1,4 +1,5 @@
-"""``conveyor`` — the command line: ``conveyor -A proj worker``, ``call``, ``result``, ``purge``, ``dead``."""
+"""``conveyor`` — the command line: ``conveyor -A proj worker``, ``call``, ``result``, ``purge``, ``dead``,
+and the operator commands ``status``, ``queues``, ``pause``, ``resume``, ``inspect``, ``health``."""
 
 from __future__ import annotations
 
@@ -51,6 +52,14 @@ def _register() -> None:
 
     cli.add_command(beat.beat)
     cli.add_command(schedule.schedule)
+    from . import health, inspect, queues, status
+
+    cli.add_command(status.status)
+    cli.add_command(queues.queues)
+    cli.add_command(queues.pause)
+    cli.add_command(queues.resume)
+    cli.add_command(inspect.inspect)
+    cli.add_command(health.health)
 
 
 _register()

@@ -5,6 +5,7 @@
     unique:<task>:<key>         a pending unique job; value: UniqueClaim (JSON), TTL = unique_for
     rate:<task>                 a rate limit's theoretical arrival time (GCRA), TTL ~ one interval
     conc:<key>:<i>              slot i of a per-key concurrency limit; TTL = lock_timeout
+    queue:paused:<queue>        a paused queue; value: JSON {"at": epoch seconds}, no TTL
 
 One fencing counter for all locks (rather than one per lock name) keeps the store from growing
 a never-expiring key for every distinct ``lock="user:{id}"`` ever taken; the numbers are still
@@ -18,6 +19,7 @@ FENCE_KEY = "fence:locks"
 UNIQUE_PREFIX = "unique:"
 RATE_PREFIX = "rate:"
 CONCURRENCY_PREFIX = "conc:"
+PAUSED_PREFIX = "queue:paused:"
 
 
 def lock_key(name: str) -> str:

@@ -11,12 +11,20 @@
   to this worker (an ack lost in a broker crash would otherwise stay leased for ever, renewed
   by every heartbeat). The reconcile runs on the fetch thread between two fetches, so every job
   this worker fetched is in ``leases`` by then.
+- Pauses: the keeper tells the fetcher which queues are paused (``set_paused``); they are left
+  out of the next fetch. With every queue paused the fetcher waits, fetching nothing, and
+  looks again every ``PAUSED_POLL`` seconds. A fetch already blocked when the pause arrived
+  may still lease jobs of the paused queue: those are given back at once, not run, so a pause
+  takes effect within one heartbeat.
+- ``state`` and ``fetched_at`` tell a health probe whether the loop is alive and fetching
+  (see the worker's heartbeat info).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 
@@ -29,6 +37,7 @@ logger = logging.getLogger("conveyor.worker")
 FETCH_WAIT = 1.0  # longest a fetch blocks, so a stop request is noticed promptly
 PREFETCH_HORIZON = 0.1
 PREFETCH_MAX = 1000
+PAUSED_POLL = 0.25  # how often a fetcher whose every queue is paused looks again
 
 
 class Fetcher:
@@ -63,6 +72,9 @@ class Fetcher:
         self.leases: dict[str, int] = {}  # id -> delivery, see the module doc
         self.trouble = False  # the broker failed a call: reconcile once it answers again
         self.stopping = False
+        self.paused: frozenset[str] = frozenset()  # of this worker's queues; set by the keeper
+        self.state = "fetching"  # fetching | full | paused | failing | stopping
+        self.fetched_at: float | None = None  # epoch seconds of the broker's last fetch answer
 
     def target(self) -> int:
         """How many deliveries to hold: concurrency x multiplier, more for short tasks."""
@@ -80,8 +92,14 @@ class Fetcher:
         while not self.stopping:
             room = self.target() - self.held
             if room <= 0:
+                self.state = "full"
                 self.room.clear()
                 await self.room.wait()
+                continue
+            queues = [q for q in self.queues if q not in self.paused]
+            if not queues:
+                self.state = "paused"
+                await asyncio.sleep(PAUSED_POLL)
                 continue
             try:
                 if self.trouble:
@@ -89,7 +107,7 @@ class Fetcher:
                 batch = await loop.run_in_executor(
                     self.executor,
                     self.broker.fetch,
-                    self.queues,
+                    queues,
                     self.owner,
                     room,
                     self.lease_timeout,
@@ -97,15 +115,19 @@ class Fetcher:
                 )
             except Exception as exc:
                 self.trouble = True
+                self.state = "failing"
                 if not failing:
                     logger.error("%s: fetch failed (broker unreachable?), retrying: %s", self.hostname, exc)
                     failing = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            self.state, self.fetched_at = "fetching", time.time()
             if failing:
                 logger.warning("%s: fetching again", self.hostname)
                 failing, backoff = False, 0.05
+            if self.paused and batch:
+                batch = self.give_back_paused(batch)
             if not batch:
                 if self.burst and self.held == 0:
                     return
@@ -117,6 +139,7 @@ class Fetcher:
                 inbox.put_nowait(d)
             if self.stopping:
                 self.release_inbox()
+        self.state = "stopping"
 
     async def reconcile(self) -> None:
         self.trouble = False
@@ -136,6 +159,24 @@ class Fetcher:
                 len(given_back),
                 ", ".join(given_back[:10]),
             )
+
+    def set_paused(self, paused: frozenset[str]) -> None:
+        """(Keeper thread) The cluster's paused queues; logs a change to this worker's queues once."""
+        mine = frozenset(q for q in self.queues if q in paused)
+        for queue in sorted(mine - self.paused):
+            logger.warning("%s: queue %s is paused: not fetching from it", self.hostname, queue)
+        for queue in sorted(self.paused - mine):
+            logger.warning("%s: queue %s is resumed", self.hostname, queue)
+        self.paused = mine
+
+    def give_back_paused(self, batch: list[Delivery]) -> list[Delivery]:
+        """Release the deliveries of queues paused while their fetch was under way."""
+        paused = self.paused
+        keep = [d for d in batch if d.queue not in paused]
+        for d in batch:
+            if d.queue in paused:
+                self.settler.add(Outcome("release", d.id, d.delivery))
+        return keep
 
     def on_trouble(self) -> None:
         """The broker failed a call (from any thread): reconcile before the next fetch."""

@@ -5,7 +5,9 @@ holding the event loop) must not stop the heartbeat, or a long task on a live wo
 look dead and run twice — the failure Celery's fixed visibility timeout is known for.
 
 Each heartbeat also tells the broker which tasks are running now, so that a worker's death
-counts against those tasks only, never against the jobs it merely held in its prefetch.
+counts against those tasks only, never against the jobs it merely held in its prefetch. And it
+reads which queues are paused (one key/value scan), so a pause reaches every worker within a
+heartbeat and a worker started later honours it before its first fetch.
 
 After the broker was unreachable (or a heartbeat took longer than a lease), every worker's
 leases may have expired meanwhile, live or not. Reclaiming at once would take the leases of
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..brokers import Broker
+from ..coordination.pauses import paused_queues
 
 logger = logging.getLogger("conveyor.worker")
 
@@ -43,6 +46,7 @@ class Keeper:
         running: Callable[[], Sequence[tuple[str, int]]],
         on_revoked: Callable[[dict[str, bool]], None],
         on_trouble: Callable[[], None],
+        on_paused: Callable[[frozenset[str]], None] = lambda _paused: None,
     ) -> None:
         self._broker = broker
         self._owner = owner
@@ -55,6 +59,7 @@ class Keeper:
         self._running = running
         self._on_revoked = on_revoked
         self._on_trouble = on_trouble
+        self._on_paused = on_paused
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="conveyor-keeper", daemon=True)
         self._last_cleanup = 0.0
@@ -88,6 +93,7 @@ class Keeper:
         self._last_beat = sent
         if revoked:
             self._on_revoked(revoked)
+        self._on_paused(frozenset(paused_queues(self._broker)))
 
     def _loop(self) -> None:
         failing_since: float | None = None

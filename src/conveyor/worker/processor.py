@@ -146,7 +146,7 @@ class Processor:
     ) -> None:
         runner = plan.runner
         assert isinstance(runner, InlineRunner)
-        active, t0 = self._begin(d, task)
+        active, t0 = self._begin(d, task, request)
         soft = request.soft_time_limit or plan.soft_time_limit
         hard = request.time_limit or plan.time_limit
         try:
@@ -161,7 +161,7 @@ class Processor:
     ) -> None:
         runner = plan.runner
         assert not isinstance(runner, InlineRunner)
-        active, t0 = self._begin(d, task)
+        active, t0 = self._begin(d, task, request)
         soft = request.soft_time_limit or plan.soft_time_limit
         hard = request.time_limit or plan.time_limit
         try:
@@ -175,8 +175,8 @@ class Processor:
             return
         self._end(d, env, task, request, plan, t0, value, None)
 
-    def _begin(self, d: Delivery, task: Task[Any, Any]) -> tuple[Active, float]:
-        active = Active(d.id, task.name, d.delivery, time.time())
+    def _begin(self, d: Delivery, task: Task[Any, Any], request: Request) -> tuple[Active, float]:
+        active = Active(d.id, task.name, d.delivery, time.time(), request=request)
         self.active[d.id] = active
         return active, time.perf_counter()
 

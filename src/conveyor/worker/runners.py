@@ -47,6 +47,7 @@ class Active:
     waiter: asyncio.Future[Any] | None = None  # sync tasks in threads: cancelled to stop waiting
     call: RunningCall | None = None
     killed: str | None = None  # why the worker stopped waiting: "time" or "revoked"
+    request: Request | None = None  # its arguments and attempt, for the heartbeat's info
 
     def stop_waiting(self, reason: str) -> None:
         """On the loop: stop waiting for this run (hard time limit or terminating revoke)."""

@@ -17,11 +17,9 @@ A second signal exits at once; the leases expire and other workers take over.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
 from .fetcher import FETCH_WAIT, Fetcher
+from .info import InfoBuilder
 from .keeper import Keeper
 from .limits import Watchdog
 from .naming import expand_name, lease_owner
@@ -99,6 +98,7 @@ class Worker:
         self._keeper: Keeper | None = None
         self._fetcher: Fetcher | None = None
         self._processor: Processor | None = None
+        self._info_builder: InfoBuilder | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -214,6 +214,7 @@ class Worker:
             processor.running,
             lambda revoked: processor.on_revoked(revoked, self._loop),
             self._on_trouble,
+            fetcher.set_paused,
         )
         await loop.run_in_executor(self._settle_exec, keeper.start)
         logger.info(
@@ -295,27 +296,20 @@ class Worker:
         self.stats.abandoned_threads += 1
 
     def _info(self) -> bytes:
-        """(Keeper thread) What the heartbeat records about this worker."""
-        stats = self.stats
-        active = self._processor.active if self._processor is not None else {}
-        return json.dumps(
-            {
+        """(Keeper thread) What the heartbeat records about this worker: see info.py."""
+        if self._info_builder is None:
+            static = {
                 "hostname": self.hostname,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
                 "queues": self.queues,
                 "pool": self.pool,
                 "concurrency": self.concurrency,
                 "started": self.started,
-                "processed": stats.processed,
-                "succeeded": stats.succeeded,
-                "failed": stats.failed,
-                "retried": stats.retried,
-                "dead_lettered": stats.dead_lettered,
-                "revoked": stats.revoked,
-                "abandoned_threads": stats.abandoned_threads,
-                "active": [
-                    {"id": a.id, "task": a.task, "started": a.started} for a in list(active.values())[:100]
-                ],
             }
-        ).encode()
+            self._info_builder = InfoBuilder(
+                static,
+                list(self.app.tasks),
+                self.stats,
+                lambda: self._processor.active if self._processor is not None else {},
+                lambda: self._fetcher,
+            )
+        return self._info_builder()

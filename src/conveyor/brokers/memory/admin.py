@@ -15,11 +15,23 @@ WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
 class MemoryAdmin(MemoryParts, BrokerAdmin):
     def queue_stats(self) -> dict[str, QueueStats]:
         counts: dict[str, list[int]] = {}
+        by_priority: dict[str, dict[int, int]] = {}
+        oldest: dict[str, Job] = {}
         with self._cond:
             for job in self._jobs.values():
                 c = counts.setdefault(job.queue, [0, 0, 0])
-                c[2 if job.owner is not None else 1 if job.eta is not None else 0] += 1
-        return {q: QueueStats(*c) for q, c in sorted(counts.items())}
+                kind = 2 if job.owner is not None else 1 if job.eta is not None else 0
+                c[kind] += 1
+                if kind == 0:
+                    per = by_priority.setdefault(job.queue, {})
+                    per[job.priority] = per.get(job.priority, 0) + 1
+                    first = oldest.get(job.queue)
+                    if first is None or job.seq < first.seq:
+                        oldest[job.queue] = job
+        return {
+            q: QueueStats(c[0], c[1], c[2], dict(sorted(by_priority.get(q, {}).items())), _body(oldest, q))
+            for q, c in sorted(counts.items())
+        }
 
     def purge(self, queues: Sequence[str]) -> int:
         with self._cond:
@@ -37,6 +49,14 @@ class MemoryAdmin(MemoryParts, BrokerAdmin):
         with self._cond:
             ordered = sorted(self._dead.values(), key=lambda d: d.failed_at, reverse=True)
         return ordered[offset : offset + limit]
+
+    def dead_letter_count(self) -> int:
+        with self._cond:
+            return len(self._dead)
+
+    def delete_dead(self, task_ids: Sequence[str]) -> int:
+        with self._cond:
+            return sum(self._dead.pop(task_id, None) is not None for task_id in task_ids)
 
     def requeue_dead(self, task_ids: Sequence[str]) -> int:
         moved = 0
@@ -69,3 +89,8 @@ class MemoryAdmin(MemoryParts, BrokerAdmin):
                 del self._revoked[key]
             for key in [k for k, d in self._dead.items() if d.failed_at + dead_letter_ttl <= now]:
                 del self._dead[key]
+
+
+def _body(oldest: dict[str, Job], queue: str) -> bytes | None:
+    job = oldest.get(queue)
+    return None if job is None else job.body

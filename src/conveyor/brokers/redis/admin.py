@@ -22,10 +22,12 @@ class RedisAdmin(RedisParts, BrokerAdmin):
             [*k.job_store, k.queues, k.leases],
             [k.ready_prefix, k.delayed_prefix, k.owned_prefix],
         )
-        stats = {
-            reply[i].decode(): QueueStats(reply[i + 1], reply[i + 2], reply[i + 3])
-            for i in range(0, len(reply), 4)
-        }
+        stats = {}
+        for i in range(0, len(reply), 14):
+            per = {p: n for p, n in enumerate(reply[i + 3 : i + 13]) if n}
+            stats[reply[i].decode()] = QueueStats(
+                sum(per.values()), reply[i + 1], reply[i + 2], per, reply[i + 13]
+            )
         return dict(sorted(stats.items()))
 
     def purge(self, queues: Sequence[str]) -> int:
@@ -64,6 +66,19 @@ class RedisAdmin(RedisParts, BrokerAdmin):
             )
             for i in range(0, len(reply), 6)
         ]
+
+    def dead_letter_count(self) -> int:
+        with self._conn.errors():
+            count: int = self._conn.client.zcard(self._keys.dead_letters)
+        return count
+
+    def delete_dead(self, task_ids: Sequence[str]) -> int:
+        if not task_ids:
+            return 0
+        k = self._keys
+        args = [k.dead_letter_prefix, *task_ids]
+        deleted: int = self._conn.run(self._conn.scripts.delete_dead, [k.dead_letters], args)
+        return deleted
 
     def requeue_dead(self, task_ids: Sequence[str]) -> int:
         if not task_ids:

@@ -30,6 +30,7 @@ _PLAIN = (
     "workers",
     "dead_letters",
     "purge_dead",
+    "delete_dead",
     "cleanup",
     "kv_cas",
     "kv_scan",
@@ -58,6 +59,7 @@ class Scripts:
     workers: Script
     dead_letters: Script
     purge_dead: Script
+    delete_dead: Script
     cleanup: Script
     kv_cas: Script
     kv_scan: Script

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..base import BrokerAdmin
 from ..records import DeadLetter, QueueStats, WorkerRecord
@@ -24,7 +25,33 @@ class SQLiteAdmin(SQLiteParts, BrokerAdmin):
             )
             .fetchall()
         )
-        return {r[0]: QueueStats(r[1], r[2], r[3]) for r in rows}
+        db = self._conn.db()
+        by_priority: dict[str, dict[int, int]] = {}
+        for queue, priority, count in db.execute(
+            "SELECT queue, priority, COUNT(*) FROM jobs WHERE lease_owner IS NULL AND eta IS NULL"
+            " GROUP BY queue, priority ORDER BY queue, priority"
+        ):
+            by_priority.setdefault(queue, {})[priority] = count
+        stats = {}
+        for queue, ready, delayed, leased in rows:
+            per = by_priority.get(queue, {})
+            stats[queue] = QueueStats(ready, delayed, leased, per, self._oldest_ready(db, queue, per))
+        return stats
+
+    @staticmethod
+    def _oldest_ready(db: sqlite3.Connection, queue: str, priorities: Iterable[int]) -> bytes | None:
+        # The head of each priority (an index seek each, at most 10), then the earliest of those:
+        # one ORDER BY seq over the whole queue would scan every ready row.
+        heads = [
+            db.execute(
+                "SELECT seq, body FROM jobs WHERE queue = ? AND priority = ? AND lease_owner IS NULL"
+                " AND eta IS NULL ORDER BY seq LIMIT 1",
+                (queue, priority),
+            ).fetchone()
+            for priority in priorities
+        ]
+        heads = [h for h in heads if h is not None]
+        return bytes(min(heads)[1]) if heads else None
 
     @_mapped
     def purge(self, queues: Sequence[str]) -> int:
@@ -59,6 +86,17 @@ class SQLiteAdmin(SQLiteParts, BrokerAdmin):
             .fetchall()
         )
         return [DeadLetter(*r) for r in rows]
+
+    @_mapped
+    def dead_letter_count(self) -> int:
+        count: int = self._conn.db().execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+        return count
+
+    @_mapped
+    def delete_dead(self, task_ids: Sequence[str]) -> int:
+        with self._conn.tx() as db:
+            delete = "DELETE FROM dead_letters WHERE id = ?"
+            return sum(db.execute(delete, (task_id,)).rowcount for task_id in task_ids)
 
     @_mapped
     def requeue_dead(self, task_ids: Sequence[str]) -> int:

@@ -1,0 +1,23 @@
+"""The admin API: read and control queues, workers, running tasks and dead letters.
+
+``app.admin`` (or ``Admin(broker)``) is the one layer the CLI's operator commands stand on;
+see api.py and docs/operations.md.
+"""
+
+from .api import Admin
+from .deadletters import DeadFilter
+from .errors import UnknownName, UnknownQueue, UnknownWorker
+from .records import DeadLetterInfo, Page, QueueInfo, RunningTask, WorkerInfo
+
+__all__ = [
+    "Admin",
+    "DeadFilter",
+    "DeadLetterInfo",
+    "Page",
+    "QueueInfo",
+    "RunningTask",
+    "UnknownName",
+    "UnknownQueue",
+    "UnknownWorker",
+    "WorkerInfo",
+]

@@ -1,0 +1,106 @@
+"""The admin API's records: typed, frozen snapshots of queues, workers, running tasks and dead
+letters, built from broker reads. Times are epoch seconds; durations are seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """One queue as an operator sees it.
+
+    ``leased`` counts the jobs workers hold under a lease: running now or prefetched;
+    ``running`` those the live workers reported running in their last heartbeat.
+    ``latency`` is how long the oldest ready task has waited (since it was enqueued or its
+    countdown/eta passed): 0 for a queue with no ready task.
+    """
+
+    name: str
+    ready: int
+    delayed: int
+    leased: int
+    running: int = 0
+    ready_by_priority: dict[int, int] = field(default_factory=dict)
+    latency: float = 0.0
+    paused: bool = False
+    paused_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    """A task a worker reported running in its last heartbeat. ``attempt`` is 1 on the first
+    run (retries + 1); ``delivery`` grows each time the broker handed the job out."""
+
+    id: str
+    name: str
+    args: str  # repr of the arguments, shortened
+    worker: str  # the worker's name (``w1@host``)
+    queue: str
+    started: float
+    runtime: float
+    attempt: int = 1
+    delivery: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker as its last heartbeat described it.
+
+    ``name`` is the unique lease-owner id (``w1@host/pid-xxxxxx``); ``hostname`` the ``-n``
+    name (``w1@host``) that ``-d/--destination`` matches. ``gone`` means it stopped
+    heartbeating for longer than a lease: its leased tasks are being handed to other workers.
+    ``fetch_state`` is ``fetching``, ``full`` (every slot busy or prefetched), ``paused``
+    (every queue of it is paused), ``failing`` (its fetches fail) or ``stopping``;
+    ``fetched_at`` is when its fetch loop last got an answer from the broker.
+    """
+
+    name: str
+    hostname: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    pool: str
+    concurrency: int
+    started: float
+    heartbeat: float
+    processed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    memory_rss: int | None = None  # bytes
+    running: tuple[RunningTask, ...] = ()
+    registered: tuple[str, ...] = ()
+    fetch_state: str = "fetching"
+    fetched_at: float | None = None
+    gone: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterInfo:
+    """A dead letter: a task that will not run again unless an operator retries it."""
+
+    id: str
+    queue: str
+    task: str  # "<malformed>" when the message could not be decoded
+    args: str  # repr of the arguments, shortened
+    reason: str
+    failed_at: float
+    deaths: int = 0
+    priority: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing. ``next_offset`` is the offset of the next page (None: this is the
+    last). ``total`` is the number of matching items, when it is known without reading them all
+    (an unfiltered listing); a filtered listing leaves it None."""
+
+    items: tuple[T, ...]
+    offset: int
+    limit: int
+    next_offset: int | None = None
+    total: int | None = None

@@ -1,0 +1,103 @@
+"""``conveyor health``: an exec probe for Kubernetes and Docker that exits within a second.
+
+It reads the broker only (heartbeat records), never imports the task modules when it has a
+broker URL (``-b`` or $CONVEYOR_BROKER_URL), and gives the broker ``--timeout`` seconds to
+answer: a probe that hangs on an unreachable broker would be killed by the kubelet with a less
+useful message, and Docker's HEALTHCHECK would pile probes up.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+
+import click
+
+from ..admin import Admin, UnknownWorker, WorkerInfo
+from ..admin.health import MAX_FETCH_AGE, problem
+from .common import State
+
+
+@click.command("health")
+@click.option("--worker", "worker_name", metavar="NAME", help="Check this worker (-n name, e.g. w1@web-1).")
+@click.option("--local", is_flag=True, help="Check the worker(s) running on this host (or pod).")
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.FloatRange(min=0.05, max=10.0),
+    default=0.5,
+    show_default=True,
+    help="Seconds the broker may take to answer.",
+)
+@click.option(
+    "--max-fetch-age",
+    type=click.FloatRange(min=1.0),
+    default=MAX_FETCH_AGE,
+    show_default=True,
+    help="Seconds a fetching worker may go without an answer to a fetch.",
+)
+@click.pass_obj
+def health(state: State, worker_name: str | None, local: bool, timeout: float, max_fetch_age: float) -> None:
+    """Exit 0 if healthy, 1 (with a one-line reason) if not.
+
+    Without options: the broker answers. With --worker NAME or --local: that worker is alive
+    (heartbeat within its lease) and fetching (its fetch loop got a broker answer within
+    --max-fetch-age seconds, or it is busy or paused on purpose). A worker alive but idle
+    because its broker connection died fails the probe.
+
+    \b
+    Example (Kubernetes livenessProbe, see docs/operations.md):
+      conveyor -b redis://redis:6379/0 health --local
+      ok: w1@web-1 is alive and fetching
+    """
+    if worker_name and local:
+        raise click.UsageError("give --worker NAME or --local, not both")
+    outcome: list[tuple[int, str]] = []
+
+    def check() -> None:
+        try:
+            outcome.append(_check(state.admin(import_app=False), worker_name, local, max_fetch_age))
+        except click.UsageError as exc:
+            outcome.append((2, f"Error: {exc.format_message()}"))
+        except Exception as exc:
+            outcome.append((1, f"unhealthy: broker unreachable: {exc}"))
+
+    thread = threading.Thread(target=check, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    code, message = outcome[0] if outcome else (1, f"unhealthy: broker did not answer within {timeout}s")
+    click.echo(message, err=code != 0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # at once: a broker call still hanging in the thread must not delay the exit
+
+
+def _check(admin: Admin, worker_name: str | None, local: bool, max_fetch_age: float) -> tuple[int, str]:
+    if not worker_name and not local:
+        admin.broker.workers()  # one round trip: the broker answers
+        return 0, "ok: broker answers"
+    now = time.time()
+    workers = _chosen(admin, worker_name)
+    if not workers:
+        return 1, f"unhealthy: no worker on this host ({socket.gethostname()}) heartbeats"
+    live = [w for w in workers if not w.gone]
+    problems = [p for w in (live or workers) if (p := problem(w, now, max_fetch_age)) is not None]
+    if problems:
+        return 1, "unhealthy: " + "; ".join(problems)
+    return 0, "ok: " + ", ".join(w.hostname for w in live) + (" is" if len(live) == 1 else " are") + (
+        " alive and fetching"
+    )
+
+
+def _chosen(admin: Admin, worker_name: str | None) -> list[WorkerInfo]:
+    if worker_name:
+        try:
+            newest = admin.worker(worker_name)
+        except UnknownWorker as exc:
+            raise click.UsageError(str(exc)) from exc
+        return [newest]
+    host = socket.gethostname()
+    return [w for w in admin.workers(include_gone=True) if w.host == host]

@@ -1,0 +1,206 @@
+"""``conveyor inspect active|stats|ping|registered|active_queues``: Celery's inspect commands.
+
+Celery broadcasts a question and waits ``--timeout`` for replies. Conveyor's workers already
+write all of this into the broker with every heartbeat (once a second), so inspect reads those
+records: it never waits, and a worker that is gone is known to be gone instead of timing out.
+``-t/--timeout`` keeps its meaning as "how long a worker may take to answer": only workers whose
+last heartbeat is at most that old count as replying (default: the lease timeout, 3 s).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..admin import Admin, WorkerInfo
+from .common import State
+from .display import duration, echo_json, size
+
+
+@click.group("inspect")
+def inspect() -> None:
+    """Inspect live workers (from their heartbeats): what they run, their counters, queues.
+
+    \b
+    Example:
+      conveyor -A proj inspect active -d w1@web-1
+      conveyor -A proj inspect stats --json
+    """
+
+
+def _options(fn: Callable[..., None]) -> Callable[..., None]:
+    fn = click.option("--json", "as_json", is_flag=True, help="Print JSON: {worker: reply}.")(fn)
+    fn = click.option(
+        "-t",
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Count only workers whose last heartbeat is at most this many seconds old "
+        "(default: the lease timeout).",
+    )(fn)
+    fn = click.option(
+        "-d",
+        "--destination",
+        multiple=True,
+        metavar="WORKER[,WORKER]",
+        help="Only these workers (their -n name, e.g. w1@web-1). Repeat or comma-separate.",
+    )(fn)
+    return click.pass_obj(fn)
+
+
+def _select(admin: Admin, destination: tuple[str, ...], timeout: float | None) -> list[WorkerInfo]:
+    """The workers that reply; an unknown destination is a usage error (exit 2)."""
+    now = time.time()
+    live = [w for w in admin.workers() if timeout is None or now - w.heartbeat <= timeout]
+    names = [n.strip() for d in destination for n in d.split(",") if n.strip()]
+    if not names:
+        chosen = live
+    else:
+        known = admin.workers(include_gone=True)
+        for name in names:
+            if not any(name in (w.name, w.hostname) for w in known):
+                live_names = ", ".join(sorted({w.hostname for w in live})) or "none"
+                raise click.UsageError(f"unknown worker {name!r} (live: {live_names})")
+        chosen = [w for w in live if w.name in names or w.hostname in names]
+    if not chosen:
+        raise click.ClickException("no nodes replied within time constraint")
+    return chosen
+
+
+def _key(worker: WorkerInfo, chosen: list[WorkerInfo]) -> str:
+    """The -n name, or the unique lease name when two live processes share one -n name."""
+    same = sum(w.hostname == worker.hostname for w in chosen)
+    return worker.hostname if same == 1 else worker.name
+
+
+def _report(
+    chosen: list[WorkerInfo],
+    as_json: bool,
+    reply: Callable[[WorkerInfo], Any],
+    lines: Callable[[Any], list[str]],
+) -> None:
+    replies = {_key(w, chosen): reply(w) for w in chosen}
+    if as_json:
+        echo_json(replies)
+        return
+    for name, value in replies.items():
+        click.echo(f"-> {name}: OK")
+        for line in lines(value) or ["- empty -"]:
+            click.echo(f"    {line}")
+    click.echo(f"\n{len(replies)} node{'s' if len(replies) != 1 else ''} online.")
+
+
+@inspect.command("ping")
+@_options
+def ping(state: State, destination: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+    """Which workers are alive (a heartbeat within the timeout).
+
+    \b
+    Example:
+      conveyor -A proj inspect ping -d w1@web-1
+      -> w1@web-1: OK
+          pong
+    """
+    chosen = _select(state.admin(), destination, timeout)
+    _report(chosen, as_json, lambda w: {"ok": "pong"}, lambda r: ["pong"])
+
+
+@inspect.command("active")
+@_options
+def active(state: State, destination: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+    """The tasks each worker is running now: id, name, arguments, runtime, attempt.
+
+    \b
+    Example:
+      conveyor -A proj inspect active
+      -> w1@web-1: OK
+          * 5b1e0f5e-... proj.tasks.report(42, full=True) runtime=12.3s attempt=1
+    """
+    chosen = _select(state.admin(), destination, timeout)
+    _report(
+        chosen,
+        as_json,
+        lambda w: list(w.running),
+        lambda tasks: [
+            f"* {t.id} {t.name}({t.args}) runtime={duration(t.runtime)} attempt={t.attempt}" for t in tasks
+        ],
+    )
+
+
+@inspect.command("stats")
+@_options
+def stats(state: State, destination: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+    """Each worker's pid, pool, concurrency, uptime, counters and memory.
+
+    \b
+    Example:
+      conveyor -A proj inspect stats -d w1@web-1
+    """
+    chosen = _select(state.admin(), destination, timeout)
+    now = time.time()
+
+    def reply(w: WorkerInfo) -> dict[str, Any]:
+        return {
+            "pid": w.pid,
+            "host": w.host,
+            "pool": w.pool,
+            "concurrency": w.concurrency,
+            "queues": list(w.queues),
+            "uptime": round(now - w.started, 1),
+            "processed": w.processed,
+            "succeeded": w.succeeded,
+            "failed": w.failed,
+            "retried": w.retried,
+            "running": len(w.running),
+            "memory_rss": w.memory_rss,
+            "fetch_state": w.fetch_state,
+            "heartbeat_age": round(now - w.heartbeat, 2),
+        }
+
+    def lines(r: dict[str, Any]) -> list[str]:
+        shown = {**r, "uptime": duration(r["uptime"]), "memory_rss": size(r["memory_rss"])}
+        shown["queues"] = ",".join(r["queues"])
+        return [f"{k}: {v}" for k, v in shown.items()]
+
+    _report(chosen, as_json, reply, lines)
+
+
+@inspect.command("registered")
+@_options
+def registered(state: State, destination: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+    """The task names each worker has registered (can run).
+
+    \b
+    Example:
+      conveyor -A proj inspect registered
+      -> w1@web-1: OK
+          * proj.tasks.report
+    """
+    chosen = _select(state.admin(), destination, timeout)
+    _report(chosen, as_json, lambda w: list(w.registered), lambda names: [f"* {n}" for n in names])
+
+
+@inspect.command("active_queues")
+@_options
+def active_queues(state: State, destination: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+    """The queues each worker consumes, and which of them are paused.
+
+    \b
+    Example:
+      conveyor -A proj inspect active_queues
+      -> w1@web-1: OK
+          * default
+          * emails (paused)
+    """
+    admin = state.admin()
+    chosen = _select(admin, destination, timeout)
+    paused = {q.name for q in admin.queues() if q.paused}
+    _report(
+        chosen,
+        as_json,
+        lambda w: [{"name": q, "paused": q in paused} for q in w.queues],
+        lambda qs: [f"* {q['name']}{' (paused)' if q['paused'] else ''}" for q in qs],
+    )

@@ -1,0 +1,40 @@
+"""``conveyor status``: one line per live worker, like ``celery status``."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from .common import State
+from .display import duration, echo_json
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of workers).")
+@click.pass_obj
+def status(state: State, as_json: bool) -> None:
+    """One line per live worker. A worker that stopped heartbeating for longer than its lease
+    (3 s by default) is no longer listed: its tasks are being handed to live workers. Exits 1
+    when no worker is online (as ``celery status`` does), so a script can test it.
+
+    \b
+    Example:
+      conveyor -A proj status
+      w1@web-1: OK  pid=4242 queues=default,emails running=2 processed=1042 up=3.1h
+      1 node online.
+    """
+    workers = state.admin().workers()
+    if as_json:
+        echo_json(workers)
+    else:
+        now = time.time()
+        for w in workers:
+            click.echo(
+                f"{w.hostname}: OK  pid={w.pid} queues={','.join(w.queues)} running={len(w.running)}"
+                f" processed={w.processed} up={duration(now - w.started)}"
+            )
+        if workers:
+            click.echo(f"{len(workers)} node{'s' if len(workers) != 1 else ''} online.")
+    if not workers:
+        raise click.ClickException("no workers online")

@@ -1,0 +1,183 @@
+"""``status``, ``queues``, ``pause``/``resume``, ``inspect`` and ``health``: help, errors, exit codes,
+and what they show with real worker processes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from conveyor import Conveyor, states
+from conveyor.brokers import JobSpec, Outcome, broker_from_url
+from conveyor.message import Envelope, encode_envelope
+
+from ..apps import basic
+from ..procs import WorkerProcess, wait_for
+from ..redis_server import RedisServer, free_port
+from ..tcp_proxy import TcpProxy
+from .helpers import conveyor
+
+NEW_COMMANDS = [
+    ["status"],
+    ["queues"],
+    ["pause"],
+    ["resume"],
+    ["health"],
+    ["inspect"],
+    *[["dead", sub] for sub in ("list", "retry", "delete", "purge")],
+    *[["inspect", sub] for sub in ("active", "stats", "ping", "registered", "active_queues")],
+]
+
+
+@pytest.fixture
+def app(process_broker_url: str) -> Iterator[Conveyor]:
+    basic.app.conf.broker_url = process_broker_url
+    yield basic.app
+    basic.app.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def test_every_operator_command_has_help_with_an_example(sqlite_url: str) -> None:
+    for command in NEW_COMMANDS:
+        out = conveyor(*command, "--help", url=sqlite_url)
+        assert out.returncode == 0 and "Example" in out.stdout, command
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["queues", "--bogus"], "No such option"),
+        (["inspect", "active", "-t", "soon"], "'soon' is not a valid float"),
+        (["inspect", "ping", "-d", "nobody@nowhere"], "unknown worker 'nobody@nowhere'"),
+        (["pause", "nope"], "unknown queue 'nope'"),
+        (["resume", "nope"], "unknown queue 'nope'"),
+        (["health", "--worker", "nobody@nowhere"], "unknown worker 'nobody@nowhere'"),
+        (["health", "--worker", "a", "--local"], "not both"),
+    ],
+)
+def test_a_bad_flag_or_unknown_name_is_a_one_line_error_with_exit_2(
+    sqlite_url: str, args: list[str], message: str
+) -> None:
+    out = conveyor(*args, url=sqlite_url)
+    assert out.returncode == 2, out
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["status"], ["queues"], ["inspect", "active"], ["pause", "q"], ["health"], ["health", "--local"]]
+)
+def test_an_unreachable_broker_exits_1(args: list[str]) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    started = time.monotonic()
+    out = conveyor(*args, url=url)
+    assert out.returncode == 1, out
+    assert "unreachable" in out.stderr and "Traceback" not in out.stderr
+    if args[0] == "health":
+        assert time.monotonic() - started < 5  # a probe fails fast (its own budget: under a second)
+
+
+def test_queues_pause_and_resume_from_the_command_line(app: Conveyor) -> None:
+    url = str(app.conf.broker())
+    basic.add.delay(1, 2)
+    assert conveyor("pause", "default", url=url).stdout.strip() == "paused queue default"
+    [queue] = json.loads(conveyor("queues", "--json", url=url).stdout)
+    assert (queue["name"], queue["ready"], queue["paused"]) == ("default", 1, True)
+    assert "default  1      0        0" in conveyor("queues", url=url).stdout
+    assert conveyor("resume", "default", url=url).stdout.strip() == "resumed queue default"
+    assert conveyor("resume", "default", url=url).stdout.strip() == "queue default was not paused"
+
+
+def test_inspect_active_shows_a_running_task_with_its_worker_and_status_drops_a_sigkilled_worker(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(process_broker_url, tmp_path, name="busy").wait_ready()
+    try:
+        result = basic.sleeper.delay(30.0)
+        wait_for(lambda: result.id in conveyor("inspect", "active", url=process_broker_url).stdout, 15)
+        active = json.loads(conveyor("inspect", "active", "--json", url=process_broker_url).stdout)
+        [(name, [task])] = active.items()
+        assert name.startswith("busy@") and task["id"] == result.id and task["worker"] == name
+        assert task["name"] == basic.sleeper.name and task["args"] == "30.0" and task["attempt"] == 1
+        status = conveyor("status", url=process_broker_url)
+        assert status.returncode == 0 and f"{name}: OK" in status.stdout and "1 node online." in status.stdout
+        for sub in ("ping", "stats", "registered", "active_queues"):
+            out = conveyor("inspect", sub, "-d", name, url=process_broker_url)
+            assert out.returncode == 0 and f"-> {name}: OK" in out.stdout, (sub, out)
+    finally:
+        worker.kill()
+    killed = time.monotonic()
+    wait_for(lambda: conveyor("status", url=process_broker_url).returncode == 1, 15)
+    lease = float(app.conf.worker_lease_timeout)
+    # Dropped once its heartbeat is a lease old; the slack is one `conveyor status` start-up.
+    assert time.monotonic() - killed < lease + 2.5
+
+
+def test_health_local_fails_while_the_broker_is_down_and_passes_once_it_is_back(tmp_path: Path) -> None:
+    server = RedisServer().start()
+    worker = WorkerProcess(server.url, tmp_path, name="probed").wait_ready()
+    try:
+        wait_for(lambda: conveyor("health", "--local", url=server.url).returncode == 0, 15)
+        server.stop()
+        down = conveyor("health", "--local", url=server.url)
+        assert down.returncode == 1 and down.stdout == "" and "unhealthy" in down.stderr
+        server.start()
+        wait_for(lambda: conveyor("health", "--local", url=server.url).returncode == 0, 30)
+        assert "alive and fetching" in conveyor("health", "--local", url=server.url).stdout
+    finally:
+        worker.stop()
+        server.cleanup()
+
+
+def _dead_letters(url: str, *tasks: str) -> None:
+    broker = broker_from_url(url)
+    specs = [
+        JobSpec(f"t{i}", "default", encode_envelope(Envelope(id=f"t{i}", task=task, args=[i])))
+        for i, task in enumerate(tasks)
+    ]
+    broker.enqueue(specs)
+    for d in broker.fetch(["default"], "w", len(specs), 30, 0):
+        broker.settle([Outcome("dead", d.id, d.delivery, states.FAILURE, None, reason="x")], 60)
+    broker.close()
+
+
+def test_dead_letters_listed_retried_and_deleted_by_filter(sqlite_url: str) -> None:
+    _dead_letters(sqlite_url, "proj.mail", "proj.mail", "proj.sms", "proj.fax")
+    page = json.loads(conveyor("dead", "list", "--json", "--task", "proj.m*", url=sqlite_url).stdout)
+    assert sorted(d["id"] for d in page["items"]) == ["t0", "t1"] and page["items"][0]["args"] in ("0", "1")
+    listed = conveyor("dead", "list", "--limit", "1", url=sqlite_url).stdout
+    assert "queue=default" in listed and "more: --offset 1" in listed
+    retried = conveyor("dead", "retry", "--all", "--task", "proj.mail", url=sqlite_url)
+    assert retried.stdout.strip() == "requeued 2 task(s)", retried
+    deleted = conveyor("dead", "delete", "--all", "--search", "SMS", url=sqlite_url)
+    assert deleted.stdout.strip() == "deleted 1 dead letter(s)", deleted
+    assert conveyor("dead", "retry", "--all", url=sqlite_url).stdout.strip() == "requeued 1 task(s)"
+    assert conveyor("dead", "retry", "--task", "x", url=sqlite_url).returncode == 2  # filters need --all
+    assert conveyor("dead", "delete", url=sqlite_url).returncode == 2
+
+
+def test_health_local_fails_for_a_worker_whose_broker_connection_is_cut_and_passes_once_restored(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The probe reaches Redis; only the worker's connection (through a proxy) is cut."""
+    proxy = TcpProxy(redis_server.port).start()
+    worker_url = redis_server.url.replace(f":{redis_server.port}", f":{proxy.port}")
+    redis.Redis.from_url(redis_server.url).flushall()
+    worker = WorkerProcess(worker_url, tmp_path, name="cut").wait_ready()
+    try:
+        wait_for(lambda: conveyor("health", "--local", url=redis_server.url).returncode == 0, 15)
+        proxy.cut()
+        wait_for(lambda: conveyor("health", "--local", url=redis_server.url).returncode == 1, 15)
+        assert "unhealthy" in conveyor("health", "--local", url=redis_server.url).stderr
+        proxy.restore()
+        wait_for(lambda: conveyor("health", "--local", url=redis_server.url).returncode == 0, 30)
+    finally:
+        worker.stop()
+        proxy.cut()

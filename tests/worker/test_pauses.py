@@ -1,0 +1,57 @@
+"""Paused queues: a pause stored in the broker holds for running and restarted workers alike,
+enqueues are still accepted, and the tasks run after resume. Real worker processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor
+
+from ..apps import basic
+from ..procs import WorkerProcess, wait_for
+
+STILL = 1.5  # how long a paused queue is watched for a fetch that must not happen (> a heartbeat)
+
+
+@pytest.fixture
+def app(process_broker_url: str) -> Iterator[Conveyor]:
+    basic.app.conf.broker_url = process_broker_url
+    yield basic.app
+    basic.app.close()
+
+
+def ready(app: Conveyor, queue: str) -> int:
+    stats = app.broker.queue_stats().get(queue)
+    return 0 if stats is None else stats.ready
+
+
+def test_a_paused_queue_keeps_its_tasks_and_they_run_after_resume(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    admin = app.admin
+    admin.pause("default", allow_unknown=True)  # before the worker starts: it must honour it
+    worker = WorkerProcess(process_broker_url, tmp_path, "-Q", "default,other").wait_ready()
+    try:
+        assert "queue default is paused" in worker.log()
+        held = basic.add.delay(1, 2)  # still accepted
+        other = basic.add.apply_async((2, 3), queue="other")
+        assert other.get(timeout=15) == 5  # the worker is fetching, just not from default
+        time.sleep(STILL)
+        assert ready(app, "default") == 1 and held.status == "PENDING"
+        assert admin.resume("default")
+        assert held.get(timeout=15) == 3
+
+        admin.pause("other")  # a running worker stops fetching from it within a heartbeat
+        wait_for(lambda: "queue other is paused" in worker.log(), 10)
+        late = basic.add.apply_async((4, 4), queue="other")
+        time.sleep(STILL)
+        assert ready(app, "other") == 1
+        admin.resume("other")
+        assert late.get(timeout=15) == 8
+        assert "queue other is resumed" in worker.log()
+    finally:
+        worker.stop()
