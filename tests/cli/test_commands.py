@@ -11,8 +11,8 @@ import pytest
 
 from conveyor import Conveyor, states
 
-from .apps import basic
-from .procs import ROOT, WorkerProcess
+from ..apps import basic
+from ..procs import ROOT, WorkerProcess
 
 
 @pytest.fixture
