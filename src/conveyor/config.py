@@ -73,7 +73,8 @@ class Settings(MutableMapping[str, Any]):
     worker_concurrency: int | None = None  # None: 8 for threads, 100 for asyncio, 1 for solo
     worker_pool: str = "threads"
     worker_prefetch_multiplier: int = 4
-    worker_max_tasks_per_child: int | None = None
+    worker_max_tasks_per_child: int | None = None  # retire a worker process after this many tasks
+    worker_max_memory_per_child: int | None = None  # ... or once its resident memory passes this (KiB)
     worker_lease_timeout: float = 3.0  # a lease not renewed for this long is reclaimed
     worker_heartbeat_interval: float = 1.0
     worker_shutdown_timeout: float = 30.0  # grace period on SIGTERM before unfinished tasks go back

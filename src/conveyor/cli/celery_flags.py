@@ -1,0 +1,82 @@
+"""Celery's worker and beat flags that runbooks carry over, and what Conveyor does with each.
+
+Each one either works as in Celery or says, in one line at start-up, what Conveyor does
+instead: a flag that is silently ignored hides a difference an operator relies on (a runbook
+that says ``-P gevent -c 100`` expects 100-way I/O concurrency, and must not quietly get 8).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ..worker.worker import POOLS
+
+logger = logging.getLogger("conveyor.worker")
+
+#: Pools Celery has and Conveyor does not: what to use instead.
+REFUSED_POOLS = {
+    "gevent": "for 100-way I/O concurrency use -P threads -c 100, or async def tasks on -P asyncio "
+    "(docs/migrating-from-celery.md, 'gevent and eventlet')",
+    "prefork": "the process pool is not built yet: use --processes N for several worker processes "
+    "(hard time limits on threads are best-effort, docs/workers.md)",
+}
+REFUSED_POOLS["eventlet"] = REFUSED_POOLS["gevent"]
+REFUSED_POOLS["processes"] = REFUSED_POOLS["prefork"]
+
+
+class Refused(click.ClickException):
+    """A flag value Conveyor cannot honour: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+def check_pool(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None or value in POOLS:
+        return value
+    instead = REFUSED_POOLS.get(value)
+    if instead is not None:
+        raise Refused(f"-P {value} is not available: {instead}")
+    raise Refused(f"-P {value}: unknown pool; choose one of {', '.join(POOLS)}")
+
+
+def parse_autoscale(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    """``--autoscale MAX[,MIN]`` -> MAX (the pool does not grow and shrink yet)."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if (
+        len(numbers) not in (1, 2)
+        or numbers[0] < 1
+        or (len(numbers) == 2 and not 0 <= numbers[1] <= numbers[0])
+    ):
+        raise Refused(
+            f"--autoscale {value}: give MAX,MIN with MAX >= MIN >= 0 and MAX >= 1, e.g. --autoscale 10,3"
+        )
+    return numbers[0]
+
+
+def check_optimization(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None or value == "fair":
+        return value
+    raise Refused(f"-O {value}: only -O fair is accepted (and is what Conveyor always does)")
+
+
+def announce(autoscale: int | None, task_events: bool, optimization: str | None) -> None:
+    """One line per accepted-but-different flag, logged at start-up."""
+    if autoscale is not None:
+        logger.warning(
+            "--autoscale: the pool does not grow and shrink yet; running with concurrency %d", autoscale
+        )
+    if task_events:
+        logger.warning("-E: not needed: task states and results are always recorded in the broker")
+    if optimization == "fair":
+        logger.warning(
+            "-O fair: already how Conveyor works: prefetched jobs wait in one inbox that any free "
+            "slot takes from, never queued behind a busy one"
+        )

@@ -1,0 +1,57 @@
+"""Recycling: ``--max-tasks-per-child`` and ``--max-memory-per-child`` replace a worker process
+after the task that reached the limit; real processes, on both brokers processes can share."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor
+
+from ..apps import basic
+from ..procs import WorkerProcess, lines, wait_for
+
+
+@pytest.fixture
+def app(process_broker_url: str) -> Iterator[Conveyor]:
+    basic.app.conf.broker_url = process_broker_url
+    yield basic.app
+    basic.app.close()
+
+
+def test_max_tasks_per_child_recycles_and_runs_every_task_once(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    results = [basic.record.delay("runs", str(i)) for i in range(100)]
+    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "2", "--max-tasks-per-child", "10")
+    try:
+        assert sorted(int(r.get(timeout=120)) for r in results) == list(range(100))
+    finally:
+        assert worker.stop() == 0
+    done = [line.split() for line in lines(tmp_path / "runs") if line.startswith("done")]
+    starts = Counter(line.split()[1] for line in lines(tmp_path / "runs") if line.startswith("start"))
+    assert sorted(starts) == sorted(str(i) for i in range(100)) and set(starts.values()) == {1}
+    per_pid = Counter(pid for _, _, pid in done)
+    assert len(per_pid) >= 10, per_pid
+    assert max(per_pid.values()) <= 10 + 1  # the 10th task, plus the one the other slot was running
+    assert "max tasks per child 10); draining" in worker.log()
+
+
+def test_a_worker_past_max_memory_per_child_is_replaced_after_that_task(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    # 150 MiB limit; a fresh worker is well under it, and 200 MiB kept by one task is well over.
+    worker = WorkerProcess(process_broker_url, tmp_path, "--max-memory-per-child", str(150 * 1024))
+    try:
+        worker.wait_ready(30)
+        first = basic.pid.delay().get(timeout=20)
+        assert basic.pid.delay().get(timeout=20) == first  # under the limit: no recycling
+        assert basic.hoard.delay("hoard", 200).get(timeout=30) == first
+        wait_for(lambda: "retired; starting a fresh one" in worker.log(), 30)
+        assert basic.pid.delay().get(timeout=30) != first
+    finally:
+        assert worker.stop() == 0
+    assert "is over max memory per child 153600 KiB; draining" in worker.log()
