@@ -11,19 +11,10 @@ import logging
 
 import click
 
+from ..worker.pools import pool_error
 from ..worker.worker import POOLS
 
 logger = logging.getLogger("conveyor.worker")
-
-#: Pools Celery has and Conveyor does not: what to use instead.
-REFUSED_POOLS = {
-    "gevent": "for 100-way I/O concurrency use -P threads -c 100, or async def tasks on -P asyncio "
-    "(docs/migrating-from-celery.md, 'gevent and eventlet')",
-    "prefork": "the process pool is not built yet: use --processes N for several worker processes "
-    "(hard time limits on threads are best-effort, docs/workers.md)",
-}
-REFUSED_POOLS["eventlet"] = REFUSED_POOLS["gevent"]
-REFUSED_POOLS["processes"] = REFUSED_POOLS["prefork"]
 
 
 class Refused(click.ClickException):
@@ -35,10 +26,7 @@ class Refused(click.ClickException):
 def check_pool(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value is None or value in POOLS:
         return value
-    instead = REFUSED_POOLS.get(value)
-    if instead is not None:
-        raise Refused(f"-P {value} is not available: {instead}")
-    raise Refused(f"-P {value}: unknown pool; choose one of {', '.join(POOLS)}")
+    raise Refused(pool_error(value, POOLS))
 
 
 def parse_autoscale(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:

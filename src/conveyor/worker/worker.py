@@ -34,6 +34,7 @@ from .fetcher import FETCH_WAIT, Fetcher
 from .keeper import Keeper
 from .limits import Watchdog
 from .naming import expand_name, lease_owner
+from .pools import pool_error
 from .processor import Processor
 from .recycle import Recycler
 from .reporter import Reporter, Stats
@@ -74,7 +75,7 @@ class Worker:
         self.app = app
         self.pool = pool or conf.worker_pool
         if self.pool not in POOLS:
-            raise ValueError(f"unknown pool {self.pool!r}: choose one of {', '.join(POOLS)}")
+            raise ValueError(pool_error(self.pool, POOLS))
         self.queues = list(queues or [conf.task_default_queue])
         if not self.queues or not all(isinstance(q, str) and q for q in self.queues):
             raise ValueError(f"queues must be non-empty names, got {self.queues!r}")
