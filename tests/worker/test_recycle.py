@@ -3,13 +3,15 @@ after the task that reached the limit; real processes, on both brokers processes
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conveyor import Conveyor
+from conveyor import Conveyor, states
+from conveyor.worker import Worker
 
 from ..apps import basic
 from ..procs import WorkerProcess, lines, wait_for
@@ -55,3 +57,30 @@ def test_a_worker_past_max_memory_per_child_is_replaced_after_that_task(
     finally:
         assert worker.stop() == 0
     assert "is over max memory per child 153600 KiB; draining" in worker.log()
+
+
+@pytest.mark.parametrize("pool", ["solo", "threads"])
+def test_an_embedded_worker_retires_after_its_task_and_gives_the_rest_back(pool: str) -> None:
+    app = Conveyor("recycle", broker=f"memory://recycle-{pool}", worker_max_tasks_per_child=3)
+    try:
+        add = app.task(name="add")(lambda x, y: x + y)
+        results = [add.delay(i, 0) for i in range(10)]
+        worker = Worker(app, pool=pool, concurrency=1, install_signal_handlers=False)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the worker did not retire"
+        assert worker.recycled == "ran 3 task(s) (max tasks per child 3)"
+        assert [r.state for r in results].count(states.SUCCESS) == 3  # none started after the 3rd
+        assert app.broker.queue_stats()["default"].ready == 7  # prefetched ones went back at once
+    finally:
+        app.close()
+
+
+def test_a_bad_worker_pool_setting_names_what_to_use_instead() -> None:
+    app = Conveyor("pools", broker="memory://pools", worker_pool="gevent")
+    try:
+        with pytest.raises(ValueError, match="use -P threads -c 100, or async def tasks on -P asyncio"):
+            Worker(app)
+    finally:
+        app.close()
