@@ -84,3 +84,18 @@ def test_a_bad_worker_pool_setting_names_what_to_use_instead() -> None:
             Worker(app)
     finally:
         app.close()
+
+
+def test_a_memory_limit_below_the_start_size_warns_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    app = Conveyor(
+        "small", broker="memory://small", worker_max_memory_per_child=1, worker_max_tasks_per_child=1
+    )
+    try:
+        app.task(name="noop")(lambda: None).delay()
+        worker = Worker(app, pool="solo", install_signal_handlers=False)
+        with caplog.at_level("WARNING", logger="conveyor.worker"):
+            worker.run()  # retires after its one task
+        assert "max memory per child 1 KiB is below this worker's resident memory at start" in caplog.text
+        assert worker.recycled is not None
+    finally:
+        app.close()

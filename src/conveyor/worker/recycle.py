@@ -57,6 +57,17 @@ class Recycler:
     def enabled(self) -> bool:
         return self.max_tasks is not None or self.max_memory_kib is not None
 
+    def start_warning(self) -> str | None:
+        """A limit the worker is past before running anything would replace it after every task."""
+        if self.max_memory_kib is not None:
+            used = resident_kib()
+            if used > self.max_memory_kib:
+                return (
+                    f"max memory per child {self.max_memory_kib} KiB is below this worker's resident "
+                    f"memory at start ({used} KiB): it will be replaced after every task; raise it"
+                )
+        return None
+
     def reason(self, processed: int, memory: bool = True) -> str | None:
         """Why to retire after ``processed`` tasks, if at all; ``memory`` also reads the memory."""
         if self.max_tasks is not None and processed >= self.max_tasks:

@@ -239,6 +239,9 @@ class Worker:
             self.concurrency,
             conf.broker(),
         )
+        warning = self.recycler.start_warning()
+        if warning is not None:
+            logger.warning("%s: %s", self.hostname, warning)
         consumers = [
             asyncio.create_task(processor.consume(), name=f"conveyor-consumer-{i}")
             for i in range(self.concurrency)
