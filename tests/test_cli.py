@@ -139,10 +139,11 @@ def test_dead_list_and_retry(app: Conveyor, url: str, tmp_path: Path) -> None:
 
 
 def test_celery_runbook_worker_flags_each_say_one_line_and_run(app: Conveyor, url: str) -> None:
-    out = conveyor("worker", "--burst", "--autoscale", "10,3", "-E", "-O", "fair", url=url)
+    out = conveyor("worker", "--burst", "--autoscale", "10,3", "-E", "-Ofair", "-s", "beat.db", url=url)
     assert out.returncode == 0, out.stderr
     notes = [line for line in out.stderr.splitlines() if "WARNING" in line]
-    assert len(notes) == 3, out.stderr
+    assert len(notes) == 4, out.stderr
+    assert "-s beat.db not used: the schedule state lives in the broker" in notes.pop(0)
     assert "--autoscale: the pool does not grow and shrink yet; running with concurrency 10" in notes[0]
     assert "-E: not needed: task states and results are always recorded in the broker" in notes[1]
     assert "-O fair: already how Conveyor works" in notes[2]

@@ -12,6 +12,7 @@ import click
 from ..app import Conveyor
 from ..beat.entry import EntryError
 from ..beat.scheduler import Scheduler
+from .celery_flags import announce_schedule_file
 from .common import LOG_LEVELS, State, setup_logging
 
 logger = logging.getLogger("conveyor.beat")
@@ -92,8 +93,7 @@ def beat(
     setup_logging(loglevel)
     if scheduler_cls:
         logger.warning("--scheduler %s ignored: Conveyor keeps schedules in the broker", scheduler_cls)
-    if schedule_file:
-        logger.warning("-s %s not used: the schedule state lives in the broker, not in a file", schedule_file)
+    announce_schedule_file(schedule_file)
     scheduler = prepared_scheduler(state.app, check_tasks=not no_task_check)
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -55,8 +55,17 @@ def check_optimization(_ctx: click.Context, _param: click.Parameter, value: str 
     raise Refused(f"-O {value}: only -O fair is accepted (and is what Conveyor always does)")
 
 
-def announce(autoscale: int | None, task_events: bool, optimization: str | None) -> None:
+def announce_schedule_file(path: str | None) -> None:
+    """``beat -s FILE`` (and ``worker -B -s FILE``): Celery's local schedule state file."""
+    if path:
+        logger.warning("-s %s not used: the schedule state lives in the broker, not in a file", path)
+
+
+def announce(
+    autoscale: int | None, task_events: bool, optimization: str | None, schedule_file: str | None
+) -> None:
     """One line per accepted-but-different flag, logged at start-up."""
+    announce_schedule_file(schedule_file)
     if autoscale is not None:
         logger.warning(
             "--autoscale: the pool does not grow and shrink yet; running with concurrency %d", autoscale

@@ -77,6 +77,13 @@ def _queues(value: str | None) -> list[str] | None:
 @click.option(
     "--autoscale", callback=parse_autoscale, metavar="MAX,MIN", help="Accepted: runs with concurrency MAX."
 )
+@click.option(
+    "-s",
+    "--schedule",
+    "schedule_file",
+    metavar="FILE",
+    help="Accepted (with -B): the schedule state lives in the broker, not in a file.",
+)
 @click.option("-E", "--task-events", is_flag=True, help="Accepted: task states are always recorded.")
 @click.option(
     "-O", "optimization", callback=check_optimization, metavar="fair", help="Accepted: always fair."
@@ -97,6 +104,7 @@ def worker(
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
     autoscale: int | None,
+    schedule_file: str | None,
     task_events: bool,
     optimization: str | None,
 ) -> None:
@@ -107,7 +115,7 @@ def worker(
       conveyor -A proj worker -Q polling,default -c 8 -P threads -n w1@%h -l info
     """
     setup_logging(loglevel)
-    announce(autoscale, task_events, optimization)
+    announce(autoscale, task_events, optimization, schedule_file)
     if autoscale is not None:
         concurrency = autoscale
     app = state.app
