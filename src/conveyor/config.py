@@ -17,6 +17,8 @@ A name Conveyor does not know is kept (apps keep their own settings here too) bu
 with a :class:`~conveyor.exceptions.ConfigurationWarning` naming the closest known setting,
 because a misspelt setting that is silently ignored is a classic source of production
 surprises. Names in capitals (``MY_API_KEY``) are taken to be the app's own and not warned about.
+Celery settings Conveyor accepts without doing what Celery does (``INSTEAD``) warn in one line
+naming what to do instead: no setting is silently ignored.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ class Settings(MutableMapping[str, Any]):
     worker_concurrency: int | None = None  # None: 8 for threads, 100 for asyncio, 1 for solo
     worker_pool: str = "threads"
     worker_prefetch_multiplier: int = 4
-    worker_max_tasks_per_child: int | None = None
+    worker_max_tasks_per_child: int | None = None  # retire a worker process after this many tasks
+    worker_max_memory_per_child: int | None = None  # ... or once its resident memory passes this (KiB)
     worker_lease_timeout: float = 3.0  # a lease not renewed for this long is reclaimed
     worker_heartbeat_interval: float = 1.0
     worker_shutdown_timeout: float = 30.0  # grace period on SIGTERM before unfinished tasks go back
@@ -116,11 +119,19 @@ class Settings(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         field = FIELDS.get(key)
+        instead = INSTEAD.get(key)
         if field is not None:
-            object.__setattr__(self, key, field.check(value))
+            value = field.check(value)
+            object.__setattr__(self, key, value)
+            if instead is not None and instead[0](value):
+                _warn(f"setting {key}={value!r}: {instead[1]}")
         else:
             if key not in self._extra and not key.isupper():
-                _warn_unknown(key)
+                if instead is not None:
+                    _warn(f"setting {key!r}: {instead[1]}")
+                else:
+                    hint = did_you_mean(key, FIELDS)
+                    _warn(f"unknown setting {key!r}{hint}; it is kept, but Conveyor does not read it")
             self._extra[key] = value
         for listener in self._listeners:
             listener(key)
@@ -271,18 +282,50 @@ DEFAULTS: dict[str, Any] = {name: field.default for name, field in FIELDS.items(
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def _warn_unknown(key: str) -> None:
-    """Warn about an unknown setting, pointing at the line that set it (outside Conveyor)."""
-    stacklevel = 2  # _warn_unknown's caller is __setitem__: start from its caller
+def _always(_value: Any) -> bool:
+    return True
+
+
+#: Celery settings Conveyor accepts but does not honour as Celery does: name -> (whether a
+#: value needs the warning, what Conveyor does instead). Setting one warns with that line
+#: (a ``ConfigurationWarning``); docs/migrating-from-celery.md has the same table.
+INSTEAD: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "result_backend": (
+        lambda value: value is not None,
+        "not used: results live in the broker (broker_url); remove it",
+    ),
+    "enable_utc": (
+        lambda value: value is False,
+        "not supported: naive datetimes are always read as UTC; pass aware datetimes "
+        "(timezone= sets the zone of crontab schedules)",
+    ),
+    "task_reject_on_worker_lost": (
+        _always,
+        "not needed: a task whose worker dies always runs again (leases), and goes to the dead "
+        "letters after task_max_worker_deaths deaths",
+    ),
+    "task_track_started": (_always, "not needed: a task a worker holds is always STARTED"),
+    "worker_send_task_events": (
+        _always,
+        "not needed: task states and results are always recorded in the broker",
+    ),
+    "task_send_sent_event": (_always, "not needed: task states are always recorded in the broker"),
+    "broker_transport_options": (
+        _always,
+        "not used: there is no visibility timeout; leases are renewed by heartbeats (set "
+        "worker_lease_timeout)",
+    ),
+}
+
+
+def _warn(message: str) -> None:
+    """Warn about a setting, pointing at the line that set it (outside Conveyor)."""
+    stacklevel = 2  # _warn's caller is __setitem__: start from its caller
     frame = sys._getframe(2)
     while frame.f_back is not None and _internal(frame.f_code.co_filename):
         frame = frame.f_back
         stacklevel += 1
-    warnings.warn(
-        f"unknown setting {key!r}{did_you_mean(key, FIELDS)}; it is kept, but Conveyor does not read it",
-        ConfigurationWarning,
-        stacklevel=stacklevel + 1,
-    )
+    warnings.warn(message, ConfigurationWarning, stacklevel=stacklevel + 1)
 
 
 def _internal(filename: str) -> bool:

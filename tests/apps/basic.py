@@ -181,3 +181,19 @@ def exits_process_cleanly(name: str) -> None:
     """Ends its worker process with exit code 0, unasked (a supervisor must replace it)."""
     _mark(name, f"start {os.getpid()}")
     os._exit(0)
+
+
+_hoard: list[bytes] = []  # kept for the life of the process, as a leak in task code would be
+
+
+@app.task
+def hoard(name: str, megabytes: int) -> int:
+    """Keep ``megabytes`` of touched memory in a module-level list (a leak), and record the pid."""
+    _hoard.append(b"\x01" * (megabytes * 1024 * 1024))  # written, so resident, unlike calloc'd pages
+    _mark(name, f"hoard {os.getpid()}")
+    return os.getpid()
+
+
+@app.task
+def pid() -> int:
+    return os.getpid()

@@ -12,7 +12,7 @@ import pytest
 from conveyor import Conveyor, states
 
 from ..apps import basic
-from ..procs import ROOT, WorkerProcess
+from ..procs import ROOT, ConveyorProcess, WorkerProcess, wait_for
 
 
 @pytest.fixture
@@ -81,7 +81,19 @@ def test_result_of_an_unknown_id_says_unknown(url: str) -> None:
         (["call", "tests.apps.basic.add", "--args", "[1]"], "missing a required argument"),
         (["call", "tests.apps.basic.add", "--priority", "12"], "12 is not in the range 0<=x<=9"),
         (["worker", "--concurrency", "0"], "0 is not in the range x>=1"),
-        (["worker", "--pool", "prefork"], "'prefork' is not one of"),
+        (
+            ["worker", "--pool", "gevent"],
+            "-P gevent is not available: for 100-way I/O concurrency use -P threads -c 100, "
+            "or async def tasks on -P asyncio",
+        ),
+        (["worker", "-P", "eventlet"], "use -P threads -c 100, or async def tasks on -P asyncio"),
+        (["worker", "-P", "prefork"], "the process pool is not built yet: use --processes N"),
+        (["worker", "--pool=processes"], "the process pool is not built yet: use --processes N"),
+        (["worker", "-P", "fibers"], "-P fibers: unknown pool; choose one of threads, asyncio, solo"),
+        (["worker", "--autoscale", "ten,3"], "--autoscale ten,3: give MAX,MIN"),
+        (["worker", "--autoscale", "3,10"], "--autoscale 3,10: give MAX,MIN"),
+        (["worker", "-O", "default"], "-O default: only -O fair is accepted"),
+        (["worker", "--max-tasks-per-child", "0"], "0 is not in the range x>=1"),
         (["worker", "--no-such-flag"], "No such option"),
     ],
 )
@@ -124,3 +136,24 @@ def test_dead_list_and_retry(app: Conveyor, url: str, tmp_path: Path) -> None:
     assert "requeued 1 task(s)" in retried.stdout
     assert app.AsyncResult(result.id).state == states.PENDING
     assert "no dead letters" in conveyor("dead", "list", url=url).stdout
+
+
+def test_celery_runbook_worker_flags_each_say_one_line_and_run(app: Conveyor, url: str) -> None:
+    out = conveyor("worker", "--burst", "--autoscale", "10,3", "-E", "-Ofair", "-s", "beat.db", url=url)
+    assert out.returncode == 0, out.stderr
+    notes = [line for line in out.stderr.splitlines() if "WARNING" in line]
+    assert len(notes) == 4, out.stderr
+    assert "-s beat.db not used: the schedule state lives in the broker" in notes.pop(0)
+    assert "--autoscale: the pool does not grow and shrink yet; running with concurrency 10" in notes[0]
+    assert "-E: not needed: task states and results are always recorded in the broker" in notes[1]
+    assert "-O fair: already how Conveyor works" in notes[2]
+    assert "concurrency=10" in out.stderr
+
+
+def test_beat_schedule_file_is_accepted_with_one_line(app: Conveyor, url: str, tmp_path: Path) -> None:
+    beat = ConveyorProcess(url, tmp_path, ["beat", "-s", "celerybeat-schedule"], "tests.apps.basic", "beat")
+    try:
+        wait_for(lambda: "celerybeat-schedule" in beat.log() or beat.proc.poll() is not None, 30)
+    finally:
+        beat.kill()  # the line is written before the signal handlers are (an early SIGTERM kills it)
+    assert "-s celerybeat-schedule not used: the schedule state lives in the broker" in beat.log()

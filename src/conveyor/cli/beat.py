@@ -12,6 +12,7 @@ import click
 from ..app import Conveyor
 from ..beat.entry import EntryError
 from ..beat.scheduler import Scheduler
+from .celery_flags import announce_schedule_file
 from .common import LOG_LEVELS, State, setup_logging
 
 logger = logging.getLogger("conveyor.beat")
@@ -65,12 +66,21 @@ class BeatThread:
     help="Accepted for Celery compatibility and ignored: schedules always live in the broker.",
 )
 @click.option(
+    "-s",
+    "--schedule",
+    "schedule_file",
+    metavar="FILE",
+    help="Accepted for Celery compatibility: the schedule state lives in the broker, not in a file.",
+)
+@click.option(
     "--no-task-check",
     is_flag=True,
     help="Do not require declared tasks to be registered here (they are sent by name).",
 )
 @click.pass_obj
-def beat(state: State, loglevel: str, scheduler_cls: str | None, no_task_check: bool) -> None:
+def beat(
+    state: State, loglevel: str, scheduler_cls: str | None, schedule_file: str | None, no_task_check: bool
+) -> None:
     """Run the periodic scheduler: enqueue each entry's task once per schedule slot.
 
     Run one on every machine you like: they elect a leader through the broker, a follower
@@ -83,6 +93,7 @@ def beat(state: State, loglevel: str, scheduler_cls: str | None, no_task_check: 
     setup_logging(loglevel)
     if scheduler_cls:
         logger.warning("--scheduler %s ignored: Conveyor keeps schedules in the broker", scheduler_cls)
+    announce_schedule_file(schedule_file)
     scheduler = prepared_scheduler(state.app, check_tasks=not no_task_check)
 
     def on_signal(signum: int, _frame: Any) -> None:

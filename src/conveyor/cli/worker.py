@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from ..worker.supervisor import Supervisor
+from ..worker.supervisor import RECYCLED, Supervisor
 from ..worker.worker import POOLS, Worker
+from .celery_flags import announce, check_optimization, check_pool, parse_autoscale
 from .common import LOG_LEVELS, State, setup_logging
 
 
@@ -31,7 +32,12 @@ def _queues(value: str | None) -> list[str] | None:
     type=click.IntRange(min=1),
     help="Tasks run at once (default: 8 threads, 100 asyncio, 1 solo).",
 )
-@click.option("-P", "--pool", type=click.Choice(POOLS), help="How sync tasks run (default: threads).")
+@click.option(
+    "-P",
+    "--pool",
+    callback=check_pool,
+    help=f"How sync tasks run: {', '.join(POOLS)} (default: threads).",
+)
 @click.option("-n", "--hostname", help="Worker name; %h = hostname, %n = short hostname, %i = pid.")
 @click.option(
     "-l", "--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info", show_default=True
@@ -57,6 +63,31 @@ def _queues(value: str | None) -> list[str] | None:
 @click.option(
     "-B", "--beat", "with_beat", is_flag=True, help="Also run the periodic scheduler (safe on many workers)."
 )
+@click.option(
+    "--max-tasks-per-child",
+    type=click.IntRange(min=1),
+    help="Replace a worker process after this many tasks (default: worker_max_tasks_per_child).",
+)
+@click.option(
+    "--max-memory-per-child",
+    type=click.IntRange(min=1),
+    metavar="KIB",
+    help="Replace a worker process after the task that takes its resident memory past KIB.",
+)
+@click.option(
+    "--autoscale", callback=parse_autoscale, metavar="MAX,MIN", help="Accepted: runs with concurrency MAX."
+)
+@click.option(
+    "-s",
+    "--schedule",
+    "schedule_file",
+    metavar="FILE",
+    help="Accepted (with -B): the schedule state lives in the broker, not in a file.",
+)
+@click.option("-E", "--task-events", is_flag=True, help="Accepted: task states are always recorded.")
+@click.option(
+    "-O", "optimization", callback=check_optimization, metavar="fair", help="Accepted: always fair."
+)
 @click.pass_obj
 def worker(
     state: State,
@@ -70,6 +101,12 @@ def worker(
     burst: bool,
     processes: int,
     with_beat: bool,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
+    autoscale: int | None,
+    schedule_file: str | None,
+    task_events: bool,
+    optimization: str | None,
 ) -> None:
     """Run a worker: fetch tasks from the queues and run them.
 
@@ -78,6 +115,9 @@ def worker(
       conveyor -A proj worker -Q polling,default -c 8 -P threads -n w1@%h -l info
     """
     setup_logging(loglevel)
+    announce(autoscale, task_events, optimization, schedule_file)
+    if autoscale is not None:
+        concurrency = autoscale
     app = state.app
 
     def build(index: int | None) -> Worker:
@@ -94,6 +134,8 @@ def worker(
             prefetch_multiplier=prefetch_multiplier,
             burst=burst,
             shutdown_timeout=shutdown_timeout,
+            max_tasks=max_tasks_per_child,
+            max_memory_kib=max_memory_per_child,
         )
 
     try:
@@ -105,12 +147,13 @@ def worker(
         from .beat import prepared_scheduler
 
         beat = prepared_scheduler(app)
-    if processes > 1:
+    if processes > 1 or single.recycler.enabled:
+        # A recycling worker runs under the supervisor even alone: it replaces a retired one.
         # Each child builds its own Worker: its lease-owner id must be unique per process.
         # One scheduler is enough (more would be safe, only redundant): it runs in child 1.
         app.close()  # no broker connection may cross the fork: each child opens its own
         supervisor = Supervisor(
-            lambda index: _run(build(index), beat if index == 1 else None),
+            lambda index: _run(build(index if processes > 1 else None), beat if index == 1 else None),
             processes,
             replace_clean_exits=not burst,  # a burst worker exits 0 when the queues are empty
         )
@@ -136,7 +179,10 @@ def _run(w: Worker, beat: Any) -> None:
         os._exit(1)
     sys.stdout.flush()
     sys.stderr.flush()
+    code = RECYCLED if w.recycled else 0  # the supervisor starts a fresh process in its place
     if w.stuck_threads:
         # Threads still running abandoned tasks would block interpreter exit; their jobs went
         # back to the queue already.
-        os._exit(0)
+        os._exit(code)
+    if code:
+        sys.exit(code)

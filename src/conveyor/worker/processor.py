@@ -71,6 +71,9 @@ class Processor:
         self.revoked: dict[str, bool] = {}  # revokes among this worker's leases: id -> terminate
         self.plans: dict[str, Plan] = {}
         self.stopping = False
+        # Called as each delivery is done, before the consumer takes the next: a worker that
+        # retires after a task (recycle.py) stops here, so no further task starts.
+        self.after_each: Callable[[], None] | None = None
 
     # -- the consumer loop ---------------------------------------------------------------------
     async def consume(self) -> None:
@@ -103,6 +106,8 @@ class Processor:
                 self.reporter.internal_error(d, exc)
             finally:
                 fetcher.done()
+                if self.after_each is not None:
+                    self.after_each()
 
     def _plan(self, task: Task[Any, Any]) -> Plan:
         plan = make_plan(task, self.run_guards(task), self.sync_runner, self.async_runner, self.inline_pool)

@@ -6,8 +6,10 @@ Forking is safe here because the supervisor has no threads and no broker connect
 child is an ordinary worker (its own event loop, its own leases); a child that dies unexpectedly
 is replaced, and its leased tasks come back through lease expiry like any dead worker's. So is a
 child that exits with code 0 without being asked to (task code that called ``os._exit(0)``);
-only with ``--burst`` is a clean exit the end of the child's work. The supervisor exits when all
-children have. SIGTERM/SIGINT are forwarded to the children.
+only with ``--burst`` is a clean exit the end of the child's work. A child that retired itself
+(``--max-tasks-per-child``, ``--max-memory-per-child``) exits with ``RECYCLED`` and is replaced
+at once, even with ``--burst``. The supervisor exits when all children have. SIGTERM/SIGINT are
+forwarded to the children.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from typing import Any
 logger = logging.getLogger("conveyor.supervisor")
 
 RESTART_DELAY = 1.0  # pause before replacing a crashed child, so a crash loop cannot spin
+# Exit code of a child that drained and retired after reaching a recycling limit. Not 0: a
+# clean exit ends a --burst child's work, and a retirement must not.
+RECYCLED = 75  # EX_TEMPFAIL
 
 
 class Supervisor:
@@ -80,6 +85,11 @@ class Supervisor:
                 continue
             index = self.children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
+            if code == RECYCLED:
+                if not self.stopping:  # no pause: it ran its share of tasks, it is no crash loop
+                    logger.info("worker process %d (pid %d) retired; starting a fresh one", index, pid)
+                    self._spawn(index)
+                continue
             if self.stopping or (code == 0 and not self.replace_clean_exits):
                 exit_code = exit_code or code
                 continue

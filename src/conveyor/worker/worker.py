@@ -11,7 +11,9 @@ task's settings and runner, resolved once), runners.py (one runner per pool), re
 
 Graceful shutdown (SIGTERM/SIGINT): stop fetching, give prefetched jobs back at once, let
 running tasks finish for ``worker_shutdown_timeout`` seconds, give back what is still running.
-A second signal exits at once; the leases expire and other workers take over.
+A second signal exits at once; the leases expire and other workers take over. The same drain
+retires a worker that reached ``worker_max_tasks_per_child`` or ``worker_max_memory_per_child``
+(recycle.py).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from .info import InfoBuilder
 from .keeper import Keeper
 from .limits import Watchdog
 from .naming import expand_name, lease_owner
+from .pools import pool_error
 from .processor import Processor
+from .recycle import Recycler
 from .reporter import Reporter, Stats
 from .runners import AsyncRunner, InlineRunner, ThreadRunner
 from .settler import Settler
@@ -63,12 +67,14 @@ class Worker:
         burst: bool = False,
         shutdown_timeout: float | None = None,
         install_signal_handlers: bool = True,
+        max_tasks: int | None = None,
+        max_memory_kib: int | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
         self.pool = pool or conf.worker_pool
         if self.pool not in POOLS:
-            raise ValueError(f"unknown pool {self.pool!r}: choose one of {', '.join(POOLS)}")
+            raise ValueError(pool_error(self.pool, POOLS))
         self.queues = list(queues or [conf.task_default_queue])
         if not self.queues or not all(isinstance(q, str) and q for q in self.queues):
             raise ValueError(f"queues must be non-empty names, got {self.queues!r}")
@@ -88,6 +94,13 @@ class Worker:
         )
         self.lease_timeout = conf.worker_lease_timeout
         self.install_signal_handlers = install_signal_handlers
+        # worker_max_tasks_per_child / worker_max_memory_per_child: retire after the task that
+        # reaches the limit (recycle.py); ``recycled`` says why it did.
+        self.recycler = Recycler(
+            conf.worker_max_tasks_per_child if max_tasks is None else max_tasks,
+            conf.worker_max_memory_per_child if max_memory_kib is None else max_memory_kib,
+        )
+        self.recycled: str | None = None
         self.stats = Stats()
         self.started = time.time()
         self.stuck_threads = False
@@ -202,6 +215,8 @@ class Worker:
             self.hostname,
         )
         fetcher.stopping = processor.stopping = self._stopping
+        if self.recycler.max_tasks is not None:
+            processor.after_each = lambda: self._recycle(memory=False)
         keeper = self._keeper = Keeper(
             broker,
             self.owner,
@@ -225,6 +240,9 @@ class Worker:
             self.concurrency,
             conf.broker(),
         )
+        warning = self.recycler.start_warning()
+        if warning is not None:
+            logger.warning("%s: %s", self.hostname, warning)
         consumers = [
             asyncio.create_task(processor.consume(), name=f"conveyor-consumer-{i}")
             for i in range(self.concurrency)
@@ -287,6 +305,19 @@ class Worker:
     def _on_settled(self, batch: list[Outcome]) -> None:
         if self._fetcher is not None:
             self._fetcher.on_settled(batch)
+        if self.recycler.enabled:
+            self._recycle(memory=True)
+
+    def _recycle(self, memory: bool) -> None:
+        """Retire if a recycling limit is reached: the task count after every task (free), the
+        memory after every settled batch (a read of /proc; see recycle.py)."""
+        if self.recycled is not None:
+            return
+        reason = self.recycler.reason(self.stats.processed, memory)
+        if reason is not None:
+            self.recycled = reason
+            logger.info("%s: %s; draining so that a fresh process takes over", self.hostname, reason)
+            self.stop()
 
     def _on_trouble(self) -> None:
         if self._fetcher is not None:

@@ -1,0 +1,101 @@
+"""Recycling: ``--max-tasks-per-child`` and ``--max-memory-per-child`` replace a worker process
+after the task that reached the limit; real processes, on both brokers processes can share."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor, states
+from conveyor.worker import Worker
+
+from ..apps import basic
+from ..procs import WorkerProcess, lines, wait_for
+
+
+@pytest.fixture
+def app(process_broker_url: str) -> Iterator[Conveyor]:
+    basic.app.conf.broker_url = process_broker_url
+    yield basic.app
+    basic.app.close()
+
+
+def test_max_tasks_per_child_recycles_and_runs_every_task_once(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    results = [basic.record.delay("runs", str(i)) for i in range(100)]
+    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "2", "--max-tasks-per-child", "10")
+    try:
+        assert sorted(int(r.get(timeout=120)) for r in results) == list(range(100))
+    finally:
+        assert worker.stop() == 0
+    done = [line.split() for line in lines(tmp_path / "runs") if line.startswith("done")]
+    starts = Counter(line.split()[1] for line in lines(tmp_path / "runs") if line.startswith("start"))
+    assert sorted(starts) == sorted(str(i) for i in range(100)) and set(starts.values()) == {1}
+    per_pid = Counter(pid for _, _, pid in done)
+    assert len(per_pid) >= 10, per_pid
+    assert max(per_pid.values()) <= 10 + 1  # the 10th task, plus the one the other slot was running
+    assert "max tasks per child 10); draining" in worker.log()
+
+
+def test_a_worker_past_max_memory_per_child_is_replaced_after_that_task(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    # 150 MiB limit; a fresh worker is well under it, and 200 MiB kept by one task is well over.
+    worker = WorkerProcess(process_broker_url, tmp_path, "--max-memory-per-child", str(150 * 1024))
+    try:
+        worker.wait_ready(30)
+        first = basic.pid.delay().get(timeout=20)
+        assert basic.pid.delay().get(timeout=20) == first  # under the limit: no recycling
+        assert basic.hoard.delay("hoard", 200).get(timeout=30) == first
+        wait_for(lambda: "retired; starting a fresh one" in worker.log(), 30)
+        assert basic.pid.delay().get(timeout=30) != first
+    finally:
+        assert worker.stop() == 0
+    assert "is over max memory per child 153600 KiB; draining" in worker.log()
+
+
+@pytest.mark.parametrize("pool", ["solo", "threads"])
+def test_an_embedded_worker_retires_after_its_task_and_gives_the_rest_back(pool: str) -> None:
+    app = Conveyor("recycle", broker=f"memory://recycle-{pool}", worker_max_tasks_per_child=3)
+    try:
+        add = app.task(name="add")(lambda x, y: x + y)
+        results = [add.delay(i, 0) for i in range(10)]
+        worker = Worker(app, pool=pool, concurrency=1, install_signal_handlers=False)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the worker did not retire"
+        assert worker.recycled == "ran 3 task(s) (max tasks per child 3)"
+        assert [r.state for r in results].count(states.SUCCESS) == 3  # none started after the 3rd
+        assert app.broker.queue_stats()["default"].ready == 7  # prefetched ones went back at once
+    finally:
+        app.close()
+
+
+def test_a_bad_worker_pool_setting_names_what_to_use_instead() -> None:
+    app = Conveyor("pools", broker="memory://pools", worker_pool="gevent")
+    try:
+        with pytest.raises(ValueError, match="use -P threads -c 100, or async def tasks on -P asyncio"):
+            Worker(app)
+    finally:
+        app.close()
+
+
+def test_a_memory_limit_below_the_start_size_warns_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    app = Conveyor(
+        "small", broker="memory://small", worker_max_memory_per_child=1, worker_max_tasks_per_child=1
+    )
+    try:
+        app.task(name="noop")(lambda: None).delay()
+        worker = Worker(app, pool="solo", install_signal_handlers=False)
+        with caplog.at_level("WARNING", logger="conveyor.worker"):
+            worker.run()  # retires after its one task
+        assert "max memory per child 1 KiB is below this worker's resident memory at start" in caplog.text
+        assert worker.recycled is not None
+    finally:
+        app.close()
