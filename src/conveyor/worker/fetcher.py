@@ -69,6 +69,7 @@ class Fetcher:
         self.inbox: asyncio.Queue[Delivery | None] = asyncio.Queue()
         self.room = asyncio.Event()
         self.held = 0
+        self.given_back = 0  # deliveries released unstarted (shutdown), for the log line
         self.leases: dict[str, int] = {}  # id -> delivery, see the module doc
         self.trouble = False  # the broker failed a call: reconcile once it answers again
         self.stopping = False
@@ -198,6 +199,7 @@ class Fetcher:
         """Release a delivery that was not started (shutting down)."""
         self.settler.add(Outcome("release", d.id, d.delivery))
         self.held -= 1
+        self.given_back += 1
 
     def release_inbox(self) -> int:
         """Give every not-yet-started delivery back. Stop sentinels (None) are kept: a fetch that

@@ -262,11 +262,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         fetcher, processor = self._fetcher, self._processor
         assert fetcher is not None and processor is not None
-        released = fetcher.release_inbox()
+        fetcher.release_inbox()
         # The fetch loop ends by itself once stopping is set (its fetch blocks at most FETCH_WAIT);
-        # whatever it still brings back is released by the loop itself.
+        # whatever it still brings back is released by the loop itself, and counted too.
         await asyncio.wait({fetching}, timeout=FETCH_WAIT + 1)
-        released += fetcher.release_inbox()
+        fetcher.release_inbox()
+        released = fetcher.given_back
         if released:
             logger.info("%s: gave %d prefetched task(s) back to the queue", self.hostname, released)
         for _ in consumers:
