@@ -230,6 +230,11 @@ def test_crontab_wall_clock_rule_follows_the_spelling() -> None:
     assert not crontab(minute=5).wall_clock
     assert not crontab(minute="*/15", hour=2).wall_clock
     assert not crontab(minute=0, hour="*/6").wall_clock
+    # docs/beat.md's table: the spelling decides, not the hours matched.
+    assert crontab(minute=0, hour="0,6,12,18").wall_clock
+    assert crontab(minute=0, hour=[0, 6, 12, 18]).wall_clock
+    assert crontab(minute=0, hour="9-17").wall_clock
+    assert crontab(minute=0, hour="0,6,12,18").hour == crontab(minute=0, hour="*/6").hour
 
 
 # ---------------------------------------------------------------------------------------------
@@ -870,6 +875,8 @@ def test_catch_up_policy_parsing() -> None:
 
 
 def test_first_run_interval_runs_immediately_crontab_waits() -> None:
+    # Celery 5.7 first sends a new interval entry one interval later; Conveyor runs it at once on
+    # purpose (its grid is not counted from a process's start): docs/beat.md, "First runs".
     now = utc(2026, 3, 4, 12, 0, 1) + 0.25  # a Wednesday
     p = plan(every(10), None, now)
     assert p == Plan(
