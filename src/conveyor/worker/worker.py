@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
+from .banner import ready_banner
 from .fetcher import FETCH_WAIT, Fetcher
 from .keeper import Keeper
 from .limits import Watchdog
@@ -216,14 +217,11 @@ class Worker:
             self._on_trouble,
         )
         await loop.run_in_executor(self._settle_exec, keeper.start)
-        logger.info(
-            "%s ready: queues=%s pool=%s concurrency=%d broker=%s",
-            self.hostname,
-            ",".join(self.queues),
-            self.pool,
-            self.concurrency,
-            conf.broker(),
+        # broker.url, not the setting: the URL actually opened (relative SQLite paths resolved).
+        banner = ready_banner(
+            self.hostname, self.queues, self.pool, self.concurrency, broker.url, self.app.tasks
         )
+        logger.info("%s", banner)
         consumers = [
             asyncio.create_task(processor.consume(), name=f"conveyor-consumer-{i}")
             for i in range(self.concurrency)
