@@ -48,6 +48,9 @@ def test_the_banner_and_repr_never_show_a_password() -> None:
     banner = ready_banner("w@h", ["default", "polling"], "threads", 8, url, ["b.task", "a.task"])
     assert banner.splitlines() == [
         "w@h ready: queues=default,polling pool=threads concurrency=8 broker=redis://user:***@cache:1/0",
+        "  [queues]",
+        "    . default",
+        "    . polling",
         "  [tasks]",
         "    . a.task",
         "    . b.task",
@@ -104,4 +107,4 @@ def test_a_producer_and_a_worker_started_in_other_directories_share_one_sqlite_b
     assert not (worker_cwd / "conveyor.db").exists() and not (producer_cwd / "conveyor.db").exists()
     ready = next(line for line in banner.splitlines() if " ready: " in line)
     assert "queues=default" in ready and ready.endswith(f" broker=sqlite:///{project}/conveyor.db")
-    assert "  [tasks]\n    . portapp.add\n" in banner
+    assert "  [queues]\n    . default\n  [tasks]\n    . portapp.add\n" in banner

@@ -287,7 +287,10 @@ def _creator_dir(app: Conveyor) -> str:
     It is taken once, at creation: a later ``os.chdir`` does not move the broker.
     """
     frame = sys._getframe(2)
-    while frame.f_back is not None and frame.f_locals.get("self") is app:
+    # Only __init__ frames are inspected, so f_locals is never read off the user's own code.
+    while (
+        frame.f_back is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is app
+    ):
         frame = frame.f_back
     file = frame.f_globals.get("__file__")
     return os.path.dirname(os.path.abspath(file)) if isinstance(file, str) else os.getcwd()

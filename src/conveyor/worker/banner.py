@@ -25,6 +25,8 @@ def ready_banner(
 
     >>> print(ready_banner("w@h", ["default"], "threads", 8, "redis://:pw@r:6379/0", ["p.add"]))
     w@h ready: queues=default pool=threads concurrency=8 broker=redis://:***@r:6379/0
+      [queues]
+        . default
       [tasks]
         . p.add
     """
@@ -34,4 +36,4 @@ def ready_banner(
         f"broker={redacted_url(broker_url)}"
     )
     listing = [f"    . {name}" for name in names] or ["    (none registered)"]
-    return "\n".join([head, "  [tasks]", *listing])
+    return "\n".join([head, "  [queues]", *(f"    . {q}" for q in queues), "  [tasks]", *listing])
