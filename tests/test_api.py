@@ -256,7 +256,7 @@ def test_current_app_is_a_proxy_as_in_celery_so_ported_test_setups_work(tmp_path
     assert app.conf.task_always_eager is True
     # Attribute access, registration through the proxy, and the older call style all reach the app.
     assert current_app.main == "ported" and "api.ported" in current_app.tasks
-    assert current_app() is app
+    assert current_app() is app and isinstance(current_app, Conveyor)
     assert current_app.task(name="api.via_proxy")(lambda: 1) is app.tasks["api.via_proxy"]
     newer = Conveyor("newer", broker=f"sqlite:///{tmp_path / 'newer.db'}")
     assert current_app.main == "newer" and current_app() is newer  # looked up at each use

@@ -46,6 +46,12 @@ class CurrentApp:
     def __call__(self) -> Conveyor:
         return _current_app()
 
+    # Celery's proxy also passes isinstance(current_app, Celery): ported code checks that.
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        app = _current() if _current is not None else None
+        return type(app) if app is not None else CurrentApp  # no app yet: isinstance must not raise
+
     def __getattr__(self, name: str) -> Any:
         return getattr(_current_app(), name)
 
