@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import subprocess
 import sys
@@ -229,6 +230,38 @@ def test_shared_task_uses_the_current_app(app: Conveyor) -> None:
 
     assert app.tasks["api.shared"] is shared
     assert shared.delay(1).id in {e.id for e in queued_envelopes(app)}
+
+
+def test_current_app_is_a_proxy_as_in_celery_so_ported_test_setups_work(tmp_path: Path) -> None:
+    # Exactly what the ported Django tests do in setUp (Celery's current_app is a proxy object).
+    import unittest
+
+    from conveyor import current_app
+
+    app = Conveyor("ported", broker=f"sqlite:///{tmp_path / 'ported.db'}")
+
+    @shared_task(name="api.ported")
+    def double(x: int) -> int:
+        return 2 * x
+
+    class PortedTest(unittest.TestCase):
+        def setUp(self) -> None:
+            current_app.conf.task_always_eager = True
+
+        def test_runs_eagerly(self) -> None:
+            self.assertEqual(double.delay(21).get(), 42)
+
+    outcome = unittest.TextTestRunner(stream=io.StringIO()).run(PortedTest("test_runs_eagerly"))
+    assert outcome.wasSuccessful(), outcome.errors + outcome.failures
+    assert app.conf.task_always_eager is True
+    # Attribute access, registration through the proxy, and the older call style all reach the app.
+    assert current_app.main == "ported" and "api.ported" in current_app.tasks
+    assert current_app() is app and isinstance(current_app, Conveyor)
+    assert current_app.task(name="api.via_proxy")(lambda: 1) is app.tasks["api.via_proxy"]
+    newer = Conveyor("newer", broker=f"sqlite:///{tmp_path / 'newer.db'}")
+    assert current_app.main == "newer" and current_app() is newer  # looked up at each use
+    newer.close()
+    app.close()
 
 
 def test_backoff_is_exponential_capped_and_jittered() -> None:

@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, Unpack, overload
 
-from .brokers import Broker, broker_from_url
+from .brokers import Broker, broker_from_url, redacted_url, resolve_broker_url
 from .config import Settings
 from .exceptions import NotRegistered
 from .options import EnqueueOptions
@@ -38,10 +40,23 @@ class Conveyor:
 
     ``broker`` defaults to ``$CONVEYOR_BROKER_URL``, else ``sqlite:///conveyor.db``. Extra keyword
     arguments are settings (``Conveyor("proj", task_default_queue="web")``).
+
+    A relative SQLite path (the default's ``conveyor.db`` included) is relative to ``root``: by
+    default the directory of the module that created the app, so the worker, beat, a Django
+    view and a shell started anywhere all open the same file.
     """
 
-    def __init__(self, main: str | None = None, *, broker: str | None = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        main: str | None = None,
+        *,
+        broker: str | None = None,
+        root: str | os.PathLike[str] | None = None,
+        **settings: Any,
+    ) -> None:
         self.main = main or "__main__"
+        #: The directory relative SQLite broker paths resolve against (see resolved_broker_url).
+        self.root = os.path.abspath(root) if root is not None else _creator_dir(self)
         self.conf = Settings(settings)
         if broker is not None:
             self.conf.broker_url = broker
@@ -57,7 +72,17 @@ class Conveyor:
         activate(self)  # the current app from now on; shared tasks join it
 
     def __repr__(self) -> str:
-        return f"<Conveyor {self.main} broker={self.conf.broker()}>"
+        return f"<Conveyor {self.main} broker={redacted_url(self.resolved_broker_url())}>"
+
+    def resolved_broker_url(self) -> str:
+        """The broker URL this app opens: the setting, with a relative SQLite path made absolute
+        against ``self.root``. Resolving against the app, never the working directory, is what
+        lets processes started in different directories share one SQLite broker.
+
+        >>> Conveyor("proj", broker="sqlite:///q.db", root="/srv/proj").resolved_broker_url()
+        'sqlite:////srv/proj/q.db'
+        """
+        return resolve_broker_url(self.conf.broker(), self.root)
 
     def _setting_changed(self, key: str) -> None:
         if key == "broker_url" and self._broker is not None:
@@ -77,7 +102,7 @@ class Conveyor:
         if broker is None:
             with self._broker_lock:
                 if self._broker is None:
-                    self._broker = broker_from_url(self.conf.broker())
+                    self._broker = broker_from_url(self.resolved_broker_url())
                 broker = self._broker
         return broker
 
@@ -261,6 +286,22 @@ class Conveyor:
         from .worker.worker import Worker
 
         return Worker(self, **options)
+
+
+def _creator_dir(app: Conveyor) -> str:
+    """The directory of the module whose code called ``Conveyor(...)`` (skipping the
+    ``__init__`` of subclasses); the working directory when there is no file (a REPL, ``-c``).
+
+    It is taken once, at creation: a later ``os.chdir`` does not move the broker.
+    """
+    frame = sys._getframe(2)
+    # Only __init__ frames are inspected, so f_locals is never read off the user's own code.
+    while (
+        frame.f_back is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is app
+    ):
+        frame = frame.f_back
+    file = frame.f_globals.get("__file__")
+    return os.path.dirname(os.path.abspath(file)) if isinstance(file, str) else os.getcwd()
 
 
 class _Decorator(Protocol):

@@ -4,14 +4,15 @@ Its own small module so that ``task.py`` can find the current app without import
 ``app.py`` (which imports ``task.py``): see docs/architecture.md.
 
 >>> from conveyor import current_app     # doctest: +SKIP
->>> current_app().main                    # doctest: +SKIP
-'proj'
+>>> current_app.conf.task_always_eager = True   # doctest: +SKIP
+>>> current_app.main, current_app() is app      # doctest: +SKIP
+('proj', True)
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .exceptions import ConfigurationError
 
@@ -23,12 +24,59 @@ _current: weakref.ref[Conveyor] | None = None
 _shared_tasks: list[Task[Any, Any]] = []
 
 
-def current_app() -> Conveyor:
+def _current_app() -> Conveyor:
     """The most recently created app (what ``@shared_task`` tasks use)."""
     app = _current() if _current is not None else None
     if app is None:
         raise ConfigurationError("no Conveyor app has been created yet (shared_task needs one)")
     return app
+
+
+class CurrentApp:
+    """Celery's ``current_app`` proxy: every attribute is looked up on the current app at use.
+
+    Ported code does ``current_app.conf.task_always_eager = True`` (Celery's ``current_app`` is a
+    proxy object, not a function), and Conveyor's own code calls ``current_app()``: both work.
+    The lookup happens on every access, so a test that creates a fresh app in ``setUp`` sees
+    that app, never one captured at import time.
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> Conveyor:
+        return _current_app()
+
+    # Celery's proxy also passes isinstance(current_app, Celery): ported code checks that.
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        app = _current() if _current is not None else None
+        return type(app) if app is not None else CurrentApp  # no app yet: isinstance must not raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_current_app(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(_current_app(), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(_current_app(), name)
+
+    def __dir__(self) -> list[str]:
+        return dir(_current_app())
+
+    def __repr__(self) -> str:
+        app = _current() if _current is not None else None
+        return f"<current_app: {app!r}>" if app is not None else "<current_app: no app yet>"
+
+
+if TYPE_CHECKING:
+    # What type checkers see: the app itself (so ``current_app.conf.x`` and ``current_app.task``
+    # are checked), plus the call existing code makes.
+    class _TypedCurrentApp(Conveyor):
+        def __call__(self) -> Conveyor: ...
+
+
+current_app: _TypedCurrentApp = cast("_TypedCurrentApp", CurrentApp())
 
 
 def activate(app: Conveyor) -> None:

@@ -320,7 +320,11 @@ class Task(Generic[P, R]):
         (nothing enqueued) if an argument does not serialise, ``TypeError`` if the arguments do
         not fit the function or an option is unknown.
 
+        ``priority`` runs from 0 to 9 and **9 runs first** (default 5) on every broker -- the
+        reverse of Celery on Redis, where 0 runs first: a ported ``priority=0`` becomes ``9``.
+
         >>> refresh.apply_async(args=(1,), countdown=10, expires=60, queue="polling")  # doctest: +SKIP
+        >>> alert.apply_async(args=(1,), priority=9)  # runs before waiting priority-5 jobs  # doctest: +SKIP
         """
         if options:
             options = enqueue_options(options)

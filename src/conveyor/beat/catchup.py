@@ -8,8 +8,10 @@ enqueue each slot once.
 
 Brand-new entries (``last_slot=None``):
 
-* an interval (``every``) runs at once, in its most recent slot -- as Celery beat runs an interval
-  entry on first start -- and then follows its grid;
+* an interval (``every``) runs at once, in its most recent slot, and then follows its grid.  Celery
+  5.7 beat differs: it stores ``last_run_at = now`` and first sends one interval later.  Conveyor's
+  grid is shared by all schedulers and not counted from a process's start, so "start + interval" is
+  no slot; docs/beat.md ("First runs") gives the reasons and the crontab alternative;
 * a ``crontab`` / ``cron`` entry waits for its next match: an entry declared "Sunday 04:00" must not
   run on a Wednesday deploy.  The cursor becomes ``now`` (a baseline, not a slot); the scheduler
   must store it, or the first match would look like the first start again.

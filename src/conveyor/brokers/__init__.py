@@ -9,7 +9,7 @@ the URL scheme: ``sqlite:///path.db`` (embedded default, ``sqlite/``), ``redis:/
 from __future__ import annotations
 
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import ConfigurationError
 from .base import Broker, BrokerAdmin, JobLifecycle, KeyValueStore
@@ -42,6 +42,8 @@ __all__ = [
     "StatusRecord",
     "WorkerRecord",
     "broker_from_url",
+    "redacted_url",
+    "resolve_broker_url",
 ]
 
 _memory_brokers: dict[str, Broker] = {}
@@ -76,3 +78,34 @@ def broker_from_url(url: str) -> Broker:
     raise ConfigurationError(
         f"unsupported broker URL {url!r}: use sqlite:///path.db, redis://host:6379/0, or memory://"
     )
+
+
+def resolve_broker_url(url: str, base_dir: str) -> str:
+    """The URL every process of an app opens: a relative SQLite path is made absolute against
+    ``base_dir`` (the app's directory); other URLs are returned unchanged.
+
+    >>> resolve_broker_url("sqlite:///conveyor.db", "/srv/proj")
+    'sqlite:////srv/proj/conveyor.db'
+    """
+    if urlsplit(url).scheme == "sqlite":
+        from .sqlite.url import absolute_sqlite_url
+
+        return absolute_sqlite_url(url, base_dir)
+    return url
+
+
+def redacted_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for banners and logs.
+
+    >>> redacted_url("redis://:s3cret@cache:6379/0")
+    'redis://:***@cache:6379/0'
+    """
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:  # unparsable: show what follows the credentials, never the credentials
+        return url.rpartition("@")[2]

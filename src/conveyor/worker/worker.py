@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
+from .banner import ready_banner
 from .fetcher import FETCH_WAIT, Fetcher
 from .info import InfoBuilder
 from .keeper import Keeper
@@ -232,14 +233,11 @@ class Worker:
             fetcher.set_paused,
         )
         await loop.run_in_executor(self._settle_exec, keeper.start)
-        logger.info(
-            "%s ready: queues=%s pool=%s concurrency=%d broker=%s",
-            self.hostname,
-            ",".join(self.queues),
-            self.pool,
-            self.concurrency,
-            conf.broker(),
+        # broker.url, not the setting: the URL actually opened (relative SQLite paths resolved).
+        banner = ready_banner(
+            self.hostname, self.queues, self.pool, self.concurrency, broker.url, self.app.tasks
         )
+        logger.info("%s", banner)
         warning = self.recycler.start_warning()
         if warning is not None:
             logger.warning("%s: %s", self.hostname, warning)

@@ -53,11 +53,8 @@ class _Field:
 
 
 def _name_table(names: tuple[str, ...], first: int) -> dict[str, int]:
-    table: dict[str, int] = {}
-    for i, full in enumerate(names):
-        table[full] = first + i
-        table[full[:3]] = first + i
-    return table
+    """Three-letter abbreviation -> value: a name is looked up by its first three letters."""
+    return {full[:3]: first + i for i, full in enumerate(names)}
 
 
 FIELDS = {
@@ -76,10 +73,18 @@ def _atom(f: _Field, text: str, spec: str) -> int:
         if not f.lo <= value <= f.hi:
             raise ScheduleError(f"invalid crontab {f.name} {spec!r}: {value} is out of range {f.lo}-{f.hi}")
         return value
-    if text in f.names:
-        return f.names[text]
-    kind = "number or name" if f.names else "number"
-    raise ScheduleError(f"invalid crontab {f.name} {spec!r}: {text!r} is not a valid {kind}")
+    # Celery matches a day or month name by its first three letters (celery.utils.time.weekday
+    # and yearmonth take name[0:3]), so ported schedules say "tues", "thurs", "weds", "sept" as
+    # well as "tue" and "tuesday".  Accept exactly that: letters only, at least three of them.
+    if f.names and len(text) >= 3 and text.isascii() and text.isalpha() and text[:3] in f.names:
+        return f.names[text[:3]]
+    if not f.names:
+        raise ScheduleError(f"invalid crontab {f.name} {spec!r}: {text!r} is not a valid number")
+    known = ", ".join(f.names)
+    raise ScheduleError(
+        f"invalid crontab {f.name} {spec!r}: {text!r} is not a valid number or name "
+        f"(a name must start with one of: {known})"
+    )
 
 
 def _part(f: _Field, part: str, spec: str) -> list[int]:
@@ -354,7 +359,8 @@ class Crontab(Schedule):
     """Celery's ``crontab``: fires when minute, hour, day of month, month and day of week all match.
 
     Field syntax (case-insensitive, spaces ignored): ``*``, ``*/15``, ``5``, ``0,30``, ``1-5``,
-    ``1-30/5``, ``10/5`` (10 to max, step 5), names ``mon``/``monday``, ``jan``/``january``,
+    ``1-30/5``, ``10/5`` (10 to max, step 5), names matched by their first three letters as in
+    Celery (``mon``/``monday``, ``tues``, ``thurs``, ``weds``, ``jan``/``january``, ``sept``),
     wrap-around ranges ``fri-mon`` / ``22-2``; an int or an iterable of ints/names also works.
     day_of_week: 0 or 7 = Sunday.  If both ``day_of_month`` and ``day_of_week`` are restricted,
     a day must match both (Celery's rule; standard cron, see :func:`cron`, matches either).

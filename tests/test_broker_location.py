@@ -1,0 +1,110 @@
+"""Every process of one app opens the same broker, whatever its working directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.worker.banner import ready_banner
+
+from .procs import wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_a_relative_sqlite_path_resolves_against_the_module_that_created_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CONVEYOR_BROKER_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    app = Conveyor("loc")  # created by this module: relative paths start from its directory
+    assert app.root == HERE
+    assert app.resolved_broker_url() == f"sqlite:///{HERE}/conveyor.db"
+    app.conf.broker_url = "sqlite:///data/q.db?synchronous=full"
+    assert app.resolved_broker_url() == f"sqlite:///{HERE}/data/q.db?synchronous=full"
+    monkeypatch.chdir("/")  # taken once, at creation: a later chdir does not move the broker
+    assert app.resolved_broker_url() == f"sqlite:///{HERE}/data/q.db?synchronous=full"
+    monkeypatch.setenv("CONVEYOR_BROKER_URL", "sqlite:///env.db")
+    assert Conveyor("env").resolved_broker_url() == f"sqlite:///{HERE}/env.db"
+
+
+def test_an_absolute_url_and_other_brokers_are_unchanged_and_root_can_be_given(tmp_path: Path) -> None:
+    absolute = f"sqlite:///{tmp_path}/abs.db"
+    assert Conveyor("a", broker=absolute).resolved_broker_url() == absolute
+    assert Conveyor("r", broker="redis://localhost:1/0").resolved_broker_url() == "redis://localhost:1/0"
+    rooted = Conveyor("r", broker="sqlite:///q.db", root=tmp_path)
+    assert rooted.resolved_broker_url() == f"sqlite:///{tmp_path}/q.db"
+
+
+def test_the_banner_and_repr_never_show_a_password() -> None:
+    url = "redis://user:s3cret@cache:1/0"
+    assert "s3cret" not in repr(Conveyor("p", broker=url))
+    banner = ready_banner("w@h", ["default", "polling"], "threads", 8, url, ["b.task", "a.task"])
+    assert banner.splitlines() == [
+        "w@h ready: queues=default,polling pool=threads concurrency=8 broker=redis://user:***@cache:1/0",
+        "  [queues]",
+        "    . default",
+        "    . polling",
+        "  [tasks]",
+        "    . a.task",
+        "    . b.task",
+    ]
+
+
+def test_a_producer_and_a_worker_started_in_other_directories_share_one_sqlite_broker(tmp_path: Path) -> None:
+    project, worker_cwd, producer_cwd = tmp_path / "proj", tmp_path / "ops", tmp_path / "web"
+    for d in (project, worker_cwd, producer_cwd):
+        d.mkdir()
+    (project / "portapp.py").write_text(
+        textwrap.dedent(
+            """
+            from conveyor import Conveyor
+
+            app = Conveyor("portapp")  # the default broker: sqlite:///conveyor.db
+
+
+            @app.task
+            def add(x: int, y: int) -> int:
+                return x + y
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CONVEYOR_BROKER_URL"}
+    env.update(PYTHONPATH=str(project), PYTHONUNBUFFERED="1")
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "conveyor", "-A", "portapp", "worker", "-l", "info", "-n", "w@%h"],
+            cwd=worker_cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(lambda: " ready: " in log_path.read_text() or worker.poll() is not None, 30)
+            producer = subprocess.run(
+                [sys.executable, "-c", "from portapp import add; print(add.delay(2, 3).get(timeout=30))"],
+                check=False,  # the assertions below show stderr and the worker log
+                cwd=producer_cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    banner = log_path.read_text()
+    assert producer.returncode == 0, producer.stderr + banner
+    assert producer.stdout.strip() == "5"
+    assert (project / "conveyor.db").exists()
+    assert not (worker_cwd / "conveyor.db").exists() and not (producer_cwd / "conveyor.db").exists()
+    ready = next(line for line in banner.splitlines() if " ready: " in line)
+    assert "queues=default" in ready and ready.endswith(f" broker=sqlite:///{project}/conveyor.db")
+    assert "  [queues]\n    . default\n  [tasks]\n    . portapp.add\n" in banner
