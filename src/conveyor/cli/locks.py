@@ -9,20 +9,12 @@ import click
 
 from ..coordination.locks import LockInfo, read_lock
 from .common import State
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
+from .display import duration
 
 
 def _row(info: LockInfo, now: float) -> list[str]:
-    expires = "never" if info.expires_at is None else _duration(info.expires_at - now)
-    age = _duration(now - info.acquired) if info.acquired else "?"
+    expires = "never" if info.expires_at is None else duration(info.expires_at - now)
+    age = duration(now - info.acquired) if info.acquired else "?"
     return [info.name, info.holder, info.token[:8], str(info.fence), age, expires]
 
 
@@ -79,7 +71,7 @@ def release_lock(state: State, name: str, force: bool) -> None:
         raise click.ClickException(f"lock {name!r} is not held")
     if not force:
         click.confirm(
-            f"Release lock {name!r} held by {info.holder} for {_duration(time.time() - info.acquired)}?",
+            f"Release lock {name!r} held by {info.holder} for {duration(time.time() - info.acquired)}?",
             abort=True,
         )
     if not app.release_lock(name):
