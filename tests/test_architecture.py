@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "conveyor.options": CORE,
     "conveyor.config": CORE,
     "conveyor.request": CORE,
+    "conveyor.taskrecord": CORE,
     "conveyor.appproto": CORE,
     # the broker contract and its implementations
     "conveyor.brokers": BROKERS,

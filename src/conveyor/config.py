@@ -72,6 +72,10 @@ class Settings(MutableMapping[str, Any]):
     task_max_worker_deaths: int = 5  # a task whose worker died on it this often is dead-lettered
     task_revoke_expires: float = 7 * 86400.0  # how long a revoke is remembered
     dead_letter_expires: float = 30 * 86400.0  # how long a dead letter is kept
+    # The task history (docs/operations.md): on unless turned off (or $CONVEYOR_TASK_HISTORY=0).
+    task_history: bool = True
+    task_history_expires: float | None = None  # seconds a record is kept; None: result_expires
+    task_history_max: int = 100_000  # most records kept per app (the oldest go first)
     worker_concurrency: int | None = None  # None: 8 for threads, 100 for asyncio, 1 for solo
     worker_pool: str = "threads"
     worker_prefetch_multiplier: int = 4
@@ -96,6 +100,9 @@ class Settings(MutableMapping[str, Any]):
         for name, field in FIELDS.items():
             # Copy mutable defaults: app.conf.beat_schedule["x"] = ... must not change other apps'.
             object.__setattr__(self, name, field.default_copy())
+        history = os.environ.get("CONVEYOR_TASK_HISTORY")
+        if history is not None:  # the environment's default; a setting given in code wins
+            object.__setattr__(self, "task_history", _env_flag("CONVEYOR_TASK_HISTORY", history))
         if initial:
             self.update(initial)
 
@@ -253,6 +260,16 @@ class _Field:
             return value
         wanted = " or ".join(k.__name__ for k in kinds) + (" or None" if self.optional else "")
         raise ConfigurationError(f"setting {self.name!r} must be {wanted}, got {value!r}")
+
+
+def _env_flag(name: str, value: str) -> bool:
+    """An on/off environment variable: 1/true/yes/on or 0/false/no/off (any case)."""
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"${name} must be 1/true/yes/on or 0/false/no/off, got {value!r}")
 
 
 # Numbers written as strings are read as numbers, as the float()/int() at every use once did.

@@ -12,12 +12,16 @@ import threading
 from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import ConfigurationError
-from .base import Broker, BrokerAdmin, JobLifecycle, KeyValueStore
+from .base import Broker, BrokerAdmin, JobLifecycle, KeyValueStore, TaskHistory
 from .records import (
     DeadLetter,
     Delivery,
+    HistoryEntry,
+    HistoryQuery,
+    HistoryRow,
     JobSpec,
     KVEntry,
+    MinuteCounts,
     Outcome,
     QueueStats,
     ReclaimReport,
@@ -31,15 +35,20 @@ __all__ = [
     "BrokerAdmin",
     "DeadLetter",
     "Delivery",
+    "HistoryEntry",
+    "HistoryQuery",
+    "HistoryRow",
     "JobLifecycle",
     "JobSpec",
     "KVEntry",
     "KeyValueStore",
+    "MinuteCounts",
     "Outcome",
     "QueueStats",
     "ReclaimReport",
     "SettleKind",
     "StatusRecord",
+    "TaskHistory",
     "WorkerRecord",
     "broker_from_url",
     "redacted_url",

@@ -6,8 +6,10 @@
   cleanup), which the CLI's operator commands stand on.
 - ``KeyValueStore``: small atomic keys with expiry, the building blocks of the scheduler and of
   coordination (locks, unique tasks, limits).
+- ``TaskHistory``: the persistent record of finished, failed, retrying and revoked tasks and
+  the per-minute counters, written by ``settle`` (from ``Outcome.history``) and read here.
 
-``Broker`` is all three, plus ``url`` and ``close``; ``broker_from_url`` returns one. Each broker
+``Broker`` is all four, plus ``url`` and ``close``; ``broker_from_url`` returns one. Each broker
 makes every method atomic in its own way (one SQL transaction, one Lua script, one lock).
 
 All methods are synchronous and thread-safe; the worker calls them from its I/O threads so
@@ -31,8 +33,11 @@ from typing import Protocol
 from .records import (
     DeadLetter,
     Delivery,
+    HistoryQuery,
+    HistoryRow,
     JobSpec,
     KVEntry,
+    MinuteCounts,
     Outcome,
     QueueStats,
     ReclaimReport,
@@ -55,6 +60,7 @@ __all__ = [
     "ReclaimReport",
     "SettleKind",
     "StatusRecord",
+    "TaskHistory",
     "WorkerRecord",
 ]
 
@@ -220,8 +226,40 @@ class KeyValueStore(Protocol):
         INCRBY semantics). Used for fencing numbers."""
 
 
-class Broker(JobLifecycle, BrokerAdmin, KeyValueStore):
-    """A whole broker: the job lifecycle, the admin surface and the key/value store.
+class TaskHistory(Protocol):
+    """The task history: one record per task id (its latest state, the latest run's payload and
+    every failed attempt), kept after the result expires, and counters per task name and minute.
+
+    Writing is not here: ``JobLifecycle.settle`` stores an outcome's ``history`` entry and
+    counts it in the same atomic step as the outcome itself, and only if the outcome is
+    current, so recording history costs no round trip and a stale settle records nothing.
+    Records are kept until ``trim_history`` drops them (too old, or beyond the cap).
+    """
+
+    @abc.abstractmethod
+    def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
+        """Records matching ``query``, newest (latest state change) first, paged."""
+
+    @abc.abstractmethod
+    def history_row(self, task_id: str) -> HistoryRow | None:
+        """One task's record, or None if it has none (never ran, or trimmed)."""
+
+    @abc.abstractmethod
+    def counters(self, since: float, until: float, name: str | None = None) -> list[MinuteCounts]:
+        """Per task name and minute, the minutes that start in ``[since, until)``, oldest
+        first (then by name); only ``name``'s with one. Counters are kept ``COUNTERS_KEPT``
+        (brokers/history.py)."""
+
+    @abc.abstractmethod
+    def trim_history(self, max_records: int, older_than: float) -> int:
+        """Drop records whose latest state is older than ``older_than`` (epoch seconds), then the
+        oldest ones beyond ``max_records``, and counters past their keeping time. Returns how
+        many records were dropped."""
+
+
+class Broker(JobLifecycle, BrokerAdmin, KeyValueStore, TaskHistory):
+    """A whole broker: the job lifecycle, the admin surface, the key/value store and the task
+    history.
 
     Not itself a protocol: a broker is a class that says so by inheriting from this one.
     """

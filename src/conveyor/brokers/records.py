@@ -62,6 +62,64 @@ class Outcome:
     eta: float | None = None
     retries: int = 0
     reason: str | None = None
+    history: HistoryEntry | None = None  # recorded with the outcome when history is on
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """A run's ending for the task history, settled with its outcome (same script or
+    transaction), and only if that outcome is current. ``record`` is an encoded
+    ``taskrecord.TaskRecord``; the broker stores it with the outcome's payload (the result or
+    error) and appends ``attempt`` (an encoded ``taskrecord.Attempt``) to the task's attempts.
+    The other fields are what the broker indexes and counts, so it never decodes ``record``.
+    """
+
+    name: str
+    queue: str
+    state: str  # SUCCESS, FAILURE, RETRY, REVOKED
+    at: float  # when the run ended
+    runtime: float  # seconds; 0 for a run that never started (revoked before it ran)
+    args: str  # the arguments' repr, what --search looks in
+    record: bytes
+    attempt: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """A task's stored history: its latest record, the latest run's payload (None for an
+    ``ignore_result`` success), and its failed attempts in order."""
+
+    id: str
+    record: bytes
+    payload: bytes | None = None
+    attempts: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Which history records to list, newest first. ``name`` is exact; ``search`` a
+    case-insensitive substring of the arguments (or the id); ``since``/``until`` bound the time
+    of the record's latest state."""
+
+    state: str | None = None
+    name: str | None = None
+    queue: str | None = None
+    since: float | None = None
+    until: float | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCounts:
+    """What one task name did in one minute (``minute``: its start, epoch seconds): runs ended
+    (successes, failures and retries), failures, retries, and the runs' total seconds."""
+
+    minute: int
+    name: str
+    processed: int = 0
+    failed: int = 0
+    retried: int = 0
+    runtime: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

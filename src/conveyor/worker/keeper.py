@@ -47,6 +47,7 @@ class Keeper:
         on_revoked: Callable[[dict[str, bool]], None],
         on_trouble: Callable[[], None],
         on_paused: Callable[[frozenset[str]], None] = lambda _paused: None,
+        trim_history: Callable[[], object] = lambda: None,
     ) -> None:
         self._broker = broker
         self._owner = owner
@@ -60,6 +61,7 @@ class Keeper:
         self._on_revoked = on_revoked
         self._on_trouble = on_trouble
         self._on_paused = on_paused
+        self._trim_history = trim_history
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="conveyor-keeper", daemon=True)
         self._last_cleanup = 0.0
@@ -106,6 +108,7 @@ class Keeper:
                 if now - self._last_cleanup >= CLEANUP_EVERY:
                     self._last_cleanup = now
                     self._broker.cleanup(self._dead_letter_ttl)
+                    self._trim_history()
                 if failing_since is not None:
                     logger.warning("broker reachable again after %.1fs", now - failing_since)
                     failing_since = None

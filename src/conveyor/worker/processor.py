@@ -201,9 +201,10 @@ class Processor:
         del self.active[d.id]
         self.revoked.pop(d.id, None)
         if exc is None:
-            self.reporter.success(d, task, request, value, plan.store_result, runtime)
+            self.reporter.success(d, task, request, value, plan.store_result, runtime, env.created)
         elif isinstance(exc, TaskRevokedError):
-            self.reporter.revoked(d, str(exc) or "revoked while running (terminated)", request.retries)
+            reason = str(exc) or "revoked while running (terminated)"
+            self.reporter.revoked(d, reason, request.retries, request, runtime)
         else:
             self.reporter.error(d, env, task, request, exc, runtime)
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..message import Envelope
     from ..request import Request
     from ..task import Task
+    from .history import HistoryWriter
     from .intake import Refused
     from .settler import Settler
 
@@ -41,19 +42,50 @@ class Stats:
 
 
 class Reporter:
-    def __init__(self, settler: Settler, stats: Stats, hostname: str, dead_letter_failures: bool) -> None:
+    """``history`` (None when ``task_history`` is off) adds each ending's history entry to its
+    outcome, so the task history is written in the same settle."""
+
+    def __init__(
+        self,
+        settler: Settler,
+        stats: Stats,
+        hostname: str,
+        dead_letter_failures: bool,
+        history: HistoryWriter | None = None,
+    ) -> None:
         self.settler = settler
         self.stats = stats
         self.hostname = hostname
         self.dead_letter_failures = dead_letter_failures
+        self.history = history
+
+    def _settle(
+        self,
+        outcome: Outcome,
+        d: Delivery,
+        request: Request | None,
+        runtime: float,
+        enqueued: float | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        if self.history is not None and request is not None:
+            outcome = self.history.attach(outcome, d, request, runtime, enqueued, error)
+        self.settler.add(outcome)
 
     def success(
-        self, d: Delivery, task: Task[Any, Any], request: Request, value: Any, store: bool, runtime: float
+        self,
+        d: Delivery,
+        task: Task[Any, Any],
+        request: Request,
+        value: Any,
+        store: bool,
+        runtime: float,
+        enqueued: float | None = None,
     ) -> None:
         stats = self.stats
         ewma = stats.runtime_ewma
         stats.runtime_ewma = runtime if ewma is None else ewma + (runtime - ewma) * EWMA_WEIGHT
-        self.settler.add(outcomes.success(d, request, value, store, self.hostname))
+        self._settle(outcomes.success(d, request, value, store, self.hostname), d, request, runtime, enqueued)
         stats.processed += 1
         stats.succeeded += 1
         if logger.isEnabledFor(logging.INFO):
@@ -73,7 +105,8 @@ class Reporter:
         decision = decide(task, request, exc)
         if decision.verdict == "retry":
             self.stats.retried += 1
-            self.settler.add(outcomes.retry(d, env, request, decision, self.hostname))
+            retry = outcomes.retry(d, env, request, decision, self.hostname)
+            self._settle(retry, d, request, runtime, env.created, decision.exc or exc)
             logger.warning(
                 "task %s[%s] will retry in %.1fs (attempt %d): %s: %s",
                 task.name,
@@ -87,17 +120,16 @@ class Reporter:
             if decision.requeue:
                 self.settler.add(Outcome("release", d.id, d.delivery))
             else:
-                self.dead(d, request, exc, f"rejected: {describe(exc)}", decision.traceback)
+                self.dead(d, request, exc, f"rejected: {describe(exc)}", decision.traceback, runtime)
         else:
             failed = decision.exc or exc
             self.stats.failed += 1
             if self.dead_letter_failures:
                 self.stats.dead_lettered += 1
-            self.settler.add(
-                outcomes.failure(
-                    d, request, failed, decision.traceback, self.hostname, self.dead_letter_failures
-                )
+            failure = outcomes.failure(
+                d, request, failed, decision.traceback, self.hostname, self.dead_letter_failures
             )
+            self._settle(failure, d, request, runtime, env.created, failed)
             logger.error(
                 "task %s[%s] failed after %.3fs: %s: %s\n%s",
                 task.name,
@@ -109,16 +141,26 @@ class Reporter:
             )
 
     def dead(
-        self, d: Delivery, request: Request | None, exc: BaseException, reason: str, trace: str | None = None
+        self,
+        d: Delivery,
+        request: Request | None,
+        exc: BaseException,
+        reason: str,
+        trace: str | None = None,
+        runtime: float = 0.0,
     ) -> None:
         self.stats.dead_lettered += 1
         logger.error("task %s moved to dead letters: %s", d.id, reason)
-        self.settler.add(outcomes.dead(d, request, exc, trace, self.hostname, reason))
+        dead = outcomes.dead(d, request, exc, trace, self.hostname, reason)
+        self._settle(dead, d, request, runtime, error=exc)
 
-    def revoked(self, d: Delivery, reason: str, retries: int) -> None:
+    def revoked(
+        self, d: Delivery, reason: str, retries: int, request: Request | None = None, runtime: float = 0.0
+    ) -> None:
+        """``request`` is known for a task revoked while it ran: then it gets a history record."""
         self.stats.revoked += 1
         logger.info("task %s not run: %s", d.id, reason)
-        self.settler.add(outcomes.revoked(d, reason, retries))
+        self._settle(outcomes.revoked(d, reason, retries), d, request, runtime)
 
     def refused(self, d: Delivery, refusal: Refused) -> None:
         """A delivery intake would not run."""

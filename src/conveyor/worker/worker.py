@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..brokers import Outcome
 from .banner import ready_banner
 from .fetcher import FETCH_WAIT, Fetcher
+from .history import HistoryWriter, trimmer
 from .info import InfoBuilder
 from .keeper import Keeper
 from .limits import Watchdog
@@ -197,7 +198,9 @@ class Worker:
             self.prefetch_limit,
             self.burst,
         )
-        reporter = Reporter(self.settler, self.stats, self.hostname, conf.task_dead_letter_on_failure)
+        history = HistoryWriter(self.hostname) if conf.task_history else None
+        dead_letters = conf.task_dead_letter_on_failure
+        reporter = Reporter(self.settler, self.stats, self.hostname, dead_letters, history)
         sync_runner: InlineRunner | ThreadRunner
         if self.pool == "solo":
             sync_runner = InlineRunner(self._watchdog, loop)
@@ -231,6 +234,7 @@ class Worker:
             lambda revoked: processor.on_revoked(revoked, self._loop),
             self._on_trouble,
             fetcher.set_paused,
+            trimmer(broker, conf),
         )
         await loop.run_in_executor(self._settle_exec, keeper.start)
         # broker.url, not the setting: the URL actually opened (relative SQLite paths resolved).

@@ -22,10 +22,11 @@ from ..payloads import revoked_payload, worker_lost_payload, worker_lost_reason
 from ..records import DeadLetter, Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord, WorkerRecord
 from .admin import MemoryAdmin
 from .coordination import MemoryCoordination
+from .history import MemoryHistory
 from .state import Job
 
 
-class MemoryBroker(MemoryAdmin, MemoryCoordination, Broker):
+class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, Broker):
     """The in-process broker. Thread-safe.
 
     >>> broker = MemoryBroker()
@@ -46,6 +47,8 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, Broker):
         self._dead = {}
         self._workers = {}
         self._kv = {}
+        self._history = {}
+        self._counters = {}
 
     # -- helpers (call with the lock held) -------------------------------------------------
     def _live_result(self, task_id: str) -> bool:
@@ -176,10 +179,12 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, Broker):
 
     def settle(self, outcomes: Sequence[Outcome], result_ttl: float) -> None:
         with self._cond:
+            current: list[Outcome] = []
             for o in outcomes:
                 job = self._jobs.get(o.id)
                 if job is None or job.delivery != o.delivery or job.owner is None:
                     continue  # stale: the job was reclaimed and handed out again, or is gone
+                current.append(o)
                 if o.kind == "ack":
                     del self._jobs[o.id]
                     if o.state is not None:
@@ -208,6 +213,7 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, Broker):
                 else:  # release
                     job.deaths, job.running = max(job.deaths, 0), False
                     self._push_ready(job, keep_place=True)
+            self._record(current)
             self._cond.notify_all()
 
     def heartbeat(

@@ -28,12 +28,14 @@ import redis
 
 from ... import states
 from ..base import Broker
+from ..history import COUNTERS_KEPT
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
 from ..records import Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
 from .admin import RedisAdmin
 from .codec import pack_result, unpack_result
 from .connection import Arg, Connection
 from .coordination import RedisCoordination
+from .history import RedisHistory, history_args
 from .keys import Keys
 from .url import parse_redis_url
 
@@ -62,7 +64,7 @@ def _priority(priority: int) -> int:
     return 9 if priority > 9 else 0 if priority < 0 else int(priority)
 
 
-class RedisBroker(RedisAdmin, RedisCoordination, Broker):
+class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, Broker):
     """The production broker. Thread-safe; connects on first use.
 
     >>> broker = RedisBroker("redis://localhost:6390/0?prefix=shop")   # doctest: +SKIP
@@ -84,7 +86,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, Broker):
         k = self._keys
         self._enqueue_keys = [*k.job_store, k.seq, k.queues]
         self._enqueue_head: list[Arg] = [k.ready_prefix, k.delayed_prefix, k.notify_prefix, k.result_prefix]
-        self._settle_keys = [*k.job_store, k.dead_letters]
+        self._settle_keys = [*k.job_store, k.dead_letters, k.history, k.history_records, k.history_attempts]
         self._fetch_keys: dict[str, list[str]] = {}
         self._fetch_head: list[Arg] = [
             k.ready_prefix,
@@ -105,6 +107,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, Broker):
             k.owned_prefix,
             k.dead_letter_prefix,
         ]
+        self._settle_history_head: list[Arg] = [k.history_state_prefix, k.counts_prefix, _ms(COUNTERS_KEPT)]
 
     def close(self) -> None:
         self._conn.close()
@@ -260,7 +263,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, Broker):
     def settle(self, outcomes: Sequence[Outcome], result_ttl: float) -> None:
         if not outcomes:
             return
-        args = [*self._settle_head, time.time(), _ms(result_ttl)]
+        args = [*self._settle_head, time.time(), _ms(result_ttl), *self._settle_history_head]
         for o in outcomes:
             kind = o.kind
             if kind == "ack":
@@ -276,6 +279,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, Broker):
                 args += (kind, o.id, o.delivery)
             else:
                 raise ValueError(f"unknown outcome kind {kind!r}")
+            args += history_args(o)
         self._conn.run(self._conn.scripts.settle, self._settle_keys, args)
 
     def heartbeat(

@@ -41,6 +41,12 @@ P:beats               zset    owner by last heartbeat
 P:kv:key              string  coordination key/value (locks, schedules, counters), Redis TTL
 P:kvindex             zset    coordination key names (score 0) for prefix scans by lex range
 P:kvindex:cursor      string  where the next cleanup pass over P:kvindex starts
+P:history             zset    task history: ids by the time of their latest state
+P:history:s:STATE     zset    the same, per state (SUCCESS, FAILURE, RETRY, REVOKED)
+P:history:rec         hash    id -> encoded TaskRecord, "\n", the latest run's payload
+P:history:att         hash    id -> failed attempts (encoded Attempt), "\n" between them
+P:counts:minute       hash    per task name: "p:name" runs, "f:name" failures, "r:name"
+                              retries, "t:name" seconds; expires after COUNTERS_KEPT
 ====================  ======  =======================================================
 
 Why these shapes: a few hashes keyed by id (not a hash per job) let a batch read or write one
@@ -78,6 +84,11 @@ class Keys:
         self.beats = f"{p}:beats"
         self.kv_index = f"{p}:kvindex"
         self.kv_index_cursor = f"{p}:kvindex:cursor"
+        self.history = f"{p}:history"
+        self.history_records = f"{p}:history:rec"
+        self.history_attempts = f"{p}:history:att"
+        self.history_state_prefix = f"{p}:history:s:"
+        self.counts_prefix = f"{p}:counts:"
         # Prefixes: a script appends a queue name (and ":<priority>"), task id or owner.
         self.ready_prefix = f"{p}:ready:"
         self.delayed_prefix = f"{p}:delayed:"

@@ -34,6 +34,7 @@ _PLAIN = (
     "cleanup",
     "kv_cas",
     "kv_scan",
+    "history_trim",
 )
 
 
@@ -63,6 +64,7 @@ class Scripts:
     cleanup: Script
     kv_cas: Script
     kv_scan: Script
+    history_trim: Script
 
     def __init__(self, client: redis.Redis) -> None:
         lib = _source("lib")

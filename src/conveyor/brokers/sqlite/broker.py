@@ -29,12 +29,13 @@ from ..records import Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
 from .admin import SQLiteAdmin
 from .connection import Connections, _mapped
 from .coordination import SQLiteCoordination
+from .history import SQLiteHistory
 from .url import parse_sqlite_url, synchronous_mode
 
 IDLE_CHECK = 0.002  # seconds between data_version checks while idle
 
 
-class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, Broker):
+class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
     """The embedded broker. Thread-safe; each thread opens its own connection on first use.
 
     >>> broker = SQLiteBroker("sqlite:///conveyor.db")                  # doctest: +SKIP
@@ -240,6 +241,7 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, Broker):
             return
         expires = time.time() + result_ttl
         leased = "id = ? AND delivery = ? AND lease_owner IS NOT NULL"
+        applied: list[Outcome] = []  # the current ones, whose history entries are recorded
         with self._conn.tx() as db:
             for o in outcomes:
                 if o.kind == "ack":
@@ -249,14 +251,17 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, Broker):
                             f" SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE {leased})",
                             (o.id, o.state, o.payload, o.retries, expires, o.id, o.delivery),
                         )
-                    db.execute(f"DELETE FROM jobs WHERE {leased}", (o.id, o.delivery))
+                    if db.execute(f"DELETE FROM jobs WHERE {leased}", (o.id, o.delivery)).rowcount:
+                        applied.append(o)
                 elif o.kind == "retry":
-                    db.execute(  # a negative delivery: its next hand-out is not a redelivery
+                    cur = db.execute(  # a negative delivery: its next hand-out is not a redelivery
                         "UPDATE jobs SET body = COALESCE(?, body), retries = ?, info = COALESCE(?, info),"
                         " eta = ?, delivery = -delivery, running = 0,"
                         f" lease_owner = NULL, lease_expires = NULL WHERE {leased}",
                         (o.body, o.retries, o.payload, o.eta or time.time(), o.id, o.delivery),
                     )
+                    if cur.rowcount:
+                        applied.append(o)
                 elif o.kind == "dead":
                     row = db.execute(
                         f"SELECT queue, priority, body, deaths FROM jobs WHERE {leased}", (o.id, o.delivery)
@@ -270,6 +275,7 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, Broker):
                         (o.id, row[0], row[1], o.body or row[2], o.reason or "", time.time(), row[3]),
                     )
                     self._store(db, o.id, states.FAILURE, o.payload, expires, o.retries)
+                    applied.append(o)
                 elif o.kind == "start":
                     db.execute(f"UPDATE jobs SET deaths = -1 WHERE {leased}", (o.id, o.delivery))
                 elif o.kind == "running":
@@ -280,6 +286,7 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, Broker):
                         f" running = 0 WHERE {leased}",
                         (o.id, o.delivery),
                     )
+            self._record(db, applied)
 
     @_mapped
     def heartbeat(

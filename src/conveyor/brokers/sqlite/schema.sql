@@ -60,3 +60,30 @@ CREATE TABLE IF NOT EXISTS kv (
     value      BLOB NOT NULL,
     expires_at REAL                          -- NULL: never
 ) WITHOUT ROWID;
+
+-- The task history (see brokers/history.py): one row per task id, its latest state, written in
+-- the settle transaction of the outcome. A rowid table: rows hold blobs of a few hundred bytes.
+CREATE TABLE IF NOT EXISTS history (
+    id       TEXT PRIMARY KEY,
+    state    TEXT NOT NULL,                -- SUCCESS, FAILURE, RETRY, REVOKED
+    at       REAL NOT NULL,                -- when it reached that state
+    name     TEXT NOT NULL,
+    queue    TEXT NOT NULL,
+    args     TEXT NOT NULL,                -- the arguments' repr (--search looks here)
+    record   BLOB NOT NULL,                -- encoded taskrecord.TaskRecord
+    payload  BLOB,                         -- the latest run's result or error
+    attempts BLOB                          -- failed attempts' encoded Attempt, one per line
+);
+CREATE INDEX IF NOT EXISTS history_at ON history(at);
+CREATE INDEX IF NOT EXISTS history_state ON history(state, at);
+
+-- Per task name and minute (its start, epoch seconds): runs ended, failures, retries, seconds.
+CREATE TABLE IF NOT EXISTS counters (
+    minute    INTEGER NOT NULL,
+    name      TEXT NOT NULL,
+    processed INTEGER NOT NULL DEFAULT 0,
+    failed    INTEGER NOT NULL DEFAULT 0,
+    retried   INTEGER NOT NULL DEFAULT 0,
+    runtime   REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (minute, name)
+) WITHOUT ROWID;

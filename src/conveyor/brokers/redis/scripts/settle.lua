@@ -3,10 +3,13 @@
 -- out again, or is already settled) and is ignored. That also makes resending a batch after a
 -- lost reply harmless.
 -- KEYS[1..4] job store (see lib.lua)   KEYS[5] dead letters
+-- KEYS[6] history (zset)   KEYS[7] history records (hash)   KEYS[8] history attempts (hash)
 -- ARGV[1] ready prefix   ARGV[2] delayed prefix   ARGV[3] notify prefix   ARGV[4] result prefix
 -- ARGV[5] waiting prefix   ARGV[6] done prefix   ARGV[7] owned prefix   ARGV[8] dead-letter prefix
 -- ARGV[9] now   ARGV[10] result ttl (ms)
--- ARGV[11..] one record per outcome, its length set by its kind:
+-- ARGV[11] history state prefix   ARGV[12] counters prefix   ARGV[13] counters ttl (ms)
+-- ARGV[14..] one record per outcome, its length set by its kind, then "" (no history entry)
+-- or "1" and the entry: name, state, at, runtime (s), record .. "\n" .. payload, attempt ("" = none)
 --   ack, id, delivery, result ("" = store none)
 --   start, id, delivery                  (at-most-once: dead-letter, never rerun, if the lease expires)
 --   running, id, delivery                (the task started: if the lease expires, that counts a death)
@@ -16,12 +19,49 @@
 local SIZE = {ack = 4, start = 3, running = 3, release = 3, retry = 7, dead = 6}
 local now, ttl = tonumber(ARGV[9]), ARGV[10]
 
-local records, ids = {}, {}
-local i = 11
+local records, ids, entries = {}, {}, {}
+local i = 14
 while i <= #ARGV do
   records[#records + 1] = i
   ids[#ids + 1] = ARGV[i + 1]
-  i = i + SIZE[ARGV[i]]
+  local flag = i + SIZE[ARGV[i]]
+  if ARGV[flag] == '1' then
+    entries[i] = flag + 1
+    i = flag + 7
+  else
+    i = flag + 1
+  end
+end
+
+-- The task history (keys.py): the record replaces the task's last one, a failed attempt is
+-- appended, and the run is added to its (minute, name) counters, summed over the batch.
+local counts = {}
+local function record_history(id, h)
+  local name, state, at, runtime = ARGV[h], ARGV[h + 1], ARGV[h + 2], tonumber(ARGV[h + 3])
+  redis.call('HSET', KEYS[7], id, ARGV[h + 4])
+  redis.call('ZADD', KEYS[6], at, id)
+  redis.call('ZADD', ARGV[11] .. state, at, id)
+  if state ~= 'RETRY' then redis.call('ZREM', ARGV[11] .. 'RETRY', id) end
+  local attempt = ARGV[h + 5]
+  if attempt ~= '' then
+    local old = redis.call('HGET', KEYS[8], id)
+    redis.call('HSET', KEYS[8], id, old and (old .. '\n' .. attempt) or attempt)
+  end
+  if state == 'REVOKED' then return end
+  local key = ARGV[12] .. (math.floor(tonumber(at) / 60) * 60)
+  local per = counts[key]
+  if not per then
+    per = {}
+    counts[key] = per
+  end
+  local c = per[name]
+  if not c then
+    c = {0, 0, 0, 0}
+    per[name] = c
+  end
+  c[1] = c[1] + 1
+  if state == 'FAILURE' then c[2] = c[2] + 1 elseif state == 'RETRY' then c[3] = c[3] + 1 end
+  c[4] = c[4] + runtime
 end
 
 -- Current lease of each job: {delivery, deaths, owner, running}; nil when not leased (or gone).
@@ -47,6 +87,7 @@ for _, base in ipairs(records) do
   local kind, id = ARGV[base], ARGV[base + 1]
   local current = lease[id]
   if current and current[1] == tonumber(ARGV[base + 2]) then
+    if entries[base] then record_history(id, entries[base]) end
     if kind == 'ack' then
       end_lease(id, current)
       gone[#gone + 1] = id
@@ -96,6 +137,16 @@ for _, base in ipairs(records) do
       nudge(ARGV[3] .. queue)
     end
   end
+end
+
+for key, per in pairs(counts) do
+  for name, c in pairs(per) do
+    redis.call('HINCRBY', key, 'p:' .. name, c[1])
+    if c[2] > 0 then redis.call('HINCRBY', key, 'f:' .. name, c[2]) end
+    if c[3] > 0 then redis.call('HINCRBY', key, 'r:' .. name, c[3]) end
+    redis.call('HINCRBYFLOAT', key, 't:' .. name, c[4])
+  end
+  redis.call('PEXPIRE', key, ARGV[13])
 end
 
 push_front(front)

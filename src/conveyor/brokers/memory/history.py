@@ -1,0 +1,86 @@
+"""The memory broker's task history: a dict of records by id and a dict of minute counters.
+
+``settle`` calls ``_record`` (with the lock held) for each current outcome that carries an entry;
+reads sort by time, which is fine for a broker that lives as long as one test.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..base import TaskHistory
+from ..history import COUNTERS_KEPT, matches, tally
+from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome
+from .state import MemoryParts
+
+
+@dataclass(slots=True)
+class _Stored:
+    at: float
+    record: bytes
+    payload: bytes | None
+    attempts: tuple[bytes, ...]
+
+
+class MemoryHistory(MemoryParts, TaskHistory):
+    _history: dict[str, _Stored]
+    _counters: dict[tuple[int, str], list[float]]
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        """Store the entries of these settled outcomes and count them (lock held)."""
+        entries: list[HistoryEntry] = []
+        for o in outcomes:
+            entry = o.history
+            if entry is None:
+                continue
+            old = self._history.pop(o.id, None)  # re-inserted: the dict stays in time order
+            attempts = old.attempts if old is not None else ()
+            if entry.attempt is not None:
+                attempts = (*attempts, entry.attempt)
+            self._history[o.id] = _Stored(entry.at, entry.record, o.payload, attempts)
+            entries.append(entry)
+        for key, (processed, failed, retried, runtime) in tally(entries).items():
+            row = self._counters.setdefault(key, [0, 0, 0, 0.0])
+            row[0] += processed
+            row[1] += failed
+            row[2] += retried
+            row[3] += runtime
+
+    def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
+        with self._cond:
+            items = list(self._history.items())
+        found = [
+            HistoryRow(task_id, s.record, s.payload, s.attempts)
+            for task_id, s in sorted(items, key=lambda item: item[1].at, reverse=True)
+            if matches(query, task_id, s.record, s.at)
+        ]
+        return found[offset : offset + limit]
+
+    def history_row(self, task_id: str) -> HistoryRow | None:
+        with self._cond:
+            s = self._history.get(task_id)
+        return None if s is None else HistoryRow(task_id, s.record, s.payload, s.attempts)
+
+    def counters(self, since: float, until: float, name: str | None = None) -> list[MinuteCounts]:
+        with self._cond:
+            rows = [(k, list(v)) for k, v in self._counters.items()]
+        return [
+            MinuteCounts(m, n, int(v[0]), int(v[1]), int(v[2]), v[3])
+            for (m, n), v in sorted(rows)
+            if since <= m < until and (name is None or n == name)
+        ]
+
+    def trim_history(self, max_records: int, older_than: float) -> int:
+        with self._cond:
+            doomed = [task_id for task_id, s in self._history.items() if s.at < older_than]
+            for task_id in doomed:
+                del self._history[task_id]
+            by_age = sorted(self._history, key=lambda task_id: self._history[task_id].at)
+            excess = by_age[: max(0, len(by_age) - max_records)]
+            for task_id in excess:
+                del self._history[task_id]
+            cutoff = time.time() - COUNTERS_KEPT
+            for key in [k for k in self._counters if k[0] < cutoff]:
+                del self._counters[key]
+        return len(doomed) + len(excess)

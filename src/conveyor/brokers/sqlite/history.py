@@ -1,0 +1,131 @@
+"""The SQLite broker's task history: the ``history`` and ``counters`` tables (schema.sql).
+
+``settle`` calls ``_record`` inside its transaction for the outcomes it applied, so a record is
+never written for a stale outcome and never lost with a committed one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from ..base import TaskHistory
+from ..history import COUNTERS_KEPT, tally
+from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome
+from .connection import SQLiteParts, _mapped
+
+TRIM_SLICE = 5000  # rows one trimming statement deletes (keeps the write lock short)
+
+_UPSERT = (
+    "INSERT INTO history (id, state, at, name, queue, args, record, payload, attempts)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+    " state = excluded.state, at = excluded.at, name = excluded.name, queue = excluded.queue,"
+    " args = excluded.args, record = excluded.record, payload = excluded.payload,"
+    " attempts = CASE WHEN excluded.attempts IS NULL THEN attempts WHEN attempts IS NULL"
+    " THEN excluded.attempts ELSE CAST(attempts || x'0a' || excluded.attempts AS BLOB) END"
+)
+_COUNT = (
+    "INSERT INTO counters (minute, name, processed, failed, retried, runtime) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (minute, name) DO UPDATE SET processed = processed + excluded.processed,"
+    " failed = failed + excluded.failed, retried = retried + excluded.retried,"
+    " runtime = runtime + excluded.runtime"
+)
+
+
+def _row(row: tuple[str, bytes, bytes | None, bytes | None]) -> HistoryRow:
+    # (|| makes text of blobs; the upsert casts back, this is for rows written otherwise.)
+    raw = row[3].encode() if isinstance(row[3], str) else row[3]
+    attempts = tuple(bytes(raw).split(b"\n")) if raw else ()
+    return HistoryRow(row[0], bytes(row[1]), None if row[2] is None else bytes(row[2]), attempts)
+
+
+class SQLiteHistory(SQLiteParts, TaskHistory):
+    @staticmethod
+    def _record(db: sqlite3.Connection, applied: list[Outcome]) -> None:
+        """Store and count the entries of the outcomes this settle applied (in its transaction)."""
+        entries: list[HistoryEntry] = []
+        rows = []
+        for o in applied:
+            e = o.history
+            if e is not None:
+                entries.append(e)
+                rows.append((o.id, e.state, e.at, e.name, e.queue, e.args, e.record, o.payload, e.attempt))
+        if not rows:
+            return
+        db.executemany(_UPSERT, rows)
+        db.executemany(_COUNT, [(m, n, *v) for (m, n), v in tally(entries).items()])
+
+    @_mapped
+    def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
+        where: list[str] = ["1"]
+        params: list[object] = []
+        for column, value in (("state", query.state), ("name", query.name), ("queue", query.queue)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.since is not None:
+            where.append("at >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            where.append("at < ?")
+            params.append(query.until)
+        if query.search:
+            # instr(lower()) rather than LIKE: a search text may hold % or _ literally.
+            where.append("(instr(lower(args), ?) > 0 OR instr(lower(id), ?) > 0)")
+            params += [query.search.lower(), query.search.lower()]
+        sql = (
+            "SELECT id, record, payload, attempts FROM history WHERE "
+            + " AND ".join(where)
+            + " ORDER BY at DESC LIMIT ? OFFSET ?"
+        )
+        return [_row(r) for r in self._conn.db().execute(sql, (*params, limit, offset))]
+
+    @_mapped
+    def history_row(self, task_id: str) -> HistoryRow | None:
+        row = (
+            self._conn.db()
+            .execute("SELECT id, record, payload, attempts FROM history WHERE id = ?", (task_id,))
+            .fetchone()
+        )
+        return None if row is None else _row(row)
+
+    @_mapped
+    def counters(self, since: float, until: float, name: str | None = None) -> list[MinuteCounts]:
+        sql = (
+            "SELECT minute, name, processed, failed, retried, runtime FROM counters"
+            " WHERE minute >= ? AND minute < ?"
+        )
+        params: list[object] = [since, until]
+        if name is not None:
+            sql += " AND name = ?"
+            params.append(name)
+        rows = self._conn.db().execute(sql + " ORDER BY minute, name", params)
+        return [MinuteCounts(*row) for row in rows]
+
+    @_mapped
+    def trim_history(self, max_records: int, older_than: float) -> int:
+        dropped = 0
+        while True:  # in slices, so workers' settles get the write lock in between
+            with self._conn.tx() as db:
+                cur = db.execute(
+                    "DELETE FROM history WHERE id IN (SELECT id FROM history WHERE at < ? LIMIT ?)",
+                    (older_than, TRIM_SLICE),
+                )
+            dropped += cur.rowcount
+            if cur.rowcount < TRIM_SLICE:
+                break
+        while True:
+            with self._conn.tx() as db:
+                count = db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
+                excess = min(count - max_records, TRIM_SLICE)
+                if excess > 0:
+                    db.execute(
+                        "DELETE FROM history WHERE id IN (SELECT id FROM history ORDER BY at LIMIT ?)",
+                        (excess,),
+                    )
+            if excess <= 0:
+                break
+            dropped += excess
+        with self._conn.tx() as db:
+            db.execute("DELETE FROM counters WHERE minute < ?", (time.time() - COUNTERS_KEPT,))
+        return dropped

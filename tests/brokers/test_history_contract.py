@@ -1,0 +1,128 @@
+"""The task history's broker contract: every broker records history in ``settle``, lists it
+newest first with filters, keeps failed attempts, counts per minute, and trims."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from conveyor import states
+from conveyor.brokers import Broker, HistoryEntry, HistoryQuery, JobSpec, Outcome, broker_from_url
+from conveyor.brokers.history import minute
+from conveyor.taskrecord import (
+    Attempt,
+    TaskRecord,
+    decode_attempt,
+    decode_record,
+    encode_attempt,
+    encode_record,
+)
+
+
+@pytest.fixture
+def broker(broker_url: str) -> Iterator[Broker]:
+    b = broker_from_url(broker_url)
+    yield b
+    b.close()
+
+
+def entry(task_id: str, state: str, at: float, name: str = "proj.add", args: str = "1, 2") -> HistoryEntry:
+    record = encode_record(TaskRecord(task_id, name, "q", state, args=args, finished=at))
+    attempt = (
+        None if state == states.SUCCESS else encode_attempt(Attempt(1, state, at, error=f"E: {task_id}"))
+    )
+    return HistoryEntry(name, "q", state, at, 0.5, args, record, attempt)
+
+
+def run(
+    broker: Broker, task_id: str, kind: str, state: str, at: float, due: float = 3600, **fields: object
+) -> None:
+    """Enqueue, lease and settle one job with a history entry (a retry is due in ``due`` s)."""
+    broker.enqueue([JobSpec(task_id, "q", b'{"id":"x","task":"t"}')])
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    hist = entry(task_id, state, at, **fields)  # type: ignore[arg-type]
+    payload = b'{"result":3}' if state == states.SUCCESS else b'{"exc_type":"E"}'
+    outcome_state = state if kind == "ack" else None
+    broker.settle(
+        [Outcome(kind, task_id, d.delivery, outcome_state, payload, eta=time.time() + due, history=hist)], 60
+    )  # type: ignore[arg-type]
+
+
+def ids(broker: Broker, **query: object) -> list[str]:
+    return [row.id for row in broker.history(HistoryQuery(**query))]  # type: ignore[arg-type]
+
+
+def test_history_is_recorded_by_settle_and_listed_newest_first_by_state(broker: Broker) -> None:
+    now = time.time()
+    run(broker, "ok", "ack", states.SUCCESS, now - 30)
+    run(broker, "bad", "dead", states.FAILURE, now - 20, args="'needle-77'")
+    run(broker, "again", "retry", states.RETRY, now - 10)
+    assert ids(broker) == ["again", "bad", "ok"]
+    assert ids(broker, state=states.FAILURE) == ["bad"]
+    assert ids(broker, state=states.RETRY) == ["again"]
+    assert ids(broker, search="NEEDLE-77") == ["bad"]
+    assert ids(broker, since=now - 25) == ["again", "bad"]
+    assert ids(broker, until=now - 25) == ["ok"]
+    assert ids(broker, name="proj.other") == []
+    assert ids(broker, queue="q", state=states.SUCCESS) == ["ok"]
+    row = broker.history_row("bad")
+    assert row is not None and decode_record(row.record).state == states.FAILURE
+    assert row.payload == b'{"exc_type":"E"}'
+    assert [decode_attempt(a).error for a in row.attempts] == ["E: bad"]  # type: ignore[union-attr]
+    assert broker.history_row("unknown") is None
+
+
+def test_history_pages_with_limit_and_offset(broker: Broker) -> None:
+    now = time.time()
+    for i in range(5):
+        run(broker, f"t{i}", "ack", states.SUCCESS, now + i)
+    page1 = [r.id for r in broker.history(HistoryQuery(), limit=2)]
+    page2 = [r.id for r in broker.history(HistoryQuery(), limit=2, offset=2)]
+    assert page1 == ["t4", "t3"] and page2 == ["t2", "t1"]
+
+
+def test_a_retried_task_keeps_every_failed_attempt_and_ends_in_one_state(broker: Broker) -> None:
+    now = time.time()
+    run(broker, "r", "retry", states.RETRY, now - 2, due=0)
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    broker.settle(
+        [Outcome("dead", "r", d.delivery, states.FAILURE, b"{}", history=entry("r", states.FAILURE, now))], 60
+    )
+    row = broker.history_row("r")
+    assert row is not None and len(row.attempts) == 2
+    assert ids(broker, state=states.RETRY) == [] and ids(broker, state=states.FAILURE) == ["r"]
+
+
+def test_a_stale_outcome_records_no_history(broker: Broker) -> None:
+    broker.enqueue([JobSpec("s", "q", b"{}")])
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    broker.settle([Outcome("ack", "s", d.delivery + 1, history=entry("s", states.SUCCESS, time.time()))], 60)
+    assert broker.history_row("s") is None
+
+
+def test_counters_add_up_per_task_name_and_minute(broker: Broker) -> None:
+    now = time.time()
+    run(broker, "a", "ack", states.SUCCESS, now)
+    run(broker, "b", "dead", states.FAILURE, now)
+    run(broker, "c", "retry", states.RETRY, now)
+    run(broker, "d", "ack", states.SUCCESS, now, name="proj.other")
+    got = {c.name: c for c in broker.counters(minute(now), minute(now) + 60)}
+    add = got["proj.add"]
+    assert (add.minute, add.processed, add.failed, add.retried) == (minute(now), 3, 1, 1)
+    assert add.runtime == pytest.approx(1.5)
+    assert [c.name for c in broker.counters(minute(now), minute(now) + 60, name="proj.other")] == [
+        "proj.other"
+    ]
+    assert broker.counters(minute(now) + 60, minute(now) + 120) == []
+
+
+def test_trim_drops_expired_records_then_the_oldest_beyond_the_cap(broker: Broker) -> None:
+    now = time.time()
+    for i in range(6):
+        run(broker, f"t{i}", "ack", states.SUCCESS, now - 100 + i)
+    assert broker.trim_history(max_records=10, older_than=now - 98) == 2  # t0, t1 expired
+    assert broker.trim_history(max_records=2, older_than=0) == 2  # t2, t3 beyond the cap
+    assert ids(broker) == ["t5", "t4"]
+    assert broker.history_row("t0") is None
