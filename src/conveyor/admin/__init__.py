@@ -1,4 +1,5 @@
-"""The admin API: read and control queues, workers, running tasks and dead letters.
+"""The admin API: read and control queues, workers, running tasks, dead letters
+and the task history.
 
 ``app.admin`` (or ``Admin(broker)``) is the one layer the CLI's operator commands stand on;
 see api.py and docs/operations.md.
@@ -6,18 +7,24 @@ see api.py and docs/operations.md.
 
 from .api import Admin
 from .deadletters import DeadFilter
-from .errors import UnknownName, UnknownQueue, UnknownWorker
-from .records import DeadLetterInfo, Page, QueueInfo, RunningTask, WorkerInfo
+from .errors import UnknownName, UnknownQueue, UnknownState, UnknownTask, UnknownWorker
+from .history import TaskFilter
+from .records import AttemptInfo, DeadLetterInfo, Page, QueueInfo, RunningTask, TaskInfo, WorkerInfo
 
 __all__ = [
     "Admin",
+    "AttemptInfo",
     "DeadFilter",
     "DeadLetterInfo",
     "Page",
     "QueueInfo",
     "RunningTask",
+    "TaskFilter",
+    "TaskInfo",
     "UnknownName",
     "UnknownQueue",
+    "UnknownState",
+    "UnknownTask",
     "UnknownWorker",
     "WorkerInfo",
 ]

@@ -16,13 +16,13 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from ..brokers import Broker
+from ..brokers import Broker, MinuteCounts
 from ..coordination import pauses
-from . import deadletters
+from . import deadletters, history
 from .deadletters import DeadFilter
 from .errors import UnknownQueue, UnknownWorker
 from .parse import queue_info, worker_info
-from .records import DeadLetterInfo, Page, QueueInfo, RunningTask, WorkerInfo
+from .records import DeadLetterInfo, Page, QueueInfo, RunningTask, TaskInfo, WorkerInfo
 
 DEFAULT_LEASE_TIMEOUT = 3.0  # worker_lease_timeout's default
 
@@ -202,3 +202,51 @@ class Admin:
         7
         """
         return deadletters.act_on_matching(self.broker, DeadFilter(queue, task, search), self.delete_dead)
+
+    # -- task history (admin/history.py) -------------------------------------------------------
+    def tasks(
+        self,
+        state: str | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[TaskInfo]:
+        """A page of tasks, newest first: ``state`` is running, succeeded, failed, retrying,
+        revoked or dead (None: every state in the history); ``name`` and ``queue`` are exact;
+        ``since``/``until`` bound the time of the latest state (epoch seconds); ``search`` is
+        a case-insensitive text of the arguments or id. Page on with ``offset=page.next_offset``.
+
+        >>> page = admin.tasks(state="failed", search="order-17", since=time.time() - 3600)  # doctest: +SKIP
+        >>> [(t.name, t.error) for t in page.items]
+        [('shop.tasks.charge', 'CardDeclined: card 4242 declined')]
+        """
+        if offset < 0 or limit < 1:
+            raise ValueError("offset must be >= 0 and limit >= 1")
+        f = history.TaskFilter(state, name, queue, since, until, search)
+        return history.page(self.broker, self.running, f, offset, limit)
+
+    def task(self, task_id: str) -> TaskInfo:
+        """One task's full record by id (``UnknownTask`` if the broker knows nothing of it).
+
+        >>> info = admin.task("5b1e...")                                # doctest: +SKIP
+        >>> info.state, info.attempts_made, [a.error for a in info.attempts]
+        ('failed', 3, ['IOError: timeout', 'IOError: timeout', 'IOError: refused'])
+        """
+        return history.one(self.broker, self.running, task_id)
+
+    def counters(
+        self, since: float | None = None, until: float | None = None, name: str | None = None
+    ) -> list[MinuteCounts]:
+        """Per task name and minute: runs ended, failures, retries and total runtime, oldest
+        first; by default the last hour. Kept three days.
+
+        >>> [(c.minute, c.processed) for c in admin.counters(name="shop.tasks.charge")]  # doctest: +SKIP
+        [(1796100000, 120), ...]
+        """
+        until = time.time() + 60 if until is None else until
+        since = until - 3660 if since is None else since
+        return history.counters(self.broker, since, until, name)

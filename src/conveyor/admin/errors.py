@@ -16,3 +16,11 @@ class UnknownQueue(UnknownName):
 
 class UnknownWorker(UnknownName):
     """No worker with this name heartbeated recently."""
+
+
+class UnknownTask(UnknownName):
+    """No task with this id is queued, running, or has a result or history record."""
+
+
+class UnknownState(UnknownName):
+    """Not one of the task states the history lists."""

@@ -4,7 +4,7 @@ letters, built from broker reads. Times are epoch seconds; durations are seconds
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -91,6 +91,49 @@ class DeadLetterInfo:
     failed_at: float
     deaths: int = 0
     priority: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptInfo:
+    """One run of a task that did not succeed: attempt 1 is the first run."""
+
+    attempt: int
+    state: str  # retrying, failed or revoked
+    at: float  # when it ended
+    worker: str | None = None
+    runtime: float | None = None
+    error: str | None = None  # "ValueError: boom"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """One task as the history (or, for a running or waiting one, the broker) knows it.
+
+    ``state`` is the operator's name (admin/history.py): waiting, running, succeeded, failed,
+    retrying or revoked; ``dead`` says a failed task is kept in the dead letters.
+    ``attempts_made`` counts runs (1 on the first); ``attempts`` lists the failed ones with
+    their errors. ``result`` is left out (None) for an ``ignore_result`` task; ``error`` and
+    ``traceback`` are the latest failure's. ``next_attempt`` is when a retrying task runs again.
+    """
+
+    id: str
+    name: str
+    queue: str
+    state: str
+    args: str = ""
+    priority: int = 5
+    enqueued: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    runtime: float | None = None
+    attempts_made: int = 1
+    worker: str | None = None
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    dead: bool = False
+    next_attempt: float | None = None
+    attempts: tuple[AttemptInfo, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """``conveyor`` — the command line: ``conveyor -A proj worker``, ``call``, ``result``, ``purge``, ``dead``,
-and the operator commands ``status``, ``queues``, ``pause``, ``resume``, ``inspect``, ``health``."""
+and the operator commands ``status``, ``queues``, ``pause``, ``resume``, ``inspect``, ``health``,
+``tasks``, ``task``."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def _register() -> None:
 
     cli.add_command(beat.beat)
     cli.add_command(schedule.schedule)
-    from . import health, inspect, queues, status
+    from . import health, history, inspect, queues, status
 
     cli.add_command(status.status)
     cli.add_command(queues.queues)
@@ -60,6 +61,8 @@ def _register() -> None:
     cli.add_command(queues.resume)
     cli.add_command(inspect.inspect)
     cli.add_command(health.health)
+    cli.add_command(history.tasks)
+    cli.add_command(history.task)
 
 
 _register()

@@ -1,0 +1,203 @@
+"""The task history for operators: ``app.admin.tasks(...)``, ``task(id)`` and ``counters(...)``.
+
+Finished, failed, retrying and revoked tasks come from the broker's persistent history (written
+by the workers' batched settles, so it survives every restart). Running tasks come from the
+workers' heartbeats, and a task id with no history record falls back to what the broker knows
+of it now (waiting, delayed for a retry, started), so ``task ID`` answers for any known id.
+
+State names are the operator's, as the CLI prints them:
+
+=========  ===========================================================================
+waiting    enqueued, not yet run (only by id: ``task ID``)
+running    a live worker runs it now (from heartbeats)
+succeeded  finished (SUCCESS)
+failed     failed for good (FAILURE), dead-lettered or not
+retrying   failed, another attempt is due (RETRY)
+revoked    revoked before it finished
+dead       failed and kept in the dead letters (a subset of failed)
+=========  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import states
+from ..brokers import Broker, HistoryQuery, HistoryRow, MinuteCounts
+from ..exceptions import DecodeError
+from ..message import decode_result
+from ..taskrecord import decode_attempt, decode_record
+from .errors import UnknownState, UnknownTask
+from .records import AttemptInfo, Page, RunningTask, TaskInfo
+
+#: Operator state name -> the history's state (None: not from the history).
+STATES: dict[str, str | None] = {
+    "waiting": None,
+    "running": None,
+    "succeeded": states.SUCCESS,
+    "failed": states.FAILURE,
+    "retrying": states.RETRY,
+    "revoked": states.REVOKED,
+    "dead": states.FAILURE,
+}
+_NAMES = {
+    states.SUCCESS: "succeeded",
+    states.FAILURE: "failed",
+    states.RETRY: "retrying",
+    states.REVOKED: "revoked",
+    states.PENDING: "waiting",
+    states.STARTED: "running",
+}
+LISTED = ("running", "succeeded", "failed", "retrying", "revoked", "dead")
+SCAN = 200  # broker rows read per round when a filter the broker cannot apply is given
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """What ``admin.tasks`` lists; see ``Admin.tasks``."""
+
+    state: str | None = None
+    name: str | None = None
+    queue: str | None = None
+    since: float | None = None
+    until: float | None = None
+    search: str | None = None
+
+
+def check_state(state: str | None) -> None:
+    if state is not None and state not in LISTED:
+        raise UnknownState(f"unknown state {state!r} (one of: {', '.join(LISTED)})")
+
+
+def page(
+    broker: Broker, running: Callable[[], list[RunningTask]], f: TaskFilter, offset: int, limit: int
+) -> Page[TaskInfo]:
+    check_state(f.state)
+    if f.state == "running":
+        found = [_from_running(t) for t in running() if _running_matches(t, f)]
+        found.sort(key=lambda t: t.started or 0.0, reverse=True)
+        items = found[offset : offset + limit]
+        more = offset + limit < len(found)
+        return Page(tuple(items), offset, limit, offset + limit if more else None, len(found))
+    query = HistoryQuery(STATES[f.state] if f.state else None, f.name, f.queue, f.since, f.until, f.search)
+    if f.state != "dead":
+        rows = broker.history(query, limit + 1, offset)
+        items = [task_info(r) for r in rows[:limit]]
+        return Page(tuple(items), offset, limit, offset + limit if len(rows) > limit else None)
+    # dead: the failed records that went to the dead letters; the broker does not index that.
+    matched: list[TaskInfo] = []
+    at = 0
+    while len(matched) <= offset + limit:
+        rows = broker.history(query, SCAN, at)
+        at += len(rows)
+        matched += [t for t in map(task_info, rows) if t.dead]
+        if len(rows) < SCAN:
+            break
+    items = matched[offset : offset + limit]
+    return Page(tuple(items), offset, limit, offset + limit if len(matched) > offset + limit else None)
+
+
+def one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str) -> TaskInfo:
+    """A task's full record: running now, else its history record, else what the broker knows."""
+    for task in running():
+        if task.id == task_id:
+            row = broker.history_row(task_id)
+            earlier = task_info(row).attempts if row is not None else ()
+            return dataclasses.replace(_from_running(task), attempts=earlier)
+    row = broker.history_row(task_id)
+    if row is not None:
+        return task_info(row)
+    status = broker.status(task_id)
+    if status is None:
+        raise UnknownTask(f"unknown task id {task_id!r} (never enqueued, or its record expired)")
+    return _from_status(task_id, status.state, status.payload, status.retries)
+
+
+def counters(broker: Broker, since: float, until: float, name: str | None) -> list[MinuteCounts]:
+    return broker.counters(since, until, name)
+
+
+def task_info(row: HistoryRow) -> TaskInfo:
+    try:
+        rec = decode_record(row.record)
+    except DecodeError:
+        return TaskInfo(row.id, "<malformed>", "", "unknown")
+    attempts = tuple(
+        AttemptInfo(a.attempt, _NAMES.get(a.state, a.state.lower()), a.at, a.worker, a.runtime, a.error)
+        for a in map(decode_attempt, row.attempts)
+        if a is not None
+    )
+    result, error, trace = _payload(row.payload)
+    return TaskInfo(
+        id=row.id,
+        name=rec.name,
+        queue=rec.queue,
+        state=_NAMES.get(rec.state, rec.state.lower()),
+        args=rec.args,
+        priority=rec.priority,
+        enqueued=rec.enqueued,
+        started=rec.started,
+        finished=rec.finished,
+        runtime=rec.runtime,
+        attempts_made=rec.retries + 1,
+        worker=rec.worker,
+        result=result,
+        error=error,
+        traceback=trace,
+        dead=rec.dead,
+        next_attempt=rec.eta,
+        attempts=attempts,
+    )
+
+
+def _payload(raw: bytes | None) -> tuple[Any, str | None, str | None]:
+    """(result, "ExcType: message", traceback) of a stored payload."""
+    if raw is None:
+        return None, None, None
+    try:
+        payload = decode_result(raw)
+    except DecodeError:
+        return None, None, None
+    if payload.exc_type is None:
+        return payload.result, None, None
+    name = payload.exc_type.rpartition(".")[2]
+    return None, f"{name}: {payload.exc_message or ''}".rstrip(), payload.traceback
+
+
+def _from_running(t: RunningTask) -> TaskInfo:
+    return TaskInfo(
+        id=t.id,
+        name=t.name,
+        queue=t.queue,
+        state="running",
+        args=t.args,
+        started=t.started,
+        runtime=t.runtime,
+        attempts_made=t.attempt,
+        worker=t.worker,
+    )
+
+
+def _running_matches(t: RunningTask, f: TaskFilter) -> bool:
+    if (f.name is not None and t.name != f.name) or (f.queue is not None and t.queue != f.queue):
+        return False
+    if (f.since is not None and t.started < f.since) or (f.until is not None and t.started >= f.until):
+        return False
+    return not f.search or f.search.lower() in (t.args + " " + t.id).lower()
+
+
+def _from_status(task_id: str, state: str, payload: bytes | None, retries: int) -> TaskInfo:
+    result, error, trace = _payload(payload)
+    return TaskInfo(
+        id=task_id,
+        name="",
+        queue="",
+        state=_NAMES.get(state, state.lower()),
+        attempts_made=retries + (state != states.PENDING),
+        result=result,
+        error=error,
+        traceback=trace,
+    )
