@@ -1,0 +1,197 @@
+"""The task history's cost: Conveyor's drain rate with history off and on, and the size of
+history records on Redis and SQLite.
+
+Usage (with the project's virtualenv)::
+
+    .venv/bin/python bench/history.py cost [--tasks 20000] [--rounds 3] [--broker redis,sqlite]
+    .venv/bin/python bench/history.py size [--records 100000]
+
+``cost`` drains N ``incr`` tasks (bench/conveyor_tasks.py, ``ignore_result`` like most
+fire-and-forget tasks: history records their state, not their result) with the benchmark's
+worker command (``conveyor worker -P solo --processes 2``), once with ``CONVEYOR_TASK_HISTORY=0``
+and once with it on, alternating the order each round, on a throwaway ``redis-server`` (and a
+fresh SQLite file per run). It prints the median drain rate of each and the difference.
+
+``size`` writes N history records through the broker's real settle path (enqueue, fetch, settle
+with the worker's history entries) and reports the memory (Redis ``used_memory``) or file
+growth (SQLite, after a WAL checkpoint) per record, and that times 1,000,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+sys.path[:0] = [str(REPO_ROOT)]
+
+from bench.run import PROCESSES, RedisServer  # noqa: E402  (the harness's own process helpers)
+
+COUNTER_KEY = "bench:counter"
+WORKER = ["-m", "conveyor", "-A", "bench.conveyor_tasks", "worker", "-P", "solo", "--processes", "2"]
+WARMUP = 1000  # tasks before the steady-rate clock starts
+
+
+def drain(server: RedisServer, broker_url: str, n: int, history: bool, logs: Path) -> tuple[float, float]:
+    """(tasks/s including start-up, steady tasks/s after WARMUP) for one drain of n tasks."""
+    os.environ["BENCH_REDIS_URL"] = server.url  # read by bench/conveyor_tasks.py at import
+    from bench import conveyor_tasks
+
+    counter = redis.Redis.from_url(server.url)
+    counter.flushall()
+    app = conveyor_tasks.app
+    app.conf.broker_url = broker_url
+    app.close()  # reopen on the new broker
+    conveyor_tasks.incr.delay_many([() for _ in range(n)])
+    app.close()
+    env = {
+        **os.environ,
+        "CONVEYOR_BROKER_URL": broker_url,
+        "BENCH_REDIS_URL": server.url,
+        "CONVEYOR_TASK_HISTORY": "1" if history else "0",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    start = time.perf_counter()
+    proc = PROCESSES.start([sys.executable, *WORKER, "-l", "warning"], env, logs / f"history-{history}.log")
+    warm = None
+    try:
+        deadline = start + 300
+        while (done := int(counter.get(COUNTER_KEY) or 0)) < n:
+            if warm is None and done >= WARMUP:
+                warm = time.perf_counter()
+            if proc.poll() is not None or time.perf_counter() > deadline:
+                raise RuntimeError(PROCESSES.exit_reason(proc))
+            time.sleep(0.002)
+        end = time.perf_counter()
+    finally:
+        PROCESSES.stop(proc)
+        counter.close()
+    return n / (end - start), (n - WARMUP) / (end - (warm or start))
+
+
+def cost(args: argparse.Namespace) -> None:
+    server = RedisServer(args.redis_server)
+    server.start()
+    tmp = Path(tempfile.mkdtemp(prefix="conveyor-history-bench-"))
+    try:
+        for broker in args.broker.split(","):
+            rates: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+            for r in range(args.rounds):
+                for history in (False, True) if r % 2 == 0 else (True, False):
+                    url = (
+                        server.url.replace("/0", "/1")
+                        if broker == "redis"
+                        else f"sqlite:///{tmp}/b{r}{history}.db"
+                    )
+                    rates[history].append(drain(server, url, args.tasks, history, tmp))
+            off = [statistics.median(x) for x in zip(*rates[False], strict=True)]
+            on = [statistics.median(x) for x in zip(*rates[True], strict=True)]
+            for label, i in (("drain (with start-up)", 0), ("steady drain", 1)):
+                change = (on[i] - off[i]) / off[i] * 100
+                print(
+                    f"{broker:6}  {label:22}  history off {off[i]:9,.0f}/s   on {on[i]:9,.0f}/s"
+                    f"   {change:+.1f} %   (median of {args.rounds}, {args.tasks:,} tasks)"
+                )
+    finally:
+        PROCESSES.stop_all()
+        server.cleanup()
+
+
+def _write(broker_url: str, n: int) -> None:
+    """n history records through the real path: enqueue, fetch, settle with history entries."""
+    from conveyor.brokers import JobSpec, Outcome, broker_from_url
+    from conveyor.message import Envelope, encode_envelope
+    from conveyor.request import Request
+    from conveyor.worker.history import HistoryWriter
+
+    broker = broker_from_url(broker_url)
+    writer = HistoryWriter("w1@bench-host")
+    batch = 1000
+    for first in range(0, n, batch):
+        specs = []
+        for i in range(first, min(n, first + batch)):
+            task_id = f"{i:08d}-5b1e-4c1e-9f00-{i:012d}"
+            env = Envelope(id=task_id, task="proj.tasks.refresh_city", args=[i], created=time.time())
+            specs.append(JobSpec(task_id, "default", encode_envelope(env)))
+        broker.enqueue(specs)
+        outcomes = []
+        for d in broker.fetch(["default"], "w1", batch, 60, 0):
+            request = Request(
+                d.id, "proj.tasks.refresh_city", [int(d.id[:8])], {}, queue="default", priority=5
+            )
+            result = b'{"result":{"city":42,"ok":true},"worker":"w1@bench-host","date_done":1796000000.0}'
+            ack = Outcome("ack", d.id, d.delivery, "SUCCESS", result)
+            outcomes.append(writer.attach(ack, d, request, 0.0123, time.time()))
+        broker.settle(outcomes, 86400)
+    broker.close()
+
+
+def size(args: argparse.Namespace) -> None:
+    n = args.records
+    server = RedisServer(args.redis_server)
+    server.start()
+    tmp = Path(tempfile.mkdtemp(prefix="conveyor-history-size-"))
+    try:
+        url = server.url.replace("/0", "/1")
+        client = redis.Redis.from_url(url)
+        before = int(client.info("memory")["used_memory"])
+        _write(url + "?prefix=size", n)
+        for key in client.scan_iter("{size}:result:*", count=10000):  # results expire; not history
+            client.delete(key)
+        grown = int(client.info("memory")["used_memory"]) - before
+        _report("redis (used_memory)", grown, n)
+        path = tmp / "size.db"
+        import sqlite3
+
+        _write(f"sqlite:///{path}", 0)  # the schema only
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        empty = path.stat().st_size
+        db.close()
+        _write(f"sqlite:///{path}", n)
+        db = sqlite3.connect(path)
+        db.execute("DELETE FROM results")  # results expire; only history stays
+        db.commit()
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        _report("sqlite (file size)", path.stat().st_size - empty, n)
+    finally:
+        server.cleanup()
+
+
+def _report(label: str, grown: int, n: int) -> None:
+    per = grown / n
+    print(
+        f"{label:22}  {n:,} records: {grown / 2**20:8.1f} MiB  = {per:6.0f} B/record"
+        f"  -> 1,000,000 records: {per * 1e6 / 2**20:8.1f} MiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("cost", help="drain rate with history off and on")
+    c.add_argument("--tasks", type=int, default=20000)
+    c.add_argument("--rounds", type=int, default=3)
+    c.add_argument("--broker", default="redis,sqlite")
+    s = sub.add_parser("size", help="memory/disk of history records")
+    s.add_argument("--records", type=int, default=100000)
+    for p in (c, s):
+        p.add_argument("--redis-server", default="redis-server")
+    args = parser.parse_args()
+    cost(args) if args.command == "cost" else size(args)
+
+
+if __name__ == "__main__":
+    main()
