@@ -7,7 +7,7 @@ ack. The broker stores it beside the run's result payload and never needs more o
 few fields it indexes (state, name, queue, time, arguments text), which the entry carries
 separately: the common path decodes nothing.
 
->>> raw = encode_record(TaskRecord(id="t1", name="proj.add", queue="default", state="SUCCESS"))
+>>> raw = encode_record(TaskRecord(name="proj.add", queue="default", state="SUCCESS"))
 >>> decode_record(raw).name
 'proj.add'
 """
@@ -34,16 +34,17 @@ class Attempt(msgspec.Struct, omit_defaults=True):
 
 class TaskRecord(msgspec.Struct, omit_defaults=True):
     """A task's latest state in the history. The result or error itself is the run's
-    ``ResultPayload``, stored next to it (left out for ``ignore_result`` tasks)."""
+    ``ResultPayload``, stored next to it (left out for ``ignore_result`` tasks).
 
-    id: str
+    Kept small, since one is written per run: the id is the record's key, not in it, and the
+    start is ``finished - runtime``."""
+
     name: str
     queue: str
     state: str  # SUCCESS, FAILURE, RETRY or REVOKED (a conveyor.states value)
     args: str = ""  # repr of the arguments, shortened to ARGS_LIMIT
     priority: int = 5
     enqueued: float | None = None  # when it was first sent
-    started: float | None = None  # when this run started
     finished: float | None = None  # when this run ended
     runtime: float | None = None  # seconds this run took
     retries: int = 0  # attempts made before this one

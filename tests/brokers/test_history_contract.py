@@ -29,11 +29,11 @@ def broker(broker_url: str) -> Iterator[Broker]:
 
 
 def entry(task_id: str, state: str, at: float, name: str = "proj.add", args: str = "1, 2") -> HistoryEntry:
-    record = encode_record(TaskRecord(task_id, name, "q", state, args=args, finished=at))
+    record = encode_record(TaskRecord(name, "q", state, args=args, finished=at))
     attempt = (
         None if state == states.SUCCESS else encode_attempt(Attempt(1, state, at, error=f"E: {task_id}"))
     )
-    return HistoryEntry(name, "q", state, at, 0.5, args, record, attempt)
+    return HistoryEntry(name, "q", state, at, 0.5, args, record, attempt, retries=1 if task_id == "r" else 0)
 
 
 def run(

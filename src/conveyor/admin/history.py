@@ -139,7 +139,7 @@ def task_info(row: HistoryRow) -> TaskInfo:
         args=rec.args,
         priority=rec.priority,
         enqueued=rec.enqueued,
-        started=rec.started,
+        started=None if rec.finished is None or rec.runtime is None else rec.finished - rec.runtime,
         finished=rec.finished,
         runtime=rec.runtime,
         attempts_made=rec.retries + 1,

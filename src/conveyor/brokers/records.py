@@ -82,6 +82,7 @@ class HistoryEntry:
     args: str  # the arguments' repr, what --search looks in
     record: bytes
     attempt: bytes | None = None
+    retries: int = 0  # attempts before this run (>0: it may be listed as retrying until now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,14 +62,12 @@ class HistoryWriter:
             )
         args = describe_args(request.args, request.kwargs, ARGS_LIMIT)
         record = TaskRecord(
-            id=d.id,
             name=request.task,
             queue=d.queue,
             state=state,
             args=args,
             priority=request.priority if request.priority is not None else 5,
             enqueued=enqueued or None,
-            started=now - runtime if runtime else None,
             finished=now,
             runtime=runtime if runtime else None,
             retries=request.retries,
@@ -77,7 +75,9 @@ class HistoryWriter:
             dead=outcome.kind == "dead",
             eta=outcome.eta if state == states.RETRY else None,
         )
-        entry = HistoryEntry(request.task, d.queue, state, now, runtime, args, encode_record(record), attempt)
+        entry = HistoryEntry(
+            request.task, d.queue, state, now, runtime, args, encode_record(record), attempt, request.retries
+        )
         o = outcome
         # Built directly: dataclasses.replace costs as much as the rest of this method together.
         return Outcome(

@@ -2,12 +2,13 @@
 records and one of failed attempts, and a hash of counters per minute (keys.py has the table).
 
 Writing is in settle.lua (``history_args`` adds an outcome's entry to its record there).
-Listing walks the state's (or the whole) sorted set newest first within the time range and
+Listing walks the state's (for successes, the whole) sorted set newest first within the time range and
 filters name, queue and search text in Python: one ZRANGE and one HMGET per slice.
 """
 
 from __future__ import annotations
 
+from ... import states
 from ..base import TaskHistory
 from ..history import HISTORY_STATES, matches, minute
 from ..records import HistoryQuery, HistoryRow, MinuteCounts, Outcome
@@ -24,7 +25,8 @@ def history_args(o: Outcome) -> tuple[Arg, ...]:
     if e is None:
         return _NO_ENTRY
     value = e.record + b"\n" + (o.payload or b"")
-    return ("1", e.name, e.state, repr(e.at), repr(e.runtime), value, e.attempt or b"")
+    retried = "1" if e.retries else ""
+    return ("1", e.name, e.state, repr(e.at), repr(e.runtime), value, e.attempt or b"", retried)
 
 
 def _row(task_id: str, value: bytes, attempts: bytes | None) -> HistoryRow:
@@ -35,7 +37,9 @@ def _row(task_id: str, value: bytes, attempts: bytes | None) -> HistoryRow:
 class RedisHistory(RedisParts, TaskHistory):
     def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
         k = self._keys
-        index = k.history if query.state is None else k.history_state_prefix + query.state
+        # Successes have no index of their own (settle.lua): they are found in the whole one.
+        state = query.state
+        index = k.history if state is None or state == states.SUCCESS else k.history_state_prefix + state
         high = "+inf" if query.until is None else f"({query.until!r}"
         low = "-inf" if query.since is None else repr(query.since)
         found: list[HistoryRow] = []

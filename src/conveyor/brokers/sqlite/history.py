@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from ... import states
 from ..base import TaskHistory
 from ..history import COUNTERS_KEPT, tally
 from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome
@@ -59,6 +60,8 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
     def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
         where: list[str] = ["1"]
         params: list[object] = []
+        if query.state is not None and query.state != states.SUCCESS:
+            where.append("state <> 'SUCCESS'")  # lets SQLite use the partial index history_state
         for column, value in (("state", query.state), ("name", query.name), ("queue", query.queue)):
             if value is not None:
                 where.append(f"{column} = ?")

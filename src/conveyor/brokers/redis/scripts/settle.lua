@@ -9,7 +9,8 @@
 -- ARGV[9] now   ARGV[10] result ttl (ms)
 -- ARGV[11] history state prefix   ARGV[12] counters prefix   ARGV[13] counters ttl (ms)
 -- ARGV[14..] one record per outcome, its length set by its kind, then "" (no history entry)
--- or "1" and the entry: name, state, at, runtime (s), record .. "\n" .. payload, attempt ("" = none)
+-- or "1" and the entry: name, state, at, runtime (s), record .. "\n" .. payload, attempt ("" = none),
+-- "1" if it was retried before ("": not)
 --   ack, id, delivery, result ("" = store none)
 --   start, id, delivery                  (at-most-once: dead-letter, never rerun, if the lease expires)
 --   running, id, delivery                (the task started: if the lease expires, that counts a death)
@@ -27,7 +28,7 @@ while i <= #ARGV do
   local flag = i + SIZE[ARGV[i]]
   if ARGV[flag] == '1' then
     entries[i] = flag + 1
-    i = flag + 7
+    i = flag + 8
   else
     i = flag + 1
   end
@@ -40,8 +41,10 @@ local function record_history(id, h)
   local name, state, at, runtime = ARGV[h], ARGV[h + 1], ARGV[h + 2], tonumber(ARGV[h + 3])
   redis.call('HSET', KEYS[7], id, ARGV[h + 4])
   redis.call('ZADD', KEYS[6], at, id)
-  redis.call('ZADD', ARGV[11] .. state, at, id)
-  if state ~= 'RETRY' then redis.call('ZREM', ARGV[11] .. 'RETRY', id) end
+  -- Successes, the bulk, are listed from the whole index: a per-state index of them would
+  -- double the writes for a listing that finds successes on every page anyway.
+  if state ~= 'SUCCESS' then redis.call('ZADD', ARGV[11] .. state, at, id) end
+  if state ~= 'RETRY' and ARGV[h + 6] == '1' then redis.call('ZREM', ARGV[11] .. 'RETRY', id) end
   local attempt = ARGV[h + 5]
   if attempt ~= '' then
     local old = redis.call('HGET', KEYS[8], id)
