@@ -3,14 +3,15 @@ history records on Redis and SQLite.
 
 Usage (with the project's virtualenv)::
 
-    .venv/bin/python bench/history.py cost [--tasks 20000] [--rounds 3] [--broker redis,sqlite]
+    .venv/bin/python bench/history.py cost [--tasks 20000] [--rounds 5] [--broker redis,sqlite]
     .venv/bin/python bench/history.py size [--records 100000]
 
 ``cost`` drains N ``incr`` tasks (bench/conveyor_tasks.py, ``ignore_result`` like most
 fire-and-forget tasks: history records their state, not their result) with the benchmark's
 worker command (``conveyor worker -P solo --processes 2``), once with ``CONVEYOR_TASK_HISTORY=0``
 and once with it on, alternating the order each round, on a throwaway ``redis-server`` (and a
-fresh SQLite file per run). It prints the median drain rate of each and the difference.
+fresh SQLite file per run). It prints the best and the median drain rate of each and the
+difference.
 
 ``size`` writes N history records through the broker's real settle path (enqueue, fetch, settle
 with the worker's history entries) and reports the memory (Redis ``used_memory``) or file
@@ -92,14 +93,16 @@ def cost(args: argparse.Namespace) -> None:
                         else f"sqlite:///{tmp}/b{r}{history}.db"
                     )
                     rates[history].append(drain(server, url, args.tasks, history, tmp))
-            off = [statistics.median(x) for x in zip(*rates[False], strict=True)]
-            on = [statistics.median(x) for x in zip(*rates[True], strict=True)]
+            # Best of the rounds as well as the median: on a shared machine another process
+            # only ever slows a round down, so the best round is the least disturbed one.
             for label, i in (("drain (with start-up)", 0), ("steady drain", 1)):
-                change = (on[i] - off[i]) / off[i] * 100
-                print(
-                    f"{broker:6}  {label:22}  history off {off[i]:9,.0f}/s   on {on[i]:9,.0f}/s"
-                    f"   {change:+.1f} %   (median of {args.rounds}, {args.tasks:,} tasks)"
-                )
+                for how, pick in (("best", max), ("median", statistics.median)):
+                    off = pick(r[i] for r in rates[False])
+                    on = pick(r[i] for r in rates[True])
+                    print(
+                        f"{broker:6}  {label:22} {how:6}  history off {off:9,.0f}/s   on {on:9,.0f}/s"
+                        f"   {(on - off) / off * 100:+.1f} %   ({args.rounds} rounds of {args.tasks:,} tasks)"
+                    )
     finally:
         PROCESSES.stop_all()
         server.cleanup()
@@ -183,7 +186,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("cost", help="drain rate with history off and on")
     c.add_argument("--tasks", type=int, default=20000)
-    c.add_argument("--rounds", type=int, default=3)
+    c.add_argument("--rounds", type=int, default=5)
     c.add_argument("--broker", default="redis,sqlite")
     s = sub.add_parser("size", help="memory/disk of history records")
     s.add_argument("--records", type=int, default=100000)

@@ -24,9 +24,8 @@ def history_args(o: Outcome) -> tuple[Arg, ...]:
     e = o.history
     if e is None:
         return _NO_ENTRY
-    value = e.record + b"\n" + (o.payload or b"")
-    retried = "1" if e.retries else ""
-    return ("1", e.name, e.state, repr(e.at), repr(e.runtime), value, e.attempt or b"", retried)
+    head = f"{e.state}|{e.at!r}|{e.runtime!r}|{1 if e.retries else 0}|{e.name}"
+    return (head, e.record + b"\n" + (o.payload or b""), e.attempt or b"")
 
 
 def _row(task_id: str, value: bytes, attempts: bytes | None) -> HistoryRow:

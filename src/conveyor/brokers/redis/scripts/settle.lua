@@ -8,9 +8,10 @@
 -- ARGV[5] waiting prefix   ARGV[6] done prefix   ARGV[7] owned prefix   ARGV[8] dead-letter prefix
 -- ARGV[9] now   ARGV[10] result ttl (ms)
 -- ARGV[11] history state prefix   ARGV[12] counters prefix   ARGV[13] counters ttl (ms)
--- ARGV[14..] one record per outcome, its length set by its kind, then "" (no history entry)
--- or "1" and the entry: name, state, at, runtime (s), record .. "\n" .. payload, attempt ("" = none),
--- "1" if it was retried before ("": not)
+-- ARGV[14..] one record per outcome, its length set by its kind, then its history entry: ""
+-- (none), or "state|at|runtime|retried|name" (retried: 1 if it ran before, else 0), the record
+-- .. "\n" .. the payload, and the attempt ("" = none). Three arguments, not seven: packing
+-- each argument costs the worker more than Lua's string.find costs Redis.
 --   ack, id, delivery, result ("" = store none)
 --   start, id, delivery                  (at-most-once: dead-letter, never rerun, if the lease expires)
 --   running, id, delivery                (the task started: if the lease expires, that counts a death)
@@ -25,12 +26,12 @@ local i = 14
 while i <= #ARGV do
   records[#records + 1] = i
   ids[#ids + 1] = ARGV[i + 1]
-  local flag = i + SIZE[ARGV[i]]
-  if ARGV[flag] == '1' then
-    entries[i] = flag + 1
-    i = flag + 8
+  local head = i + SIZE[ARGV[i]]
+  if ARGV[head] ~= '' then
+    entries[i] = head
+    i = head + 3
   else
-    i = flag + 1
+    i = head + 1
   end
 end
 
@@ -38,14 +39,15 @@ end
 -- appended, and the run is added to its (minute, name) counters, summed over the batch.
 local counts = {}
 local function record_history(id, h)
-  local name, state, at, runtime = ARGV[h], ARGV[h + 1], ARGV[h + 2], tonumber(ARGV[h + 3])
-  redis.call('HSET', KEYS[7], id, ARGV[h + 4])
+  local state, at, runtime, retried, name = string.match(ARGV[h], '^(%u+)|([^|]+)|([^|]+)|(%d)|(.*)$')
+  runtime = tonumber(runtime)
+  redis.call('HSET', KEYS[7], id, ARGV[h + 1])
   redis.call('ZADD', KEYS[6], at, id)
   -- Successes, the bulk, are listed from the whole index: a per-state index of them would
   -- double the writes for a listing that finds successes on every page anyway.
   if state ~= 'SUCCESS' then redis.call('ZADD', ARGV[11] .. state, at, id) end
-  if state ~= 'RETRY' and ARGV[h + 6] == '1' then redis.call('ZREM', ARGV[11] .. 'RETRY', id) end
-  local attempt = ARGV[h + 5]
+  if state ~= 'RETRY' and retried == '1' then redis.call('ZREM', ARGV[11] .. 'RETRY', id) end
+  local attempt = ARGV[h + 2]
   if attempt ~= '' then
     local old = redis.call('HGET', KEYS[8], id)
     redis.call('HSET', KEYS[8], id, old and (old .. '\n' .. attempt) or attempt)
