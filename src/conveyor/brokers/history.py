@@ -45,15 +45,17 @@ def tally(entries: Iterable[HistoryEntry]) -> dict[tuple[int, str], list[float]]
     return counts
 
 
-def matches(query: HistoryQuery, task_id: str, record: bytes, at: float) -> bool:
-    """Whether a stored record matches ``query`` (a malformed record never does)."""
-    if query.since is not None and at < query.since:
-        return False
-    if query.until is not None and at >= query.until:
-        return False
+def matches(query: HistoryQuery, task_id: str, record: bytes, at: float | None = None) -> bool:
+    """Whether a stored record matches ``query`` (a malformed record never does). ``at`` is the
+    time of its latest state, when the caller has it apart from the record."""
     try:
         rec = decode_record(record)
     except DecodeError:
+        return False
+    when = rec.finished if at is None else at
+    if query.since is not None and (when is None or when < query.since):
+        return False
+    if query.until is not None and (when is None or when >= query.until):
         return False
     if query.state is not None and rec.state != query.state:
         return False

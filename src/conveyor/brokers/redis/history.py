@@ -2,13 +2,16 @@
 records and one of failed attempts, and a hash of counters per minute (keys.py has the table).
 
 Writing is in settle.lua (``history_args`` adds an outcome's entry to its record there).
-Listing walks the state's (for successes, the whole) sorted set newest first within the time range and
-filters name, queue and search text in Python: one ZRANGE and one HMGET per slice.
+Listing walks the history list (for a state other than SUCCESS, that state's sorted set, within
+the time range) newest first and filters the rest in Python: one range read and one HMGET per
+slice.
 """
 
 from __future__ import annotations
 
 from ... import states
+from ...exceptions import DecodeError
+from ...taskrecord import decode_record
 from ..base import TaskHistory
 from ..history import HISTORY_STATES, matches, minute
 from ..records import HistoryQuery, HistoryRow, MinuteCounts, Outcome
@@ -16,6 +19,7 @@ from .connection import Arg, RedisParts
 
 SCAN_SLICE = 500  # ids read per round while listing
 TRIM_SLICE = 1000  # records one trimming call drops
+CLOCK_SLACK = 300.0  # seconds: a --since scan of the list stops this far past its bound
 _NO_ENTRY: tuple[Arg, ...] = ("",)
 
 
@@ -36,31 +40,31 @@ def _row(task_id: str, value: bytes, attempts: bytes | None) -> HistoryRow:
 class RedisHistory(RedisParts, TaskHistory):
     def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
         k = self._keys
-        # Successes have no index of their own (settle.lua): they are found in the whole one.
         state = query.state
-        index = k.history if state is None or state == states.SUCCESS else k.history_state_prefix + state
-        high = "+inf" if query.until is None else f"({query.until!r}"
-        low = "-inf" if query.since is None else repr(query.since)
+        by_state = state is not None and state != states.SUCCESS
         found: list[HistoryRow] = []
+        seen: set[bytes] = set()  # a requeued dead letter can be in the list twice
         skipped, start = 0, 0
         client = self._conn.client
         with self._conn.errors():
             while len(found) < limit:
-                page: list[tuple[bytes, float]] = client.zrevrangebyscore(  # type: ignore[assignment]
-                    index, high, low, start, SCAN_SLICE, withscores=True
-                )
-                if not page:
+                if by_state:
+                    ids = self._state_slice(k.history_state_prefix + str(state), query, start)
+                else:
+                    ids = client.lrange(k.history, start, start + SCAN_SLICE - 1)  # type: ignore[assignment]
+                if not ids:
                     break
-                start += len(page)
-                values: list[bytes | None] = client.hmget(  # type: ignore[assignment]
-                    k.history_records, [raw for raw, _ in page]
-                )
-                for (raw, at), value in zip(page, values, strict=True):
-                    if value is None:
-                        continue  # trimmed between the two reads
+                start += len(ids)
+                values: list[bytes | None] = client.hmget(k.history_records, ids)  # type: ignore[assignment]
+                for raw, value in zip(ids, values, strict=True):
+                    if value is None or raw in seen:
+                        continue  # trimmed meanwhile, or an older entry of a task listed already
+                    seen.add(raw)
                     task_id = raw.decode(errors="replace")
                     record = value.partition(b"\n")[0]
-                    if not matches(query, task_id, record, at):
+                    if not matches(query, task_id, record):
+                        if not by_state and query.since is not None and _before(record, query.since):
+                            return self._with_attempts(found)  # the list is in time order: done
                         continue
                     if skipped < offset:
                         skipped += 1
@@ -68,12 +72,22 @@ class RedisHistory(RedisParts, TaskHistory):
                     found.append(_row(task_id, value, None))
                     if len(found) == limit:
                         break
-            if found:
-                attempts: list[bytes | None] = client.hmget(  # type: ignore[assignment]
-                    k.history_attempts, [r.id for r in found]
-                )
-                found = [_row(r.id, _join(r), a) for r, a in zip(found, attempts, strict=True)]
-        return found
+        return self._with_attempts(found)
+
+    def _with_attempts(self, found: list[HistoryRow]) -> list[HistoryRow]:
+        if not found:
+            return found
+        with self._conn.errors():
+            attempts: list[bytes | None] = self._conn.client.hmget(  # type: ignore[assignment]
+                self._keys.history_attempts, [r.id for r in found]
+            )
+        return [_row(r.id, _join(r), a) for r, a in zip(found, attempts, strict=True)]
+
+    def _state_slice(self, index: str, query: HistoryQuery, start: int) -> list[bytes]:
+        high = "+inf" if query.until is None else f"({query.until!r}"
+        low = "-inf" if query.since is None else repr(query.since)
+        ids: list[bytes] = self._conn.client.zrevrangebyscore(index, high, low, start, SCAN_SLICE)  # type: ignore[assignment]
+        return ids
 
     def history_row(self, task_id: str) -> HistoryRow | None:
         k = self._keys
@@ -116,6 +130,16 @@ class RedisHistory(RedisParts, TaskHistory):
             dropped += n
             if n < TRIM_SLICE:
                 return dropped
+
+
+def _before(record: bytes, since: float) -> bool:
+    """The record's latest state is older than ``since`` by more than the clock skew between
+    workers the list's order may hold."""
+    try:
+        finished = decode_record(record).finished
+    except DecodeError:
+        return False
+    return finished is not None and finished < since - CLOCK_SLACK
 
 
 def _join(row: HistoryRow) -> bytes:

@@ -41,8 +41,10 @@ P:beats               zset    owner by last heartbeat
 P:kv:key              string  coordination key/value (locks, schedules, counters), Redis TTL
 P:kvindex             zset    coordination key names (score 0) for prefix scans by lex range
 P:kvindex:cursor      string  where the next cleanup pass over P:kvindex starts
-P:history             zset    task history: ids by the time of their latest state
-P:history:s:STATE     zset    the same, per state (SUCCESS, FAILURE, RETRY, REVOKED)
+P:history             list    task history: ids, the latest written first (an id is
+                              moved to the front when it gets a new state)
+P:history:s:STATE     zset    ids by the time of their latest state, per state other than
+                              SUCCESS (FAILURE, RETRY, REVOKED)
 P:history:rec         hash    id -> encoded TaskRecord, "\n", the latest run's payload
 P:history:att         hash    id -> failed attempts (encoded Attempt), "\n" between them
 P:counts:minute       hash    per task name: "p:name" runs, "f:name" failures, "r:name"

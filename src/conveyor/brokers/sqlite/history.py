@@ -17,13 +17,17 @@ from .connection import SQLiteParts, _mapped
 
 TRIM_SLICE = 5000  # rows one trimming statement deletes (keeps the write lock short)
 
-_UPSERT = (
-    "INSERT INTO history (id, state, at, name, queue, args, record, payload, attempts)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-    " state = excluded.state, at = excluded.at, name = excluded.name, queue = excluded.queue,"
-    " args = excluded.args, record = excluded.record, payload = excluded.payload,"
-    " attempts = CASE WHEN excluded.attempts IS NULL THEN attempts WHEN attempts IS NULL"
-    " THEN excluded.attempts ELSE CAST(attempts || x'0a' || excluded.attempts AS BLOB) END"
+# A new state replaces the row (so it moves to the end of the rowid order), keeping the
+# failed attempts recorded so far.
+_INSERT = (
+    "INSERT OR REPLACE INTO history (id, state, at, name, queue, args, record, payload, attempts)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_OLD = "(SELECT attempts FROM history WHERE id = ?1)"
+_REPLACE_KEEPING_ATTEMPTS = (
+    "INSERT OR REPLACE INTO history (id, state, at, name, queue, args, record, payload, attempts)"
+    f" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN {_OLD} IS NULL THEN ?9 WHEN ?9 IS NULL"
+    f" THEN {_OLD} ELSE CAST({_OLD} || x'0a' || ?9 AS BLOB) END)"
 )
 _COUNT = (
     "INSERT INTO counters (minute, name, processed, failed, retried, runtime) VALUES (?, ?, ?, ?, ?, ?)"
@@ -45,15 +49,20 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
     def _record(db: sqlite3.Connection, applied: list[Outcome]) -> None:
         """Store and count the entries of the outcomes this settle applied (in its transaction)."""
         entries: list[HistoryEntry] = []
-        rows = []
+        first: list[tuple[object, ...]] = []  # first runs: nothing recorded before
+        again: list[tuple[object, ...]] = []
         for o in applied:
             e = o.history
             if e is not None:
                 entries.append(e)
-                rows.append((o.id, e.state, e.at, e.name, e.queue, e.args, e.record, o.payload, e.attempt))
-        if not rows:
+                row = (o.id, e.state, e.at, e.name, e.queue, e.args, e.record, o.payload, e.attempt)
+                (again if e.retries else first).append(row)
+        if not entries:
             return
-        db.executemany(_UPSERT, rows)
+        if first:
+            db.executemany(_INSERT, first)
+        if again:
+            db.executemany(_REPLACE_KEEPING_ATTEMPTS, again)
         db.executemany(_COUNT, [(m, n, *v) for (m, n), v in tally(entries).items()])
 
     @_mapped
@@ -79,7 +88,7 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         sql = (
             "SELECT id, record, payload, attempts FROM history WHERE "
             + " AND ".join(where)
-            + " ORDER BY at DESC LIMIT ? OFFSET ?"
+            + " ORDER BY rowid DESC LIMIT ? OFFSET ?"
         )
         return [_row(r) for r in self._conn.db().execute(sql, (*params, limit, offset))]
 
@@ -108,11 +117,12 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
     @_mapped
     def trim_history(self, max_records: int, older_than: float) -> int:
         dropped = 0
-        while True:  # in slices, so workers' settles get the write lock in between
+        while True:  # in slices from the oldest end, so settles get the write lock in between
             with self._conn.tx() as db:
                 cur = db.execute(
-                    "DELETE FROM history WHERE id IN (SELECT id FROM history WHERE at < ? LIMIT ?)",
-                    (older_than, TRIM_SLICE),
+                    "DELETE FROM history WHERE rowid IN"
+                    " (SELECT rowid FROM history ORDER BY rowid LIMIT ?) AND at < ?",
+                    (TRIM_SLICE, older_than),
                 )
             dropped += cur.rowcount
             if cur.rowcount < TRIM_SLICE:
@@ -123,7 +133,8 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
                 excess = min(count - max_records, TRIM_SLICE)
                 if excess > 0:
                     db.execute(
-                        "DELETE FROM history WHERE id IN (SELECT id FROM history ORDER BY at LIMIT ?)",
+                        "DELETE FROM history WHERE rowid IN"
+                        " (SELECT rowid FROM history ORDER BY rowid LIMIT ?)",
                         (excess,),
                     )
             if excess <= 0:

@@ -62,10 +62,12 @@ CREATE TABLE IF NOT EXISTS kv (
 ) WITHOUT ROWID;
 
 -- The task history (see brokers/history.py): one row per task id, its latest state, written in
--- the settle transaction of the outcome. WITHOUT ROWID: the id is the table's own key, so each
--- write updates three b-trees, not four (rows of a few hundred bytes still fit a page's cell).
+-- the settle transaction of the outcome. A rowid table whose rowid order is the order records
+-- were written (a new state replaces the row, so it moves to the end): listings walk it newest
+-- first and trimming deletes from its start, with no index on time to keep up. Each success
+-- written appends one row and one entry of history_id, which is all it costs.
 CREATE TABLE IF NOT EXISTS history (
-    id       TEXT PRIMARY KEY,
+    id       TEXT NOT NULL,
     state    TEXT NOT NULL,                -- SUCCESS, FAILURE, RETRY, REVOKED
     at       REAL NOT NULL,                -- when it reached that state
     name     TEXT NOT NULL,
@@ -74,11 +76,10 @@ CREATE TABLE IF NOT EXISTS history (
     record   BLOB NOT NULL,                -- encoded taskrecord.TaskRecord
     payload  BLOB,                         -- the latest run's result or error
     attempts BLOB                          -- failed attempts' encoded Attempt, one per line
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS history_at ON history(at);
--- Not for successes, the bulk: listing them walks history_at (they fill every page anyway),
--- and each success written updates one index fewer.
-CREATE INDEX IF NOT EXISTS history_state ON history(state, at) WHERE state <> 'SUCCESS';
+);
+CREATE UNIQUE INDEX IF NOT EXISTS history_id ON history(id);
+-- Not for successes, the bulk: listing them walks the table (they fill every page anyway).
+CREATE INDEX IF NOT EXISTS history_state ON history(state) WHERE state <> 'SUCCESS';
 
 -- Per task name and minute (its start, epoch seconds): runs ended, failures, retries, seconds.
 CREATE TABLE IF NOT EXISTS counters (

@@ -3,7 +3,7 @@
 -- out again, or is already settled) and is ignored. That also makes resending a batch after a
 -- lost reply harmless.
 -- KEYS[1..4] job store (see lib.lua)   KEYS[5] dead letters
--- KEYS[6] history (zset)   KEYS[7] history records (hash)   KEYS[8] history attempts (hash)
+-- KEYS[6] history (list)   KEYS[7] history records (hash)   KEYS[8] history attempts (hash)
 -- ARGV[1] ready prefix   ARGV[2] delayed prefix   ARGV[3] notify prefix   ARGV[4] result prefix
 -- ARGV[5] waiting prefix   ARGV[6] done prefix   ARGV[7] owned prefix   ARGV[8] dead-letter prefix
 -- ARGV[9] now   ARGV[10] result ttl (ms)
@@ -42,8 +42,12 @@ local function record_history(id, h)
   local state, at, runtime, retried, name = string.match(ARGV[h], '^(%u+)|([^|]+)|([^|]+)|(%d)|(.*)$')
   runtime = tonumber(runtime)
   redis.call('HSET', KEYS[7], id, ARGV[h + 1])
-  redis.call('ZADD', KEYS[6], at, id)
-  -- Successes, the bulk, are listed from the whole index: a per-state index of them would
+  -- A list, not a sorted set: an LPUSH is the cheapest ordered write, and records arrive in
+  -- time order. A task that ran before is moved to the front: its old entry is recent (near
+  -- the front), so LREM finds it after a short scan.
+  if retried == '1' then redis.call('LREM', KEYS[6], 1, id) end
+  redis.call('LPUSH', KEYS[6], id)
+  -- Successes, the bulk, are listed from the whole list: a per-state index of them would
   -- double the writes for a listing that finds successes on every page anyway.
   if state ~= 'SUCCESS' then redis.call('ZADD', ARGV[11] .. state, at, id) end
   if state ~= 'RETRY' and retried == '1' then redis.call('ZREM', ARGV[11] .. 'RETRY', id) end
