@@ -10,8 +10,10 @@ Usage (with the project's virtualenv)::
 fire-and-forget tasks: history records their state, not their result) with the benchmark's
 worker command (``conveyor worker -P solo --processes 2``), once with ``CONVEYOR_TASK_HISTORY=0``
 and once with it on, alternating the order each round, on a throwaway ``redis-server`` (and a
-fresh SQLite file per run). It prints the best and the median drain rate of each and the
-difference.
+fresh SQLite file per run). It prints the best and the median drain rate of each, and the
+CPU time per task of the workers and redis-server together (what bounds the drain rate on a
+machine whose cores they fill, and far less disturbed by other load than a rate), with the
+differences.
 
 ``size`` writes N history records through the broker's real settle path (enqueue, fetch, settle
 with the worker's history entries) and reports the memory (Redis ``used_memory``) or file
@@ -41,8 +43,26 @@ WORKER = ["-m", "conveyor", "-A", "bench.conveyor_tasks", "worker", "-P", "solo"
 WARMUP = 1000  # tasks before the steady-rate clock starts
 
 
-def drain(server: RedisServer, broker_url: str, n: int, history: bool, logs: Path) -> tuple[float, float]:
-    """(tasks/s including start-up, steady tasks/s after WARMUP) for one drain of n tasks."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(stat[11]) + int(stat[12])) / tick
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def drain(
+    server: RedisServer, broker_url: str, n: int, history: bool, logs: Path
+) -> tuple[float, float, float]:
+    """(tasks/s including start-up, steady tasks/s after WARMUP, CPU microseconds per task of
+    the workers and redis-server together after WARMUP) for one drain of n tasks."""
     os.environ["BENCH_REDIS_URL"] = server.url  # read by bench/conveyor_tasks.py at import
     from bench import conveyor_tasks
 
@@ -60,22 +80,26 @@ def drain(server: RedisServer, broker_url: str, n: int, history: bool, logs: Pat
         "CONVEYOR_TASK_HISTORY": "1" if history else "0",
         "PYTHONPATH": str(REPO_ROOT),
     }
+    assert server.proc is not None
     start = time.perf_counter()
     proc = PROCESSES.start([sys.executable, *WORKER, "-l", "warning"], env, logs / f"history-{history}.log")
-    warm = None
+    warm, warm_cpu = None, 0.0
     try:
         deadline = start + 300
         while (done := int(counter.get(COUNTER_KEY) or 0)) < n:
             if warm is None and done >= WARMUP:
                 warm = time.perf_counter()
+                warm_cpu = cpu_seconds(proc.pid) + cpu_seconds(server.proc.pid)
             if proc.poll() is not None or time.perf_counter() > deadline:
                 raise RuntimeError(PROCESSES.exit_reason(proc))
             time.sleep(0.002)
         end = time.perf_counter()
+        # From WARMUP on, like the steady rate: start-up (imports) would only dilute the difference.
+        cpu = cpu_seconds(proc.pid) + cpu_seconds(server.proc.pid) - warm_cpu
     finally:
         PROCESSES.stop(proc)
         counter.close()
-    return n / (end - start), (n - WARMUP) / (end - (warm or start))
+    return n / (end - start), (n - WARMUP) / (end - (warm or start)), cpu / (n - WARMUP) * 1e6
 
 
 def cost(args: argparse.Namespace) -> None:
@@ -84,7 +108,7 @@ def cost(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="conveyor-history-bench-"))
     try:
         for broker in args.broker.split(","):
-            rates: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+            rates: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
             for r in range(args.rounds):
                 for history in (False, True) if r % 2 == 0 else (True, False):
                     url = (
@@ -103,6 +127,13 @@ def cost(args: argparse.Namespace) -> None:
                         f"{broker:6}  {label:22} {how:6}  history off {off:9,.0f}/s   on {on:9,.0f}/s"
                         f"   {(on - off) / off * 100:+.1f} %   ({args.rounds} rounds of {args.tasks:,} tasks)"
                     )
+            # CPU per task barely moves with other load on the machine: the steadier figure.
+            off = statistics.median(r[2] for r in rates[False])
+            on = statistics.median(r[2] for r in rates[True])
+            print(
+                f"{broker:6}  {'CPU per task':22} median  history off {off:8.1f} us   on {on:8.1f} us"
+                f"   {(on - off) / off * 100:+.1f} %   (workers + redis-server, after warm-up)"
+            )
     finally:
         PROCESSES.stop_all()
         server.cleanup()

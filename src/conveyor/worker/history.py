@@ -60,7 +60,9 @@ class HistoryWriter:
             attempt = encode_attempt(
                 Attempt(request.retries + 1, state, now, self.hostname, runtime or None, text)
             )
-        args = describe_args(request.args, request.kwargs, ARGS_LIMIT)
+        args = (
+            describe_args(request.args, request.kwargs, ARGS_LIMIT) if request.args or request.kwargs else ""
+        )
         record = TaskRecord(
             name=request.task,
             queue=d.queue,
