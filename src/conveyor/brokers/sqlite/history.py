@@ -17,18 +17,13 @@ from .connection import SQLiteParts, _mapped
 
 TRIM_SLICE = 5000  # rows one trimming statement deletes (keeps the write lock short)
 
-# A new state replaces the row (so it moves to the end of the rowid order), keeping the
-# failed attempts recorded so far.
 _INSERT = (
-    "INSERT OR REPLACE INTO history (id, state, at, name, queue, args, record, payload, attempts)"
+    "INSERT INTO history (id, state, at, name, queue, args, record, payload, attempts)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_OLD = "(SELECT attempts FROM history WHERE id = ?1)"
-_REPLACE_KEEPING_ATTEMPTS = (
-    "INSERT OR REPLACE INTO history (id, state, at, name, queue, args, record, payload, attempts)"
-    f" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN {_OLD} IS NULL THEN ?9 WHEN ?9 IS NULL"
-    f" THEN {_OLD} ELSE CAST({_OLD} || x'0a' || ?9 AS BLOB) END)"
-)
+# A task that ran before has a row in a state other than SUCCESS (found through history_open):
+# its new state replaces that row, keeping the failed attempts recorded so far.
+_EARLIER = "SELECT rowid, attempts FROM history WHERE id = ? AND state <> 'SUCCESS' ORDER BY rowid DESC"
 _COUNT = (
     "INSERT INTO counters (minute, name, processed, failed, retried, runtime) VALUES (?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (minute, name) DO UPDATE SET processed = processed + excluded.processed,"
@@ -49,20 +44,23 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
     def _record(db: sqlite3.Connection, applied: list[Outcome]) -> None:
         """Store and count the entries of the outcomes this settle applied (in its transaction)."""
         entries: list[HistoryEntry] = []
-        first: list[tuple[object, ...]] = []  # first runs: nothing recorded before
-        again: list[tuple[object, ...]] = []
+        rows: list[tuple[object, ...]] = []
         for o in applied:
             e = o.history
-            if e is not None:
-                entries.append(e)
-                row = (o.id, e.state, e.at, e.name, e.queue, e.args, e.record, o.payload, e.attempt)
-                (again if e.retries else first).append(row)
-        if not entries:
+            if e is None:
+                continue
+            entries.append(e)
+            attempts = e.attempt
+            earlier = db.execute(_EARLIER, (o.id,)).fetchall() if e.retries else []
+            if earlier:
+                db.executemany("DELETE FROM history WHERE rowid = ?", [(r[0],) for r in earlier])
+                kept = earlier[0][1]  # the newest row's attempts
+                if kept:
+                    attempts = bytes(kept) + b"\n" + attempts if attempts else bytes(kept)
+            rows.append((o.id, e.state, e.at, e.name, e.queue, e.args, e.record, o.payload, attempts))
+        if not rows:
             return
-        if first:
-            db.executemany(_INSERT, first)
-        if again:
-            db.executemany(_REPLACE_KEEPING_ATTEMPTS, again)
+        db.executemany(_INSERT, rows)
         db.executemany(_COUNT, [(m, n, *v) for (m, n), v in tally(entries).items()])
 
     @_mapped
@@ -94,11 +92,13 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
 
     @_mapped
     def history_row(self, task_id: str) -> HistoryRow | None:
-        row = (
-            self._conn.db()
-            .execute("SELECT id, record, payload, attempts FROM history WHERE id = ?", (task_id,))
-            .fetchone()
-        )
+        db = self._conn.db()
+        columns = "SELECT id, record, payload, attempts FROM history"
+        row = db.execute(
+            f"{columns} WHERE id = ? AND state <> 'SUCCESS' ORDER BY rowid DESC LIMIT 1", (task_id,)
+        ).fetchone()
+        if row is None:  # a success: not indexed by id (schema.sql), found by a scan, newest first
+            row = db.execute(f"{columns} WHERE id = ? ORDER BY rowid DESC LIMIT 1", (task_id,)).fetchone()
         return None if row is None else _row(row)
 
     @_mapped
