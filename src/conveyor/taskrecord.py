@@ -21,7 +21,7 @@ from .exceptions import DecodeError
 ARGS_LIMIT = 1000  # characters of the arguments' repr kept for display and --search
 
 
-class Attempt(msgspec.Struct, omit_defaults=True):
+class Attempt(msgspec.Struct, omit_defaults=True, gc=False):
     """One run that did not succeed: which attempt, how it ended, and its error."""
 
     attempt: int  # 1 on the first run
@@ -32,7 +32,7 @@ class Attempt(msgspec.Struct, omit_defaults=True):
     error: str | None = None  # "ValueError: boom"
 
 
-class TaskRecord(msgspec.Struct, omit_defaults=True):
+class TaskRecord(msgspec.Struct, omit_defaults=True, gc=False):
     """A task's latest state in the history. The result or error itself is the run's
     ``ResultPayload``, stored next to it (left out for ``ignore_result`` tasks).
 

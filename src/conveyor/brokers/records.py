@@ -7,7 +7,7 @@ own row or key shapes. Times are epoch seconds (``time.time()``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +65,15 @@ class Outcome:
     history: HistoryEntry | None = None  # recorded with the outcome when history is on
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
+class HistoryEntry(NamedTuple):
     """A run's ending for the task history, settled with its outcome (same script or
     transaction), and only if that outcome is current. ``record`` is an encoded
     ``taskrecord.TaskRecord``; the broker stores it with the outcome's payload (the result or
     error) and appends ``attempt`` (an encoded ``taskrecord.Attempt``) to the task's attempts.
     The other fields are what the broker indexes and counts, so it never decodes ``record``.
+
+    A ``NamedTuple``, not a frozen dataclass like the other records: one is built per task
+    run, and a frozen dataclass takes four times as long to build (bench/history.py).
     """
 
     name: str

@@ -43,7 +43,8 @@ class HistoryWriter:
         enqueued: float | None = None,
         error: BaseException | None = None,
     ) -> Outcome:
-        """``outcome`` with the history entry of this run's ending (unchanged for a release).
+        """``outcome`` (just built, not yet shared) given the history entry of this run's ending
+        (unchanged for a release).
 
         >>> writer.attach(Outcome("ack", "t1", 1), d, request, 0.01).history.state  # doctest: +SKIP
         'SUCCESS'
@@ -80,11 +81,10 @@ class HistoryWriter:
         entry = HistoryEntry(
             request.task, d.queue, state, now, runtime, args, encode_record(record), attempt, request.retries
         )
-        o = outcome
-        # Built directly: dataclasses.replace costs as much as the rest of this method together.
-        return Outcome(
-            o.kind, o.id, o.delivery, o.state, o.payload, o.body, o.eta, o.retries, o.reason, entry
-        )
+        # The outcome was just built by the reporter and nobody else holds it yet, so it gets its
+        # entry in place: rebuilding a frozen dataclass per task costs more than the entry does.
+        object.__setattr__(outcome, "history", entry)
+        return outcome
 
 
 def _state(outcome: Outcome) -> str | None:
