@@ -15,9 +15,10 @@ CPU time per task of the workers and redis-server together (what bounds the drai
 machine whose cores they fill, and far less disturbed by other load than a rate), with the
 differences.
 
-``size`` writes N history records through the broker's real settle path (enqueue, fetch, settle
-with the worker's history entries) and reports the memory (Redis ``used_memory``) or file
-growth (SQLite, after a WAL checkpoint) per record, and that times 1,000,000.
+``size`` writes N history records (one in 50 a failure) through the broker's real settle path
+(enqueue, fetch, settle with the worker's history entries) and reports the memory (Redis
+``used_memory``) or file growth (SQLite, after a WAL checkpoint) per record, that times
+1,000,000, and how long the operator's reads take at that size.
 """
 
 from __future__ import annotations
@@ -161,6 +162,11 @@ def _write(broker_url: str, n: int) -> None:
             request = Request(
                 d.id, "proj.tasks.refresh_city", [int(d.id[:8])], {}, queue="default", priority=5
             )
+            if int(d.id[:8]) % 50 == 49:  # one in 50 fails, as a listing of failures would find
+                error = b'{"exc_type":"builtins.OSError","exc_message":"timeout","worker":"w1@bench-host"}'
+                failed = Outcome("ack", d.id, d.delivery, "FAILURE", error)
+                outcomes.append(writer.attach(failed, d, request, 0.5, time.time(), OSError("timeout")))
+                continue
             result = b'{"result":{"city":42,"ok":true},"worker":"w1@bench-host","date_done":1796000000.0}'
             ack = Outcome("ack", d.id, d.delivery, "SUCCESS", result)
             outcomes.append(writer.attach(ack, d, request, 0.0123, time.time()))
@@ -182,6 +188,7 @@ def size(args: argparse.Namespace) -> None:
             client.delete(key)
         grown = int(client.info("memory")["used_memory"]) - before
         _report("redis (used_memory)", grown, n)
+        _reads(url + "?prefix=size")
         path = tmp / "size.db"
         import sqlite3
 
@@ -198,8 +205,31 @@ def size(args: argparse.Namespace) -> None:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.close()
         _report("sqlite (file size)", path.stat().st_size - empty, n)
+        _reads(f"sqlite:///{path}")
     finally:
         server.cleanup()
+
+
+def _reads(url: str) -> None:
+    """How long the operator's reads take at this size: a page, a page of one state, a success
+    by id (on SQLite a scan: successes are not indexed by id) and a failure by id."""
+    from conveyor.brokers import HistoryQuery, broker_from_url
+
+    broker = broker_from_url(url)
+    oldest = f"{0:08d}-5b1e-4c1e-9f00-{0:012d}"
+    reads = {
+        "newest 50": lambda: broker.history(HistoryQuery(), 50),
+        "50 failed": lambda: broker.history(HistoryQuery(state="FAILURE"), 50),
+        "oldest success by id": lambda: broker.history_row(oldest),
+        "unknown id": lambda: broker.history_row("no-such-id"),
+    }
+    timings = []
+    for label, read in reads.items():
+        start = time.perf_counter()
+        read()
+        timings.append(f"{label} {(time.perf_counter() - start) * 1000:.1f} ms")
+    print("    reads: " + ", ".join(timings))
+    broker.close()
 
 
 def _report(label: str, grown: int, n: int) -> None:
