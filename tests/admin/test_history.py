@@ -80,13 +80,23 @@ def test_every_ending_is_recorded_with_its_attempts_and_ignore_result_without_it
     assert counts["h.add"].processed == 1 and counts["h.add"].runtime >= 0
 
 
-def test_task_shows_a_running_and_a_waiting_task_and_refuses_an_unknown_id(
+def test_task_shows_a_waiting_a_scheduled_and_a_running_task_and_refuses_an_unknown_id(
     app: Conveyor, run_worker: type[ThreadWorker]
 ) -> None:
     t = define(app)
     admin = app.admin
-    waiting = t["add"].apply_async((1, 1), countdown=3600)
-    assert admin.task(waiting.id).state == "waiting"
+    later = t["add"].apply_async((1, 1), countdown=3600)
+    waiting = t["add"].apply_async((7, 8), queue="nobody-consumes")
+    scheduled = admin.task(later.id)
+    assert (scheduled.state, scheduled.name, scheduled.args, scheduled.next_attempt is not None) == (
+        "scheduled",
+        "h.add",
+        "1, 1",
+        True,
+    )
+    assert [x.id for x in admin.tasks(state="scheduled").items] == [later.id]
+    assert [x.id for x in admin.tasks(state="waiting", search="7, 8").items] == [waiting.id]
+    assert (admin.task(waiting.id).state, admin.task(waiting.id).queue) == ("waiting", "nobody-consumes")
     with pytest.raises(UnknownTask, match="unknown task id 'nope'"):
         admin.task("nope")
     with pytest.raises(UnknownState, match="unknown state 'lost'"):

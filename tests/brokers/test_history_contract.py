@@ -126,3 +126,21 @@ def test_trim_drops_expired_records_then_the_oldest_beyond_the_cap(broker: Broke
     assert broker.trim_history(max_records=2, older_than=0) == 2  # t2, t3 beyond the cap
     assert ids(broker) == ["t5", "t4"]
     assert broker.history_row("t0") is None
+
+
+def test_pending_lists_waiting_jobs_newest_first_and_delayed_ones_soonest_first(broker: Broker) -> None:
+    now = time.time()
+    broker.enqueue(
+        [JobSpec("w1", "q", b"1"), JobSpec("w2", "other", b"2", priority=9), JobSpec("w3", "q", b"3")]
+    )
+    broker.enqueue([JobSpec("d1", "q", b"4", eta=now + 200), JobSpec("d2", "other", b"5", eta=now + 100)])
+    broker.fetch(["q"], "w1", 1, 30, 0)  # leases w1 (first of q): no longer pending
+    assert [j.id for j in broker.pending(delayed=False)] == ["w3", "w2"]
+    assert [j.id for j in broker.pending(delayed=False, limit=1, offset=1)] == ["w2"]
+    delayed = broker.pending(delayed=True)
+    assert [(j.id, j.queue, j.body) for j in delayed] == [("d2", "other", b"5"), ("d1", "q", b"4")]
+    assert delayed[0].eta == pytest.approx(now + 100)
+    job = broker.pending_job("w2")
+    assert job is not None and (job.queue, job.priority, job.eta) == ("other", 9, None)
+    assert broker.pending_job("w1") is None and broker.pending_job("nope") is None
+    assert broker.pending_job("d1") is not None and broker.pending_job("d1").eta == pytest.approx(now + 200)  # type: ignore[union-attr]

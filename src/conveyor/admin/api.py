@@ -215,10 +215,12 @@ class Admin:
         limit: int = 50,
         offset: int = 0,
     ) -> Page[TaskInfo]:
-        """A page of tasks, newest first: ``state`` is running, succeeded, failed, retrying,
-        revoked or dead (None: every state in the history); ``name`` and ``queue`` are exact;
-        ``since``/``until`` bound the time of the latest state (epoch seconds); ``search`` is
-        a case-insensitive text of the arguments or id. Page on with ``offset=page.next_offset``.
+        """A page of tasks, newest first: ``state`` is waiting, scheduled (soonest due first),
+        running, succeeded, failed, retrying, revoked or dead (None: every state in the
+        history); ``name`` and ``queue`` are exact; ``since``/``until`` bound the time of the
+        latest state (for waiting and scheduled tasks: of the enqueue), epoch seconds;
+        ``search`` is a case-insensitive text of the arguments or id. Page on with
+        ``offset=page.next_offset``.
 
         >>> page = admin.tasks(state="failed", search="order-17", since=time.time() - 3600)  # doctest: +SKIP
         >>> [(t.name, t.error) for t in page.items]

@@ -8,7 +8,8 @@ of it now (waiting, delayed for a retry, started), so ``task ID`` answers for an
 State names are the operator's, as the CLI prints them:
 
 =========  ===========================================================================
-waiting    enqueued, not yet run (only by id: ``task ID``)
+waiting    ready to run, no worker has it yet (from the queues; newest first)
+scheduled  delayed: a countdown, an eta or a retry's backoff (soonest due first)
 running    a live worker runs it now (from heartbeats)
 succeeded  finished (SUCCESS)
 failed     failed for good (FAILURE), dead-lettered or not
@@ -26,16 +27,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import states
-from ..brokers import Broker, HistoryQuery, HistoryRow, MinuteCounts
+from ..brokers import Broker, HistoryQuery, HistoryRow, MinuteCounts, PendingJob
 from ..exceptions import DecodeError
-from ..message import decode_result
-from ..taskrecord import decode_attempt, decode_record
+from ..message import decode_envelope, decode_result, describe_args
+from ..taskrecord import ARGS_LIMIT, decode_attempt, decode_record
 from .errors import UnknownState, UnknownTask
 from .records import AttemptInfo, Page, RunningTask, TaskInfo
 
 #: Operator state name -> the history's state (None: not from the history).
 STATES: dict[str, str | None] = {
     "waiting": None,
+    "scheduled": None,
     "running": None,
     "succeeded": states.SUCCESS,
     "failed": states.FAILURE,
@@ -51,7 +53,7 @@ _NAMES = {
     states.PENDING: "waiting",
     states.STARTED: "running",
 }
-LISTED = ("running", "succeeded", "failed", "retrying", "revoked", "dead")
+LISTED = ("waiting", "scheduled", "running", "succeeded", "failed", "retrying", "revoked", "dead")
 SCAN = 200  # broker rows read per round when a filter the broker cannot apply is given
 
 
@@ -82,6 +84,8 @@ def page(
         items = found[offset : offset + limit]
         more = offset + limit < len(found)
         return Page(tuple(items), offset, limit, offset + limit if more else None, len(found))
+    if f.state in ("waiting", "scheduled"):
+        return _pending(broker, f, offset, limit)
     query = HistoryQuery(STATES[f.state] if f.state else None, f.name, f.queue, f.since, f.until, f.search)
     if f.state != "dead":
         rows = broker.history(query, limit + 1, offset)
@@ -107,7 +111,11 @@ def one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str) 
             row = broker.history_row(task_id)
             earlier = task_info(row).attempts if row is not None else ()
             return dataclasses.replace(_from_running(task), attempts=earlier)
+    pending = broker.pending_job(task_id)
     row = broker.history_row(task_id)
+    if pending is not None:  # waiting, or scheduled (a retry: with its attempts so far)
+        info = _from_pending(pending)
+        return info if row is None else dataclasses.replace(info, attempts=task_info(row).attempts)
     if row is not None:
         return task_info(row)
     status = broker.status(task_id)
@@ -165,6 +173,52 @@ def _payload(raw: bytes | None) -> tuple[Any, str | None, str | None]:
         return payload.result, None, None
     name = payload.exc_type.rpartition(".")[2]
     return None, f"{name}: {payload.exc_message or ''}".rstrip(), payload.traceback
+
+
+def _pending(broker: Broker, f: TaskFilter, offset: int, limit: int) -> Page[TaskInfo]:
+    """Waiting or scheduled tasks from the queues, filtered here (the broker never decodes a
+    message): broker pages are read until the page is full."""
+    delayed = f.state == "scheduled"
+    matched: list[TaskInfo] = []
+    at = 0
+    while len(matched) <= offset + limit:
+        jobs = broker.pending(delayed, SCAN, at)
+        at += len(jobs)
+        matched += [t for t in map(_from_pending, jobs) if _pending_matches(t, f)]
+        if len(jobs) < SCAN:
+            break
+    items = matched[offset : offset + limit]
+    return Page(tuple(items), offset, limit, offset + limit if len(matched) > offset + limit else None)
+
+
+def _from_pending(job: PendingJob) -> TaskInfo:
+    try:
+        env = decode_envelope(job.body)
+        name, args, enqueued = env.task, describe_args(env.args, env.kwargs, ARGS_LIMIT), env.created or None
+    except DecodeError:
+        name, args, enqueued = "<malformed>", "", None
+    return TaskInfo(
+        id=job.id,
+        name=name,
+        queue=job.queue,
+        state="waiting" if job.eta is None else "scheduled",
+        args=args,
+        priority=job.priority,
+        enqueued=enqueued,
+        attempts_made=job.retries,
+        next_attempt=job.eta,
+    )
+
+
+def _pending_matches(t: TaskInfo, f: TaskFilter) -> bool:
+    if (f.name is not None and t.name != f.name) or (f.queue is not None and t.queue != f.queue):
+        return False
+    when = t.enqueued
+    if f.since is not None and (when is None or when < f.since):
+        return False
+    if f.until is not None and (when is None or when >= f.until):
+        return False
+    return not f.search or f.search.lower() in (t.args + " " + t.id).lower()
 
 
 def _from_running(t: RunningTask) -> TaskInfo:

@@ -39,6 +39,7 @@ from .records import (
     KVEntry,
     MinuteCounts,
     Outcome,
+    PendingJob,
     QueueStats,
     ReclaimReport,
     SettleKind,
@@ -239,6 +240,15 @@ class TaskHistory(Protocol):
     @abc.abstractmethod
     def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
         """Records matching ``query``, newest (latest state change) first, paged."""
+
+    @abc.abstractmethod
+    def pending(self, delayed: bool, limit: int = 50, offset: int = 0) -> list[PendingJob]:
+        """Jobs no worker holds: ready ones newest first (``delayed`` False), or delayed ones
+        soonest due first (``delayed`` True), over every queue, paged."""
+
+    @abc.abstractmethod
+    def pending_job(self, task_id: str) -> PendingJob | None:
+        """The job if it is ready or delayed (not leased, not finished), else None."""
 
     @abc.abstractmethod
     def history_row(self, task_id: str) -> HistoryRow | None:

@@ -113,6 +113,19 @@ class HistoryQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingJob:
+    """A job not leased to a worker: ready (``eta`` None) or delayed until ``eta`` (a countdown,
+    an eta, a retry's backoff)."""
+
+    id: str
+    queue: str
+    body: bytes
+    priority: int = 5
+    eta: float | None = None
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class MinuteCounts:
     """What one task name did in one minute (``minute``: its start, epoch seconds): runs ended
     (successes, failures and retries), failures, retries, and the runs' total seconds."""

@@ -77,9 +77,10 @@ def tasks(
     offset: int,
     as_json: bool,
 ) -> None:
-    """List tasks from the persistent history, newest first: succeeded, failed (dead or
-    not), retrying and revoked tasks as they last ended, and the running ones; filtered by
-    state, task name, queue, time and a text in the arguments. Prints the next page's offset.
+    """List tasks, newest first: from the persistent history, succeeded, failed (dead or
+    not), retrying and revoked tasks as they last ended; from the queues and workers, waiting,
+    scheduled (soonest due first) and running ones. Filtered by state, task name, queue, time
+    and a text in the arguments; prints the next page's offset.
 
     \b
     Example:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..base import TaskHistory
 from ..history import COUNTERS_KEPT, matches, tally
-from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome
+from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
 from .state import MemoryParts
 
 
@@ -56,6 +56,24 @@ class MemoryHistory(MemoryParts, TaskHistory):
             if matches(query, task_id, s.record, s.at)
         ]
         return found[offset : offset + limit]
+
+    def pending(self, delayed: bool, limit: int = 50, offset: int = 0) -> list[PendingJob]:
+        with self._cond:
+            jobs = [j for j in self._jobs.values() if j.owner is None and (j.eta is not None) == delayed]
+            if delayed:
+                jobs.sort(key=lambda j: (j.eta or 0.0, j.seq))
+            else:
+                jobs.sort(key=lambda j: j.seq, reverse=True)
+            return [PendingJob(j.id, j.queue, j.body, j.priority, j.eta, j.retries) for j in jobs][
+                offset : offset + limit
+            ]
+
+    def pending_job(self, task_id: str) -> PendingJob | None:
+        with self._cond:
+            j = self._jobs.get(task_id)
+            if j is None or j.owner is not None:
+                return None
+            return PendingJob(j.id, j.queue, j.body, j.priority, j.eta, j.retries)
 
     def history_row(self, task_id: str) -> HistoryRow | None:
         with self._cond:

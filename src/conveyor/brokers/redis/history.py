@@ -14,7 +14,7 @@ from ...exceptions import DecodeError
 from ...taskrecord import decode_record
 from ..base import TaskHistory
 from ..history import HISTORY_STATES, matches, minute
-from ..records import HistoryQuery, HistoryRow, MinuteCounts, Outcome
+from ..records import HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
 from .connection import Arg, RedisParts
 
 SCAN_SLICE = 500  # ids read per round while listing
@@ -88,6 +88,64 @@ class RedisHistory(RedisParts, TaskHistory):
         low = "-inf" if query.since is None else repr(query.since)
         ids: list[bytes] = self._conn.client.zrevrangebyscore(index, high, low, start, SCAN_SLICE)  # type: ignore[assignment]
         return ids
+
+    def pending(self, delayed: bool, limit: int = 50, offset: int = 0) -> list[PendingJob]:
+        # Each queue's list (per priority) or delayed set holds its newest (or soonest) jobs at
+        # one end: reading offset + limit from each and merging is exact, and bounded.
+        k = self._keys
+        want = offset + limit
+        client = self._conn.client
+        with self._conn.errors():
+            queues = sorted(q.decode() for q in client.smembers(k.queues))  # type: ignore[union-attr]
+            pipe = client.pipeline(transaction=False)
+            for queue in queues:
+                if delayed:
+                    pipe.zrange(k.delayed(queue), 0, want - 1, withscores=True)
+                else:
+                    for priority in range(10):
+                        pipe.lrange(k.ready(queue, priority), -want, -1)
+            replies = pipe.execute()
+            if delayed:
+                due = sorted((eta, raw) for reply in replies for raw, eta in reply)[offset:want]
+                ids = [raw for _, raw in due]
+                etas: list[float | None] = [eta for eta, _ in due]
+            else:
+                ids = [raw for reply in replies for raw in reply]
+            if not ids:
+                return []
+            pipe = client.pipeline(transaction=False)
+            pipe.hmget(k.job_meta, ids)
+            pipe.hmget(k.job_body, ids)
+            pipe.hmget(k.job_retry, ids)
+            metas, bodies, retries = pipe.execute()
+        jobs = []
+        for i, (raw, meta, body, retry) in enumerate(zip(ids, metas, bodies, retries, strict=True)):
+            if meta is None or body is None:
+                continue  # settled or removed between the reads
+            priority, seq, queue = meta.decode().split("|", 2)
+            eta = etas[i] if delayed else None
+            done = 0 if retry is None else int(retry.split(b"|", 1)[0])
+            jobs.append(
+                (int(seq), PendingJob(raw.decode(errors="replace"), queue, body, int(priority), eta, done))
+            )
+        if delayed:
+            return [job for _, job in jobs]
+        jobs.sort(key=lambda item: item[0], reverse=True)
+        return [job for _, job in jobs[offset:want]]
+
+    def pending_job(self, task_id: str) -> PendingJob | None:
+        k = self._keys
+        with self._conn.errors():
+            pipe = self._conn.client.pipeline(transaction=False)
+            for key in (k.job_meta, k.job_body, k.job_state, k.job_retry):
+                pipe.hget(key, task_id)
+            meta, body, state, retry = pipe.execute()
+            if meta is None or body is None or (state is not None and state.split(b"|", 2)[2]):
+                return None  # unknown, finished, or leased ("delivery|deaths|owner")
+            priority, _, queue = meta.decode().split("|", 2)
+            eta = self._conn.client.zscore(k.delayed(queue), task_id)
+        done = 0 if retry is None else int(retry.split(b"|", 1)[0])
+        return PendingJob(task_id, queue, body, int(priority), eta, done)
 
     def history_row(self, task_id: str) -> HistoryRow | None:
         k = self._keys

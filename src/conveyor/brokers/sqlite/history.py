@@ -12,7 +12,7 @@ import time
 from ... import states
 from ..base import TaskHistory
 from ..history import COUNTERS_KEPT, tally
-from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome
+from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
 from .connection import SQLiteParts, _mapped
 
 TRIM_SLICE = 5000  # rows one trimming statement deletes (keeps the write lock short)
@@ -89,6 +89,30 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             + " ORDER BY rowid DESC LIMIT ? OFFSET ?"
         )
         return [_row(r) for r in self._conn.db().execute(sql, (*params, limit, offset))]
+
+    @_mapped
+    def pending(self, delayed: bool, limit: int = 50, offset: int = 0) -> list[PendingJob]:
+        where = "eta IS NOT NULL" if delayed else "eta IS NULL"
+        order = "eta, seq" if delayed else "seq DESC"
+        rows = self._conn.db().execute(
+            f"SELECT id, queue, body, priority, eta, retries FROM jobs WHERE lease_owner IS NULL AND {where}"
+            f" ORDER BY {order} LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [PendingJob(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    @_mapped
+    def pending_job(self, task_id: str) -> PendingJob | None:
+        r = (
+            self._conn.db()
+            .execute(
+                "SELECT id, queue, body, priority, eta, retries FROM jobs"
+                " WHERE id = ? AND lease_owner IS NULL",
+                (task_id,),
+            )
+            .fetchone()
+        )
+        return None if r is None else PendingJob(r[0], r[1], bytes(r[2]), r[3], r[4], r[5])
 
     @_mapped
     def history_row(self, task_id: str) -> HistoryRow | None:
