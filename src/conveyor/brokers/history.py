@@ -22,7 +22,7 @@ def minute(at: float) -> int:
     """The start of the minute ``at`` falls in, epoch seconds.
 
     >>> minute(1700000059.9)
-    1699999980
+    1700000040
     """
     return int(at // 60) * 60
 
