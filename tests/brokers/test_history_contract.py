@@ -144,3 +144,15 @@ def test_pending_lists_waiting_jobs_newest_first_and_delayed_ones_soonest_first(
     assert job is not None and (job.queue, job.priority, job.eta) == ("other", 9, None)
     assert broker.pending_job("w1") is None and broker.pending_job("nope") is None
     assert broker.pending_job("d1") is not None and broker.pending_job("d1").eta == pytest.approx(now + 200)  # type: ignore[union-attr]
+
+
+def test_a_requeued_dead_letter_that_succeeds_is_shown_by_id_as_succeeded(broker: Broker) -> None:
+    now = time.time()
+    run(broker, "x", "dead", states.FAILURE, now - 5)
+    assert broker.requeue_dead(["x"]) == 1
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    broker.settle(
+        [Outcome("ack", "x", d.delivery, states.SUCCESS, b"{}", history=entry("x", states.SUCCESS, now))], 60
+    )
+    row = broker.history_row("x")
+    assert row is not None and decode_record(row.record).state == states.SUCCESS

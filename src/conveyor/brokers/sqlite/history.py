@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from ... import states
 from ..base import TaskHistory
@@ -32,11 +34,12 @@ _COUNT = (
 )
 
 
-def _row(row: tuple[str, bytes, bytes | None, bytes | None]) -> HistoryRow:
-    # (|| makes text of blobs; the upsert casts back, this is for rows written otherwise.)
-    raw = row[3].encode() if isinstance(row[3], str) else row[3]
-    attempts = tuple(bytes(raw).split(b"\n")) if raw else ()
-    return HistoryRow(row[0], bytes(row[1]), None if row[2] is None else bytes(row[2]), attempts)
+def _row(row: Sequence[Any]) -> HistoryRow:
+    """(id, record, payload, attempts) -> HistoryRow; text where a blob belongs (a row written
+    by hand) is read as UTF-8 rather than failing the listing."""
+    record, payload, attempts = (v.encode() if isinstance(v, str) else v for v in row[1:4])
+    split = tuple(bytes(attempts).split(b"\n")) if attempts else ()
+    return HistoryRow(row[0], bytes(record), None if payload is None else bytes(payload), split)
 
 
 class SQLiteHistory(SQLiteParts, TaskHistory):
@@ -117,13 +120,18 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
     @_mapped
     def history_row(self, task_id: str) -> HistoryRow | None:
         db = self._conn.db()
-        columns = "SELECT id, record, payload, attempts FROM history"
+        columns = "SELECT id, record, payload, attempts, rowid FROM history"
         row = db.execute(
             f"{columns} WHERE id = ? AND state <> 'SUCCESS' ORDER BY rowid DESC LIMIT 1", (task_id,)
         ).fetchone()
-        if row is None:  # a success: not indexed by id (schema.sql), found by a scan, newest first
-            row = db.execute(f"{columns} WHERE id = ? ORDER BY rowid DESC LIMIT 1", (task_id,)).fetchone()
-        return None if row is None else _row(row)
+        # A success is not indexed by id (schema.sql): found by a scan, newest first; after a
+        # failure, only the rows written since (a dead letter requeued, then succeeded).
+        since = 0 if row is None else row[4]
+        later = db.execute(
+            f"{columns} WHERE rowid > ? AND id = ? ORDER BY rowid DESC LIMIT 1", (since, task_id)
+        ).fetchone()
+        row = later or row
+        return None if row is None else _row(row[:4])
 
     @_mapped
     def counters(self, since: float, until: float, name: str | None = None) -> list[MinuteCounts]:
