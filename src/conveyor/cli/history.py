@@ -101,7 +101,8 @@ def tasks(
             t.name,
             _short(t.args, 30),
             t.queue,
-            _at(t.finished or t.started),
+            # Ended, started (running), due (scheduled) or enqueued (waiting).
+            _at(t.finished or t.started or t.next_attempt or t.enqueued),
             "-" if t.runtime is None else duration(t.runtime),
             str(t.attempts_made),
             _short(t.error or "", 60),
