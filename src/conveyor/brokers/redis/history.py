@@ -1,5 +1,6 @@
-"""The Redis broker's task history: a sorted set of ids by time (and one per state), a hash of
-records and one of failed attempts, and a hash of counters per minute (keys.py has the table).
+"""The Redis broker's task history: a list of ids (latest written first), a sorted set of ids by
+time per state other than SUCCESS, a hash of records and one of failed attempts, and a hash of
+counters per minute (keys.py has the table).
 
 Writing is in settle.lua (``history_args`` adds an outcome's entry to its record there).
 Listing walks the history list (for a state other than SUCCESS, that state's sorted set, within
