@@ -160,18 +160,20 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             if cur.rowcount < TRIM_SLICE:
                 break
         while True:
+            # The cap by rowid, not COUNT(*): rowids grow by one per row written, so everything
+            # at or below max(rowid) - max_records goes (a lookup, where a count would read the
+            # whole table under the write lock). Rows replaced by a retried task's new state
+            # leave gaps, so the table may keep a little fewer than max_records.
             with self._conn.tx() as db:
-                count = db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
-                excess = min(count - max_records, TRIM_SLICE)
-                if excess > 0:
-                    db.execute(
-                        "DELETE FROM history WHERE rowid IN"
-                        " (SELECT rowid FROM history ORDER BY rowid LIMIT ?)",
-                        (excess,),
-                    )
-            if excess <= 0:
+                top = db.execute("SELECT MAX(rowid) FROM history").fetchone()[0] or 0
+                cur = db.execute(
+                    "DELETE FROM history WHERE rowid IN"
+                    " (SELECT rowid FROM history WHERE rowid <= ? ORDER BY rowid LIMIT ?)",
+                    (top - max_records, TRIM_SLICE),
+                )
+            dropped += cur.rowcount
+            if cur.rowcount < TRIM_SLICE:
                 break
-            dropped += excess
         with self._conn.tx() as db:
             db.execute("DELETE FROM counters WHERE minute < ?", (time.time() - COUNTERS_KEPT,))
         return dropped
