@@ -17,7 +17,7 @@ lease — is reported at once without sending it anything.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -103,17 +103,22 @@ class Control:
         return self._send_to("cancel_consumer", {"queue": queue}, workers, timeout)
 
     def rate_limit(
-        self, task: str, rate: str | None, destination: Sequence[str] = (), timeout: float = DEFAULT_TIMEOUT
+        self,
+        task: str,
+        rate: str | None,
+        destination: Sequence[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+        known: Collection[str] = (),
     ) -> list[Reply]:
         """Change ``task``'s rate limit cluster-wide at run time (``rate`` None or "0": no
         limit). Stored in the broker, so workers started later honour it too; the live workers
         are told at once. ``ValueError`` for a bad rate, ``UnknownTask`` if no live worker
-        registers the task.
+        registers the task (nor is it in ``known``: the caller's own task names).
 
         >>> app.admin.control.rate_limit("proj.tasks.scrape", "10/m")  # doctest: +SKIP
         """
         text = normalise_rate(rate)
-        registered = {name for w in self.admin.workers() for name in w.registered}
+        registered = {name for w in self.admin.workers() for name in w.registered} | set(known)
         if task not in registered:
             raise UnknownTask(f"unknown task {task!r}: no live worker registers it")
         override = RateOverride(text, time.time())
@@ -134,18 +139,29 @@ class Control:
         signal: str = "SIGTERM",
         destination: Sequence[str] = (),
         timeout: float = DEFAULT_TIMEOUT,
+        allow_unknown: bool = False,
     ) -> list[Reply]:
         """Revoke tasks durably (stored in the broker first: a worker that is down now still
         honours it), then tell the live workers, which skip them if prefetched and, with
         ``terminate``, stop them if running. Each reply lists the ids that worker held
-        (``revoked``) and the running ones it stopped (``terminated``).
+        (``revoked``) and the running ones it stopped (``terminated``). An id the broker has
+        never heard of raises ``UnknownTask`` (nothing is revoked) unless ``allow_unknown``
+        (to revoke an id before it is sent).
 
         >>> app.admin.control.revoke(["5b1e..."], terminate=True)     # doctest: +SKIP
         """
         signal = normalise_signal(signal)
-        self.broker.revoke(list(ids), terminate, REVOKE_TTL)
+        if not allow_unknown:
+            self._check_ids(ids)
+        # Stored without terminate first: the heartbeats would otherwise race the command to the
+        # running task, and a worker's reply could not say that it was the one that stopped it.
+        self.broker.revoke(list(ids), False, REVOKE_TTL)
         args = {"ids": list(ids), "terminate": terminate, "signal": signal}
-        return self.send("revoke", args, destination, timeout)
+        try:
+            return self.send("revoke", args, destination, timeout)
+        finally:
+            if terminate:  # now durable: a worker that did not reply stops it at its next heartbeat
+                self.broker.revoke(list(ids), True, REVOKE_TTL)
 
     def reserved(self, destination: Sequence[str] = (), timeout: float = DEFAULT_TIMEOUT) -> list[Reply]:
         """The tasks each worker has prefetched and not started yet."""
@@ -165,10 +181,15 @@ class Control:
     ) -> list[Reply]:
         """Which worker holds these tasks: each reply maps id to ``{"state": "active" |
         "reserved", ...}``. ``UnknownTask`` for an id the broker has never heard of."""
+        self._check_ids(ids)
+        return self.send("query_task", {"ids": list(ids)}, destination, timeout)
+
+    def _check_ids(self, ids: Sequence[str]) -> None:
+        if not ids:
+            raise ValueError("at least one task id is needed")
         for task_id in ids:
             if self.broker.status(task_id) is None:
-                raise UnknownTask(f"unknown task id {task_id!r}")
-        return self.send("query_task", {"ids": list(ids)}, destination, timeout)
+                raise UnknownTask(f"unknown task id {task_id!r} (never sent, or its record expired)")
 
     # -- sending -----------------------------------------------------------------------------
     def send(

@@ -177,7 +177,7 @@ class ControlThread:
         fetcher, processor = self.worker._fetcher, self.worker._processor
         if fetcher is None or processor is None:
             return {"revoked": [], "terminated": []}
-        held = {i: terminate for i in ids if i in fetcher.leases}
+        held = {i: terminate for i in ids if i in fetcher.leases or i in processor.revoked}
         running = [i for i in held if i in processor.active]
         if held:
             processor.on_revoked(held, self.worker._loop)
