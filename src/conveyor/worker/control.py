@@ -111,12 +111,16 @@ class ControlThread:
             if reply is None:
                 continue
             command_id = key.rsplit(":", 1)[1]
-            self.broker.kv_put(
-                mailbox.replies(command_id) + self.worker.owner, mailbox.encode(reply), ttl=mailbox.REPLY_TTL
-            )
             after, self._after = self._after, None
-            if after is not None:
-                after()
+            try:
+                self.broker.kv_put(
+                    mailbox.replies(command_id) + self.worker.owner,
+                    mailbox.encode(reply),
+                    ttl=mailbox.REPLY_TTL,
+                )
+            finally:  # the command was taken: act on it even if its reply could not be written
+                if after is not None:
+                    after()
 
     def answer(self, raw: bytes) -> Reply | None:
         """The reply to one command (None: not a command at all)."""
@@ -190,6 +194,7 @@ class ControlThread:
         waiting: list[Delivery | None] = []
         for _ in range(3):  # the loop may change the inbox while this thread copies it
             try:
+                # asyncio.Queue has no public peek; its deque is only read here, never changed.
                 waiting = list(fetcher.inbox._queue)  # type: ignore[attr-defined]
                 break
             except RuntimeError:
