@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..coordination.options import TaskCoordination
 from ..coordination.rate_limit import parse_rate
+from ..exceptions import TaskRevokedError
 from ..message import decode_envelope, describe_args
 from . import mailbox
 from .mailbox import Reply
@@ -185,6 +186,12 @@ class ControlThread:
         running = [i for i in held if i in processor.active]
         if held:
             processor.on_revoked(held, self.worker._loop)
+        for task_id in running if terminate else []:
+            # Raised from here too, not only from the loop (processor._terminate): under the solo
+            # pool the task runs on the loop thread, so the loop cannot get to it until it ends.
+            active = processor.active.get(task_id)
+            if active is not None and active.call is not None:
+                active.call.interrupt(TaskRevokedError)
         return {"revoked": sorted(held), "terminated": sorted(running) if terminate else []}
 
     def _reserved(self) -> list[dict[str, Any]]:
