@@ -25,7 +25,7 @@ from ..coordination.rate_limit import parse_rate
 from ..message import new_task_id
 from ..worker import mailbox
 from ..worker.mailbox import Command, RateOverride
-from .errors import UnknownName, UnknownWorker
+from .errors import UnknownName, UnknownQueue, UnknownWorker
 
 if TYPE_CHECKING:
     from .api import Admin
@@ -91,15 +91,16 @@ class Control:
     def cancel_consumer(
         self, queue: str, destination: Sequence[str] = (), timeout: float = DEFAULT_TIMEOUT
     ) -> list[Reply]:
-        """Workers stop fetching from ``queue``; ``UnknownQueue``-like ``UnknownName`` if no
-        destination worker consumes it.
+        """Workers stop fetching from ``queue``; ``UnknownQueue`` if no destination worker
+        consumes it.
 
         >>> app.admin.control.cancel_consumer("emails")             # doctest: +SKIP
         """
         workers = self.destinations(destination)
         if not any(queue in w.queues for w in workers if not w.gone):
             names = sorted({q for w in workers for q in w.queues})
-            raise UnknownName(f"no such queue consumed: {queue!r} (consumed: {', '.join(names) or 'none'})")
+            consumed = ", ".join(names) or "none"
+            raise UnknownQueue(f"unknown queue {queue!r}: no such worker consumes it (consumed: {consumed})")
         return self._send_to("cancel_consumer", {"queue": queue}, workers, timeout)
 
     def rate_limit(
