@@ -218,6 +218,9 @@ class Control:
     def _send_to(
         self, name: str, args: dict[str, Any], workers: Sequence[WorkerInfo], timeout: float
     ) -> list[Reply]:
+        if name not in mailbox.COMMANDS:
+            known = ", ".join(sorted(mailbox.COMMANDS))
+            raise ValueError(f"unknown control command {name!r} (known: {known})")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         command_id = new_task_id()

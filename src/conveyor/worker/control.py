@@ -105,7 +105,10 @@ class ControlThread:
     def poll_once(self) -> None:
         """Take every command waiting in the mailbox, answer each, then run what follows a reply
         (a shutdown starts only once its reply is written)."""
-        for key, entry in sorted(self.broker.kv_scan(mailbox.mailbox(self.worker.owner)).items()):
+        waiting = self.broker.kv_scan(mailbox.mailbox(self.worker.owner))
+        # In the order they were sent (command ids are random): add_consumer then cancel_consumer
+        # sent in one poll interval must end with the queue cancelled.
+        for key, entry in sorted(waiting.items(), key=lambda item: _sent(item[1].value)):
             if not self.broker.kv_compare_and_set(key, entry.value, None):
                 continue  # taken by an overlapping poll, or expired meanwhile
             reply = self.answer(entry.value)
@@ -247,6 +250,13 @@ class ControlThread:
         if self.worker._processor is not None:
             self.worker._processor.plans.pop(name, None)
         logger.warning("%s: rate limit of %s is now %s", self.worker.hostname, name, rate or "none")
+
+
+def _sent(raw: bytes) -> float:
+    try:
+        return mailbox.decode_command(raw).sent
+    except Exception:
+        return 0.0  # malformed: answered (ignored) first
 
 
 def _queue(args: dict[str, Any]) -> str:
