@@ -6,6 +6,7 @@ see api.py and docs/operations.md.
 """
 
 from .api import Admin
+from .control import Control, Reply
 from .deadletters import DeadFilter
 from .errors import UnknownName, UnknownQueue, UnknownState, UnknownTask, UnknownWorker
 from .history import TaskFilter
@@ -14,10 +15,12 @@ from .records import AttemptInfo, DeadLetterInfo, Page, QueueInfo, RunningTask, 
 __all__ = [
     "Admin",
     "AttemptInfo",
+    "Control",
     "DeadFilter",
     "DeadLetterInfo",
     "Page",
     "QueueInfo",
+    "Reply",
     "RunningTask",
     "TaskFilter",
     "TaskInfo",

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from ..brokers import Broker, MinuteCounts
 from ..coordination import pauses
 from . import deadletters, history
+from .control import Control
 from .deadletters import DeadFilter
 from .errors import UnknownQueue, UnknownWorker
 from .parse import queue_info, worker_info
@@ -40,6 +41,16 @@ class Admin:
     def __init__(self, broker: Broker, lease_timeout: float = DEFAULT_LEASE_TIMEOUT) -> None:
         self.broker = broker
         self.lease_timeout = lease_timeout
+
+    @property
+    def control(self) -> Control:
+        """Commands to workers through the broker (shutdown, revoke, add/cancel consumer, rate
+        limits, ping), each answered by the workers: see control.py.
+
+        >>> [r.hostname for r in admin.control.ping() if r.replied]     # doctest: +SKIP
+        ['w1@web-1']
+        """
+        return Control(self)
 
     # -- queues ------------------------------------------------------------------------------
     def queues(self) -> list[QueueInfo]:

@@ -1,10 +1,16 @@
-"""``conveyor inspect active|stats|ping|registered|active_queues``: Celery's inspect commands.
+"""``conveyor inspect active|stats|registered|active_queues|ping|reserved|scheduled|revoked|
+query_task``: Celery's inspect commands.
 
 Celery broadcasts a question and waits ``--timeout`` for replies. Conveyor's workers already
-write all of this into the broker with every heartbeat (once a second), so inspect reads those
-records: it never waits, and a worker that is gone is known to be gone instead of timing out.
-``-t/--timeout`` keeps its meaning as "how long a worker may take to answer": only workers whose
-last heartbeat is at most that old count as replying (default: the lease timeout, 3 s).
+write what they run, their counters, tasks and queues into the broker with every heartbeat
+(once a second), so ``active``, ``stats``, ``registered`` and ``active_queues`` read those
+records: they never wait, and a worker that is gone is known to be gone instead of timing out.
+There ``-t/--timeout`` keeps its meaning as "how long a worker may take to answer": only workers
+whose last heartbeat is at most that old count as replying (default: the lease timeout, 3 s).
+
+``ping``, ``reserved``, ``scheduled``, ``revoked`` and ``query_task`` ask the workers through
+the control channel (cli/control.py) and wait up to ``-t`` seconds (default 1) for the replies;
+a worker that did not reply is named, and the command exits 1.
 """
 
 from __future__ import annotations
@@ -17,17 +23,19 @@ import click
 
 from ..admin import Admin, WorkerInfo
 from .common import State
+from .control import checked, destination_option, json_option, names, report, timeout_option
 from .display import duration, echo_json, size
 
 
 @click.group("inspect")
 def inspect() -> None:
-    """Inspect live workers (from their heartbeats): what they run, their counters, queues.
+    """Inspect live workers: what they run, hold and know, their counters and queues.
 
     \b
     Example:
       conveyor -A proj inspect active -d w1@web-1
       conveyor -A proj inspect stats --json
+      conveyor -A proj inspect query_task 5b1e0f5e-0c1d-4c55-9d7b-6f1c1f2d3a4b
     """
 
 
@@ -91,21 +99,6 @@ def _report(
         for line in lines(value) or ["- empty -"]:
             click.echo(f"    {line}")
     click.echo(f"\n{len(replies)} node{'s' if len(replies) != 1 else ''} online.")
-
-
-@inspect.command("ping")
-@_options
-def ping(state: State, destination: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
-    """Which workers are alive (a heartbeat within the timeout).
-
-    \b
-    Example:
-      conveyor -A proj inspect ping -d w1@web-1
-      -> w1@web-1: OK
-          pong
-    """
-    chosen = _select(state.admin(), destination, timeout)
-    _report(chosen, as_json, lambda w: {"ok": "pong"}, lambda r: ["pong"])
 
 
 @inspect.command("active")
@@ -203,4 +196,107 @@ def active_queues(state: State, destination: tuple[str, ...], timeout: float | N
         as_json,
         lambda w: [{"name": q, "paused": q in paused} for q in w.queues],
         lambda qs: [f"* {q['name']}{' (paused)' if q['paused'] else ''}" for q in qs],
+    )
+
+
+def _asked(fn: Callable[..., None]) -> Callable[..., None]:
+    """The options of the inspect commands answered through the control channel."""
+    return click.pass_obj(destination_option(timeout_option(json_option(fn))))
+
+
+@inspect.command("ping")
+@_asked
+def ping(state: State, destination: tuple[str, ...], timeout: float, as_json: bool) -> None:
+    """Ask workers to answer through the control channel: a reply proves the worker reads
+    its commands now (a worker that does not is named; exit 1).
+
+    \b
+    Example:
+      conveyor -A proj inspect ping -d w1@web-1
+      -> w1@web-1: OK
+          pong
+    """
+    with checked():
+        replies = state.admin().control.ping(names(destination), timeout)
+    report(replies, as_json)
+
+
+def _held(tasks: list[dict[str, Any]]) -> list[str]:
+    return [f"* {t['id']} {t['name']}({t['args']}) queue={t['queue']}" for t in tasks]
+
+
+@inspect.command("reserved")
+@_asked
+def reserved(state: State, destination: tuple[str, ...], timeout: float, as_json: bool) -> None:
+    """The tasks each worker has prefetched and not started yet.
+
+    \b
+    Example:
+      conveyor -A proj inspect reserved
+      -> w1@web-1: OK
+          * 5b1e0f5e-... proj.tasks.report(42) queue=default
+    """
+    with checked():
+        replies = state.admin().control.reserved(names(destination), timeout)
+    report(replies, as_json, _held)
+
+
+@inspect.command("scheduled")
+@_asked
+def scheduled(state: State, destination: tuple[str, ...], timeout: float, as_json: bool) -> None:
+    """The eta/countdown tasks each worker holds: always none in Conveyor. Such tasks wait in
+    the broker's delayed set until due (a worker crash cannot lose them); `conveyor queues`
+    counts them per queue (DELAYED).
+
+    \b
+    Example:
+      conveyor -A proj inspect scheduled
+      -> w1@web-1: OK
+          - empty -
+    """
+    with checked():
+        replies = state.admin().control.scheduled(names(destination), timeout)
+    report(replies, as_json, _held)
+
+
+@inspect.command("revoked")
+@_asked
+def revoked(state: State, destination: tuple[str, ...], timeout: float, as_json: bool) -> None:
+    """The revoked task ids each worker knows of: those revoked through the control channel
+    since it started (the last 10,000) and revoked ones among the tasks it holds. Every revoke
+    is also stored in the broker, where every worker honours it.
+
+    \b
+    Example:
+      conveyor -A proj inspect revoked
+      -> w1@web-1: OK
+          * 5b1e0f5e-0c1d-4c55-9d7b-6f1c1f2d3a4b
+    """
+    with checked():
+        replies = state.admin().control.revoked(names(destination), timeout)
+    report(replies, as_json, lambda ids: [f"* {i}" for i in ids])
+
+
+@inspect.command("query_task")
+@click.argument("task_ids", nargs=-1, required=True, metavar="ID...")
+@_asked
+def query_task(
+    state: State, task_ids: tuple[str, ...], destination: tuple[str, ...], timeout: float, as_json: bool
+) -> None:
+    """Which worker holds these tasks, and whether it runs them (active) or holds them
+    prefetched (reserved). An id the broker never saw is an error (exit 2); `conveyor result
+    ID` shows a task's state in the broker.
+
+    \b
+    Example:
+      conveyor -A proj inspect query_task 5b1e0f5e-0c1d-4c55-9d7b-6f1c1f2d3a4b
+      -> w1@web-1: OK
+          * 5b1e0f5e-0c1d-4c55-9d7b-6f1c1f2d3a4b active proj.tasks.report
+    """
+    with checked():
+        replies = state.admin().control.query_task(task_ids, names(destination), timeout)
+    report(
+        replies,
+        as_json,
+        lambda found: [f"* {i} {info['state']} {info['name']}" for i, info in found.items()],
     )

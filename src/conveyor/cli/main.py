@@ -1,6 +1,6 @@
 """``conveyor`` — the command line: ``conveyor -A proj worker``, ``call``, ``result``, ``purge``, ``dead``,
-and the operator commands ``status``, ``queues``, ``pause``, ``resume``, ``inspect``, ``health``,
-``tasks``, ``task``."""
+and the operator commands ``status``, ``queues``, ``pause``, ``resume``, ``inspect``, ``control``,
+``revoke``, ``health``, ``tasks``, ``task``."""
 
 from __future__ import annotations
 
@@ -53,13 +53,15 @@ def _register() -> None:
 
     cli.add_command(beat.beat)
     cli.add_command(schedule.schedule)
-    from . import health, history, inspect, queues, status
+    from . import control, health, history, inspect, queues, status
 
     cli.add_command(status.status)
     cli.add_command(queues.queues)
     cli.add_command(queues.pause)
     cli.add_command(queues.resume)
     cli.add_command(inspect.inspect)
+    cli.add_command(control.control)
+    cli.add_command(control.revoke)
     cli.add_command(health.health)
     cli.add_command(history.tasks)
     cli.add_command(history.task)

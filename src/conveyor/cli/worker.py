@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..worker.supervisor import RECYCLED, Supervisor
+from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor
 from ..worker.worker import POOLS, Worker
 from .celery_flags import announce, check_optimization, check_pool, parse_autoscale
 from .common import LOG_LEVELS, State, setup_logging
@@ -153,7 +153,9 @@ def worker(
         # One scheduler is enough (more would be safe, only redundant): it runs in child 1.
         app.close()  # no broker connection may cross the fork: each child opens its own
         supervisor = Supervisor(
-            lambda index: _run(build(index if processes > 1 else None), beat if index == 1 else None),
+            lambda index: _run(
+                build(index if processes > 1 else None), beat if index == 1 else None, supervised=True
+            ),
             processes,
             replace_clean_exits=not burst,  # a burst worker exits 0 when the queues are empty
         )
@@ -161,7 +163,7 @@ def worker(
     _run(single, beat)
 
 
-def _run(w: Worker, beat: Any) -> None:
+def _run(w: Worker, beat: Any, supervised: bool = False) -> None:
     try:
         if beat is not None:
             from .beat import BeatThread
@@ -180,6 +182,8 @@ def _run(w: Worker, beat: Any) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     code = RECYCLED if w.recycled else 0  # the supervisor starts a fresh process in its place
+    if supervised and w.shut_down:
+        code = SHUT_DOWN  # a control shutdown: the supervisor must not replace this process
     if w.stuck_threads:
         # Threads still running abandoned tasks would block interpreter exit; their jobs went
         # back to the queue already.

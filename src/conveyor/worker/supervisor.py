@@ -8,7 +8,8 @@ is replaced, and its leased tasks come back through lease expiry like any dead w
 child that exits with code 0 without being asked to (task code that called ``os._exit(0)``);
 only with ``--burst`` is a clean exit the end of the child's work. A child that retired itself
 (``--max-tasks-per-child``, ``--max-memory-per-child``) exits with ``RECYCLED`` and is replaced
-at once, even with ``--burst``. The supervisor exits when all children have. SIGTERM/SIGINT are
+at once, even with ``--burst``. A child stopped by ``conveyor control shutdown`` exits with
+``SHUT_DOWN`` and is not replaced. The supervisor exits when all children have. SIGTERM/SIGINT are
 forwarded to the children.
 """
 
@@ -29,6 +30,9 @@ RESTART_DELAY = 1.0  # pause before replacing a crashed child, so a crash loop c
 # Exit code of a child that drained and retired after reaching a recycling limit. Not 0: a
 # clean exit ends a --burst child's work, and a retirement must not.
 RECYCLED = 75  # EX_TEMPFAIL
+# Exit code of a child stopped by a ``shutdown`` control command (worker/control.py): the
+# operator asked for one process fewer, so it is not replaced.
+SHUT_DOWN = 64
 
 
 class Supervisor:
@@ -85,6 +89,9 @@ class Supervisor:
                 continue
             index = self.children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
+            if code == SHUT_DOWN:
+                logger.info("worker process %d (pid %d) shut down by control; not replaced", index, pid)
+                continue
             if code == RECYCLED:
                 if not self.stopping:  # no pause: it ran its share of tasks, it is no crash loop
                     logger.info("worker process %d (pid %d) retired; starting a fresh one", index, pid)

@@ -28,7 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
+from ..coordination.pauses import paused_queues
 from .banner import ready_banner
+from .control import ControlThread
 from .fetcher import FETCH_WAIT, Fetcher
 from .history import HistoryWriter, trimmer
 from .info import InfoBuilder
@@ -103,6 +105,7 @@ class Worker:
             conf.worker_max_memory_per_child if max_memory_kib is None else max_memory_kib,
         )
         self.recycled: str | None = None
+        self.shut_down = False  # stopped by a ``shutdown`` control command (control.py)
         self.stats = Stats()
         self.started = time.time()
         self.stuck_threads = False
@@ -114,6 +117,7 @@ class Worker:
         self._fetcher: Fetcher | None = None
         self._processor: Processor | None = None
         self._info_builder: InfoBuilder | None = None
+        self._control: ControlThread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -149,6 +153,20 @@ class Worker:
         loop, event = self._loop, self._stop_event
         if loop is not None and event is not None and not loop.is_closed():
             loop.call_soon_threadsafe(event.set)
+
+    def shutdown_by_control(self) -> None:
+        """(Control thread) A ``shutdown`` command: drain as on SIGTERM, and say so at exit."""
+        self.shut_down = True
+        self.stop()
+
+    def set_queues(self, queues: list[str]) -> None:
+        """(Control thread) Fetch from these queues from the next fetch on (add/cancel_consumer)."""
+        self.queues = queues
+        fetcher = self._fetcher
+        if fetcher is not None:
+            fetcher.queues = queues  # one assignment: the fetch loop sees the old list or the new
+            fetcher.set_paused(frozenset(paused_queues(self.app.broker)))  # a newly added queue may be
+        self._info_builder = None  # the heartbeat encodes the queues once: build it again
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._signals += 1
@@ -237,6 +255,8 @@ class Worker:
             trimmer(broker, conf),
         )
         await loop.run_in_executor(self._settle_exec, keeper.start)
+        self._control = ControlThread(self)
+        await loop.run_in_executor(self._settle_exec, self._control.start)
         # broker.url, not the setting: the URL actually opened (relative SQLite paths resolved).
         banner = ready_banner(
             self.hostname, self.queues, self.pool, self.concurrency, broker.url, self.app.tasks
@@ -292,6 +312,8 @@ class Worker:
                 consumer.cancel()
             self.stuck_threads = True
         await self.settler.close()
+        if self._control is not None:
+            self._control.stop()
         keeper.stop()
         try:
             await loop.run_in_executor(self._settle_exec, self.app.broker.unregister_worker, self.owner)
@@ -331,7 +353,8 @@ class Worker:
 
     def _info(self) -> bytes:
         """(Keeper thread) What the heartbeat records about this worker: see info.py."""
-        if self._info_builder is None:
+        builder = self._info_builder
+        if builder is None:
             static = {
                 "hostname": self.hostname,
                 "queues": self.queues,
@@ -339,11 +362,11 @@ class Worker:
                 "concurrency": self.concurrency,
                 "started": self.started,
             }
-            self._info_builder = InfoBuilder(
+            builder = self._info_builder = InfoBuilder(
                 static,
                 list(self.app.tasks),
                 self.stats,
                 lambda: self._processor.active if self._processor is not None else {},
                 lambda: self._fetcher,
             )
-        return self._info_builder()
+        return builder()
