@@ -1,5 +1,6 @@
 """``conveyor`` — the command line: ``conveyor -A proj worker``, ``call``, ``result``, ``purge``, ``dead``,
-and the operator commands ``status``, ``queues``, ``pause``, ``resume``, ``inspect``, ``health``."""
+and the operator commands ``status``, ``queues``, ``pause``, ``resume``, ``inspect``, ``health``,
+``monitor``."""
 
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def _register() -> None:
     cli.add_command(queues.resume)
     cli.add_command(inspect.inspect)
     cli.add_command(health.health)
+    from . import monitor
+
+    cli.add_command(monitor.monitor)
 
 
 _register()
