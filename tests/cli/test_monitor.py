@@ -15,8 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from conveyor import Conveyor
+from conveyor.admin import QueueInfo, WorkerInfo
+from conveyor.cli.monitor.sample import Rates, Reading, Snapshot, rates
+from conveyor.cli.monitor.view import render
 
 from ..apps import basic
 from ..procs import ROOT, WorkerProcess, wait_for
@@ -74,6 +78,35 @@ def test_once_shows_workers_queues_running_tasks_and_failures_within_80_columns(
         assert [f["id"] for f in snapshot["failures"]] == [failed.id]
     finally:
         worker.kill()
+
+
+def _worker(name: str, processed: int) -> WorkerInfo:
+    return WorkerInfo(name, name, "web-1", 1, ("default",), "threads", 8, 0.0, 0.0, processed)
+
+
+def _snapshot(clock: float, workers: list[WorkerInfo], queues: list[QueueInfo]) -> Snapshot:
+    return Snapshot(clock, clock, tuple(workers), tuple(queues), (), ())
+
+
+def test_rates_come_from_two_successive_snapshots() -> None:
+    before = _snapshot(100.0, [_worker("w1", 10), _worker("w2", 5)], [QueueInfo("default", 50, 0, 8)])
+    after = _snapshot(102.0, [_worker("w1", 30), _worker("w3", 99)], [QueueInfo("default", 30, 2, 8)])
+    found = rates(before, after)
+    assert found.workers == {"w1": 10.0}  # w3 is new: its count is not two seconds' work
+    assert found.queues == {"default": -9.0}  # 58 unfinished -> 40: draining at 9/s
+    assert found.processed == 10.0
+    assert rates(None, after) == Rates()
+
+
+def test_a_screen_too_short_for_every_row_shows_each_table_cut_with_a_count() -> None:
+    workers = [_worker(f"worker-{i}@a-rather-long-host-name.example.com", i) for i in range(30)]
+    queues = [QueueInfo(f"queue-{i}", i, 0, 0) for i in range(30)]
+    reading = Reading(_snapshot(0.0, workers, queues), Rates())
+    console = Console(width=80, height=24, record=True, force_terminal=False)
+    console.print(render(reading, "sqlite:///x.db", 80, 24))
+    lines = console.export_text().splitlines()
+    assert len(lines) <= 24 and all(len(line.rstrip()) <= 80 for line in lines)
+    assert sum("more" in line for line in lines) == 2 and "worker-0@" in lines[4]
 
 
 class PtyMonitor:

@@ -80,6 +80,8 @@ def _first_snapshot(take: Callable[[], Snapshot]) -> Snapshot:
     """The first read decides: an unreachable broker at start is exit 1 with one line."""
     try:
         snapshot = take()
+    except KeyboardInterrupt:
+        raise click.Abort() from None  # Ctrl-C while a slow broker is read: no traceback
     except ConveyorError:
         raise  # main() prints it on one line and exits 1
     except Exception as exc:

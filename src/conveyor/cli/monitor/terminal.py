@@ -7,6 +7,7 @@ Ctrl-C, SIGTERM, an error — so a shell over SSH is never left without echo.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
@@ -43,7 +44,9 @@ class Keys:
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None and self._saved is not None:
             # TCSADRAIN: let what the view wrote reach the terminal before the mode changes.
-            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            # A terminal that hung up (SSH gone) has nothing left to restore.
+            with contextlib.suppress(termios.error, OSError):
+                termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
             self._saved = None
 
     def read(self, timeout: float) -> str:

@@ -39,7 +39,8 @@ def render(
         _failures(snap, now),
     ]
     sizes = [len(rows) for _title, _columns, rows, _empty in sections]
-    budget = None if height is None else max(0, height - HEADER_LINES - TABLE_OVERHEAD * len(sections))
+    header = HEADER_LINES + (reading.error is not None)
+    budget = None if height is None else max(0, height - header - TABLE_OVERHEAD * len(sections))
     shown = sizes if budget is None else allot(sizes, budget)
     tables = [_table(*section, limit, width) for section, limit in zip(sections, shown, strict=True)]
     return Group(_header(reading, broker, live), *tables)
@@ -178,8 +179,10 @@ def _table(
         table.add_column(name, no_wrap=True, overflow="ellipsis", width=size)
     for row in shown:
         table.add_row(*row)
-    if limit < len(rows):
-        table.add_row(Text(f"... {len(rows) - limit} more", style="dim"))
+    if limit < len(rows):  # under the table, not in its first (narrow) column
+        table.caption = f"... {len(rows) - limit} more"
+        table.caption_justify = "left"
+        table.caption_style = "dim"
     return table
 
 
