@@ -145,6 +145,12 @@ class PtyMonitor:
     def seen(self, text: str) -> bool:
         return text.encode() in self.output
 
+    def last_frame(self, since: int = 0) -> str:
+        """The last screen drawn completely after byte ``since`` of the output: each refresh
+        starts by moving the cursor home."""
+        frames = bytes(self.output[since:]).split(b"\x1b[H")
+        return frames[-2].decode(errors="replace") if len(frames) > 2 else ""
+
     def type(self, keys: bytes) -> None:
         os.write(self.master, keys)
 
@@ -180,6 +186,9 @@ def test_live_view_renders_in_a_terminal_survives_a_broker_outage_and_quits_on_q
         server.stop()
         wait_for(lambda: monitor.seen("broker error since"), 20)
         assert monitor.proc.poll() is None  # still running, still drawing
+        server.start()  # same port: the next read succeeds and the error line goes
+        back = len(monitor.output)
+        wait_for(lambda: "Workers" in (frame := monitor.last_frame(back)) and "broker error" not in frame, 20)
         monitor.type(b"q")
         assert monitor.wait() == 0
         assert LEAVE_ALTERNATE_SCREEN in monitor.output and b"Traceback" not in monitor.output
