@@ -56,6 +56,7 @@ def monitor(state: State, interval: float, once: bool, as_json: bool) -> None:
     Example:
       conveyor -b redis://localhost:6379/0 monitor
       conveyor -A proj monitor --once
+      conveyor -A proj monitor --json
       watch -n 2 conveyor -A proj monitor --once
     """
     admin = state.admin()
