@@ -1,6 +1,6 @@
 """``conveyor`` — the command line: ``conveyor -A proj worker``, ``call``, ``result``, ``purge``, ``dead``,
 and the operator commands ``status``, ``queues``, ``pause``, ``resume``, ``inspect``, ``control``,
-``revoke``, ``health``, ``tasks``, ``task``."""
+``revoke``, ``health``, ``tasks``, ``task``, ``monitor``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,9 @@ def _register() -> None:
     cli.add_command(health.health)
     cli.add_command(history.tasks)
     cli.add_command(history.task)
+    from . import monitor
+
+    cli.add_command(monitor.monitor)
 
 
 _register()

@@ -1,0 +1,131 @@
+"""deploy/supervisor/conveyor.conf under a real supervisord (from PyPI): the programs come up
+as workers (``conveyor status``), and ``supervisorctl stop`` drains them: a running task
+finishes and every program exits 0 within stopwaitsecs."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..procs import ROOT, wait_for
+from ..redis_server import RedisServer
+from .services import APP, CONVEYOR_BIN, DEPLOY, Drain, deploy_env, worker_names
+
+CONF = DEPLOY / "supervisor" / "conveyor.conf"
+BIN = Path(sys.executable).parent
+
+
+def programs() -> dict[str, dict[str, str]]:
+    parser = configparser.RawConfigParser()
+    parser.read(CONF)
+    return {
+        s.removeprefix("program:"): dict(parser[s]) for s in parser.sections() if s.startswith("program:")
+    }
+
+
+def test_programs_stop_with_term_and_wait_longer_than_the_workers_shutdown_timeout() -> None:
+    found = programs()
+    assert set(found) == {
+        "conveyor-worker-polling",
+        "conveyor-worker-default",
+        "conveyor-worker-low",
+        "conveyor-beat",
+    }
+    for name, program in found.items():
+        assert program["stopsignal"] == "TERM" and program["autorestart"] == "true", name
+        # The main process forwards SIGTERM to its children; the group only gets the SIGKILL.
+        assert program["stopasgroup"] == "false" and program["killasgroup"] == "true", name
+        if "worker" in name:
+            argv = program["command"].split()
+            assert int(program["stopwaitsecs"]) > float(argv[argv.index("--shutdown-timeout") + 1]), name
+
+
+def local_conf(text: str, broker_url: str, logs: Path) -> str:
+    """The shipped file with an install's paths and settings pointing here (and no user=:
+    the test does not run as root with a ``conveyor`` account)."""
+    text = text.replace("/opt/proj/venv/bin/conveyor", CONVEYOR_BIN).replace("/opt/proj", str(ROOT))
+    text = text.replace("/var/log/conveyor", str(logs))
+    text = re.sub(r"(?m)^user=.*\n", "", text)
+    return re.sub(
+        r"(?m)^environment=.*$", f'environment=CONVEYOR_APP="{APP}",CONVEYOR_BROKER_URL="{broker_url}"', text
+    )
+
+
+def supervisord_conf(tmp_path: Path, include: Path) -> Path:
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(
+        f"""[unix_http_server]
+file={tmp_path}/supervisor.sock
+
+[supervisord]
+logfile={tmp_path}/supervisord.log
+pidfile={tmp_path}/supervisord.pid
+childlogdir={tmp_path}
+nodaemon=true
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{tmp_path}/supervisor.sock
+
+[include]
+files={include}
+"""
+    )
+    return conf
+
+
+def test_supervisord_runs_the_programs_and_supervisorctl_stop_drains_them(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    pytest.importorskip("supervisor")
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushall()
+    include = tmp_path / "conveyor.conf"
+    include.write_text(local_conf(CONF.read_text(), redis_server.url, tmp_path))
+    conf = supervisord_conf(tmp_path, include)
+    env = deploy_env(redis_server.url)
+    supervisord = subprocess.Popen(
+        [str(BIN / "supervisord"), "-c", str(conf)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL
+    )
+    drain: Drain | None = None
+
+    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(BIN / "supervisorctl"), "-c", str(conf), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=90, env=env, check=False)
+
+    try:
+        wait_for(lambda: worker_names(redis_server.url) == ["default", "low.1", "low.2", "polling"], 60)
+        status = subprocess.run(
+            [CONVEYOR_BIN, "-b", redis_server.url, "status"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert status.returncode == 0 and "4 nodes online." in status.stdout, status
+        drain = Drain(redis_server.url)
+        drain.wait_running()
+        stopped = ctl("stop", "conveyor:*")
+        assert stopped.returncode == 0 and stopped.stdout.count(": stopped") == 4, stopped
+        assert drain.finished()
+        log = (tmp_path / "supervisord.log").read_text()
+        for name in programs():
+            assert f"stopped: {name} (exit status 0)" in log, log
+        assert "second signal" not in (tmp_path / "conveyor-worker-low.log").read_text()
+    finally:
+        if drain is not None:
+            drain.close()
+        ctl("shutdown")
+        try:
+            supervisord.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            supervisord.kill()
+            supervisord.wait(timeout=10)
