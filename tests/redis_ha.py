@@ -1,0 +1,218 @@
+"""Throwaway Redis topologies for the test suite: Sentinel (a primary, a replica, three
+sentinels) and Cluster (three primaries, optionally a replica each). Real redis-server
+processes on free ports (never 6379), in temp dirs, stopped afterwards.
+
+Timings are short so that a failover happens within seconds: a sentinel counts a primary down
+after 1 s without a reply; a cluster node after 1 s (cluster-node-timeout).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from .redis_server import RedisServer, free_port
+
+MASTER_NAME = "mymaster"
+DOWN_AFTER_MS = 1000
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too and below 65536."""
+    import socket
+
+    for _ in range(1000):
+        port = free_port()
+        if port > 55000:
+            continue
+        with socket.socket() as a, socket.socket() as b:
+            try:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not happen within {timeout}s")
+
+
+class SentinelProcess:
+    """``redis-server sentinel.conf --sentinel`` watching ``MASTER_NAME``."""
+
+    def __init__(self, primary_port: int, quorum: int = 2) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="conveyor-sentinel-"))
+        conf = self.dir / "sentinel.conf"  # a sentinel rewrites its config: it must be a file
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.dir / 'sentinel.log'}\n"
+            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {MASTER_NAME} 10000\n"
+            f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+        )
+        binary = shutil.which("redis-server") or "redis-server"
+        self.proc = subprocess.Popen(
+            [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        wait_until(client.ping, 10, f"sentinel on port {self.port} answering")
+        client.close()
+
+    def cleanup(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SentinelTopology:
+    """A primary, a replica and three sentinels. ``url`` is the single-URL form;
+    ``celery_url`` Celery's ``sentinel://a;sentinel://b`` form (master name as a transport option)."""
+
+    def __init__(self, appendonly: bool = False) -> None:
+        self.primary = RedisServer(appendonly=appendonly).start()
+        self.replica = RedisServer(
+            appendonly=appendonly, extra=["--replicaof", "127.0.0.1", str(self.primary.port)]
+        ).start()
+        self.sentinels = [SentinelProcess(self.primary.port) for _ in range(3)]
+        self.wait_until_healthy()
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.primary, self.replica]
+
+    def url(self, query: str = "") -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{MASTER_NAME}/0" + (f"?{query}" if query else "")
+
+    @property
+    def celery_url(self) -> str:
+        return ";".join(f"sentinel://127.0.0.1:{s.port}" for s in self.sentinels)
+
+    def primary_port(self) -> int:
+        """The primary's port as the sentinels report it now."""
+        client = redis.Redis(port=self.sentinels[0].port, socket_timeout=1)
+        try:
+            _host, port = client.sentinel_get_master_addr_by_name(MASTER_NAME)
+            return int(port)
+        finally:
+            client.close()
+
+    def server(self, port: int) -> RedisServer:
+        return next(s for s in self.servers if s.port == port)
+
+    def wait_until_healthy(self, timeout: float = 30) -> None:
+        """Every sentinel knows the primary, one replica and the other two sentinels, and the
+        replica is in sync (a failover before that would promote an empty replica)."""
+
+        def healthy() -> bool:
+            for sentinel in self.sentinels:
+                client = redis.Redis(port=sentinel.port, socket_timeout=1, decode_responses=True)
+                try:
+                    info = client.sentinel_master(MASTER_NAME)
+                    ok = info["num-other-sentinels"] == 2 and info["num-slaves"] >= 1
+                    ok = ok and "s_down" not in info["flags"] and "o_down" not in info["flags"]
+                finally:
+                    client.close()
+                if not ok:
+                    return False
+            primary = redis.Redis(port=self.primary_port(), socket_timeout=1, decode_responses=True)
+            try:
+                replication = primary.info("replication")
+                return (
+                    replication["role"] == "master"
+                    and replication.get("connected_slaves") == 1
+                    and "online" in str(replication.get("slave0", {}).get("state", ""))
+                )
+            finally:
+                primary.close()
+
+        wait_until(healthy, timeout, "a healthy sentinel topology")
+
+    def kill_primary(self) -> RedisServer:
+        """SIGKILL the current primary; returns it (``start()`` brings it back as a replica)."""
+        victim = self.server(self.primary_port())
+        victim.stop(kill=True)
+        return victim
+
+    def wait_for_failover(self, old_port: int, timeout: float = 30) -> int:
+        wait_until(lambda: self.primary_port() != old_port, timeout, "a sentinel failover")
+        new_port = self.primary_port()
+        client = redis.Redis(port=new_port, socket_timeout=1, decode_responses=True)
+        wait_until(lambda: client.info("replication")["role"] == "master", timeout, "the promotion")
+        client.close()
+        return new_port
+
+    def cleanup(self) -> None:
+        for sentinel in self.sentinels:
+            sentinel.cleanup()
+        for server in self.servers:
+            server.cleanup()
+
+
+class ClusterTopology:
+    """Three primaries (and ``replicas`` replicas each) made a cluster by ``redis-cli --cluster
+    create``; ``url`` names two of the nodes (the client discovers the rest)."""
+
+    def __init__(self, replicas: int = 0) -> None:
+        extra = ["--cluster-enabled", "yes", "--cluster-node-timeout", str(DOWN_AFTER_MS)]
+        self.nodes = []
+        for _ in range(3 * (1 + replicas)):
+            node = RedisServer(port=cluster_port(), extra=extra)
+            node.extra += ["--cluster-config-file", str(node.dir / "nodes.conf")]
+            self.nodes.append(node.start())
+        binary = shutil.which("redis-cli") or "redis-cli"
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [binary, "--cluster", "create", *addresses, "--cluster-replicas", str(replicas), "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+        wait_until(self._ok, 30, "cluster_state:ok on every node")
+
+    def _ok(self) -> bool:
+        for node in self.nodes:
+            if node.proc is None:
+                continue
+            client = redis.Redis(port=node.port, socket_timeout=1, decode_responses=True)
+            try:
+                if client.cluster("info")["cluster_state"] != "ok":
+                    return False
+            finally:
+                client.close()
+        return True
+
+    def url(self, query: str = "") -> str:
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes[:2])
+        return f"redis+cluster://{hosts}/" + (f"?{query}" if query else "")
+
+    def primary_for(self, key: str) -> RedisServer:
+        client = redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port)
+        try:
+            node = client.get_node_from_key(key)
+            return next(n for n in self.nodes if n.port == node.port)
+        finally:
+            client.close()
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.cleanup()
