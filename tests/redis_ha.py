@@ -83,20 +83,21 @@ class SentinelProcess:
 
 
 class SentinelTopology:
-    """A primary, a replica and three sentinels. ``url`` is the single-URL form;
+    """A primary, ``replicas`` replicas and three sentinels. ``url`` is the single-URL form;
     ``celery_url`` Celery's ``sentinel://a;sentinel://b`` form (master name as a transport option)."""
 
-    def __init__(self, appendonly: bool = False) -> None:
-        self.primary = RedisServer(appendonly=appendonly).start()
-        self.replica = RedisServer(
-            appendonly=appendonly, extra=["--replicaof", "127.0.0.1", str(self.primary.port)]
-        ).start()
+    def __init__(self, replicas: int = 1) -> None:
+        self.primary = RedisServer().start()
+        self.replicas = [
+            RedisServer(extra=["--replicaof", "127.0.0.1", str(self.primary.port)]).start()
+            for _ in range(replicas)
+        ]
         self.sentinels = [SentinelProcess(self.primary.port) for _ in range(3)]
         self.wait_until_healthy()
 
     @property
     def servers(self) -> list[RedisServer]:
-        return [self.primary, self.replica]
+        return [self.primary, *self.replicas]
 
     def url(self, query: str = "") -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
@@ -119,15 +120,15 @@ class SentinelTopology:
         return next(s for s in self.servers if s.port == port)
 
     def wait_until_healthy(self, timeout: float = 30) -> None:
-        """Every sentinel knows the primary, one replica and the other two sentinels, and the
-        replica is in sync (a failover before that would promote an empty replica)."""
+        """Every sentinel knows the primary, the replicas and the other two sentinels, and the
+        replicas are in sync (a failover before that would promote an empty replica)."""
 
         def healthy() -> bool:
             for sentinel in self.sentinels:
                 client = redis.Redis(port=sentinel.port, socket_timeout=1, decode_responses=True)
                 try:
                     info = client.sentinel_master(MASTER_NAME)
-                    ok = info["num-other-sentinels"] == 2 and info["num-slaves"] >= 1
+                    ok = info["num-other-sentinels"] == 2 and info["num-slaves"] >= len(self.replicas)
                     ok = ok and "s_down" not in info["flags"] and "o_down" not in info["flags"]
                 finally:
                     client.close()
@@ -136,11 +137,11 @@ class SentinelTopology:
             primary = redis.Redis(port=self.primary_port(), socket_timeout=1, decode_responses=True)
             try:
                 replication = primary.info("replication")
-                return (
-                    replication["role"] == "master"
-                    and replication.get("connected_slaves") == 1
-                    and "online" in str(replication.get("slave0", {}).get("state", ""))
-                )
+                online = [
+                    replication.get(f"slave{i}", {}).get("state") == "online"
+                    for i in range(len(self.replicas))
+                ]
+                return replication["role"] == "master" and all(online)
             finally:
                 primary.close()
 

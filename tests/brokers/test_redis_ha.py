@@ -8,10 +8,18 @@ broker kind. Each test gets its own key prefix, so no flush is needed between te
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
+from conveyor.exceptions import BrokerError
+
+from ..apps import redis_tasks
+from ..procs import WorkerProcess, wait_for
+from ..redis_ha import SentinelTopology
 from .test_contract import *  # noqa: F403  (collected again here, against Sentinel and Cluster)
 
 
@@ -21,3 +29,126 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sentinel":
         return str(request.getfixturevalue("sentinel_topology").url(prefix))
     return str(request.getfixturevalue("cluster_topology").url(prefix))
+
+
+# -- failover under load: a real worker process, a producer thread, SIGKILL of the primary ------
+class Producer:
+    """Enqueues ``record`` tasks one by one until stopped, noting which enqueues were confirmed
+    (``delay`` returned) and which raised (the producer saw an error: not confirmed)."""
+
+    def __init__(self) -> None:
+        self.confirmed: dict[str, float] = {}  # token -> when its enqueue was confirmed
+        self.refused: list[str] = []
+        self.crashed: BaseException | None = None
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Producer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            token = f"t{i}"
+            i += 1
+            try:
+                redis_tasks.record.apply_async(args=(token, 0.02), task_id=token)
+                self.confirmed[token] = time.monotonic()
+            except BrokerError as exc:
+                self.refused.append(token)
+                self.last_error = str(exc)
+            except BaseException as exc:  # a failure of the test itself: shown, not swallowed
+                self.crashed = exc
+                raise
+            self._stop.wait(0.01)
+
+    def confirmed_after(self, moment: float) -> int:
+        return sum(1 for when in list(self.confirmed.values()) if when > moment)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def runs(workdir: Path) -> list[tuple[str, int]]:
+    path = workdir / "runs"
+    if not path.exists():
+        return []
+    return [(line.split()[0], int(line.split()[1])) for line in path.read_text().splitlines()]
+
+
+def _wait_until_every_confirmed_task_ran_or_is_gone(producer: Producer, workdir: Path) -> None:
+    """A confirmed task either runs, or the failover lost it (the broker knows no such id: UNKNOWN)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ran = {token for token, _ in runs(workdir)}
+        waiting = [t for t in producer.confirmed if t not in ran]
+        if all(redis_tasks.app.AsyncResult(t).state == "UNKNOWN" for t in waiting):
+            return
+        time.sleep(0.1)
+
+
+def _failover_under_load(tmp_path: Path, query: str) -> tuple[Producer, list[tuple[str, int]], float]:
+    """Run a worker and a producer on a fresh Sentinel topology, SIGKILL the primary mid-stream,
+    and wait until both resume on the promoted replica; returns what was produced and run, and
+    the seconds from the promotion to the resumption of both."""
+    # Two replicas: after the failover one is left to confirm writes (wait_replicas=1).
+    topology = SentinelTopology(replicas=2)
+    url = topology.url(query)
+    redis_tasks.app.conf.broker_url = url
+    worker = WorkerProcess(url, tmp_path, app="tests.apps.redis_tasks")
+    try:
+        worker.wait_ready(60)
+        with Producer() as producer:
+            wait_for(lambda: len(runs(tmp_path)) >= 30, 60)
+            old = topology.kill_primary()
+            killed_at = time.monotonic()
+            topology.wait_for_failover(old.port)
+            promoted_at = time.monotonic()
+            ran_before = len(runs(tmp_path))
+            # Resumed: the producer has enqueues confirmed again and the worker runs tasks.
+            wait_for(lambda: producer.confirmed_after(promoted_at) >= 20 or producer.crashed, 30)
+            assert producer.crashed is None, repr(producer.crashed)
+            wait_for(lambda: len(runs(tmp_path)) >= ran_before + 20, 30)
+            resumed_in = time.monotonic() - promoted_at
+        _wait_until_every_confirmed_task_ran_or_is_gone(producer, tmp_path)
+        print(f"\n{query or 'no wait_replicas'}: promoted {promoted_at - killed_at:.1f}s after SIGKILL")
+        assert worker.proc.poll() is None, worker.log()
+        return producer, runs(tmp_path), resumed_in
+    finally:
+        worker.stop()
+        redis_tasks.app.close()
+        topology.cleanup()
+
+
+def test_sentinel_failover_with_wait_replicas_loses_no_confirmed_task_and_resumes_within_10s(
+    tmp_path: Path,
+) -> None:
+    producer, done, resumed_in = _failover_under_load(tmp_path, "wait_replicas=1&wait_timeout_ms=2000")
+    tokens = [token for token, _ in done]
+    lost = sorted(set(producer.confirmed) - set(tokens))
+    assert lost == [], f"confirmed but lost in the failover: {lost}"
+    # At-least-once: a task may run again after a failover (its lease was on the old primary),
+    # but never twice under the same delivery (lease).
+    assert len(set(done)) == len(done), "a task ran twice under one lease"
+    assert resumed_in < 10, f"resumed {resumed_in:.1f}s after the promotion"
+    print(
+        f"confirmed {len(producer.confirmed)}, refused {len(producer.refused)}, "
+        f"ran twice {len(tokens) - len(set(tokens))}, resumed in {resumed_in:.1f}s"
+    )
+
+
+def test_sentinel_failover_without_wait_replicas_reports_what_was_lost(tmp_path: Path) -> None:
+    producer, done, resumed_in = _failover_under_load(tmp_path, "")
+    tokens = [token for token, _ in done]
+    lost = sorted(set(producer.confirmed) - set(tokens))
+    # Asynchronous replication: a failover may lose the last confirmed enqueues. Reported, not
+    # asserted (usually none on one machine, where the replica is microseconds behind).
+    print(
+        f"confirmed {len(producer.confirmed)}, lost {len(lost)} {lost[:10]}, "
+        f"ran twice {len(tokens) - len(set(tokens))}, resumed in {resumed_in:.1f}s"
+    )
+    assert len(set(done)) == len(done), "a task ran twice under one lease"
+    assert resumed_in < 10, f"resumed {resumed_in:.1f}s after the promotion"

@@ -100,7 +100,11 @@ class Connection:
         return reply
 
     def _wait_for_replicas(self) -> None:
-        conn: Any = self._own_connection()  # the connection that just wrote: WAIT is per client
+        # WAIT counts the replicas that have this client's writes: it must go on the connection
+        # that ran the script. One that was closed since would confirm nothing.
+        conn: Any = getattr(self._local, "conn", None)
+        if conn is None or conn._sock is None:
+            raise BrokerError(f"Redis at {self.where}: the connection closed before WAIT (wait_replicas)")
         try:
             conn.send_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
             acked = int(conn.read_response())
@@ -213,6 +217,10 @@ class Connection:
             except (redis.ConnectionError, OSError):
                 conn.disconnect()  # the next send connects again
         local.used = now
+        if conn._sock is None:
+            # Connect here, not implicitly in send: redis-py's implicit connect reuses the last
+            # address, while connect() asks the sentinels for the primary (after a failover).
+            conn.connect()
         return conn
 
     @contextlib.contextmanager
