@@ -11,15 +11,20 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
+import redis
 
-from conveyor.exceptions import BrokerError
+from conveyor import states
+from conveyor.brokers import JobSpec, Outcome, broker_from_url
+from conveyor.exceptions import BrokerError, ConfigurationWarning
 
 from ..apps import redis_tasks
 from ..procs import WorkerProcess, wait_for
 from ..redis_ha import SentinelTopology
+from ..redis_server import RedisServer
 from .test_contract import *  # noqa: F403  (collected again here, against Sentinel and Cluster)
 
 
@@ -29,6 +34,67 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sentinel":
         return str(request.getfixturevalue("sentinel_topology").url(prefix))
     return str(request.getfixturevalue("cluster_topology").url(prefix))
+
+
+# -- durability and configuration checks ---------------------------------------------------------
+def _job(job_id: str) -> JobSpec:
+    return JobSpec(job_id, "q", f'{{"id":"{job_id}","task":"t"}}'.encode())
+
+
+def test_wait_replicas_without_enough_replicas_is_a_clear_error_and_the_write_stays(
+    redis_server: RedisServer,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    broker = broker_from_url(f"{redis_server.url}?prefix={prefix}&wait_replicas=1&wait_timeout_ms=50")
+    try:
+        with pytest.raises(BrokerError, match=r"only 0 of 1 replica\(s\) confirmed the write within 50 ms"):
+            broker.enqueue([_job("a")])
+        # Not confirmed, but not lost either: it is on the primary, and a retry is idempotent.
+        delivery = broker.fetch(["q"], "w1", 10, 30, 0)[0]
+        with pytest.raises(BrokerError, match="replica"):
+            broker.settle([Outcome("ack", "a", delivery.delivery, states.SUCCESS, b"1")], 60)
+    finally:
+        broker.close()
+
+
+def test_wait_replicas_confirms_only_once_the_replica_has_the_write(
+    sentinel_topology: SentinelTopology,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    broker = broker_from_url(sentinel_topology.url(f"prefix={prefix}&wait_replicas=1"))
+    replica = redis.Redis(port=sentinel_topology.replicas[0].port)
+    try:
+        for i in range(20):
+            assert broker.enqueue([_job(f"j{i}")]) == [True]
+            # WAIT returned: the replica has the job the moment the enqueue is confirmed.
+            assert replica.hexists(f"{{{prefix}}}:job:meta", f"j{i}")
+    finally:
+        replica.close()
+        broker.close()
+
+
+def test_an_evicting_maxmemory_policy_warns_at_start_up() -> None:
+    server = RedisServer(extra=["--maxmemory-policy", "allkeys-lru"]).start()
+    try:
+        broker = broker_from_url(server.url)
+        with pytest.warns(ConfigurationWarning, match="maxmemory-policy allkeys-lru.*noeviction"):
+            broker.status("a")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            broker.status("a")  # once per broker, not per call
+        broker.close()
+    finally:
+        server.cleanup()
+
+
+def test_noeviction_does_not_warn(redis_server: RedisServer) -> None:
+    broker = broker_from_url(redis_server.url)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            broker.status("a")
+    finally:
+        broker.close()
 
 
 # -- failover under load: a real worker process, a producer thread, SIGKILL of the primary ------
