@@ -174,6 +174,7 @@ class ClusterTopology:
 
     def __init__(self, replicas: int = 0) -> None:
         extra = ["--cluster-enabled", "yes", "--cluster-node-timeout", str(DOWN_AFTER_MS)]
+        extra += ["--repl-ping-replica-period", "1"]
         self.nodes = []
         for _ in range(3 * (1 + replicas)):
             node = RedisServer(port=cluster_port(), extra=extra)
@@ -188,7 +189,23 @@ class ClusterTopology:
             stderr=subprocess.DEVNULL,
             timeout=60,
         )
+        self.replicas = replicas
         wait_until(self._ok, 30, "cluster_state:ok on every node")
+        wait_until(self._replicas_in_sync, 30, "every replica in sync")
+
+    def _replicas_in_sync(self) -> bool:
+        """A replica that never synced refuses to take over (cluster-replica-validity-factor)."""
+        for node in self.nodes:
+            client = redis.Redis(port=node.port, socket_timeout=1, decode_responses=True)
+            try:
+                info = client.info("replication")
+            finally:
+                client.close()
+            if info["role"] == "master" and info["connected_slaves"] < self.replicas:
+                return False
+            if info["role"] == "slave" and info["master_link_status"] != "up":
+                return False
+        return True
 
     def _ok(self) -> bool:
         for node in self.nodes:
@@ -207,12 +224,38 @@ class ClusterTopology:
         return f"redis+cluster://{hosts}/" + (f"?{query}" if query else "")
 
     def primary_for(self, key: str) -> RedisServer:
-        client = redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port)
+        live = next(node for node in self.nodes if node.proc is not None)
+        client = redis.RedisCluster(host="127.0.0.1", port=live.port)
         try:
             node = client.get_node_from_key(key)
             return next(n for n in self.nodes if n.port == node.port)
         finally:
             client.close()
+
+    def kill_primary_of(self, key: str) -> RedisServer:
+        """SIGKILL the primary serving ``key``'s slot; its replica takes over."""
+        victim = self.primary_for(key)
+        victim.stop(kill=True)
+        return victim
+
+    def wait_for_failover(self, key: str, old_port: int, timeout: float = 30) -> int:
+        def moved() -> bool:
+            for node in self.nodes:
+                if node.proc is None:
+                    continue
+                client = redis.Redis(port=node.port, socket_timeout=1, decode_responses=True)
+                try:
+                    if client.cluster("info")["cluster_state"] != "ok":
+                        return False
+                    slot = client.cluster("keyslot", key)
+                    owner = next(r for r in client.cluster("slots") if r[0] <= slot <= r[1])
+                    return int(owner[2][1]) != old_port
+                finally:
+                    client.close()
+            return False
+
+        wait_until(moved, timeout, f"a cluster failover of {key!r}")
+        return self.primary_for(key).port
 
     def cleanup(self) -> None:
         for node in self.nodes:

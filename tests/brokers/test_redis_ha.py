@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from conveyor.exceptions import BrokerError, ConfigurationWarning
 
 from ..apps import redis_tasks
 from ..procs import WorkerProcess, wait_for
-from ..redis_ha import SentinelTopology
+from ..redis_ha import ClusterTopology, SentinelTopology
 from ..redis_server import RedisServer
 from .test_contract import *  # noqa: F403  (collected again here, against Sentinel and Cluster)
 
@@ -156,22 +157,33 @@ def _wait_until_every_confirmed_task_ran_or_is_gone(producer: Producer, workdir:
         time.sleep(0.1)
 
 
-def _failover_under_load(tmp_path: Path, query: str) -> tuple[Producer, list[tuple[str, int]], float]:
-    """Run a worker and a producer on a fresh Sentinel topology, SIGKILL the primary mid-stream,
-    and wait until both resume on the promoted replica; returns what was produced and run, and
-    the seconds from the promotion to the resumption of both."""
+def _sentinel_failover(tmp_path: Path, query: str) -> tuple[Producer, list[tuple[str, int]], float]:
     # Two replicas: after the failover one is left to confirm writes (wait_replicas=1).
     topology = SentinelTopology(replicas=2)
-    url = topology.url(query)
+
+    def fail_over() -> None:
+        topology.wait_for_failover(topology.kill_primary().port)
+
+    try:
+        return _failover_under_load(tmp_path, topology.url(query), fail_over)
+    finally:
+        topology.cleanup()
+
+
+def _failover_under_load(
+    tmp_path: Path, url: str, fail_over: Callable[[], None]
+) -> tuple[Producer, list[tuple[str, int]], float]:
+    """Run a worker and a producer on ``url``, let ``fail_over`` SIGKILL the primary mid-stream
+    and wait for the promotion, then wait until both resume; returns what was produced and run,
+    and the seconds from the promotion to the resumption of both."""
     redis_tasks.app.conf.broker_url = url
     worker = WorkerProcess(url, tmp_path, app="tests.apps.redis_tasks")
     try:
         worker.wait_ready(60)
         with Producer() as producer:
             wait_for(lambda: len(runs(tmp_path)) >= 30, 60)
-            old = topology.kill_primary()
             killed_at = time.monotonic()
-            topology.wait_for_failover(old.port)
+            fail_over()
             promoted_at = time.monotonic()
             ran_before = len(runs(tmp_path))
             # Resumed: the producer has enqueues confirmed again and the worker runs tasks.
@@ -180,19 +192,18 @@ def _failover_under_load(tmp_path: Path, query: str) -> tuple[Producer, list[tup
             wait_for(lambda: len(runs(tmp_path)) >= ran_before + 20, 30)
             resumed_in = time.monotonic() - promoted_at
         _wait_until_every_confirmed_task_ran_or_is_gone(producer, tmp_path)
-        print(f"\n{query or 'no wait_replicas'}: promoted {promoted_at - killed_at:.1f}s after SIGKILL")
+        print(f"\n{url}: promoted {promoted_at - killed_at:.1f}s after SIGKILL")
         assert worker.proc.poll() is None, worker.log()
         return producer, runs(tmp_path), resumed_in
     finally:
         worker.stop()
         redis_tasks.app.close()
-        topology.cleanup()
 
 
 def test_sentinel_failover_with_wait_replicas_loses_no_confirmed_task_and_resumes_within_10s(
     tmp_path: Path,
 ) -> None:
-    producer, done, resumed_in = _failover_under_load(tmp_path, "wait_replicas=1&wait_timeout_ms=2000")
+    producer, done, resumed_in = _sentinel_failover(tmp_path, "wait_replicas=1&wait_timeout_ms=2000")
     tokens = [token for token, _ in done]
     lost = sorted(set(producer.confirmed) - set(tokens))
     assert lost == [], f"confirmed but lost in the failover: {lost}"
@@ -207,7 +218,7 @@ def test_sentinel_failover_with_wait_replicas_loses_no_confirmed_task_and_resume
 
 
 def test_sentinel_failover_without_wait_replicas_reports_what_was_lost(tmp_path: Path) -> None:
-    producer, done, resumed_in = _failover_under_load(tmp_path, "")
+    producer, done, resumed_in = _sentinel_failover(tmp_path, "")
     tokens = [token for token, _ in done]
     lost = sorted(set(producer.confirmed) - set(tokens))
     # Asynchronous replication: a failover may lose the last confirmed enqueues. Reported, not
@@ -218,3 +229,37 @@ def test_sentinel_failover_without_wait_replicas_reports_what_was_lost(tmp_path:
     )
     assert len(set(done)) == len(done), "a task ran twice under one lease"
     assert resumed_in < 10, f"resumed {resumed_in:.1f}s after the promotion"
+
+
+def test_cluster_failover_of_the_apps_shard_resumes_within_10s(tmp_path: Path) -> None:
+    topology = ClusterTopology(replicas=1)
+    key = "{conveyor}:x"  # the app's shard: every key of the default prefix hashes here
+
+    def fail_over() -> None:
+        topology.wait_for_failover(key, topology.kill_primary_of(key).port)
+
+    try:
+        producer, done, resumed_in = _failover_under_load(tmp_path, topology.url(), fail_over)
+    finally:
+        topology.cleanup()
+    tokens = [token for token, _ in done]
+    lost = sorted(set(producer.confirmed) - set(tokens))
+    print(
+        f"confirmed {len(producer.confirmed)}, lost {len(lost)} {lost[:10]}, "
+        f"ran twice {len(tokens) - len(set(tokens))}, resumed in {resumed_in:.1f}s"
+    )
+    assert len(set(done)) == len(done), "a task ran twice under one lease"
+    assert resumed_in < 10, f"resumed {resumed_in:.1f}s after the promotion"
+
+
+def test_several_apps_spread_over_the_shards_of_a_cluster(cluster_topology: ClusterTopology) -> None:
+    prefixes = [f"app{i}" for i in range(12)]
+    shards = {cluster_topology.primary_for(f"{{{p}}}:x").port for p in prefixes}
+    assert len(shards) == 3, "twelve prefixes should land on all three primaries"
+    for p in prefixes:
+        broker = broker_from_url(cluster_topology.url(f"prefix={p}-{uuid.uuid4().hex[:6]}"))
+        try:
+            assert broker.enqueue([_job(p)]) == [True]
+            assert [d.id for d in broker.fetch(["q"], "w1", 10, 30, 0)] == [p]
+        finally:
+            broker.close()
