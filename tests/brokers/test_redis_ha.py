@@ -88,6 +88,21 @@ def test_an_evicting_maxmemory_policy_warns_at_start_up() -> None:
         server.cleanup()
 
 
+def test_an_evicting_policy_on_a_cluster_shard_warns(cluster_topology: ClusterTopology) -> None:
+    clients = [redis.Redis(port=node.port) for node in cluster_topology.nodes]
+    try:
+        for client in clients:
+            client.config_set("maxmemory-policy", "volatile-lru")
+        broker = broker_from_url(cluster_topology.url(f"prefix=t{uuid.uuid4().hex[:10]}"))
+        with pytest.warns(ConfigurationWarning, match="maxmemory-policy volatile-lru"):
+            broker.status("a")
+        broker.close()
+    finally:
+        for client in clients:
+            client.config_set("maxmemory-policy", "noeviction")
+            client.close()
+
+
 def test_noeviction_does_not_warn(redis_server: RedisServer) -> None:
     broker = broker_from_url(redis_server.url)
     try:
