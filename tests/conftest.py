@@ -31,8 +31,8 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def sentinel_topology() -> Iterator[SentinelTopology]:
     """A primary, a replica and three sentinels, shared by the session (not for failover tests,
-    which start their own)."""
-    topology = SentinelTopology()
+    which start their own). Password-protected, Redis and sentinels each with their own."""
+    topology = SentinelTopology(password="redis-pw", sentinel_password="sentinel-pw")
     try:
         yield topology
     finally:

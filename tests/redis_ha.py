@@ -56,22 +56,30 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
 class SentinelProcess:
     """``redis-server sentinel.conf --sentinel`` watching ``MASTER_NAME``."""
 
-    def __init__(self, primary_port: int, quorum: int = 2) -> None:
+    def __init__(
+        self, primary_port: int, password: str | None = None, sentinel_password: str | None = None
+    ) -> None:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="conveyor-sentinel-"))
         conf = self.dir / "sentinel.conf"  # a sentinel rewrites its config: it must be a file
         conf.write_text(
             f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.dir / 'sentinel.log'}\n"
-            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} {quorum}\n"
+            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} 2\n"
             f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
             f"sentinel failover-timeout {MASTER_NAME} 10000\n"
             f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+            + (f"sentinel auth-pass {MASTER_NAME} {password}\n" if password else "")
+            + (
+                f"requirepass {sentinel_password}\nsentinel sentinel-pass {sentinel_password}\n"
+                if sentinel_password
+                else ""
+            )
         )
         binary = shutil.which("redis-server") or "redis-server"
         self.proc = subprocess.Popen(
             [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        client = redis.Redis(port=self.port, socket_timeout=1)
+        client = redis.Redis(port=self.port, socket_timeout=1, password=sentinel_password)
         wait_until(client.ping, 10, f"sentinel on port {self.port} answering")
         client.close()
 
@@ -83,16 +91,21 @@ class SentinelProcess:
 
 
 class SentinelTopology:
-    """A primary, ``replicas`` replicas and three sentinels. ``url`` is the single-URL form;
+    """A primary, ``replicas`` replicas and three sentinels, with a Redis ``password`` and a
+    ``sentinel_password`` if given. ``url`` is the single-URL form;
     ``celery_url`` Celery's ``sentinel://a;sentinel://b`` form (master name as a transport option)."""
 
-    def __init__(self, replicas: int = 1) -> None:
-        self.primary = RedisServer().start()
+    def __init__(
+        self, replicas: int = 1, password: str | None = None, sentinel_password: str | None = None
+    ) -> None:
+        self.password, self.sentinel_password = password, sentinel_password
+        auth = ["--requirepass", password, "--masterauth", password] if password else []
+        self.primary = RedisServer(extra=auth).start()
         self.replicas = [
-            RedisServer(extra=["--replicaof", "127.0.0.1", str(self.primary.port)]).start()
+            RedisServer(extra=[*auth, "--replicaof", "127.0.0.1", str(self.primary.port)]).start()
             for _ in range(replicas)
         ]
-        self.sentinels = [SentinelProcess(self.primary.port) for _ in range(3)]
+        self.sentinels = [SentinelProcess(self.primary.port, password, sentinel_password) for _ in range(3)]
         self.wait_until_healthy()
 
     @property
@@ -101,15 +114,30 @@ class SentinelTopology:
 
     def url(self, query: str = "") -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{hosts}/{MASTER_NAME}/0" + (f"?{query}" if query else "")
+        auth = f":{self.password}@" if self.password else ""
+        options = [f"sentinel_password={self.sentinel_password}"] if self.sentinel_password else []
+        options += [query] if query else []
+        return f"redis+sentinel://{auth}{hosts}/{MASTER_NAME}/0" + (
+            f"?{'&'.join(options)}" if options else ""
+        )
+
+    def client(self, port: int) -> redis.Redis:
+        """A client of one of the Redis servers (not a sentinel)."""
+        return redis.Redis(port=port, socket_timeout=1, decode_responses=True, password=self.password)
+
+    def sentinel_client(self, port: int) -> redis.Redis:
+        return redis.Redis(
+            port=port, socket_timeout=1, decode_responses=True, password=self.sentinel_password
+        )
 
     @property
     def celery_url(self) -> str:
-        return ";".join(f"sentinel://127.0.0.1:{s.port}" for s in self.sentinels)
+        auth = f":{self.password}@" if self.password else ""
+        return ";".join(f"sentinel://{auth}127.0.0.1:{s.port}" for s in self.sentinels)
 
     def primary_port(self) -> int:
         """The primary's port as the sentinels report it now."""
-        client = redis.Redis(port=self.sentinels[0].port, socket_timeout=1)
+        client = self.sentinel_client(self.sentinels[0].port)
         try:
             _host, port = client.sentinel_get_master_addr_by_name(MASTER_NAME)
             return int(port)
@@ -125,7 +153,7 @@ class SentinelTopology:
 
         def healthy() -> bool:
             for sentinel in self.sentinels:
-                client = redis.Redis(port=sentinel.port, socket_timeout=1, decode_responses=True)
+                client = self.sentinel_client(sentinel.port)
                 try:
                     info = client.sentinel_master(MASTER_NAME)
                     ok = info["num-other-sentinels"] == 2 and info["num-slaves"] >= len(self.replicas)
@@ -134,7 +162,7 @@ class SentinelTopology:
                     client.close()
                 if not ok:
                     return False
-            primary = redis.Redis(port=self.primary_port(), socket_timeout=1, decode_responses=True)
+            primary = self.client(self.primary_port())
             try:
                 replication = primary.info("replication")
                 online = [
@@ -156,7 +184,7 @@ class SentinelTopology:
     def wait_for_failover(self, old_port: int, timeout: float = 30) -> int:
         wait_until(lambda: self.primary_port() != old_port, timeout, "a sentinel failover")
         new_port = self.primary_port()
-        client = redis.Redis(port=new_port, socket_timeout=1, decode_responses=True)
+        client = self.client(new_port)
         wait_until(lambda: client.info("replication")["role"] == "master", timeout, "the promotion")
         client.close()
         return new_port

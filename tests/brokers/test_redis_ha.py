@@ -63,7 +63,7 @@ def test_wait_replicas_confirms_only_once_the_replica_has_the_write(
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     broker = broker_from_url(sentinel_topology.url(f"prefix={prefix}&wait_replicas=1"))
-    replica = redis.Redis(port=sentinel_topology.replicas[0].port)
+    replica = sentinel_topology.client(sentinel_topology.replicas[0].port)
     try:
         for i in range(20):
             assert broker.enqueue([_job(f"j{i}")]) == [True]
@@ -71,6 +71,36 @@ def test_wait_replicas_confirms_only_once_the_replica_has_the_write(
             assert replica.hexists(f"{{{prefix}}}:job:meta", f"j{i}")
     finally:
         replica.close()
+        broker.close()
+
+
+def test_celery_sentinel_url_with_master_name_and_passwords_in_transport_options(
+    sentinel_topology: SentinelTopology,
+) -> None:
+    options = {
+        "master_name": "mymaster",
+        "sentinel_kwargs": {"password": sentinel_topology.sentinel_password},
+    }
+    broker = broker_from_url(sentinel_topology.celery_url, options)
+    try:
+        job_id = f"celery-{uuid.uuid4().hex}"
+        assert broker.enqueue([_job(job_id)]) == [True]
+        assert broker.status(job_id) is not None
+        broker.purge(["q"])
+    finally:
+        broker.close()
+
+
+def test_a_wrong_sentinel_password_is_a_broker_error_naming_the_master(
+    sentinel_topology: SentinelTopology,
+) -> None:
+    url = sentinel_topology.url().replace("sentinel_password=sentinel-pw", "sentinel_password=wrong")
+    broker = broker_from_url(url)
+    try:
+        with pytest.raises(BrokerError, match="mymaster via sentinels") as info:
+            broker.status("a")
+        assert "wrong" not in str(info.value) and "redis-pw" not in str(info.value)
+    finally:
         broker.close()
 
 

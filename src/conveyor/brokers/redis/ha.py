@@ -28,8 +28,12 @@ from .url import RedisURL
 
 def sentinel_pool(url: RedisURL, options: dict[str, Any]) -> redis.ConnectionPool:
     """A pool whose connections go to the primary that the sentinels name at connect time."""
+    # No retries with backoff per sentinel (redis-py's default): a sentinel that is down or
+    # refuses the password is skipped at once for the next one, and a caller asking while no
+    # sentinel answers gets an error within a connect timeout, not after a growing backoff.
+    sentinel_options = {"retry": Retry(NoBackoff(), 0), **url.sentinel_options}
     # redis-py leaves these constructors untyped.
-    sentinel = Sentinel(list(url.nodes), sentinel_kwargs=dict(url.sentinel_options))  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(url.nodes), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
     try:
         return SentinelConnectionPool(url.master_name, sentinel, **options)  # type: ignore[no-untyped-call]
     except TypeError as exc:
