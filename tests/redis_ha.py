@@ -260,6 +260,38 @@ class ClusterTopology:
         finally:
             client.close()
 
+    def move_slot_of(self, key: str) -> int:
+        """Reshard: move ``key``'s slot, keys and all, to another primary (what ``redis-cli
+        --cluster reshard`` does, one slot); returns the new owner's port."""
+        source = self.primary_for(key)
+        src = redis.Redis(port=source.port, decode_responses=True)
+        slot = int(src.cluster("keyslot", key))
+        primaries = [n for n in self.nodes if n.proc is not None and n is not source and self._is_primary(n)]
+        target = primaries[0]
+        dst = redis.Redis(port=target.port, decode_responses=True)
+        try:
+            src_id, dst_id = src.cluster("myid"), dst.cluster("myid")
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+            for node in self.nodes:
+                if node.proc is not None:
+                    client = redis.Redis(port=node.port)
+                    client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+                    client.close()
+        finally:
+            src.close()
+            dst.close()
+        return target.port
+
+    def _is_primary(self, node: RedisServer) -> bool:
+        client = redis.Redis(port=node.port, decode_responses=True)
+        try:
+            return client.info("replication")["role"] == "master"
+        finally:
+            client.close()
+
     def kill_primary_of(self, key: str) -> RedisServer:
         """SIGKILL the primary serving ``key``'s slot; its replica takes over."""
         victim = self.primary_for(key)

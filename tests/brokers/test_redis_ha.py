@@ -297,6 +297,22 @@ def test_cluster_failover_of_the_apps_shard_resumes_within_10s(tmp_path: Path) -
     assert resumed_in < 10, f"resumed {resumed_in:.1f}s after the promotion"
 
 
+def test_a_resharded_apps_slot_is_followed_and_no_job_is_lost(cluster_topology: ClusterTopology) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    broker = broker_from_url(cluster_topology.url(f"prefix={prefix}"))
+    try:
+        broker.enqueue([_job(f"before{i}") for i in range(50)])
+        old = cluster_topology.primary_for(f"{{{prefix}}}:x").port
+        new = cluster_topology.move_slot_of(f"{{{prefix}}}:x")
+        assert new != old
+        # The broker's slot map is stale: its next calls get MOVED and follow it.
+        broker.enqueue([_job(f"after{i}") for i in range(50)])
+        fetched = [d.id for d in broker.fetch(["q"], "w1", 200, 30, 0)]
+        assert sorted(fetched) == sorted([f"before{i}" for i in range(50)] + [f"after{i}" for i in range(50)])
+    finally:
+        broker.close()
+
+
 def test_several_apps_spread_over_the_shards_of_a_cluster(cluster_topology: ClusterTopology) -> None:
     prefixes = [f"app{i}" for i in range(12)]
     shards = {cluster_topology.primary_for(f"{{{p}}}:x").port for p in prefixes}
