@@ -11,8 +11,8 @@ with backoff. Resending a script blindly could lease a batch twice; every script
 send again *by the caller*, who knows what it asked for (see ``fetch`` in broker.py).
 
 Sentinel and Cluster (ha.py): a Sentinel pool is a drop-in for the single-server pool; a
-cluster has no single pool, so ``ClusterConnection`` runs scripts through redis-py's cluster
-client, which routes each script to the shard of its keys (one hash tag per app: keys.py).
+cluster has no single pool, so ``ClusterConnection`` (cluster.py) runs scripts through
+redis-py's cluster client, which routes each to the shard of its keys (one tag per app).
 
 Durability (``wait_replicas``): ``run_confirmed`` sends ``WAIT`` on the connection that ran
 the script, so it waits for that write; fewer replicas than asked within ``wait_timeout_ms``
@@ -37,7 +37,6 @@ from typing import Any
 import redis
 from hiredis import pack_command
 from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisClusterException
 from redis.retry import Retry
@@ -56,8 +55,22 @@ logger = logging.getLogger("conveyor.brokers.redis")
 def connect(url: RedisURL) -> Connection:
     """The connection for ``url``'s topology (single server or Sentinel; Cluster)."""
     if url.topology == "cluster":
+        from .cluster import ClusterConnection
+
         return ClusterConnection(url)
     return Connection(url)
+
+
+def warn_if_evicting(where: str, policy: str) -> None:
+    """An evicting ``maxmemory-policy`` silently drops tasks, leases and results when Redis is
+    full: say so in the log and as a ``ConfigurationWarning``."""
+    if policy not in SAFE_POLICIES:
+        message = (
+            f"Redis at {where} has maxmemory-policy {policy}: it may evict tasks, leases and "
+            "results when full; set maxmemory-policy noeviction (docs/redis.md)"
+        )
+        logger.warning(message)
+        warnings.warn(message, ConfigurationWarning, stacklevel=3)
 
 
 class Connection:
@@ -124,18 +137,14 @@ class Connection:
 
     def check_eviction_policy(self) -> None:
         """Warn once if the server may evict keys (a lost task, a lost lease)."""
-        self._policy_checked = True
         try:
             policy = str(self.client.config_get("maxmemory-policy").get("maxmemory-policy", ""))
+        except (redis.ConnectionError, redis.TimeoutError):
+            return  # gone again since the call that reached it: checked next time
         except redis.RedisError:
-            return  # CONFIG renamed or refused (managed Redis): nothing to check with
-        if policy not in SAFE_POLICIES:
-            message = (
-                f"Redis at {self.where} has maxmemory-policy {policy}: it may evict tasks, leases "
-                "and results when full; set maxmemory-policy noeviction (docs/redis.md)"
-            )
-            logger.warning(message)
-            warnings.warn(message, ConfigurationWarning, stacklevel=2)
+            policy = ""  # CONFIG renamed or refused (managed Redis): nothing to check with
+        self._policy_checked = True
+        warn_if_evicting(self.where, policy)
 
     def run_idempotent(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """``run`` for a script that is safe to send twice (a read): a connection that turns out
@@ -157,12 +166,16 @@ class Connection:
         connecting, TLS, AUTH/SELECT, health checks. A connection that failed mid-command is
         disconnected before it goes back to the pool, so it is never reused half-read.
         """
+        reply = self._run(script, keys, args)
+        if not self._policy_checked:  # once, after a call that reached the server
+            self.check_eviction_policy()
+        return reply
+
+    def _run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:
             conn: Any = self._own_connection()
         except redis.RedisError as exc:
             raise self.error(exc) from exc
-        if not self._policy_checked:
-            self.check_eviction_policy()
         try:
             return self._send(conn, script, keys, args)
         except NoScriptError:
@@ -240,98 +253,6 @@ class Connection:
     def close(self) -> None:
         self._local = threading.local()
         self.pool.disconnect()
-
-
-class ClusterConnection(Connection):
-    """Scripts through redis-py's cluster client, which routes each to the shard of its keys
-    and follows MOVED/ASK. Created lazily: the client reads the slot map when it is built."""
-
-    def _connect(self, url: RedisURL) -> None:
-        if url.wait_replicas:
-            raise ConfigurationError(
-                f"bad Redis URL for {url.where}: wait_replicas is not supported with Redis Cluster "
-                "yet (docs/redis.md); use Sentinel or a single primary"
-            )
-        self._url = url
-        self._client: Any = None
-        self._client_lock = threading.Lock()
-        self.scripts = Scripts(_ScriptHost(self))  # type: ignore[arg-type]
-
-    @property
-    def client(self) -> Any:  # type: ignore[override]
-        client = self._client
-        if client is None:
-            with self._client_lock:
-                if self._client is None:
-                    from .ha import cluster_client
-
-                    with self.errors():
-                        self._client = cluster_client(self._url)
-                client = self._client
-        return client
-
-    def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        if not self._policy_checked:
-            self.check_eviction_policy()
-        try:
-            return script(keys, args)
-        except (redis.RedisError, RedisClusterException) as exc:
-            raise self.error(exc) from exc
-
-    @contextlib.contextmanager
-    def errors(self) -> Iterator[None]:
-        try:
-            yield
-        except (redis.RedisError, RedisClusterException) as exc:
-            raise self.error(exc) from exc
-
-    def check_eviction_policy(self) -> None:
-        self._policy_checked = True
-        try:
-            replies = self.client.config_get("maxmemory-policy", target_nodes=RedisCluster.PRIMARIES)
-        except (redis.RedisError, RedisClusterException):
-            return
-        values = (
-            replies.values()
-            if isinstance(replies, dict) and replies and isinstance(next(iter(replies.values())), dict)
-            else [replies]
-        )
-        for value in values:
-            policy = str(value.get("maxmemory-policy", ""))
-            if policy not in SAFE_POLICIES:
-                message = (
-                    f"Redis at {self.where} has maxmemory-policy {policy}: it may evict tasks, "
-                    "leases and results when full; set maxmemory-policy noeviction (docs/redis.md)"
-                )
-                logger.warning(message)
-                warnings.warn(message, ConfigurationWarning, stacklevel=2)
-                return
-
-    def close(self) -> None:
-        with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-
-class _ScriptHost:
-    """Stands in for the cluster client in the ``Script`` objects, which are made before the
-    client is (it reads the slot map when built): the encoder is known without it, everything
-    else (``evalsha``, ``script_load``) is the real client's."""
-
-    def __init__(self, connection: ClusterConnection) -> None:
-        self._connection = connection
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection.client, name)
-
-    def get_encoder(self) -> Any:
-        from redis._parsers.encoders import Encoder
-
-        return Encoder("utf-8", "strict", False)  # type: ignore[no-untyped-call]
-
-    def register_script(self, script: str) -> Script:
-        return Script(self, script)  # type: ignore[arg-type]
 
 
 class RedisParts:
