@@ -8,10 +8,10 @@ broker kind. Each test gets its own key prefix, so no flush is needed between te
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import redis
 
 from conveyor import states
 from conveyor.brokers import JobSpec, Outcome, broker_from_url
-from conveyor.exceptions import BrokerError, ConfigurationWarning
+from conveyor.exceptions import BrokerError
 
 from ..apps import redis_tasks
 from ..procs import WorkerProcess, wait_for
@@ -104,43 +104,46 @@ def test_a_wrong_sentinel_password_is_a_broker_error_naming_the_master(
         broker.close()
 
 
-def test_an_evicting_maxmemory_policy_warns_at_start_up() -> None:
+def test_an_evicting_maxmemory_policy_is_reported_once_when_a_worker_starts(tmp_path: Path) -> None:
     server = RedisServer(extra=["--maxmemory-policy", "allkeys-lru"]).start()
+    worker = WorkerProcess(server.url, tmp_path, app="tests.apps.redis_tasks")
     try:
-        broker = broker_from_url(server.url)
-        with pytest.warns(ConfigurationWarning, match="maxmemory-policy allkeys-lru.*noeviction"):
-            broker.status("a")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            broker.status("a")  # once per broker, not per call
-        broker.close()
+        worker.wait_ready(60)
+        wait_for(lambda: "maxmemory-policy allkeys-lru" in worker.log(), 30)
+        line = next(x for x in worker.log().splitlines() if "maxmemory-policy" in x)
+        assert "WARNING" in line and "set maxmemory-policy noeviction" in line
     finally:
+        worker.stop()
         server.cleanup()
+    assert worker.log().count("maxmemory-policy allkeys-lru") == 1  # once, not per call
 
 
-def test_an_evicting_policy_on_a_cluster_shard_warns(cluster_topology: ClusterTopology) -> None:
+def test_an_evicting_policy_on_a_cluster_shard_is_reported(
+    cluster_topology: ClusterTopology, caplog: pytest.LogCaptureFixture
+) -> None:
     clients = [redis.Redis(port=node.port) for node in cluster_topology.nodes]
     try:
         for client in clients:
             client.config_set("maxmemory-policy", "volatile-lru")
         broker = broker_from_url(cluster_topology.url(f"prefix=t{uuid.uuid4().hex[:10]}"))
-        with pytest.warns(ConfigurationWarning, match="maxmemory-policy volatile-lru"):
+        with caplog.at_level(logging.WARNING, logger="conveyor.brokers.redis"):
             broker.status("a")
         broker.close()
     finally:
         for client in clients:
             client.config_set("maxmemory-policy", "noeviction")
             client.close()
+    assert "maxmemory-policy volatile-lru" in caplog.text
 
 
-def test_noeviction_does_not_warn(redis_server: RedisServer) -> None:
+def test_noeviction_is_not_reported(redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
     broker = broker_from_url(redis_server.url)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
+        with caplog.at_level(logging.WARNING, logger="conveyor.brokers.redis"):
             broker.status("a")
     finally:
         broker.close()
+    assert "maxmemory-policy" not in caplog.text
 
 
 # -- failover under load: a real worker process, a producer thread, SIGKILL of the primary ------

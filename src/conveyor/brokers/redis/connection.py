@@ -19,8 +19,8 @@ the script, so it waits for that write; fewer replicas than asked within ``wait_
 is a ``BrokerError`` (the write is on the primary, but a failover now could lose it).
 
 Eviction: the first script a ``Connection`` runs is followed by one ``CONFIG GET
-maxmemory-policy``; an evicting policy is a ``ConfigurationWarning`` (eviction silently drops
-tasks). A server that refuses CONFIG (managed Redis) is not checked.
+maxmemory-policy``; an evicting policy is logged as a warning (eviction silently drops tasks).
+A server that refuses CONFIG (managed Redis) is not checked.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import logging
 import os
 import threading
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -41,7 +40,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisClusterException
 from redis.retry import Retry
 
-from ...exceptions import BrokerError, ConfigurationError, ConfigurationWarning
+from ...exceptions import BrokerError, ConfigurationError
 from .keys import Keys
 from .scripts import Scripts
 from .url import RedisURL
@@ -63,14 +62,13 @@ def connect(url: RedisURL) -> Connection:
 
 def warn_if_evicting(where: str, policy: str) -> None:
     """An evicting ``maxmemory-policy`` silently drops tasks, leases and results when Redis is
-    full: say so in the log and as a ``ConfigurationWarning``."""
+    full: say so in the log (a worker's log shows it at start-up, a producer's where it logs)."""
     if policy not in SAFE_POLICIES:
         message = (
             f"Redis at {where} has maxmemory-policy {policy}: it may evict tasks, leases and "
             "results when full; set maxmemory-policy noeviction (docs/redis.md)"
         )
         logger.warning(message)
-        warnings.warn(message, ConfigurationWarning, stacklevel=3)
 
 
 class Connection:
