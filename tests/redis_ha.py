@@ -20,6 +20,7 @@ import redis
 from .redis_server import RedisServer, free_port
 
 MASTER_NAME = "mymaster"
+CUT_PASSWORD = "replication-cut"  # see SentinelTopology.cut_replication
 DOWN_AFTER_MS = 1000
 
 
@@ -99,6 +100,7 @@ class SentinelTopology:
         self, replicas: int = 1, password: str | None = None, sentinel_password: str | None = None
     ) -> None:
         self.password, self.sentinel_password = password, sentinel_password
+        self.cut = False
         auth = ["--requirepass", password, "--masterauth", password] if password else []
         self.primary = RedisServer(extra=auth).start()
         self.replicas = [
@@ -174,6 +176,34 @@ class SentinelTopology:
                 primary.close()
 
         wait_until(healthy, timeout, "a healthy sentinel topology")
+
+    def cut_replication(self) -> int:
+        """Cut every replica off the primary and keep them off; returns the primary's
+        replication offset at the cut: whatever it writes past it, no replica has.
+
+        How: the primary gets a password the replicas do not know, then drops their links; they
+        cannot log in again. Clients already connected stay logged in (Redis keeps them), and
+        the sentinels, connected too, still see a healthy primary. (Cutting the links with a
+        proxy does not work: the sentinels point replicas back at the primary's own address.)
+        """
+        client = self.client(self.primary_port())
+        try:
+            client.config_set("requirepass", CUT_PASSWORD)
+            self.cut = True
+            client.client_kill_filter(_type="replica")
+            return int(client.info("replication")["master_repl_offset"])
+        finally:
+            client.close()
+
+    def primary_offset(self) -> int:
+        """The primary's replication offset (after ``cut_replication``, too)."""
+        client = self.client(self.primary_port())
+        if self.cut:
+            client = redis.Redis(port=self.primary_port(), socket_timeout=1, password=CUT_PASSWORD)
+        try:
+            return int(client.info("replication")["master_repl_offset"])
+        finally:
+            client.close()
 
     def kill_primary(self) -> RedisServer:
         """SIGKILL the current primary; returns it (``start()`` brings it back as a replica)."""
