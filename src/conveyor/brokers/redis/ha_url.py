@@ -75,24 +75,12 @@ def parse_ha_url(url: str, transport: dict[str, Any]) -> RedisURL:
     options.update(_typed(url, {k: v for k, v in values.items() if k not in _OURS | _WAITS}))
     if tls:
         options["ssl"] = True
-    master = values.get("master_name", "")
     segments = [s for s in path.split("/") if s]
+    master = ""
     if topology == "sentinel":
-        if scheme != "sentinel":  # redis+sentinel://hosts/master[/db]
-            if not segments:
-                raise _bad(url, "no master name (redis+sentinel://host:26379/mymaster/0)")
-            master, segments = unquote(segments[0]), segments[1:]
-        master = str(transport.get("master_name", master))
-        if not master:
-            raise _bad(url, 'no master name: add broker_transport_options={"master_name": "mymaster"}')
-        if segments:
-            options["db"] = _db(url, segments)
+        master = _sentinel_path(url, scheme, segments, values, transport, options)
     else:
-        if "master_name" in values or "master_name" in transport or "sentinel_kwargs" in transport:
-            raise _bad(url, "master_name/sentinel_kwargs are for Sentinel, not Cluster")
-        if (segments and _db(url, segments) != 0) or options.get("db", 0) != 0:
-            raise _bad(url, "a Redis Cluster has only database 0")
-        options.pop("db", None)
+        _check_cluster(url, segments, values, transport, options)
     prefix = values.get("prefix", DEFAULT_PREFIX)
     check_prefix(url, prefix)
     waits: dict[str, Any] = {k: values[k] for k in _WAITS if k in values}
@@ -114,6 +102,40 @@ def parse_ha_url(url: str, transport: dict[str, Any]) -> RedisURL:
         wait_replicas=replicas,
         wait_timeout_ms=timeout_ms,
     )
+
+
+def _sentinel_path(
+    url: str,
+    scheme: str,
+    segments: list[str],
+    values: dict[str, str],
+    transport: dict[str, Any],
+    options: dict[str, Any],
+) -> str:
+    """The master's name (from the path, ?master_name= or the transport options, which win);
+    sets ``options["db"]`` from the path."""
+    master = values.get("master_name", "")
+    if scheme != "sentinel":  # redis+sentinel://hosts/master[/db]
+        if not segments:
+            raise _bad(url, "no master name (redis+sentinel://host:26379/mymaster/0)")
+        master, segments = unquote(segments[0]), segments[1:]
+    master = str(transport.get("master_name", master))
+    if not master:
+        raise _bad(url, 'no master name: add broker_transport_options={"master_name": "mymaster"}')
+    if segments:
+        options["db"] = _db(url, segments)
+    return master
+
+
+def _check_cluster(
+    url: str, segments: list[str], values: dict[str, str], transport: dict[str, Any], options: dict[str, Any]
+) -> None:
+    """A cluster has one database and no master name; drops ``db`` (redis-py refuses it)."""
+    if "master_name" in values or "master_name" in transport or "sentinel_kwargs" in transport:
+        raise _bad(url, "master_name/sentinel_kwargs are for Sentinel, not Cluster")
+    if (segments and _db(url, segments) != 0) or options.get("db", 0) != 0:
+        raise _bad(url, "a Redis Cluster has only database 0")
+    options.pop("db", None)
 
 
 def _celery_sentinel(url: str) -> tuple[list[tuple[str, int]], dict[str, str], str, str]:
