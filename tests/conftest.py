@@ -13,6 +13,7 @@ import pytest
 from conveyor import Conveyor
 from conveyor.worker import Worker
 
+from .redis_ha import ClusterTopology, SentinelTopology
 from .redis_server import RedisServer
 
 BROKERS = ["memory", "sqlite", "redis"]
@@ -25,6 +26,27 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def sentinel_topology() -> Iterator[SentinelTopology]:
+    """A primary, a replica and three sentinels, shared by the session (not for failover tests,
+    which start their own). Password-protected, Redis and sentinels each with their own."""
+    topology = SentinelTopology(password="redis-pw", sentinel_password="sentinel-pw")
+    try:
+        yield topology
+    finally:
+        topology.cleanup()
+
+
+@pytest.fixture(scope="session")
+def cluster_topology() -> Iterator[ClusterTopology]:
+    """A three-primary Redis Cluster, shared by the session."""
+    topology = ClusterTopology()
+    try:
+        yield topology
+    finally:
+        topology.cleanup()
 
 
 def _redis_available() -> bool:

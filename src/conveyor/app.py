@@ -85,7 +85,7 @@ class Conveyor:
         return resolve_broker_url(self.conf.broker(), self.root)
 
     def _setting_changed(self, key: str) -> None:
-        if key == "broker_url" and self._broker is not None:
+        if key in ("broker_url", "broker_transport_options") and self._broker is not None:
             with self._broker_lock:
                 self._broker.close()
                 self._broker = None
@@ -102,7 +102,8 @@ class Conveyor:
         if broker is None:
             with self._broker_lock:
                 if self._broker is None:
-                    self._broker = broker_from_url(self.resolved_broker_url())
+                    options = self.conf.broker_transport_options
+                    self._broker = broker_from_url(self.resolved_broker_url(), options)
                 broker = self._broker
         return broker
 

@@ -49,6 +49,8 @@ class Settings(MutableMapping[str, Any]):
     """
 
     broker_url: str | None = None  # None: $CONVEYOR_BROKER_URL, else sqlite:///conveyor.db
+    # Redis only: master_name, sentinel_kwargs (Sentinel), wait_replicas, wait_timeout_ms (docs/redis.md)
+    broker_transport_options: dict[str, Any] = {}  # copied per instance (__init__)
     result_backend: str | None = None  # accepted for Celery compatibility; results live in the broker
     result_expires: float = 86400.0  # seconds a finished task's result is kept
     timezone: str | ZoneInfo | None = "UTC"
@@ -306,6 +308,7 @@ def _always(_value: Any) -> bool:
 #: Celery settings Conveyor accepts but does not honour as Celery does: name -> (whether a
 #: value needs the warning, what Conveyor does instead). Setting one warns with that line
 #: (a ``ConfigurationWarning``); docs/migrating-from-celery.md has the same table.
+TRANSPORT_OPTIONS_READ = frozenset({"master_name", "sentinel_kwargs", "wait_replicas", "wait_timeout_ms"})
 INSTEAD: dict[str, tuple[Callable[[Any], bool], str]] = {
     "result_backend": (
         lambda value: value is not None,
@@ -328,9 +331,9 @@ INSTEAD: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "task_send_sent_event": (_always, "not needed: task states are always recorded in the broker"),
     "broker_transport_options": (
-        _always,
-        "not used: there is no visibility timeout; leases are renewed by heartbeats (set "
-        "worker_lease_timeout)",
+        lambda value: bool(set(value) - TRANSPORT_OPTIONS_READ),
+        "only master_name, sentinel_kwargs, wait_replicas and wait_timeout_ms are read (Redis); "
+        "there is no visibility timeout: leases are renewed by heartbeats (set worker_lease_timeout)",
     ),
 }
 

@@ -8,7 +8,10 @@ the URL scheme: ``sqlite:///path.db`` (embedded default, ``sqlite/``), ``redis:/
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import ConfigurationError
@@ -57,28 +60,51 @@ __all__ = [
     "resolve_broker_url",
 ]
 
+REDIS_SCHEMES = frozenset(
+    {
+        "redis",
+        "rediss",
+        "unix",
+        "sentinel",
+        "redis+sentinel",
+        "rediss+sentinel",
+        "redis+cluster",
+        "rediss+cluster",
+    }
+)
+#: The ``broker_transport_options`` keys the Redis broker reads (see redis/url.py).
+REDIS_TRANSPORT_OPTIONS = frozenset({"master_name", "sentinel_kwargs", "wait_replicas", "wait_timeout_ms"})
 _memory_brokers: dict[str, Broker] = {}
 _memory_lock = threading.Lock()
 
 
-def broker_from_url(url: str) -> Broker:
+def broker_from_url(url: str, transport_options: Mapping[str, Any] | None = None) -> Broker:
     """Create the broker for ``url``; raises ``ConfigurationError`` with the accepted forms.
+
+    ``transport_options`` is Celery's ``broker_transport_options``: the Redis broker reads
+    ``master_name``, ``sentinel_kwargs``, ``wait_replicas`` and ``wait_timeout_ms`` (docs/redis.md);
+    other brokers refuse those keys rather than ignore them.
 
     >>> broker_from_url("memory://").url
     'memory://'
     """
     scheme = urlsplit(url).scheme if "://" in url else ""
-    if scheme == "sqlite":
-        from .sqlite import SQLiteBroker
-
-        return SQLiteBroker(url)
-    if scheme in {"redis", "rediss", "unix"}:
+    if scheme in REDIS_SCHEMES:
         try:
             from .redis import RedisBroker  # type: ignore[import-not-found, attr-defined, unused-ignore]
         except ImportError as exc:  # pragma: no cover - arrives with the Redis broker
             raise ConfigurationError(f"the Redis broker is not available: {exc}") from exc
-        broker: Broker = RedisBroker(url)
+        broker: Broker = RedisBroker(url, transport_options)
         return broker
+    redis_only = sorted(set(transport_options or ()) & REDIS_TRANSPORT_OPTIONS)
+    if redis_only:
+        raise ConfigurationError(
+            f"broker_transport_options {', '.join(redis_only)} apply to the Redis broker only, not {url!r}"
+        )
+    if scheme == "sqlite":
+        from .sqlite import SQLiteBroker
+
+        return SQLiteBroker(url)
     if scheme == "memory":
         from .memory import MemoryBroker
 
@@ -87,7 +113,8 @@ def broker_from_url(url: str) -> Broker:
                 _memory_brokers[url] = MemoryBroker(url)
             return _memory_brokers[url]
     raise ConfigurationError(
-        f"unsupported broker URL {url!r}: use sqlite:///path.db, redis://host:6379/0, or memory://"
+        f"unsupported broker URL {redacted_url(url)!r}: use sqlite:///path.db, redis://host:6379/0, "
+        "redis+sentinel://host:26379/mymaster/0, redis+cluster://host:7000/, or memory://"
     )
 
 
@@ -105,12 +132,20 @@ def resolve_broker_url(url: str, base_dir: str) -> str:
     return url
 
 
+_PASSWORD_OPTION = re.compile(r"((?:^|[?&])(?:sentinel_)?password=)[^&]*")
+
+
 def redacted_url(url: str) -> str:
     """The URL with its password replaced by ``***``, for banners and logs.
 
     >>> redacted_url("redis://:s3cret@cache:6379/0")
     'redis://:***@cache:6379/0'
+    >>> redacted_url("sentinel://:a@s1;sentinel://:b@s2?sentinel_password=c")
+    'sentinel://:***@s1;sentinel://:***@s2?sentinel_password=***'
     """
+    if ";" in url:  # Celery's sentinel://a;sentinel://b: each part may carry a password
+        return ";".join(redacted_url(part) for part in url.split(";"))
+    url = _PASSWORD_OPTION.sub(r"\1***", url)
     try:
         parts = urlsplit(url)
         if parts.password is None:

@@ -2,7 +2,8 @@
 
 Every job step is one Lua script (``scripts/*.lua``), so it is atomic and one round trip for a
 whole batch: enqueue, fetch, settle, heartbeat and reclaim never cost a round trip per job.
-The key layout is in keys.py; docs/redis.md explains what to configure (appendonly, noeviction).
+The key layout is in keys.py; docs/redis.md explains what to configure (appendonly, noeviction),
+and Sentinel/Cluster URLs (ha_url.py, ha.py).
 
 Blocking without polling:
 - ``fetch`` runs the fetch script; when it leases nothing it BLPOPs the queues' notify lists
@@ -22,9 +23,11 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from ... import states
 from ..base import Broker
@@ -33,7 +36,7 @@ from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payloa
 from ..records import Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
 from .admin import RedisAdmin
 from .codec import pack_result, unpack_result
-from .connection import Arg, Connection
+from .connection import Arg, connect
 from .coordination import RedisCoordination
 from .history import RedisHistory, history_args
 from .keys import Keys
@@ -72,11 +75,13 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, Broker):
     [True]
     """
 
-    def __init__(self, url: str = "redis://localhost:6379/0") -> None:
+    def __init__(
+        self, url: str = "redis://localhost:6379/0", transport_options: Mapping[str, Any] | None = None
+    ) -> None:
         self.url = url
-        parsed = parse_redis_url(url)
+        parsed = parse_redis_url(url, dict(transport_options or {}))
         self._keys = Keys(parsed.prefix)
-        self._conn = Connection(parsed)
+        self._conn = connect(parsed)
         # A blocking command must return before the socket timeout, or it would look like a
         # dead server; longer waits block in slices.
         self._max_block = max(0.05, min(parsed.socket_timeout - 1.0, MAX_BLOCK))
@@ -128,7 +133,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, Broker):
                 spec.retries,
                 spec.body,
             )
-        added = self._conn.run(self._conn.scripts.enqueue, self._enqueue_keys, args)
+        added = self._conn.run_confirmed(self._conn.scripts.enqueue, self._enqueue_keys, args)
         return [flag == 1 for flag in added]
 
     def status(self, task_id: str) -> StatusRecord | None:
@@ -240,7 +245,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, Broker):
         args += (self._revoked_result(now), _ms(REVOKED_AT_FETCH_TTL), PROMOTE_CAP, *queues)
         try:
             reply = self._conn.scripts.fetch(keys, args)
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             # The script may have run and leased jobs whose reply never arrived. The next
             # fetch names this call, and the script hands those jobs out again.
             with self._lost_lock:
@@ -280,7 +285,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, Broker):
             else:
                 raise ValueError(f"unknown outcome kind {kind!r}")
             args += history_args(o)
-        self._conn.run(self._conn.scripts.settle, self._settle_keys, args)
+        self._conn.run_confirmed(self._conn.scripts.settle, self._settle_keys, args)
 
     def heartbeat(
         self, owner: str, lease_timeout: float, info: bytes, running: Sequence[tuple[str, int]] = ()

@@ -9,11 +9,24 @@ e.g. by restarting, is replaced on the spot) and PINGs connections idle for long
 mid-way raises at once, and the caller (the worker's fetch loop, settler and keeper) retries
 with backoff. Resending a script blindly could lease a batch twice; every script is safe to
 send again *by the caller*, who knows what it asked for (see ``fetch`` in broker.py).
+
+Sentinel and Cluster (ha.py): a Sentinel pool is a drop-in for the single-server pool; a
+cluster has no single pool, so ``ClusterConnection`` (cluster.py) runs scripts through
+redis-py's cluster client, which routes each to the shard of its keys (one tag per app).
+
+Durability (``wait_replicas``): ``run_confirmed`` sends ``WAIT`` on the connection that ran
+the script, so it waits for that write; fewer replicas than asked within ``wait_timeout_ms``
+is a ``BrokerError`` (the write is on the primary, but a failover now could lose it).
+
+Eviction: the first script a ``Connection`` runs is followed by one ``CONFIG GET
+maxmemory-policy``; an evicting policy is logged as a warning (eviction silently drops tasks).
+A server that refuses CONFIG (managed Redis) is not checked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -24,7 +37,7 @@ import redis
 from hiredis import pack_command
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisClusterException
 from redis.retry import Retry
 
 from ...exceptions import BrokerError, ConfigurationError
@@ -34,25 +47,102 @@ from .url import RedisURL
 
 Arg = str | bytes | int | float
 IDLE_CHECK_AFTER = 0.25  # seconds a thread's connection may sit unused before it is checked
+SAFE_POLICIES = frozenset({"noeviction", ""})
+logger = logging.getLogger("conveyor.brokers.redis")
+
+
+def connect(url: RedisURL) -> Connection:
+    """The connection for ``url``'s topology (single server or Sentinel; Cluster)."""
+    if url.topology == "cluster":
+        from .cluster import ClusterConnection
+
+        return ClusterConnection(url)
+    return Connection(url)
+
+
+def warn_if_evicting(where: str, policy: str) -> None:
+    """An evicting ``maxmemory-policy`` silently drops tasks, leases and results when Redis is
+    full: say so in the log (a worker's log shows it at start-up, a producer's where it logs)."""
+    if policy not in SAFE_POLICIES:
+        message = (
+            f"Redis at {where} has maxmemory-policy {policy}: it may evict tasks, leases and "
+            "results when full; set maxmemory-policy noeviction (docs/redis.md)"
+        )
+        logger.warning(message)
 
 
 class Connection:
     """A pool and a client for one Redis URL; thread-safe (each call borrows a connection)."""
 
+    client: redis.Redis
+
     def __init__(self, url: RedisURL) -> None:
+        self.where = url.where
+        self._local = threading.local()
+        self.socket_timeout = url.socket_timeout
+        self.wait_replicas = url.wait_replicas
+        self.wait_timeout_ms = url.wait_timeout_ms
+        self._policy_checked = False
+        self._connect(url)
+
+    def _connect(self, url: RedisURL) -> None:
         options: dict[str, Any] = dict(url.options)
         options["retry"] = Retry(NoBackoff(), 0)
         if not url.pool_url.startswith("unix:"):
             options["socket_keepalive"] = True
-        try:
-            self.pool = redis.ConnectionPool.from_url(url.pool_url, **options)
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(f"bad Redis URL option: {exc}") from None
+        if url.topology == "sentinel":
+            from .ha import sentinel_pool
+
+            self.pool = sentinel_pool(url, options)
+        else:
+            try:
+                self.pool = redis.ConnectionPool.from_url(url.pool_url, **options)
+            except (ValueError, TypeError) as exc:
+                raise ConfigurationError(f"bad Redis URL option: {exc}") from None
         self.client = redis.Redis(connection_pool=self.pool)
         self.scripts = Scripts(self.client)
-        self.where = url.where
-        self._local = threading.local()
-        self.socket_timeout = url.socket_timeout
+
+    def run_confirmed(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """``run`` for a write the caller confirms to someone (enqueue, settle): with
+        ``wait_replicas`` it returns only once that many replicas have the write."""
+        reply = self.run(script, keys, args)
+        if self.wait_replicas:
+            self._wait_for_replicas()
+        return reply
+
+    def _wait_for_replicas(self) -> None:
+        # WAIT counts the replicas that have this client's writes: it must go on the connection
+        # that ran the script. One that was closed since would confirm nothing.
+        conn: Any = getattr(self._local, "conn", None)
+        if conn is None or conn._sock is None:
+            raise BrokerError(f"Redis at {self.where}: the connection closed before WAIT (wait_replicas)")
+        try:
+            conn.send_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            acked = int(conn.read_response())
+        except redis.RedisError as exc:
+            if not isinstance(exc, redis.ResponseError):
+                conn.disconnect()
+            raise self.error(exc) from exc
+        self._check_acked(acked)
+
+    def _check_acked(self, acked: int) -> None:
+        if acked < self.wait_replicas:
+            raise BrokerError(
+                f"Redis at {self.where}: only {acked} of {self.wait_replicas} replica(s) confirmed "
+                f"the write within {self.wait_timeout_ms} ms (wait_replicas); it is on the primary "
+                "but a failover now could lose it"
+            )
+
+    def check_eviction_policy(self) -> None:
+        """Warn once if the server may evict keys (a lost task, a lost lease)."""
+        try:
+            policy = str(self.client.config_get("maxmemory-policy").get("maxmemory-policy", ""))
+        except (redis.ConnectionError, redis.TimeoutError):
+            return  # gone again since the call that reached it: checked next time
+        except redis.RedisError:
+            policy = ""  # CONFIG renamed or refused (managed Redis): nothing to check with
+        self._policy_checked = True
+        warn_if_evicting(self.where, policy)
 
     def run_idempotent(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """``run`` for a script that is safe to send twice (a read): a connection that turns out
@@ -74,18 +164,38 @@ class Connection:
         connecting, TLS, AUTH/SELECT, health checks. A connection that failed mid-command is
         disconnected before it goes back to the pool, so it is never reused half-read.
         """
+        reply = self._run(script, keys, args)
+        if not self._policy_checked:  # once, after a call that reached the server
+            self.check_eviction_policy()
+        return reply
+
+    def _run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:
             conn: Any = self._own_connection()
         except redis.RedisError as exc:
             raise self.error(exc) from exc
+        try:
+            return self._send(conn, script, keys, args)
+        except NoScriptError:
+            # The server lost its script cache (a restart, SCRIPT FLUSH, a failover to a replica
+            # that never loaded it): load it and run again on the same connection, so that a
+            # WAIT that follows waits for this write.
+            pass
+        try:
+            conn.send_command("SCRIPT", "LOAD", script.script)
+            conn.read_response()
+            return self._send(conn, script, keys, args)
+        except NoScriptError as exc:
+            raise self.error(exc) from exc
+
+    def _send(self, conn: Any, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:
             command = ("EVALSHA", script.sha, len(keys), *keys, *args)
             # hiredis' stub types the tuple as having exactly one element.
             conn.send_packed_command([pack_command(command)])  # type: ignore[arg-type]
             return conn.read_response()
         except NoScriptError:
-            # The server lost its script cache (a restart, SCRIPT FLUSH): load and run again.
-            pass
+            raise
         except redis.RedisError as exc:
             if not isinstance(exc, redis.ResponseError):
                 conn.disconnect()  # reconnects on next use
@@ -93,10 +203,6 @@ class Connection:
         except BaseException:
             conn.disconnect()  # interrupted mid-command: the reply may still be on the socket
             raise
-        try:
-            return script(keys, args)
-        except redis.RedisError as exc:
-            raise self.error(exc) from exc
 
     def _own_connection(self) -> Any:
         """This thread's own connection, taken from the pool once and kept.
@@ -122,6 +228,10 @@ class Connection:
             except (redis.ConnectionError, OSError):
                 conn.disconnect()  # the next send connects again
         local.used = now
+        if conn._sock is None:
+            # Connect here, not implicitly in send: redis-py's implicit connect reuses the last
+            # address, while connect() asks the sentinels for the primary (after a failover).
+            conn.connect()
         return conn
 
     @contextlib.contextmanager
@@ -132,8 +242,9 @@ class Connection:
         except redis.RedisError as exc:
             raise self.error(exc) from exc
 
-    def error(self, exc: redis.RedisError) -> BrokerError:
-        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+    def error(self, exc: Exception) -> BrokerError:
+        # RedisClusterException: the cluster client found no reachable node for a slot.
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, RedisClusterException)):
             return BrokerError(f"Redis at {self.where} is unreachable: {exc}")
         return BrokerError(f"Redis at {self.where} failed: {exc}")
 

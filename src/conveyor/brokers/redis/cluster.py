@@ -1,0 +1,108 @@
+"""The broker's connection to a Redis Cluster: scripts through redis-py's cluster client.
+
+A cluster has no single pool, so the single-server fast path (a thread's own connection, one
+packed EVALSHA) does not apply: each script goes through ``RedisCluster``, which routes it to
+the shard that owns its keys (one hash tag per app: keys.py) and follows MOVED/ASK. Built by
+ha.py with its own resend after a connection error turned off (see connection.py for why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
+
+from ...exceptions import ConfigurationError
+from .connection import Arg, Connection, warn_if_evicting
+from .ha import cluster_client
+from .scripts import Scripts
+from .url import RedisURL
+
+
+class ClusterConnection(Connection):
+    """Scripts through redis-py's cluster client, which routes each to the shard of its keys
+    and follows MOVED/ASK. Created lazily: the client reads the slot map when it is built."""
+
+    def _connect(self, url: RedisURL) -> None:
+        if url.wait_replicas:
+            raise ConfigurationError(
+                f"bad Redis URL for {url.where}: wait_replicas is not supported with Redis Cluster "
+                "yet (docs/redis.md); use Sentinel or a single primary"
+            )
+        self._url = url
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+        self.scripts = Scripts(_ScriptHost(self))  # type: ignore[arg-type]
+
+    @property
+    def client(self) -> Any:  # type: ignore[override]
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                if self._client is None:
+                    with self.errors():
+                        self._client = cluster_client(self._url)
+                client = self._client
+        return client
+
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        try:
+            reply = script(keys, args)
+        except (redis.RedisError, RedisClusterException) as exc:
+            raise self.error(exc) from exc
+        if not self._policy_checked:  # once, after a call that reached the cluster
+            self.check_eviction_policy()
+        return reply
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.RedisError, RedisClusterException) as exc:
+            raise self.error(exc) from exc
+
+    def check_eviction_policy(self) -> None:
+        try:
+            replies = self.client.config_get("maxmemory-policy", target_nodes=RedisCluster.PRIMARIES)
+        except (redis.ConnectionError, redis.TimeoutError, RedisClusterException):
+            return  # gone again since the call that reached it: checked next time
+        except redis.RedisError:
+            replies = {}  # CONFIG refused (managed Redis): nothing to check with
+        self._policy_checked = True
+        # One reply per primary ({node: {...}}), or a single {...} when they all agree.
+        first = next(iter(replies.values()), None) if isinstance(replies, dict) else None
+        per_node = replies.values() if isinstance(first, dict) else [replies]
+        for policy in sorted({str(reply.get("maxmemory-policy", "")) for reply in per_node}):
+            warn_if_evicting(self.where, policy)
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+class _ScriptHost:
+    """Stands in for the cluster client in the ``Script`` objects, which are made before the
+    client is (it reads the slot map when built): the encoder is known without it, everything
+    else (``evalsha``, ``script_load``) is the real client's."""
+
+    def __init__(self, connection: ClusterConnection) -> None:
+        self._connection = connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection.client, name)
+
+    def get_encoder(self) -> Any:
+        from redis._parsers.encoders import Encoder
+
+        return Encoder("utf-8", "strict", False)  # type: ignore[no-untyped-call]
+
+    def register_script(self, script: str) -> Script:
+        return Script(self, script)  # type: ignore[arg-type]
