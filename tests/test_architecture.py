@@ -39,6 +39,9 @@ LAYERS: dict[str, int] = {
     "conveyor.config": CORE,
     "conveyor.request": CORE,
     "conveyor.appproto": CORE,
+    "conveyor.signals": CORE,
+    "conveyor.einfo": CORE,
+    "conveyor.log": CORE,
     # the broker contract and its implementations
     "conveyor.brokers": BROKERS,
     # how one run ends: retry decisions, outcomes, the run-guard protocol
@@ -60,6 +63,8 @@ LAYERS: dict[str, int] = {
     # the application object, and the package that exports it
     "conveyor.app": APP,
     "conveyor": APP,
+    # integrations with other software (optional extras): beside the app, they may use anything below
+    "conveyor.contrib": APP,
     # entry points
     "conveyor.cli": ENTRY,
     "conveyor.dashboard": ENTRY,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..brokers import Delivery, Outcome
 from ..exceptions import BrokerError, TaskRevokedError
+from . import signalling
 from .intake import Refused, intake
 from .plan import Plan, make_plan
 from .runners import Active, AsyncRunner, InlineRunner, ThreadRunner
@@ -91,6 +92,7 @@ class Processor:
                 if isinstance(got, Refused):
                     self.revoked.pop(d.id, None)
                     self.reporter.refused(d, got)
+                    signalling.refused(d, got, self.hostname)
                 else:
                     plan = self.plans.get(got.task.name) or self._plan(got.task)
                     if plan.inline and not d.redelivered:
@@ -204,6 +206,7 @@ class Processor:
             self.reporter.success(d, task, request, value, plan.store_result, runtime)
         elif isinstance(exc, TaskRevokedError):
             self.reporter.revoked(d, str(exc) or "revoked while running (terminated)", request.retries)
+            signalling.terminated(task, request)
         else:
             self.reporter.error(d, env, task, request, exc, runtime)
 
