@@ -32,6 +32,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from .request import current_request
+
 logger = logging.getLogger("conveyor.signals")
 
 Handler = Callable[..., Any]
@@ -164,6 +166,9 @@ def _context(named: dict[str, Any]) -> str:
     if task_id is None:
         headers = named.get("headers")
         task_id = headers.get("id") if isinstance(headers, dict) else None
+    if task_id is None:  # sent from inside a run (task_success): the run's own id
+        running = current_request.get()
+        task_id = running.id if running is not None else None
     return f" (task {task_id})" if task_id else ""
 
 
