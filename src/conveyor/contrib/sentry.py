@@ -14,8 +14,8 @@ failure (no retry left) becomes one Sentry event: the exception and its tracebac
 arguments, the queue, the attempt and the worker. Retries are not reported (the failure
 will be, if it comes to that).
 
-The handler runs where the task ran (its thread), so tags and breadcrumbs the task set on the
-current scope are on the event. The worker's own "task ... failed" log line is kept out of
+The handler runs where the task ran (its thread), on a scope of its own: the task's tags go on
+this event only. The worker's own "task ... failed" log line is kept out of
 Sentry (``ignore_logger``): with the logging integration on it would be a second, contextless
 event for the same failure. Needs ``sentry-sdk`` (``pip install conveyor[sentry]``).
 """
