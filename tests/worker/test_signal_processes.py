@@ -6,6 +6,9 @@ One worker command serves every test here: starting processes is the slow part.
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from conveyor import states
 
 from ..apps import signal_app
 from ..cli.helpers import conveyor
-from ..procs import ConveyorProcess, lines, wait_for
+from ..procs import ROOT, ConveyorProcess, lines, process_env, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +87,21 @@ def test_a_log_file_that_cannot_be_opened_is_a_usage_error(tmp_path: Path) -> No
     done = conveyor("worker", "--logfile", str(tmp_path / "no" / "such" / "dir.log"), url=url, app=True)
     assert done.returncode == 2
     assert "cannot write to" in done.stderr and "--logfile" in done.stderr
+
+
+def test_a_setup_logging_handler_in_the_app_replaces_the_workers_logging_setup(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    cmd = [sys.executable, "-m", "conveyor", "-A", "tests.apps.logging_app", "-b", url]
+    done = subprocess.run(
+        [*cmd, "worker", "--burst", "-l", "debug", "--log-format", "json"],
+        cwd=ROOT,
+        env=process_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads((tmp_path / "setup_logging.json").read_text())
+    assert seen == {"loglevel": logging.DEBUG, "logfile": None, "format": "json"}
+    assert " ready: " not in done.stderr  # Conveyor set up no handler of its own

@@ -94,11 +94,12 @@ def beat(
     Example:
       conveyor -A proj beat -l info
     """
+    app = state.app  # first: a setup_logging handler it connects replaces Conveyor's setup
     setup_logging(loglevel, logfile, log_format)
     if scheduler_cls:
         logger.warning("--scheduler %s ignored: Conveyor keeps schedules in the broker", scheduler_cls)
     announce_schedule_file(schedule_file)
-    scheduler = prepared_scheduler(state.app, check_tasks=not no_task_check)
+    scheduler = prepared_scheduler(app, check_tasks=not no_task_check)
 
     def on_signal(signum: int, _frame: Any) -> None:
         logger.info("beat: %s received, stopping", signal.Signals(signum).name)

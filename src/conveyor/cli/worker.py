@@ -115,11 +115,12 @@ def worker(
       conveyor -A proj worker -Q polling,default -c 8 -P threads -n w1@%h -l info
       conveyor -A proj worker -l info --logfile /var/log/conveyor/worker.log --log-format json
     """
+    # The app first: a setup_logging handler it connects replaces Conveyor's setup (Celery's rule).
+    app = state.app
     setup_logging(loglevel, logfile, log_format)
     announce(autoscale, task_events, optimization, schedule_file)
     if autoscale is not None:
         concurrency = autoscale
-    app = state.app
 
     def build(index: int | None) -> Worker:
         name = hostname
