@@ -1,6 +1,8 @@
 """An app whose signal handlers and hooks raise, for tests with real worker processes.
 
-Runs are recorded in files under ``$CONVEYOR_TEST_DIR`` (see tests/apps/basic.py).
+Runs are recorded in files under ``$CONVEYOR_TEST_DIR`` (see tests/apps/basic.py). Every
+handler is limited to this app's tasks and workers: the test process imports this module too,
+and its other tests' workers must not hear them.
 """
 
 from __future__ import annotations
@@ -25,16 +27,15 @@ def _mark(name: str, text: str) -> None:
 
 
 @worker_process_init.connect
-def per_process(**_: Any) -> None:
-    _mark("process_init", str(os.getpid()))
+def per_process(sender: Any, **_: Any) -> None:
+    if sender.app is app:
+        _mark("process_init", str(os.getpid()))
 
 
-@task_prerun.connect
 def broken_prerun(**_: Any) -> None:
     raise RuntimeError("task_prerun handler bug")
 
 
-@task_success.connect
 def broken_success(**_: Any) -> None:
     raise RuntimeError("task_success handler bug")
 
@@ -56,3 +57,8 @@ def double(x: int) -> int:
 @app.task(base=Fragile)
 def fails() -> None:
     raise ValueError("expected failure")
+
+
+for _task in (double, fails):
+    task_prerun.connect(broken_prerun, sender=_task)
+    task_success.connect(broken_success, sender=_task)
