@@ -40,6 +40,9 @@ LAYERS: dict[str, int] = {
     "conveyor.request": CORE,
     "conveyor.taskrecord": CORE,
     "conveyor.appproto": CORE,
+    "conveyor.signals": CORE,
+    "conveyor.einfo": CORE,
+    "conveyor.log": CORE,
     # the broker contract and its implementations
     "conveyor.brokers": BROKERS,
     # how one run ends: retry decisions, outcomes, the run-guard protocol
@@ -61,6 +64,8 @@ LAYERS: dict[str, int] = {
     # the application object, and the package that exports it
     "conveyor.app": APP,
     "conveyor": APP,
+    # integrations with other software (optional extras): beside the app, they may use anything below
+    "conveyor.contrib": APP,
     # entry points
     "conveyor.cli": ENTRY,
     "conveyor.dashboard": ENTRY,

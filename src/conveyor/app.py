@@ -20,7 +20,7 @@ from .exceptions import NotRegistered
 from .options import EnqueueOptions
 from .registry import activate, current_app, share
 from .results import AsyncResult
-from .task import Task, TaskOptions
+from .task import Task, TaskOptions, create_task
 
 if TYPE_CHECKING:
     from .admin import Admin
@@ -136,10 +136,12 @@ class Conveyor:
     ) -> Any:
         """Register a function as a task. Use bare (``@app.task``) or with Celery's options
         (``@app.task(bind=True, max_retries=3, autoretry_for=(IOError,), queue="polling")``).
+        ``base=`` a ``Task`` subclass gives the task that class's hooks (``on_failure``, ...)
+        and the options set as its class attributes (docs/signals.md).
         """
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
-            task: Task[Any, Any] = Task(func, self, bind=bind, options=options)
+            task = create_task(func, self, bind, options)
             self.tasks[task.name] = task
             return task
 
@@ -340,7 +342,7 @@ def shared_task(fn: Callable[..., Any] | None = None, /, *, bind: bool = False, 
     and every app created registers it."""
 
     def register(func: Callable[..., Any]) -> Task[Any, Any]:
-        task: Task[Any, Any] = Task(func, None, bind=bind, options=options)
+        task = create_task(func, None, bind, options)
         share(task)
         return task
 

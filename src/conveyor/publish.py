@@ -5,6 +5,11 @@
 last attempt the producer gets ``BrokerError``, one line naming the broker and the cause. Enqueue
 is idempotent by job id, so an attempt that reached the broker before the connection dropped is
 not enqueued twice by the retry.
+
+``before_publish`` and ``after_publish`` send the ``before_task_publish`` and
+``after_task_publish`` signals with the message in Celery's shape (task protocol 2: the id and
+name in ``headers``, ``body = (args, kwargs, embed)``). Headers a handler adds travel with the
+message: the task reads them in ``self.request.headers``.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from .brokers import Broker, JobSpec
 from .exceptions import BrokerError
+from .request import iso_time
+from .signals import after_task_publish, before_task_publish
 
 if TYPE_CHECKING:
     from .appproto import AppLike
+    from .message import Envelope
 
 DEFAULT_POLICY: dict[str, float] = {
     "max_retries": 3,
@@ -49,3 +57,47 @@ def send_in_chunks(app: AppLike, jobs: Sequence[JobSpec], chunk: int) -> None:
     broker, retry, policy = app.broker, conf.task_publish_retry, conf.task_publish_retry_policy
     for start in range(0, len(jobs), chunk):
         publish(broker, jobs[start : start + chunk], retry, policy)
+
+
+#: Headers Conveyor fills from the message itself; a handler's changes to these are not kept.
+MESSAGE_HEADERS = frozenset({"lang", "task", "id", "eta", "expires", "retries", "timelimit"})
+
+
+def _headers(env: Envelope) -> dict[str, Any]:
+    return {
+        **env.headers,
+        "lang": "py",
+        "task": env.task,
+        "id": env.id,
+        "eta": iso_time(env.eta),
+        "expires": iso_time(env.expires),
+        "retries": env.retries,
+        "timelimit": [env.time_limit, env.soft_time_limit],
+    }
+
+
+def _body(env: Envelope) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    return env.args, env.kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+def before_publish(env: Envelope, policy: Mapping[str, Any] | None) -> None:
+    """Send ``before_task_publish`` for ``env`` (not yet encoded); keep the headers handlers add."""
+    headers = _headers(env)
+    before_task_publish.send(
+        env.task,
+        body=_body(env),
+        exchange="",
+        routing_key=env.queue,
+        headers=headers,
+        properties={"priority": env.priority, "correlation_id": env.id},
+        declare=[],
+        retry_policy={**DEFAULT_POLICY, **(policy or {})},
+    )
+    env.headers = {k: v for k, v in headers.items() if k not in MESSAGE_HEADERS}
+
+
+def after_publish(env: Envelope) -> None:
+    """Send ``after_task_publish`` for ``env``, now in the broker."""
+    after_task_publish.send(
+        env.task, body=_body(env), exchange="", routing_key=env.queue, headers=_headers(env)
+    )

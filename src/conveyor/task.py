@@ -31,15 +31,18 @@ import msgspec
 from . import states
 from .brokers.base import JobSpec
 from .coordination.options import TaskCoordination, pop_coordination
+from .einfo import ExceptionInfo
 from .exceptions import ConfigurationError, Retry
 from .execution import check_retry_allowed, decide, failure_payload
+from .execution.trace import run_traced
 from .message import Envelope, ResultPayload, encode_envelope, new_task_id, pack_pickled_args
 from .options import MESSAGE_OPTIONS, EnqueueOptions, MessageOptions, check_options, enqueue_options
-from .publish import publish, send_in_chunks
+from .publish import after_publish, before_publish, publish, send_in_chunks
 from .registry import current_app
 from .request import Request, current_request
 from .results import AsyncResult, EagerResult
 from .routing import resolve_route
+from .signals import after_task_publish, before_task_publish
 
 if TYPE_CHECKING:  # the type of ``task.app`` users see; nothing from app.py runs here
     from .app import Conveyor
@@ -71,6 +74,7 @@ class TaskOptions(TypedDict, total=False):
     ignore_result: bool
     serializer: str
     typing: bool
+    base: type[Task[Any, Any]]  # a Task subclass whose hooks and class attributes apply
     # coordination across workers (conveyor.coordination, docs/coordination.md)
     lock: str | Callable[[dict[str, Any]], str]
     lock_timeout: float
@@ -82,7 +86,41 @@ class TaskOptions(TypedDict, total=False):
     concurrency_limit: int
 
 
-OPTION_NAMES = frozenset(TaskOptions.__annotations__)
+OPTION_NAMES = frozenset(TaskOptions.__annotations__) - {"base"}
+HOOKS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
+
+
+def create_task(
+    fn: Callable[..., Any], app: Conveyor | None, bind: bool, options: Mapping[str, Any]
+) -> Task[Any, Any]:
+    """The task for ``@app.task(**options)``: an instance of ``base=`` (a ``Task`` subclass).
+
+    >>> class Audited(Task):                                              # doctest: +SKIP
+    ...     def on_failure(self, exc, task_id, args, kwargs, einfo): alert(task_id, exc)
+    >>> @app.task(base=Audited)                                           # doctest: +SKIP
+    ... def charge(order_id: int) -> None: ...
+    """
+    options = dict(options)
+    base = options.pop("base", None) or Task
+    if not (isinstance(base, type) and issubclass(base, Task)):
+        raise TypeError(f"base= takes a subclass of conveyor.Task, got {base!r}")
+    return base(fn, app, bind=bind, options=options)
+
+
+def _class_options(cls: type) -> dict[str, Any]:
+    """Task options set as class attributes of a ``Task`` subclass (``max_retries = 5``,
+    ``autoretry_for = (IOError,)``), as a Celery base class sets them. Not ``name``: a base
+    class is shared by many tasks."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__[: cls.__mro__.index(Task)]):
+        for key, value in vars(klass).items():
+            if key in OPTION_NAMES and key != "name" and not _is_code(value):
+                found[key] = value
+    return found
+
+
+def _is_code(value: object) -> bool:
+    return isinstance(value, property | staticmethod | classmethod) or inspect.isfunction(value)
 
 
 def _validate_priority(priority: Any) -> int:
@@ -127,6 +165,8 @@ class Task(Generic[P, R]):
         bind: bool = False,
         options: Mapping[str, Any] | None = None,
     ) -> None:
+        if type(self) is not Task:
+            options = {**_class_options(type(self)), **(options or {})}
         options = dict(options or {})
         unknown = set(options) - OPTION_NAMES
         if unknown:
@@ -166,6 +206,8 @@ class Task(Generic[P, R]):
         self._good_shapes: set[tuple[int, tuple[str, ...]]] = set()
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+        # Whether a subclass overrides a hook: a task without any skips them per run.
+        self.hooked = any(getattr(type(self), h) is not getattr(Task, h) for h in HOOKS)
 
     # -- settings resolved at use, so app.conf changes after declaration still apply ---------
     @property
@@ -204,7 +246,38 @@ class Task(Generic[P, R]):
     @property
     def request(self) -> Request:
         """The current run's context (inside a running task)."""
-        return current_request.get() or Request(id="", task=self.name, is_eager=True)
+        return current_request.get() or Request(id="", task=self.name, is_eager=True, called_directly=True)
+
+    # -- hooks: override them in a base class (``base=``), with Celery's signatures ------------
+    # They run where the task runs, after its body (docs/signals.md); one that raises is logged
+    # and ignored: it never changes the task's outcome.
+    def before_start(self, task_id: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """Called before the body runs (after the ``task_prerun`` signal)."""
+
+    def on_success(self, retval: Any, task_id: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """Called when the body returned ``retval``."""
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: list[Any], kwargs: dict[str, Any], einfo: ExceptionInfo
+    ) -> None:
+        """Called when the run failed for good (no retry left); ``str(einfo)`` is the traceback."""
+
+    def on_retry(
+        self, exc: BaseException, task_id: str, args: list[Any], kwargs: dict[str, Any], einfo: ExceptionInfo
+    ) -> None:
+        """Called when the run will be retried (``self.retry()`` or ``autoretry_for``)."""
+
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        einfo: ExceptionInfo | None,
+    ) -> None:
+        """Called after ``on_success``/``on_failure`` with the state (``SUCCESS``/``FAILURE``)
+        and the return value or exception."""
 
     def __repr__(self) -> str:
         return f"<@task: {self.name}>"
@@ -270,8 +343,8 @@ class Task(Generic[P, R]):
         try:
             call_args = [self, *request.args] if self.bind else request.args
             if self.is_async:
-                return asyncio.run(self.run(*call_args, **request.kwargs))
-            return self.run(*call_args, **request.kwargs)
+                return run_traced(self, request, lambda: asyncio.run(self.run(*call_args, **request.kwargs)))
+            return run_traced(self, request, lambda: self.run(*call_args, **request.kwargs))
         finally:
             current_request.reset(token)
 
@@ -334,7 +407,11 @@ class Task(Generic[P, R]):
                 args, kwargs, task_id=options.get("task_id"), max_retries=options.get("max_retries")
             )
         self._check_args(args, kwargs)
-        spec = self._prepare(args, kwargs, options)
+        conf = self.app.conf
+        env = self._envelope(args, kwargs, options)
+        if before_task_publish.receivers:
+            before_publish(env, conf.task_publish_retry_policy)
+        spec = JobSpec(env.id, env.queue, encode_envelope(env), env.priority, env.eta, 0)
         unique_key, unique_for = options.get("unique_key"), options.get("unique_for")
         if self.coordination is not None or unique_key is not None or unique_for is not None:
             from .coordination.unique import before_enqueue
@@ -342,8 +419,9 @@ class Task(Generic[P, R]):
             duplicate = before_enqueue(self, spec.id, args, kwargs, unique_key, unique_for)
             if duplicate is not None:  # the same job is already pending: return it
                 return AsyncResult(duplicate, self.app)
-        conf = self.app.conf
         publish(self.app.broker, [spec], conf.task_publish_retry, conf.task_publish_retry_policy)
+        if after_task_publish.receivers:
+            after_publish(env)
         return AsyncResult(spec.id, self.app)
 
     def delay_many(
@@ -356,10 +434,13 @@ class Task(Generic[P, R]):
         >>> refresh.delay_many((city_id,) for city_id in range(1000))  # doctest: +SKIP
         """
         check_options(options, MESSAGE_OPTIONS, "delay_many")
-        specs = list(self._bulk_specs(calls, options))  # every argument is checked before anything is sent
+        sent: list[Envelope] | None = [] if after_task_publish.receivers else None
+        specs = list(self._bulk_specs(calls, options, sent))  # every argument is checked before sending
         if self.app.conf.task_always_eager:
             return [self.apply(s_args, s_kwargs) for s_args, s_kwargs in _calls_of(specs)]
         send_in_chunks(self.app, specs, BULK_CHUNK)
+        for env in sent or ():
+            after_publish(env)
         return [AsyncResult(spec.id, self.app) for spec in specs]
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
@@ -457,7 +538,10 @@ class Task(Generic[P, R]):
         return env
 
     def _bulk_specs(
-        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], options: MessageOptions
+        self,
+        calls: Iterable[Sequence[Any] | Mapping[str, Any]],
+        options: MessageOptions,
+        sent: list[Envelope] | None = None,
     ) -> Iterator[JobSpec]:
         """JobSpecs for ``delay_many``. Everything but the id and the arguments is the same for
         every call, so it is worked out once and the envelope is copied (unless routes are
@@ -480,6 +564,10 @@ class Task(Generic[P, R]):
                     template = env
             else:
                 env = msgspec.structs.replace(template, id=new_task_id(), args=args, kwargs=kwargs)
+            if before_task_publish.receivers:
+                before_publish(env, conf.task_publish_retry_policy)
+            if sent is not None:
+                sent.append(env)
             yield JobSpec(env.id, env.queue, encode_envelope(env), env.priority, env.eta, 0)
 
 

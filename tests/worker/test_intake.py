@@ -62,7 +62,10 @@ def test_an_unknown_task_is_dead_lettered_with_a_hint() -> None:
 
 def test_a_revoked_delivery_is_refused_as_revoked() -> None:
     got = check(b'{"id":"t1","task":"intake.add","retries":1}', revoked={"t1"})
-    assert got == Refused("revoked", "revoked", retries=1)
+    assert isinstance(got, Refused) and (got.kind, got.reason, got.retries) == ("revoked", "revoked", 1)
+    # what the task_revoked signal is sent with
+    assert got.task is not None and got.task.name == "intake.add" and not got.expired
+    assert got.request is not None and got.request.id == "t1"
 
 
 @pytest.mark.parametrize(("expires", "shown"), [(time.time() - 5, "UTC"), (-1e300, "-1e+300")])

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ..signals import beat_init
 from .catchup import plan
 from .claims import ClaimKind, finish_claim, slot_task_id, take_claim
 from .entry import Entry, EntryState
@@ -226,6 +227,7 @@ class Scheduler:
         """Lead or follow until :meth:`stop`; safe to run in any number of processes."""
         self._stop.clear()
         failing = False
+        beat_init.send(self)
         logger.info("beat %s ready: %d entries stored", self.owner, len(self.store.load()))
         try:
             while not self._stop.is_set():

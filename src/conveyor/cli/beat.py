@@ -13,7 +13,7 @@ from ..app import Conveyor
 from ..beat.entry import EntryError
 from ..beat.scheduler import Scheduler
 from .celery_flags import announce_schedule_file
-from .common import LOG_LEVELS, State, setup_logging
+from .common import State, log_options, setup_logging
 
 logger = logging.getLogger("conveyor.beat")
 
@@ -55,9 +55,7 @@ class BeatThread:
 
 
 @click.command()
-@click.option(
-    "-l", "--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info", show_default=True
-)
+@log_options
 @click.option(
     "-S",
     "--scheduler",
@@ -79,7 +77,13 @@ class BeatThread:
 )
 @click.pass_obj
 def beat(
-    state: State, loglevel: str, scheduler_cls: str | None, schedule_file: str | None, no_task_check: bool
+    state: State,
+    loglevel: str,
+    logfile: str | None,
+    log_format: str,
+    scheduler_cls: str | None,
+    schedule_file: str | None,
+    no_task_check: bool,
 ) -> None:
     """Run the periodic scheduler: enqueue each entry's task once per schedule slot.
 
@@ -90,11 +94,12 @@ def beat(
     Example:
       conveyor -A proj beat -l info
     """
-    setup_logging(loglevel)
+    app = state.app  # first: a setup_logging handler it connects replaces Conveyor's setup
+    setup_logging(loglevel, logfile, log_format)
     if scheduler_cls:
         logger.warning("--scheduler %s ignored: Conveyor keeps schedules in the broker", scheduler_cls)
     announce_schedule_file(schedule_file)
-    scheduler = prepared_scheduler(state.app, check_tasks=not no_task_check)
+    scheduler = prepared_scheduler(app, check_tasks=not no_task_check)
 
     def on_signal(signum: int, _frame: Any) -> None:
         logger.info("beat: %s received, stopping", signal.Signals(signum).name)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import sys
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..app import Conveyor
 from ..config import DEFAULT_BROKER_URL
+from ..log import LOG_FORMATS, configure
 from .loader import load_app
 
 if TYPE_CHECKING:
@@ -61,9 +60,33 @@ def lookups() -> Iterator[None]:
         raise click.UsageError(str(exc)) from exc
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(level: str, logfile: str | None = None, fmt: str = "text") -> None:
+    """The worker's and beat's logging (conveyor/log.py); a log file that cannot be opened is
+    a usage error: one line, exit 2."""
+    try:
+        configure(level, logfile, fmt)
+    except OSError as exc:
+        why = f"cannot write to {logfile}: {exc.strerror or exc}"
+        raise click.BadParameter(why, param_hint="--logfile") from None
+
+
+def log_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``-l/--loglevel``, ``-f/--logfile`` and ``--log-format``, as the worker and beat take them."""
+    command = click.option(
+        "--log-format",
+        "log_format",
+        type=click.Choice(LOG_FORMATS),
+        default="text",
+        show_default=True,
+        help="text, or json: one JSON object per line (time, level, logger, message, task_id, ...).",
+    )(command)
+    command = click.option(
+        "-f", "--logfile", metavar="PATH", help="Append the log to PATH instead of stderr (logrotate-safe)."
+    )(command)
+    return click.option(
+        "-l",
+        "--loglevel",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        default="info",
+        show_default=True,
+    )(command)

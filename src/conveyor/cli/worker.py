@@ -12,7 +12,7 @@ import click
 from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor
 from ..worker.worker import POOLS, Worker
 from .celery_flags import announce, check_optimization, check_pool, parse_autoscale
-from .common import LOG_LEVELS, State, setup_logging
+from .common import State, log_options, setup_logging
 
 
 def _queues(value: str | None) -> list[str] | None:
@@ -39,9 +39,7 @@ def _queues(value: str | None) -> list[str] | None:
     help=f"How sync tasks run: {', '.join(POOLS)} (default: threads).",
 )
 @click.option("-n", "--hostname", help="Worker name; %h = hostname, %n = short hostname, %i = pid.")
-@click.option(
-    "-l", "--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info", show_default=True
-)
+@log_options
 @click.option(
     "--prefetch-multiplier",
     type=click.IntRange(min=1),
@@ -96,6 +94,8 @@ def worker(
     pool: str | None,
     hostname: str | None,
     loglevel: str,
+    logfile: str | None,
+    log_format: str,
     prefetch_multiplier: int | None,
     shutdown_timeout: float | None,
     burst: bool,
@@ -113,12 +113,14 @@ def worker(
     \b
     Example:
       conveyor -A proj worker -Q polling,default -c 8 -P threads -n w1@%h -l info
+      conveyor -A proj worker -l info --logfile /var/log/conveyor/worker.log --log-format json
     """
-    setup_logging(loglevel)
+    # The app first: a setup_logging handler it connects replaces Conveyor's setup (Celery's rule).
+    app = state.app
+    setup_logging(loglevel, logfile, log_format)
     announce(autoscale, task_events, optimization, schedule_file)
     if autoscale is not None:
         concurrency = autoscale
-    app = state.app
 
     def build(index: int | None) -> Worker:
         name = hostname

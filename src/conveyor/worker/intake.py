@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..brokers import Delivery
 from ..exceptions import DecodeError, NotRegistered
 from ..message import Envelope, decode_envelope, unpack_args
-from ..request import Request
+from ..request import Request, iso_time
 
 if TYPE_CHECKING:
     from ..task import Task
@@ -33,12 +33,17 @@ class Accepted:
 @dataclass(frozen=True, slots=True)
 class Refused:
     """Do not run it: ``dead`` -> the dead-letter set with ``reason`` and ``error``;
-    ``revoked`` -> a REVOKED result with ``reason``."""
+    ``revoked`` -> a REVOKED result with ``reason``. ``task``, ``request``, ``expired`` and
+    ``unknown`` (the unregistered name) are for the signals (signalling.py)."""
 
     kind: Literal["dead", "revoked"]
     reason: str
     error: BaseException | None = None
     retries: int = 0
+    task: Task[Any, Any] | None = None
+    request: Request | None = None
+    expired: bool = False
+    unknown: str | None = None
 
 
 def intake(
@@ -64,11 +69,14 @@ def intake(
             f"unknown task {env.task!r}: not registered on this worker "
             "(is its module imported by the app given with -A?)"
         )
-        return Refused("dead", reason, missing)
+        return Refused("dead", reason, missing, unknown=env.task)
     if d.id in revoked:
-        return Refused("revoked", "revoked", retries=env.retries)
+        return Refused("revoked", "revoked", retries=env.retries, task=task, request=_bare(env, d, hostname))
     if env.expires is not None and env.expires < time.time():
-        return Refused("revoked", f"expired at {_utc(env.expires)}", retries=env.retries)
+        reason = f"expired at {_utc(env.expires)}"
+        return Refused(
+            "revoked", reason, retries=env.retries, task=task, request=_bare(env, d, hostname), expired=True
+        )
     try:
         args, kwargs = unpack_args(env, accept)
     except DecodeError as exc:
@@ -81,8 +89,8 @@ def intake(
         retries=env.retries,
         queue=d.queue,
         priority=env.priority,
-        eta=env.eta,
-        expires=env.expires,
+        eta=iso_time(env.eta),
+        expires=iso_time(env.expires),
         hostname=hostname,
         delivery=d.delivery,
         time_limit=env.time_limit,
@@ -91,6 +99,13 @@ def intake(
         headers=env.headers,
     )
     return Accepted(env, task, request)
+
+
+def _bare(env: Envelope, d: Delivery, hostname: str) -> Request:
+    """The request of a run that will not happen (its arguments are not decoded)."""
+    return Request(
+        id=env.id, task=env.task, retries=env.retries, queue=d.queue, hostname=hostname, headers=env.headers
+    )
 
 
 def _utc(timestamp: float) -> str:

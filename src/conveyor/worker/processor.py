@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..brokers import Delivery, Outcome
 from ..exceptions import BrokerError, TaskRevokedError
+from . import signalling
 from .intake import Refused, intake
 from .plan import Plan, make_plan
 from .runners import Active, AsyncRunner, InlineRunner, ThreadRunner
@@ -91,6 +92,7 @@ class Processor:
                 if isinstance(got, Refused):
                     self.revoked.pop(d.id, None)
                     self.reporter.refused(d, got)
+                    signalling.refused(d, got, self.hostname)
                 else:
                     plan = self.plans.get(got.task.name) or self._plan(got.task)
                     if plan.inline and not d.redelivered:
@@ -205,6 +207,7 @@ class Processor:
         elif isinstance(exc, TaskRevokedError):
             reason = str(exc) or "revoked while running (terminated)"
             self.reporter.revoked(d, reason, request.retries, request, runtime)
+            signalling.terminated(task, request)
         else:
             self.reporter.error(d, env, task, request, exc, runtime)
 

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from .intake import Refused
     from .settler import Settler
 
-logger = logging.getLogger("conveyor.worker")
+# Its own logger (Celery's ``celery.app.trace``): per-task lines can be quietened alone, and
+# conveyor.contrib.sentry keeps them out of Sentry (it reports the failure with its context).
+logger = logging.getLogger("conveyor.worker.outcome")
 
 EWMA_WEIGHT = 0.05  # how fast the runtime average follows recent tasks
 

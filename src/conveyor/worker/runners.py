@@ -13,6 +13,9 @@ for it. An async body is cancelled. Either way the runner raises ``TimeLimitExce
 
 ``SystemExit`` and ``KeyboardInterrupt`` from task code come out of a runner as exceptions like
 any other (the processor reports them as the task's failure): they must never stop the loop.
+
+Each runner calls the task's hooks and run signals (``execution/trace.py``) where the body runs:
+in its thread, or in its asyncio task; outside the span where a time limit can strike.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
+from ..execution.trace import errored, run_traced, started, succeeded, traced
 from ..request import current_request
 from .limits import RunningCall, SoftLimitCoroutine, Watchdog
 
@@ -61,6 +65,12 @@ class Active:
 
 def _call_args(task: Task[Any, Any], request: Request) -> list[Any]:
     return [task, *request.args] if task.bind else request.args
+
+
+def _run_body(task: Task[Any, Any], request: Request, call: RunningCall) -> Any:
+    """A sync body inside ``call`` (the span where limits strike), hooks and signals around it."""
+    call_args = _call_args(task, request)
+    return run_traced(task, request, lambda: call.run(lambda: task.run(*call_args, **request.kwargs)))
 
 
 def _killed(reason: str, hard: float | None) -> Exception:
@@ -115,8 +125,7 @@ class InlineRunner(_SyncLimits):
         handles = self.arm(call, soft, hard, None)
         token = current_request.set(request)
         try:
-            call_args = _call_args(task, request)
-            return call.run(lambda: task.run(*call_args, **request.kwargs))
+            return _run_body(task, request, call)
         finally:
             current_request.reset(token)
             self.disarm(handles)
@@ -140,12 +149,11 @@ class ThreadRunner(_SyncLimits):
         self, task: Task[Any, Any], request: Request, active: Active, soft: float | None, hard: float | None
     ) -> Any:
         call = RunningCall()
-        call_args = _call_args(task, request)
 
         def body() -> Any:
             token = current_request.set(request)
             try:
-                return call.run(lambda: task.run(*call_args, **request.kwargs))
+                return _run_body(task, request, call)
             finally:
                 current_request.reset(token)
 
@@ -183,13 +191,30 @@ class AsyncRunner:
     ) -> Any:
         loop = self._loop
         wrapper = SoftLimitCoroutine(task.run(*_call_args(task, request), **request.kwargs))
+        hooks = traced(task)
 
         async def drive() -> Any:
+            if hooks:
+                started(task, request)
+            t0 = time.perf_counter()
             try:
-                return await wrapper
+                value = await wrapper
             except (SystemExit, KeyboardInterrupt) as exc:
                 # Raised out of an asyncio task, they would stop the whole event loop.
+                if hooks:
+                    errored(task, request, exc)
                 return _Raised(exc)
+            except asyncio.CancelledError:
+                if hooks and active.killed is not None:  # hard limit or terminate: its ending
+                    errored(task, request, _killed(active.killed, hard))
+                raise
+            except BaseException as exc:
+                if hooks:
+                    errored(task, request, exc)
+                raise
+            if hooks:
+                succeeded(task, request, value, time.perf_counter() - t0)
+            return value
 
         ctx = contextvars.copy_context()
         ctx.run(current_request.set, request)

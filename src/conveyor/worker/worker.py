@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
 from ..coordination.pauses import paused_queues
+from ..log import install_task_context, set_worker_name
+from ..signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 from .banner import ready_banner
 from .control import ControlThread
 from .fetcher import FETCH_WAIT, Fetcher
@@ -189,6 +191,12 @@ class Worker:
         self._stop_event = asyncio.Event()
         if self._stopping:
             self._stop_event.set()
+        # Each worker process sends worker_init and worker_process_init (a --processes child is
+        # a whole worker): per-process setup a prefork Celery app does there runs here too.
+        set_worker_name(self.hostname)
+        install_task_context()
+        worker_init.send(self)
+        worker_process_init.send(self)
         app, conf = self.app, self.app.conf
         broker = app.broker
         self._fetch_exec = ThreadPoolExecutor(1, thread_name_prefix="conveyor-fetch")
@@ -262,6 +270,7 @@ class Worker:
             self.hostname, self.queues, self.pool, self.concurrency, broker.url, self.app.tasks
         )
         logger.info("%s", banner)
+        worker_ready.send(self)
         warning = self.recycler.start_warning()
         if warning is not None:
             logger.warning("%s: %s", self.hostname, warning)
@@ -324,6 +333,7 @@ class Worker:
         self._fetch_exec.shutdown(wait=False)
         self._settle_exec.shutdown(wait=False)
         self._guard_exec.shutdown(wait=False)
+        worker_shutdown.send(self)
         logger.info("%s stopped: %d task(s) processed", self.hostname, self.stats.processed)
 
     # -- callbacks from the parts ------------------------------------------------------------
