@@ -18,10 +18,10 @@ import time
 import uuid
 
 import redis
+from tests.redis_ha import SentinelTopology
 
 from conveyor import states
 from conveyor.brokers import Broker, JobSpec, Outcome, broker_from_url
-from tests.redis_ha import SentinelTopology
 
 BATCH = 100
 
@@ -77,8 +77,10 @@ def main() -> None:
         wall = time.perf_counter() - wall
         cpu = server_cpu(port) - cpu
         steps = n * 4 * 3  # every job: enqueued, fetched, settled
-        print(f"one shard, batches of {BATCH}: {steps / cpu:,.0f} job steps per Redis CPU-second "
-              f"({steps / wall:,.0f}/s wall, Redis CPU {cpu / wall:.0%} of one core)")
+        print(
+            f"one shard, batches of {BATCH}: {steps / cpu:,.0f} job steps per Redis CPU-second "
+            f"({steps / wall:,.0f}/s wall, Redis CPU {cpu / wall:.0%} of one core)"
+        )
         broker.close()
         # 2. wait_replicas cost
         for query in ("", "&wait_replicas=1"):
@@ -86,8 +88,10 @@ def main() -> None:
             one_by_one = enqueue_one_by_one(broker, n)
             drained = drain(broker, n)
             label = "wait_replicas=1" if query else "no WAIT        "
-            print(f"{label}: enqueue one by one {one_by_one:,.0f}/s, drain (fetch+settle {BATCH}) "
-                  f"{drained:,.0f} jobs/s")
+            print(
+                f"{label}: enqueue one by one {one_by_one:,.0f}/s, drain (fetch+settle {BATCH}) "
+                f"{drained:,.0f} jobs/s"
+            )
             broker.close()
     finally:
         topology.cleanup()

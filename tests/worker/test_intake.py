@@ -68,7 +68,9 @@ def test_a_revoked_delivery_is_refused_as_revoked() -> None:
     assert got.request is not None and got.request.id == "t1"
 
 
-@pytest.mark.parametrize(("expires", "shown"), [(time.time() - 5, "UTC"), (-1e300, "-1e+300")])
+@pytest.mark.parametrize(
+    ("expires", "shown"), [(time.time() - 5, "UTC"), (-1e300, "-1e+300")], ids=["recent", "far-past"]
+)
 def test_an_expired_delivery_is_refused_as_revoked(expires: float, shown: str) -> None:
     got = check(b'{"id":"t1","task":"intake.add","expires":%r}' % expires)
     assert isinstance(got, Refused) and got.kind == "revoked"

@@ -32,14 +32,19 @@ class Failure:
 def recent_failures(admin: Admin, limit: int) -> tuple[list[Failure], int | None]:
     """The newest ``limit`` failures, newest first, and how many there are (None: unknown).
 
-    Today these are the dead letters: the tasks that will not run again. When persistent task
-    history lands, this is the one place to switch to ``admin.tasks(state="failed", limit=limit)``
-    (failures that were retried or ignored would then show too).
+    These are the task history's failed tasks (``admin.tasks(state="failed")``): every task that
+    failed for good, whether it was kept as a dead letter or not. With history turned off
+    (``task_history = False``) the history is empty, so the dead letters are shown instead.
 
     >>> failures, total = recent_failures(app.admin, 5)   # doctest: +SKIP
     >>> [(f.task, f.reason) for f in failures]
     [('proj.tasks.send', 'ValueError: bad address')]
     """
+    history = admin.tasks(state="failed", limit=limit)
+    if history.items:
+        return [
+            Failure(t.id, t.name, t.queue, t.error or "", t.finished or 0.0) for t in history.items
+        ], history.total
     page = admin.dead_letters(limit=limit)
     found = [Failure(d.id, d.task, d.queue, d.reason, d.failed_at) for d in page.items]
     return found, page.total
