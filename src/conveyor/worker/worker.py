@@ -11,7 +11,8 @@ task's settings and runner, resolved once), runners.py (one runner per pool), re
 
 Graceful shutdown (SIGTERM/SIGINT): stop fetching, give prefetched jobs back at once, let
 running tasks finish for ``worker_shutdown_timeout`` seconds, give back what is still running.
-A second signal exits at once; the leases expire and other workers take over. The same drain
+A second signal (a second or more after the first) exits at once; the leases expire and other
+workers take over. The same drain
 retires a worker that reached ``worker_max_tasks_per_child`` or ``worker_max_memory_per_child``
 (recycle.py).
 """
@@ -54,6 +55,9 @@ logger = logging.getLogger("conveyor.worker")
 POOLS = ("threads", "asyncio", "solo")
 DEFAULT_CONCURRENCY = {"threads": 8, "asyncio": 100, "solo": 1}
 SPARE_THREADS = 8  # replacements for threads left running by a hard time limit
+# A repeat of the first stop signal within this many seconds is the same request delivered twice
+# (process group and supervisor), not an operator asking to stop at once.
+SAME_SIGNAL = 1.0
 
 
 class Worker:
@@ -115,6 +119,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._signals = 0
+        self._first_signal: tuple[int, float] = (0, 0.0)
         self._keeper: Keeper | None = None
         self._fetcher: Fetcher | None = None
         self._processor: Processor | None = None
@@ -171,8 +176,15 @@ class Worker:
         self._info_builder = None  # the heartbeat encodes the queues once: build it again
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
+        now = time.monotonic()
+        if self._signals and signum == self._first_signal[0] and now - self._first_signal[1] < SAME_SIGNAL:
+            # The same stop request delivered twice: a --processes child gets SIGTERM from its
+            # process group or cgroup (Ctrl-C, supervisord stopasgroup, systemd) *and* from its
+            # supervisor forwarding it. Taken as "stop at once", it would abandon running tasks.
+            return
         self._signals += 1
         if self._signals == 1:
+            self._first_signal = (signum, now)
             logger.warning(
                 "%s: %s received, shutting down gracefully (again to stop at once)",
                 self.hostname,
