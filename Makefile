@@ -6,6 +6,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+# Two pytest-xdist workers: most tests wait on real processes and deadlines, not on the CPU,
+# so two at a time halve the wall time even on a loaded 2-core machine (each worker starts its
+# own throwaway servers). PYTEST_WORKERS=0 runs them in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: test lint typecheck demo bench chaos clean redis-server venv
 
@@ -30,7 +34,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: $(STAMP) redis-server lint typecheck
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
