@@ -330,19 +330,16 @@ class ClusterTopology:
 
     def wait_for_failover(self, key: str, old_port: int, timeout: float = 30) -> int:
         def moved() -> bool:
-            for node in self.nodes:
-                if node.proc is None:
-                    continue
-                client = redis.Redis(port=node.port, socket_timeout=1, decode_responses=True)
-                try:
-                    if client.cluster("info")["cluster_state"] != "ok":
-                        return False
-                    slot = client.cluster("keyslot", key)
-                    owner = next(r for r in client.cluster("slots") if r[0] <= slot <= r[1])
-                    return int(owner[2][1]) != old_port
-                finally:
-                    client.close()
-            return False
+            if not self._ok():  # every live node agrees the cluster is whole again
+                return False
+            node = next(n for n in self.nodes if n.proc is not None)
+            client = redis.Redis(port=node.port, socket_timeout=1, decode_responses=True)
+            try:
+                slot = client.cluster("keyslot", key)
+                owner = next(r for r in client.cluster("slots") if r[0] <= slot <= r[1])
+                return int(owner[2][1]) != old_port
+            finally:
+                client.close()
 
         wait_until(moved, timeout, f"a cluster failover of {key!r}")
         return self.primary_for(key).port
