@@ -10,9 +10,19 @@ from .control import Control, Reply
 from .deadletters import DeadFilter
 from .errors import UnknownName, UnknownQueue, UnknownState, UnknownTask, UnknownWorker
 from .history import TaskFilter
-from .records import AttemptInfo, DeadLetterInfo, Page, QueueInfo, RunningTask, TaskInfo, WorkerInfo
+from .records import (
+    ActionInfo,
+    AttemptInfo,
+    DeadLetterInfo,
+    Page,
+    QueueInfo,
+    RunningTask,
+    TaskInfo,
+    WorkerInfo,
+)
 
 __all__ = [
+    "ActionInfo",
     "Admin",
     "AttemptInfo",
     "Control",

@@ -18,12 +18,12 @@ from collections.abc import Sequence
 
 from ..brokers import Broker, MinuteCounts
 from ..coordination import pauses
-from . import deadletters, history
+from . import actions, deadletters, history
 from .control import Control
 from .deadletters import DeadFilter
 from .errors import UnknownQueue, UnknownWorker
 from .parse import queue_info, worker_info
-from .records import DeadLetterInfo, Page, QueueInfo, RunningTask, TaskInfo, WorkerInfo
+from .records import ActionInfo, DeadLetterInfo, Page, QueueInfo, RunningTask, TaskInfo, WorkerInfo
 
 DEFAULT_LEASE_TIMEOUT = 3.0  # worker_lease_timeout's default
 
@@ -263,3 +263,20 @@ class Admin:
         until = time.time() + 60 if until is None else until
         since = until - 3660 if since is None else since
         return history.counters(self.broker, since, until, name)
+
+    # -- the action log (admin/actions.py) ------------------------------------------------------
+    def record_action(self, actor: str, action: str, target: str, detail: str = "") -> None:
+        """Write one operator action to the log kept in the broker (the last 10,000, 30 days).
+        The dashboard and the HTTP API call it for every action they take.
+
+        >>> admin.record_action("alice", "queue.pause", "emails")       # doctest: +SKIP
+        """
+        actions.record(self.broker, actor, action, target, detail)
+
+    def actions(self, limit: int = 50, offset: int = 0) -> Page[ActionInfo]:
+        """A page of the action log, newest first; page on with ``offset=page.next_offset``.
+
+        >>> [(a.actor, a.action, a.target) for a in admin.actions(limit=1).items]  # doctest: +SKIP
+        [('alice', 'queue.pause', 'emails')]
+        """
+        return actions.page(self.broker, limit, offset)

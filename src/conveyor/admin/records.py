@@ -147,3 +147,17 @@ class Page(Generic[T]):
     limit: int
     next_offset: int | None = None
     total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionInfo:
+    """One action an operator took through the dashboard or the HTTP API: ``actor`` is the
+    user's name ("anonymous" behind a host application's own auth), ``action`` a dotted verb
+    (``queue.pause``, ``task.revoke``, ``dead.retry``...), ``target`` what it acted on (a
+    queue, a task id, a filter) and ``detail`` anything else worth keeping (``terminate=True``)."""
+
+    at: float
+    actor: str
+    action: str
+    target: str
+    detail: str = ""
