@@ -18,6 +18,8 @@ from ..app import Conveyor
 from . import inputs
 from .endpoint import ApiError, Endpoint, Param, record
 
+SHOWN_IDS = 5  # ids named in the action log's entry for one bulk action; the rest are counted
+
 FILTERS = (
     Param("queue", "string", "the queue, exactly"),
     Param("task", "string", "the task's name, or a glob (proj.tasks.*)"),
@@ -63,7 +65,9 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
             if "ids" in data:
                 ids = inputs.string_list(data, "ids")
                 count = await run_in_threadpool(by_ids, ids)
-                target = ",".join(ids)
+                target = ",".join(ids[:SHOWN_IDS]) + (
+                    f" (+{len(ids) - SHOWN_IDS} more)" if len(ids) > SHOWN_IDS else ""
+                )
             else:
                 f = inputs.field(data, "matching", dict, {})
                 inputs.unknown_fields(f, {"queue", "task", "search"})
