@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor import Conveyor
@@ -30,15 +28,6 @@ def parse(text: str) -> Samples:
 
 def by_queue(samples: Samples, name: str) -> dict[str, float]:
     return {dict(labels)["queue"]: v for (n, labels), v in samples.items() if n == name}
-
-
-@pytest.fixture
-def app(process_broker_url: str) -> Iterator[Conveyor]:
-    application = make_app(process_broker_url)
-    try:
-        yield application
-    finally:
-        application.close()
 
 
 def scrape(app: Conveyor) -> Samples:

@@ -9,12 +9,7 @@ from starlette.requests import Request
 
 from ..app import Conveyor
 from . import inputs
-from .endpoint import Endpoint, Param, record
-
-PAGING = (
-    Param("limit", "integer", "page size, 1-500 (default 50)"),
-    Param("offset", "integer", "where the page starts: the previous page's next_offset"),
-)
+from .endpoint import PAGING, Endpoint, Param, record
 
 
 def endpoints(app: Conveyor) -> list[Endpoint]:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from ..app import Conveyor
 from . import inputs
-from .endpoint import ApiError, Endpoint, Param, record
+from .endpoint import PAGING, ApiError, Endpoint, Param, record
 
 SHOWN_IDS = 5  # ids named in the action log's entry for one bulk action; the rest are counted
 
@@ -24,8 +24,7 @@ FILTERS = (
     Param("queue", "string", "the queue, exactly"),
     Param("task", "string", "the task's name, or a glob (proj.tasks.*)"),
     Param("search", "string", "text found in the arguments, the reason or the id"),
-    Param("limit", "integer", "page size, 1-500 (default 50)"),
-    Param("offset", "integer", "where the page starts: the previous page's next_offset"),
+    *PAGING,
 )
 
 BULK_BODY = {

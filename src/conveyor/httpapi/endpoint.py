@@ -73,6 +73,13 @@ class Param:
     repeated: bool = False
 
 
+#: ``limit`` and ``offset``, the query parameters of every paged listing (inputs.paging reads them).
+PAGING = (
+    Param("limit", "integer", "page size, 1-500 (default 50)"),
+    Param("offset", "integer", "where the page starts: the previous page's next_offset"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A handler's answer when the status is not 200."""

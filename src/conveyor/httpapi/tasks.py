@@ -21,7 +21,7 @@ from ..exceptions import EncodeError
 from ..options import ENQUEUE_OPTIONS, check_options
 from ..task import Task
 from . import inputs
-from .endpoint import ApiError, Endpoint, Param, Reply, record
+from .endpoint import PAGING, ApiError, Endpoint, Param, Reply, record
 
 TASK_FILTERS = (
     Param("state", "string", "waiting, scheduled, running, succeeded, failed, retrying, revoked or dead"),
@@ -30,8 +30,7 @@ TASK_FILTERS = (
     Param("since", "string", "latest state change at or after: epoch seconds or ISO 8601"),
     Param("until", "string", "latest state change before: epoch seconds or ISO 8601"),
     Param("search", "string", "text found in the arguments or the id (case-insensitive)"),
-    Param("limit", "integer", "page size, 1-500 (default 50)"),
-    Param("offset", "integer", "where the page starts: the previous page's next_offset"),
+    *PAGING,
 )
 
 SEND_BODY = {
