@@ -9,7 +9,6 @@ is a 400 that says what is wrong, and nothing is sent.
 
 from __future__ import annotations
 
-import datetime as dt
 import inspect
 from typing import Any
 
@@ -17,10 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ..app import Conveyor
-from ..exceptions import EncodeError
-from ..options import ENQUEUE_OPTIONS, check_options
+from ..exceptions import ConfigurationError, EncodeError
 from ..task import Task
-from . import inputs
+from . import inputs, sendoptions
 from .endpoint import PAGING, ApiError, Endpoint, Param, Reply, record
 
 TASK_FILTERS = (
@@ -89,11 +87,11 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
             raise ApiError(404, f"unknown task {name!r}: not registered in this application")
         args = inputs.field(data, "args", list, [])
         kwargs = inputs.field(data, "kwargs", dict, {})
-        options = enqueue_options(inputs.field(data, "options", dict, {}))
+        options = sendoptions.parse(inputs.field(data, "options", dict, {}))
         check_signature(task, args, kwargs)
         try:
             result = await run_in_threadpool(lambda: task.apply_async(args, kwargs, **options))
-        except (EncodeError, TypeError, ValueError) as exc:
+        except (EncodeError, ConfigurationError, TypeError, ValueError) as exc:
             raise ApiError(400, f"not sent: {exc}") from None
         await record(request, admin, "task.send", result.id, name)
         return Reply(202, {"id": result.id, "task": name, "state": "sent"})
@@ -153,17 +151,3 @@ def check_signature(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
         signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise ApiError(400, f"arguments do not fit {task.name}{signature}: {exc}") from None
-
-
-def enqueue_options(options: dict[str, Any]) -> dict[str, Any]:
-    """apply_async's options from JSON: names checked, ``eta`` read from ISO 8601 or epoch seconds."""
-    try:
-        check_options(options, ENQUEUE_OPTIONS, "send")
-    except TypeError as exc:
-        raise ApiError(400, str(exc)) from None
-    options = dict(options)
-    if options.get("eta") is not None:
-        raw = options["eta"]
-        seconds = inputs.timestamp(str(raw), "option 'eta'")
-        options["eta"] = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    return options
