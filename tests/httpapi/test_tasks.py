@@ -88,6 +88,13 @@ def test_send_refuses_bad_input_with_a_clear_json_error(api: httpx.Client, app: 
     assert app.admin.queues() == []  # nothing was sent
 
 
+def test_a_body_too_large_is_refused_before_it_is_read(api: httpx.Client, app: Conveyor) -> None:
+    huge = b'{"task": "api.add", "args": ["' + b"x" * (2 * 1024 * 1024) + b'", 1]}'
+    answer = api.post("/api/tasks", content=huge, headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and "request body over 1024 KiB" in answer.json()["error"]
+    assert app.admin.queues() == []
+
+
 def test_send_an_unknown_task_is_404(api: httpx.Client) -> None:
     answer = api.post("/api/tasks", json={"task": "api.nope", "args": []})
     assert answer.status_code == 404
