@@ -130,3 +130,31 @@ def test_the_openapi_description_lists_every_route(api: httpx.Client, app: Conve
         for op in ops.values():
             names = {p["name"] for p in op["parameters"] if p["in"] == "path"}
             assert names == set(re.findall(r"{(\w+)}", path))
+
+
+def test_real_answers_match_the_schemas_in_the_openapi_description(
+    api: httpx.Client, app: Conveyor, worker: WorkerProcess
+) -> None:
+    import jsonschema
+
+    done = app.tasks["api.add"].delay(1, 2)
+    assert done.get(timeout=30) == 3
+    app.tasks["api.fail_once"].delay("schema")
+    wait_for(lambda: api.get("/api/dead-letters").json()["items"] != [], 30)
+    app.tasks["api.add"].apply_async((1, 2), queue="emails")
+    api.post("/api/queues/emails/pause")
+    described = api.get("/api/openapi.json").json()
+    wait_for(lambda: api.get("/api/workers").json() != [], 30)
+    hostname = api.get("/api/workers").json()[0]["hostname"]
+    checked = 0
+    for e in endpoints(app):
+        if e.method != "GET" or e.returns is None:
+            continue
+        path = "/api" + e.path.format(task_id=done.id, queue="emails", worker=hostname)
+        answer = api.get(path)
+        assert answer.status_code == 200, (path, answer.text)
+        schema = described["paths"]["/api" + e.path]["get"]["responses"]["200"]["content"]["application/json"]
+        # a schema with $refs into the description's components, validated as the description
+        jsonschema.validate(answer.json(), {**schema["schema"], "components": described["components"]})
+        checked += 1
+    assert checked >= 7

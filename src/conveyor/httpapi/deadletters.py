@@ -14,9 +14,10 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from ..admin import DeadLetterInfo
 from ..app import Conveyor
 from . import inputs
-from .endpoint import PAGING, ApiError, Endpoint, Param, record
+from .endpoint import LISTED, PAGING, ApiError, Endpoint, Param, record
 
 SHOWN_IDS = 5  # ids named in the action log's entry for one bulk action; the rest are counted
 
@@ -81,7 +82,16 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
     retry = bulk("retry", admin.retry_dead, admin.retry_dead_matching)
     delete = bulk("delete", admin.delete_dead, admin.delete_dead_matching)
     return [
-        Endpoint("GET", "/dead-letters", "list dead letters", listing, FILTERS),
+        Endpoint(
+            "GET",
+            "/dead-letters",
+            "list dead letters",
+            listing,
+            FILTERS,
+            responses=LISTED,
+            returns=DeadLetterInfo,
+            shape="page",
+        ),
         Endpoint(
             "POST",
             "/dead-letters/retry",

@@ -15,11 +15,12 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from ..admin import TaskInfo
 from ..app import Conveyor
 from ..exceptions import ConfigurationError, EncodeError
 from ..task import Task
 from . import inputs, sendoptions
-from .endpoint import PAGING, ApiError, Endpoint, Param, Reply, record
+from .endpoint import LISTED, PAGING, ApiError, Endpoint, Param, Reply, record
 
 TASK_FILTERS = (
     Param("state", "string", "waiting, scheduled, running, succeeded, failed, retrying, revoked or dead"),
@@ -111,7 +112,16 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
         return {"id": task_id, "revoked": True, "terminate": terminate, "workers": replies}
 
     return [
-        Endpoint("GET", "/tasks", "list tasks", list_tasks, TASK_FILTERS),
+        Endpoint(
+            "GET",
+            "/tasks",
+            "list tasks",
+            list_tasks,
+            TASK_FILTERS,
+            responses=LISTED,
+            returns=TaskInfo,
+            shape="page",
+        ),
         Endpoint(
             "POST",
             "/tasks",
@@ -121,7 +131,14 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
             acts=True,
             responses={202: "sent: {id, task, state}", 400: "bad arguments or options", 404: "unknown task"},
         ),
-        Endpoint("GET", "/tasks/{task_id}", "get a task", get_task, responses={200: "OK", 404: "unknown id"}),
+        Endpoint(
+            "GET",
+            "/tasks/{task_id}",
+            "get a task",
+            get_task,
+            responses={200: "OK", 404: "unknown id"},
+            returns=TaskInfo,
+        ),
         Endpoint(
             "POST",
             "/tasks/{task_id}/revoke",
