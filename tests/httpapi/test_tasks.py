@@ -28,6 +28,8 @@ def test_a_task_sent_through_the_api_runs_and_shows_succeeded(
     assert record["worker"].startswith("w@")
     listed = api.get("/api/tasks", params={"state": "succeeded", "name": "api.add"}).json()
     assert [t["id"] for t in listed["items"]] == [task_id]
+    (minute,) = api.get("/api/counters", params={"name": "api.add"}).json()
+    assert (minute["name"], minute["processed"], minute["failed"]) == ("api.add", 1, 0)
     action = app.admin.actions().items[0]
     assert (action.actor, action.action, action.target, action.detail) == (
         "anonymous",

@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from ..admin import TaskInfo
 from ..app import Conveyor
+from ..brokers import MinuteCounts
 from ..exceptions import ConfigurationError, EncodeError
 from ..task import Task
 from . import inputs, sendoptions
@@ -30,6 +31,12 @@ TASK_FILTERS = (
     Param("until", "string", "latest state change before: epoch seconds or ISO 8601"),
     Param("search", "string", "text found in the arguments or the id (case-insensitive)"),
     *PAGING,
+)
+
+COUNTER_FILTERS = (
+    Param("since", "string", "minutes starting at or after (default: an hour before until)"),
+    Param("until", "string", "minutes starting before (default: now)"),
+    Param("name", "string", "only this task name"),
 )
 
 SEND_BODY = {
@@ -73,6 +80,10 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
             offset,
         )
         return await run_in_threadpool(admin.tasks, *args)
+
+    async def counters(request: Request) -> Any:
+        since, until = inputs.when(request, "since"), inputs.when(request, "until")
+        return await run_in_threadpool(admin.counters, since, until, inputs.text(request, "name"))
 
     async def get_task(request: Request) -> Any:
         return await run_in_threadpool(admin.task, request.path_params["task_id"])
@@ -138,6 +149,16 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
             get_task,
             responses={200: "OK", 404: "unknown id"},
             returns=TaskInfo,
+        ),
+        Endpoint(
+            "GET",
+            "/counters",
+            "per-minute task counters",
+            counters,
+            COUNTER_FILTERS,
+            responses=LISTED,
+            returns=MinuteCounts,
+            shape="list",
         ),
         Endpoint(
             "POST",
