@@ -147,3 +147,17 @@ def test_the_standalone_metrics_command_serves_the_cluster(
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 503  # no worker
     finally:
         proc.stop()
+
+
+def test_the_metrics_command_has_help_with_an_example_and_refuses_a_bad_port() -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "conveyor", "-b", "sqlite:///unused.db", "metrics", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+    shown = run("--help")
+    assert shown.returncode == 0 and "Example:" in shown.stdout and "--port" in shown.stdout
+    refused = run("--port", "70000")
+    assert refused.returncode == 2 and "70000" in refused.stderr
