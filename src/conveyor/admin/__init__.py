@@ -10,7 +10,16 @@ from .control import Control, Reply
 from .deadletters import DeadFilter
 from .errors import UnknownName, UnknownQueue, UnknownState, UnknownTask, UnknownWorker
 from .history import TaskFilter
-from .records import AttemptInfo, DeadLetterInfo, Page, QueueInfo, RunningTask, TaskInfo, WorkerInfo
+from .records import (
+    AttemptInfo,
+    DeadLetterInfo,
+    Page,
+    ProgressInfo,
+    QueueInfo,
+    RunningTask,
+    TaskInfo,
+    WorkerInfo,
+)
 
 __all__ = [
     "Admin",
@@ -19,6 +28,7 @@ __all__ = [
     "DeadFilter",
     "DeadLetterInfo",
     "Page",
+    "ProgressInfo",
     "QueueInfo",
     "Reply",
     "RunningTask",

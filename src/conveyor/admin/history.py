@@ -30,9 +30,10 @@ from .. import states
 from ..brokers import Broker, HistoryQuery, HistoryRow, MinuteCounts, PendingJob
 from ..exceptions import DecodeError
 from ..message import decode_envelope, decode_result, describe_args
+from ..progress import read_progress
 from ..taskrecord import ARGS_LIMIT, decode_attempt, decode_record
 from .errors import UnknownState, UnknownTask
-from .records import AttemptInfo, Page, RunningTask, TaskInfo
+from .records import AttemptInfo, Page, ProgressInfo, RunningTask, TaskInfo
 
 #: Operator state name -> the history's state (None: not from the history).
 STATES: dict[str, str | None] = {
@@ -105,7 +106,16 @@ def page(
 
 
 def one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str) -> TaskInfo:
-    """A task's full record: running now, else its history record, else what the broker knows."""
+    """A task's full record: running now, else its history record, else what the broker
+    knows; with the progress it last reported, if any."""
+    info = _one(broker, running, task_id)
+    reported = read_progress(broker, task_id)
+    if reported is None:
+        return info
+    return dataclasses.replace(info, progress=ProgressInfo(reported.state, reported.meta, reported.at))
+
+
+def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str) -> TaskInfo:
     for task in running():
         if task.id == task_id:
             row = broker.history_row(task_id)
