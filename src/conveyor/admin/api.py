@@ -38,9 +38,12 @@ class Admin:
     >>> admin = Admin(broker_from_url("redis://localhost:6380/0"))   # doctest: +SKIP
     """
 
-    def __init__(self, broker: Broker, lease_timeout: float = DEFAULT_LEASE_TIMEOUT) -> None:
+    def __init__(
+        self, broker: Broker, lease_timeout: float = DEFAULT_LEASE_TIMEOUT, task_history: bool = True
+    ) -> None:
         self.broker = broker
         self.lease_timeout = lease_timeout
+        self.task_history = task_history  # the app's task_history: revokes record what they drop
 
     @property
     def control(self) -> Control:
