@@ -56,3 +56,12 @@ def needs_file(name: str) -> str:
     if not (_dir() / name).exists():
         raise FileNotFoundError(name)
     return name
+
+
+@app.task(name="hist.spin")
+def spin(seconds: float) -> int:
+    """Pure Python work (no sleeping C call), for terminating revokes on the solo pool."""
+    deadline, n = time.monotonic() + seconds, 0
+    while time.monotonic() < deadline:
+        n += 1
+    return n

@@ -119,8 +119,12 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
     for task in running():
         if task.id == task_id:
             row = broker.history_row(task_id)
-            earlier = task_info(row).attempts if row is not None else ()
-            return dataclasses.replace(_from_running(task), attempts=earlier)
+            if row is None:
+                return _from_running(task)
+            recorded = task_info(row)
+            if recorded.finished is not None and recorded.finished >= task.started:
+                return recorded  # it ended since the heartbeat that still lists it (<= 1 s old)
+            return dataclasses.replace(_from_running(task), attempts=recorded.attempts)
     pending = broker.pending_job(task_id)
     row = broker.history_row(task_id)
     if pending is not None:  # waiting, or scheduled (a retry: with its attempts so far)
