@@ -56,9 +56,11 @@ class Admin:
         return Control(self)
 
     # -- queues ------------------------------------------------------------------------------
-    def queues(self) -> list[QueueInfo]:
+    def queues(self, workers: Sequence[WorkerInfo] | None = None) -> list[QueueInfo]:
         """Every known queue, by name: a queue is known while it holds jobs, is paused, or a
         live worker consumes it. ``running`` counts the tasks live workers run from it now.
+        ``workers``: the live workers, if the caller just read them (``workers()``), so the
+        heartbeats are read once per refresh.
 
         >>> [(q.name, q.ready, q.latency) for q in admin.queues()]      # doctest: +SKIP
         [('default', 3, 1.52)]
@@ -67,7 +69,7 @@ class Admin:
         paused = pauses.paused_queues(self.broker)
         names = set(stats) | set(paused)
         running: Counter[str] = Counter()
-        for worker in self.workers():
+        for worker in self.workers() if workers is None else workers:
             names.update(worker.queues)
             running.update(t.queue for t in worker.running)
         now = time.time()
@@ -79,10 +81,11 @@ class Admin:
         >>> admin.queue("default").ready                                # doctest: +SKIP
         3
         """
-        for info in self.queues():
+        found = self.queues()
+        for info in found:
             if info.name == name:
                 return info
-        raise UnknownQueue(self._unknown_queue(name))
+        raise UnknownQueue(self._unknown_queue(name, {q.name for q in found}))
 
     def pause(self, name: str, allow_unknown: bool = False) -> bool:
         """Pause a queue cluster-wide: workers stop fetching from it within about a heartbeat

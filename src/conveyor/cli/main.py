@@ -29,6 +29,7 @@ from .common import State
 def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
     """Conveyor: background tasks for Python (Celery-familiar, crash-safe, SQLite or Redis)."""
     ctx.obj = State(app_spec, broker)
+    ctx.call_on_close(ctx.obj.close)  # broker connections closed when the command ends
 
 
 def main() -> None:
