@@ -33,7 +33,7 @@ from ..message import decode_envelope, decode_result, describe_args
 from ..progress import read_progress
 from ..taskrecord import ARGS_LIMIT, decode_attempt, decode_record
 from .errors import UnknownState, UnknownTask
-from .records import AttemptInfo, Page, ProgressInfo, RunningTask, TaskInfo
+from .records import AttemptInfo, MinuteInfo, Page, ProgressInfo, RunningTask, TaskCounts, TaskInfo
 
 #: Operator state name -> the history's state (None: not from the history).
 STATES: dict[str, str | None] = {
@@ -140,6 +140,32 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
 
 def counters(broker: Broker, since: float, until: float, name: str | None) -> list[MinuteCounts]:
     return broker.counters(since, until, name)
+
+
+def totals(rows: list[MinuteCounts]) -> list[TaskCounts]:
+    """Per-minute counter rows summed per task name (by name), each with its series."""
+    by_name: dict[str, list[MinuteCounts]] = {}
+    for row in rows:
+        by_name.setdefault(row.name, []).append(row)
+    found = []
+    for name, mine in sorted(by_name.items()):
+        processed = sum(r.processed for r in mine)
+        runtime = sum(r.runtime for r in mine)
+        found.append(
+            TaskCounts(
+                name=name,
+                processed=processed,
+                failed=sum(r.failed for r in mine),
+                retried=sum(r.retried for r in mine),
+                runtime=runtime,
+                mean_runtime=runtime / processed if processed else None,
+                minutes=tuple(
+                    MinuteInfo(r.minute, r.processed, r.failed, r.retried, r.runtime)
+                    for r in sorted(mine, key=lambda r: r.minute)
+                ),
+            )
+        )
+    return found
 
 
 def task_info(row: HistoryRow) -> TaskInfo:

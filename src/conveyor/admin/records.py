@@ -151,6 +151,32 @@ class TaskInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class MinuteInfo:
+    """One task name's runs in one minute (``minute``: its start, epoch seconds)."""
+
+    minute: int
+    processed: int
+    failed: int
+    retried: int
+    runtime: float  # seconds, summed over the runs
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounts:
+    """One task name's runs over a window: runs ended (successes, failures and retries),
+    failures, retries, their total and mean seconds, and the per-minute series (oldest first;
+    minutes with no run are left out)."""
+
+    name: str
+    processed: int
+    failed: int
+    retried: int
+    runtime: float
+    mean_runtime: float | None  # None when nothing ran
+    minutes: tuple[MinuteInfo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of a listing. ``next_offset`` is the offset of the next page (None: this is the
     last). ``total`` is the number of matching items, when it is known without reading them all
