@@ -46,6 +46,7 @@ class Progress(msgspec.Struct, frozen=True):
     state: str
     meta: Any = None
     at: float = 0.0
+    retries: int = 0  # the attempt that reported it (0: the first run), so a retry hides it
 
 
 _encoder = msgspec.json.Encoder()

@@ -83,7 +83,8 @@ class AsyncResult(Generic[R]):
         state, payload = self._record()
         if state in _RUNNING:
             reported = read_progress(self.app.broker, self.id)
-            if reported is not None:
+            # A report from an earlier attempt says nothing about this one (after a retry).
+            if reported is not None and (state != states.STARTED or reported.retries >= self.retries):
                 return reported.state, reported.meta
         return state, _value(state, payload)
 

@@ -403,7 +403,8 @@ class Task(Generic[P, R]):
         task_id = task_id or (request.id if request is not None else None)
         if not task_id:
             raise RuntimeError("update_state() outside a running task needs task_id=")
-        value = Progress(check_state(PROGRESS_STATE if state is None else state), meta, time.time())
+        retries = request.retries if request is not None and request.id == task_id else 0
+        value = Progress(check_state(PROGRESS_STATE if state is None else state), meta, time.time(), retries)
         if request is not None and request.is_eager and request.id == task_id:
             encode_progress(value)  # the same error for meta that is not JSON
             set_eager(task_id, value)

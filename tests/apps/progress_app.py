@@ -38,3 +38,14 @@ def custom(self: Any, gate: str) -> str:
     self.update_state(state="RESIZING", meta={"file": "a.png", "step": 2})
     _gate(gate)
     return "resized"
+
+
+@app.task(bind=True, name="progress.retried", max_retries=1, default_retry_delay=0)
+def retried(self: Any, gate: str) -> str:
+    """Reports progress on its first attempt, retries, then waits for ``gate`` without reporting."""
+    if self.request.retries == 0:
+        self.progress(1, 2, "first attempt")
+        time.sleep(0.2)  # past the throttle window: the report is written before the retry
+        raise self.retry()
+    _gate(gate)
+    return "second"

@@ -32,7 +32,7 @@ def app(process_broker_url: str) -> Iterator[Conveyor]:
 def test_progress_is_visible_while_the_task_runs_then_the_result_and_the_last_value_is_kept(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "2", app=APP).wait_ready()
+    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "4", app=APP).wait_ready()
     try:
         r = progress_app.rows.delay(500, "rows-done")
         # 500 reports in a tight loop: throttled, yet the last one is what is stored.
@@ -47,6 +47,12 @@ def test_progress_is_visible_while_the_task_runs_then_the_result_and_the_last_va
         c = progress_app.custom.delay("custom-done")
         wait_for(lambda: c.state == "RESIZING", 20)
         assert c.info == {"file": "a.png", "step": 2}
+        again = progress_app.retried.delay("retried-done")
+        # Its second attempt runs and has reported nothing yet: the first one's report is hidden.
+        wait_for(lambda: again.state == "STARTED" and again.retries == 1, 20)
+        assert again.info is None
+        (tmp_path / "retried-done").touch()
+        assert again.get(timeout=20) == "second"
         (tmp_path / "rows-done").touch()
         (tmp_path / "custom-done").touch()
         assert r.get(timeout=20) == 500 and c.get(timeout=20) == "resized"
@@ -60,11 +66,9 @@ def test_progress_is_visible_while_the_task_runs_then_the_result_and_the_last_va
 
 
 def test_progress_on_the_memory_broker_and_bad_progress_input_fails_the_task_clearly(
-    broker_url: str, run_worker: type[ThreadWorker]
+    run_worker: type[ThreadWorker],
 ) -> None:
-    if not broker_url.startswith("memory"):
-        pytest.skip("the process test above covers SQLite and Redis")
-    app = Conveyor("mem", broker_url=broker_url)
+    app = Conveyor("mem", broker_url="memory://progress-mem")
     seen: list[Any] = []
 
     @app.task(bind=True, name="m.steps")
