@@ -52,6 +52,10 @@ def test_a_task_revoked_while_queued_or_prefetched_is_listed_as_revoked_and_sign
     assert (info.state, info.name, info.args, info.worker) == ("revoked", "hist.quick", "1", None)
     assert [t.id for t in app.admin.tasks(state="revoked").items] == [waiting.id]
     assert _signals(tmp_path) == [(os.getpid(), waiting.id, "False")]
+    by_cli = quick.delay(3)  # `conveyor revoke` records it too (and, importing no task, signals nothing)
+    out = conveyor("revoke", by_cli.id, url=process_broker_url)
+    assert out.returncode == 0, out
+    assert app.admin.task(by_cli.id).state == "revoked" and len(_signals(tmp_path)) == 1
     # Prefetched by a solo worker busy with another task: dropped by that worker.
     worker = WorkerProcess(process_broker_url, tmp_path, "-P", "solo", app=APP, name="hr").wait_ready()
     try:
@@ -66,13 +70,13 @@ def test_a_task_revoked_while_queued_or_prefetched_is_listed_as_revoked_and_sign
         wait_for(lambda: app.admin.workers()[0].heartbeat > revoked_at + 1.5, 20)
         (tmp_path / "gate").touch()
         wait_for(lambda: held.state == "REVOKED", 20)
-        wait_for(lambda: len(app.admin.tasks(state="revoked").items) == 2, 20)
+        wait_for(lambda: len(app.admin.tasks(state="revoked").items) == 3, 20)
         record = app.admin.task(held.id)
         assert (record.state, record.name, record.worker) == ("revoked", "hist.quick", "hr@" + os.uname()[1])
         assert (worker.pid, held.id, "False") in _signals(tmp_path)
         out = conveyor("tasks", "--state", "revoked", "--json", url=process_broker_url)
         assert out.returncode == 0, out
-        assert {t["id"] for t in json.loads(out.stdout)["items"]} == {waiting.id, held.id}
+        assert {t["id"] for t in json.loads(out.stdout)["items"]} == {waiting.id, by_cli.id, held.id}
     finally:
         worker.stop()
 
