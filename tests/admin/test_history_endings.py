@@ -56,8 +56,9 @@ def test_a_task_revoked_while_queued_or_prefetched_is_listed_as_revoked_and_sign
     out = conveyor("revoke", by_cli.id, url=process_broker_url)
     assert out.returncode == 0, out
     assert app.admin.task(by_cli.id).state == "revoked" and len(_signals(tmp_path)) == 1
-    # Prefetched by a solo worker busy with another task: dropped by that worker.
-    worker = WorkerProcess(process_broker_url, tmp_path, "-P", "solo", app=APP, name="hr").wait_ready()
+    # Prefetched by a one-slot worker busy with another task (its fetch loop stays free to
+    # prefetch): dropped by that worker when its turn comes.
+    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "1", app=APP, name="hr").wait_ready()
     try:
         busy = slow.delay("gate")
         wait_for(lambda: app.admin.task(busy.id).state == "running", 20)
@@ -66,7 +67,7 @@ def test_a_task_revoked_while_queued_or_prefetched_is_listed_as_revoked_and_sign
         revoked_at = time.time()
         held.revoke()
         assert held.state != "REVOKED"  # the broker did not drop it: the worker holds it
-        # The worker learns of it from its next heartbeat (its loop is busy running ``slow``).
+        # The worker learns of it from its next heartbeat.
         wait_for(lambda: app.admin.workers()[0].heartbeat > revoked_at + 1.5, 20)
         (tmp_path / "gate").touch()
         wait_for(lambda: held.state == "REVOKED", 20)

@@ -47,7 +47,7 @@ def quick(x: int) -> int:
 
 @app.task(name="hist.dies")
 def dies() -> None:
-    time.sleep(2.5)  # a heartbeat marks it running first: this death counts against it
+    time.sleep(4)  # heartbeats (every second) mark it running first: this death counts against it
     os.kill(os.getpid(), signal.SIGKILL)
 
 
