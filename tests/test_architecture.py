@@ -54,6 +54,7 @@ LAYERS: dict[str, int] = {
     "conveyor.task": TASKS,
     "conveyor.publish": TASKS,
     "conveyor.results": TASKS,
+    "conveyor.progress": TASKS,
     "conveyor.routing": TASKS,
     "conveyor.registry": TASKS,
     # the runtime: consumers of tasks

@@ -112,7 +112,7 @@ class Conveyor:
         """The admin API over this app's broker (queues, workers, dead letters): see admin/."""
         from .admin import Admin
 
-        return Admin(self.broker, float(self.conf.worker_lease_timeout))
+        return Admin(self.broker, float(self.conf.worker_lease_timeout), self.conf.task_history)
 
     def close(self) -> None:
         with self._broker_lock:
@@ -187,7 +187,16 @@ class Conveyor:
     def revoke(self, task_id: str | Sequence[str], terminate: bool = False) -> None:
         """Revoke tasks durably: stored in the broker, so a worker that is down now still honours it."""
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
-        self.broker.revoke(ids, terminate, self.conf.task_revoke_expires)
+        if not self.conf.task_history:
+            self.broker.revoke(ids, terminate, self.conf.task_revoke_expires)
+            return
+        from .worker.history import record_revoked
+        from .worker.signalling import dropped
+
+        # Tasks still in the broker are dropped right here: recorded, and signalled in this
+        # process (docs/operations.md); workers do both for the ones they hold.
+        for job in record_revoked(self.broker, ids, terminate, self.conf.task_revoke_expires):
+            dropped(self.tasks, job)
 
     # -- coordination (conveyor.coordination, docs/coordination.md) ----------------------------
     def lock(

@@ -10,11 +10,16 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from . import states
 from .exceptions import RemoteError, TimeoutError
 from .message import ResultPayload, decode_result
+from .progress import read_progress
 
 if TYPE_CHECKING:
     from .appproto import AppLike
 
 R = TypeVar("R")
+
+# States in which a task's own report (progress.py) says more than the broker: it has not
+# finished. (UNKNOWN: an eager run, which the broker never sees.)
+_RUNNING = frozenset({states.PENDING, states.STARTED, states.UNKNOWN})
 
 
 def rebuild_exception(payload: ResultPayload) -> Exception:
@@ -72,10 +77,23 @@ class AsyncResult(Generic[R]):
             return states.UNKNOWN, None
         return record.state, decode_result(record.payload) if record.payload else None
 
+    def _now(self) -> tuple[str, Any]:
+        """(state, info): while the task waits or runs, the state and meta it last reported
+        (``update_state``/``progress``) if any; else the broker's state and result."""
+        state, payload = self._record()
+        if state in _RUNNING:
+            reported = read_progress(self.app.broker, self.id)
+            # A report from an earlier attempt says nothing about this one (after a retry).
+            if reported is not None and (state != states.STARTED or reported.retries >= self.retries):
+                return reported.state, reported.meta
+        return state, _value(state, payload)
+
     @property
     def state(self) -> str:
-        """PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, or UNKNOWN for an id nobody enqueued."""
-        return self._record()[0]
+        """PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, or UNKNOWN for an id nobody
+        enqueued; while it runs, the state the task reported with ``update_state`` (such as
+        ``PROGRESS``), if it did."""
+        return self._now()[0]
 
     status = state
 
@@ -85,7 +103,11 @@ class AsyncResult(Generic[R]):
         state, payload = self._record()
         return _value(state, payload)
 
-    info = result
+    @property
+    def info(self) -> Any:
+        """``result``, except while the task runs: then the meta it last reported
+        (``update_state(meta=...)``, ``progress()``), as in Celery."""
+        return self._now()[1]
 
     @property
     def traceback(self) -> str | None:
@@ -136,7 +158,7 @@ class AsyncResult(Generic[R]):
             delay = min(delay * 2, 0.05)
 
     async def astate(self) -> str:
-        return (await asyncio.to_thread(self._record))[0]
+        return (await asyncio.to_thread(self._now))[0]
 
     def _outcome(self, state: str, payload: ResultPayload | None, propagate: bool) -> R:
         value = _value(state, payload)

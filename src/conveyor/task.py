@@ -37,6 +37,16 @@ from .execution import check_retry_allowed, decide, failure_payload
 from .execution.trace import run_traced
 from .message import Envelope, ResultPayload, encode_envelope, new_task_id, pack_pickled_args
 from .options import MESSAGE_OPTIONS, EnqueueOptions, MessageOptions, check_options, enqueue_options
+from .progress import (
+    PROGRESS_STATE,
+    Progress,
+    check_state,
+    encode_progress,
+    end_eager,
+    progress_meta,
+    set_eager,
+    writer,
+)
 from .publish import after_publish, before_publish, publish, send_in_chunks
 from .registry import current_app
 from .request import Request, current_request
@@ -347,6 +357,7 @@ class Task(Generic[P, R]):
             return run_traced(self, request, lambda: self.run(*call_args, **request.kwargs))
         finally:
             current_request.reset(token)
+            end_eager(request.id)
 
     def retry(
         self,
@@ -375,6 +386,39 @@ class Task(Generic[P, R]):
             args_override=list(args) if args is not None else None,
             kwargs_override=dict(kwargs) if kwargs is not None else None,
         )
+
+    # -- progress (progress.py) ---------------------------------------------------------------
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None, **_: Any
+    ) -> None:
+        """Report this run's state and meta while it runs (Celery's signature): polled with
+        ``AsyncResult(id).state`` / ``.info`` and shown by ``conveyor task ID``.
+
+        >>> self.update_state(state="PROGRESS", meta={"done": 3, "total": 10})  # doctest: +SKIP
+
+        ``state`` defaults to ``PROGRESS``; ``meta`` is any JSON value. Writes are throttled to
+        one per 100 ms per task (the last value is always written); kept as long as results.
+        """
+        request = current_request.get()
+        task_id = task_id or (request.id if request is not None else None)
+        if not task_id:
+            raise RuntimeError("update_state() outside a running task needs task_id=")
+        retries = request.retries if request is not None and request.id == task_id else 0
+        value = Progress(check_state(PROGRESS_STATE if state is None else state), meta, time.time(), retries)
+        if request is not None and request.is_eager and request.id == task_id:
+            encode_progress(value)  # the same error for meta that is not JSON
+            set_eager(task_id, value)
+            return
+        writer.write(self.app.broker, task_id, value, self.app.conf.result_expires)
+
+    def progress(self, done: float, total: float, message: str | None = None) -> None:
+        """Report how far this run got: state ``PROGRESS`` with meta ``{"done", "total",
+        "percent", "message"}`` (see ``update_state``).
+
+        >>> for i, row in enumerate(rows):                       # doctest: +SKIP
+        ...     self.progress(i + 1, len(rows), f"imported {row.id}")
+        """
+        self.update_state(state=PROGRESS_STATE, meta=progress_meta(done, total, message))
 
     # -- enqueueing --------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:

@@ -156,3 +156,39 @@ def test_a_requeued_dead_letter_that_succeeds_is_shown_by_id_as_succeeded(broker
     )
     row = broker.history_row("x")
     assert row is not None and decode_record(row.record).state == states.SUCCESS
+
+
+def test_record_history_stores_and_counts_endings_no_settle_carries(broker: Broker) -> None:
+    now = time.time()
+    run(broker, "r", "retry", states.RETRY, now - 10)  # a retrying task, then revoked while delayed
+    broker.record_history(
+        [
+            ("r", entry("r", states.REVOKED, now - 5), b'{"exc_type":"R"}'),
+            ("lost", entry("lost", states.FAILURE, now - 1), b'{"exc_type":"L"}'),
+        ]
+    )
+    assert ids(broker) == ["lost", "r"]
+    assert ids(broker, state=states.RETRY) == [] and ids(broker, state=states.REVOKED) == ["r"]
+    row = broker.history_row("r")
+    assert row is not None and decode_record(row.record).state == states.REVOKED
+    assert row.payload == b'{"exc_type":"R"}' and len(row.attempts) == 2  # the retry's and the revoke's
+    counts = {c.name: c for c in broker.counters(now - 3600, now + 60)}
+    assert (counts["proj.add"].processed, counts["proj.add"].failed) == (2, 1)  # the retry, the loss
+    broker.record_history([])
+
+
+def test_a_requeued_dead_letter_is_waiting_again_and_its_next_ending_replaces_it(broker: Broker) -> None:
+    now = time.time()
+    run(broker, "bad", "dead", states.FAILURE, now - 20)
+    assert broker.requeue_dead(["bad", "not-a-letter"]) == 1
+    row = broker.history_row("bad")
+    assert row is not None
+    rec = decode_record(row.record)
+    assert (rec.state, rec.dead) == (states.PENDING, False) and len(row.attempts) == 1
+    assert ids(broker, state=states.FAILURE) == [] and ids(broker) == ["bad"]
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    done = entry("bad", states.SUCCESS, now)
+    broker.settle([Outcome("ack", "bad", d.delivery, states.SUCCESS, b'{"result":1}', history=done)], 60)
+    assert ids(broker) == ["bad"] and ids(broker, state=states.SUCCESS) == ["bad"]
+    row = broker.history_row("bad")
+    assert row is not None and decode_record(row.record).state == states.SUCCESS

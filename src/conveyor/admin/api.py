@@ -23,7 +23,16 @@ from .control import Control
 from .deadletters import DeadFilter
 from .errors import UnknownQueue, UnknownWorker
 from .parse import queue_info, worker_info
-from .records import ActionInfo, DeadLetterInfo, Page, QueueInfo, RunningTask, TaskInfo, WorkerInfo
+from .records import (
+    ActionInfo,
+    DeadLetterInfo,
+    Page,
+    QueueInfo,
+    RunningTask,
+    TaskCounts,
+    TaskInfo,
+    WorkerInfo,
+)
 
 DEFAULT_LEASE_TIMEOUT = 3.0  # worker_lease_timeout's default
 
@@ -38,9 +47,12 @@ class Admin:
     >>> admin = Admin(broker_from_url("redis://localhost:6380/0"))   # doctest: +SKIP
     """
 
-    def __init__(self, broker: Broker, lease_timeout: float = DEFAULT_LEASE_TIMEOUT) -> None:
+    def __init__(
+        self, broker: Broker, lease_timeout: float = DEFAULT_LEASE_TIMEOUT, task_history: bool = True
+    ) -> None:
         self.broker = broker
         self.lease_timeout = lease_timeout
+        self.task_history = task_history  # the app's task_history: revokes record what they drop
 
     @property
     def control(self) -> Control:
@@ -53,9 +65,11 @@ class Admin:
         return Control(self)
 
     # -- queues ------------------------------------------------------------------------------
-    def queues(self) -> list[QueueInfo]:
+    def queues(self, workers: Sequence[WorkerInfo] | None = None) -> list[QueueInfo]:
         """Every known queue, by name: a queue is known while it holds jobs, is paused, or a
         live worker consumes it. ``running`` counts the tasks live workers run from it now.
+        ``workers``: the live workers, if the caller just read them (``workers()``), so the
+        heartbeats are read once per refresh.
 
         >>> [(q.name, q.ready, q.latency) for q in admin.queues()]      # doctest: +SKIP
         [('default', 3, 1.52)]
@@ -64,7 +78,7 @@ class Admin:
         paused = pauses.paused_queues(self.broker)
         names = set(stats) | set(paused)
         running: Counter[str] = Counter()
-        for worker in self.workers():
+        for worker in self.workers() if workers is None else workers:
             names.update(worker.queues)
             running.update(t.queue for t in worker.running)
         now = time.time()
@@ -76,10 +90,11 @@ class Admin:
         >>> admin.queue("default").ready                                # doctest: +SKIP
         3
         """
-        for info in self.queues():
+        found = self.queues()
+        for info in found:
             if info.name == name:
                 return info
-        raise UnknownQueue(self._unknown_queue(name))
+        raise UnknownQueue(self._unknown_queue(name, {q.name for q in found}))
 
     def pause(self, name: str, allow_unknown: bool = False) -> bool:
         """Pause a queue cluster-wide: workers stop fetching from it within about a heartbeat
@@ -263,6 +278,20 @@ class Admin:
         until = time.time() + 60 if until is None else until
         since = until - 3660 if since is None else since
         return history.counters(self.broker, since, until, name)
+
+    def task_counts(
+        self, since: float | None = None, until: float | None = None, name: str | None = None
+    ) -> list[TaskCounts]:
+        """``counters()`` summed per task name over the window (by default the last hour):
+        processed, failed, retried, total and mean runtime, and the per-minute series. A
+        minute is counted whole when it starts inside the window.
+
+        >>> [(c.name, c.processed, c.mean_runtime) for c in admin.task_counts()]  # doctest: +SKIP
+        [('shop.tasks.charge', 7200, 0.031)]
+        """
+        if since is not None:
+            since = float(int(since // 60) * 60)  # the minute it falls in counts
+        return history.totals(self.counters(since, until, name))
 
     # -- the action log (admin/actions.py) ------------------------------------------------------
     def record_action(self, actor: str, action: str, target: str, detail: str = "") -> None:

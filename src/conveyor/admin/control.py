@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..coordination.rate_limit import parse_rate
 from ..message import new_task_id
 from ..worker import mailbox
+from ..worker.history import record_revoked
 from ..worker.mailbox import Command, RateOverride
 from .errors import UnknownQueue, UnknownTask, UnknownWorker
 
@@ -152,7 +153,10 @@ class Control:
             self._check_ids(ids)
         # Stored without terminate first: the heartbeats would otherwise race the command to the
         # running task, and a worker's reply could not say that it was the one that stopped it.
-        self.broker.revoke(list(ids), False, REVOKE_TTL)
+        if self.admin.task_history:  # the ones dropped from the queues get a "revoked" record
+            record_revoked(self.broker, list(ids), False, REVOKE_TTL)
+        else:
+            self.broker.revoke(list(ids), False, REVOKE_TTL)
         args = {"ids": list(ids), "terminate": terminate, "signal": signal}
         try:
             return self.send("revoke", args, destination, timeout)

@@ -30,9 +30,10 @@ from .. import states
 from ..brokers import Broker, HistoryQuery, HistoryRow, MinuteCounts, PendingJob
 from ..exceptions import DecodeError
 from ..message import decode_envelope, decode_result, describe_args
+from ..progress import read_progress
 from ..taskrecord import ARGS_LIMIT, decode_attempt, decode_record
 from .errors import UnknownState, UnknownTask
-from .records import AttemptInfo, Page, RunningTask, TaskInfo
+from .records import AttemptInfo, MinuteInfo, Page, ProgressInfo, RunningTask, TaskCounts, TaskInfo
 
 #: Operator state name -> the history's state (None: not from the history).
 STATES: dict[str, str | None] = {
@@ -105,12 +106,25 @@ def page(
 
 
 def one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str) -> TaskInfo:
-    """A task's full record: running now, else its history record, else what the broker knows."""
+    """A task's full record: running now, else its history record, else what the broker
+    knows; with the progress it last reported, if any."""
+    info = _one(broker, running, task_id)
+    reported = read_progress(broker, task_id)
+    if reported is None:
+        return info
+    return dataclasses.replace(info, progress=ProgressInfo(reported.state, reported.meta, reported.at))
+
+
+def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str) -> TaskInfo:
     for task in running():
         if task.id == task_id:
             row = broker.history_row(task_id)
-            earlier = task_info(row).attempts if row is not None else ()
-            return dataclasses.replace(_from_running(task), attempts=earlier)
+            if row is None:
+                return _from_running(task)
+            recorded = task_info(row)
+            if recorded.finished is not None and recorded.finished >= task.started:
+                return recorded  # it ended since the heartbeat that still lists it (<= 1 s old)
+            return dataclasses.replace(_from_running(task), attempts=recorded.attempts)
     pending = broker.pending_job(task_id)
     row = broker.history_row(task_id)
     if pending is not None:  # waiting, or scheduled (a retry: with its attempts so far)
@@ -126,6 +140,32 @@ def one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str) 
 
 def counters(broker: Broker, since: float, until: float, name: str | None) -> list[MinuteCounts]:
     return broker.counters(since, until, name)
+
+
+def totals(rows: list[MinuteCounts]) -> list[TaskCounts]:
+    """Per-minute counter rows summed per task name (by name), each with its series."""
+    by_name: dict[str, list[MinuteCounts]] = {}
+    for row in rows:
+        by_name.setdefault(row.name, []).append(row)
+    found = []
+    for name, mine in sorted(by_name.items()):
+        processed = sum(r.processed for r in mine)
+        runtime = sum(r.runtime for r in mine)
+        found.append(
+            TaskCounts(
+                name=name,
+                processed=processed,
+                failed=sum(r.failed for r in mine),
+                retried=sum(r.retried for r in mine),
+                runtime=runtime,
+                mean_runtime=runtime / processed if processed else None,
+                minutes=tuple(
+                    MinuteInfo(r.minute, r.processed, r.failed, r.retried, r.runtime)
+                    for r in sorted(mine, key=lambda r: r.minute)
+                ),
+            )
+        )
+    return found
 
 
 def task_info(row: HistoryRow) -> TaskInfo:

@@ -106,6 +106,17 @@ class AttemptInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ProgressInfo:
+    """What a task last reported with ``update_state``/``progress()`` (progress.py): its state
+    (``PROGRESS`` or a custom one), meta (for ``progress()``: done, total, percent, message)
+    and when."""
+
+    state: str
+    meta: Any
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class TaskInfo:
     """One task as the history (or, for a running or waiting one, the broker) knows it.
 
@@ -114,6 +125,8 @@ class TaskInfo:
     ``attempts_made`` counts runs (1 on the first); ``attempts`` lists the failed ones with
     their errors. ``result`` is left out (None) for an ``ignore_result`` task; ``error`` and
     ``traceback`` are the latest failure's. ``next_attempt`` is when a retrying task runs again.
+    ``progress`` is what it last reported while running (``task(id)`` only; kept as long as
+    its result).
     """
 
     id: str
@@ -134,6 +147,33 @@ class TaskInfo:
     dead: bool = False
     next_attempt: float | None = None
     attempts: tuple[AttemptInfo, ...] = ()
+    progress: ProgressInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteInfo:
+    """One task name's runs in one minute (``minute``: its start, epoch seconds)."""
+
+    minute: int
+    processed: int
+    failed: int
+    retried: int
+    runtime: float  # seconds, summed over the runs
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounts:
+    """One task name's runs over a window: runs ended (successes, failures and retries),
+    failures, retries, their total and mean seconds, and the per-minute series (oldest first;
+    minutes with no run are left out)."""
+
+    name: str
+    processed: int
+    failed: int
+    retried: int
+    runtime: float
+    mean_runtime: float | None  # None when nothing ran
+    minutes: tuple[MinuteInfo, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from typing import Protocol
 from .records import (
     DeadLetter,
     Delivery,
+    HistoryEntry,
     HistoryQuery,
     HistoryRow,
     JobSpec,
@@ -236,6 +237,12 @@ class TaskHistory(Protocol):
     current, so recording history costs no round trip and a stale settle records nothing.
     Records are kept until ``trim_history`` drops them (too old, or beyond the cap).
     """
+
+    @abc.abstractmethod
+    def record_history(self, entries: Sequence[tuple[str, HistoryEntry, bytes | None]]) -> None:
+        """Store and count ``(task id, entry, payload)`` for endings no settle carries: a task
+        revoked before any worker fetched it, a job dead-lettered because its workers died.
+        Like a settled entry, each replaces the task's record and appends its attempt."""
 
     @abc.abstractmethod
     def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+
 from .. import states
 from ..exceptions import DecodeError
-from ..taskrecord import decode_record
+from ..taskrecord import decode_record, encode_record
 from .records import HistoryEntry, HistoryQuery
 
 COUNTERS_KEPT = 3 * 86400.0  # seconds the per-minute counters are kept (the dashboard's charts)
@@ -67,3 +69,14 @@ def matches(query: HistoryQuery, task_id: str, record: bytes, at: float | None =
         needle = query.search.lower()
         return needle in rec.args.lower() or needle in task_id.lower()
     return True
+
+
+def requeued_record(record: bytes) -> bytes:
+    """The record of a dead letter an operator requeued (``dead retry``): waiting again
+    (PENDING, listed as ``waiting``), no longer dead, its failed attempts kept. Its next ending
+    replaces it. A malformed record is left as it is."""
+    try:
+        rec = decode_record(record)
+    except DecodeError:
+        return record
+    return encode_record(msgspec.structs.replace(rec, state=states.PENDING, dead=False, eta=None))

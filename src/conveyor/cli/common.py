@@ -27,6 +27,7 @@ class State:
         self.app_spec = app_spec
         self.broker = broker
         self._app: Conveyor | None = None
+        self._admin: Admin | None = None  # built from a URL alone (no app)
 
     @property
     def app(self) -> Conveyor:
@@ -37,16 +38,27 @@ class State:
         return self._app
 
     def admin(self, import_app: bool = True) -> Admin:
-        """The admin API. Without ``-A`` (or with ``import_app=False`` and a broker URL from
-        ``-b`` or $CONVEYOR_BROKER_URL) no app module is imported: the operator commands only
-        need the broker, and a health probe must not pay for importing the task modules."""
+        """The admin API. With ``-A``, over the app's broker (its ``broker_url``, else
+        $CONVEYOR_BROKER_URL), as its workers see it. Without ``-A`` (or with
+        ``import_app=False`` and ``-b URL``) no app module is imported: the operator commands
+        only need the broker, and a health probe need not pay for importing the task modules."""
         from ..admin import Admin
         from ..brokers import broker_from_url
 
-        url = self.broker or os.environ.get("CONVEYOR_BROKER_URL")
-        if self.app_spec and (import_app or not url):
-            return self.app.admin
-        return Admin(broker_from_url(url or DEFAULT_BROKER_URL))
+        if self.app_spec and (import_app or not self.broker):
+            return self.app.admin  # the app's broker: its own setting, else the environment's
+        if self._admin is None:
+            url = self.broker or os.environ.get("CONVEYOR_BROKER_URL") or DEFAULT_BROKER_URL
+            self._admin = Admin(broker_from_url(url))
+        return self._admin
+
+    def close(self) -> None:
+        """Close the broker connections a command opened (run when the command ends)."""
+        if self._admin is not None:
+            self._admin.broker.close()
+            self._admin = None
+        if self._app is not None:
+            self._app.close()
 
 
 @contextlib.contextmanager

@@ -1,13 +1,15 @@
 """``conveyor health``: an exec probe for Kubernetes and Docker that exits within a second.
 
-It reads the broker only (heartbeat records), never imports the task modules when it has a
-broker URL (``-b`` or $CONVEYOR_BROKER_URL), and gives the broker ``--timeout`` seconds to
+It reads the broker only (heartbeat records): the app's broker with ``-A`` (its own setting,
+as its workers see it), else ``-b`` or $CONVEYOR_BROKER_URL without importing any task module
+(the cheapest probe); ``-b`` wins over ``-A``. It gives the broker ``--timeout`` seconds to
 answer: a probe that hangs on an unreachable broker would be killed by the kubelet with a less
 useful message, and Docker's HEALTHCHECK would pile probes up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -56,6 +58,8 @@ def health(state: State, worker_name: str | None, local: bool, timeout: float, m
     if worker_name and local:
         raise click.UsageError("give --worker NAME or --local, not both")
     outcome: list[tuple[int, str]] = []
+    if state.app_spec and not state.broker:
+        state.app  # noqa: B018 - imported before the broker's --timeout starts counting
 
     def check() -> None:
         try:
@@ -64,6 +68,9 @@ def health(state: State, worker_name: str | None, local: bool, timeout: float, m
             outcome.append((2, f"Error: {exc.format_message()}"))
         except Exception as exc:
             outcome.append((1, f"unhealthy: broker unreachable: {exc}"))
+        finally:
+            with contextlib.suppress(Exception):  # a clean disconnect, if the broker lets us
+                state.close()
 
     thread = threading.Thread(target=check, daemon=True)
     thread.start()

@@ -7,13 +7,14 @@ the same after every worker, dashboard and CLI restart.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 from typing import Any
 
 import click
 
-from ..admin import TaskInfo
+from ..admin import ProgressInfo, TaskInfo
 from ..admin.history import LISTED
 from .common import State, lookups
 from .display import duration, echo_json, table
@@ -131,6 +132,7 @@ def task(state: State, task_id: str, as_json: bool) -> None:
       task:      shop.tasks.charge('order-4711')
       state:     failed (dead letter)
       attempts:  4
+      progress:  PROGRESS 40/100 (40.0%) importing rows  at 2026-12-01 07:02:09
         1  retrying  2026-12-01 07:02:10  w1@web-1  OSError: gateway timeout
       ...
     """
@@ -158,6 +160,8 @@ def _show(t: TaskInfo) -> None:
     ]
     if t.next_attempt is not None:
         lines.append(("next try", _at(t.next_attempt)))
+    if t.progress is not None:
+        lines.append(("progress", _progress(t.progress)))
     for label, value in lines:
         click.echo(f"{label + ':':<10} {value}")
     for a in t.attempts:
@@ -169,3 +173,17 @@ def _show(t: TaskInfo) -> None:
         click.echo(t.traceback.rstrip())
     elif t.state == "succeeded":
         click.echo(f"{'result:':<10} {t.result!r}")
+
+
+def _progress(p: ProgressInfo) -> str:
+    """``PROGRESS 40/100 (40.0%) message`` for ``progress()``'s meta, else the state and meta."""
+    meta = p.meta
+    if isinstance(meta, dict) and "done" in meta and "total" in meta:
+        text = f"{meta['done']}/{meta['total']}"
+        if meta.get("percent") is not None:
+            text += f" ({meta['percent']}%)"
+        if meta.get("message"):
+            text += f" {meta['message']}"
+    else:
+        text = json.dumps(meta, default=repr)
+    return f"{p.state} {text}  at {_at(p.at)}"

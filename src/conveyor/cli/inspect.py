@@ -190,7 +190,7 @@ def active_queues(state: State, destination: tuple[str, ...], timeout: float | N
     """
     admin = state.admin()
     chosen = _select(admin, destination, timeout)
-    paused = {q.name for q in admin.queues() if q.paused}
+    paused = {q.name for q in admin.queues(chosen) if q.paused}  # the heartbeats just read
     _report(
         chosen,
         as_json,

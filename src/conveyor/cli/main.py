@@ -1,6 +1,6 @@
 """``conveyor`` — the command line: ``conveyor -A proj worker``, ``call``, ``result``, ``purge``, ``dead``,
 and the operator commands ``status``, ``queues``, ``pause``, ``resume``, ``inspect``, ``control``,
-``revoke``, ``health``, ``tasks``, ``task``, ``monitor``."""
+``revoke``, ``health``, ``tasks``, ``task``, ``counters``, ``monitor``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from .common import State
 def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
     """Conveyor: background tasks for Python (Celery-familiar, crash-safe, SQLite or Redis)."""
     ctx.obj = State(app_spec, broker)
+    ctx.call_on_close(ctx.obj.close)  # broker connections closed when the command ends
 
 
 def main() -> None:
@@ -53,7 +54,7 @@ def _register() -> None:
 
     cli.add_command(beat.beat)
     cli.add_command(schedule.schedule)
-    from . import control, health, history, inspect, queues, status
+    from . import control, counters, health, history, inspect, queues, status
 
     cli.add_command(status.status)
     cli.add_command(queues.queues)
@@ -65,6 +66,7 @@ def _register() -> None:
     cli.add_command(health.health)
     cli.add_command(history.tasks)
     cli.add_command(history.task)
+    cli.add_command(counters.counters)
     from . import metrics, monitor
 
     cli.add_command(monitor.monitor)

@@ -13,17 +13,18 @@ no payload for them, and the record is the same.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .. import states
 from ..brokers import HistoryEntry, Outcome
+from ..brokers.payloads import revoked_payload, worker_lost_payload
 from ..execution import describe
-from ..message import describe_args
+from ..message import decode_envelope, describe_args
 from ..taskrecord import ARGS_LIMIT, Attempt, TaskRecord, encode_attempt, encode_record
 
 if TYPE_CHECKING:
-    from ..brokers import Broker, Delivery
+    from ..brokers import Broker, Delivery, PendingJob
     from ..config import Settings
     from ..request import Request
 
@@ -85,6 +86,115 @@ class HistoryWriter:
         # entry in place: rebuilding a frozen dataclass per task costs more than the entry does.
         object.__setattr__(outcome, "history", entry)
         return outcome
+
+    def attach_body(self, outcome: Outcome, d: Delivery, error: BaseException | None = None) -> Outcome:
+        """``attach`` for a delivery that never became a run (refused at intake: revoked,
+        expired, malformed, an unknown task; or the worker's own failure to handle it): the
+        record is built from the message itself, as far as it decodes."""
+        state = _state(outcome)
+        if state is None:
+            return outcome
+        text = outcome.reason or _error_text(error)  # the refusal says why, with advice
+        entry = body_entry(
+            d.id, d.body, d.queue, state, time.time(), self.hostname, text, outcome.kind == "dead"
+        )
+        object.__setattr__(outcome, "history", entry)
+        return outcome
+
+
+def body_entry(
+    task_id: str,
+    body: bytes,
+    queue: str,
+    state: str,
+    at: float,
+    worker: str | None,
+    error: str | None,
+    dead: bool,
+) -> HistoryEntry:
+    """The history entry of a task that ended without running, from its message: name,
+    arguments and attempt as far as the message decodes (``<malformed>`` otherwise)."""
+    try:
+        env = decode_envelope(body)
+        name, retries, enqueued = env.task, env.retries, env.created or None
+        priority = env.priority if env.priority is not None else 5
+        args = describe_args(env.args, env.kwargs, ARGS_LIMIT) if env.args or env.kwargs else ""
+    except Exception:  # anything at all: this records a message that is already being refused
+        name, args, retries, priority, enqueued = "<malformed>", "", 0, 5, None
+    attempt = encode_attempt(Attempt(retries + 1, state, at, worker, None, error))
+    record = TaskRecord(
+        name=name,
+        queue=queue,
+        state=state,
+        args=args,
+        priority=priority,
+        enqueued=enqueued,
+        finished=at,
+        retries=retries,
+        worker=worker,
+        dead=dead,
+    )
+    return HistoryEntry(name, queue, state, at, 0.0, args, encode_record(record), attempt, retries)
+
+
+def _error_text(error: BaseException | None) -> str | None:
+    return None if error is None else f"{type(error).__name__}: {describe(error)}"
+
+
+def record_revoked(broker: Broker, task_ids: Sequence[str], terminate: bool, ttl: float) -> list[PendingJob]:
+    """Revoke ``task_ids`` (``broker.revoke``) and give the ones the broker dropped from its
+    queues then and there — no worker held them — a ``revoked`` history record. Returns those
+    jobs (for the ``task_revoked`` signal). Tasks a worker holds are recorded by that worker.
+
+    The jobs are read before the revoke and counted as dropped if their result says REVOKED
+    after it; each costs two reads, which a revoke (an operator's or a producer's action, not a
+    hot path) can afford."""
+    waiting = [job for job in map(broker.pending_job, task_ids) if job is not None]
+    broker.revoke(list(task_ids), terminate, ttl)
+    dropped = [job for job in waiting if _revoked(broker, job.id)]
+    if dropped:
+        now = time.time()
+        reason = "revoked before a worker fetched it"
+        payload = revoked_payload(reason)
+        broker.record_history(
+            [
+                (
+                    job.id,
+                    body_entry(job.id, job.body, job.queue, states.REVOKED, now, None, reason, False),
+                    payload,
+                )
+                for job in dropped
+            ]
+        )
+    return dropped
+
+
+def _revoked(broker: Broker, task_id: str) -> bool:
+    status = broker.status(task_id)
+    return status is not None and status.state == states.REVOKED
+
+
+def record_lost(broker: Broker, dead: Sequence[str]) -> None:
+    """Give jobs the broker just dead-lettered because their workers died (``reclaim``'s
+    ``dead``) a ``failed`` history record, built from their dead letters (the newest ones, where
+    they just went). A letter already gone again (requeued, deleted) gets none."""
+    if not dead:
+        return
+    wanted = set(dead)
+    letters = [d for d in broker.dead_letters(limit=len(wanted) + 100) if d.id in wanted]
+    if not letters:
+        return
+    now = time.time()
+    broker.record_history(
+        [
+            (
+                d.id,
+                body_entry(d.id, d.body, d.queue, states.FAILURE, now, None, d.reason, True),
+                worker_lost_payload(d.reason, 0),
+            )
+            for d in letters
+        ]
+    )
 
 
 def _state(outcome: Outcome) -> str | None:

@@ -48,6 +48,7 @@ class Keeper:
         on_trouble: Callable[[], None],
         on_paused: Callable[[frozenset[str]], None] = lambda _paused: None,
         trim_history: Callable[[], object] = lambda: None,
+        on_lost: Callable[[list[str]], None] = lambda _dead: None,
     ) -> None:
         self._broker = broker
         self._owner = owner
@@ -62,6 +63,7 @@ class Keeper:
         self._on_trouble = on_trouble
         self._on_paused = on_paused
         self._trim_history = trim_history
+        self._on_lost = on_lost  # jobs dead-lettered because their workers died (history)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="conveyor-keeper", daemon=True)
         self._last_cleanup = 0.0
@@ -126,3 +128,8 @@ class Keeper:
             logger.warning("task %s: its worker died; lease expired, requeued", task_id)
         for task_id in report.dead:
             logger.error("task %s: its worker died on it too often; moved to dead letters", task_id)
+        if report.dead:
+            try:
+                self._on_lost(report.dead)
+            except Exception as exc:  # the dead letters are kept; only their history records miss
+                logger.error("could not record the history of %d lost task(s): %s", len(report.dead), exc)

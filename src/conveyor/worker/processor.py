@@ -218,6 +218,14 @@ class Processor:
         The set is updated right here, not via the loop: under the solo pool the loop may be
         busy running a task, and the next prefetched task must already see its revoke."""
         self.revoked.update(revoked)
+        if self.inline_pool:
+            # The solo pool runs a sync task on the loop thread itself: the loop cannot run
+            # _terminate until the task ends, so the exception is raised in it from here.
+            for task_id, terminate in revoked.items():
+                active = self.active.get(task_id)
+                if terminate and active is not None and active.call is not None:
+                    logger.warning("terminating task %s[%s]: revoked", active.task, task_id)
+                    active.call.interrupt(TaskRevokedError)
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._terminate, revoked)
 

@@ -70,8 +70,11 @@ class Reporter:
         enqueued: float | None = None,
         error: BaseException | None = None,
     ) -> None:
-        if self.history is not None and request is not None:
-            outcome = self.history.attach(outcome, d, request, runtime, enqueued, error)
+        if self.history is not None:
+            if request is not None:
+                outcome = self.history.attach(outcome, d, request, runtime, enqueued, error)
+            else:  # refused at intake: recorded from the message itself
+                outcome = self.history.attach_body(outcome, d, error)
         self.settler.add(outcome)
 
     def success(
@@ -159,7 +162,8 @@ class Reporter:
     def revoked(
         self, d: Delivery, reason: str, retries: int, request: Request | None = None, runtime: float = 0.0
     ) -> None:
-        """``request`` is known for a task revoked while it ran: then it gets a history record."""
+        """``request`` is known for a task revoked while it ran; one refused at intake (revoked
+        while prefetched, or expired) is recorded from its message."""
         self.stats.revoked += 1
         logger.info("task %s not run: %s", d.id, reason)
         self._settle(outcomes.revoked(d, reason, retries), d, request, runtime)
@@ -177,4 +181,10 @@ class Reporter:
         (it would only come here again: a poison loop)."""
         self.stats.dead_lettered += 1
         logger.exception("internal error while handling task %s; moved to dead letters", d.id)
-        self.settler.add(outcomes.internal_error(d, exc, self.hostname))
+        outcome = outcomes.internal_error(d, exc, self.hostname)
+        if self.history is not None:
+            try:
+                outcome = self.history.attach_body(outcome, d, exc)
+            except Exception:  # this path must not fail: the dead letter matters, the record less
+                logger.exception("could not build the history record of task %s", d.id)
+        self.settler.add(outcome)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..exceptions import DecodeError
+from ..message import decode_envelope
+from ..request import Request
 from ..signals import task_rejected, task_revoked, task_unknown
 
 if TYPE_CHECKING:
-    from ..brokers import Delivery
-    from ..request import Request
+    from collections.abc import Mapping
+
+    from ..brokers import Delivery, PendingJob
     from ..task import Task
     from .intake import Refused
 
@@ -39,3 +43,18 @@ def terminated(task: Task[Any, Any], request: Request) -> None:
     """A running task was stopped by ``revoke(terminate=True)``."""
     if task_revoked.receivers:
         task_revoked.send(task, request=request, terminated=True, signum=None, expired=False)
+
+
+def dropped(tasks: Mapping[str, Task[Any, Any]], job: PendingJob) -> None:
+    """A task revoked while still in the broker, dropped by the revoke itself: ``task_revoked``
+    in the process that revoked it, if the task is registered there."""
+    if not task_revoked.receivers:
+        return
+    try:
+        env = decode_envelope(job.body)
+    except DecodeError:
+        return
+    task = tasks.get(env.task)
+    if task is not None:
+        request = Request(id=job.id, task=env.task, retries=env.retries, queue=job.queue, headers=env.headers)
+        task_revoked.send(task, request=request, terminated=False, signum=None, expired=False)

@@ -35,7 +35,7 @@ from ..signals import worker_init, worker_process_init, worker_ready, worker_shu
 from .banner import ready_banner
 from .control import ControlThread
 from .fetcher import FETCH_WAIT, Fetcher
-from .history import HistoryWriter, trimmer
+from .history import HistoryWriter, record_lost, trimmer
 from .info import InfoBuilder
 from .keeper import Keeper
 from .limits import Watchdog
@@ -273,6 +273,7 @@ class Worker:
             self._on_trouble,
             fetcher.set_paused,
             trimmer(broker, conf),
+            (lambda dead: record_lost(broker, dead)) if conf.task_history else (lambda _dead: None),
         )
         await loop.run_in_executor(self._settle_exec, keeper.start)
         self._control = ControlThread(self)

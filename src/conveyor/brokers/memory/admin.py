@@ -70,6 +70,7 @@ class MemoryAdmin(MemoryParts, BrokerAdmin):
                 job = Job(task_id, dead.queue, dead.priority, 0, dead.body, None, 0)
                 self._jobs[task_id] = job
                 self._push_ready(job)
+                self._history_requeued(task_id)
                 moved += 1
             self._cond.notify_all()
         return moved

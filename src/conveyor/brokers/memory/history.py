@@ -7,10 +7,11 @@ reads sort by time, which is fine for a broker that lives as long as one test.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..base import TaskHistory
-from ..history import COUNTERS_KEPT, matches, tally
+from ..history import COUNTERS_KEPT, matches, requeued_record, tally
 from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
 from .state import MemoryParts
 
@@ -46,6 +47,16 @@ class MemoryHistory(MemoryParts, TaskHistory):
             row[1] += failed
             row[2] += retried
             row[3] += runtime
+
+    def record_history(self, entries: Sequence[tuple[str, HistoryEntry, bytes | None]]) -> None:
+        with self._cond:
+            self._record([Outcome("ack", i, 0, payload=p, history=e) for i, e, p in entries])
+
+    def _history_requeued(self, task_id: str) -> None:
+        """A dead letter back in its queue: its record says it is waiting again (lock held)."""
+        s = self._history.get(task_id)
+        if s is not None:
+            s.record = requeued_record(s.record)
 
     def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
         with self._cond:

@@ -50,6 +50,9 @@ class MemoryParts:
     _workers: dict[str, WorkerRecord]
     _kv: dict[str, KVEntry]
 
+    def _history_requeued(self, task_id: str) -> None:
+        """A dead letter is back in its queue (history.py records it)."""
+
     def _push_ready(self, job: Job, keep_place: bool = False) -> None:
         """Make the job ready; ``keep_place`` (a release or a reclaim) keeps its original enqueue
         order, so a job given back goes ahead of newer ones, as on the other brokers."""

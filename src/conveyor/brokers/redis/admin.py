@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from ..base import BrokerAdmin
 from ..records import DeadLetter, QueueStats, WorkerRecord
 from .connection import Arg, RedisParts
+from .history import history_requeued, history_values
 
 WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
 WORKER_FORGET = WORKER_EXPIRY * 10  # ... and is deleted by cleanup after this long
@@ -84,10 +85,14 @@ class RedisAdmin(RedisParts, BrokerAdmin):
         if not task_ids:
             return 0
         k = self._keys
+        before = history_values(self, task_ids)  # read first: a worker may record a new ending soon
         keys = [*k.job_store, k.dead_letters, k.seq, k.queues, k.revoked]
         args = [k.dead_letter_prefix, k.ready_prefix, k.notify_prefix, k.result_prefix, *task_ids]
-        moved: int = self._conn.run(self._conn.scripts.requeue_dead, keys, args)
-        return moved
+        moved: list[bytes] = self._conn.run(self._conn.scripts.requeue_dead, keys, args)
+        if before and moved:
+            ids = {raw.decode() for raw in moved}
+            history_requeued(self, {i: v for i, v in before.items() if i in ids})
+        return len(moved)
 
     def purge_dead(self) -> int:
         k = self._keys

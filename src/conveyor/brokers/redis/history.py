@@ -10,12 +10,14 @@ slice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ... import states
 from ...exceptions import DecodeError
 from ...taskrecord import decode_record
 from ..base import TaskHistory
-from ..history import HISTORY_STATES, matches, minute
-from ..records import HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
+from ..history import COUNTERS_KEPT, HISTORY_STATES, matches, minute, requeued_record, tally
+from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
 from .connection import Arg, RedisParts
 
 SCAN_SLICE = 500  # ids read per round while listing
@@ -39,6 +41,18 @@ def _row(task_id: str, value: bytes, attempts: bytes | None) -> HistoryRow:
 
 
 class RedisHistory(RedisParts, TaskHistory):
+    def record_history(self, entries: Sequence[tuple[str, HistoryEntry, bytes | None]]) -> None:
+        if not entries:
+            return
+        k = self._keys
+        args: list[Arg] = [k.history_state_prefix, k.counts_prefix, int(COUNTERS_KEPT * 1000), len(entries)]
+        for task_id, e, payload in entries:
+            args += [task_id, e.state, repr(e.at), e.record + b"\n" + (payload or b""), e.attempt or b""]
+        for (m, name), (processed, failed, retried, runtime) in tally(e for _, e, _ in entries).items():
+            args += [m, name, int(processed), int(failed), int(retried), repr(runtime)]
+        keys = [k.history, k.history_records, k.history_attempts]
+        self._conn.run(self._conn.scripts.history_add, keys, args)
+
     def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
         k = self._keys
         state = query.state
@@ -203,3 +217,21 @@ def _before(record: bytes, since: float) -> bool:
 
 def _join(row: HistoryRow) -> bytes:
     return row.record + b"\n" + (row.payload or b"")
+
+
+def history_requeued(parts: RedisParts, before: dict[str, bytes]) -> None:
+    """Dead letters just requeued (``before``: each one's stored value read before the
+    requeue): their records say they are waiting again (history_requeued.lua)."""
+    args: list[Arg] = [parts._keys.history_state_prefix]
+    for task_id, value in before.items():
+        record, _, payload = value.partition(b"\n")
+        args += [task_id, value, requeued_record(record) + b"\n" + payload]
+    if len(args) > 1:
+        parts._conn.run(parts._conn.scripts.history_requeued, [parts._keys.history_records], args)
+
+
+def history_values(parts: RedisParts, task_ids: Sequence[str]) -> dict[str, bytes]:
+    """The stored history values (record and payload) of these tasks, where they have one."""
+    with parts._conn.errors():
+        values: list[bytes | None] = parts._conn.client.hmget(parts._keys.history_records, task_ids)  # type: ignore[assignment]
+    return {i: v for i, v in zip(task_ids, values, strict=True) if v is not None}

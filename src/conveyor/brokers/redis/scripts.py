@@ -35,6 +35,8 @@ _PLAIN = (
     "kv_cas",
     "kv_scan",
     "history_trim",
+    "history_add",
+    "history_requeued",
 )
 
 
@@ -65,6 +67,8 @@ class Scripts:
     kv_cas: Script
     kv_scan: Script
     history_trim: Script
+    history_add: Script
+    history_requeued: Script
 
     def __init__(self, client: redis.Redis) -> None:
         lib = _source("lib")

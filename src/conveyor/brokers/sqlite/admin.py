@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from ..base import BrokerAdmin
 from ..records import DeadLetter, QueueStats, WorkerRecord
 from .connection import SQLiteParts, _mapped
+from .history import history_requeued
 
 WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
 
@@ -118,6 +119,8 @@ class SQLiteAdmin(SQLiteParts, BrokerAdmin):
                     (task_id, row[0], row[1], seq0 + i, row[2]),
                 )
                 moved += cur.rowcount
+                if cur.rowcount:
+                    history_requeued(db, [task_id])
         return moved
 
     @_mapped

@@ -13,7 +13,7 @@ from typing import Any
 
 from ... import states
 from ..base import TaskHistory
-from ..history import COUNTERS_KEPT, tally
+from ..history import COUNTERS_KEPT, requeued_record, tally
 from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
 from .connection import SQLiteParts, _mapped
 
@@ -23,9 +23,12 @@ _INSERT = (
     "INSERT INTO history (id, state, at, name, queue, args, record, payload, attempts)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# A task that ran before has a row in a state other than SUCCESS (found through history_open):
-# its new state replaces that row, keeping the failed attempts recorded so far.
+# A task that ran before (a retry) or waits again (a requeued dead letter) has a row in a state
+# other than SUCCESS, found through history_open: its new state replaces that row, keeping the
+# failed attempts recorded so far. One query per settle finds which tasks of the batch have one.
 _EARLIER = "SELECT rowid, attempts FROM history WHERE id = ? AND state <> 'SUCCESS' ORDER BY rowid DESC"
+_OPEN = "SELECT DISTINCT id FROM history WHERE state <> 'SUCCESS' AND id IN ({})"
+_OPEN_SLICE = 500  # ids per IN list (well under SQLite's bound parameters)
 _COUNT = (
     "INSERT INTO counters (minute, name, processed, failed, retried, runtime) VALUES (?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (minute, name) DO UPDATE SET processed = processed + excluded.processed,"
@@ -48,13 +51,16 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         """Store and count the entries of the outcomes this settle applied (in its transaction)."""
         entries: list[HistoryEntry] = []
         rows: list[tuple[object, ...]] = []
-        for o in applied:
+        recorded = [o for o in applied if o.history is not None]
+        if not recorded:
+            return
+        has_row = _open_ids(db, [o.id for o in recorded])
+        for o in recorded:
             e = o.history
-            if e is None:
-                continue
+            assert e is not None
             entries.append(e)
             attempts = e.attempt
-            earlier = db.execute(_EARLIER, (o.id,)).fetchall() if e.retries else []
+            earlier = db.execute(_EARLIER, (o.id,)).fetchall() if o.id in has_row else []
             if earlier:
                 db.executemany("DELETE FROM history WHERE rowid = ?", [(r[0],) for r in earlier])
                 kept = earlier[0][1]  # the newest row's attempts
@@ -65,6 +71,13 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             return
         db.executemany(_INSERT, rows)
         db.executemany(_COUNT, [(m, n, *v) for (m, n), v in tally(entries).items()])
+
+    @_mapped
+    def record_history(self, entries: Sequence[tuple[str, HistoryEntry, bytes | None]]) -> None:
+        if not entries:
+            return
+        with self._conn.tx() as db:
+            self._record(db, [Outcome("ack", i, 0, payload=p, history=e) for i, e, p in entries])
 
     @_mapped
     def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
@@ -177,3 +190,29 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         with self._conn.tx() as db:
             db.execute("DELETE FROM counters WHERE minute < ?", (time.time() - COUNTERS_KEPT,))
         return dropped
+
+
+def _open_ids(db: sqlite3.Connection, ids: list[str]) -> set[str]:
+    """Which of ``ids`` have a history row in a state other than SUCCESS."""
+    found: set[str] = set()
+    for at in range(0, len(ids), _OPEN_SLICE):
+        part = ids[at : at + _OPEN_SLICE]
+        sql = _OPEN.format(",".join("?" * len(part)))
+        found.update(r[0] for r in db.execute(sql, part))
+    return found
+
+
+def history_requeued(db: sqlite3.Connection, task_ids: Sequence[str]) -> None:
+    """(In requeue_dead's transaction) Dead letters back in their queue: each one's record
+    says it is waiting again, and no longer lists as failed."""
+    for task_id in task_ids:
+        row = db.execute(
+            "SELECT rowid, record FROM history WHERE id = ? AND state <> 'SUCCESS'"
+            " ORDER BY rowid DESC LIMIT 1",
+            (task_id,),
+        ).fetchone()
+        if row is not None:
+            db.execute(
+                "UPDATE history SET state = ?, record = ? WHERE rowid = ?",
+                (states.PENDING, requeued_record(bytes(row[1])), row[0]),
+            )

@@ -68,7 +68,7 @@ class Snapshot:
 def take_snapshot(admin: Admin, failures: int = FAILURES_SHOWN) -> Snapshot:
     """Read workers, queues and the newest failures (three or four broker round trips)."""
     workers = admin.workers()
-    queues = admin.queues()
+    queues = admin.queues(workers)  # the heartbeats just read, not a second read
     # admin.running() is this same list, read again: one heartbeat read is enough per refresh.
     running = sorted((t for w in workers for t in w.running), key=lambda t: t.started)
     found, total = recent_failures(admin, failures)

@@ -4,8 +4,8 @@
 -- KEYS[8] revoked
 -- ARGV[1] dead-letter prefix   ARGV[2] ready prefix   ARGV[3] notify prefix
 -- ARGV[4] result prefix   ARGV[5..] task ids
--- Returns how many went back to a queue.
-local moved = 0
+-- Returns the ids that went back to a queue.
+local moved = {}
 for i = 5, #ARGV do
   local id = ARGV[i]
   local record = ARGV[1] .. id
@@ -22,7 +22,7 @@ for i = 5, #ARGV do
       redis.call('RPUSH', ready_key(ARGV[2], f[1], f[2]), id)
       redis.call('SADD', KEYS[7], f[1])
       nudge(ARGV[3] .. f[1])
-      moved = moved + 1
+      moved[#moved + 1] = id
     end
   end
 end
