@@ -60,6 +60,17 @@ def lookups() -> Iterator[None]:
         raise click.UsageError(str(exc)) from exc
 
 
+def import_task_modules(app: Conveyor) -> None:
+    """What a worker or beat imports before it starts (``include``, ``autodiscover_tasks``;
+    loading.py); a module named there that does not exist is a usage error (exit 2)."""
+    from ..exceptions import ConfigurationError
+
+    try:
+        app.loader.import_default_modules()
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
 def setup_logging(level: str, logfile: str | None = None, fmt: str = "text") -> None:
     """The worker's and beat's logging (conveyor/log.py); a log file that cannot be opened is
     a usage error: one line, exit 2."""
