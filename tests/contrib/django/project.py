@@ -90,10 +90,10 @@ class DjangoProject:
     def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
         return manage(self.workdir, *args)
 
-    def conveyor(self, *command: str, name: str = "w") -> ConveyorProcess:
+    def conveyor(self, *command: str, name: str = "w", app: str = "proj") -> ConveyorProcess:
         """``conveyor -A proj COMMAND`` run from the project's directory."""
         return ConveyorProcess(
-            self.broker_url, self.workdir, list(command), "proj", name, env=self.env, cwd=PROJECT
+            self.broker_url, self.workdir, list(command), app, name, env=self.env, cwd=PROJECT
         )
 
     def worker(self, *args: str, name: str = "w") -> ConveyorProcess:

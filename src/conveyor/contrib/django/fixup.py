@@ -10,9 +10,11 @@ so a ported ``proj/celery.py`` needs no extra line. It:
   ``CONN_MAX_AGE`` before and after every task, as Django does around every request. A task that
   met a dead connection (a database restart, a dropped TCP connection) fails, and the next one
   gets a fresh connection instead of failing the same way forever;
-- in each ``--processes`` child (``worker_process_init`` after the fork): drops the database
-  connections inherited from the parent without closing them. Closing would talk on the socket
-  the parent still owns (a PostgreSQL "terminate" message) and break the parent's connection;
+- in each ``--processes`` child (``worker_process_init`` after the fork): drops any database
+  connection inherited from the parent that the child can reach, without closing it. Closing
+  would talk on the socket the parent still owns (a PostgreSQL "terminate" message) and break
+  the parent's connection. (The worker's loop and task threads start with Django connection
+  state of their own, so today nothing reaches one; this keeps it so, as Celery's fix-up does.);
 - with ``-P solo`` (tasks run on the event loop's thread): allows Django's ORM there
   (``DJANGO_ALLOW_ASYNC_UNSAFE``), since blocking that thread is what the solo pool is for.
 
