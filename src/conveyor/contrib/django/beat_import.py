@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ...beat.entry import EntryError
+from ...beat.entry import EntryError, build_entry, check_task
 from ...beat.schedules import Schedule, every
 from ...beat.schedules.crontab import crontab
 
@@ -104,8 +104,12 @@ def _import_row(app: Conveyor, row: Any, report: ImportReport, dry_run: bool, ch
     if row.start_time is not None and row.start_time.timestamp() > now and enabled:
         enabled = False
         notes.append(f"it starts {row.start_time.isoformat()}: imported disabled, enable it then")
+    # Everything is checked first, so that --dry-run reports what the import would refuse.
+    entry = build_entry(name, row.task, schedule, args=args, kwargs=kwargs, options=options)
+    if check_tasks:
+        check_task(app, entry)
     if row.one_off:
-        _one_off(app, row, schedule, args, kwargs, options, report, dry_run, check_tasks, now)
+        _one_off(app, row, schedule, args, kwargs, options, report, dry_run, now)
         return
     if not dry_run:
         app.schedules.add(
@@ -117,7 +121,7 @@ def _import_row(app: Conveyor, row: Any, report: ImportReport, dry_run: bool, ch
             options=options,
             enabled=enabled,
             replace=True,
-            check_task=check_tasks,
+            check_task=False,
         )
         # replace=True keeps an existing entry's enabled flag: the row's flag wins.
         (app.schedules.enable if enabled else app.schedules.disable)(name)
@@ -137,7 +141,6 @@ def _one_off(
     options: dict[str, Any],
     report: ImportReport,
     dry_run: bool,
-    check_tasks: bool,
     now: float,
 ) -> None:
     """A one-off row: one task at its next slot, under a fixed id (importing twice sends it once)."""
@@ -145,8 +148,6 @@ def _one_off(
         report.skipped.append(row.name)
         report.say(f"skipped  {row.name}: a one-off task that already ran or is disabled")
         return
-    if check_tasks and row.task not in app.tasks:
-        raise EntryError(f"task {row.task!r} is not registered with app {app.main!r}")
     when = schedule.next_after(now)
     if not dry_run:
         send_options = {k: v for k, v in options.items() if k in ("queue", "priority", "headers")}
