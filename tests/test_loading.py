@@ -97,3 +97,23 @@ def test_an_include_module_that_does_not_exist_stops_the_worker_with_a_clear_err
     worker = WorkerProcess(url, tmp_path, app="bad_include_app", env={"PYTHONPATH": str(tmp_path)})
     assert worker.proc.wait(timeout=60) == 2
     assert "include: no module named 'no_such_tasks'" in worker.log()
+
+
+@pytest.mark.parametrize("module", ["conveyor", "celery"])
+def test_dash_a_package_finds_the_app_in_its_conveyor_or_celery_module(tmp_path: Path, module: str) -> None:
+    # A Django project's "-A proj": proj/__init__.py need not import the app (Celery's rule).
+    from conveyor.cli.loader import load_app
+
+    package = f"proj_{uuid.uuid4().hex[:8]}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / f"{module}.py").write_text(
+        "from conveyor import Conveyor\napp = Conveyor('found', broker='memory://found')\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        app = load_app(package)
+        assert app.main == "found"
+        app.close()
+    finally:
+        sys.path.remove(str(tmp_path))
