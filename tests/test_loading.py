@@ -117,3 +117,16 @@ def test_dash_a_package_finds_the_app_in_its_conveyor_or_celery_module(tmp_path:
         app.close()
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def test_django_settings_without_django_installed_warn_and_leave_the_fix_up_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from conveyor.exceptions import ConfigurationWarning
+
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "proj.settings")
+    monkeypatch.setitem(sys.modules, "django", None)  # `import django` fails, as if not installed
+    with pytest.warns(ConfigurationWarning, match="Django is not installed"):
+        app = Conveyor("no-django", broker="memory://no-django")
+    assert app.loader.before_import == [] and app.loader.default_packages is None
+    app.close()

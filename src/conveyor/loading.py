@@ -68,12 +68,17 @@ class Loader:
         if force:
             self.finalize(strict=True)
 
+    def setup(self) -> None:
+        """Run the fix-ups' setup (``django.setup()``): done by every ``conveyor -A`` command
+        that loads the app, so that reading the task registry can discover tasks there too."""
+        for hook in list(self.before_import):
+            hook()
+
     def import_default_modules(self) -> list[str]:
         """What a worker or beat does before it starts: the fix-ups' setup, then the
         ``imports``/``include`` modules, then every recorded discovery. Returns the module names
         imported (for the banner and tests)."""
-        for hook in list(self.before_import):
-            hook()
+        self.setup()
         conf = self._conf()
         names = [*_names("imports", conf.imports), *_names("include", conf.include)]
         for name in names:

@@ -34,6 +34,9 @@ class State:
             self._app = load_app(self.app_spec)
             if self.broker:
                 self._app.conf.broker_url = self.broker
+            # As manage.py does: a Django project is set up for every command, so the commands
+            # that read the task registry (call, schedule add) see the autodiscovered tasks.
+            self._app.loader.setup()
         return self._app
 
     def admin(self, import_app: bool = True) -> Admin:
