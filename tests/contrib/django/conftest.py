@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .project import DjangoProject, migrate
+from . import postgres
+from .project import DjangoProject, manage, migrate
 
 pytest.importorskip("django")
 pytest.importorskip("django_celery_beat")
@@ -23,3 +25,25 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def project(tmp_path: Path, template_db: Path) -> Iterator[DjangoProject]:
     yield DjangoProject(tmp_path, template_db)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.PostgresServer]:
+    why = postgres.unavailable()
+    if why is not None:
+        pytest.skip(why)
+    server = postgres.PostgresServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_project(tmp_path: Path, template_db: Path, postgres_server: postgres.PostgresServer) -> DjangoProject:
+    """The project with its default database on PostgreSQL (a database of its own)."""
+    database = f"proj_{uuid.uuid4().hex[:12]}"
+    postgres_server.create_database(database)
+    project = DjangoProject(tmp_path, template_db)
+    project.env.update(PROJ_PG_PORT=str(postgres_server.port), PROJ_PG_DB=database)
+    done = manage(tmp_path, "migrate", "-v", "0", env=project.env)
+    assert done.returncode == 0, done.stderr
+    return project

@@ -40,12 +40,12 @@ def migrate(workdir: Path) -> None:
         assert done.returncode == 0, done.stderr
 
 
-def manage(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def manage(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         check=False,
         cwd=PROJECT,
-        env=project_env(workdir),
+        env=env or project_env(workdir),
         capture_output=True,
         text=True,
         timeout=120,
@@ -88,7 +88,7 @@ class DjangoProject:
         return json.loads(reports[-1])
 
     def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return manage(self.workdir, *args)
+        return manage(self.workdir, *args, env=self.env)
 
     def conveyor(self, *command: str, name: str = "w", app: str = "proj") -> ConveyorProcess:
         """``conveyor -A proj COMMAND`` run from the project's directory."""

@@ -8,6 +8,7 @@ import pytest
 
 from tests.procs import wait_for
 
+from . import postgres
 from .project import DjangoProject
 
 
@@ -84,5 +85,38 @@ def test_worker_processes_do_not_use_the_database_connection_of_the_process_they
             """
         )
         assert got == [0, 0, 0, 0]
+    finally:
+        worker.stop()
+
+
+def test_a_postgresql_restart_fails_at_most_one_task_per_connection(
+    pg_project: DjangoProject, postgres_server: postgres.PostgresServer
+) -> None:
+    # Persistent connections (CONN_MAX_AGE=None): after a restart the worker's connection is
+    # dead. Without the fix-up every later task fails on it; with it, the first task to meet it
+    # fails and the connection is closed after it, so the next ones reconnect.
+    worker = pg_project.worker("-P", "solo").wait_ready()
+    try:
+        assert (
+            pg_project.run(
+                "from orders.tasks import count_orders\nreport(count_orders.delay().get(timeout=30))"
+            )
+            == 0
+        )
+        postgres_server.restart()
+        outcomes = pg_project.run(
+            """
+            from orders.tasks import count_orders
+            outcomes = []
+            for _ in range(4):
+                try:
+                    outcomes.append(count_orders.delay().get(timeout=30))
+                except Exception as exc:
+                    outcomes.append(type(exc).__name__)
+            report(outcomes)
+            """
+        )
+        assert outcomes[1:] == [0, 0, 0], outcomes
+        assert outcomes[0] in (0, "OperationalError", "InterfaceError"), outcomes
     finally:
         worker.stop()

@@ -33,6 +33,16 @@ DATABASES = {
     },
 }
 
+if os.environ.get("PROJ_PG_PORT"):  # the tests' throwaway PostgreSQL (tests/contrib/django/postgres.py)
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "127.0.0.1",
+        "PORT": os.environ["PROJ_PG_PORT"],
+        "NAME": os.environ["PROJ_PG_DB"],
+        "USER": "conveyor",
+        "CONN_MAX_AGE": None,  # persistent connections: the case a restart hurts most
+    }
+
 CELERY_BROKER_URL = os.environ.get("PROJ_BROKER_URL", "sqlite:///conveyor.db")
 CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = "UTC"
