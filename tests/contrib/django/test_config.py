@@ -43,6 +43,7 @@ def test_autodiscover_registers_the_tasks_of_every_installed_app(project: Django
         "orders.tasks.break_connection",
         "orders.tasks.count_orders",
         "orders.tasks.mark_paid",
+        "orders.tasks.ping",
         "proj.conveyor.debug_task",
     ]
 
@@ -59,5 +60,10 @@ def test_autodiscover_waits_until_django_is_set_up(project: DjangoProject) -> No
         """,
         setup=False,
     )
-    orders = ["orders.tasks.break_connection", "orders.tasks.count_orders", "orders.tasks.mark_paid"]
+    orders = [
+        "orders.tasks.break_connection",
+        "orders.tasks.count_orders",
+        "orders.tasks.mark_paid",
+        "orders.tasks.ping",
+    ]
     assert got == [[], orders]

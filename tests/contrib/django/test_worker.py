@@ -28,12 +28,14 @@ def test_the_worker_runs_tasks_of_two_installed_apps_found_by_autodiscover(proje
                 "paid": paid,
                 "is_paid": Order.objects.get(pk=order.pk).paid,
                 "invoice": invoice.get(timeout=30),
+                "ping": app.send_task("orders.tasks.ping").get(timeout=30),
             })
             """
         )
-        assert got == {"paid": "C-1", "is_paid": True, "invoice": 25}
-        banner = worker.log()
-        assert "orders.tasks.mark_paid" in banner and "billing.tasks.invoice_total" in banner
+        assert got == {"paid": "C-1", "is_paid": True, "invoice": 25, "ping": "pong"}
+        log = worker.log()
+        assert "orders.tasks.mark_paid" in log and "billing.tasks.invoice_total" in log
+        assert "raised" not in log  # no signal handler of the fix-up failed, async task included
     finally:
         worker.stop()
 

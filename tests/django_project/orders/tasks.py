@@ -26,3 +26,9 @@ def break_connection() -> bool:
     Order.objects.exists()  # make sure there is a connection to break
     connection.connection.close()
     return True
+
+
+@shared_task
+async def ping() -> str:
+    """An async task in a Django project: it runs on the worker's loop, beside the ORM tasks."""
+    return "pong"

@@ -24,6 +24,7 @@ request and transaction, whose connection is not the task's to close.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import warnings
@@ -97,7 +98,17 @@ def _around_task(**_: Any) -> None:
     request = current_request.get()
     if request is not None and request.is_eager:
         return
+    if _on_event_loop() and not os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+        return  # an async def task on the loop: no sync ORM connection here, and Django forbids it
     close_old_connections()
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def close_old_connections() -> None:
