@@ -145,3 +145,11 @@ def test_an_imported_entry_runs_on_a_worker_with_beat(project: DjangoProject) ->
         assert result == 0
     finally:
         worker.stop()
+
+
+def test_import_beat_without_django_celery_beat_installed_says_so(project: DjangoProject) -> None:
+    project.env["PROJ_WITHOUT_BEAT"] = "1"
+    done = project.manage("conveyor_import_beat")
+    assert done.returncode == 1
+    assert "django_celery_beat is not in INSTALLED_APPS" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -37,6 +37,12 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type inform
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from django.apps import apps
+
+        if not apps.is_installed("django_celery_beat"):
+            raise CommandError(
+                "django_celery_beat is not in INSTALLED_APPS: there are no periodic tasks to import"
+            )
         app = _app(options["app"])
         report = import_periodic_tasks(
             app, dry_run=options["dry_run"], check_tasks=not options["no_check_tasks"]
