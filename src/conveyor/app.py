@@ -45,6 +45,12 @@ class Conveyor:
     A relative SQLite path (the default's ``conveyor.db`` included) is relative to ``root``: by
     default the directory of the module that created the app, so the worker, beat, a Django
     view and a shell started anywhere all open the same file.
+
+    ``include`` names modules the worker and beat import when they start (the tasks that live
+    there), as Celery's does; see also ``autodiscover_tasks``. With ``DJANGO_SETTINGS_MODULE``
+    set, the Django fix-up is switched on (docs/django.md).
+
+    >>> app = Conveyor("proj", include=["proj.maintenance"])    # doctest: +SKIP
     """
 
     def __init__(
