@@ -41,11 +41,16 @@ def migrate(workdir: Path) -> None:
 
 
 def manage(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return python_in_project(["manage.py", *args], env or project_env(workdir))
+
+
+def python_in_project(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python ARGV...`` run to completion in the project's directory, output captured."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *argv],
         check=False,
         cwd=PROJECT,
-        env=env or project_env(workdir),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -73,15 +78,7 @@ class DjangoProject:
             "def report(value):\n"
             "    print('REPORT ' + json.dumps(value), flush=True)\n"
         )
-        done = subprocess.run(
-            [sys.executable, "-c", prelude + textwrap.dedent(code)],
-            check=False,
-            cwd=PROJECT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = python_in_project(["-c", prelude + textwrap.dedent(code)], self.env)
         assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
         reports = [line[7:] for line in done.stdout.splitlines() if line.startswith("REPORT ")]
         assert reports, f"no report\n{done.stdout}\n{done.stderr}"
@@ -89,6 +86,10 @@ class DjangoProject:
 
     def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
         return manage(self.workdir, *args, env=self.env)
+
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``conveyor -A proj ARGS...`` run to completion from the project's directory."""
+        return python_in_project(["-m", "conveyor", "-A", "proj", *args], self.env)
 
     def conveyor(self, *command: str, name: str = "w", app: str = "proj") -> ConveyorProcess:
         """``conveyor -A proj COMMAND`` run from the project's directory."""

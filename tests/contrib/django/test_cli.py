@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from .project import PROJECT, DjangoProject
-
-
-def conveyor(project: DjangoProject, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "conveyor", "-A", "proj", *args],
-        check=False,
-        cwd=PROJECT,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from .project import DjangoProject
 
 
 def test_call_and_schedule_add_know_the_autodiscovered_tasks(project: DjangoProject) -> None:
-    called = conveyor(project, "call", "billing.tasks.invoice_total", "--args", "[3]")
+    called = project.command("call", "billing.tasks.invoice_total", "--args", "[3]")
     assert called.returncode == 0, called.stderr
     task_id = called.stdout.strip()
-    added = conveyor(project, "schedule", "add", "hourly-count", "orders.tasks.count_orders", "1h")
+    added = project.command("schedule", "add", "hourly-count", "orders.tasks.count_orders", "1h")
     assert added.returncode == 0, added.stderr
     got = project.run(
         f"""
