@@ -9,7 +9,8 @@ Two parts (docs/django.md):
   ``--processes`` fork.
 - A Django app: add ``"conveyor.contrib.django"`` to ``INSTALLED_APPS`` for the management
   command ``python manage.py conveyor_import_beat`` (django_celery_beat's periodic tasks into
-  Conveyor's schedules, ``beat_import.py``).
+  Conveyor's schedules, ``beat_import.py``) and a staff page in the admin listing the entries,
+  with enable/disable/run now/remove (``views.py``, mounted with ``urls.py``).
 
 Importing this package does not import Django.
 """
