@@ -29,13 +29,14 @@ class ConveyorProcess:
         app: str,
         name: str,
         env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         self.name = name
         self.log_path = workdir / f"{name}-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()/kill()
         cmd = [sys.executable, "-m", "conveyor", "-A", app, "-b", broker_url, *command]
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=process_env(workdir, env), stdout=self._log, stderr=subprocess.STDOUT
+            cmd, cwd=cwd, env=process_env(workdir, env), stdout=self._log, stderr=subprocess.STDOUT
         )
 
     @property

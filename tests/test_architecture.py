@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "conveyor.signals": CORE,
     "conveyor.einfo": CORE,
     "conveyor.log": CORE,
+    "conveyor.celerynames": CORE,
     # the broker contract and its implementations
     "conveyor.brokers": BROKERS,
     # how one run ends: retry decisions, outcomes, the run-guard protocol
@@ -64,6 +65,7 @@ LAYERS: dict[str, int] = {
     "conveyor.admin": ADMIN,
     # the application object, and the package that exports it
     "conveyor.app": APP,
+    "conveyor.loading": APP,
     "conveyor": APP,
     # integrations with other software (optional extras): beside the app, they may use anything below
     "conveyor.contrib": APP,

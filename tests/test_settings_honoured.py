@@ -23,6 +23,7 @@ WARNING_VALUES = {
     "worker_send_task_events": True,
     "task_send_sent_event": True,
     "broker_transport_options": {"visibility_timeout": 3600},
+    "beat_scheduler": "django_celery_beat.schedulers:DatabaseScheduler",
 }
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol
 from .brokers import Broker, broker_from_url, redacted_url, resolve_broker_url
 from .config import Settings
 from .exceptions import NotRegistered
+from .loading import Loader, Packages
 from .options import EnqueueOptions
 from .registry import activate, current_app, share
 from .results import AsyncResult
@@ -44,6 +45,12 @@ class Conveyor:
     A relative SQLite path (the default's ``conveyor.db`` included) is relative to ``root``: by
     default the directory of the module that created the app, so the worker, beat, a Django
     view and a shell started anywhere all open the same file.
+
+    ``include`` names modules the worker and beat import when they start (the tasks that live
+    there), as Celery's does; see also ``autodiscover_tasks``. With ``DJANGO_SETTINGS_MODULE``
+    set, the Django fix-up is switched on (docs/django.md).
+
+    >>> app = Conveyor("proj", include=["proj.maintenance"])    # doctest: +SKIP
     """
 
     def __init__(
@@ -52,15 +59,23 @@ class Conveyor:
         *,
         broker: str | None = None,
         root: str | os.PathLike[str] | None = None,
+        include: Sequence[str] | None = None,
         **settings: Any,
     ) -> None:
         self.main = main or "__main__"
         #: The directory relative SQLite broker paths resolve against (see resolved_broker_url).
         self.root = os.path.abspath(root) if root is not None else _creator_dir(self)
-        self.conf = Settings(settings)
+        self._conf = Settings(settings)
+        # config_from_object("dotted.path") is read at the first use of conf, as Celery's.
+        self._config_source: tuple[str, str | None] | None = None
+        self._config_lock = threading.Lock()
         if broker is not None:
-            self.conf.broker_url = broker
-        self.tasks: dict[str, Task[Any, Any]] = {}
+            self._conf.broker_url = broker
+        if include is not None:
+            self._conf.include = list(include)
+        self._tasks: dict[str, Task[Any, Any]] = {}
+        #: The modules that hold this app's tasks and when they are imported (loading.py).
+        self.loader = Loader(lambda: self.conf)
         #: Factories of run guards (see conveyor.execution.guards), asked once per task.
         self.guard_factories: list[GuardFactory] = []
         from .coordination.guards import coordination_guard  # locks, rate and concurrency limits
@@ -68,8 +83,12 @@ class Conveyor:
         self.guard_factories.append(coordination_guard)
         self._broker: Broker | None = None
         self._broker_lock = threading.Lock()
-        self.conf.on_change(self._setting_changed)
+        self._conf.on_change(self._setting_changed)
         activate(self)  # the current app from now on; shared tasks join it
+        if os.environ.get("DJANGO_SETTINGS_MODULE"):  # a Django project: its fix-up, as Celery's
+            from .contrib.django.fixup import install
+
+            install(self)
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.main} broker={redacted_url(self.resolved_broker_url())}>"
@@ -91,9 +110,58 @@ class Conveyor:
                 self._broker = None
 
     # -- configuration -----------------------------------------------------------------------
-    def config_from_object(self, obj: object | str, namespace: str | None = None) -> None:
-        """Load settings from a module/object (or its dotted path), like Celery's."""
-        self.conf.from_object(obj, namespace)
+    @property
+    def conf(self) -> Settings:
+        """The app's settings (config.py)."""
+        if self._config_source is not None:
+            self._read_config_source()
+        return self._conf
+
+    def _read_config_source(self) -> None:
+        with self._config_lock:
+            source, self._config_source = self._config_source, None
+            if source is not None:
+                self._conf.from_object(*source)
+
+    def config_from_object(
+        self, obj: object | str, namespace: str | None = None, force: bool = False
+    ) -> None:
+        """Load settings from a module or object, or its dotted path, as Celery's does.
+
+        A dotted path (``"django.conf:settings"``, ``"proj.celeryconfig"``) is read at the first
+        use of ``app.conf`` (``force=True``: now), because the module creating the app is often
+        imported while Django is still loading that very settings module. With
+        ``namespace="CELERY"`` only ``CELERY_``-prefixed names are read, as settings without the
+        prefix (``CELERY_TASK_ROUTES`` is ``task_routes``); see ``Settings.from_object``.
+
+        >>> app.config_from_object("django.conf:settings", namespace="CELERY")  # doctest: +SKIP
+        """
+        if self._config_source is not None:  # an earlier source is read first, in order
+            self._read_config_source()
+        if isinstance(obj, str) and not force:
+            self._config_source = (obj, namespace)
+        else:
+            self._conf.from_object(obj, namespace)
+
+    def autodiscover_tasks(
+        self, packages: Packages = None, related_name: str | None = "tasks", force: bool = False
+    ) -> None:
+        """Import each package's ``tasks`` module (``related_name``) when the worker starts.
+
+        With no packages, in a Django project: every installed app's. Lazy unless ``force``:
+        see loading.py.
+
+        >>> app.autodiscover_tasks()                          # Django: INSTALLED_APPS  # doctest: +SKIP
+        >>> app.autodiscover_tasks(["proj.orders", "proj.billing"])              # doctest: +SKIP
+        """
+        self.loader.autodiscover(packages, related_name, force)
+
+    @property
+    def tasks(self) -> dict[str, Task[Any, Any]]:
+        """The registered tasks by name; reading it runs pending task discovery (finalize)."""
+        if self.loader.pending:
+            self.loader.finalize()
+        return self._tasks
 
     @property
     def broker(self) -> Broker:
@@ -142,7 +210,7 @@ class Conveyor:
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             task = create_task(func, self, bind, options)
-            self.tasks[task.name] = task
+            self._tasks[task.name] = task
             return task
 
         return register(fn) if fn is not None else register
@@ -156,7 +224,7 @@ class Conveyor:
         return guards
 
     def register(self, task: Task[Any, Any]) -> None:
-        self.tasks[task.name] = task
+        self._tasks[task.name] = task
 
     def get_task(self, name: str) -> Task[Any, Any]:
         try:
@@ -297,6 +365,7 @@ class Conveyor:
         """A worker for this app, to run in this process: ``app.Worker(queues=["default"]).run()``."""
         from .worker.worker import Worker
 
+        self.loader.import_default_modules()
         return Worker(self, **options)
 
 

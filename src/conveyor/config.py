@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from .celerynames import CELERY_ONLY, setting_name
 from .exceptions import ConfigurationError, ConfigurationWarning, did_you_mean
 
 DEFAULT_BROKER_URL = "sqlite:///conveyor.db"
@@ -92,6 +93,9 @@ class Settings(MutableMapping[str, Any]):
     beat_slot_claim_ttl: float = 3600.0  # how long a sent slot is remembered across schedulers
     beat_catch_up_grace: float = 60.0  # catch_up="skip": a slot this late still counts as on time
     beat_catch_up_limit: int = 100  # catch_up="all": at most this many missed slots per entry
+    # Modules the worker and beat import at start (Celery's imports/include; Conveyor(include=[...]))
+    imports: Sequence[str] = ()
+    include: Sequence[str] = ()
 
     _extra: dict[str, Any]  # settings Conveyor does not read, kept for the app
     _listeners: list[Callable[[str], None]]
@@ -138,6 +142,11 @@ class Settings(MutableMapping[str, Any]):
             if key not in self._extra and not key.isupper():
                 if instead is not None:
                     _warn(f"setting {key!r}: {instead[1]}")
+                elif key in CELERY_ONLY:
+                    _warn(
+                        f"Celery setting {key!r} has no effect in Conveyor; it is kept, but not read "
+                        "(docs/migrating-from-celery.md)"
+                    )
                 else:
                     hint = did_you_mean(key, FIELDS)
                     _warn(f"unknown setting {key!r}{hint}; it is kept, but Conveyor does not read it")
@@ -190,10 +199,16 @@ class Settings(MutableMapping[str, Any]):
         return self.broker_url or os.environ.get("CONVEYOR_BROKER_URL") or DEFAULT_BROKER_URL
 
     def from_object(self, obj: object | str, namespace: str | None = None) -> None:
-        """Load settings from an object or an importable dotted path.
+        """Load settings from an object or an importable dotted path (``"module:attribute"``).
 
-        Reads attributes named like settings; with ``namespace="CONVEYOR"`` it reads
-        ``CONVEYOR_BROKER_URL`` etc. (Django style), like Celery's ``namespace``.
+        Reads attributes named like settings; with ``namespace="CELERY"`` (or ``"CONVEYOR"``)
+        it reads ``CELERY_BROKER_URL``, ``CELERY_TASK_ROUTES``, ... (Django style), like
+        Celery's ``namespace``. Celery's pre-4.0 names (``CELERY_ALWAYS_EAGER``,
+        ``BROKER_URL``) are read too (``celerynames.py``). Under a namespace every name is a
+        setting, so a misspelt one warns; without one, only names that are settings are read.
+
+        >>> conf = Settings()
+        >>> conf.from_object("django.conf:settings", namespace="CELERY")   # doctest: +SKIP
         """
         if isinstance(obj, str):
             module_name, _, attr = obj.partition(":")
@@ -204,18 +219,16 @@ class Settings(MutableMapping[str, Any]):
             if attr:
                 target = getattr(target, attr)
             obj = target
-        prefix = f"{namespace}_" if namespace else ""
         for name in dir(obj):
             if name.startswith("_"):
                 continue
-            if prefix:
-                if not name.startswith(prefix):
-                    continue
-                key = name[len(prefix) :].lower()
-            else:
-                key = name.lower() if name.isupper() else name
-                if key not in FIELDS:
-                    continue
+            key = setting_name(name, namespace)
+            # Without a namespace a module also holds imports and helpers: only settings count
+            # (Conveyor's, and Celery's, which then warn that they do nothing here).
+            if key is None or (
+                not namespace and key not in FIELDS and key not in INSTEAD and key not in CELERY_ONLY
+            ):
+                continue
             self[key] = getattr(obj, name)
 
 
@@ -330,6 +343,11 @@ INSTEAD: dict[str, tuple[Callable[[Any], bool], str]] = {
         "not needed: task states and results are always recorded in the broker",
     ),
     "task_send_sent_event": (_always, "not needed: task states are always recorded in the broker"),
+    "beat_scheduler": (
+        _always,
+        "not used: schedules live in the broker (docs/beat.md); django_celery_beat's rows are "
+        "imported with `python manage.py conveyor_import_beat` (docs/django.md)",
+    ),
     "broker_transport_options": (
         lambda value: bool(set(value) - TRANSPORT_OPTIONS_READ),
         "only master_name, sentinel_kwargs, wait_replicas and wait_timeout_ms are read (Redis); "

@@ -500,6 +500,42 @@ class Task(Generic[P, R]):
         """``apply_async`` for async producers."""
         return await asyncio.to_thread(lambda: self.apply_async(args, kwargs, **options))
 
+    # -- Django: enqueue when the surrounding transaction commits (docs/django.md) -------------
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """``delay`` once the current Django transaction commits; nothing on rollback.
+
+        >>> with transaction.atomic():                       # doctest: +SKIP
+        ...     order = Order.objects.create(...)
+        ...     send_receipt.delay_on_commit(order.pk)       # sent after COMMIT, never before
+        """
+        return self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        using: str | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> AsyncResult[R]:
+        """``apply_async`` once the transaction of database ``using`` (Django's alias, default
+        ``"default"``) commits, through ``django.db.transaction.on_commit``: nothing is sent on
+        rollback, and outside a transaction it is sent at once, as Django runs the callback.
+
+        The arguments, options and message are checked now, in the caller's code, not at commit.
+        The task id is chosen now: the returned result is the task's once it is sent (an id
+        whose transaction rolled back stays ``UNKNOWN``). Celery's version returns None.
+        """
+        from django.db import transaction
+
+        options = enqueue_options(options, "apply_async_on_commit")
+        call_args, call_kwargs = list(args or ()), dict(kwargs or {})
+        self._check_args(call_args, call_kwargs)
+        task_id = options["task_id"] = options.get("task_id") or new_task_id()
+        encode_envelope(self._envelope(call_args, call_kwargs, options))  # raises now if it cannot
+        transaction.on_commit(lambda: self.apply_async(call_args, call_kwargs, **options), using=using)
+        return AsyncResult(task_id, self.app)
+
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:  # noqa: N802 - Celery's name
         return AsyncResult(task_id, self.app)
 

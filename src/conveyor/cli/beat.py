@@ -13,7 +13,7 @@ from ..app import Conveyor
 from ..beat.entry import EntryError
 from ..beat.scheduler import Scheduler
 from .celery_flags import announce_schedule_file
-from .common import State, log_options, setup_logging
+from .common import State, import_task_modules, log_options, setup_logging
 
 logger = logging.getLogger("conveyor.beat")
 
@@ -26,6 +26,7 @@ class BadSchedule(click.ClickException):
 
 def prepared_scheduler(app: Conveyor, *, check_tasks: bool = True) -> Scheduler:
     """A scheduler whose declared entries are validated and synced (exit 2 if any is bad)."""
+    import_task_modules(app)  # declared entries are checked against the registered tasks
     scheduler = Scheduler(app)
     try:
         scheduler.prepare(check_tasks=check_tasks)

@@ -35,6 +35,9 @@ class State:
             self._app = load_app(self.app_spec)
             if self.broker:
                 self._app.conf.broker_url = self.broker
+            # As manage.py does: a Django project is set up for every command, so the commands
+            # that read the task registry (call, schedule add) see the autodiscovered tasks.
+            self._app.loader.setup()
         return self._app
 
     def admin(self, import_app: bool = True) -> Admin:
@@ -69,6 +72,17 @@ def lookups() -> Iterator[None]:
     try:
         yield
     except UnknownName as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def import_task_modules(app: Conveyor) -> None:
+    """What a worker or beat imports before it starts (``include``, ``autodiscover_tasks``;
+    loading.py); a module named there that does not exist is a usage error (exit 2)."""
+    from ..exceptions import ConfigurationError
+
+    try:
+        app.loader.import_default_modules()
+    except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
 
 

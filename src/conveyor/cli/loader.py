@@ -1,8 +1,13 @@
-"""Finding the app named by ``-A``: ``proj``, ``proj.tasks``, or ``proj.tasks:app``."""
+"""Finding the app named by ``-A``: ``proj``, ``proj.tasks``, or ``proj.tasks:app``.
+
+For a package with no app of its own (a Django project's ``proj``), its ``proj.conveyor`` or
+``proj.celery`` module is tried, as Celery's ``-A proj`` finds ``proj/celery.py``.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -35,6 +40,10 @@ def load_app(spec: str | None) -> Conveyor:
     if len(found) == 1:
         return found[0]
     if not found:
+        # A Django project's package: its app module, named as Celery's (proj/celery.py) or ours.
+        for submodule in (f"{module_name}.conveyor", f"{module_name}.celery"):
+            if hasattr(module, "__path__") and importlib.util.find_spec(submodule) is not None:
+                return load_app(submodule)
         raise click.UsageError(f"module {module_name!r} has no Conveyor app (use -A module:attribute)")
     raise click.UsageError(
         f"module {module_name!r} has several Conveyor apps; name one with -A {module_name}:NAME"

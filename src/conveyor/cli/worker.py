@@ -12,7 +12,7 @@ import click
 from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor
 from ..worker.worker import POOLS, Worker
 from .celery_flags import announce, check_optimization, check_pool, parse_autoscale
-from .common import State, log_options, setup_logging
+from .common import State, import_task_modules, log_options, setup_logging
 
 
 def _queues(value: str | None) -> list[str] | None:
@@ -119,6 +119,7 @@ def worker(
     app = state.app
     setup_logging(loglevel, logfile, log_format)
     announce(autoscale, task_events, optimization, schedule_file)
+    import_task_modules(app)  # once, before --processes forks: the children inherit the modules
     if autoscale is not None:
         concurrency = autoscale
 

@@ -1,1 +1,1 @@
-"""Integrations with other software, each optional (its library is an extra): ``sentry``."""
+"""Integrations with other software, each optional (its library is an extra): ``sentry``, ``django``."""
