@@ -20,6 +20,7 @@ from .records import (
     TaskInfo,
     WorkerInfo,
 )
+from .schedules import ScheduleInfo
 
 __all__ = [
     "ActionInfo",
@@ -32,6 +33,7 @@ __all__ = [
     "QueueInfo",
     "Reply",
     "RunningTask",
+    "ScheduleInfo",
     "TaskFilter",
     "TaskInfo",
     "UnknownName",
