@@ -68,6 +68,9 @@ def _register() -> None:
     from . import monitor
 
     cli.add_command(monitor.monitor)
+    from . import dashboard
+
+    cli.add_command(dashboard.dashboard)
 
 
 _register()

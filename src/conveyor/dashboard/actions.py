@@ -95,7 +95,9 @@ async def revoke_task(request: Request) -> Response:
         admin.control.revoke([task_id], terminate=terminate, timeout=2.0)
         return f"{'terminated' if terminate else 'revoked'} task {task_id}"
 
-    return await _run(request, "task.terminate" if terminate else "task.revoke", task_id, fn, f"/tasks/{task_id}")
+    return await _run(
+        request, "task.terminate" if terminate else "task.revoke", task_id, fn, f"/tasks/{task_id}"
+    )
 
 
 async def rerun_task(request: Request) -> Response:
