@@ -6,6 +6,8 @@ import os
 
 import click
 
+from ..app import Conveyor
+from ..config import DEFAULT_BROKER_URL
 from .common import State
 
 
@@ -45,6 +47,8 @@ def dashboard(
     """Serve the web dashboard (with the JSON API under /api, /health and /metrics).
 
     Binds 127.0.0.1 by default; another address needs authentication (or --insecure-no-auth).
+    Without -A it needs only the broker (-b or $CONVEYOR_BROKER_URL): everything works, and
+    "run again" sends tasks by name.
 
     \b
     Examples:
@@ -53,7 +57,7 @@ def dashboard(
       conveyor dashboard --hash-password alice >> /etc/conveyor/users
     """
     from ..dashboard.auth import AuthConfigError, hash_line, load_auth_file, parse_plain
-    from ..dashboard.serve import UnsafeBind, serve
+    from ..dashboard.serve import UnsafeBind, check_bind, serve
 
     try:
         if hash_password is not None:
@@ -66,6 +70,15 @@ def dashboard(
         if auth_file:
             accounts += load_auth_file(auth_file).values()
         token = token or os.environ.get("CONVEYOR_DASHBOARD_TOKEN") or None
-        serve(state.app, host, port, accounts, token, read_only, insecure_no_auth, root_path.rstrip("/"))
+        check_bind(host, bool(accounts) or token is not None, insecure_no_auth)
+        serve(_app(state), host, port, accounts, token, read_only, insecure_no_auth, root_path.rstrip("/"))
     except (AuthConfigError, UnsafeBind) as exc:
         raise click.UsageError(str(exc)) from exc
+
+
+def _app(state: State) -> Conveyor:
+    """The -A app, or (without -A) a bare one on the broker: the dashboard needs no task module."""
+    if state.app_spec:
+        return state.app
+    url = state.broker or os.environ.get("CONVEYOR_BROKER_URL") or DEFAULT_BROKER_URL
+    return Conveyor("conveyor-dashboard", broker=url)
