@@ -19,8 +19,8 @@ def _dir() -> Path:
 
 @app.task(max_retries=0)
 def gated(token: str) -> str:
-    """Fails (into the dead letters) until the file ``allow`` exists; then records ``token``."""
-    if not (_dir() / "allow").exists():
+    """Fails (into the dead letters) until the file ``allow-TOKEN`` exists; then records ``token``."""
+    if not (_dir() / f"allow-{token}").exists():
         raise RuntimeError(f"gate closed for {token}")
     with open(_dir() / "gated.log", "a") as f:
         f.write(token + "\n")
