@@ -25,7 +25,7 @@ LAYER_NAMES = {
     RUNTIME: "worker, beat",
     ADMIN: "admin",
     APP: "app",
-    ENTRY: "cli, dashboard",
+    ENTRY: "cli, dashboard, httpapi, metrics",
 }
 
 #: The layer of every module, by module or package name (a package covers everything in it).
@@ -69,6 +69,8 @@ LAYERS: dict[str, int] = {
     # entry points
     "conveyor.cli": ENTRY,
     "conveyor.dashboard": ENTRY,
+    "conveyor.httpapi": ENTRY,
+    "conveyor.metrics": ENTRY,
     "conveyor.__main__": ENTRY,
 }
 

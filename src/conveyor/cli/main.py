@@ -65,9 +65,10 @@ def _register() -> None:
     cli.add_command(health.health)
     cli.add_command(history.tasks)
     cli.add_command(history.task)
-    from . import monitor
+    from . import metrics, monitor
 
     cli.add_command(monitor.monitor)
+    cli.add_command(metrics.metrics)
     from . import dashboard
 
     cli.add_command(dashboard.dashboard)

@@ -1,0 +1,146 @@
+"""One JSON endpoint of the HTTP API, described once: its method, path, query parameters, body
+and whether it acts on the cluster. The Starlette route and the OpenAPI description are both
+built from this description, so the published description cannot drift from what is served.
+
+Every endpoint answers JSON. Errors are ``{"error": "..."}`` with the status that fits:
+400 for bad input (malformed JSON, a wrong type, arguments that do not fit the task), 403 for
+a read-only user who tries to act, 404 for an unknown task id, queue, worker or task name,
+503 when the broker cannot be reached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..admin import Admin, UnknownName, UnknownState
+from ..exceptions import BrokerError
+
+log = logging.getLogger("conveyor.httpapi")
+
+USER_SCOPE_KEY = "conveyor.user"  # set by the dashboard's auth middleware (dashboard/auth.py)
+
+
+class ApiError(Exception):
+    """An error the client should see: ``{"error": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """Who calls: the dashboard's authenticated user, or "anonymous" who may act when the API is
+    mounted behind a host application's own auth (nothing in the scope)."""
+
+    name: str
+    can_act: bool
+
+
+ANONYMOUS = User("anonymous", True)
+
+
+def current_user(request: Request) -> User:
+    found = request.scope.get(USER_SCOPE_KEY)
+    if found is None:
+        return ANONYMOUS
+    return User(str(getattr(found, "name", "unknown")), bool(getattr(found, "can_act", False)))
+
+
+async def record(request: Request, admin: Admin, action: str, target: str, detail: str = "") -> None:
+    """Write an action the caller took to the action log (admin/actions.py)."""
+    await run_in_threadpool(admin.record_action, current_user(request).name, action, target, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A query parameter (for the OpenAPI description; handlers read them through inputs.py)."""
+
+    name: str
+    type: str  # "string", "integer", "number", "boolean"
+    description: str
+    repeated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler's answer when the status is not 200."""
+
+    status: int
+    body: Any
+
+
+Handler = Callable[[Request], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint. ``acts``: it changes the cluster, so a user who cannot act gets 403 before
+    the handler runs. ``body``: the JSON schema of the request body (None: no body)."""
+
+    method: str
+    path: str
+    summary: str
+    handler: Handler
+    params: tuple[Param, ...] = ()
+    body: dict[str, Any] | None = None
+    acts: bool = False
+    responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
+
+    def route(self) -> Route:
+        return Route(self.path, self._serve, methods=[self.method], name=self.summary)
+
+    async def _serve(self, request: Request) -> Response:
+        try:
+            if self.acts and not current_user(request).can_act:
+                raise ApiError(403, f"user {current_user(request).name!r} is read-only: cannot act")
+            answer = await self.handler(request)
+        except ApiError as exc:
+            return error(exc.status, exc.message)
+        except UnknownState as exc:
+            return error(400, str(exc))
+        except UnknownName as exc:
+            return error(404, str(exc))
+        except BrokerError as exc:
+            return error(503, f"broker unreachable: {exc}")
+        except Exception as exc:  # a bug must still answer JSON, and be logged with its traceback
+            log.exception("%s %s failed", self.method, request.url.path)
+            return error(500, f"internal error: {type(exc).__name__}: {exc}")
+        if isinstance(answer, Reply):
+            return json_response(answer.body, answer.status)
+        return json_response(answer)
+
+
+def error(status: int, message: str) -> Response:
+    return json_response({"error": message}, status)
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(
+        json.dumps(to_json(body), default=repr, ensure_ascii=False),
+        status,
+        media_type="application/json",
+    )
+
+
+def to_json(value: Any) -> Any:
+    """The admin records (frozen dataclasses, tuples of them) as JSON-ready values. A task's
+    result that JSON cannot hold is shown by its ``repr`` (``json.dumps(default=repr)``)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    return value
