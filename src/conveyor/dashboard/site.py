@@ -25,6 +25,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..app import Conveyor
+from ..httpapi import api_routes, health_route
+from ..metrics import metrics_route
 from . import actions, pages
 from .auth import Account, AuthMiddleware, Security
 from .csrf import CSRFMiddleware
@@ -58,8 +60,9 @@ def page_routes() -> list[BaseRoute]:
 
 
 def service_routes(app: Conveyor) -> list[BaseRoute]:
-    """The JSON API under ``/api``, ``/health`` and ``/metrics`` (conveyor.httpapi, conveyor.metrics)."""
-    return []
+    """The JSON API under ``/api``, ``/health`` (left open by the auth middleware: load
+    balancers carry no credentials) and ``/metrics`` (conveyor.httpapi, conveyor.metrics)."""
+    return [Mount("/api", routes=api_routes(app)), health_route(app), metrics_route(app)]
 
 
 def asgi_app(
