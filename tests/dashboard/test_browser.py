@@ -82,6 +82,24 @@ def test_each_page_loads_with_no_console_error(
     assert errors == []
 
 
+def test_a_page_updates_by_itself_without_a_reload(
+    admin_page: Any, errors: list[str], producer: Conveyor
+) -> None:
+    from playwright.sync_api import expect
+
+    admin_page.goto("/queues")
+    state = admin_page.locator("tr[data-queue='dash-b'] .queue-state")
+    assert "active" in state.inner_text()
+    admin_page.evaluate("window.notReloaded = true")
+    producer.admin.pause("dash-b")  # out of band: another operator, or the CLI
+    try:
+        expect(state).to_contain_text("paused", timeout=30_000)
+        assert admin_page.evaluate("window.notReloaded") is True  # swapped in place, not reloaded
+    finally:
+        producer.admin.resume("dash-b")
+    assert errors == []
+
+
 def test_a_dead_letter_retried_from_the_page_runs(
     admin_page: Any, errors: list[str], producer: Conveyor, workdir: Path
 ) -> None:

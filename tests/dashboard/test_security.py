@@ -3,10 +3,10 @@ CSRF, the bearer token, the action log, the bind check, hashed passwords."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +14,12 @@ import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conveyor import Conveyor
-from conveyor.dashboard import asgi_app
+from conveyor.dashboard import WebUser, asgi_app
 from conveyor.dashboard.auth import AuthConfigError, Security, hash_line, parse_auth_lines, verify_password
 
 from ..procs import ROOT, wait_for
@@ -129,13 +131,11 @@ def _pbkdf2(password: str, salt: bytes, iterations: int) -> str:
     return base64.b64encode(hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)).decode()
 
 
-@pytest.fixture
-def mounted(dash_broker: str) -> Iterator[str]:
-    """The dashboard mounted at /ops inside a host Starlette app, served by uvicorn in a thread."""
-    app = Conveyor("host", broker=dash_broker)
-    host = Starlette(routes=[Mount("/ops", app=asgi_app(app))])
+@contextlib.contextmanager
+def _serve(web: Starlette) -> Iterator[str]:
+    """Serve ``web`` with uvicorn in a thread on a free port."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(host, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, 30)
@@ -144,6 +144,16 @@ def mounted(dash_broker: str) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@pytest.fixture
+def mounted(dash_broker: str) -> Iterator[str]:
+    """The dashboard mounted at /ops inside a host Starlette app (no auth of its own)."""
+    app = Conveyor("host", broker=dash_broker)
+    try:
+        with _serve(Starlette(routes=[Mount("/ops", app=asgi_app(app))])) as url:
+            yield url
+    finally:
         app.close()
 
 
@@ -153,6 +163,7 @@ def test_mounted_under_a_path_inside_another_application(mounted: str, producer:
         assert page.status_code == 200
         assert 'href="/ops/workers"' in page.text and 'src="/ops/static/dashboard.js"' in page.text
         assert client.get("/ops/static/dashboard.css").status_code == 200
+        assert "script-src 'self'" in page.headers["content-security-policy"]  # no inline script runs
         assert page.headers["set-cookie"].count("Path=/ops") == 1
         token = client.cookies.get("conveyor_csrf")
         assert client.post("/ops/queues/dash-b/pause").status_code == 403
@@ -161,4 +172,43 @@ def test_mounted_under_a_path_inside_another_application(mounted: str, producer:
         assert producer.admin.queue("dash-b").paused
         client.post("/ops/queues/dash-b/resume", data={"csrf_token": token or ""})
         assert producer.admin.actions(limit=1).items[0].actor == "anonymous"
-    time.sleep(0)
+
+
+class HostAuth:
+    """A host application's own auth: it names the user in the scope (``X-User``, role from
+    ``X-Role``) before the mounted dashboard sees the request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            name = headers.get(b"x-user", b"").decode()
+            if name:
+                scope["conveyor.user"] = WebUser(name, can_act=headers.get(b"x-role") != b"viewer")
+        await self.app(scope, receive, send)
+
+
+def test_a_host_application_names_the_user_of_a_mounted_dashboard(
+    dash_broker: str, producer: Conveyor
+) -> None:
+    app = Conveyor("host", broker=dash_broker)
+    host = Starlette(routes=[Mount("/ops", app=asgi_app(app))], middleware=[Middleware(HostAuth)])
+    with _serve(host) as url, httpx.Client(base_url=url, timeout=30) as client:
+        client.get("/ops/")
+        token = client.cookies.get("conveyor_csrf") or ""
+        viewer = {"X-User": "vera", "X-Role": "viewer"}
+        assert "read-only" in client.get("/ops/queues", headers=viewer).text
+        refused = client.post("/ops/queues/dash-b/pause", data={"csrf_token": token}, headers=viewer)
+        assert refused.status_code == 403
+        done = client.post(
+            "/ops/queues/dash-b/pause", data={"csrf_token": token}, headers={"X-User": "alice"}
+        )
+        assert done.status_code == 303
+        client.post("/ops/queues/dash-b/resume", data={"csrf_token": token}, headers={"X-User": "alice"})
+    app.close()
+    assert [(a.actor, a.action) for a in producer.admin.actions(limit=2).items] == [
+        ("alice", "queue.resume"),
+        ("alice", "queue.pause"),
+    ]

@@ -30,6 +30,7 @@ from ..metrics import metrics_route
 from . import actions, pages
 from .auth import Account, AuthMiddleware, Security
 from .csrf import CSRFMiddleware
+from .headers import SecurityHeaders
 
 
 def page_routes() -> list[BaseRoute]:
@@ -83,7 +84,11 @@ def asgi_app(
     security = Security({a.name: a for a in accounts}, token, read_only)
     web = Starlette(
         routes=[*service_routes(app), *page_routes()],
-        middleware=[Middleware(AuthMiddleware, security=security), Middleware(CSRFMiddleware)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(AuthMiddleware, security=security),
+            Middleware(CSRFMiddleware),
+        ],
     )
     web.state.conveyor = app
     return web
