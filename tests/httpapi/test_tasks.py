@@ -28,6 +28,8 @@ def test_a_task_sent_through_the_api_runs_and_shows_succeeded(
     assert record["worker"].startswith("w@")
     listed = api.get("/api/tasks", params={"state": "succeeded", "name": "api.add"}).json()
     assert [t["id"] for t in listed["items"]] == [task_id]
+    (minute,) = api.get("/api/counters", params={"name": "api.add"}).json()
+    assert (minute["name"], minute["processed"], minute["failed"]) == ("api.add", 1, 0)
     action = app.admin.actions().items[0]
     assert (action.actor, action.action, action.target, action.detail) == (
         "anonymous",
@@ -59,7 +61,7 @@ def test_send_refuses_arguments_that_do_not_fit_the_signature_and_sends_nothing(
     assert app.admin.queues() == [] and app.admin.actions().items == ()
 
 
-def test_send_refuses_bad_input_with_a_clear_json_error(api: httpx.Client) -> None:
+def test_send_refuses_bad_input_with_a_clear_json_error(api: httpx.Client, app: Conveyor) -> None:
     cases = [
         (b"{not json", "malformed JSON body"),
         (b"[1, 2]", "must be an object"),
@@ -69,11 +71,30 @@ def test_send_refuses_bad_input_with_a_clear_json_error(api: httpx.Client) -> No
         (b'{"task": "api.add", "args": [1, 2], "options": {"priority": 42}}', "priority"),
         (b'{"task": "api.add", "args": [1, 2], "options": {"eta": "tomorrow"}}', "option 'eta'"),
         (b'{"task": "api.add", "argz": [1, 2]}', "unknown field(s) 'argz'"),
+        (
+            b'{"task": "api.add", "args": [1, 2], "options": {"task_id": 7}}',
+            "option 'task_id' must be a string",
+        ),
+        (
+            b'{"task": "api.add", "args": [1, 2], "options": {"countdown": "soon"}}',
+            "'countdown' must be a number",
+        ),
+        (b'{"task": "api.add", "args": [1, 2], "options": {"max_retries": true}}', "must be an integer"),
+        (b'{"task": "api.add", "args": [1, 2], "options": {"headers": [1]}}', "must be an object"),
+        (b'{"task": "api.add", "args": [1, 2], "options": {"serializer": "pickle"}}', "accept_content"),
     ]
     for raw, message in cases:
         answer = api.post("/api/tasks", content=raw, headers={"content-type": "application/json"})
         assert answer.status_code == 400, (raw, answer.text)
         assert message in answer.json()["error"], (raw, answer.json())
+    assert app.admin.queues() == []  # nothing was sent
+
+
+def test_a_body_too_large_is_refused_before_it_is_read(api: httpx.Client, app: Conveyor) -> None:
+    huge = b'{"task": "api.add", "args": ["' + b"x" * (2 * 1024 * 1024) + b'", 1]}'
+    answer = api.post("/api/tasks", content=huge, headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and "request body over 1024 KiB" in answer.json()["error"]
+    assert app.admin.queues() == []
 
 
 def test_send_an_unknown_task_is_404(api: httpx.Client) -> None:
@@ -82,13 +103,16 @@ def test_send_an_unknown_task_is_404(api: httpx.Client) -> None:
     assert answer.json() == {"error": "unknown task 'api.nope': not registered in this application"}
 
 
-def test_an_eta_in_iso_8601_delays_the_task(api: httpx.Client, app: Conveyor) -> None:
+def test_an_eta_in_iso_8601_or_epoch_seconds_delays_the_task(api: httpx.Client, app: Conveyor) -> None:
     eta = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
-    answer = api.post("/api/tasks", json={"task": "api.add", "args": [1, 2], "options": {"eta": eta}})
-    assert answer.status_code == 202
-    assert [(q.name, q.ready, q.delayed) for q in app.admin.queues()] == [("default", 0, 1)]
+    sent = []
+    for when in (eta, time.time() + 7200):
+        answer = api.post("/api/tasks", json={"task": "api.add", "args": [1, 2], "options": {"eta": when}})
+        assert answer.status_code == 202
+        sent.append(answer.json()["id"])
+    assert [(q.name, q.ready, q.delayed) for q in app.admin.queues()] == [("default", 0, 2)]
     scheduled = api.get("/api/tasks", params={"state": "scheduled"}).json()["items"]
-    assert [t["id"] for t in scheduled] == [answer.json()["id"]]
+    assert [t["id"] for t in scheduled] == sent  # soonest due first
 
 
 def test_reading_an_unknown_task_or_a_bad_filter_is_a_json_error(api: httpx.Client) -> None:

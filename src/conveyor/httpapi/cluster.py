@@ -7,14 +7,10 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from ..admin import ActionInfo, QueueInfo, WorkerInfo
 from ..app import Conveyor
 from . import inputs
-from .endpoint import Endpoint, Param, record
-
-PAGING = (
-    Param("limit", "integer", "page size, 1-500 (default 50)"),
-    Param("offset", "integer", "where the page starts: the previous page's next_offset"),
-)
+from .endpoint import LISTED, PAGING, Endpoint, Param, record
 
 
 def endpoints(app: Conveyor) -> list[Endpoint]:
@@ -55,8 +51,15 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
 
     changed = {200: "OK; changed says whether it was not already so", 404: "unknown queue"}
     return [
-        Endpoint("GET", "/queues", "list queues", queues),
-        Endpoint("GET", "/queues/{queue}", "get a queue", queue, responses={200: "OK", 404: "unknown queue"}),
+        Endpoint("GET", "/queues", "list queues", queues, returns=QueueInfo, shape="list"),
+        Endpoint(
+            "GET",
+            "/queues/{queue}",
+            "get a queue",
+            queue,
+            responses={200: "OK", 404: "unknown queue"},
+            returns=QueueInfo,
+        ),
         Endpoint("POST", "/queues/{queue}/pause", "pause a queue", pause, acts=True, responses=changed),
         Endpoint("POST", "/queues/{queue}/resume", "resume a queue", resume, acts=True, responses=changed),
         Endpoint(
@@ -65,10 +68,26 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
             "list workers",
             workers,
             (Param("include_gone", "boolean", "also workers silent for longer than a lease"),),
+            returns=WorkerInfo,
+            shape="list",
         ),
         Endpoint(
-            "GET", "/workers/{worker}", "get a worker", worker, responses={200: "OK", 404: "unknown worker"}
+            "GET",
+            "/workers/{worker}",
+            "get a worker",
+            worker,
+            responses={200: "OK", 404: "unknown worker"},
+            returns=WorkerInfo,
         ),
         Endpoint("GET", "/schedules", "list periodic schedules", schedules),
-        Endpoint("GET", "/actions", "list the action log", actions, PAGING),
+        Endpoint(
+            "GET",
+            "/actions",
+            "list the action log",
+            actions,
+            PAGING,
+            responses=LISTED,
+            returns=ActionInfo,
+            shape="page",
+        ),
     ]

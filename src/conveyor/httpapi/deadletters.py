@@ -14,16 +14,18 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from ..admin import DeadLetterInfo
 from ..app import Conveyor
 from . import inputs
-from .endpoint import ApiError, Endpoint, Param, record
+from .endpoint import LISTED, PAGING, ApiError, Endpoint, Param, record
+
+SHOWN_IDS = 5  # ids named in the action log's entry for one bulk action; the rest are counted
 
 FILTERS = (
     Param("queue", "string", "the queue, exactly"),
     Param("task", "string", "the task's name, or a glob (proj.tasks.*)"),
     Param("search", "string", "text found in the arguments, the reason or the id"),
-    Param("limit", "integer", "page size, 1-500 (default 50)"),
-    Param("offset", "integer", "where the page starts: the previous page's next_offset"),
+    *PAGING,
 )
 
 BULK_BODY = {
@@ -63,7 +65,9 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
             if "ids" in data:
                 ids = inputs.string_list(data, "ids")
                 count = await run_in_threadpool(by_ids, ids)
-                target = ",".join(ids)
+                target = ",".join(ids[:SHOWN_IDS]) + (
+                    f" (+{len(ids) - SHOWN_IDS} more)" if len(ids) > SHOWN_IDS else ""
+                )
             else:
                 f = inputs.field(data, "matching", dict, {})
                 inputs.unknown_fields(f, {"queue", "task", "search"})
@@ -78,7 +82,16 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
     retry = bulk("retry", admin.retry_dead, admin.retry_dead_matching)
     delete = bulk("delete", admin.delete_dead, admin.delete_dead_matching)
     return [
-        Endpoint("GET", "/dead-letters", "list dead letters", listing, FILTERS),
+        Endpoint(
+            "GET",
+            "/dead-letters",
+            "list dead letters",
+            listing,
+            FILTERS,
+            responses=LISTED,
+            returns=DeadLetterInfo,
+            shape="page",
+        ),
         Endpoint(
             "POST",
             "/dead-letters/retry",

@@ -73,6 +73,16 @@ class Param:
     repeated: bool = False
 
 
+#: The responses of a listing with query parameters.
+LISTED = {200: "OK", 400: "a bad query parameter"}
+
+#: ``limit`` and ``offset``, the query parameters of every paged listing (inputs.paging reads them).
+PAGING = (
+    Param("limit", "integer", "page size, 1-500 (default 50)"),
+    Param("offset", "integer", "where the page starts: the previous page's next_offset"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A handler's answer when the status is not 200."""
@@ -87,7 +97,8 @@ Handler = Callable[[Request], Awaitable[Any]]
 @dataclass(frozen=True)
 class Endpoint:
     """One endpoint. ``acts``: it changes the cluster, so a user who cannot act gets 403 before
-    the handler runs. ``body``: the JSON schema of the request body (None: no body)."""
+    the handler runs. ``body``: the JSON schema of the request body (None: no body).
+    ``returns`` and ``shape``: what a 200 holds, for the OpenAPI description."""
 
     method: str
     path: str
@@ -97,6 +108,8 @@ class Endpoint:
     body: dict[str, Any] | None = None
     acts: bool = False
     responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
+    returns: type | None = None  # the admin record a 200 answers with (for the OpenAPI schema)
+    shape: str = "one"  # "one" record, a "list" of them, or a "page" of them
 
     def route(self) -> Route:
         return Route(self.path, self._serve, methods=[self.method], name=self.summary)

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from .endpoint import ApiError
 
 MAX_LIMIT = 500  # one page; larger listings page on with next_offset
+MAX_BODY = 1024 * 1024  # bytes of a JSON request body
 
 
 def text(request: Request, name: str) -> str | None:
@@ -60,8 +61,16 @@ def timestamp(raw: str, what: str) -> float:
 
 
 async def body(request: Request) -> dict[str, Any]:
-    """The JSON object sent; an empty body is ``{}``."""
-    raw = await request.body()
+    """The JSON object sent; an empty body is ``{}``. A body over ``MAX_BODY`` bytes is refused
+    (413) before it is all read: task arguments belong in the broker, not megabytes of them."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, f"request body over {MAX_BODY // 1024} KiB")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         return {}
     try:

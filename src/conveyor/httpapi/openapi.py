@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
+from . import schemas
 from .endpoint import Endpoint
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
@@ -33,14 +34,24 @@ def describe(endpoints: Sequence[Endpoint], prefix: str = "/api") -> dict[str, A
                 for p in e.params
             ],
             "responses": {
-                str(status): {"description": text, "content": {"application/json": {}}}
+                str(status): {
+                    "description": text,
+                    "content": {"application/json": {"schema": _answer(e) if status == 200 else ERROR}},
+                }
                 for status, text in e.responses.items()
             },
         }
         if e.body is not None:
             operation["requestBody"] = {"content": {"application/json": {"schema": e.body}}}
+        operation["responses"]["503"] = {
+            "description": "the broker cannot be reached",
+            "content": {"application/json": {"schema": ERROR}},
+        }
         if e.acts:
-            operation["responses"]["403"] = {"description": "the user is read-only"}
+            operation["responses"]["403"] = {
+                "description": "the user is read-only",
+                "content": {"application/json": {"schema": ERROR}},
+            }
         paths.setdefault(prefix + e.path, {})[e.method.lower()] = operation
     paths["/health"] = {
         "get": {
@@ -60,6 +71,7 @@ def describe(endpoints: Sequence[Endpoint], prefix: str = "/api") -> dict[str, A
             "responses": {"200": {"description": "healthy"}, "503": {"description": "unhealthy"}},
         }
     }
+    records = sorted({e.returns for e in endpoints if e.returns is not None}, key=lambda r: r.__name__)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -69,7 +81,39 @@ def describe(endpoints: Sequence[Endpoint], prefix: str = "/api") -> dict[str, A
             'Errors are {"error": "..."} with the status.',
         },
         "paths": paths,
+        "components": {"schemas": schemas.components(records)},
     }
+
+
+ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}},
+    "required": ["error"],
+}
+
+
+def _answer(e: Endpoint) -> dict[str, Any]:
+    if e.returns is None:
+        return {"type": "object"}
+    one = schemas.ref(e.returns)
+    if e.shape == "list":
+        return {"type": "array", "items": one}
+    if e.shape == "page":
+        return {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": one},
+                "offset": {"type": "integer"},
+                "limit": {"type": "integer"},
+                "next_offset": {
+                    "type": ["integer", "null"],
+                    "description": "the next page's offset; null: last",
+                },
+                "total": {"type": ["integer", "null"], "description": "matching items, when known"},
+            },
+            "required": ["items", "offset", "limit", "next_offset", "total"],
+        }
+    return one
 
 
 def _schema(kind: str, repeated: bool) -> dict[str, Any]:

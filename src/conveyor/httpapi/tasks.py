@@ -9,19 +9,19 @@ is a 400 that says what is wrong, and nothing is sent.
 
 from __future__ import annotations
 
-import datetime as dt
 import inspect
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from ..admin import TaskInfo
 from ..app import Conveyor
-from ..exceptions import EncodeError
-from ..options import ENQUEUE_OPTIONS, check_options
+from ..brokers import MinuteCounts
+from ..exceptions import ConfigurationError, EncodeError
 from ..task import Task
-from . import inputs
-from .endpoint import ApiError, Endpoint, Param, Reply, record
+from . import inputs, sendoptions
+from .endpoint import LISTED, PAGING, ApiError, Endpoint, Param, Reply, record
 
 TASK_FILTERS = (
     Param("state", "string", "waiting, scheduled, running, succeeded, failed, retrying, revoked or dead"),
@@ -30,8 +30,13 @@ TASK_FILTERS = (
     Param("since", "string", "latest state change at or after: epoch seconds or ISO 8601"),
     Param("until", "string", "latest state change before: epoch seconds or ISO 8601"),
     Param("search", "string", "text found in the arguments or the id (case-insensitive)"),
-    Param("limit", "integer", "page size, 1-500 (default 50)"),
-    Param("offset", "integer", "where the page starts: the previous page's next_offset"),
+    *PAGING,
+)
+
+COUNTER_FILTERS = (
+    Param("since", "string", "minutes starting at or after (default: an hour before until)"),
+    Param("until", "string", "minutes starting before (default: now)"),
+    Param("name", "string", "only this task name"),
 )
 
 SEND_BODY = {
@@ -76,6 +81,10 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
         )
         return await run_in_threadpool(admin.tasks, *args)
 
+    async def counters(request: Request) -> Any:
+        since, until = inputs.when(request, "since"), inputs.when(request, "until")
+        return await run_in_threadpool(admin.counters, since, until, inputs.text(request, "name"))
+
     async def get_task(request: Request) -> Any:
         return await run_in_threadpool(admin.task, request.path_params["task_id"])
 
@@ -90,11 +99,11 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
             raise ApiError(404, f"unknown task {name!r}: not registered in this application")
         args = inputs.field(data, "args", list, [])
         kwargs = inputs.field(data, "kwargs", dict, {})
-        options = enqueue_options(inputs.field(data, "options", dict, {}))
+        options = sendoptions.parse(inputs.field(data, "options", dict, {}))
         check_signature(task, args, kwargs)
         try:
             result = await run_in_threadpool(lambda: task.apply_async(args, kwargs, **options))
-        except (EncodeError, TypeError, ValueError) as exc:
+        except (EncodeError, ConfigurationError, TypeError, ValueError) as exc:
             raise ApiError(400, f"not sent: {exc}") from None
         await record(request, admin, "task.send", result.id, name)
         return Reply(202, {"id": result.id, "task": name, "state": "sent"})
@@ -114,7 +123,16 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
         return {"id": task_id, "revoked": True, "terminate": terminate, "workers": replies}
 
     return [
-        Endpoint("GET", "/tasks", "list tasks", list_tasks, TASK_FILTERS),
+        Endpoint(
+            "GET",
+            "/tasks",
+            "list tasks",
+            list_tasks,
+            TASK_FILTERS,
+            responses=LISTED,
+            returns=TaskInfo,
+            shape="page",
+        ),
         Endpoint(
             "POST",
             "/tasks",
@@ -124,7 +142,24 @@ def endpoints(app: Conveyor) -> list[Endpoint]:
             acts=True,
             responses={202: "sent: {id, task, state}", 400: "bad arguments or options", 404: "unknown task"},
         ),
-        Endpoint("GET", "/tasks/{task_id}", "get a task", get_task, responses={200: "OK", 404: "unknown id"}),
+        Endpoint(
+            "GET",
+            "/tasks/{task_id}",
+            "get a task",
+            get_task,
+            responses={200: "OK", 404: "unknown id"},
+            returns=TaskInfo,
+        ),
+        Endpoint(
+            "GET",
+            "/counters",
+            "per-minute task counters",
+            counters,
+            COUNTER_FILTERS,
+            responses=LISTED,
+            returns=MinuteCounts,
+            shape="list",
+        ),
         Endpoint(
             "POST",
             "/tasks/{task_id}/revoke",
@@ -154,17 +189,3 @@ def check_signature(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any
         signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise ApiError(400, f"arguments do not fit {task.name}{signature}: {exc}") from None
-
-
-def enqueue_options(options: dict[str, Any]) -> dict[str, Any]:
-    """apply_async's options from JSON: names checked, ``eta`` read from ISO 8601 or epoch seconds."""
-    try:
-        check_options(options, ENQUEUE_OPTIONS, "send")
-    except TypeError as exc:
-        raise ApiError(400, str(exc)) from None
-    options = dict(options)
-    if options.get("eta") is not None:
-        raw = options["eta"]
-        seconds = inputs.timestamp(str(raw), "option 'eta'")
-        options["eta"] = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    return options

@@ -8,16 +8,42 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-from ..admin import Admin
+from ..admin import Admin, QueueInfo
 from ..admin.health import problem
 from .totals import Totals
 
 log = logging.getLogger("conveyor.metrics")
+
+#: The per-queue gauges read from ``QueueInfo``: name, help, value.
+QUEUE_GAUGES: tuple[tuple[str, str, Callable[[QueueInfo], float]], ...] = (
+    ("conveyor_queue_ready_tasks", "Tasks ready to run, waiting for a worker", lambda q: q.ready),
+    (
+        "conveyor_queue_delayed_tasks",
+        "Tasks waiting for their eta, countdown or retry backoff",
+        lambda q: q.delayed,
+    ),
+    (
+        "conveyor_queue_running_tasks",
+        "Tasks live workers run now (from their heartbeats)",
+        lambda q: q.running,
+    ),
+    (
+        "conveyor_queue_leased_tasks",
+        "Tasks workers hold under a lease: running or prefetched",
+        lambda q: q.leased,
+    ),
+    (
+        "conveyor_queue_latency_seconds",
+        "How long the oldest ready task has waited (0: none ready)",
+        lambda q: q.latency,
+    ),
+    ("conveyor_queue_paused", "1 if the queue is paused cluster-wide", lambda q: 1.0 if q.paused else 0.0),
+)
 
 
 class ConveyorCollector(Collector):
@@ -26,8 +52,9 @@ class ConveyorCollector(Collector):
     >>> registry = CollectorRegistry(); registry.register(ConveyorCollector(app.admin))  # doctest: +SKIP
     """
 
-    def __init__(self, admin: Admin) -> None:
+    def __init__(self, admin: Admin, counters_clock: Callable[[], float] = time.time) -> None:
         self.admin = admin
+        self.counters_clock = counters_clock  # a test looks from the future to count this minute
         self.totals = Totals()
 
     def collect(self) -> Iterator[Metric]:
@@ -53,50 +80,24 @@ class ConveyorCollector(Collector):
         admin = self.admin
         workers = admin.workers()
         queues = admin.queues()
-        totals = self.totals.update(admin, now)
+        totals = self.totals.update(admin, self.counters_clock())
         dead = admin.dead_letters(limit=1).total
 
-        q = "queue"
-        ready = GaugeMetricFamily(
-            "conveyor_queue_ready_tasks", "Tasks ready to run, waiting for a worker", labels=[q]
-        )
-        delayed = GaugeMetricFamily(
-            "conveyor_queue_delayed_tasks",
-            "Tasks waiting for their eta, countdown or retry backoff",
-            labels=[q],
-        )
-        running = GaugeMetricFamily(
-            "conveyor_queue_running_tasks", "Tasks live workers run now (from their heartbeats)", labels=[q]
-        )
-        leased = GaugeMetricFamily(
-            "conveyor_queue_leased_tasks",
-            "Tasks workers hold under a lease: running or prefetched",
-            labels=[q],
-        )
-        latency = GaugeMetricFamily(
-            "conveyor_queue_latency_seconds",
-            "How long the oldest ready task has waited (0: none ready)",
-            labels=[q],
-        )
-        paused = GaugeMetricFamily(
-            "conveyor_queue_paused", "1 if the queue is paused cluster-wide", labels=[q]
-        )
-        consumers = GaugeMetricFamily(
-            "conveyor_queue_workers", "Live, fetching workers that consume the queue", labels=[q]
-        )
-        serving: Counter[str] = Counter()
         healthy = [w for w in workers if problem(w, now) is None]
+        serving: Counter[str] = Counter()
         for w in healthy:
             serving.update(w.queues)
+        for name, text, value in QUEUE_GAUGES:
+            family = GaugeMetricFamily(name, text, labels=["queue"])
+            for info in queues:
+                family.add_metric([info.name], value(info))
+            yield family
+        consumers = GaugeMetricFamily(
+            "conveyor_queue_workers", "Live, fetching workers that consume the queue", labels=["queue"]
+        )
         for info in queues:
-            ready.add_metric([info.name], info.ready)
-            delayed.add_metric([info.name], info.delayed)
-            running.add_metric([info.name], info.running)
-            leased.add_metric([info.name], info.leased)
-            latency.add_metric([info.name], info.latency)
-            paused.add_metric([info.name], 1 if info.paused else 0)
             consumers.add_metric([info.name], serving[info.name])
-        yield from (ready, delayed, running, leased, latency, paused, consumers)
+        yield consumers
 
         alive = GaugeMetricFamily(
             "conveyor_workers", "Workers heartbeating within their lease", labels=["state"]
@@ -104,18 +105,19 @@ class ConveyorCollector(Collector):
         alive.add_metric(["alive"], len(workers))
         alive.add_metric(["healthy"], len(healthy))
         yield alive
-        slots = GaugeMetricFamily("conveyor_worker_slots", "Concurrency slots of the live workers")
-        slots.add_metric([], sum(w.concurrency for w in workers))
-        busy = GaugeMetricFamily("conveyor_worker_busy_slots", "Slots of the live workers running a task now")
-        busy.add_metric([], sum(len(w.running) for w in workers))
-        yield slots
-        yield busy
-
-        letters = GaugeMetricFamily(
-            "conveyor_dead_letters", "Dead letters kept (failed for good, retryable by hand)"
+        yield GaugeMetricFamily(
+            "conveyor_worker_slots",
+            "Concurrency slots of the live workers",
+            value=sum(w.concurrency for w in workers),
         )
-        letters.add_metric([], dead or 0)
-        yield letters
+        yield GaugeMetricFamily(
+            "conveyor_worker_busy_slots",
+            "Slots of the live workers running a task now",
+            value=sum(len(w.running) for w in workers),
+        )
+        yield GaugeMetricFamily(
+            "conveyor_dead_letters", "Dead letters kept (failed for good, retryable by hand)", value=dead or 0
+        )
 
         tasks = CounterMetricFamily(
             "conveyor_tasks",
