@@ -11,12 +11,14 @@ import httpx
 import pytest
 
 from conveyor import Conveyor
+from conveyor.dashboard.rerun import CannotRerun, rebuild_call
 
 from ..procs import lines
 from ..redis_server import RedisServer
 from .server import DashboardServer, csrf_post, wait_until
 
 NOTE = "tests.apps.dashboard_app.note"
+GATED = "tests.apps.dashboard_app.gated"
 PAGES = ["/", "/queues", "/workers", "/tasks", "/scheduled", "/dead", "/periodic", "/locks", "/actions"]
 
 
@@ -87,6 +89,38 @@ def test_run_again_sends_a_new_task_with_the_same_arguments(
     wait_until(lambda: producer.admin.task(new_id).state == "succeeded")
     again = producer.admin.task(new_id)
     assert (again.name, again.args) == (NOTE, f"'{token}', customer='c-1'")
+
+
+def test_run_again_never_evaluates_code_and_refuses_what_it_cannot_rebuild() -> None:
+    assert rebuild_call("1, 'x', [2.5, None], flag=True, d={'k': (1, 2)}") == (
+        [1, "x", [2.5, None]],
+        {"flag": True, "d": {"k": (1, 2)}},
+    )
+    for text in ("__import__('os').system('touch /tmp/owned')", "<object at 0x7f>", "*args", "'abc…"):
+        with pytest.raises(CannotRerun):
+            rebuild_call(text)
+
+
+def test_dead_letters_matching_a_filter_are_retried_or_deleted_all_at_once(
+    admin: httpx.Client, producer: Conveyor, workdir: Path
+) -> None:
+    tag = f"bulk-{time.monotonic_ns()}"
+    ids = [producer.send_task(GATED, [f"{tag}-{i}"], queue="default").id for i in range(3)]
+    wait_until(lambda: len(producer.admin.dead_letters(search=tag).items) == 3)
+    listed = admin.get(f"/dead?search={tag}")
+    assert all(i in listed.text for i in ids)
+    (workdir / f"allow-{tag}-0").touch()
+    one = _done(csrf_post(admin, "/dead", {"action": "retry", "id": ids[0], "search": tag}))
+    assert one == "retried 1 dead letters"
+    wait_until(lambda: f"{tag}-0" in lines(workdir / "gated.log"))
+    wait_until(lambda: len(producer.admin.dead_letters(search=tag).items) == 2)
+    assert (
+        csrf_post(admin, "/dead", {"action": "delete", "search": tag}).status_code == 400
+    )  # nothing selected
+    everything = _done(csrf_post(admin, "/dead", {"action": "delete", "all": "1", "search": tag}))
+    assert everything == "deleted 2 dead letters"
+    assert producer.admin.dead_letters(search=tag).items == ()
+    assert producer.admin.actions(limit=1).items[0].target == f"all matching search={tag}"
 
 
 def test_revoke_from_the_task_page(admin: httpx.Client, producer: Conveyor) -> None:
