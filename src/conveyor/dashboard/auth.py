@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 USER_KEY = "conveyor.user"  # the scope key the pages and the HTTP API read
@@ -243,7 +244,10 @@ class AuthMiddleware:
         if user is None:
             headers = dict(scope["headers"])
             raw = headers.get(b"authorization")
-            user = self.security.authenticate(raw.decode("latin-1") if raw is not None else None)
+            # In the thread pool: a first check of a scrypt hash takes tens of milliseconds,
+            # which must not stall every other request on the event loop.
+            header = raw.decode("latin-1") if raw is not None else None
+            user = await run_in_threadpool(self.security.authenticate, header)
             if user is None:
                 await plain_response(
                     send, 401, "authentication required", [(b"www-authenticate", b'Basic realm="Conveyor"')]
