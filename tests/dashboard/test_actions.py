@@ -127,6 +127,13 @@ def test_revoke_from_the_task_page(admin: httpx.Client, producer: Conveyor) -> N
     later = producer.send_task(NOTE, ["revoked"], queue="default", countdown=3600)
     assert "revoked" in _done(csrf_post(admin, f"/tasks/{later.id}/revoke"))
     assert producer.admin.actions(limit=1).items[0].action == "task.revoke"
+    odd = producer.send_task(NOTE, ["odd"], queue="default", countdown=3600, task_id="import/2026 #7?")
+    page = admin.get("/scheduled").text
+    assert 'href="/tasks/import%2F2026%20%237%3F"' in page  # an id with '/', '#', '?' still links
+    assert "import/2026 #7?" in admin.get("/tasks/import%2F2026%20%237%3F").text
+    moved = csrf_post(admin, "/tasks/import%2F2026%20%237%3F/revoke")
+    assert moved.headers["location"].startswith("/tasks/import%2F2026%20%237%3F?done=")
+    assert producer.admin.actions(limit=1).items[0].target == odd.id
 
 
 def test_periodic_entries_enable_disable_run_now_and_edit(admin: httpx.Client, producer: Conveyor) -> None:

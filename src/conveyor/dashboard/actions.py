@@ -23,7 +23,7 @@ from ..beat.schedules import ScheduleError
 from ..cli.schedule import parse_schedule
 from ..exceptions import ConveyorError
 from .pages import conveyor, dead_filter
-from .render import base, page, user
+from .render import base, page, urlpart, user
 from .rerun import CannotRerun, rebuild_call
 
 #: Errors an action reports to the operator as a 400 page (bad input, unknown name).
@@ -96,7 +96,7 @@ async def revoke_task(request: Request) -> Response:
         return f"{'terminated' if terminate else 'revoked'} task {task_id}"
 
     return await _run(
-        request, "task.terminate" if terminate else "task.revoke", task_id, fn, f"/tasks/{task_id}"
+        request, "task.terminate" if terminate else "task.revoke", task_id, fn, f"/tasks/{urlpart(task_id)}"
     )
 
 
@@ -112,9 +112,10 @@ async def rerun_task(request: Request) -> Response:
         new_id.append(sent.id)
         return f"sent {info.name} again as {sent.id}"
 
-    response = await _run(request, "task.rerun", task_id, fn, f"/tasks/{task_id}")
+    response = await _run(request, "task.rerun", task_id, fn, f"/tasks/{urlpart(task_id)}")
     if new_id:  # go to the new task's page
-        response.headers["location"] = f"{base(request)}/tasks/{new_id[0]}?done=sent+again+from+{task_id}"
+        note = urlencode({"done": f"sent again from {task_id}"})
+        response.headers["location"] = f"{base(request)}/tasks/{urlpart(new_id[0])}?{note}"
     return response
 
 

@@ -19,7 +19,7 @@ from ..admin.history import LISTED
 from ..app import Conveyor
 from ..cli.history import When
 from . import chart
-from .render import base, page
+from .render import base, page, urlpart
 
 PAGE_SIZE = 50
 CHART_HOURS = 3
@@ -81,7 +81,7 @@ def workers(request: Request) -> HTMLResponse:
 def tasks(request: Request) -> Response:
     task_id = _text(request, "id")
     if task_id:
-        return RedirectResponse(f"{base(request)}/tasks/{task_id}", status_code=303)
+        return RedirectResponse(f"{base(request)}/tasks/{urlpart(task_id)}", status_code=303)
     form = {k: _text(request, k) for k in ("name", "state", "queue", "since", "until", "search")}
     errors: list[str] = []
     bounds: dict[str, float | None] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -43,6 +44,12 @@ def _when(t: float | None) -> str:
     return "—" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def urlpart(value: object) -> str:
+    """One path segment of a link: a task id, queue, worker, entry or lock name, quoted whole
+    (a ``/`` in a name included; the routes take the rest of the path for it)."""
+    return quote(str(value), safe="@:")
+
+
 def _secs(t: float | None) -> str:
     return "—" if t is None else duration(t)
 
@@ -53,7 +60,7 @@ ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-ENV.filters.update(ago=_ago, when=_when, secs=_secs, size=size)
+ENV.filters.update(ago=_ago, when=_when, secs=_secs, size=size, urlpart=urlpart)
 
 
 def user(request: Request) -> WebUser:
