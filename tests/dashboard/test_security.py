@@ -212,3 +212,16 @@ def test_a_host_application_names_the_user_of_a_mounted_dashboard(
         ("alice", "queue.resume"),
         ("alice", "queue.pause"),
     ]
+
+
+def test_a_page_says_when_the_broker_is_unreachable(tmp_path: Path) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    server = DashboardServer(closed, tmp_path).wait_serving()
+    try:
+        with server.client() as admin:
+            page = admin.get("/queues")
+            assert page.status_code == 503
+            assert "broker unreachable" in page.text
+            assert admin.get("/health").status_code == 503
+    finally:
+        server.stop()

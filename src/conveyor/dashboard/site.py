@@ -21,16 +21,20 @@ from collections.abc import Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..app import Conveyor
+from ..exceptions import BrokerError
 from ..httpapi import api_routes, health_route
 from ..metrics import metrics_route
 from . import actions, pages
 from .auth import Account, AuthMiddleware, Security
 from .csrf import CSRFMiddleware
 from .headers import SecurityHeaders
+from .render import page
 
 
 def page_routes() -> list[BaseRoute]:
@@ -60,6 +64,12 @@ def page_routes() -> list[BaseRoute]:
     ]
 
 
+async def broker_unreachable(request: Request, exc: Exception) -> Response:
+    """A page whose broker read failed says so (503) instead of a bare 500; the live refresh
+    keeps the last good data on screen and marks it stale until the broker answers again."""
+    return page(request, "error.html", status=503, message=f"broker unreachable: {exc}")
+
+
 def service_routes(app: Conveyor) -> list[BaseRoute]:
     """The JSON API under ``/api``, ``/health`` (left open by the auth middleware: load
     balancers carry no credentials) and ``/metrics`` (conveyor.httpapi, conveyor.metrics)."""
@@ -84,6 +94,7 @@ def asgi_app(
     security = Security({a.name: a for a in accounts}, token, read_only)
     web = Starlette(
         routes=[*service_routes(app), *page_routes()],
+        exception_handlers={BrokerError: broker_unreachable},
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(AuthMiddleware, security=security),

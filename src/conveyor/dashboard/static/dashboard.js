@@ -17,18 +17,31 @@
     return false;
   }
 
+  // The last good data stays on screen while the server or the broker is away, marked stale.
+  function stale(text) {
+    var mark = document.getElementById("live-state");
+    if (mark) mark.textContent = text;
+  }
+
   function refresh() {
     var region = live();
     var toggle = document.getElementById("live-toggle");
     if (!region || (toggle && !toggle.checked) || document.hidden || busy(region)) return;
     fetch(window.location.href, { credentials: "same-origin", headers: { "X-Conveyor-Live": "1" } })
-      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (response) {
+        if (!response.ok) {
+          stale("stale: the dashboard answered " + response.status + " (broker unreachable?)");
+          return null;
+        }
+        return response.text();
+      })
       .then(function (html) {
         if (html === null || busy(region)) return;
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
         if (fresh) region.innerHTML = fresh.innerHTML;
+        stale("");
       })
-      .catch(function () { /* the server is restarting: the next poll tries again */ });
+      .catch(function () { stale("stale: the dashboard does not answer"); });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
