@@ -205,8 +205,11 @@ def test_a_host_application_names_the_user_of_a_mounted_dashboard(
         done = client.post(
             "/ops/queues/dash-b/pause", data={"csrf_token": token}, headers={"X-User": "alice"}
         )
-        assert done.status_code == 303
-        client.post("/ops/queues/dash-b/resume", data={"csrf_token": token}, headers={"X-User": "alice"})
+        assert done.status_code == 303, done.text
+        resumed = client.post(
+            "/ops/queues/dash-b/resume", data={"csrf_token": token}, headers={"X-User": "alice"}
+        )
+        assert resumed.status_code == 303, resumed.text
     app.close()
     assert [(a.actor, a.action) for a in producer.admin.actions(limit=2).items] == [
         ("alice", "queue.resume"),
