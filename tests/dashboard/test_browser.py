@@ -107,6 +107,10 @@ def test_a_dead_letter_retried_from_the_page_runs(
     dead_id = _dead_letter(producer, token)
     (workdir / f"allow-{token}").touch()
     admin_page.goto(f"/dead?search={token}")
+    admin_page.check("#select-all")  # selects every row of the page
+    assert admin_page.locator("input[name=id]:not(:checked)").count() == 0
+    admin_page.uncheck("#select-all")
+    assert admin_page.locator("input[name=id]:checked").count() == 0
     admin_page.check(f"input[name=id][value='{dead_id}']")
     admin_page.click("button[value=retry]")
     admin_page.wait_for_url("**/dead?**")
