@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -17,13 +16,6 @@ needs_chromium = pytest.mark.skipif(
     reason=f"browser tests need Debian's chromium at {CHROMIUM} ('make test' installs it when run as root; "
     "else: sudo apt-get install chromium)",
 )
-
-
-@dataclass
-class Console:
-    """Every console error and uncaught exception a page produced."""
-
-    errors: list[str] = field(default_factory=list)
 
 
 def launch() -> Iterator[object]:

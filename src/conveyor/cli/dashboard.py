@@ -13,7 +13,7 @@ from .common import State
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=5555, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
 @click.option(
     "--auth", "auth", multiple=True, metavar="USER:PASSWORD", help="A user who may act (repeatable)."
 )

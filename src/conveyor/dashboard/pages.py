@@ -13,7 +13,7 @@ import click
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ..admin import DeadFilter, UnknownName
+from ..admin import DeadFilter, TaskInfo, UnknownName
 from ..admin import schedules as admin_schedules
 from ..admin.history import LISTED
 from ..app import Conveyor
@@ -134,7 +134,7 @@ def task(request: Request) -> HTMLResponse:
     )
 
 
-def timeline(info: Any) -> list[tuple[float, str]]:
+def timeline(info: TaskInfo) -> list[tuple[float, str]]:
     """The task's events in time order: enqueued, each failed attempt, started, finished."""
     events: list[tuple[float, str]] = []
     if info.enqueued:
