@@ -8,8 +8,8 @@ Usage (with the project's virtualenv)::
 
 Each scrape is a real HTTP GET against a real uvicorn server serving ``metrics_route`` (one
 server in this process, on a free port), so the figure includes rendering the text format and
-the HTTP round trip. The first scrape also sums the kept counters (metrics/totals.py) and is
-reported apart; later scrapes read only the minutes closed since.
+the HTTP round trip. The first scrape also sums the last hour of counters (metrics/totals.py)
+and is reported apart; later scrapes read only the minutes closed since.
 """
 
 from __future__ import annotations

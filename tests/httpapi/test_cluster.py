@@ -158,3 +158,9 @@ def test_real_answers_match_the_schemas_in_the_openapi_description(
         jsonschema.validate(answer.json(), {**schema["schema"], "components": described["components"]})
         checked += 1
     assert checked >= 7
+    missing = api.get("/api/tasks/no-such-id")
+    error_schema = described["paths"]["/api/tasks/{task_id}"]["get"]["responses"]["404"]["content"]
+    jsonschema.validate(missing.json(), error_schema["application/json"]["schema"])
+    sent = api.post("/api/tasks", json={"task": "api.add", "args": [1, 1]})
+    sent_schema = described["paths"]["/api/tasks"]["post"]["responses"]["202"]["content"]
+    jsonschema.validate(sent.json(), sent_schema["application/json"]["schema"])

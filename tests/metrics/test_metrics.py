@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -145,5 +146,23 @@ def test_the_standalone_metrics_command_serves_the_cluster(
         samples = parse(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text)
         assert by_queue(samples, "conveyor_queue_ready_tasks") == {"emails": 1}
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 503  # no worker
+        # SIGTERM stops it at once; uvicorn shuts down gracefully, then re-raises the signal
+        # (exit by SIGTERM, which Kubernetes and systemd count as a clean stop)
+        assert proc.stop(timeout=10) in (0, -signal.SIGTERM)
     finally:
-        proc.stop()
+        if proc.proc.poll() is None:
+            proc.kill()
+
+
+def test_the_metrics_command_has_help_with_an_example_and_refuses_a_bad_port() -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "conveyor", "-b", "sqlite:///unused.db", "metrics", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+    shown = run("--help")
+    assert shown.returncode == 0 and "Example:" in shown.stdout and "--port" in shown.stdout
+    refused = run("--port", "70000")
+    assert refused.returncode == 2 and "70000" in refused.stderr

@@ -36,7 +36,7 @@ def describe(endpoints: Sequence[Endpoint], prefix: str = "/api") -> dict[str, A
             "responses": {
                 str(status): {
                     "description": text,
-                    "content": {"application/json": {"schema": _answer(e) if status == 200 else ERROR}},
+                    "content": {"application/json": {"schema": _answer(e) if status < 400 else ERROR}},
                 }
                 for status, text in e.responses.items()
             },

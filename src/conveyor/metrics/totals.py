@@ -4,10 +4,11 @@ The broker keeps, per task name and minute, the runs ended, failures, retries an
 runtime, for three days (brokers/history.py). Summing the kept minutes would not make a
 Prometheus counter: the sum *drops* when the oldest minute expires, and ``rate()`` would read
 each drop as a reset and report a burst that never happened. So this exporter keeps the totals
-itself: it starts from the sum of every kept minute, then adds each minute once, when the
-minute is closed — ``CLOSE_AFTER`` seconds after it ended, so that settles still in flight
+itself: it starts from the sum of the hour before it started (``BACKFILL``: a bounded first
+scrape, however long the broker keeps counters), then adds each minute once, when the minute
+is closed — ``CLOSE_AFTER`` seconds after it ended, so that settles still in flight
 (workers settle in batches) have landed. The counters therefore lag by one to two minutes, and
-restart from the kept sum when the exporter restarts (Prometheus treats that as a counter
+restart from that hour's sum when the exporter restarts (Prometheus treats that as a counter
 reset, which ``rate()`` handles). Queue lengths, latency and workers are read live at every
 scrape; only these counters lag.
 """
@@ -18,9 +19,10 @@ import threading
 from dataclasses import dataclass
 
 from ..admin import Admin
-from ..brokers.history import COUNTERS_KEPT, minute
+from ..brokers.history import minute
 
 CLOSE_AFTER = 30.0  # seconds after a minute ends before it is counted
+BACKFILL = 3600.0  # seconds of kept counters the totals start from
 
 
 @dataclass(slots=True)
@@ -49,7 +51,7 @@ class Totals:
     def update(self, admin: Admin, now: float) -> dict[str, TaskTotals]:
         with self._lock:
             until = float(minute(now - CLOSE_AFTER - 60) + 60)  # the end of the last closed minute
-            since = self.counted_until if self.counted_until is not None else now - COUNTERS_KEPT
+            since = self.counted_until if self.counted_until is not None else until - BACKFILL
             if until > since:
                 for row in admin.counters(since=since, until=until):
                     totals = self.by_task.setdefault(row.name, TaskTotals())
