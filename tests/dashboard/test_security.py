@@ -228,3 +228,27 @@ def test_a_page_says_when_the_broker_is_unreachable(tmp_path: Path) -> None:
             assert admin.get("/health").status_code == 503
     finally:
         server.stop()
+
+
+def test_users_from_an_auth_file_log_in_on_a_non_loopback_address(tmp_path: Path, dash_broker: str) -> None:
+    users = tmp_path / "users"
+    users.write_text(f"# ops team\n{hash_line('filer', 'file-pw', read_only=True)}\n")
+    server = DashboardServer(dash_broker, tmp_path, "--host", "0.0.0.0", "--auth-file", str(users))
+    try:
+        server.wait_serving()
+        assert httpx.get(server.url + "/queues", auth=("filer", "file-pw"), timeout=30).status_code == 200
+        assert httpx.get(server.url + "/queues", auth=("filer", "wrong"), timeout=30).status_code == 401
+        with server.client(("filer", "file-pw")) as filer:
+            assert csrf_post(filer, "/queues/dash-b/pause").status_code == 403  # :read-only
+    finally:
+        server.stop()
+    users.write_text("filer:plain-text-password\n")
+    broken = subprocess.run(
+        [sys.executable, "-m", "conveyor", "-b", dash_broker, "dashboard", "--auth-file", str(users)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert broken.returncode == 2 and "line 1" in broken.stderr
