@@ -109,6 +109,7 @@ def test_dead_letters_matching_a_filter_are_retried_or_deleted_all_at_once(
     wait_until(lambda: len(producer.admin.dead_letters(search=tag).items) == 3)
     listed = admin.get(f"/dead?search={tag}")
     assert all(i in listed.text for i in ids)
+    assert "Retry the dead letter" in admin.get(f"/tasks/{ids[0]}").text  # also from its task page
     (workdir / f"allow-{tag}-0").touch()
     one = _done(csrf_post(admin, "/dead", {"action": "retry", "id": ids[0], "search": tag}))
     assert one == "retried 1 dead letters"
