@@ -1,7 +1,7 @@
 # Conveyor developer commands. `make test` works on a fresh machine: it builds the virtualenv,
 # installs the package with its test extras, makes sure a redis-server binary exists (the test
-# suite starts its own throwaway server on a free port and never touches 6379), then runs
-# the linters and the suite.
+# suite starts its own throwaway server on a free port and never touches 6379) and Debian's
+# chromium (the dashboard's browser tests drive it), then runs the linters and the suite.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 # own throwaway servers). PYTEST_WORKERS=0 runs them in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: test lint typecheck demo bench chaos clean redis-server venv
+.PHONY: test lint typecheck demo bench chaos clean redis-server chromium venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ venv: $(STAMP)
 redis-server:
 	@scripts/ensure-redis-server.sh
 
+# Debian's chromium for the dashboard's browser tests (skipped, with the reason, without it).
+chromium:
+	@scripts/ensure-chromium.sh
+
 LINTED = $(wildcard src tests bench examples chaos)
 
 lint: $(STAMP)
@@ -33,7 +37,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) redis-server lint typecheck
+test: $(STAMP) redis-server chromium lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 demo: $(STAMP)

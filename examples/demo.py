@@ -5,6 +5,10 @@ periodic scheduler embedded: a 2-second poll that expires, a cron string, a week
 enqueues a mix of tasks (sync, async, flaky with retries, one that hits its soft time limit),
 prints each result as it arrives, and at the end what the scheduler sent. Runs for
 ``--seconds`` (default 20); Ctrl-C stops it early.
+
+It also starts the web dashboard (``conveyor dashboard``, on 127.0.0.1 only, no login) and
+prints its address: open it while the demo runs. ``--linger`` keeps the worker and the
+dashboard up after the demo's tasks, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from examples.demo_tasks import app, build_report, poll_aircraft, refresh_city, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--dashboard-port", type=int, default=5555)
+    parser.add_argument("--linger", action="store_true", help="keep worker and dashboard up until Ctrl-C")
     options = parser.parse_args()
     db = ROOT / "demo.db"
     for suffix in ("", "-wal", "-shm"):
@@ -55,6 +61,14 @@ def main() -> None:
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+    command = ["-A", "examples.demo_tasks", "-b", app.conf.broker_url, "dashboard", "--port"]
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "conveyor", *command, str(options.dashboard_port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+    )
+    print(f"demo: dashboard at http://127.0.0.1:{options.dashboard_port}/ (pid {dashboard.pid})", flush=True)
     print(
         f"demo: worker + scheduler pid {worker.pid} on {app.conf.broker_url}; "
         f"enqueueing tasks for {options.seconds:.0f}s"
@@ -85,11 +99,16 @@ def main() -> None:
                 f"demo: periodic {entry.name:<16} {entry.schedule.describe():<32} "
                 f"sent {entry.total_runs:>2}x, next {format_next_run(entry.next_run, now)}"
             )
+        if options.linger:
+            print(f"demo: worker and dashboard stay up on port {options.dashboard_port} (Ctrl-C stops)")
+            worker.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        worker.send_signal(signal.SIGTERM)
+        for process in (dashboard, worker):
+            process.send_signal(signal.SIGTERM)
         worker.wait(timeout=40)
+        dashboard.wait(timeout=10)
 
 
 if __name__ == "__main__":

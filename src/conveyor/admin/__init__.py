@@ -23,6 +23,7 @@ from .records import (
     TaskInfo,
     WorkerInfo,
 )
+from .schedules import ScheduleInfo
 
 __all__ = [
     "ActionInfo",
@@ -37,6 +38,7 @@ __all__ = [
     "QueueInfo",
     "Reply",
     "RunningTask",
+    "ScheduleInfo",
     "TaskCounts",
     "TaskFilter",
     "TaskInfo",

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from ..brokers import Broker, MinuteCounts
 from ..coordination import pauses
-from . import actions, deadletters, history
+from . import actions, deadletters, history, schedules
 from .control import Control
 from .deadletters import DeadFilter
 from .errors import UnknownQueue, UnknownWorker
@@ -33,6 +33,7 @@ from .records import (
     TaskInfo,
     WorkerInfo,
 )
+from .schedules import ScheduleInfo
 
 DEFAULT_LEASE_TIMEOUT = 3.0  # worker_lease_timeout's default
 
@@ -63,6 +64,15 @@ class Admin:
         ['w1@web-1']
         """
         return Control(self)
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """Every periodic entry stored in the broker (next and last run, run count, last
+        error), by name; edit them through ``app.schedules``. See schedules.py.
+
+        >>> [(s.name, s.enabled, s.total_runs) for s in admin.schedules()]   # doctest: +SKIP
+        [('poll-aircraft', True, 1520)]
+        """
+        return schedules.schedules(self.broker)
 
     # -- queues ------------------------------------------------------------------------------
     def queues(self, workers: Sequence[WorkerInfo] | None = None) -> list[QueueInfo]:

@@ -90,7 +90,8 @@ class ScheduledEntry:
         }
 
 
-def _view(stored: Stored, now: float) -> ScheduledEntry:
+def entry_view(stored: Stored, now: float) -> ScheduledEntry:
+    """An entry as read (``stored``) with when it runs next, seen at ``now``."""
     entry, state = stored.entry, stored.live_state
     next_run: float | None = None
     if entry.enabled:
@@ -118,12 +119,12 @@ class Schedules:
     # -- reading -----------------------------------------------------------------------------
     def get(self, name: str) -> ScheduledEntry | None:
         stored = self.store.get(name)
-        return _view(stored, time.time()) if stored is not None else None
+        return entry_view(stored, time.time()) if stored is not None else None
 
     def entries(self) -> list[ScheduledEntry]:
         """Every stored entry, by name."""
         now = time.time()
-        return [_view(s, now) for _, s in sorted(self.store.load().items())]
+        return [entry_view(s, now) for _, s in sorted(self.store.load().items())]
 
     def __iter__(self) -> Iterator[ScheduledEntry]:
         return iter(self.entries())
@@ -231,7 +232,7 @@ class Schedules:
         for _ in range(10):
             current = self._stored(name)
             if current.entry.enabled == enabled:
-                return _view(current, time.time())
+                return entry_view(current, time.time())
             now = time.time()
             new = replace(current.entry, enabled=enabled, updated=now)
             if enabled:
@@ -289,7 +290,7 @@ class Schedules:
         return stored
 
     def _require(self, name: str) -> ScheduledEntry:
-        return _view(self._stored(name), time.time())
+        return entry_view(self._stored(name), time.time())
 
 
 def _check_task(app: AppLike, entry: Entry) -> None:

@@ -71,6 +71,9 @@ def _register() -> None:
 
     cli.add_command(monitor.monitor)
     cli.add_command(metrics.metrics)
+    from . import dashboard
+
+    cli.add_command(dashboard.dashboard)
 
 
 _register()
