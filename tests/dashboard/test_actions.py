@@ -19,6 +19,7 @@ from .server import DashboardServer, csrf_post, wait_until
 
 NOTE = "tests.apps.dashboard_app.note"
 GATED = "tests.apps.dashboard_app.gated"
+REPORTING = "tests.apps.dashboard_app.reporting"
 PAGES = ["/", "/queues", "/workers", "/tasks", "/scheduled", "/dead", "/periodic", "/locks", "/actions"]
 
 
@@ -135,6 +136,20 @@ def test_revoke_from_the_task_page(admin: httpx.Client, producer: Conveyor) -> N
     moved = csrf_post(admin, "/tasks/import%2F2026%20%237%3F/revoke")
     assert moved.headers["location"].startswith("/tasks/import%2F2026%20%237%3F?done=")
     assert producer.admin.actions(limit=1).items[0].target == odd.id
+
+
+def test_the_task_page_shows_the_progress_a_running_task_reported(
+    admin: httpx.Client, producer: Conveyor, workdir: Path
+) -> None:
+    token = f"progress-{time.monotonic_ns()}"
+    running = producer.send_task(REPORTING, [token], queue="default")
+    try:
+        wait_until(lambda: "rows of " + token in admin.get(f"/tasks/{running.id}").text, 30)
+        page = admin.get(f"/tasks/{running.id}").text
+        assert "PROGRESS" in page and "3/4" in page and 'value="75.0"' in page
+    finally:
+        (workdir / f"allow-{token}").touch()
+    assert running.get(timeout=30) == token
 
 
 def test_periodic_entries_enable_disable_run_now_and_edit(admin: httpx.Client, producer: Conveyor) -> None:

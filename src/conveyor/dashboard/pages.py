@@ -129,9 +129,7 @@ def task(request: Request) -> HTMLResponse:
         info = conveyor(request).admin.task(task_id)
     except UnknownName as exc:
         return page(request, "error.html", status=404, message=str(exc))
-    return page(
-        request, "task.html", task=info, timeline=timeline(info), progress=getattr(info, "progress", None)
-    )
+    return page(request, "task.html", task=info, timeline=timeline(info), progress=info.progress)
 
 
 def timeline(info: TaskInfo) -> list[tuple[float, str]]:
