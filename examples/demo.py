@@ -1,4 +1,4 @@
-"""``make demo``: a worker and the scheduler on the embedded SQLite broker, with example tasks.
+"""``make demo``: a worker, the scheduler and the dashboard on the embedded SQLite broker, with example tasks.
 
 Starts ``conveyor -A examples.demo_tasks worker --beat`` as a subprocess (a worker with the
 periodic scheduler embedded: a 2-second poll that expires, a cron string, a weekly crontab),
