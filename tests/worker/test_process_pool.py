@@ -1,0 +1,269 @@
+"""``-P processes``: sync tasks in child processes of the worker, with real kills and recycling.
+
+Real worker processes (``conveyor worker -P processes``) on both brokers several processes can
+share; every deadline is generous (a loaded 2-core machine) and polled, never slept.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conveyor import Conveyor, states
+from conveyor.exceptions import TimeLimitExceeded
+
+from ..apps import proc_tasks
+from ..procs import WorkerProcess, lines, wait_for
+
+APP = "tests.apps.proc_tasks"
+
+
+@pytest.fixture
+def app(process_broker_url: str) -> Iterator[Conveyor]:
+    proc_tasks.app.conf.broker_url = process_broker_url
+    yield proc_tasks.app
+    proc_tasks.app.close()
+
+
+def worker(url: str, tmp_path: Path, *args: str, name: str = "w") -> WorkerProcess:
+    return WorkerProcess(url, tmp_path, "-P", "processes", *args, app=APP, name=name)
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def started_pids(path: Path) -> list[int]:
+    return [int(line.split()[1]) for line in lines(path) if line.startswith("start")]
+
+
+def test_sync_tasks_run_in_children_and_async_tasks_on_the_worker(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "2").wait_ready()
+    try:
+        child = proc_tasks.pid.delay().get(timeout=30)
+        assert child != w.pid and child in children_of(w.pid)
+        assert proc_tasks.async_pid.delay().get(timeout=30) == w.pid
+    finally:
+        assert w.stop() == 0
+    assert "pool=processes concurrency=2" in w.log()
+
+
+def test_a_hard_time_limit_kills_the_child_after_the_soft_limit_and_the_next_task_runs(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """``stuck`` catches SoftTimeLimitExceeded (0.5 s), then blocks in time.sleep(60): the hard
+    limit (1.5 s) kills its child; the task fails with TimeLimitExceeded and a fresh child runs
+    the next task."""
+    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
+    try:
+        t0 = time.monotonic()
+        result = proc_tasks.stuck.delay("stuck", 60)
+        with pytest.raises(TimeLimitExceeded):
+            result.get(timeout=30)
+        assert time.monotonic() - t0 < 30  # far below the 60 s the body asked for
+        killed = started_pids(tmp_path / "stuck")
+        assert [line.split()[0] for line in lines(tmp_path / "stuck")] == ["start", "soft"]
+        wait_for(lambda: not alive(killed[0]), 10)
+        fresh = proc_tasks.pid.delay().get(timeout=30)
+        assert fresh != killed[0] and fresh in children_of(w.pid)
+    finally:
+        assert w.stop() == 0
+    assert result.state == states.FAILURE
+
+
+def test_a_time_limit_of_one_second_stops_time_sleep_60(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
+    try:
+        result = proc_tasks.sleeps.delay("sleeps", 60)
+        with pytest.raises(TimeLimitExceeded, match="hard time limit"):
+            result.get(timeout=30)
+        assert proc_tasks.pid.delay().get(timeout=30) != started_pids(tmp_path / "sleeps")[0]
+    finally:
+        assert w.stop() == 0
+
+
+def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "2").wait_ready()
+    try:
+        other = proc_tasks.sleeps.apply_async(("other", 0.8))  # runs in the other child meanwhile
+        blocked = proc_tasks.c_blocked.delay("blocked", 60)
+        wait_for(lambda: started_pids(tmp_path / "blocked"), 30)
+        victim = started_pids(tmp_path / "blocked")[0]
+        replies = app.admin.control.revoke([blocked.id], terminate=True, signal="SIGKILL", timeout=10)
+        assert [r.data["terminated"] for r in replies if r.ok] == [[blocked.id]]
+        wait_for(lambda: app.broker.status(blocked.id).state == states.REVOKED, 30)
+        wait_for(lambda: not alive(victim), 10)
+        assert other.get(timeout=30) == "slept"  # its child was not touched
+        assert proc_tasks.pid.delay().get(timeout=30) != victim
+    finally:
+        assert w.stop() == 0
+
+
+def test_a_segfaulting_child_is_replaced_its_task_redelivered_then_dead_lettered(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """task_max_worker_deaths = 3 in the app: three runs, three dead children, one dead letter
+    naming the signal; the worker itself never died and still runs tasks."""
+    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
+    try:
+        result = proc_tasks.segfault.delay("segv")
+        wait_for(lambda: app.broker.status(result.id).state == states.FAILURE, 60)
+        pids = started_pids(tmp_path / "segv")
+        assert len(pids) == 3 and len(set(pids)) == 3
+        letters = app.broker.dead_letters()
+        assert [x.id for x in letters] == [result.id]
+        assert "died 3 times" in letters[0].reason and "SIGSEGV" in letters[0].reason
+        assert proc_tasks.pid.delay().get(timeout=30) not in pids
+    finally:
+        assert w.stop() == 0
+    assert "redelivered (death 1 of 3)" in w.log()
+
+
+def test_max_tasks_per_child_10_over_100_tasks_uses_at_least_10_children(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "2", "--max-tasks-per-child", "10").wait_ready()
+    try:
+        results = [proc_tasks.pid.delay() for _ in range(100)]
+        pids = Counter(r.get(timeout=120) for r in results)
+        assert len(pids) >= 10, pids
+        assert max(pids.values()) <= 10
+        assert w.proc.poll() is None  # the worker itself was not replaced
+    finally:
+        assert w.stop() == 0
+    assert "max tasks per child 10); replacing it" in w.log()
+
+
+def test_a_child_past_max_memory_per_child_is_replaced_after_its_task(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    # 150 MiB: a fresh child is well under it, one keeping 200 MiB well over.
+    w = worker(process_broker_url, tmp_path, "-c", "1", "--max-memory-per-child", str(150 * 1024))
+    try:
+        w.wait_ready()
+        first = proc_tasks.pid.delay().get(timeout=30)
+        assert proc_tasks.pid.delay().get(timeout=30) == first
+        assert proc_tasks.hoard.delay(200).get(timeout=30) == first  # the task itself finishes
+        assert proc_tasks.pid.delay().get(timeout=30) != first
+    finally:
+        assert w.stop() == 0
+    assert "is over max memory per child 153600 KiB; replacing it" in w.log()
+
+
+def test_sigterm_drains_the_children_gracefully(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "2").wait_ready()
+    running = proc_tasks.first_run_hangs.delay("drain", 1.5)
+    wait_for(lambda: started_pids(tmp_path / "drain"), 30)
+    children = children_of(w.pid)
+    assert children
+    w.signal(signal.SIGTERM)
+    assert w.proc.wait(timeout=60) == 0
+    assert running.get(timeout=10) == started_pids(tmp_path / "drain")[0]  # it finished, not killed
+    for pid in children:
+        wait_for(lambda pid=pid: not alive(pid), 10)
+    assert "died" not in w.log()
+
+
+def test_ctrl_c_to_the_whole_process_group_drains_instead_of_killing_running_tasks(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
+    running = proc_tasks.first_run_hangs.delay("group", 1.5)
+    wait_for(lambda: started_pids(tmp_path / "group"), 30)
+    for pid in [w.pid, *children_of(w.pid)]:  # what a terminal's Ctrl-C reaches
+        os.kill(pid, signal.SIGINT)
+    assert w.proc.wait(timeout=60) == 0
+    assert running.get(timeout=10) == started_pids(tmp_path / "group")[0]
+
+
+def test_sigkill_of_the_worker_leaves_no_orphan_children_and_its_tasks_are_redelivered(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "2").wait_ready()
+    result = proc_tasks.first_run_hangs.delay("orphan", 60)
+    wait_for(lambda: started_pids(tmp_path / "orphan"), 30)
+    children = children_of(w.pid)
+    assert len(children) == 2
+    w.kill()
+    for pid in children:
+        wait_for(lambda pid=pid: not alive(pid), 10)  # PR_SET_PDEATHSIG / the pipe watch
+    again = worker(process_broker_url, tmp_path, "-c", "1", name="w2").wait_ready()
+    try:
+        assert result.get(timeout=60) in children_of(again.pid)  # redelivered, run once more
+    finally:
+        assert again.stop() == 0
+    assert len(started_pids(tmp_path / "orphan")) == 2
+
+
+def test_children_hold_no_broker_connection_of_the_worker_and_open_their_own(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
+    try:
+        opened = proc_tasks.open_descriptors.delay().get(timeout=30)
+        sockets = [name for name in opened if name.startswith("socket:")]
+        assert len(sockets) == 1, opened  # its own pipe to the worker, nothing else
+        assert not any(name.endswith((".db", ".db-wal")) for name in opened), opened
+        sent = proc_tasks.enqueue_from_child.delay(1).get(timeout=30)  # a task sending a task
+        assert app.AsyncResult(sent).get(timeout=30) > 0
+    finally:
+        assert w.stop() == 0
+
+
+def test_hooks_logging_and_worker_process_init_happen_in_the_child(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
+    try:
+        child = proc_tasks.logs.delay("hello").get(timeout=30)
+        wait_for(lambda: "child says hello" in w.log(), 10)
+        assert str(child) in lines(tmp_path / "process_init")
+        assert proc_tasks.fails_twice.delay("retried").get(timeout=30) == 3  # autoretry_for, in the child
+        with pytest.raises(Exception) as caught:
+            proc_tasks.raises_custom.delay().get(timeout=30)
+        assert type(caught.value).__name__ == "CustomError" and "custom failure" in str(caught.value)
+    finally:
+        assert w.stop() == 0
+    assert "PoolWorker-1] tests.apps.proc_tasks.logs[" in w.log()
+
+
+@pytest.mark.parametrize("pool", ["prefork", "processes"])
+def test_spawn_start_method_and_the_prefork_alias(
+    app: Conveyor, process_broker_url: str, tmp_path: Path, pool: str
+) -> None:
+    w = WorkerProcess(
+        process_broker_url, tmp_path, "-P", pool, "-c", "1", "--pool-start-method", "spawn", app=APP
+    ).wait_ready()
+    try:
+        child = proc_tasks.pid.delay().get(timeout=60)
+        assert child in children_of(w.pid)
+        with pytest.raises(TimeLimitExceeded):
+            proc_tasks.sleeps.delay("spawned", 60).get(timeout=60)
+        assert proc_tasks.pid.delay().get(timeout=60) != child
+    finally:
+        assert w.stop() == 0
