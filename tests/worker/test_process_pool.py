@@ -18,6 +18,7 @@ import pytest
 
 from conveyor import Conveyor, states
 from conveyor.exceptions import TimeLimitExceeded
+from conveyor.worker import Worker
 
 from ..apps import proc_tasks
 from ..procs import WorkerProcess, lines, wait_for
@@ -103,23 +104,34 @@ def test_a_time_limit_of_one_second_stops_time_sleep_60(
         assert w.stop() == 0
 
 
+@pytest.mark.parametrize(
+    "how", ["control-SIGKILL", "control-SIGTERM", "control-SIGQUIT", "control-SIGUSR1", "stored"]
+)
 def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
-    app: Conveyor, process_broker_url: str, tmp_path: Path
+    app: Conveyor, process_broker_url: str, tmp_path: Path, how: str
 ) -> None:
+    """Through the control channel with each kind of --signal (SIGTERM, which children ignore,
+    becomes SIGKILL; SIGQUIT kills by itself; SIGUSR1 is followed by SIGKILL), or stored and
+    seen at the next heartbeat."""
     w = worker(process_broker_url, tmp_path, "-c", "2").wait_ready()
     try:
         other = proc_tasks.sleeps.apply_async(("other", 0.8))  # runs in the other child meanwhile
         blocked = proc_tasks.c_blocked.delay("blocked", 60)
         wait_for(lambda: started_pids(tmp_path / "blocked"), 30)
         victim = started_pids(tmp_path / "blocked")[0]
-        replies = app.admin.control.revoke([blocked.id], terminate=True, signal="SIGKILL", timeout=10)
-        assert [r.data["terminated"] for r in replies if r.ok] == [[blocked.id]]
+        if how == "stored":
+            blocked.revoke(terminate=True)
+        else:
+            sig = how.partition("-")[2]
+            replies = app.admin.control.revoke([blocked.id], terminate=True, signal=sig, timeout=10)
+            assert [r.data["terminated"] for r in replies if r.ok] == [[blocked.id]]
         wait_for(lambda: app.broker.status(blocked.id).state == states.REVOKED, 30)
         wait_for(lambda: not alive(victim), 10)
         assert other.get(timeout=30) == "slept"  # its child was not touched
         assert proc_tasks.pid.delay().get(timeout=30) != victim
     finally:
         assert w.stop() == 0
+    assert "died" not in w.log()  # a kill the worker asked for is no child death
 
 
 def test_a_segfaulting_child_is_replaced_its_task_redelivered_then_dead_lettered(
@@ -267,3 +279,10 @@ def test_spawn_start_method_and_the_prefork_alias(
         assert proc_tasks.pid.delay().get(timeout=60) != child
     finally:
         assert w.stop() == 0
+
+
+def test_a_bad_pool_start_method_is_refused_with_the_choices() -> None:
+    app = Conveyor("start", broker="memory://start", worker_pool="prefork", worker_pool_start_method="vfork")
+    with pytest.raises(ValueError, match="pool start method 'vfork': choose one of fork, spawn"):
+        Worker(app)
+    assert Worker(Conveyor("alias", broker="memory://alias", worker_pool="prefork")).pool == "processes"

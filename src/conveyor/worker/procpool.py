@@ -61,6 +61,7 @@ logger = logging.getLogger("conveyor.worker")
 
 START_METHODS = ("fork", "spawn")
 TERMINATE_GRACE = 1.0  # seconds a child may outlive a terminating signal other than SIGKILL
+RESTART_DELAY = 1.0  # before replacing a child that died before it was ready
 IGNORED_BY_CHILDREN = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
@@ -317,14 +318,25 @@ class ProcessPool:
         child.doomed = True
         if self.stopping:
             return
-        if child.ready:
-            logger.error("%s died (%s); starting a fresh one", child.name, how)
-        else:
-            logger.error("%s died (%s) before it was ready; starting a fresh one", child.name, how)
-        # No pause: a crash-looping child only ever fails the task it runs (a death counted
-        # against that task), never the worker's other slots.
-        self._spawn(child.index)
         self.replaced += 1
+        if child.ready:
+            # No pause: a task that kills its child only ever fails itself (a death counted
+            # against it each time), never the worker's other slots.
+            logger.error("%s died (%s); starting a fresh one", child.name, how)
+            self._spawn(child.index)
+            return
+        # It could not even start (an import error under spawn, a broken worker_process_init
+        # handler): pause, or the worker would spin starting children that die at once.
+        logger.error(
+            "%s died (%s) before it was ready; starting a fresh one in %.0fs", child.name, how, RESTART_DELAY
+        )
+        loop = self._loop
+        assert loop is not None
+        loop.call_later(RESTART_DELAY, self._respawn, child.index)
+
+    def _respawn(self, index: int) -> None:
+        if not self.stopping:
+            self._spawn(index)
 
     def pids(self) -> list[int]:
         return sorted(self.children)
@@ -379,6 +391,9 @@ class ProcessRunner:
     ) -> Any:
         pool = self.pool
         child = await pool.acquire()
+        if active.killed is not None:  # revoked (terminate) while it waited for a free child
+            pool.idle.put_nowait(child)
+            raise TaskRevokedError("revoked while running (terminated)")
         try:
             reply = pool.send(child, Job(request, soft))
         except msgspec.EncodeError:
