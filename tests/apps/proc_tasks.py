@@ -10,8 +10,9 @@ import ctypes
 import os
 import time
 from pathlib import Path
+from typing import Any
 
-from conveyor import Conveyor, SoftTimeLimitExceeded
+from conveyor import Conveyor, SoftTimeLimitExceeded, Task
 from conveyor.log import get_task_logger
 from conveyor.signals import worker_process_init
 
@@ -146,3 +147,20 @@ def cpu(milliseconds: float) -> int:
     while time.perf_counter() < deadline:
         n += 1
     return n
+
+
+class Hooked(Task):  # type: ignore[type-arg]
+    """Records its hooks with the pid of the process they ran in."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        _mark("hooks", f"on_success {os.getpid()}")
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        request_id = self.request.id if self.request is not None else None
+        _mark("hooks", f"on_failure {type(exc).__name__} {os.getpid()} {request_id == task_id}")
+
+
+@app.task(base=Hooked, time_limit=1)
+def hooked(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()

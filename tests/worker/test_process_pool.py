@@ -286,3 +286,19 @@ def test_a_bad_pool_start_method_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match="pool start method 'vfork': choose one of fork, spawn"):
         Worker(app)
     assert Worker(Conveyor("alias", broker="memory://alias", worker_pool="prefork")).pool == "processes"
+
+
+def test_a_killed_tasks_on_failure_runs_in_the_worker_and_a_finished_ones_in_its_child(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
+    try:
+        child = proc_tasks.hooked.delay(0).get(timeout=30)
+        with pytest.raises(TimeLimitExceeded):
+            proc_tasks.hooked.delay(60).get(timeout=30)
+    finally:
+        assert w.stop() == 0
+    assert lines(tmp_path / "hooks") == [
+        f"on_success {child}",
+        f"on_failure TimeLimitExceeded {w.pid} True",  # the child was killed: here, self.request set
+    ]

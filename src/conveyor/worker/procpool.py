@@ -43,10 +43,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import psutil
 
-from ..exceptions import TaskRevokedError, TimeLimitExceeded
+from ..exceptions import EncodeError, TaskRevokedError, TimeLimitExceeded
 from ..execution.decision import Decision, RemoteError, Verdict
 from ..execution.trace import errored, traced
 from ..log import JsonFormatter
+from ..request import current_request
 from .children import Done, Job, Start, child_main, decode_done, decode_ready, encode_job
 
 if TYPE_CHECKING:
@@ -396,9 +397,12 @@ class ProcessRunner:
             raise TaskRevokedError("revoked while running (terminated)")
         try:
             reply = pool.send(child, Job(request, soft))
-        except msgspec.EncodeError:
+        except (msgspec.EncodeError, TypeError) as bad:
             pool.idle.put_nowait(child)
-            raise
+            raise EncodeError(
+                f"the arguments of {task.name} cannot be sent to a -P processes child as JSON "
+                f"(pickled arguments are not supported on this pool): {bad}"
+            ) from None
         active.waiter = reply
         loop = asyncio.get_running_loop()
         timers = []
@@ -421,8 +425,12 @@ class ProcessRunner:
                 if reason == "revoked"
                 else TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
             )
-            if traced(task):
-                errored(task, request, exc)  # the child is gone: its hooks run here
+            if traced(task):  # the child is gone: its hooks run here, with self.request set
+                token = current_request.set(request)
+                try:
+                    errored(task, request, exc)
+                finally:
+                    current_request.reset(token)
             raise exc from None
         except ProcessDied as died:
             raise ProcessDied(died.how, self.max_deaths) from None
