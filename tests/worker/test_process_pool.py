@@ -201,14 +201,17 @@ def test_sigterm_drains_the_children_gracefully(
     assert "died" not in w.log()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_to_the_whole_process_group_drains_instead_of_killing_running_tasks(
-    app: Conveyor, process_broker_url: str, tmp_path: Path
+    app: Conveyor, process_broker_url: str, tmp_path: Path, signum: int
 ) -> None:
+    """Ctrl-C in a terminal (SIGINT), systemd's KillMode=control-group (SIGTERM): the signal
+    reaches the worker and every child at once."""
     w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
     running = proc_tasks.first_run_hangs.delay("group", 1.5)
     wait_for(lambda: started_pids(tmp_path / "group"), 30)
-    for pid in [w.pid, *children_of(w.pid)]:  # what a terminal's Ctrl-C reaches
-        os.kill(pid, signal.SIGINT)
+    for pid in [w.pid, *children_of(w.pid)]:
+        os.kill(pid, signum)
     assert w.proc.wait(timeout=60) == 0
     assert running.get(timeout=10) == started_pids(tmp_path / "group")[0]
 
