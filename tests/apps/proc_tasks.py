@@ -77,6 +77,12 @@ def segfault(name: str) -> None:
     ctypes.string_at(0)  # reads address 0: SIGSEGV
 
 
+@app.task(acks_late=False)
+def segfault_at_most_once(name: str) -> None:
+    _mark(name, f"start {os.getpid()}")
+    ctypes.string_at(0)
+
+
 @app.task
 def first_run_hangs(name: str, seconds: float) -> int:
     """The first run blocks (its worker gets killed meanwhile); any later run returns at once."""

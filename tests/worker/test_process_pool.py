@@ -154,6 +154,19 @@ def test_a_segfaulting_child_is_replaced_its_task_redelivered_then_dead_lettered
     assert "redelivered (death 1 of 3)" in w.log()
 
 
+def test_an_at_most_once_task_that_kills_its_child_is_dead_lettered_at_once(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
+    try:
+        result = proc_tasks.segfault_at_most_once.delay("once")
+        wait_for(lambda: app.broker.status(result.id).state == states.FAILURE, 60)
+        assert len(started_pids(tmp_path / "once")) == 1
+        assert "at-most-once" in app.broker.dead_letters()[0].reason
+    finally:
+        assert w.stop() == 0
+
+
 def test_max_tasks_per_child_10_over_100_tasks_uses_at_least_10_children(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
