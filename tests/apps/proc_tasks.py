@@ -77,6 +77,12 @@ def segfault(name: str) -> None:
     ctypes.string_at(0)  # reads address 0: SIGSEGV
 
 
+@app.task
+def exits(name: str) -> None:
+    _mark(name, f"start {os.getpid()}")
+    os._exit(3)
+
+
 @app.task(acks_late=False)
 def segfault_at_most_once(name: str) -> None:
     _mark(name, f"start {os.getpid()}")
