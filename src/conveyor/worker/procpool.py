@@ -157,6 +157,7 @@ class ProcessPool:
         self.idle: asyncio.Queue[Child] = asyncio.Queue()
         self.stopping = False
         self.replaced = 0  # children started in place of dead, killed or retired ones
+        self._warned_memory = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -238,6 +239,14 @@ class ProcessPool:
             except psutil.Error:
                 return None
             if used > self.max_memory_kib:
+                if child.tasks_run == 1 and not self._warned_memory:
+                    self._warned_memory = True
+                    logger.warning(
+                        "max memory per child %d KiB is below what a child uses after one task "
+                        "(%d KiB): children may be replaced after every task; raise it",
+                        self.max_memory_kib,
+                        used,
+                    )
                 return f"resident memory {used} KiB is over max memory per child {self.max_memory_kib} KiB"
         return None
 
