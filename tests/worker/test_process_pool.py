@@ -319,3 +319,20 @@ def test_a_killed_tasks_on_failure_runs_in_the_worker_and_a_finished_ones_in_its
         f"on_success {child}",
         f"on_failure TimeLimitExceeded {w.pid} True",  # the child was killed: here, self.request set
     ]
+
+
+def test_spawned_children_log_to_the_workers_log_file(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    logfile = tmp_path / "worker.log"
+    w = worker(
+        process_broker_url, tmp_path, "-c", "1", "--pool-start-method", "spawn", "--logfile", str(logfile)
+    )
+    try:
+        wait_for(lambda: " ready: " in (logfile.read_text() if logfile.exists() else ""), 30)
+        child = proc_tasks.logs.delay("from a spawned child").get(timeout=60)
+        assert child in children_of(w.pid)
+        wait_for(lambda: "child says from a spawned child" in logfile.read_text(), 10)
+    finally:
+        assert w.stop() == 0
+    assert "PoolWorker-1] tests.apps.proc_tasks.logs[" in logfile.read_text()

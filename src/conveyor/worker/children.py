@@ -37,7 +37,7 @@ import msgspec
 from ..exceptions import NotRegistered, SoftTimeLimitExceeded
 from ..execution.decision import decide, describe, exc_qualname
 from ..execution.trace import run_traced
-from ..log import install_task_context, set_worker_name
+from ..log import configure, install_task_context, set_worker_name
 from ..request import Request, current_request
 from ..signals import worker_process_init
 
@@ -108,7 +108,8 @@ class Start(msgspec.Struct):
     app_spec: str | None = None  # "module:attribute": spawn imports the app again
     modules: list[str] = []  # modules of the registered tasks, imported too under spawn
     log_level: int = logging.WARNING
-    log_format: str = "text"  # spawn: the format of the worker's stderr logging
+    log_format: str = "text"  # spawn: the worker's log format ...
+    log_file: str | None = None  # ... and its log file (None: stderr)
     keep_fds: list[tuple[int, int, int]] = []  # fork: (fd, device, inode) open before the worker ran
 
 
@@ -289,14 +290,8 @@ _INHERITED: list[object] = []
 
 
 def _import_app(start: Start) -> AppLike:
-    """Spawned: import the app (and its tasks' modules) the way ``-A`` did, and set up logging."""
-    from ..log import JsonFormatter, WorkerFormatter
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if start.log_format == "json" else WorkerFormatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(start.log_level)
+    """Spawned: import the app (and its tasks' modules) the way ``-A`` did, then set up logging
+    as the worker's (same level, format and file; the app's ``setup_logging`` handler, if any)."""
     assert start.app_spec is not None
     module_name, _, attr = start.app_spec.partition(":")
     module = importlib.import_module(module_name)
@@ -304,4 +299,5 @@ def _import_app(start: Start) -> AppLike:
     for name in start.modules:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    configure(logging.getLevelName(start.log_level), start.log_file, start.log_format)
     return app

@@ -145,12 +145,14 @@ class ProcessPool:
         self.context: Any = multiprocessing.get_context(method)  # fork or spawn: both have Process
         root = logging.getLogger()
         json_logs = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+        files = [h.baseFilename for h in root.handlers if isinstance(h, logging.FileHandler)]
         self.start_spec = Start(
             hostname,
             app_spec=app_spec(app) if method == "spawn" else None,
             modules=sorted({t.run.__module__ for t in app.tasks.values()}) if method == "spawn" else [],
             log_level=root.getEffectiveLevel(),
             log_format="json" if json_logs else "text",
+            log_file=files[0] if files else None,
             keep_fds=keep_fds,
         )
         self.children: dict[int, Child] = {}  # pid -> child, alive or not yet reaped
