@@ -336,3 +336,21 @@ def test_spawned_children_log_to_the_workers_log_file(
     finally:
         assert w.stop() == 0
     assert "PoolWorker-1] tests.apps.proc_tasks.logs[" in logfile.read_text()
+
+
+def test_a_task_outliving_the_shutdown_timeout_is_given_back_and_its_child_killed(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "1", "--shutdown-timeout", "1").wait_ready()
+    result = proc_tasks.first_run_hangs.delay("outlives", 60)
+    wait_for(lambda: started_pids(tmp_path / "outlives"), 30)
+    child = started_pids(tmp_path / "outlives")[0]
+    w.signal(signal.SIGTERM)
+    assert w.proc.wait(timeout=30) == 0
+    wait_for(lambda: not alive(child), 10)
+    again = worker(process_broker_url, tmp_path, "-c", "1", name="w2").wait_ready()
+    try:
+        assert result.get(timeout=60) in children_of(again.pid)  # given back at once, run again
+    finally:
+        assert again.stop() == 0
+    assert "giving them back to the queue" in w.log()

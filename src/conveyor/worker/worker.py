@@ -365,8 +365,8 @@ class Worker:
                     self.settler.add(Outcome("release", active.id, active.delivery))
             for consumer in pending:
                 consumer.cancel()
-            self.stuck_threads = self._pool is None  # pool children are killed below, not left
-        if self._pool is not None:
+            self.stuck_threads = True
+        if self._pool is not None:  # its running tasks are done or given back: no child is needed
             await self._pool.close(timeout=5.0)
         await self.settler.close()
         if self._control is not None:
