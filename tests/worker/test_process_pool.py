@@ -354,3 +354,21 @@ def test_a_task_outliving_the_shutdown_timeout_is_given_back_and_its_child_kille
     finally:
         assert again.stop() == 0
     assert "giving them back to the queue" in w.log()
+
+
+def test_an_idle_child_killed_from_outside_is_replaced_and_no_task_pays_for_it(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """The OOM killer taking an idle child: a fresh one takes its slot; nothing is redelivered."""
+    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
+    try:
+        first = proc_tasks.pid.delay().get(timeout=30)
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: children_of(w.pid) and first not in children_of(w.pid), 20)
+        results = [proc_tasks.pid.delay() for _ in range(5)]
+        assert {r.get(timeout=30) for r in results} == set(children_of(w.pid))
+        assert app.broker.dead_letters() == []
+    finally:
+        assert w.stop() == 0
+    assert "died (killed by SIGKILL); starting a fresh one" in w.log()
+    assert "redelivered" not in w.log()

@@ -105,7 +105,7 @@ def remote_error(done: Done) -> RemoteError:
 class Child:
     """One child process and its end of the pipe."""
 
-    __slots__ = ("conn", "doomed", "index", "pending", "pid", "process", "ready", "tasks_run")
+    __slots__ = ("conn", "doomed", "exited", "index", "pending", "pid", "process", "ready", "tasks_run")
 
     def __init__(self, process: BaseProcess, conn: Connection, index: int) -> None:
         self.process = process
@@ -116,6 +116,7 @@ class Child:
         self.pending: asyncio.Future[Done] | None = None  # the running job's reply
         self.tasks_run = 0
         self.doomed = False  # killed or retiring: its exit is expected, it takes no more jobs
+        self.exited = False  # its pipe closed: gone or going, being reaped
 
     @property
     def name(self) -> str:
@@ -205,17 +206,23 @@ class ProcessPool:
     async def acquire(self) -> Child:
         while True:
             child = await self.idle.get()
-            if not child.doomed:
+            if not (child.doomed or child.exited):
                 return child
 
-    def send(self, child: Child, job: Job) -> asyncio.Future[Done]:
+    def send(self, child: Child, job: Job) -> asyncio.Future[Done] | None:
+        """Hand ``job`` to ``child``; None if the child turned out to be gone (an idle child
+        the OOM killer took): the job never reached it, so it is no death of the task's."""
         loop = self._loop
         assert loop is not None
-        reply: asyncio.Future[Done] = loop.create_future()
         raw = encode_job(job)  # EncodeError (arguments JSON cannot carry): before any state changes
-        child.pending = reply
-        with contextlib.suppress(OSError):  # it just died: its exit fails the reply as a death
+        if child.exited:
+            return None
+        try:
             child.conn.send_bytes(raw)
+        except OSError:
+            return None
+        reply: asyncio.Future[Done] = loop.create_future()
+        child.pending = reply
         return reply
 
     def release(self, child: Child) -> None:
@@ -263,7 +270,7 @@ class ProcessPool:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child.pid, signum)
         if signum != signal.SIGKILL and self._loop is not None:
-            self._loop.call_later(TERMINATE_GRACE, _kill_if_alive, child)
+            self._loop.call_later(TERMINATE_GRACE, self._kill_if_alive, child)
         if not self.stopping:
             self._spawn(child.index)
             self.replaced += 1
@@ -285,6 +292,7 @@ class ProcessPool:
         try:
             raw = child.conn.recv_bytes()
         except (EOFError, OSError):
+            child.exited = True
             self._forget_reader(child)
             self._reap(child)
             return
@@ -350,14 +358,13 @@ class ProcessPool:
         if not self.stopping:
             self._spawn(index)
 
+    def _kill_if_alive(self, child: Child) -> None:
+        if self.children.get(child.pid) is child and not child.exited:  # not reaped (nor its pid reused)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
+
     def pids(self) -> list[int]:
         return sorted(self.children)
-
-
-def _kill_if_alive(child: Child) -> None:
-    if child.process.exitcode is None:
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(child.pid, signal.SIGKILL)
 
 
 def describe_exit(code: int | None) -> str:
@@ -402,18 +409,22 @@ class ProcessRunner:
         self, task: Task[Any, Any], request: Request, active: Active, soft: float | None, hard: float | None
     ) -> Any:
         pool = self.pool
-        child = await pool.acquire()
-        if active.killed is not None:  # revoked (terminate) while it waited for a free child
-            pool.idle.put_nowait(child)
-            raise TaskRevokedError("revoked while running (terminated)")
-        try:
-            reply = pool.send(child, Job(request, soft))
-        except (msgspec.EncodeError, TypeError) as bad:
-            pool.idle.put_nowait(child)
-            raise EncodeError(
-                f"the arguments of {task.name} cannot be sent to a -P processes child as JSON "
-                f"(pickled arguments are not supported on this pool): {bad}"
-            ) from None
+        job = Job(request, soft)
+        while True:
+            child = await pool.acquire()
+            if active.killed is not None:  # revoked (terminate) while it waited for a free child
+                pool.idle.put_nowait(child)
+                raise TaskRevokedError("revoked while running (terminated)")
+            try:
+                reply = pool.send(child, job)
+            except (msgspec.EncodeError, TypeError) as bad:
+                pool.idle.put_nowait(child)
+                raise EncodeError(
+                    f"the arguments of {task.name} cannot be sent to a -P processes child as JSON "
+                    f"(pickled arguments are not supported on this pool): {bad}"
+                ) from None
+            if reply is not None:
+                break
         active.waiter = reply
         loop = asyncio.get_running_loop()
         timers = []
