@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,14 @@ def sleeps(name: str, seconds: float) -> str:
     _mark(name, f"start {os.getpid()}")
     time.sleep(seconds)
     return "slept"
+
+
+@app.task(time_limit=1)
+def socket_read(name: str, seconds: float) -> bytes:
+    """Stuck in a socket read with no timeout (nothing is ever sent)."""
+    _mark(name, f"start {os.getpid()}")
+    ours, _theirs = socket.socketpair()  # the other end stays open: recv never returns
+    return ours.recv(1)
 
 
 @app.task

@@ -91,12 +91,13 @@ def test_a_hard_time_limit_kills_the_child_after_the_soft_limit_and_the_next_tas
     assert result.state == states.FAILURE
 
 
-def test_a_time_limit_of_one_second_stops_time_sleep_60(
-    app: Conveyor, process_broker_url: str, tmp_path: Path
+@pytest.mark.parametrize("blocked", ["sleeps", "socket_read"])
+def test_a_time_limit_of_one_second_stops_time_sleep_60_and_a_socket_read(
+    app: Conveyor, process_broker_url: str, tmp_path: Path, blocked: str
 ) -> None:
     w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
     try:
-        result = proc_tasks.sleeps.delay("sleeps", 60)
+        result = getattr(proc_tasks, blocked).delay("sleeps", 60)
         with pytest.raises(TimeLimitExceeded, match="hard time limit"):
             result.get(timeout=30)
         assert proc_tasks.pid.delay().get(timeout=30) != started_pids(tmp_path / "sleeps")[0]
