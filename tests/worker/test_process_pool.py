@@ -373,3 +373,16 @@ def test_an_idle_child_killed_from_outside_is_replaced_and_no_task_pays_for_it(
         assert w.stop() == 0
     assert "died (killed by SIGKILL); starting a fresh one" in w.log()
     assert "redelivered" not in w.log()
+
+
+def test_an_embedded_worker_runs_sync_tasks_in_children_and_returns_when_the_queue_is_empty(
+    app: Conveyor,
+) -> None:
+    results = [proc_tasks.pid.delay() for _ in range(4)]
+    failing = proc_tasks.raises_custom.delay()
+    w = Worker(app, pool="processes", concurrency=2, burst=True, install_signal_handlers=False)
+    w.run()
+    pids = {r.get(timeout=10) for r in results}
+    assert pids and os.getpid() not in pids
+    assert app.broker.status(failing.id).state == states.FAILURE
+    assert not any(alive(pid) for pid in pids)  # the children stopped with the worker

@@ -220,6 +220,8 @@ class Worker:
             os._exit(1)
 
     async def run_async(self) -> None:
+        if self.pool == "processes" and not self._keep_fds:  # called directly, not through run()
+            self._keep_fds = file_identities()
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stop_event = asyncio.Event()
