@@ -368,8 +368,10 @@ class ProcessPool:
 
 
 def describe_exit(code: int | None) -> str:
-    """>>> describe_exit(-11)
-    'killed by SIGSEGV'
+    """How a child ended, from its exit code (negative: the signal that killed it).
+
+    >>> describe_exit(-11), describe_exit(3)
+    ('killed by SIGSEGV', 'exit code 3')
     """
     if code is None:
         return "exit status unknown"
