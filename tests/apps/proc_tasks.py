@@ -185,3 +185,13 @@ class Hooked(Task):  # type: ignore[type-arg]
 def hooked(seconds: float) -> int:
     time.sleep(seconds)
     return os.getpid()
+
+
+@app.task
+def unserialisable_result() -> object:
+    return object()
+
+
+@app.task(ignore_result=True)
+def unserialisable_ignored() -> object:
+    return object()

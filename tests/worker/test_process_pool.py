@@ -386,3 +386,16 @@ def test_an_embedded_worker_runs_sync_tasks_in_children_and_returns_when_the_que
     assert pids and os.getpid() not in pids
     assert app.broker.status(failing.id).state == states.FAILURE
     assert not any(alive(pid) for pid in pids)  # the children stopped with the worker
+
+
+def test_a_result_json_cannot_carry_fails_the_task_unless_it_is_not_stored(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
+    try:
+        with pytest.raises(Exception, match="task result is not JSON-serialisable"):
+            proc_tasks.unserialisable_result.delay().get(timeout=30)
+        ignored = proc_tasks.unserialisable_ignored.delay()
+        wait_for(lambda: "unserialisable_ignored[" + ignored.id + "] succeeded" in w.log(), 30)
+    finally:
+        assert w.stop() == 0

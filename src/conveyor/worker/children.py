@@ -176,6 +176,8 @@ def run_job(job: Job, tasks: Mapping[str, Task[Any, Any]]) -> Done:
     finally:
         current_request.reset(token)
     runtime = time.perf_counter() - t0
+    if task.ignore_result:
+        return Done(request.id, runtime)  # not stored: it need not even be JSON
     try:
         return Done(request.id, runtime, msgspec.Raw(_encoder.encode(value)))
     except (msgspec.EncodeError, TypeError, ValueError, OverflowError) as exc:

@@ -462,10 +462,8 @@ class ProcessRunner:
             for timer in timers:
                 timer.cancel()
         pool.release(child)
-        if done.unencodable is not None:
-            raise TypeError(
-                f"the value task {task.name} returned cannot be stored as JSON: {done.unencodable}"
-            )
+        if done.unencodable is not None:  # as the other pools say it (message.encode_result)
+            raise EncodeError(f"task result is not JSON-serialisable: {done.unencodable}")
         if done.verdict is not None:
             raise remote_error(done)
         return done.result
