@@ -63,6 +63,12 @@ def test_sync_tasks_run_in_children_and_async_tasks_on_the_worker(
         child = proc_tasks.pid.delay().get(timeout=30)
         assert child != w.pid and child in children_of(w.pid)
         assert proc_tasks.async_pid.delay().get(timeout=30) == w.pid
+
+        def shown() -> list[int]:  # what the heartbeat tells `inspect stats` and the admin API
+            return [p for info in app.admin.workers() for p in info.pool_processes]
+
+        wait_for(lambda: sorted(shown()) == sorted(children_of(w.pid)), 10)
+        assert child in shown()
     finally:
         assert w.stop() == 0
     assert "pool=processes concurrency=2" in w.log()

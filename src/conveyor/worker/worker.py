@@ -411,6 +411,10 @@ class Worker:
     def _on_abandoned(self) -> None:
         self.stats.abandoned_threads += 1
 
+    def _pool_pids(self) -> list[int]:
+        pool = self._pool
+        return pool.pids() if pool is not None else []
+
     def _info(self) -> bytes:
         """(Keeper thread) What the heartbeat records about this worker: see info.py."""
         builder = self._info_builder
@@ -428,5 +432,6 @@ class Worker:
                 self.stats,
                 lambda: self._processor.active if self._processor is not None else {},
                 lambda: self._fetcher,
+                self._pool_pids if self.pool == "processes" else None,
             )
         return builder()
