@@ -33,6 +33,8 @@ def _mark(name: str, text: str) -> None:
 @worker_process_init.connect
 def _process_init(sender: object = None, **_kwargs: object) -> None:
     _mark("process_init", str(os.getpid()))
+    if sender is None and os.environ.get("PROC_TASKS_BREAK_CHILDREN"):  # a pool child, not the worker
+        os._exit(5)
 
 
 @app.task

@@ -405,3 +405,22 @@ def test_a_result_json_cannot_carry_fails_the_task_unless_it_is_not_stored(
         wait_for(lambda: "unserialisable_ignored[" + ignored.id + "] succeeded" in w.log(), 30)
     finally:
         assert w.stop() == 0
+
+
+def test_children_that_cannot_start_stop_the_worker_and_its_tasks_go_back(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """A broken deploy (here a worker_process_init handler that exits in every child): the
+    worker gives up after a few failed starts, exits 1, and holds no task hostage."""
+    broken = WorkerProcess(
+        process_broker_url, tmp_path, "-P", "processes", "-c", "1", app=APP, name="broken",
+        env={"PROC_TASKS_BREAK_CHILDREN": "1"},
+    )  # fmt: skip
+    result = proc_tasks.pid.delay()
+    assert broken.proc.wait(timeout=60) == 1
+    assert "pool processes in a row died before they were ready (last: exit code 5)" in broken.log()
+    healthy = worker(process_broker_url, tmp_path, "-c", "1", name="healthy").wait_ready()
+    try:
+        assert result.get(timeout=30) in children_of(healthy.pid)
+    finally:
+        assert healthy.stop() == 0

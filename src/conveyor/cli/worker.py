@@ -194,6 +194,8 @@ def _run(w: Worker, beat: Any, supervised: bool = False) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     code = RECYCLED if w.recycled else 0  # the supervisor starts a fresh process in its place
+    if w.pool_broken:
+        code = 1  # its -P processes children cannot start: a failure, for the operator to see
     if supervised and w.shut_down:
         code = SHUT_DOWN  # a control shutdown: the supervisor must not replace this process
     if w.stuck_threads:

@@ -27,7 +27,7 @@ from ..exceptions import BrokerError, TaskRevokedError
 from . import signalling
 from .intake import Refused, intake
 from .plan import Plan, make_plan
-from .procpool import ProcessDied, ProcessRunner
+from .procpool import PoolBroken, ProcessDied, ProcessRunner
 from .runners import Active, AsyncRunner, InlineRunner, ThreadRunner
 
 if TYPE_CHECKING:
@@ -211,6 +211,8 @@ class Processor:
             signalling.terminated(task, request)
         elif isinstance(exc, ProcessDied):  # -P processes: a worker death, not the task's failure
             self.reporter.died(d, task, request, exc.how, exc.max_deaths, runtime)
+        elif isinstance(exc, PoolBroken):  # -P processes: no child could start; never started
+            self.settler.add(Outcome("release", d.id, d.delivery))
         else:
             self.reporter.error(d, env, task, request, exc, runtime)
 

@@ -37,6 +37,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ logger = logging.getLogger("conveyor.worker")
 START_METHODS = ("fork", "spawn")
 TERMINATE_GRACE = 1.0  # seconds a child may outlive a terminating signal other than SIGKILL
 RESTART_DELAY = 1.0  # before replacing a child that died before it was ready
+FAILED_STARTS = 5  # children in a row that die before they are ready: the pool is broken
 IGNORED_BY_CHILDREN = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
@@ -73,6 +75,10 @@ class ProcessDied(Exception):
         super().__init__(f"the pool process running it died ({how})")
         self.how = how
         self.max_deaths = max_deaths
+
+
+class PoolBroken(Exception):
+    """No child can start: a task waiting for one goes back to its queue, unstarted."""
 
 
 _remote_classes: dict[str, type[RemoteError]] = {}
@@ -135,6 +141,7 @@ class ProcessPool:
         max_tasks: int | None,
         max_memory_kib: int | None,
         keep_fds: list[tuple[int, int, int]],
+        on_broken: Callable[[str], None] = lambda _why: None,
     ) -> None:
         if method not in START_METHODS:
             raise ValueError(f"pool start method {method!r}: choose one of {', '.join(START_METHODS)}")
@@ -161,6 +168,10 @@ class ProcessPool:
         self.stopping = False
         self.replaced = 0  # children started in place of dead, killed or retired ones
         self._warned_memory = False
+        self._failed_starts = 0  # children in a row that died before they were ready
+        self._on_broken = on_broken
+        self.broken: str | None = None  # why no child can start
+        self._broken_event = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -204,8 +215,21 @@ class ProcessPool:
 
     # -- jobs --------------------------------------------------------------------------------
     async def acquire(self) -> Child:
+        """An idle child; ``PoolBroken`` once no child can start (the task was not started)."""
         while True:
-            child = await self.idle.get()
+            if self.broken is not None:
+                raise PoolBroken(self.broken)
+            if not self.idle.empty():
+                child = self.idle.get_nowait()
+            else:
+                getter = asyncio.ensure_future(self.idle.get())
+                broken = asyncio.ensure_future(self._broken_event.wait())
+                await asyncio.wait({getter, broken}, return_when=asyncio.FIRST_COMPLETED)
+                broken.cancel()
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                child = getter.result()
             if not (child.doomed or child.exited):
                 return child
 
@@ -299,6 +323,7 @@ class ProcessPool:
         if not child.ready:
             decode_ready(raw)
             child.ready = True
+            self._failed_starts = 0
             if not child.doomed:
                 self.idle.put_nowait(child)
             return
@@ -346,7 +371,16 @@ class ProcessPool:
             self._spawn(child.index)
             return
         # It could not even start (an import error under spawn, a broken worker_process_init
-        # handler): pause, or the worker would spin starting children that die at once.
+        # handler): pause, or the worker would spin starting children that die at once; and
+        # give up after a few in a row, or the worker would hold its tasks for ever.
+        self._failed_starts += 1
+        if self._failed_starts >= FAILED_STARTS:
+            why = f"{self._failed_starts} pool processes in a row died before they were ready (last: {how})"
+            logger.critical("%s; stopping the worker: its tasks go back to the queue", why)
+            self.broken = why
+            self._broken_event.set()
+            self._on_broken(why)
+            return
         logger.error(
             "%s died (%s) before it was ready; starting a fresh one in %.0fs", child.name, how, RESTART_DELAY
         )

@@ -122,6 +122,7 @@ class Worker:
         )
         self.recycled: str | None = None
         self._pool: ProcessPool | None = None  # -P processes: the children
+        self.pool_broken: str | None = None  # why its children cannot start, if they cannot
         self._keep_fds: list[tuple[int, int, int]] = []  # ... and what they may inherit
         self.shut_down = False  # stopped by a ``shutdown`` control command (control.py)
         self.stats = Stats()
@@ -273,6 +274,7 @@ class Worker:
                 self.recycler.max_tasks,
                 self.recycler.max_memory_kib,
                 self._keep_fds,
+                self._on_pool_broken,
             )
             self._pool.start()
             sync_runner = ProcessRunner(self._pool, conf.task_max_worker_deaths)
@@ -410,6 +412,10 @@ class Worker:
 
     def _on_abandoned(self) -> None:
         self.stats.abandoned_threads += 1
+
+    def _on_pool_broken(self, why: str) -> None:
+        self.pool_broken = why
+        self.stop()
 
     def _pool_pids(self) -> list[int]:
         pool = self._pool
