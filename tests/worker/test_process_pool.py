@@ -6,6 +6,7 @@ share; every deadline is generous (a loaded 2-core machine) and polled, never sl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -37,6 +38,16 @@ def worker(url: str, tmp_path: Path, *args: str, name: str = "w") -> WorkerProce
     return WorkerProcess(url, tmp_path, "-P", "processes", *args, app=APP, name=name)
 
 
+@contextlib.contextmanager
+def running(url: str, tmp_path: Path, *args: str, name: str = "w") -> Iterator[WorkerProcess]:
+    """A ready ``-P processes`` worker, stopped at the end; it must exit 0."""
+    w = worker(url, tmp_path, *args, name=name).wait_ready()
+    try:
+        yield w
+    finally:
+        assert w.stop() == 0
+
+
 def children_of(pid: int) -> list[int]:
     try:
         return [c.pid for c in psutil.Process(pid).children(recursive=True)]
@@ -58,8 +69,7 @@ def started_pids(path: Path) -> list[int]:
 def test_sync_tasks_run_in_children_and_async_tasks_on_the_worker(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    w = worker(process_broker_url, tmp_path, "-c", "2").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "2") as w:
         child = proc_tasks.pid.delay().get(timeout=30)
         assert child != w.pid and child in children_of(w.pid)
         assert proc_tasks.async_pid.delay().get(timeout=30) == w.pid
@@ -69,8 +79,6 @@ def test_sync_tasks_run_in_children_and_async_tasks_on_the_worker(
 
         wait_for(lambda: sorted(shown()) == sorted(children_of(w.pid)), 10)
         assert child in shown()
-    finally:
-        assert w.stop() == 0
     assert "pool=processes concurrency=2" in w.log()
 
 
@@ -80,8 +88,7 @@ def test_a_hard_time_limit_kills_the_child_after_the_soft_limit_and_the_next_tas
     """``stuck`` catches SoftTimeLimitExceeded (0.5 s), then blocks in time.sleep(60): the hard
     limit (1.5 s) kills its child; the task fails with TimeLimitExceeded and a fresh child runs
     the next task."""
-    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1") as w:
         t0 = time.monotonic()
         result = proc_tasks.stuck.delay("stuck", 60)
         with pytest.raises(TimeLimitExceeded):
@@ -92,8 +99,6 @@ def test_a_hard_time_limit_kills_the_child_after_the_soft_limit_and_the_next_tas
         wait_for(lambda: not alive(killed[0]), 10)
         fresh = proc_tasks.pid.delay().get(timeout=30)
         assert fresh != killed[0] and fresh in children_of(w.pid)
-    finally:
-        assert w.stop() == 0
     assert result.state == states.FAILURE
 
 
@@ -101,14 +106,11 @@ def test_a_hard_time_limit_kills_the_child_after_the_soft_limit_and_the_next_tas
 def test_a_time_limit_of_one_second_stops_time_sleep_60_and_a_socket_read(
     app: Conveyor, process_broker_url: str, tmp_path: Path, blocked: str
 ) -> None:
-    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1"):
         result = getattr(proc_tasks, blocked).delay("sleeps", 60)
         with pytest.raises(TimeLimitExceeded, match="hard time limit"):
             result.get(timeout=30)
         assert proc_tasks.pid.delay().get(timeout=30) != started_pids(tmp_path / "sleeps")[0]
-    finally:
-        assert w.stop() == 0
 
 
 @pytest.mark.parametrize(
@@ -120,8 +122,7 @@ def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
     """Through the control channel with each kind of --signal (SIGTERM, which children ignore,
     becomes SIGKILL; SIGQUIT kills by itself; SIGUSR1 is followed by SIGKILL), or stored and
     seen at the next heartbeat."""
-    w = worker(process_broker_url, tmp_path, "-c", "2").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "2") as w:
         other = proc_tasks.sleeps.apply_async(("other", 0.8))  # runs in the other child meanwhile
         blocked = proc_tasks.c_blocked.delay("blocked", 60)
         wait_for(lambda: started_pids(tmp_path / "blocked"), 30)
@@ -136,8 +137,6 @@ def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
         wait_for(lambda: not alive(victim), 10)
         assert other.get(timeout=30) == "slept"  # its child was not touched
         assert proc_tasks.pid.delay().get(timeout=30) != victim
-    finally:
-        assert w.stop() == 0
     assert "died" not in w.log()  # a kill the worker asked for is no child death
 
 
@@ -147,8 +146,7 @@ def test_a_segfaulting_child_is_replaced_its_task_redelivered_then_dead_lettered
 ) -> None:
     """task_max_worker_deaths = 3 in the app: three runs, three dead children, one dead letter
     naming how the last one died; the worker itself never died and still runs tasks."""
-    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1") as w:
         result = getattr(proc_tasks, crash).delay("segv")
         wait_for(lambda: app.broker.status(result.id).state == states.FAILURE, 60)
         pids = started_pids(tmp_path / "segv")
@@ -157,36 +155,28 @@ def test_a_segfaulting_child_is_replaced_its_task_redelivered_then_dead_lettered
         assert [x.id for x in letters] == [result.id]
         assert "died 3 times" in letters[0].reason and how in letters[0].reason
         assert proc_tasks.pid.delay().get(timeout=30) not in pids
-    finally:
-        assert w.stop() == 0
     assert "redelivered (death 1 of 3)" in w.log()
 
 
 def test_an_at_most_once_task_that_kills_its_child_is_dead_lettered_at_once(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1"):
         result = proc_tasks.segfault_at_most_once.delay("once")
         wait_for(lambda: app.broker.status(result.id).state == states.FAILURE, 60)
         assert len(started_pids(tmp_path / "once")) == 1
         assert "at-most-once" in app.broker.dead_letters()[0].reason
-    finally:
-        assert w.stop() == 0
 
 
 def test_max_tasks_per_child_10_over_100_tasks_uses_at_least_10_children(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    w = worker(process_broker_url, tmp_path, "-c", "2", "--max-tasks-per-child", "10").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "2", "--max-tasks-per-child", "10") as w:
         results = [proc_tasks.pid.delay() for _ in range(100)]
         pids = Counter(r.get(timeout=120) for r in results)
         assert len(pids) >= 10, pids
         assert max(pids.values()) <= 10
         assert w.proc.poll() is None  # the worker itself was not replaced
-    finally:
-        assert w.stop() == 0
     assert "max tasks per child 10); replacing it" in w.log()
 
 
@@ -248,34 +238,27 @@ def test_sigkill_of_the_worker_leaves_no_orphan_children_and_its_tasks_are_redel
     w.kill()
     for pid in children:
         wait_for(lambda pid=pid: not alive(pid), 10)  # PR_SET_PDEATHSIG / the pipe watch
-    again = worker(process_broker_url, tmp_path, "-c", "1", name="w2").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1", name="w2") as again:
         assert result.get(timeout=60) in children_of(again.pid)  # redelivered, run once more
-    finally:
-        assert again.stop() == 0
     assert len(started_pids(tmp_path / "orphan")) == 2
 
 
 def test_children_hold_no_broker_connection_of_the_worker_and_open_their_own(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1"):
         opened = proc_tasks.open_descriptors.delay().get(timeout=30)
         sockets = [name for name in opened if name.startswith("socket:")]
         assert len(sockets) == 1, opened  # its own pipe to the worker, nothing else
         assert not any(name.endswith((".db", ".db-wal")) for name in opened), opened
         sent = proc_tasks.enqueue_from_child.delay(1).get(timeout=30)  # a task sending a task
         assert app.AsyncResult(sent).get(timeout=30) > 0
-    finally:
-        assert w.stop() == 0
 
 
 def test_hooks_logging_and_worker_process_init_happen_in_the_child(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1") as w:
         child = proc_tasks.logs.delay("hello").get(timeout=30)
         wait_for(lambda: "child says hello" in w.log(), 10)
         assert str(child) in lines(tmp_path / "process_init")
@@ -283,8 +266,6 @@ def test_hooks_logging_and_worker_process_init_happen_in_the_child(
         with pytest.raises(Exception) as caught:
             proc_tasks.raises_custom.delay().get(timeout=30)
         assert type(caught.value).__name__ == "CustomError" and "custom failure" in str(caught.value)
-    finally:
-        assert w.stop() == 0
     assert "PoolWorker-1] tests.apps.proc_tasks.logs[" in w.log()
 
 
@@ -315,13 +296,10 @@ def test_a_bad_pool_start_method_is_refused_with_the_choices() -> None:
 def test_a_killed_tasks_on_failure_runs_in_the_worker_and_a_finished_ones_in_its_child(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1") as w:
         child = proc_tasks.hooked.delay(0).get(timeout=30)
         with pytest.raises(TimeLimitExceeded):
             proc_tasks.hooked.delay(60).get(timeout=30)
-    finally:
-        assert w.stop() == 0
     assert lines(tmp_path / "hooks") == [
         f"on_success {child}",
         f"on_failure TimeLimitExceeded {w.pid} True",  # the child was killed: here, self.request set
@@ -355,11 +333,8 @@ def test_a_task_outliving_the_shutdown_timeout_is_given_back_and_its_child_kille
     w.signal(signal.SIGTERM)
     assert w.proc.wait(timeout=30) == 0
     wait_for(lambda: not alive(child), 10)
-    again = worker(process_broker_url, tmp_path, "-c", "1", name="w2").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1", name="w2") as again:
         assert result.get(timeout=60) in children_of(again.pid)  # given back at once, run again
-    finally:
-        assert again.stop() == 0
     assert "giving them back to the queue" in w.log()
 
 
@@ -367,16 +342,13 @@ def test_an_idle_child_killed_from_outside_is_replaced_and_no_task_pays_for_it(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
     """The OOM killer taking an idle child: a fresh one takes its slot; nothing is redelivered."""
-    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1") as w:
         first = proc_tasks.pid.delay().get(timeout=30)
         os.kill(first, signal.SIGKILL)
         wait_for(lambda: children_of(w.pid) and first not in children_of(w.pid), 20)
         results = [proc_tasks.pid.delay() for _ in range(5)]
         assert {r.get(timeout=30) for r in results} == set(children_of(w.pid))
         assert app.broker.dead_letters() == []
-    finally:
-        assert w.stop() == 0
     assert "died (killed by SIGKILL); starting a fresh one" in w.log()
     assert "redelivered" not in w.log()
 
@@ -397,14 +369,11 @@ def test_an_embedded_worker_runs_sync_tasks_in_children_and_returns_when_the_que
 def test_a_result_json_cannot_carry_fails_the_task_unless_it_is_not_stored(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    w = worker(process_broker_url, tmp_path, "-c", "1").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1") as w:
         with pytest.raises(Exception, match="task result is not JSON-serialisable"):
             proc_tasks.unserialisable_result.delay().get(timeout=30)
         ignored = proc_tasks.unserialisable_ignored.delay()
         wait_for(lambda: "unserialisable_ignored[" + ignored.id + "] succeeded" in w.log(), 30)
-    finally:
-        assert w.stop() == 0
 
 
 def test_children_that_cannot_start_stop_the_worker_and_its_tasks_go_back(
@@ -419,8 +388,5 @@ def test_children_that_cannot_start_stop_the_worker_and_its_tasks_go_back(
     result = proc_tasks.pid.delay()
     assert broken.proc.wait(timeout=60) == 1
     assert "pool processes in a row died before they were ready (last: exit code 5)" in broken.log()
-    healthy = worker(process_broker_url, tmp_path, "-c", "1", name="healthy").wait_ready()
-    try:
+    with running(process_broker_url, tmp_path, "-c", "1", name="healthy") as healthy:
         assert result.get(timeout=30) in children_of(healthy.pid)
-    finally:
-        assert healthy.stop() == 0
