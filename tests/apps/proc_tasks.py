@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor import Conveyor, SoftTimeLimitExceeded, Task
+from conveyor.exceptions import TimeLimitExceeded
 from conveyor.log import get_task_logger
 from conveyor.signals import worker_process_init
 
@@ -197,3 +198,9 @@ def unserialisable_result() -> object:
 @app.task(ignore_result=True)
 def unserialisable_ignored() -> object:
     return object()
+
+
+@app.task(autoretry_for=(TimeLimitExceeded,), max_retries=1, default_retry_delay=0.05, time_limit=1)
+def retried_after_time_limit(name: str) -> None:
+    _mark(name, f"start {os.getpid()}")
+    time.sleep(60)

@@ -390,3 +390,16 @@ def test_children_that_cannot_start_stop_the_worker_and_its_tasks_go_back(
     assert "pool processes in a row died before they were ready (last: exit code 5)" in broken.log()
     with running(process_broker_url, tmp_path, "-c", "1", name="healthy") as healthy:
         assert result.get(timeout=30) in children_of(healthy.pid)
+
+
+def test_a_task_killed_by_its_hard_limit_retries_per_its_policy(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """autoretry_for=(TimeLimitExceeded,), max_retries=1: killed, retried once, killed, failed."""
+    with running(process_broker_url, tmp_path, "-c", "1") as w:
+        result = proc_tasks.retried_after_time_limit.delay("retried")
+        with pytest.raises(TimeLimitExceeded):
+            result.get(timeout=60)
+        pids = started_pids(tmp_path / "retried")
+        assert len(pids) == 2 and pids[0] != pids[1]
+    assert "will retry in" in w.log()
