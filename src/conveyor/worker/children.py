@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..exceptions import NotRegistered, SoftTimeLimitExceeded
-from ..execution.decision import decide, describe, exc_qualname
+from ..execution.decision import Verdict, decide, describe, exc_qualname
 from ..execution.trace import run_traced
 from ..log import configure, install_task_context, set_worker_name
 from ..request import Request, current_request
@@ -65,7 +65,7 @@ class Done(msgspec.Struct, omit_defaults=True):
     id: str
     runtime: float
     result: msgspec.Raw = msgspec.Raw(b"null")
-    verdict: str | None = None  # retry, reject, failure
+    verdict: Verdict | None = None  # retry, reject, failure
     exc_type: str = ""
     exc_message: str = ""
     traceback: str | None = None

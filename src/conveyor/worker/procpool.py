@@ -45,7 +45,7 @@ import msgspec
 import psutil
 
 from ..exceptions import EncodeError, TaskRevokedError, TimeLimitExceeded
-from ..execution.decision import Decision, RemoteError, Verdict
+from ..execution.decision import Decision, RemoteError
 from ..execution.trace import errored, traced
 from ..log import JsonFormatter
 from ..request import current_request
@@ -95,9 +95,8 @@ def remote_error(done: Done) -> RemoteError:
         cls.__module__, cls.__qualname__ = module or "builtins", qualname
         _remote_classes[done.exc_type] = cls
     exc = cls(done.exc_message)
-    verdict: Verdict = done.verdict if done.verdict in ("retry", "reject") else "failure"  # type: ignore[assignment]
     exc.decision = Decision(
-        verdict,
+        done.verdict or "failure",
         exc=exc,
         traceback=done.traceback,
         countdown=done.countdown,
