@@ -403,3 +403,18 @@ def test_a_task_killed_by_its_hard_limit_retries_per_its_policy(
         pids = started_pids(tmp_path / "retried")
         assert len(pids) == 2 and pids[0] != pids[1]
     assert "will retry in" in w.log()
+
+
+def test_with_several_worker_processes_recycling_replaces_pool_children_not_workers(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    args = ("--processes", "2", "-c", "1", "--max-tasks-per-child", "2")
+    with running(process_broker_url, tmp_path, *args) as w:
+        workers = children_of(w.pid)
+        results = [proc_tasks.pid.delay() for _ in range(12)]
+        pids = Counter(r.get(timeout=60) for r in results)
+        assert len(pids) >= 6 and max(pids.values()) <= 2, pids
+        assert not set(pids) & {w.pid}
+        assert all(alive(pid) for pid in workers if pid not in pids)  # the worker processes live on
+    assert "max tasks per child 2); replacing it" in w.log()
+    assert "retired; starting a fresh one" not in w.log()  # no worker process was recycled
