@@ -26,5 +26,14 @@ def incr() -> None:
 
 
 @app.task(ignore_result=True)
+def cpu() -> None:
+    """About 20 ms of pure Python (the same body as every peer's), then one INCR."""
+    from _common import cpu_work  # bench/peers is on the worker's PYTHONPATH
+
+    cpu_work()
+    r.incr(COUNTER_KEY)
+
+
+@app.task(ignore_result=True)
 def mark(enqueued_at: float) -> None:
     r.rpush(LATENCY_KEY, time.time() - enqueued_at)

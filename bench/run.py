@@ -64,6 +64,7 @@ PEER_REQUIREMENTS: dict[str, list[str]] = {
     "saq": ["saq[hiredis]==0.26.4", "redis==8.1.0", "typing_extensions"],
 }
 CONVEYOR_BROKERS = ("redis", "sqlite")
+PROCESSES_WORKER = "conveyor -A bench.conveyor_tasks worker -P processes -c 2 -l warning"
 
 INSTALL_TIMEOUT = 900.0
 WORKER_STOP_GRACE = 3.0
@@ -326,6 +327,7 @@ class System:
     broker: str  # "redis" or "sqlite"
     is_conveyor: bool = False
     broker_url: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # for its peer script (e.g. another worker command)
 
 
 @dataclass
@@ -354,6 +356,9 @@ class Result:
     latency_samples: int | None = None
     latency_offered_per_s: float | None = None
     peak_rss_mb: float | None = None
+    cpu_per_s: float | None = None  # CPU-bound tasks drained per second
+    cpu_two_cores_per_s: float | None = None  # what two cores would drain: 2 / one cpu_work()'s time
+    cpu_na: str = ""
     load_average_at_start: float | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -364,6 +369,7 @@ class Params:
     drain_n: int
     rate: float
     latency_seconds: float
+    cpu_n: int = 400
 
 
 def all_systems() -> list[System]:
@@ -388,6 +394,18 @@ def all_systems() -> list[System]:
         )
         for broker in CONVEYOR_BROKERS
     ]
+    # The process pool, next to Celery's prefork -c 2: one worker, two child processes.
+    systems.append(
+        System(
+            name="conveyor -P processes (redis)",
+            key="conveyor-processes",
+            script=PEERS_DIR / "conveyor_bench.py",
+            python=PROJECT_PYTHON,
+            broker="redis",
+            is_conveyor=True,
+            env={"BENCH_CONVEYOR_WORKER": PROCESSES_WORKER},
+        )
+    )
     return systems
 
 
@@ -498,7 +516,7 @@ class Bench:
         ]
 
     def call(self, system: System, command: str, *extra: str, timeout: float) -> dict[str, Any]:
-        return run_json(self.peer_cmd(system, command, *extra), base_env(), timeout)
+        return run_json(self.peer_cmd(system, command, *extra), {**base_env(), **system.env}, timeout)
 
     def counter(self) -> int:
         return int(self.r.get(COUNTER_KEY) or 0)
@@ -506,7 +524,7 @@ class Bench:
     @contextlib.contextmanager
     def workers(self, system: System, phase: str) -> Iterator[list[subprocess.Popen[bytes]]]:
         spec = self.call(system, "worker-cmd", timeout=60)
-        env = {**base_env(), **spec["env"]}
+        env = {**base_env(), **system.env, **spec["env"]}
         safe = system.name.replace(" ", "").replace("(", "-").replace(")", "")
         procs: list[subprocess.Popen[bytes]] = []
         try:
@@ -601,6 +619,33 @@ class Bench:
             if done > t_first:
                 res.drain_steady_per_s = (n - c_first) / (done - t_first)
 
+    def cpu(self, system: System, res: Result) -> None:
+        """CPU-bound tasks (about 20 ms of pure Python each): how many cores the pool really uses."""
+        n = self.params.cpu_n
+        self.reset(system)
+        out = self.call(system, "enqueue-cpu", "--n", str(n), timeout=60 + n / 50)
+        if "na" in out:
+            res.cpu_na = str(out["na"])
+            return
+        one = float(self.call(system, "cpu-seconds", timeout=60)["seconds"])
+        deadline = time.perf_counter() + 60 + n * one * 4
+        with self.workers(system, "cpu") as procs:
+            # From the first task done to the last: worker start-up is left out here (the
+            # drain measures it), this is about how many cores the running pool uses.
+            first: tuple[float, int] | None = None
+            while (count := self.counter()) < n:
+                if count and first is None:
+                    first = (time.perf_counter(), count)
+                if time.perf_counter() > deadline:
+                    raise MeasurementError(f"only {count}/{n} cpu tasks ran in time")
+                self.check_alive(procs)
+                time.sleep(0.005)
+            done = time.perf_counter()
+        if first is None or done <= first[0]:
+            raise MeasurementError("too few cpu tasks to time: raise --cpu-tasks")
+        res.cpu_per_s = (n - first[1]) / (done - first[0])
+        res.cpu_two_cores_per_s = 2 / one
+
     def latency(self, system: System, res: Result) -> None:
         rate, seconds = self.params.rate, self.params.latency_seconds
         self.reset(system)
@@ -644,6 +689,7 @@ class Bench:
             ("bulk", self.bulk),
             ("drain", self.drain),
             ("latency", self.latency),
+            ("cpu", self.cpu),
         ]
         for name, step in steps:
             t0 = time.perf_counter()
@@ -673,6 +719,11 @@ class Bench:
                 f"first task after {fmt_num(res.drain_first_task_s, 2)} s), "
                 f"peak RSS {fmt_num(res.peak_rss_mb, 0)} MB"
             )
+        if step == "cpu":
+            if res.cpu_na:
+                return res.cpu_na
+            ideal = fmt_num(res.cpu_two_cores_per_s, 1)
+            return f"{fmt_num(res.cpu_per_s, 1)} tasks/s (two cores' worth: {ideal}/s)"
         return f"p50 {fmt_num(res.latency_p50_ms, 2)} ms, p99 {fmt_num(res.latency_p99_ms, 2)} ms"
 
 
@@ -834,6 +885,25 @@ def render_markdown(results: list[Result], meta: dict[str, Any]) -> str:
             add(f"| {label} | " + " | ".join(check(r) for r in conveyor) + " |")
         add("")
 
+    cpu_rows = [r for r in results if r.status == "ok" and r.cpu_per_s is not None]
+    if cpu_rows:
+        add("## CPU-bound tasks")
+        add("")
+        add(f"{p.cpu_n:,} `cpu` tasks, each the same ~20 ms of pure Python (`_common.cpu_work()`) then one")
+        add("INCR, queued first; the rate from the first task done to the last (start-up left out).")
+        add('"two cores\' worth" = 2 / the time one `cpu_work()` takes in a lone process on this machine.')
+        add("")
+        add("| system | concurrency | cpu tasks/s | two cores' worth /s | share |")
+        add("|---|---|---:|---:|---:|")
+        for res in cpu_rows:
+            assert res.cpu_per_s is not None and res.cpu_two_cores_per_s is not None
+            share = f"{res.cpu_per_s / res.cpu_two_cores_per_s:.0%}"
+            add(
+                f"| {res.system} | {res.concurrency} | {fmt_num(res.cpu_per_s, 1)} | "
+                f"{fmt_num(res.cpu_two_cores_per_s, 1)} | {share} |"
+            )
+        add("")
+
     add("## Configurations")
     add("")
     add("| system | versions | enqueue API | bulk API | worker command |")
@@ -975,6 +1045,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only", help="comma-separated: celery,dramatiq,rq,huey,arq,saq,conveyor[-redis|-sqlite]"
     )
+    parser.add_argument("--cpu-tasks", type=int, help="CPU-bound tasks (~20 ms each) drained (default 400)")
     parser.add_argument("--quick", action="store_true", help="fast smoke run with small N")
     parser.add_argument("--rate", type=float, default=500.0, help="offered load for latency (tasks/s)")
     parser.add_argument("--latency-seconds", type=float, help="latency load duration (default 5; --quick 2)")
@@ -991,6 +1062,7 @@ def main(argv: list[str] | None = None) -> int:
         drain_n=args.tasks or (1000 if args.quick else 20_000),
         rate=args.rate,
         latency_seconds=args.latency_seconds or (2.0 if args.quick else 5.0),
+        cpu_n=args.cpu_tasks or (100 if args.quick else 400),
     )
     output = args.output or ("quick" if args.quick else "latest")
     systems = select_systems(args.only)

@@ -91,6 +91,28 @@ async def apaced(rate: float, seconds: float) -> AsyncIterator[int]:
         yield i
 
 
+CPU_LOOPS = 500_000  # iterations of cpu_work(): about 20 ms of pure Python on a 2020s core
+
+
+def cpu_work(loops: int = CPU_LOOPS) -> int:
+    """The CPU-bound task body every system runs (``cpu`` tasks): pure Python, holds the GIL.
+    A fixed amount of work, not a fixed time, so the rate shows how many cores a pool uses."""
+    total = 0
+    for i in range(loops):
+        total += i * i % 7
+    return total
+
+
+def cpu_seconds() -> float:
+    """Seconds one ``cpu_work()`` takes here (best of 5): the harness's "one core" yardstick."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        cpu_work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def timed(fn: Callable[[], object], n: int) -> float:
     """Call ``fn`` ``n`` times; return the elapsed seconds."""
     start = time.perf_counter()
@@ -118,6 +140,8 @@ class Adapter:
     bulk_api: str = ""
     """Name of the bulk API used, or why there is none."""
     enqueue_api: str = ""
+    enqueue_cpu: Callable[[int], float] | None = None
+    """Enqueue N ``cpu`` tasks (``cpu_work()`` then one INCR) one by one, if the peer has them."""
     extra_dists: tuple[str, ...] = ("redis", "hiredis")
     worker_env: dict[str, str] = field(default_factory=dict)
 
@@ -129,7 +153,9 @@ def _emit(payload: dict[str, object]) -> None:
 
 def main(adapter: Adapter) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["info", "enqueue", "bulk", "load", "worker-cmd"])
+    parser.add_argument(
+        "command", choices=["info", "enqueue", "bulk", "load", "worker-cmd", "enqueue-cpu", "cpu-seconds"]
+    )
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--broker-url")
     parser.add_argument("--n", type=int, default=1000)
@@ -156,6 +182,13 @@ def main(adapter: Adapter) -> None:
             _emit({"n": args.n, "na": adapter.bulk_api or "no bulk API"})
         else:
             _emit({"n": args.n, "seconds": adapter.bulk(args.n)})
+    elif args.command == "enqueue-cpu":
+        if adapter.enqueue_cpu is None:
+            _emit({"n": args.n, "na": "no cpu task in this peer script"})
+        else:
+            _emit({"n": args.n, "seconds": adapter.enqueue_cpu(args.n)})
+    elif args.command == "cpu-seconds":
+        _emit({"seconds": cpu_seconds()})
     elif args.command == "load":
         start = time.perf_counter()
         sent = adapter.load(args.rate, args.seconds)

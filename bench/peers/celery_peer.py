@@ -29,6 +29,16 @@ def mark(enqueued_at: float) -> None:
     r.rpush(_common.LATENCY_KEY, time.time() - enqueued_at)
 
 
+@app.task(name="bench.cpu", ignore_result=True)
+def cpu() -> None:
+    _common.cpu_work()
+    r.incr(_common.COUNTER_KEY)
+
+
+def enqueue_cpu(n: int) -> float:
+    return _common.timed(cpu.delay, n)
+
+
 def enqueue(n: int) -> float:
     return _common.timed(incr.delay, n)
 
@@ -79,6 +89,7 @@ ADAPTER = _common.Adapter(
     bulk=bulk,
     bulk_api="group(task.s() ...).apply_async()",
     load=load,
+    enqueue_cpu=enqueue_cpu,
 )
 
 if __name__ == "__main__":

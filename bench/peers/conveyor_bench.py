@@ -20,7 +20,7 @@ os.environ["CONVEYOR_BROKER_URL"] = BROKER_URL
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.conveyor_tasks import incr, mark  # noqa: E402  (needs the env and path set above)
+from bench.conveyor_tasks import cpu, incr, mark  # noqa: E402  (needs the env and path set above)
 
 # The exact worker command. The harness adds nothing to it; edit here when the CLI changes, or
 # override it for one run with $BENCH_CONVEYOR_WORKER (a shell-quoted command line).
@@ -44,6 +44,10 @@ if os.environ.get("BENCH_CONVEYOR_WORKER"):
 
 def enqueue(n: int) -> float:
     return _common.timed(incr.delay, n)
+
+
+def enqueue_cpu(n: int) -> float:
+    return _common.timed(cpu.delay, n)
 
 
 def bulk(n: int) -> float:
@@ -72,6 +76,7 @@ ADAPTER = _common.Adapter(
     concurrency=" ".join(WORKER_CMD[3:]),
     worker_cmds=worker_cmds,
     enqueue=enqueue,
+    enqueue_cpu=enqueue_cpu,
     enqueue_api="task.delay()",
     bulk=bulk,
     bulk_api="task.delay_many(args_iterable)",

@@ -81,6 +81,7 @@ class Settings(MutableMapping[str, Any]):
     task_history_max: int = 100_000  # most records kept per app (the oldest go first)
     worker_concurrency: int | None = None  # None: 8 for threads, 100 for asyncio, 1 for solo
     worker_pool: str = "threads"
+    worker_pool_start_method: str = "fork"  # -P processes: "fork" (after the app import) or "spawn"
     worker_prefetch_multiplier: int = 4
     worker_max_tasks_per_child: int | None = None  # retire a worker process after this many tasks
     worker_max_memory_per_child: int | None = None  # ... or once its resident memory passes this (KiB)

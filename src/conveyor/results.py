@@ -170,7 +170,10 @@ class AsyncResult(Generic[R]):
         """Revoke the task. Durable: stored in the broker, honoured by workers that start later.
 
         ``terminate=True`` also stops it if it is already running (``signal`` is accepted for
-        Celery compatibility and ignored: see docs/guarantees.md for how a run is stopped).
+        Celery compatibility and not sent: a stored revoke reaches the worker with its next
+        heartbeat, and on ``-P processes`` it kills the task's child with SIGKILL whatever the
+        signal; ``app.admin.control.revoke(..., signal=...)`` sends that very signal; see
+        docs/workers.md for how a run is stopped).
         """
         self.app.revoke(self.id, terminate=terminate)
 

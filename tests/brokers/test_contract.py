@@ -487,3 +487,23 @@ def test_dead_letters_are_counted_and_deleted_one_by_one(broker: Broker) -> None
     assert broker.dead_letter_count() == 2
     assert sorted(d.id for d in broker.dead_letters()) == ["a", "c"]
     assert broker.delete_dead([]) == 0
+
+
+def test_died_outcome_requeues_with_one_death_more_then_dead_letters_with_its_reason(
+    broker: Broker,
+) -> None:
+    """A -P processes child died running it: redelivered now with deaths + 1; the death that
+    reaches the limit (the worker says so with a reason) moves it to the dead letters."""
+    broker.enqueue([job("a")])
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    broker.settle([Outcome("died", "a", d.delivery)], 60)
+    again = broker.fetch(["q"], "w2", 1, 30, 0)[0]
+    assert (again.id, again.deaths, again.redelivered) == ("a", 1, True)
+    broker.settle([Outcome("died", "a", d.delivery)], 60)  # stale delivery: ignored
+    assert broker.dead_letters() == []
+    payload = b'{"exc_type":"conveyor.exceptions.WorkerLostError"}'
+    broker.settle([Outcome("died", "a", again.delivery, payload=payload, reason="child died 2 times")], 60)
+    assert broker.status("a").state == states.FAILURE
+    letters = broker.dead_letters()
+    assert [(x.id, x.reason, x.deaths) for x in letters] == [("a", "child died 2 times", 2)]
+    assert fetch_ids(broker, owner="w3") == []

@@ -77,6 +77,7 @@ class WorkerInfo:
     fetch_state: str = "fetching"
     fetched_at: float | None = None
     gone: bool = False
+    pool_processes: tuple[int, ...] = ()  # -P processes: the pids of its pool children
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ class Delivery:
     redelivered: bool = False  # handed out before and not settled since (a crash, a release)
 
 
-SettleKind = Literal["ack", "retry", "dead", "release", "start", "running"]
+SettleKind = Literal["ack", "retry", "dead", "release", "start", "running", "died"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,11 @@ class Outcome:
     - ``running``: an at-least-once task is about to run: if its lease expires, that counts a
       death (the heartbeat marks running tasks the same way; this is for redelivered jobs,
       whose worker must not start them before the broker knows).
+    - ``died``: the process running it died (a ``-P processes`` child: a segfault, the OOM
+      killer) while its worker lives: one death more, as when a lease expires. Without
+      ``reason`` the job goes back to the front of its queue now; with ``reason`` (its worker
+      saw that this death reaches ``task_max_worker_deaths``) it goes to the dead letters with
+      ``payload`` as its FAILURE result.
     """
 
     kind: SettleKind

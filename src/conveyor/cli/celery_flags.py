@@ -12,7 +12,7 @@ import logging
 import click
 
 from ..worker.pools import pool_error
-from ..worker.worker import POOLS
+from ..worker.worker import POOL_ALIASES, POOLS
 
 logger = logging.getLogger("conveyor.worker")
 
@@ -24,7 +24,7 @@ class Refused(click.ClickException):
 
 
 def check_pool(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is None or value in POOLS:
+    if value is None or value in POOLS or value in POOL_ALIASES:
         return value
     raise Refused(pool_error(value, POOLS))
 

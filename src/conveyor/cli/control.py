@@ -307,8 +307,8 @@ def revoke(
     (TaskRevokedError) is raised inside the task's thread, or an async task is cancelled. That
     stops Python code at once, but code stuck inside one long C call (a socket read without a
     timeout) sees it only when that call returns; the worker stops waiting for it at once all
-    the same. The --signal name is passed on for the process pool (planned), which will send it
-    to the child process running the task.
+    the same. On -P processes the child process running the task gets --signal (SIGTERM and
+    SIGINT, which pool children ignore, are sent as SIGKILL) and stops whatever it is doing.
 
     \b
     Example:

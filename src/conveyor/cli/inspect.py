@@ -151,6 +151,7 @@ def stats(state: State, destination: tuple[str, ...], timeout: float | None, as_
             "memory_rss": w.memory_rss,
             "fetch_state": w.fetch_state,
             "heartbeat_age": round(now - w.heartbeat, 2),
+            **({"pool_processes": list(w.pool_processes)} if w.pool_processes else {}),
         }
 
     def lines(r: dict[str, Any]) -> list[str]:

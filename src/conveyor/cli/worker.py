@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..worker.procpool import START_METHODS
 from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor
 from ..worker.worker import POOLS, Worker
 from .celery_flags import announce, check_optimization, check_pool, parse_autoscale
@@ -30,13 +31,19 @@ def _queues(value: str | None) -> list[str] | None:
     "-c",
     "--concurrency",
     type=click.IntRange(min=1),
-    help="Tasks run at once (default: 8 threads, 100 asyncio, 1 solo).",
+    help="Tasks run at once (default: 8 threads, 1 process per CPU, 100 asyncio, 1 solo).",
 )
 @click.option(
     "-P",
     "--pool",
     callback=check_pool,
-    help=f"How sync tasks run: {', '.join(POOLS)} (default: threads).",
+    help=f"How sync tasks run: {', '.join(POOLS)} (prefork = processes; default: threads).",
+)
+@click.option(
+    "--pool-start-method",
+    type=click.Choice(START_METHODS),
+    help="-P processes: how children start: fork (default: after the app is imported) or spawn "
+    "(a fresh interpreter, for code that is not fork-safe). Default: worker_pool_start_method.",
 )
 @click.option("-n", "--hostname", help="Worker name; %h = hostname, %n = short hostname, %i = pid.")
 @log_options
@@ -92,6 +99,7 @@ def worker(
     queues: str | None,
     concurrency: int | None,
     pool: str | None,
+    pool_start_method: str | None,
     hostname: str | None,
     loglevel: str,
     logfile: str | None,
@@ -139,6 +147,7 @@ def worker(
             shutdown_timeout=shutdown_timeout,
             max_tasks=max_tasks_per_child,
             max_memory_kib=max_memory_per_child,
+            pool_start_method=pool_start_method,
         )
 
     try:
@@ -150,8 +159,9 @@ def worker(
         from .beat import prepared_scheduler
 
         beat = prepared_scheduler(app)
-    if processes > 1 or single.recycler.enabled:
-        # A recycling worker runs under the supervisor even alone: it replaces a retired one.
+    if processes > 1 or single.recycles_itself:
+        # A recycling worker runs under the supervisor even alone: it replaces a retired one
+        # (with -P processes the worker replaces its own retired children instead).
         # Each child builds its own Worker: its lease-owner id must be unique per process.
         # One scheduler is enough (more would be safe, only redundant): it runs in child 1.
         app.close()  # no broker connection may cross the fork: each child opens its own
@@ -185,6 +195,8 @@ def _run(w: Worker, beat: Any, supervised: bool = False) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     code = RECYCLED if w.recycled else 0  # the supervisor starts a fresh process in its place
+    if w.pool_broken:
+        code = 1  # its -P processes children cannot start: a failure, for the operator to see
     if supervised and w.shut_down:
         code = SHUT_DOWN  # a control shutdown: the supervisor must not replace this process
     if w.stuck_threads:

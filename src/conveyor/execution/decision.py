@@ -34,6 +34,14 @@ class Decision:
     requeue: bool = False  # reject: back to the queue instead of dead letters
 
 
+class RemoteError(Exception):
+    """An exception raised by a body that ran in another process (a ``-P processes`` child),
+    as its worker sees it: that process already decided what happens next (``decide`` needs
+    the live exception), and ``decide`` here returns its decision unchanged."""
+
+    decision: Decision
+
+
 def exc_qualname(exc: BaseException) -> str:
     cls = type(exc)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -71,6 +79,8 @@ def failure_payload(
 
 def decide(task: Task[Any, Any], request: Request, exc: BaseException) -> Decision:
     """Classify an exception raised by a task body."""
+    if isinstance(exc, RemoteError):
+        return exc.decision
     trace = "".join(tb.format_exception(exc))
     if isinstance(exc, Retry):
         countdown = exc.when if exc.when is not None else task.default_retry_delay

@@ -187,6 +187,10 @@ class ControlThread:
             return {"revoked": [], "terminated": []}
         held = {i: terminate for i in ids if i in fetcher.leases or i in processor.revoked}
         running = [i for i in held if i in processor.active]
+        for task_id in running if terminate else []:
+            active = processor.active.get(task_id)
+            if active is not None:  # before the loop stops waiting for it: -P processes sends it
+                active.signal = str(args.get("signal") or "SIGTERM")
         if held:
             processor.on_revoked(held, self.worker._loop)
         for task_id in running if terminate else []:

@@ -204,7 +204,7 @@ def _state(outcome: Outcome) -> str | None:
         return outcome.state or states.SUCCESS  # None: an ignore_result success
     if kind == "retry":
         return states.RETRY
-    if kind == "dead":
+    if kind == "dead" or (kind == "died" and outcome.reason):  # died + reason: dead-lettered
         return states.FAILURE
     return None
 

@@ -9,7 +9,8 @@ Fields: hostname (``-n`` name), host, pid, queues, pool, concurrency, started, r
 processed, succeeded, failed, retried, dead_lettered, revoked, abandoned_threads; memory_rss
 (bytes); fetch_state and fetched_at (see fetcher.py: a probe tells "alive and fetching" from
 "alive but its fetches fail"); paused (this worker's paused queues); active: per running task
-id, task, queue, args (shortened repr), started, attempt (retries + 1), delivery.
+id, task, queue, args (shortened repr), started, attempt (retries + 1), delivery;
+pool_processes (``-P processes`` only): the pids of its pool children.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class InfoBuilder:
         stats: Stats,
         active: Callable[[], Mapping[str, Active]],
         fetcher: Callable[[], Fetcher | None],
+        pool_processes: Callable[[], list[int]] | None = None,
     ) -> None:
         fixed = {
             **static,
@@ -52,10 +54,11 @@ class InfoBuilder:
         self._stats = stats
         self._active = active
         self._fetcher = fetcher
+        self._pool_processes = pool_processes
 
     def __call__(self) -> bytes:
         stats, fetcher = self._stats, self._fetcher()
-        dynamic = {
+        dynamic: dict[str, Any] = {
             "processed": stats.processed,
             "succeeded": stats.succeeded,
             "failed": stats.failed,
@@ -69,6 +72,8 @@ class InfoBuilder:
             "paused": sorted(fetcher.paused) if fetcher is not None else [],
             "active": [_describe(a) for a in list(self._active().values())[:MAX_ACTIVE]],
         }
+        if self._pool_processes is not None:
+            dynamic["pool_processes"] = self._pool_processes()
         return ("{" + self._fixed + "," + json.dumps(dynamic)[1:]).encode()
 
 

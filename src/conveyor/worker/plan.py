@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..execution.guards import RunGuard
     from ..task import Task
+    from .procpool import ProcessRunner
     from .runners import AsyncRunner, InlineRunner, ThreadRunner
 
 
@@ -22,14 +23,14 @@ class Plan:
     soft_time_limit: float | None
     time_limit: float | None
     guards: list[RunGuard]
-    runner: InlineRunner | ThreadRunner | AsyncRunner
+    runner: InlineRunner | ThreadRunner | ProcessRunner | AsyncRunner
     inline: bool  # the inline runner and nothing to await around it: see Processor.consume
 
 
 def make_plan(
     task: Task[Any, Any],
     guards: list[RunGuard],
-    sync_runner: InlineRunner | ThreadRunner,
+    sync_runner: InlineRunner | ThreadRunner | ProcessRunner,
     async_runner: AsyncRunner,
     inline_pool: bool,
 ) -> Plan:

@@ -10,11 +10,7 @@ _IO = (
     "for 100-way I/O concurrency use -P threads -c 100, or async def tasks on -P asyncio "
     "(docs/migrating-from-celery.md, 'gevent and eventlet')"
 )
-_PROCESSES = (
-    "the process pool is not built yet: use --processes N for several worker processes "
-    "(hard time limits on threads are best-effort, docs/workers.md)"
-)
-REFUSED_POOLS = {"gevent": _IO, "eventlet": _IO, "prefork": _PROCESSES, "processes": _PROCESSES}
+REFUSED_POOLS = {"gevent": _IO, "eventlet": _IO}
 
 
 def pool_error(pool: str, pools: tuple[str, ...]) -> str:

@@ -27,6 +27,7 @@ from ..exceptions import BrokerError, TaskRevokedError
 from . import signalling
 from .intake import Refused, intake
 from .plan import Plan, make_plan
+from .procpool import PoolBroken, ProcessDied, ProcessRunner
 from .runners import Active, AsyncRunner, InlineRunner, ThreadRunner
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class Processor:
         fetcher: Fetcher,
         settler: Settler,
         reporter: Reporter,
-        sync_runner: InlineRunner | ThreadRunner,
+        sync_runner: InlineRunner | ThreadRunner | ProcessRunner,
         async_runner: AsyncRunner,
         guard_executor: Executor,
         accept: frozenset[str],
@@ -208,6 +209,10 @@ class Processor:
             reason = str(exc) or "revoked while running (terminated)"
             self.reporter.revoked(d, reason, request.retries, request, runtime)
             signalling.terminated(task, request)
+        elif isinstance(exc, ProcessDied):  # -P processes: a worker death, not the task's failure
+            self.reporter.died(d, task, request, exc.how, exc.max_deaths, runtime)
+        elif isinstance(exc, PoolBroken):  # -P processes: no child could start; never started
+            self.settler.add(Outcome("release", d.id, d.delivery))
         else:
             self.reporter.error(d, env, task, request, exc, runtime)
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
+from ..brokers.payloads import worker_lost_payload
+from ..exceptions import WorkerLostError
 from ..execution import decide, describe, outcomes
 
 if TYPE_CHECKING:
@@ -167,6 +169,34 @@ class Reporter:
         self.stats.revoked += 1
         logger.info("task %s not run: %s", d.id, reason)
         self._settle(outcomes.revoked(d, reason, retries), d, request, runtime)
+
+    def died(
+        self, d: Delivery, task: Task[Any, Any], request: Request, how: str, max_deaths: int, runtime: float
+    ) -> None:
+        """The ``-P processes`` child running it died (``how``: "killed by SIGSEGV"): handled as
+        a worker death — redelivered with one death more, or dead-lettered once the deaths
+        reach ``max_deaths`` (at once for an at-most-once task, which never runs twice)."""
+        deaths = max(d.deaths, 0) + 1
+        if not task.acks_late:
+            reason = f"its pool process died while running it ({how}); not run again: it is at-most-once"
+            self.dead(d, request, WorkerLostError(reason), reason, runtime=runtime)
+        elif deaths >= max_deaths:
+            reason = f"its pool process died {deaths} times while running it (last: {how})"
+            self.stats.dead_lettered += 1
+            logger.error("task %s[%s] moved to dead letters: %s", task.name, d.id, reason)
+            payload = worker_lost_payload(reason, request.retries)
+            died = Outcome("died", d.id, d.delivery, payload=payload, reason=reason, retries=request.retries)
+            self._settle(died, d, request, runtime, error=WorkerLostError(reason))
+        else:
+            logger.error(
+                "task %s[%s]: its pool process died (%s); redelivered (death %d of %d)",
+                task.name,
+                d.id,
+                how,
+                deaths,
+                max_deaths,
+            )
+            self.settler.add(Outcome("died", d.id, d.delivery))
 
     def refused(self, d: Delivery, refusal: Refused) -> None:
         """A delivery intake would not run."""

@@ -52,6 +52,7 @@ class Active:
     call: RunningCall | None = None
     killed: str | None = None  # why the worker stopped waiting: "time" or "revoked"
     request: Request | None = None  # its arguments and attempt, for the heartbeat's info
+    signal: str | None = None  # a terminating revoke's --signal (the process pool sends it)
 
     def stop_waiting(self, reason: str) -> None:
         """On the loop: stop waiting for this run (hard time limit or terminating revoke)."""

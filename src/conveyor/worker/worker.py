@@ -33,6 +33,7 @@ from ..coordination.pauses import paused_queues
 from ..log import install_task_context, set_worker_name
 from ..signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 from .banner import ready_banner
+from .children import file_identities
 from .control import ControlThread
 from .fetcher import FETCH_WAIT, Fetcher
 from .history import HistoryWriter, record_lost, trimmer
@@ -42,6 +43,7 @@ from .limits import Watchdog
 from .naming import expand_name, lease_owner
 from .pools import pool_error
 from .processor import Processor
+from .procpool import START_METHODS, ProcessPool, ProcessRunner
 from .recycle import Recycler
 from .reporter import Reporter, Stats
 from .runners import AsyncRunner, InlineRunner, ThreadRunner
@@ -52,8 +54,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("conveyor.worker")
 
-POOLS = ("threads", "asyncio", "solo")
-DEFAULT_CONCURRENCY = {"threads": 8, "asyncio": 100, "solo": 1}
+POOLS = ("threads", "processes", "asyncio", "solo")
+POOL_ALIASES = {"prefork": "processes"}  # Celery's name for its process pool
+DEFAULT_CONCURRENCY = {"threads": 8, "processes": os.cpu_count() or 1, "asyncio": 100, "solo": 1}
 SPARE_THREADS = 8  # replacements for threads left running by a hard time limit
 # A repeat of the first stop signal within this many seconds is the same request delivered twice
 # (process group and supervisor), not an operator asking to stop at once.
@@ -79,10 +82,17 @@ class Worker:
         install_signal_handlers: bool = True,
         max_tasks: int | None = None,
         max_memory_kib: int | None = None,
+        pool_start_method: str | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
         self.pool = pool or conf.worker_pool
+        self.pool = POOL_ALIASES.get(self.pool, self.pool)
+        self.pool_start_method = pool_start_method or conf.worker_pool_start_method
+        if self.pool_start_method not in START_METHODS:
+            raise ValueError(
+                f"pool start method {self.pool_start_method!r}: choose one of {', '.join(START_METHODS)}"
+            )
         if self.pool not in POOLS:
             raise ValueError(pool_error(self.pool, POOLS))
         self.queues = list(queues or [conf.task_default_queue])
@@ -111,6 +121,9 @@ class Worker:
             conf.worker_max_memory_per_child if max_memory_kib is None else max_memory_kib,
         )
         self.recycled: str | None = None
+        self._pool: ProcessPool | None = None  # -P processes: the children
+        self.pool_broken: str | None = None  # why its children cannot start, if they cannot
+        self._keep_fds: list[tuple[int, int, int]] = []  # ... and what they may inherit
         self.shut_down = False  # stopped by a ``shutdown`` control command (control.py)
         self.stats = Stats()
         self.started = time.time()
@@ -126,9 +139,19 @@ class Worker:
         self._info_builder: InfoBuilder | None = None
         self._control: ControlThread | None = None
 
+    @property
+    def recycles_itself(self) -> bool:
+        """A recycling limit retires this whole process (it must run under the supervisor);
+        with ``-P processes`` the limits retire the pool's children instead."""
+        return self.recycler.enabled and self.pool != "processes"
+
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
         """Run until stopped (SIGTERM/SIGINT, ``stop()``, or an empty queue with ``burst``)."""
+        if self.pool == "processes":
+            # Before the worker opens anything of its own (event loop, broker connection): the
+            # files forked pool children may keep open (log files, the app's own).
+            self._keep_fds = file_identities()
         previous: dict[signal.Signals, Any] = {}
         if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
             # signal.signal, not loop.add_signal_handler: the handler must run even while a
@@ -198,6 +221,8 @@ class Worker:
             os._exit(1)
 
     async def run_async(self) -> None:
+        if self.pool == "processes" and not self._keep_fds:  # called directly, not through run()
+            self._keep_fds = file_identities()
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stop_event = asyncio.Event()
@@ -239,8 +264,21 @@ class Worker:
         history = HistoryWriter(self.hostname) if conf.task_history else None
         dead_letters = conf.task_dead_letter_on_failure
         reporter = Reporter(self.settler, self.stats, self.hostname, dead_letters, history)
-        sync_runner: InlineRunner | ThreadRunner
-        if self.pool == "solo":
+        sync_runner: InlineRunner | ThreadRunner | ProcessRunner
+        if self.pool == "processes":
+            self._pool = ProcessPool(
+                app,
+                self.concurrency,
+                self.hostname,
+                self.pool_start_method,
+                self.recycler.max_tasks,
+                self.recycler.max_memory_kib,
+                self._keep_fds,
+                self._on_pool_broken,
+            )
+            self._pool.start()
+            sync_runner = ProcessRunner(self._pool, conf.task_max_worker_deaths)
+        elif self.pool == "solo":
             sync_runner = InlineRunner(self._watchdog, loop)
         else:
             sync_runner = ThreadRunner(self._watchdog, loop, self._threads, self._on_abandoned)
@@ -257,7 +295,7 @@ class Worker:
             self.hostname,
         )
         fetcher.stopping = processor.stopping = self._stopping
-        if self.recycler.max_tasks is not None:
+        if self.recycler.max_tasks is not None and self.recycles_itself:
             processor.after_each = lambda: self._recycle(memory=False)
         keeper = self._keeper = Keeper(
             broker,
@@ -284,7 +322,7 @@ class Worker:
         )
         logger.info("%s", banner)
         worker_ready.send(self)
-        warning = self.recycler.start_warning()
+        warning = self.recycler.start_warning() if self.recycles_itself else None
         if warning is not None:
             logger.warning("%s: %s", self.hostname, warning)
         consumers = [
@@ -333,6 +371,8 @@ class Worker:
             for consumer in pending:
                 consumer.cancel()
             self.stuck_threads = True
+        if self._pool is not None:  # its running tasks are done or given back: no child is needed
+            await self._pool.close(timeout=5.0)
         await self.settler.close()
         if self._control is not None:
             self._control.stop()
@@ -353,7 +393,7 @@ class Worker:
     def _on_settled(self, batch: list[Outcome]) -> None:
         if self._fetcher is not None:
             self._fetcher.on_settled(batch)
-        if self.recycler.enabled:
+        if self.recycles_itself:
             self._recycle(memory=True)
 
     def _recycle(self, memory: bool) -> None:
@@ -374,6 +414,14 @@ class Worker:
     def _on_abandoned(self) -> None:
         self.stats.abandoned_threads += 1
 
+    def _on_pool_broken(self, why: str) -> None:
+        self.pool_broken = why
+        self.stop()
+
+    def _pool_pids(self) -> list[int]:
+        pool = self._pool
+        return pool.pids() if pool is not None else []
+
     def _info(self) -> bytes:
         """(Keeper thread) What the heartbeat records about this worker: see info.py."""
         builder = self._info_builder
@@ -391,5 +439,6 @@ class Worker:
                 self.stats,
                 lambda: self._processor.active if self._processor is not None else {},
                 lambda: self._fetcher,
+                self._pool_pids if self.pool == "processes" else None,
             )
         return builder()

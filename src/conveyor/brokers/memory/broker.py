@@ -206,6 +206,16 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, Broker):
                         job.priority,
                     )
                     self._store(o.id, states.FAILURE, o.payload, result_ttl, o.retries)
+                elif o.kind == "died":
+                    job.deaths, job.running = max(job.deaths, 0) + 1, False
+                    if o.reason:
+                        del self._jobs[o.id]
+                        self._dead[o.id] = DeadLetter(
+                            o.id, job.queue, job.body, o.reason, time.time(), job.deaths, job.priority
+                        )
+                        self._store(o.id, states.FAILURE, o.payload, result_ttl, o.retries)
+                    else:
+                        self._push_ready(job, keep_place=True)
                 elif o.kind == "start":
                     job.deaths = -1
                 elif o.kind == "running":

@@ -280,6 +280,9 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, Broker):
             elif kind == "dead":
                 result = pack_result(states.FAILURE, o.payload, o.retries)
                 args += ("dead", o.id, o.delivery, result, o.body or b"", o.reason or "")
+            elif kind == "died":
+                result = pack_result(states.FAILURE, o.payload, o.retries) if o.reason else b""
+                args += ("died", o.id, o.delivery, result, o.reason or "")
             elif kind in ("start", "running", "release"):
                 args += (kind, o.id, o.delivery)
             else:

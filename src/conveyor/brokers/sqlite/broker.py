@@ -276,6 +276,22 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
                     )
                     self._store(db, o.id, states.FAILURE, o.payload, expires, o.retries)
                     applied.append(o)
+                elif o.kind == "died":
+                    cur = db.execute(
+                        "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL,"
+                        f" deaths = MAX(deaths, 0) + 1, running = 0 WHERE {leased}",
+                        (o.id, o.delivery),
+                    )
+                    if cur.rowcount and o.reason:  # its death limit reached: to the dead letters
+                        db.execute(
+                            "INSERT OR REPLACE INTO dead_letters (id, queue, priority, body, reason,"
+                            " failed_at, deaths) SELECT id, queue, priority, body, ?, ?, deaths"
+                            " FROM jobs WHERE id = ?",
+                            (o.reason, time.time(), o.id),
+                        )
+                        db.execute("DELETE FROM jobs WHERE id = ?", (o.id,))
+                        self._store(db, o.id, states.FAILURE, o.payload, expires, o.retries)
+                        applied.append(o)
                 elif o.kind == "start":
                     db.execute(f"UPDATE jobs SET deaths = -1 WHERE {leased}", (o.id, o.delivery))
                 elif o.kind == "running":

@@ -18,7 +18,9 @@
 --   release, id, delivery                (back to the front of its queue now)
 --   retry, id, delivery, error payload ("" = none), body ("" = keep), eta, retries
 --   dead, id, delivery, FAILURE result, body ("" = keep), reason
-local SIZE = {ack = 4, start = 3, running = 3, release = 3, retry = 7, dead = 6}
+--   died, id, delivery, FAILURE result, reason ("" = back to the front of its queue)
+--                                        (its -P processes child died: one death more)
+local SIZE = {ack = 4, start = 3, running = 3, release = 3, retry = 7, dead = 6, died = 5}
 local now, ttl = tonumber(ARGV[9]), ARGV[10]
 
 local records, ids, entries = {}, {}, {}
@@ -92,6 +94,26 @@ local function end_lease(id, current)
   list[#list + 1] = id
 end
 
+local function dead_letter(id, current, result, body, reason, deaths)
+  end_lease(id, current)
+  gone[#gone + 1] = id
+  local priority, _, queue = parse_meta(redis.call('HGET', J_META, id))
+  if body == '' then body = redis.call('HGET', J_BODY, id) end
+  redis.call('HSET', ARGV[8] .. id, 'queue', queue, 'priority', priority, 'body', body,
+    'reason', reason, 'failed_at', ARGV[9], 'deaths', deaths)
+  redis.call('ZADD', KEYS[5], now, id)
+  redis.call('SET', ARGV[4] .. id, result, 'PX', ttl)
+  finished[#finished + 1] = id
+end
+
+local function release(id, current, deaths)
+  end_lease(id, current)
+  redis.call('HSET', J_STATE, id, make_state(current[1], deaths, '', false))
+  local priority, seq, queue = parse_meta(redis.call('HGET', J_META, id))
+  add_front(front, ready_key(ARGV[1], queue, priority), seq, id)
+  nudge(ARGV[3] .. queue)
+end
+
 for _, base in ipairs(records) do
   local kind, id = ARGV[base], ARGV[base + 1]
   local current = lease[id]
@@ -128,22 +150,16 @@ for _, base in ipairs(records) do
       redis.call('ZADD', key, eta, id)
       if #first == 0 or eta < tonumber(first[2]) then nudge(ARGV[3] .. queue) end
     elseif kind == 'dead' then
-      end_lease(id, current)
-      gone[#gone + 1] = id
-      local priority, _, queue = parse_meta(redis.call('HGET', J_META, id))
-      local body = ARGV[base + 4]
-      if body == '' then body = redis.call('HGET', J_BODY, id) end
-      redis.call('HSET', ARGV[8] .. id, 'queue', queue, 'priority', priority, 'body', body,
-        'reason', ARGV[base + 5], 'failed_at', ARGV[9], 'deaths', current[2])
-      redis.call('ZADD', KEYS[5], now, id)
-      redis.call('SET', ARGV[4] .. id, ARGV[base + 3], 'PX', ttl)
-      finished[#finished + 1] = id
+      dead_letter(id, current, ARGV[base + 3], ARGV[base + 4], ARGV[base + 5], current[2])
     elseif kind == 'release' then
-      end_lease(id, current)
-      redis.call('HSET', J_STATE, id, make_state(current[1], math.max(current[2], 0), '', false))
-      local priority, seq, queue = parse_meta(redis.call('HGET', J_META, id))
-      add_front(front, ready_key(ARGV[1], queue, priority), seq, id)
-      nudge(ARGV[3] .. queue)
+      release(id, current, math.max(current[2], 0))
+    elseif kind == 'died' then
+      local deaths = math.max(current[2], 0) + 1
+      if ARGV[base + 4] ~= '' then
+        dead_letter(id, current, ARGV[base + 3], '', ARGV[base + 4], deaths)
+      else
+        release(id, current, deaths)
+      end
     end
   end
 end

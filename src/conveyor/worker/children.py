@@ -1,0 +1,305 @@
+"""A ``-P processes`` child: runs the sync task bodies its worker sends it, one at a time.
+
+The child never touches the broker for its worker: the worker fetches, leases, heartbeats and
+settles; the child gets a ``Job`` (the run's ``Request``: arguments already decoded from the
+task's JSON envelope) through its pipe, runs the body with the task's hooks and run signals
+around it, decides retry / reject / failure itself (``execution.decide`` needs the live
+exception), and sends a ``Done`` back: the return value or the decision, as JSON (msgspec).
+Nothing of the user's is pickled.
+
+Its signals: SIGUSR1 raises ``SoftTimeLimitExceeded`` in the body (the worker sends it at the
+soft limit); SIGTERM and SIGINT are ignored, so a stop signal sent to the worker's whole
+process group (Ctrl-C, supervisord ``stopasgroup``, systemd) drains the worker instead of
+killing running tasks — the worker alone decides when a child ends (EOF on its pipe: exit).
+
+It dies with its worker: ``PR_SET_PDEATHSIG`` (Linux) kills it the moment the worker dies, and
+a thread watching the worker's end of a pipe does the same elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import importlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ..exceptions import NotRegistered, SoftTimeLimitExceeded
+from ..execution.decision import Verdict, decide, describe, exc_qualname
+from ..execution.trace import run_traced
+from ..log import configure, install_task_context, set_worker_name
+from ..request import Request, current_request
+from ..signals import worker_process_init
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..appproto import AppLike
+    from ..task import Task
+
+logger = logging.getLogger("conveyor.worker")
+
+PR_SET_PDEATHSIG = 1
+
+
+class Job(msgspec.Struct, array_like=True):
+    """Worker -> child: run this."""
+
+    request: Request
+    soft: float | None = None  # the soft limit, for the log line only: the worker sends SIGUSR1
+
+
+class Done(msgspec.Struct, omit_defaults=True):
+    """Child -> worker: how the body ended (``verdict`` None: it returned ``result``)."""
+
+    id: str
+    runtime: float
+    result: msgspec.Raw = msgspec.Raw(b"null")
+    verdict: Verdict | None = None  # retry, reject, failure
+    exc_type: str = ""
+    exc_message: str = ""
+    traceback: str | None = None
+    countdown: float = 0.0
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    requeue: bool = False
+    unencodable: str | None = None  # the value returned cannot be stored as JSON: why
+
+
+class Ready(msgspec.Struct):
+    """Child -> worker, once, first: started and able to take jobs."""
+
+    pid: int
+
+
+_job_decoder = msgspec.json.Decoder(Job)
+_done_decoder = msgspec.json.Decoder(Done)
+_ready_decoder = msgspec.json.Decoder(Ready)
+_encoder = msgspec.json.Encoder()
+
+
+def encode_job(job: Job) -> bytes:
+    return _encoder.encode(job)
+
+
+def decode_done(raw: bytes) -> Done:
+    return _done_decoder.decode(raw)
+
+
+def decode_ready(raw: bytes) -> Ready:
+    return _ready_decoder.decode(raw)
+
+
+# -- starting -----------------------------------------------------------------------------------
+class Start(msgspec.Struct):
+    """What a child needs to start (given to it as the process's argument: plain data only)."""
+
+    hostname: str
+    app_spec: str | None = None  # "module:attribute": spawn imports the app again
+    modules: list[str] = []  # modules of the registered tasks, imported too under spawn
+    log_level: int = logging.WARNING
+    log_format: str = "text"  # spawn: the worker's log format ...
+    log_file: str | None = None  # ... and its log file (None: stderr)
+    keep_fds: list[tuple[int, int, int]] = []  # fork: (fd, device, inode) open before the worker ran
+
+
+def child_main(start: Start, conn: Connection, app: AppLike | None = None) -> None:
+    """The child process's body. ``app`` is given under fork; under spawn it is imported."""
+    if app is not None:
+        _close_inherited(app, start.keep_fds, conn)
+    _die_with_parent()
+    with contextlib.suppress(ValueError):
+        signal.set_wakeup_fd(-1)  # the worker's event loop's, inherited by the fork
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, _soft_limit)
+    if app is None:
+        app = _import_app(start)
+    set_worker_name(start.hostname)
+    install_task_context()
+    worker_process_init.send(None)
+    conn.send_bytes(_encoder.encode(Ready(os.getpid())))
+    tasks = app.tasks
+    while True:
+        try:
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            return  # the worker is gone
+        if not raw:
+            return  # retired: the worker starts a fresh child in this one's place
+        job = _job_decoder.decode(raw)
+        conn.send_bytes(_encoder.encode(run_job(job, tasks)))
+
+
+_in_body = False
+
+
+def _soft_limit(_signum: int, _frame: Any) -> None:
+    if _in_body:
+        raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+def run_job(job: Job, tasks: Mapping[str, Task[Any, Any]]) -> Done:
+    """Run one body, hooks and signals around it; the outcome as a ``Done``."""
+    global _in_body
+    request = job.request
+    t0 = time.perf_counter()
+    task = tasks.get(request.task)
+    token = current_request.set(request)
+    try:
+        if task is None:
+            raise NotRegistered(f"task {request.task!r} is not registered in the worker's child process")
+        call_args = [task, *request.args] if task.bind else request.args
+
+        def body() -> Any:
+            global _in_body
+            _in_body = True
+            try:
+                return task.run(*call_args, **request.kwargs)
+            finally:
+                _in_body = False
+
+        value = run_traced(task, request, body)
+    except BaseException as exc:  # sys.exit() in a task fails the task, not the child
+        _in_body = False
+        return _failed(task, request, exc, time.perf_counter() - t0)
+    finally:
+        current_request.reset(token)
+    runtime = time.perf_counter() - t0
+    if task.ignore_result:
+        return Done(request.id, runtime)  # not stored: it need not even be JSON
+    try:
+        return Done(request.id, runtime, msgspec.Raw(_encoder.encode(value)))
+    except (msgspec.EncodeError, TypeError, ValueError, OverflowError) as exc:
+        return Done(request.id, runtime, unencodable=str(exc))
+
+
+def _failed(task: Task[Any, Any] | None, request: Request, exc: BaseException, runtime: float) -> Done:
+    if task is None:
+        import traceback
+
+        return Done(
+            request.id,
+            runtime,
+            verdict="failure",
+            exc_type=exc_qualname(exc),
+            exc_message=describe(exc),
+            traceback="".join(traceback.format_exception(exc)),
+        )
+    decision = decide(task, request, exc)
+    shown = decision.exc or exc
+    done = Done(
+        request.id,
+        runtime,
+        verdict=decision.verdict,
+        exc_type=exc_qualname(shown),
+        exc_message=describe(shown),
+        traceback=decision.traceback,
+        countdown=decision.countdown,
+        args=decision.args,
+        kwargs=decision.kwargs,
+        requeue=decision.requeue,
+    )
+    try:
+        _encoder.encode(done)
+    except (msgspec.EncodeError, TypeError, ValueError, OverflowError) as bad:
+        # self.retry(args=...) with arguments JSON cannot carry: fail with the reason instead.
+        done = Done(request.id, runtime, verdict="failure", exc_type="conveyor.exceptions.EncodeError")
+        done.exc_message = f"retry arguments cannot be encoded as JSON: {bad}"
+    return done
+
+
+# -- dying with the worker, and what the fork inherited -------------------------------------------
+def _die_with_parent() -> None:
+    """Exit as soon as the worker is gone, even in the middle of a task."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    parent = multiprocessing.parent_process()
+    if parent is None or os.getppid() == 1:
+        os._exit(1)  # the worker died before the prctl above could take effect
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        # multiprocessing's pipe whose other end only the worker holds: it turns readable (EOF)
+        # when the worker process is gone. The portable fallback of PDEATHSIG.
+        with contextlib.suppress(Exception):
+            wait([sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="conveyor-parent-watch", daemon=True).start()
+
+
+def _close_inherited(app: AppLike, keep: list[tuple[int, int, int]], conn: Connection) -> None:
+    """Forked: nothing the worker opened after it started may live on here — its broker
+    connections, its event loop, the pipes of the other children (a sibling holding a copy of a
+    pipe end would hide that child's EOF). Each such descriptor is pointed at /dev/null rather
+    than closed: Python objects the fork copied still own those numbers, and closing a reused
+    number later would hit an unrelated file. The app forgets its broker (not closed: that
+    could end the worker's session); a task that enqueues opens a fresh connection."""
+    inherited = getattr(app, "_broker", None)
+    if inherited is not None:
+        _INHERITED.append(inherited)  # kept referenced: never garbage-collected (and closed) here
+        app._broker = None  # type: ignore[attr-defined]
+    if hasattr(app, "_broker_lock"):
+        app._broker_lock = threading.Lock()  # it may have been held at the fork
+    parent = multiprocessing.parent_process()
+    own = {0, 1, 2, conn.fileno()}
+    if parent is not None:
+        own.add(parent.sentinel)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    own.add(devnull)
+    kept = set(keep)
+    for fd in open_fds():
+        if fd in own:
+            continue
+        with contextlib.suppress(OSError):
+            st = os.fstat(fd)
+            if (fd, st.st_dev, st.st_ino) not in kept:  # not the same file: the number was reused
+                os.dup2(devnull, fd)
+
+
+def open_fds() -> list[int]:
+    """This process's open file descriptors."""
+    for where in ("/proc/self/fd", "/dev/fd"):
+        with contextlib.suppress(OSError):
+            return [int(name) for name in os.listdir(where)]
+    return []
+
+
+def file_identities() -> list[tuple[int, int, int]]:
+    """(descriptor, device, inode) of each open descriptor: what a forked child may keep."""
+    found = []
+    for fd in open_fds():
+        with contextlib.suppress(OSError):
+            st = os.fstat(fd)
+            found.append((fd, st.st_dev, st.st_ino))
+    return found
+
+
+_INHERITED: list[object] = []
+
+
+def _import_app(start: Start) -> AppLike:
+    """Spawned: import the app (and its tasks' modules) the way ``-A`` did, then set up logging
+    as the worker's (same level, format and file; the app's ``setup_logging`` handler, if any)."""
+    assert start.app_spec is not None
+    module_name, _, attr = start.app_spec.partition(":")
+    module = importlib.import_module(module_name)
+    app: AppLike = getattr(module, attr)
+    for name in start.modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    configure(logging.getLevelName(start.log_level), start.log_file, start.log_format)
+    return app

@@ -1,0 +1,509 @@
+"""``-P processes`` (alias ``-P prefork``): sync task bodies run in child processes of the worker.
+
+    fetcher ─> processor ─> ProcessRunner ──Job (JSON)──> child: hooks, body, decide
+                               ▲                              │
+                               └──────Done (JSON)─────────────┘
+       keeper, settler, control: in the worker only — a child never touches the broker
+
+Why a pool of processes: a process can be killed. A hard time limit or ``revoke --terminate``
+stops a task stuck in C (a socket read, ``time.sleep``, a C extension) for real, which no
+thread pool can; a task that leaks is bounded by replacing its child; CPU-bound tasks use every
+core. ``async def`` tasks still run on the worker's event loop (an event loop per child would
+split their concurrency N ways for nothing).
+
+- Hard time limit: SIGKILL to the child (after SIGUSR1 at the soft limit raised
+  ``SoftTimeLimitExceeded`` inside it); the task fails or retries per its policy with
+  ``TimeLimitExceeded`` — its ``on_failure``/``task_failure`` run in the worker, the child being
+  gone — and a fresh child takes the slot at once.
+- ``revoke --terminate [--signal SIG]``: SIG to the child running that task only (SIGTERM, the
+  default, and SIGINT are ignored by children — see children.py — so those become SIGKILL; any
+  other signal is followed by SIGKILL if the child outlives it by ``TERMINATE_GRACE``).
+- A child that dies on its own (a segfault, ``os._exit``, the OOM killer): its task is handled
+  as a worker death — redelivered with one death more, dead-lettered with the reason once that
+  reaches ``task_max_worker_deaths`` (the broker's ``died`` settle) — and it is replaced.
+- ``worker_max_tasks_per_child`` / ``worker_max_memory_per_child`` (KiB, the child's resident
+  memory read with psutil) retire a child after its task; a fresh one is started at once.
+
+Children start by ``fork`` after the app is imported (the default), or by ``spawn``
+(``--pool-start-method spawn``, ``worker_pool_start_method``) for code that is not fork-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import psutil
+
+from ..exceptions import EncodeError, TaskRevokedError, TimeLimitExceeded
+from ..execution.decision import Decision, RemoteError
+from ..execution.trace import errored, traced
+from ..log import JsonFormatter
+from ..request import current_request
+from .children import Done, Job, Start, child_main, decode_done, decode_ready, encode_job
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from ..appproto import AppLike
+    from ..request import Request
+    from ..task import Task
+    from .runners import Active
+
+logger = logging.getLogger("conveyor.worker")
+
+START_METHODS = ("fork", "spawn")
+TERMINATE_GRACE = 1.0  # seconds a child may outlive a terminating signal other than SIGKILL
+RESTART_DELAY = 1.0  # before replacing a child that died before it was ready
+FAILED_STARTS = 5  # children in a row that die before they are ready: the pool is broken
+IGNORED_BY_CHILDREN = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+class ProcessDied(Exception):
+    """The child running a task died on its own; ``how``: "killed by SIGSEGV", "exit code 3"."""
+
+    def __init__(self, how: str, max_deaths: int) -> None:
+        super().__init__(f"the pool process running it died ({how})")
+        self.how = how
+        self.max_deaths = max_deaths
+
+
+class PoolBroken(Exception):
+    """No child can start: a task waiting for one goes back to its queue, unstarted."""
+
+
+_remote_classes: dict[str, type[RemoteError]] = {}
+
+
+def remote_error(done: Done) -> RemoteError:
+    """The child's exception as the worker reports it: a class with the original's qualified
+    name (built on the fly: the original may not even be importable here), its message, and
+    the child's decision (retry, reject, failure)."""
+    cls = _remote_classes.get(done.exc_type)
+    if cls is None:
+        module, _, qualname = done.exc_type.rpartition(".")
+        cls = type(qualname.rpartition(".")[2] or "Error", (RemoteError,), {})
+        cls.__module__, cls.__qualname__ = module or "builtins", qualname
+        _remote_classes[done.exc_type] = cls
+    exc = cls(done.exc_message)
+    exc.decision = Decision(
+        done.verdict or "failure",
+        exc=exc,
+        traceback=done.traceback,
+        countdown=done.countdown,
+        args=done.args,
+        kwargs=done.kwargs,
+        requeue=done.requeue,
+    )
+    return exc
+
+
+class Child:
+    """One child process and its end of the pipe."""
+
+    __slots__ = ("conn", "doomed", "exited", "index", "pending", "pid", "process", "ready", "tasks_run")
+
+    def __init__(self, process: BaseProcess, conn: Connection, index: int) -> None:
+        self.process = process
+        self.conn = conn
+        self.index = index
+        self.pid = process.pid or 0
+        self.ready = False
+        self.pending: asyncio.Future[Done] | None = None  # the running job's reply
+        self.tasks_run = 0
+        self.doomed = False  # killed or retiring: its exit is expected, it takes no more jobs
+        self.exited = False  # its pipe closed: gone or going, being reaped
+
+    @property
+    def name(self) -> str:
+        return f"{self.process.name} (pid {self.pid})"
+
+
+class ProcessPool:
+    """``size`` children, each running one task at a time; replaced when they die or retire."""
+
+    def __init__(
+        self,
+        app: AppLike,
+        size: int,
+        hostname: str,
+        method: str,
+        max_tasks: int | None,
+        max_memory_kib: int | None,
+        keep_fds: list[tuple[int, int, int]],
+        on_broken: Callable[[str], None] = lambda _why: None,
+    ) -> None:
+        if method not in START_METHODS:
+            raise ValueError(f"pool start method {method!r}: choose one of {', '.join(START_METHODS)}")
+        self.app = app
+        self.size = size
+        self.method = method
+        self.max_tasks = max_tasks
+        self.max_memory_kib = max_memory_kib
+        self.context: Any = multiprocessing.get_context(method)  # fork or spawn: both have Process
+        root = logging.getLogger()
+        json_logs = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+        files = [h.baseFilename for h in root.handlers if isinstance(h, logging.FileHandler)]
+        self.start_spec = Start(
+            hostname,
+            app_spec=app_spec(app) if method == "spawn" else None,
+            modules=sorted({t.run.__module__ for t in app.tasks.values()}) if method == "spawn" else [],
+            log_level=root.getEffectiveLevel(),
+            log_format="json" if json_logs else "text",
+            log_file=files[0] if files else None,
+            keep_fds=keep_fds,
+        )
+        self.children: dict[int, Child] = {}  # pid -> child, alive or not yet reaped
+        self.idle: asyncio.Queue[Child] = asyncio.Queue()
+        self.stopping = False
+        self.replaced = 0  # children started in place of dead, killed or retired ones
+        self._warned_memory = False
+        self._failed_starts = 0  # children in a row that died before they were ready
+        self._on_broken = on_broken
+        self.broken: str | None = None  # why no child can start
+        self._broken_event = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for index in range(1, self.size + 1):
+            self._spawn(index)
+
+    def _spawn(self, index: int) -> None:
+        loop = self._loop
+        assert loop is not None
+        ours, theirs = self.context.Pipe(duplex=True)
+        args: tuple[Any, ...] = (self.start_spec, theirs)
+        if self.method == "fork":
+            args += (self.app,)  # inherited by the fork, never pickled
+        process = self.context.Process(target=child_main, args=args, name=f"PoolWorker-{index}", daemon=False)
+        process.start()
+        theirs.close()  # only the child holds it now: its death is an EOF here
+        child = Child(process, ours, index)
+        self.children[child.pid] = child
+        # Its exit shows as EOF on this pipe (only the child holds the other end), then it is
+        # reaped. Not multiprocessing's sentinel: a forked child points every descriptor it
+        # inherited at /dev/null (children.py), the sentinel's write end included.
+        loop.add_reader(ours.fileno(), self._on_readable, child)
+
+    async def close(self, timeout: float) -> None:
+        """Stop every child: idle ones at once (an empty message), the others are killed —
+        the worker calls this after its running tasks finished or were given back."""
+        self.stopping = True
+        for child in list(self.children.values()):
+            self._retire(child)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.children and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for child in list(self.children.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
+        while self.children and loop.time() < deadline + 5:
+            await asyncio.sleep(0.05)
+
+    # -- jobs --------------------------------------------------------------------------------
+    async def acquire(self) -> Child:
+        """An idle child; ``PoolBroken`` once no child can start (the task was not started)."""
+        while True:
+            if self.broken is not None:
+                raise PoolBroken(self.broken)
+            if not self.idle.empty():
+                child = self.idle.get_nowait()
+            else:
+                getter = asyncio.ensure_future(self.idle.get())
+                broken = asyncio.ensure_future(self._broken_event.wait())
+                await asyncio.wait({getter, broken}, return_when=asyncio.FIRST_COMPLETED)
+                broken.cancel()
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                child = getter.result()
+            if not (child.doomed or child.exited):
+                return child
+
+    def send(self, child: Child, job: Job) -> asyncio.Future[Done] | None:
+        """Hand ``job`` to ``child``; None if the child turned out to be gone (an idle child
+        the OOM killer took): the job never reached it, so it is no death of the task's."""
+        loop = self._loop
+        assert loop is not None
+        raw = encode_job(job)  # EncodeError (arguments JSON cannot carry): before any state changes
+        if child.exited:
+            return None
+        try:
+            child.conn.send_bytes(raw)
+        except OSError:
+            return None
+        reply: asyncio.Future[Done] = loop.create_future()
+        child.pending = reply
+        return reply
+
+    def release(self, child: Child) -> None:
+        """The child finished its job: idle again, or retired if it reached a limit."""
+        child.pending = None
+        child.tasks_run += 1
+        reason = self._recycle_reason(child)
+        if reason is not None:
+            logger.info("%s: %s; replacing it", child.name, reason)
+            self._retire(child)
+            if not self.stopping:
+                self._spawn(child.index)
+                self.replaced += 1
+            return
+        self.idle.put_nowait(child)
+
+    def _recycle_reason(self, child: Child) -> str | None:
+        if self.max_tasks is not None and child.tasks_run >= self.max_tasks:
+            return f"ran {child.tasks_run} task(s) (max tasks per child {self.max_tasks})"
+        if self.max_memory_kib is not None:
+            try:
+                used = psutil.Process(child.pid).memory_info().rss // 1024
+            except psutil.Error:
+                return None
+            if used > self.max_memory_kib:
+                if child.tasks_run == 1 and not self._warned_memory:
+                    self._warned_memory = True
+                    logger.warning(
+                        "max memory per child %d KiB is below what a child uses after one task "
+                        "(%d KiB): children may be replaced after every task; raise it",
+                        self.max_memory_kib,
+                        used,
+                    )
+                return f"resident memory {used} KiB is over max memory per child {self.max_memory_kib} KiB"
+        return None
+
+    def kill(self, child: Child, signum: int) -> None:
+        """Stop ``child`` now (hard time limit, terminating revoke) and start its replacement."""
+        if child.doomed:
+            return
+        child.doomed = True
+        child.pending = None
+        if signum in IGNORED_BY_CHILDREN:
+            signum = signal.SIGKILL
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
+        if signum != signal.SIGKILL and self._loop is not None:
+            self._loop.call_later(TERMINATE_GRACE, self._kill_if_alive, child)
+        if not self.stopping:
+            self._spawn(child.index)
+            self.replaced += 1
+
+    def soft_limit(self, child: Child, reply: asyncio.Future[Done]) -> None:
+        """SIGUSR1: ``SoftTimeLimitExceeded`` inside the body (if that job is still running)."""
+        if child.pending is reply and not reply.done():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGUSR1)
+
+    def _retire(self, child: Child) -> None:
+        child.doomed = True
+        if child.pending is None and not child.conn.closed:
+            with contextlib.suppress(OSError):
+                child.conn.send_bytes(b"")  # "no more jobs": it exits; its EOF then reaps it
+
+    # -- events from the children (on the loop) ------------------------------------------------
+    def _on_readable(self, child: Child) -> None:
+        try:
+            raw = child.conn.recv_bytes()
+        except (EOFError, OSError):
+            child.exited = True
+            self._forget_reader(child)
+            self._reap(child)
+            return
+        if not child.ready:
+            decode_ready(raw)
+            child.ready = True
+            self._failed_starts = 0
+            if not child.doomed:
+                self.idle.put_nowait(child)
+            return
+        reply = child.pending
+        if reply is not None and not reply.done():
+            reply.set_result(decode_done(raw))
+
+    def _forget_reader(self, child: Child) -> None:
+        loop = self._loop
+        if loop is not None and not child.conn.closed:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(child.conn.fileno())
+            with contextlib.suppress(Exception):
+                child.conn.close()
+
+    def _reap(self, child: Child) -> None:
+        """Its pipe closed: wait (without blocking the loop) until the process is gone."""
+        loop = self._loop
+        assert loop is not None
+        child.process.join(0)
+        if child.process.exitcode is None:
+            loop.call_later(0.01, self._reap, child)
+            return
+        self._on_exit(child)
+
+    def _on_exit(self, child: Child) -> None:
+        code = child.process.exitcode
+        how = describe_exit(code)
+        self.children.pop(child.pid, None)
+        with contextlib.suppress(Exception):
+            child.process.close()
+        reply = child.pending
+        if reply is not None and not reply.done():
+            reply.set_exception(ProcessDied(how, 0))
+        if child.doomed:
+            return
+        child.doomed = True
+        if self.stopping:
+            return
+        self.replaced += 1
+        if child.ready:
+            # No pause: a task that kills its child only ever fails itself (a death counted
+            # against it each time), never the worker's other slots.
+            logger.error("%s died (%s); starting a fresh one", child.name, how)
+            self._spawn(child.index)
+            return
+        # It could not even start (an import error under spawn, a broken worker_process_init
+        # handler): pause, or the worker would spin starting children that die at once; and
+        # give up after a few in a row, or the worker would hold its tasks for ever.
+        self._failed_starts += 1
+        if self._failed_starts >= FAILED_STARTS:
+            why = f"{self._failed_starts} pool processes in a row died before they were ready (last: {how})"
+            logger.critical("%s; stopping the worker: its tasks go back to the queue", why)
+            self.broken = why
+            self._broken_event.set()
+            self._on_broken(why)
+            return
+        logger.error(
+            "%s died (%s) before it was ready; starting a fresh one in %.0fs", child.name, how, RESTART_DELAY
+        )
+        loop = self._loop
+        assert loop is not None
+        loop.call_later(RESTART_DELAY, self._respawn, child.index)
+
+    def _respawn(self, index: int) -> None:
+        if not self.stopping:
+            self._spawn(index)
+
+    def _kill_if_alive(self, child: Child) -> None:
+        if self.children.get(child.pid) is child and not child.exited:  # not reaped (nor its pid reused)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
+
+    def pids(self) -> list[int]:
+        return sorted(self.children)
+
+
+def describe_exit(code: int | None) -> str:
+    """How a child ended, from its exit code (negative: the signal that killed it).
+
+    >>> describe_exit(-11), describe_exit(3)
+    ('killed by SIGSEGV', 'exit code 3')
+    """
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def app_spec(app: AppLike) -> str:
+    """``module:attribute`` under which a spawned child finds the app again."""
+    main = sys.modules.get(app.main)
+    candidates = [(app.main, main)] if main is not None else []
+    candidates += [(n, m) for n, m in list(sys.modules.items()) if n != app.main]
+    for name, module in candidates:
+        if name in ("__main__", "__mp_main__") or module is None:
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is app:
+                return f"{name}:{attr}"
+    raise ValueError(
+        "-P processes with the spawn start method imports the app again in each child: define it "
+        "at the top level of an importable module (or use the default fork start method)"
+    )
+
+
+class ProcessRunner:
+    """Runs a sync body in a child of ``pool`` and awaits its reply."""
+
+    def __init__(self, pool: ProcessPool, max_deaths: int) -> None:
+        self.pool = pool
+        self.max_deaths = max_deaths
+
+    async def run(
+        self, task: Task[Any, Any], request: Request, active: Active, soft: float | None, hard: float | None
+    ) -> Any:
+        pool = self.pool
+        job = Job(request, soft)
+        while True:
+            child = await pool.acquire()
+            if active.killed is not None:  # revoked (terminate) while it waited for a free child
+                pool.idle.put_nowait(child)
+                raise TaskRevokedError("revoked while running (terminated)")
+            try:
+                reply = pool.send(child, job)
+            except (msgspec.EncodeError, TypeError) as bad:
+                pool.idle.put_nowait(child)
+                raise EncodeError(
+                    f"the arguments of {task.name} cannot be sent to a -P processes child as JSON "
+                    f"(pickled arguments are not supported on this pool): {bad}"
+                ) from None
+            if reply is not None:
+                break
+        active.waiter = reply
+        loop = asyncio.get_running_loop()
+        timers = []
+        if soft:
+            timers.append(loop.call_later(soft, pool.soft_limit, child, reply))
+        if hard:
+            timers.append(loop.call_later(hard, active.stop_waiting, "time"))
+        try:
+            done = await reply
+        except asyncio.CancelledError:
+            reason = active.killed
+            if reason is None:  # the worker itself is being cancelled: the task was given back
+                pool.kill(child, signal.SIGKILL)
+                raise
+            signum = signal.SIGKILL if reason == "time" else _signal_number(active.signal)
+            logger.warning("%s: killing %s running task %s", task.name, child.name, request.id)
+            pool.kill(child, signum)
+            exc: Exception = (
+                TaskRevokedError("revoked while running (terminated)")
+                if reason == "revoked"
+                else TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
+            )
+            if traced(task):  # the child is gone: its hooks run here, with self.request set
+                token = current_request.set(request)
+                try:
+                    errored(task, request, exc)
+                finally:
+                    current_request.reset(token)
+            raise exc from None
+        except ProcessDied as died:
+            raise ProcessDied(died.how, self.max_deaths) from None
+        finally:
+            for timer in timers:
+                timer.cancel()
+        pool.release(child)
+        if done.unencodable is not None:  # as the other pools say it (message.encode_result)
+            raise EncodeError(f"task result is not JSON-serialisable: {done.unencodable}")
+        if done.verdict is not None:
+            raise remote_error(done)
+        return done.result
+
+
+def _signal_number(name: str | None) -> int:
+    try:
+        return int(signal.Signals[name]) if name else signal.SIGTERM
+    except KeyError:
+        return signal.SIGTERM
