@@ -20,6 +20,8 @@ from ..brokers import Broker, Outcome
 
 logger = logging.getLogger("conveyor.worker")
 
+SETTLE_GAP = 0.002  # shortest time between the starts of two flushes under load; see _run
+
 
 class Settler:
     """``on_settled(batch)`` runs on the loop once the broker has a batch; ``on_trouble()`` when
@@ -69,6 +71,7 @@ class Settler:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         delay = 0.05
+        started = -SETTLE_GAP
         while True:
             if not self._pending:
                 if self._closing:  # checked after every flush, not only after a wake-up
@@ -76,6 +79,13 @@ class Settler:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
+            gap = started + SETTLE_GAP - loop.time()
+            if gap > 0 and not self._closing and not self._waiters:
+                # The previous flush started moments ago: outcomes are arriving one by one (a
+                # busy threads pool). Let them gather for the rest of the gap, so that the
+                # broker gets one call per batch instead of one per few tasks.
+                await asyncio.sleep(gap)
+            started = loop.time()
             batch, self._pending = self._pending, []
             waiters, self._waiters = self._waiters, []
             try:

@@ -46,6 +46,7 @@ from .recycle import Recycler
 from .reporter import Reporter, Stats
 from .runners import AsyncRunner, InlineRunner, ThreadRunner
 from .settler import Settler
+from .slots import SlotThreads
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
@@ -215,9 +216,7 @@ class Worker:
         self._settle_exec = ThreadPoolExecutor(1, thread_name_prefix="conveyor-settle")
         # Guards (locks, limits) make broker round trips of their own: not behind the settler.
         self._guard_exec = ThreadPoolExecutor(4, thread_name_prefix="conveyor-guard")
-        self._threads = ThreadPoolExecutor(
-            self.concurrency + SPARE_THREADS, thread_name_prefix="conveyor-task"
-        )
+        self._threads = SlotThreads(loop, self.concurrency, SPARE_THREADS, "conveyor-task")
         self._watchdog = Watchdog()
         self.settler = Settler(
             broker, self._settle_exec, lambda: conf.result_expires, self._on_settled, self._on_trouble
@@ -341,7 +340,7 @@ class Worker:
         except Exception as exc:
             logger.warning("could not unregister worker: %s", exc)
         self._watchdog.stop()
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._threads.close()
         self._fetch_exec.shutdown(wait=False)
         self._settle_exec.shutdown(wait=False)
         self._guard_exec.shutdown(wait=False)

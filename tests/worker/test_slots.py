@@ -1,0 +1,118 @@
+"""The threads pool's slot threads (worker/slots.py): batched hand-back, failures as values,
+abandoned bodies replaced; and through a real worker, a body stuck in C never stalls the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conveyor import Conveyor, TimeLimitExceeded
+from conveyor.worker.slots import SlotThreads
+
+from ..apps import basic
+
+
+def _wait_until(check: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_outcomes_finished_together_reach_the_loop_in_one_batch() -> None:
+    async def main() -> tuple[int, list[Any]]:
+        slots = SlotThreads(asyncio.get_running_loop(), 8, 0, "test-slot")
+        resolves = 0
+        resolve = slots._resolve
+
+        def counted() -> None:
+            nonlocal resolves
+            resolves += 1
+            resolve()
+
+        slots._resolve = counted  # type: ignore[method-assign]
+        go = threading.Event()
+        finished: list[int] = []
+        lock = threading.Lock()
+
+        def body(i: int) -> int:
+            go.wait(30)
+            with lock:
+                finished.append(i)
+            return i
+
+        jobs = [slots.submit(lambda i=i: body(i)) for i in range(50)]
+        go.set()
+        # The loop is busy (blocked right here) while all 50 finish: one wake-up must settle
+        # them all (two if the last one was still being handed back when the loop looked).
+        _wait_until(lambda: len(finished) == 50)
+        time.sleep(0.05)
+        outcomes = [await job.future for job in jobs]
+        slots.close()
+        return resolves, outcomes
+
+    resolves, outcomes = asyncio.run(main())
+    assert outcomes == [(i, None) for i in range(50)]
+    assert resolves <= 2
+
+
+def test_system_exit_in_a_body_is_its_outcome_and_the_loop_goes_on() -> None:
+    def exits() -> None:
+        raise SystemExit(3)
+
+    async def main() -> tuple[Any, BaseException | None]:
+        slots = SlotThreads(asyncio.get_running_loop(), 1, 0, "test-slot")
+        value, exc = await slots.submit(exits).future
+        assert await slots.submit(lambda: "next").future == ("next", None)  # the slot lives on
+        slots.close()
+        return value, exc
+
+    value, exc = asyncio.run(main())
+    assert value is None and isinstance(exc, SystemExit) and exc.code == 3
+
+
+def test_an_abandoned_body_gets_a_replacement_thread_and_its_own_retires() -> None:
+    release = threading.Event()
+
+    async def main() -> None:
+        slots = SlotThreads(asyncio.get_running_loop(), 1, 8, "test-slot-abandon")
+        stuck = slots.submit(lambda: release.wait(30))
+        await asyncio.sleep(0.05)
+        slots.abandon(stuck)  # what a hard time limit does
+        # The single slot is free again at once, though the stuck body still runs.
+        assert await asyncio.wait_for(slots.submit(lambda: "next").future, 30) == ("next", None)
+        release.set()
+        deadline = time.monotonic() + 30
+        while slots._abandoned:  # the stuck thread retires instead of taking more work
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        assert not stuck.future.done()  # its late outcome went nowhere
+        assert await slots.submit(lambda: "again").future == ("again", None)
+        slots.close()
+
+    asyncio.run(main())
+    _wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("test-slot-abandon")])
+
+
+@pytest.fixture
+def app(broker_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Conveyor:
+    monkeypatch.setenv("CONVEYOR_TEST_DIR", str(tmp_path))
+    basic.app.conf.broker_url = broker_url
+    yield basic.app
+    basic.app.close()
+
+
+def test_a_hard_time_limit_on_a_task_blocked_in_c_frees_its_slot(app: Conveyor, run_worker) -> None:
+    """One slot, a body asleep in C past its hard limit: the task fails with TimeLimitExceeded
+    and the next task runs at once, while the abandoned thread sleeps on."""
+    with run_worker(app, pool="threads", concurrency=1) as worker:
+        stuck = basic.sleeper.apply_async(args=(20.0,), time_limit=0.5)
+        with pytest.raises(TimeLimitExceeded):
+            stuck.get(timeout=15)
+        assert basic.add.delay(2, 2).get(timeout=10) == 4
+        assert worker.stats.abandoned_threads == 1
