@@ -4,16 +4,17 @@ with the same number of worker processes, rounds interleaved, as ratios measured
 Usage (with the project's virtualenv)::
 
     .venv/bin/python bench/pools.py [--tasks 10000] [--rounds 3] [--broker redis,sqlite]
-        [--processes 1] [--pools solo,threads,asyncio] [--history]
+        [--processes 1[,2]] [--pools solo,threads,asyncio] [--history]
 
 Each round drains N ``incr`` tasks (bench/conveyor_tasks.py: one Redis ``INCR``, the benchmark's
-task) once with each pool, in an order that rotates every round, each a fresh
-``conveyor -A bench.conveyor_tasks worker -P POOL --processes P`` (no ``-c``: the pool's default
-concurrency) on a throwaway ``redis-server`` (and a fresh SQLite file per run). It prints, per
-broker and pool, the median drain rate with start-up and the steady rate after the first 1,000
-tasks, their ratio to the first pool's (solo) from the same rounds, and the CPU time per task of
-the worker processes and redis-server together. The machine being shared, read the ratios, not
-the absolute rates: every pool meets the same disturbances, round after round.
+task) once with each pool and number of processes, in an order that rotates every round, each a
+fresh ``conveyor -A bench.conveyor_tasks worker -P POOL --processes P`` (no ``-c``: the pool's
+default concurrency) on a throwaway ``redis-server`` (and a fresh SQLite file per run). It
+prints, per broker, pool and processes, the median drain rate with start-up and the steady rate
+after the first 1,000 tasks, their ratio to the first combination's (solo, the first number of
+processes) from the same rounds, and the CPU time per task of the worker processes and
+redis-server together. The machine being shared, read the ratios, not the absolute rates: every
+pool meets the same disturbances, round after round.
 """
 
 from __future__ import annotations
@@ -89,44 +90,45 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--broker", default="redis,sqlite")
-    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--processes", default="1", help="comma-separated: each is measured")
     parser.add_argument("--pools", default="solo,threads,asyncio", help="the first is the reference")
     parser.add_argument("--history", action="store_true", help="task history on (the default in production)")
     parser.add_argument("--redis-server", default="redis-server")
     args = parser.parse_args()
-    pools = args.pools.split(",")
+    variants = [(pool, int(p)) for p in args.processes.split(",") for pool in args.pools.split(",")]
     server = RedisServer(args.redis_server)
     server.start()
     tmp = Path(tempfile.mkdtemp(prefix="conveyor-pools-bench-"))
     print(
-        f"{args.rounds} rounds of {args.tasks:,} tasks, --processes {args.processes}, "
-        f"history {'on' if args.history else 'off'}, load average {os.getloadavg()[0]:.2f}"
+        f"{args.rounds} rounds of {args.tasks:,} tasks, history {'on' if args.history else 'off'}, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     try:
         for broker in args.broker.split(","):
-            runs: dict[str, list[tuple[float, float, float]]] = {p: [] for p in pools}
+            runs: dict[tuple[str, int], list[tuple[float, float, float]]] = {v: [] for v in variants}
             for r in range(args.rounds):
-                for i in range(len(pools)):
-                    pool = pools[(i + r) % len(pools)]  # rotate the order: no pool always goes first
+                for i in range(len(variants)):
+                    pool, processes = variant = variants[(i + r) % len(variants)]  # rotating order
                     url = (
                         server.url.replace("/0", "/1")
                         if broker == "redis"
-                        else f"sqlite:///{tmp}/{pool}{r}.db"
+                        else f"sqlite:///{tmp}/{pool}{processes}-{r}.db"
                     )
                     worker = ["-A", "bench.conveyor_tasks", "worker", "-P", pool]
-                    worker += ["--processes", str(args.processes)]
-                    log = tmp / f"{broker}-{pool}-{r}.log"
-                    runs[pool].append(drain(server, url, args.tasks, worker, args.history, log))
-            ref = pools[0]
-            for pool in pools:
+                    worker += ["--processes", str(processes)]
+                    log = tmp / f"{broker}-{pool}{processes}-{r}.log"
+                    runs[variant].append(drain(server, url, args.tasks, worker, args.history, log))
+            ref = variants[0]
+            for variant in variants:
                 cells = []
                 for label, i in (("drain", 0), ("steady", 1)):
-                    rate = statistics.median(x[i] for x in runs[pool])
-                    # The ratio of the medians of per-round ratios: each round's pools ran side by side.
-                    ratio = statistics.median(a[i] / b[i] for a, b in zip(runs[pool], runs[ref], strict=True))
-                    cells.append(f"{label} {rate:7,.0f}/s ({ratio:4.2f}x {ref})")
-                cpu = statistics.median(x[2] for x in runs[pool])
-                print(f"{broker:6} -P {pool:8} " + "   ".join(cells) + f"   CPU/task {cpu:6.1f} µs")
+                    rate = statistics.median(x[i] for x in runs[variant])
+                    # The median of per-round ratios: each round's variants ran side by side.
+                    ratios = [a[i] / b[i] for a, b in zip(runs[variant], runs[ref], strict=True)]
+                    cells.append(f"{label} {rate:7,.0f}/s ({statistics.median(ratios):4.2f}x)")
+                cpu = statistics.median(x[2] for x in runs[variant])
+                name = f"-P {variant[0]} --processes {variant[1]}"
+                print(f"{broker:6} {name:27} " + "   ".join(cells) + f"   CPU/task {cpu:6.1f} µs")
     finally:
         PROCESSES.stop_all()
         server.cleanup()

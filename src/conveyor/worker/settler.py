@@ -20,7 +20,7 @@ from ..brokers import Broker, Outcome
 
 logger = logging.getLogger("conveyor.worker")
 
-SETTLE_GAP = 0.002  # shortest time between the starts of two flushes under load; see _run
+SETTLE_GAP = 0.005  # shortest time between the starts of two flushes under load; see _run
 
 
 class Settler:
