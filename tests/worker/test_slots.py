@@ -30,10 +30,10 @@ def test_outcomes_finished_together_reach_the_loop_in_one_batch() -> None:
         resolves = 0
         resolve = slots._resolve
 
-        def counted() -> None:
+        def counted(arg: None) -> None:
             nonlocal resolves
             resolves += 1
-            resolve()
+            resolve(arg)
 
         slots._resolve = counted  # type: ignore[method-assign]
         go = threading.Event()
@@ -97,6 +97,25 @@ def test_an_abandoned_body_gets_a_replacement_thread_and_its_own_retires() -> No
 
     asyncio.run(main())
     _wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("test-slot-abandon")])
+
+
+def test_a_body_abandoned_before_any_thread_took_it_never_runs() -> None:
+    """All slots busy, a waiting body's task is revoked or times out: it must not run later."""
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def main() -> None:
+        slots = SlotThreads(asyncio.get_running_loop(), 1, 0, "test-slot")
+        busy = slots.submit(lambda: release.wait(30))
+        waiting = slots.submit(lambda: ran.append("abandoned body"))
+        slots.abandon(waiting)
+        release.set()
+        assert await busy.future == (True, None)
+        assert await slots.submit(lambda: ran.append("next")).future == (None, None)
+        slots.close()
+
+    asyncio.run(main())
+    assert ran == ["next"]
 
 
 @pytest.fixture
