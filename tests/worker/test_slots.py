@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from conveyor import Conveyor, TimeLimitExceeded
+from conveyor import TimeLimitExceeded
 from conveyor.worker.slots import SlotThreads
 
 from ..apps import basic
+from ..procs import WorkerProcess
 
 
 def _wait_until(check: Any, timeout: float = 30.0) -> None:
@@ -118,20 +119,21 @@ def test_a_body_abandoned_before_any_thread_took_it_never_runs() -> None:
     assert ran == ["next"]
 
 
-@pytest.fixture
-def app(broker_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Conveyor:
-    monkeypatch.setenv("CONVEYOR_TEST_DIR", str(tmp_path))
-    basic.app.conf.broker_url = broker_url
-    yield basic.app
-    basic.app.close()
-
-
-def test_a_hard_time_limit_on_a_task_blocked_in_c_frees_its_slot(app: Conveyor, run_worker) -> None:
-    """One slot, a body asleep in C past its hard limit: the task fails with TimeLimitExceeded
-    and the next task runs at once, while the abandoned thread sleeps on."""
-    with run_worker(app, pool="threads", concurrency=1) as worker:
-        stuck = basic.sleeper.apply_async(args=(20.0,), time_limit=0.5)
+def test_a_task_blocked_in_c_past_its_hard_limit_frees_its_slot_and_never_holds_the_exit(
+    process_broker_url: str, tmp_path: Path
+) -> None:
+    """A real worker with one slot; a body asleep in C for 120 s with a 1 s hard limit: the task
+    fails with TimeLimitExceeded, the next task runs in the freed slot while the abandoned
+    thread sleeps on, and SIGTERM still ends the worker with code 0 at once (the abandoned
+    thread must not hold the interpreter's exit)."""
+    basic.app.conf.broker_url = process_broker_url
+    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "1", name="slots").wait_ready()
+    try:
+        stuck = basic.sleeper.apply_async(args=(120.0,), time_limit=1)
         with pytest.raises(TimeLimitExceeded):
-            stuck.get(timeout=15)
-        assert basic.add.delay(2, 2).get(timeout=10) == 4
-        assert worker.stats.abandoned_threads == 1
+            stuck.get(timeout=30)
+        assert basic.add.delay(2, 2).get(timeout=30) == 4
+    finally:
+        code = worker.stop(timeout=30)  # killed, and not 0, if it waited for the sleeping thread
+        basic.app.close()
+    assert code == 0, worker.log()
