@@ -30,13 +30,13 @@ from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExcee
 from ..execution.trace import errored, run_traced, started, succeeded, traced
 from ..request import current_request
 from .limits import RunningCall, SoftLimitCoroutine, Watchdog
-from .slots import SlotThreads
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..request import Request
     from ..task import Task
+    from .slots import SlotThreads
 
 
 @dataclass(slots=True)

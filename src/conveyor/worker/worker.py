@@ -6,8 +6,9 @@
 
 Each part has its own file: fetcher.py (fetch loop, prefetch, what this worker holds),
 processor.py (one delivery from intake to outcome), intake.py (decode and check), plan.py (a
-task's settings and runner, resolved once), runners.py (one runner per pool), reporter.py
-(outcome, stats, log line), settler.py (batched settles), keeper.py (heartbeats, reclaims).
+task's settings and runner, resolved once), runners.py (one runner per pool), slots.py (the
+threads pool's slot threads), reporter.py (outcome, stats, log line), settler.py (batched
+settles), keeper.py (heartbeats, reclaims).
 
 Graceful shutdown (SIGTERM/SIGINT): stop fetching, give prefetched jobs back at once, let
 running tasks finish for ``worker_shutdown_timeout`` seconds, give back what is still running.
