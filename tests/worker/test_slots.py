@@ -137,3 +137,29 @@ def test_a_task_blocked_in_c_past_its_hard_limit_frees_its_slot_and_never_holds_
         code = worker.stop(timeout=30)  # killed, and not 0, if it waited for the sleeping thread
         basic.app.close()
     assert code == 0, worker.log()
+
+
+def test_a_worker_draining_tiny_tasks_fetches_them_in_batches_not_per_freed_slot(tmp_path: Path) -> None:
+    """Tasks finishing one by one (the threads pool) must not each trigger a fetch of the few
+    jobs there is room for: the fetcher refills at half its target (or an empty inbox)."""
+    from conveyor.worker.worker import Worker
+
+    basic.app.conf.broker_url = f"memory://batches-{tmp_path.name}"
+    try:
+        n = 3000
+        basic.add.delay_many([(i, i) for i in range(n)])
+        broker = basic.app.broker
+        fetches: list[int] = []
+        fetch = broker.fetch
+
+        def counted(*args: Any) -> Any:
+            got = fetch(*args)
+            fetches.append(len(got))
+            return got
+
+        broker.fetch = counted  # type: ignore[method-assign]
+        Worker(basic.app, pool="threads", burst=True, install_signal_handlers=False).run()
+        assert sum(fetches) == n
+        assert len(fetches) <= 40, fetches  # a fetch per freed slot or two: about 230
+    finally:
+        basic.app.close()
