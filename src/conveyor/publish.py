@@ -37,18 +37,24 @@ DEFAULT_POLICY: dict[str, float] = {
 
 def publish(broker: Broker, jobs: Sequence[JobSpec], retry: bool, policy: Mapping[str, Any] | None) -> None:
     """Enqueue ``jobs``, retrying ``BrokerError`` as the policy says."""
-    settings = {**DEFAULT_POLICY, **(policy or {})}
-    attempts = int(settings["max_retries"]) + 1 if retry else 1
+    try:
+        broker.enqueue(jobs)  # the first attempt reads no policy: this is every .delay()'s path
+        return
+    except BrokerError:
+        settings = {**DEFAULT_POLICY, **(policy or {})}
+        retries = int(settings["max_retries"]) if retry else 0
+        if retries < 1:
+            raise
     interval = float(settings["interval_start"])
-    for attempt in range(attempts):
+    for attempt in range(1, retries + 1):
+        time.sleep(interval)
+        interval = min(interval + float(settings["interval_step"]), float(settings["interval_max"]))
         try:
             broker.enqueue(jobs)
             return
         except BrokerError:
-            if attempt == attempts - 1:
+            if attempt == retries:
                 raise
-        time.sleep(interval)
-        interval = min(interval + float(settings["interval_step"]), float(settings["interval_max"]))
 
 
 def send_in_chunks(app: AppLike, jobs: Sequence[JobSpec], chunk: int) -> None:

@@ -446,12 +446,13 @@ class Task(Generic[P, R]):
         if options:
             options = enqueue_options(options)
         args, kwargs = list(args or ()), dict(kwargs or {})
-        if self.app.conf.task_always_eager:
+        app = self.app  # a property: read once on this hot path
+        conf = app.conf
+        if conf.task_always_eager:
             return self.apply(
                 args, kwargs, task_id=options.get("task_id"), max_retries=options.get("max_retries")
             )
         self._check_args(args, kwargs)
-        conf = self.app.conf
         env = self._envelope(args, kwargs, options)
         if before_task_publish.receivers:
             before_publish(env, conf.task_publish_retry_policy)
@@ -462,11 +463,11 @@ class Task(Generic[P, R]):
 
             duplicate = before_enqueue(self, spec.id, args, kwargs, unique_key, unique_for)
             if duplicate is not None:  # the same job is already pending: return it
-                return AsyncResult(duplicate, self.app)
-        publish(self.app.broker, [spec], conf.task_publish_retry, conf.task_publish_retry_policy)
+                return AsyncResult(duplicate, app)
+        publish(app.broker, [spec], conf.task_publish_retry, conf.task_publish_retry_policy)
         if after_task_publish.receivers:
             after_publish(env)
-        return AsyncResult(spec.id, self.app)
+        return AsyncResult(spec.id, app)
 
     def delay_many(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], **options: Unpack[MessageOptions]

@@ -44,7 +44,9 @@ def test_sigterm_to_the_whole_process_group_drains_running_tasks(tmp_path: Path)
     log = open(tmp_path / "group.log", "wb")  # noqa: SIM115 - closed below
     cmd = [sys.executable, "-m", "conveyor", "-A", "tests.apps.basic", "-b", url, "worker"]
     proc = subprocess.Popen(
-        [*cmd, "-n", "grp@%h", "--processes", "2", "-c", "1"],
+        # One job held per child: each child runs one of the two tasks (with the default
+        # prefetch, one child may lease both and run them one after the other).
+        [*cmd, "-n", "grp@%h", "--processes", "2", "-c", "1", "--prefetch-multiplier", "1"],
         cwd=ROOT,
         env=process_env(tmp_path),
         stdout=log,

@@ -92,7 +92,7 @@ class Fetcher:
         failing = False
         while not self.stopping:
             room = self.target() - self.held
-            if room <= 0:
+            if not self._wants(room):
                 self.state = "full"
                 self.room.clear()
                 await self.room.wait()
@@ -190,10 +190,18 @@ class Fetcher:
             if o.kind not in ("start", "running") and leases.get(o.id) == o.delivery:
                 del leases[o.id]
 
+    def _wants(self, room: int) -> bool:
+        """Fetch now? When there is room for half the target, or for anything once the inbox is
+        empty (so no slot ever waits for a fetch). Not at every freed slot: a worker whose
+        deliveries finish one by one (threads) would fetch a few jobs per round trip, and the
+        round trips, not the tasks, would take the time."""
+        return room > 0 and (2 * room >= self.target() or self.inbox.empty())
+
     def done(self) -> None:
         """A delivery left the worker's hands (run and reported, or given back)."""
         self.held -= 1
-        self.room.set()
+        if not self.room.is_set() and self._wants(self.target() - self.held):
+            self.room.set()
 
     def give_back(self, d: Delivery) -> None:
         """Release a delivery that was not started (shutting down)."""

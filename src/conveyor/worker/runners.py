@@ -2,8 +2,8 @@
 
 - ``InlineRunner`` (``-P solo``, sync tasks): on the event-loop thread itself, no await at all —
   the fastest way to run tiny tasks, one at a time.
-- ``ThreadRunner`` (``-P threads``, the default, and ``-P asyncio``, sync tasks): in the worker's
-  thread pool; the loop awaits the thread's future.
+- ``ThreadRunner`` (``-P threads``, the default, and ``-P asyncio``, sync tasks): in one of the
+  worker's slot threads (slots.py); the loop awaits its outcome, handed back in batches.
 - ``AsyncRunner`` (``async def`` tasks, on every pool): as an asyncio task on the loop.
 
 Time limits and terminating revokes: a sync body gets the exception raised inside its thread by
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 
     from ..request import Request
     from ..task import Task
+    from .slots import SlotThreads
 
 
 @dataclass(slots=True)
@@ -133,13 +133,13 @@ class InlineRunner(_SyncLimits):
 
 
 class ThreadRunner(_SyncLimits):
-    """Runs a sync body in the worker's thread pool and awaits it."""
+    """Runs a sync body in one of the worker's slot threads (slots.py) and awaits it."""
 
     def __init__(
         self,
         watchdog: Watchdog,
         loop: asyncio.AbstractEventLoop,
-        threads: Executor,
+        threads: SlotThreads,
         on_abandoned: Callable[[], None],
     ) -> None:
         super().__init__(watchdog, loop)
@@ -158,20 +158,27 @@ class ThreadRunner(_SyncLimits):
             finally:
                 current_request.reset(token)
 
-        future = self._loop.run_in_executor(self._threads, body)
-        active.call, active.waiter = call, future
-        handles = self.arm(call, soft, hard, active)
+        job = self._threads.submit(body)
+        active.call, active.waiter = call, job.future
+        # Limits are armed only for tasks that have them: most have none, and the watchdog's
+        # lock is then never touched on this path.
+        handles = self.arm(call, soft, hard, active) if soft or hard else None
         try:
             # Awaited directly (no asyncio.wait per task: this is the threads pool's hot path);
             # a hard limit or a terminating revoke cancels this wait (Active.stop_waiting).
-            return await future
+            value, exc = await job.future
         except asyncio.CancelledError:
             if active.killed is None:
                 raise  # the worker itself is being cancelled
-            self._on_abandoned()  # the thread runs on; its late outcome is moot
+            self._threads.abandon(job)  # the thread runs on; its late outcome is moot
+            self._on_abandoned()
             raise _killed(active.killed, hard) from None
         finally:
-            self.disarm(handles)
+            if handles:
+                self.disarm(handles)
+        if exc is not None:
+            raise exc
+        return value
 
 
 @dataclass(frozen=True, slots=True)

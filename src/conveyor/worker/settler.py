@@ -1,8 +1,11 @@
 """Batches outcomes (acks, retries, dead letters) into as few broker round trips as possible.
 
-No timer: a flush starts as soon as an outcome arrives and no flush is running; whatever
-arrives during a flush goes in the next one. Under load batches grow by themselves; when idle
-an ack goes out immediately, so batching never adds latency.
+A flush starts as soon as an outcome arrives and no flush is running; whatever arrives during
+a flush goes in the next one. Under load batches grow by themselves; when idle an ack goes out
+immediately. Two flushes start at least ``SETTLE_GAP`` apart: a threads pool finishes tasks one
+by one, and without the gap each flush would carry a handful of them (a broker round trip per
+few tasks, measured in docs/benchmarks.md). An outcome someone waits for (``add_and_wait``: an
+at-most-once task's ``start``) is never held back.
 
 If the broker is unreachable the batch is kept and retried with backoff: an outcome is only
 dropped once the broker accepted it (and if this process dies first, the leases expire and
@@ -12,6 +15,7 @@ the jobs run again — at-least-once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -19,6 +23,8 @@ from concurrent.futures import Executor
 from ..brokers import Broker, Outcome
 
 logger = logging.getLogger("conveyor.worker")
+
+SETTLE_GAP = 0.005  # shortest time between the starts of two flushes under load; see _run
 
 
 class Settler:
@@ -41,6 +47,7 @@ class Settler:
         self._pending: list[Outcome] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # ends the gap between two flushes early
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -57,18 +64,21 @@ class Settler:
         self._pending.append(outcome)
         self._waiters.append(fut)
         self._wake.set()
+        self._urgent.set()
         await fut
 
     async def close(self) -> None:
         """Flush everything still pending, then stop."""
         self._closing = True
         self._wake.set()
+        self._urgent.set()
         if self._task is not None:
             await self._task
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         delay = 0.05
+        started = -SETTLE_GAP
         while True:
             if not self._pending:
                 if self._closing:  # checked after every flush, not only after a wake-up
@@ -76,6 +86,16 @@ class Settler:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
+            gap = started + SETTLE_GAP - loop.time()
+            if gap > 0 and not self._closing and not self._waiters:
+                # The previous flush started moments ago: outcomes are arriving one by one (a
+                # busy threads pool). Let them gather for the rest of the gap, so that the
+                # broker gets one call per batch instead of one per few tasks. An outcome
+                # someone waits for, or closing, ends the wait.
+                self._urgent.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), gap)
+            started = loop.time()
             batch, self._pending = self._pending, []
             waiters, self._waiters = self._waiters, []
             try:

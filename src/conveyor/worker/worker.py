@@ -6,8 +6,9 @@
 
 Each part has its own file: fetcher.py (fetch loop, prefetch, what this worker holds),
 processor.py (one delivery from intake to outcome), intake.py (decode and check), plan.py (a
-task's settings and runner, resolved once), runners.py (one runner per pool), reporter.py
-(outcome, stats, log line), settler.py (batched settles), keeper.py (heartbeats, reclaims).
+task's settings and runner, resolved once), runners.py (one runner per pool), slots.py (the
+threads pool's slot threads), reporter.py (outcome, stats, log line), settler.py (batched
+settles), keeper.py (heartbeats, reclaims).
 
 Graceful shutdown (SIGTERM/SIGINT): stop fetching, give prefetched jobs back at once, let
 running tasks finish for ``worker_shutdown_timeout`` seconds, give back what is still running.
@@ -48,6 +49,7 @@ from .recycle import Recycler
 from .reporter import Reporter, Stats
 from .runners import AsyncRunner, InlineRunner, ThreadRunner
 from .settler import Settler
+from .slots import SlotThreads
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
@@ -240,9 +242,7 @@ class Worker:
         self._settle_exec = ThreadPoolExecutor(1, thread_name_prefix="conveyor-settle")
         # Guards (locks, limits) make broker round trips of their own: not behind the settler.
         self._guard_exec = ThreadPoolExecutor(4, thread_name_prefix="conveyor-guard")
-        self._threads = ThreadPoolExecutor(
-            self.concurrency + SPARE_THREADS, thread_name_prefix="conveyor-task"
-        )
+        self._threads = SlotThreads(loop, self.concurrency, SPARE_THREADS, "conveyor-task")
         self._watchdog = Watchdog()
         self.settler = Settler(
             broker, self._settle_exec, lambda: conf.result_expires, self._on_settled, self._on_trouble
@@ -382,7 +382,7 @@ class Worker:
         except Exception as exc:
             logger.warning("could not unregister worker: %s", exc)
         self._watchdog.stop()
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._threads.close()
         self._fetch_exec.shutdown(wait=False)
         self._settle_exec.shutdown(wait=False)
         self._guard_exec.shutdown(wait=False)

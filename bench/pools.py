@@ -1,0 +1,138 @@
+"""Conveyor's pools against each other: drain rate of ``-P solo``, ``-P threads`` and ``-P asyncio``
+with the same number of worker processes, rounds interleaved, as ratios measured in one run.
+
+Usage (with the project's virtualenv)::
+
+    .venv/bin/python bench/pools.py [--tasks 10000] [--rounds 3] [--broker redis,sqlite]
+        [--processes 1[,2]] [--pools solo,threads,asyncio] [--history]
+
+Each round drains N ``incr`` tasks (bench/conveyor_tasks.py: one Redis ``INCR``, the benchmark's
+task) once with each pool and number of processes, in an order that rotates every round, each a
+fresh ``conveyor -A bench.conveyor_tasks worker -P POOL --processes P`` (no ``-c``: the pool's
+default concurrency) on a throwaway ``redis-server`` (and a fresh SQLite file per run). It
+prints, per broker, pool and processes, the median drain rate with start-up and the steady rate
+after the first 1,000 tasks, their ratio to the first combination's (solo, the first number of
+processes) from the same rounds, and the CPU time per task of the worker processes and
+redis-server together. The machine being shared, read the ratios, not the absolute rates: every
+pool meets the same disturbances, round after round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+sys.path[:0] = [str(REPO_ROOT)]
+
+from bench.history import cpu_seconds  # noqa: E402
+from bench.run import PROCESSES, RedisServer  # noqa: E402  (the harness's own process helpers)
+
+COUNTER_KEY = "bench:counter"
+WARMUP = 1000  # tasks before the steady-rate clock starts
+
+
+def drain(
+    server: RedisServer, broker_url: str, n: int, worker: list[str], history: bool, log: Path
+) -> tuple[float, float, float]:
+    """(tasks/s with start-up, steady tasks/s after WARMUP, CPU µs per task of the workers and
+    redis-server together after WARMUP) for one drain of n tasks with this worker command."""
+    os.environ["BENCH_REDIS_URL"] = server.url  # read by bench/conveyor_tasks.py at import
+    from bench import conveyor_tasks
+
+    counter = redis.Redis.from_url(server.url)
+    counter.flushall()
+    app = conveyor_tasks.app
+    app.conf.broker_url = broker_url
+    app.close()  # reopen on the new broker
+    conveyor_tasks.incr.delay_many([() for _ in range(n)])
+    app.close()
+    env = {
+        **os.environ,
+        "CONVEYOR_BROKER_URL": broker_url,
+        "BENCH_REDIS_URL": server.url,
+        "CONVEYOR_TASK_HISTORY": "1" if history else "0",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    assert server.proc is not None
+    start = time.perf_counter()
+    proc = PROCESSES.start([sys.executable, "-m", "conveyor", *worker, "-l", "warning"], env, log)
+    warm, warm_cpu = None, 0.0
+    try:
+        deadline = start + 120
+        while (done := int(counter.get(COUNTER_KEY) or 0)) < n:
+            if warm is None and done >= WARMUP:
+                warm = time.perf_counter()
+                warm_cpu = cpu_seconds(proc.pid) + cpu_seconds(server.proc.pid)
+            if proc.poll() is not None or time.perf_counter() > deadline:
+                raise RuntimeError(PROCESSES.exit_reason(proc))
+            time.sleep(0.002)
+        end = time.perf_counter()
+        cpu = cpu_seconds(proc.pid) + cpu_seconds(server.proc.pid) - warm_cpu
+    finally:
+        PROCESSES.stop(proc)
+        counter.close()
+    return n / (end - start), (n - WARMUP) / (end - (warm or start)), cpu / (n - WARMUP) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--broker", default="redis,sqlite")
+    parser.add_argument("--processes", default="1", help="comma-separated: each is measured")
+    parser.add_argument("--pools", default="solo,threads,asyncio", help="the first is the reference")
+    parser.add_argument("--history", action="store_true", help="task history on (the default in production)")
+    parser.add_argument("--redis-server", default="redis-server")
+    args = parser.parse_args()
+    variants = [(pool, int(p)) for p in args.processes.split(",") for pool in args.pools.split(",")]
+    server = RedisServer(args.redis_server)
+    server.start()
+    tmp = Path(tempfile.mkdtemp(prefix="conveyor-pools-bench-"))
+    print(
+        f"{args.rounds} rounds of {args.tasks:,} tasks, history {'on' if args.history else 'off'}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    try:
+        for broker in args.broker.split(","):
+            runs: dict[tuple[str, int], list[tuple[float, float, float]]] = {v: [] for v in variants}
+            for r in range(args.rounds):
+                for i in range(len(variants)):
+                    pool, processes = variant = variants[(i + r) % len(variants)]  # rotating order
+                    url = (
+                        server.url.replace("/0", "/1")
+                        if broker == "redis"
+                        else f"sqlite:///{tmp}/{pool}{processes}-{r}.db"
+                    )
+                    worker = ["-A", "bench.conveyor_tasks", "worker", "-P", pool]
+                    worker += ["--processes", str(processes)]
+                    log = tmp / f"{broker}-{pool}{processes}-{r}.log"
+                    runs[variant].append(drain(server, url, args.tasks, worker, args.history, log))
+            ref = variants[0]
+            for variant in variants:
+                cells = []
+                for label, i in (("drain", 0), ("steady", 1)):
+                    rate = statistics.median(x[i] for x in runs[variant])
+                    # The median of per-round ratios: each round's variants ran side by side.
+                    ratios = [a[i] / b[i] for a, b in zip(runs[variant], runs[ref], strict=True)]
+                    cells.append(f"{label} {rate:7,.0f}/s ({statistics.median(ratios):4.2f}x)")
+                cpu = statistics.median(x[2] for x in runs[variant])
+                name = f"-P {variant[0]} --processes {variant[1]}"
+                print(f"{broker:6} {name:27} " + "   ".join(cells) + f"   CPU/task {cpu:6.1f} µs")
+    finally:
+        PROCESSES.stop_all()
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
