@@ -35,6 +35,7 @@ _PLAIN = (
     "kv_cas",
     "kv_scan",
     "history_trim",
+    "group_start",
 )
 
 
@@ -65,6 +66,7 @@ class Scripts:
     kv_cas: Script
     kv_scan: Script
     history_trim: Script
+    group_start: Script
 
     def __init__(self, client: redis.Redis) -> None:
         lib = _source("lib")

@@ -31,11 +31,12 @@ from .connection import Connections, _mapped
 from .coordination import SQLiteCoordination
 from .history import SQLiteHistory
 from .url import parse_sqlite_url, synchronous_mode
+from .workflows import SQLiteWorkflows, insert_jobs
 
 IDLE_CHECK = 0.002  # seconds between data_version checks while idle
 
 
-class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
+class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflows, Broker):
     """The embedded broker. Thread-safe; each thread opens its own connection on first use.
 
     >>> broker = SQLiteBroker("sqlite:///conveyor.db")                  # doctest: +SKIP
@@ -55,30 +56,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
     # -- producers -------------------------------------------------------------------------
     @_mapped
     def enqueue(self, jobs: Sequence[JobSpec]) -> list[bool]:
-        now = time.time()
-        seq0 = time.time_ns()
-        added: list[bool] = []
         with self._conn.tx() as db:
-            for i, spec in enumerate(jobs):
-                eta = spec.eta if spec.eta is not None and spec.eta > now else None
-                cur = db.execute(
-                    "INSERT INTO jobs (id, queue, priority, seq, eta, body, retries)"
-                    " SELECT ?, ?, ?, ?, ?, ?, ?"
-                    " WHERE NOT EXISTS (SELECT 1 FROM results WHERE id = ? AND expires_at > ?)"
-                    " ON CONFLICT (id) DO NOTHING",
-                    (
-                        spec.id,
-                        spec.queue,
-                        spec.priority,
-                        seq0 + i,
-                        eta,
-                        spec.body,
-                        spec.retries,
-                        spec.id,
-                        now,
-                    ),
-                )
-                added.append(cur.rowcount == 1)
+            added = insert_jobs(db, jobs, time.time())
         return added
 
     @_mapped
@@ -253,6 +232,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
                         )
                     if db.execute(f"DELETE FROM jobs WHERE {leased}", (o.id, o.delivery)).rowcount:
                         applied.append(o)
+                        if o.then is not None:
+                            self._continue(db, o.then, expires)
                 elif o.kind == "retry":
                     cur = db.execute(  # a negative delivery: its next hand-out is not a redelivery
                         "UPDATE jobs SET body = COALESCE(?, body), retries = ?, info = COALESCE(?, info),"
@@ -276,6 +257,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
                     )
                     self._store(db, o.id, states.FAILURE, o.payload, expires, o.retries)
                     applied.append(o)
+                    if o.then is not None:
+                        self._continue(db, o.then, expires)
                 elif o.kind == "start":
                     db.execute(f"UPDATE jobs SET deaths = -1 WHERE {leased}", (o.id, o.delivery))
                 elif o.kind == "running":
