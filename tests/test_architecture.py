@@ -56,6 +56,7 @@ LAYERS: dict[str, int] = {
     "conveyor.results": TASKS,
     "conveyor.routing": TASKS,
     "conveyor.registry": TASKS,
+    "conveyor.canvas": TASKS,
     # the runtime: consumers of tasks
     "conveyor.worker": RUNTIME,
     "conveyor.beat": RUNTIME,

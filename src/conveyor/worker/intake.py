@@ -97,6 +97,7 @@ def intake(
         soft_time_limit=env.soft_time_limit,
         max_retries=env.max_retries,
         headers=env.headers,
+        workflow=env.workflow,
     )
     return Accepted(env, task, request)
 

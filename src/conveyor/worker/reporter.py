@@ -16,7 +16,9 @@ from ..brokers import Outcome
 from ..execution import decide, describe, outcomes
 
 if TYPE_CHECKING:
-    from ..brokers import Delivery
+    from collections.abc import Callable
+
+    from ..brokers import Continuation, Delivery
     from ..message import Envelope
     from ..request import Request
     from ..task import Task
@@ -54,12 +56,14 @@ class Reporter:
         hostname: str,
         dead_letter_failures: bool,
         history: HistoryWriter | None = None,
+        continuation: Callable[[Outcome, Request, Any], Continuation | None] | None = None,
     ) -> None:
         self.settler = settler
         self.stats = stats
         self.hostname = hostname
         self.dead_letter_failures = dead_letter_failures
         self.history = history
+        self.continuation = continuation
 
     def _settle(
         self,
@@ -69,9 +73,15 @@ class Reporter:
         runtime: float,
         enqueued: float | None = None,
         error: BaseException | None = None,
+        value: Any = None,
     ) -> None:
         if self.history is not None and request is not None:
             outcome = self.history.attach(outcome, d, request, runtime, enqueued, error)
+        if request is not None and request.workflow is not None and self.continuation is not None:
+            # A workflow step: what follows it is settled in the same broker step as its outcome.
+            then = self.continuation(outcome, request, value)
+            if then is not None:
+                object.__setattr__(outcome, "then", then)  # just built, not shared yet
         self.settler.add(outcome)
 
     def success(
@@ -87,7 +97,8 @@ class Reporter:
         stats = self.stats
         ewma = stats.runtime_ewma
         stats.runtime_ewma = runtime if ewma is None else ewma + (runtime - ewma) * EWMA_WEIGHT
-        self._settle(outcomes.success(d, request, value, store, self.hostname), d, request, runtime, enqueued)
+        outcome = outcomes.success(d, request, value, store, self.hostname)
+        self._settle(outcome, d, request, runtime, enqueued, value=value)
         stats.processed += 1
         stats.succeeded += 1
         if logger.isEnabledFor(logging.INFO):

@@ -1,0 +1,159 @@
+"""Starting a workflow from the producer: ids are fixed up front for every step (so the
+results exist as handles at once and a stopped chain can mark its later steps failed), a
+chord's group is registered with its body before any header task is enqueued, and each kind
+returns what a Celery user expects (docs/workflows.md, "What applying returns")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..message import Workflow, new_task_id
+from ..publish import publish, send_in_chunks
+from ..results import AsyncResult, GroupResult
+from .jobs import job_for, plain
+from .signature import Signature
+from .workflows import Chain, Chord, Group
+
+if TYPE_CHECKING:
+    from ..app import Conveyor
+    from ..brokers import JobSpec
+
+BULK_CHUNK = 1000
+
+
+def apply_async(
+    app: Conveyor,
+    sig: Signature,
+    args: Sequence[Any] | None,
+    kwargs: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+) -> AsyncResult[Any] | GroupResult:
+    if app.conf.task_always_eager:
+        from .eager import apply_eager
+
+        return apply_eager(app, sig.clone(args, kwargs, **options))
+    if isinstance(sig, Chain):
+        return _chain(app, sig, args or (), kwargs or {}, options)
+    if isinstance(sig, Group):
+        return _group(app, sig, args or (), kwargs or {}, options)
+    if isinstance(sig, Chord):
+        return _chord(app, sig, args or (), kwargs or {}, options)
+    step = sig.clone(**options) if options else sig
+    task_id = step.freeze()
+    _send(app, [job_for(app, step, args or (), kwargs, Workflow(root=task_id))])
+    return AsyncResult(task_id, app)
+
+
+def _send(app: Conveyor, jobs: list[JobSpec]) -> None:
+    conf = app.conf
+    if len(jobs) == 1:
+        publish(app.broker, jobs, conf.task_publish_retry, conf.task_publish_retry_policy)
+    else:
+        send_in_chunks(app, jobs, BULK_CHUNK)
+
+
+def fixed_steps(ch: Chain, options: Mapping[str, Any]) -> list[Signature]:
+    """The chain's steps, each with its task id set; the chain's options fill in what a step
+    does not set (``task_id`` is the last step's, the chain's result)."""
+    shared = {
+        k: v for k, v in {**ch.options, **options}.items() if k not in ("task_id", "link", "link_error")
+    }
+    steps = []
+    for step in ch.tasks:
+        plain(step, "a step of a chain (only a chord's body may be a chain)")
+        copy = step.clone(**{k: v for k, v in shared.items() if k not in step.options})
+        steps.append(copy)
+    last = steps[-1]
+    if "task_id" in options:
+        last.options["task_id"] = options["task_id"]
+    for key in ("link", "link_error"):  # the chain's callbacks belong to its last step
+        for callback in [*ch.options.get(key, ()), *options.get(key, ())]:
+            getattr(last, key)(callback)
+    for step in steps:
+        step.freeze()
+    return steps
+
+
+def _results(app: Conveyor, steps: list[Signature], parent: Any = None) -> AsyncResult[Any]:
+    result: AsyncResult[Any] | None = None
+    for step in steps:
+        assert step.id is not None
+        result = AsyncResult(step.id, app, parent=result if result is not None else parent)
+    assert result is not None
+    return result
+
+
+def _chain(
+    app: Conveyor, ch: Chain, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+) -> AsyncResult[Any] | GroupResult:
+    tasks = ch.tasks
+    if isinstance(tasks[0], Group) and len(tasks) > 1:
+        # group | rest: the group is a chord's header and the rest its body.
+        body = tasks[1] if len(tasks) == 2 else Chain(tasks[1:], app=app)
+        return _chord(app, Chord(tasks[0].tasks, body, ch.options, app), args, kwargs, options)
+    if isinstance(tasks[0], Chord | Group) and len(tasks) == 1:
+        return apply_async(app, tasks[0], args, kwargs, options)
+    steps = fixed_steps(ch, options)
+    first, rest = steps[0], steps[1:]
+    assert first.id is not None
+    workflow = Workflow(chain=[dict(s) for s in rest], root=first.id)
+    _send(app, [job_for(app, first, args, kwargs, workflow)])
+    return _results(app, steps)
+
+
+def _group(
+    app: Conveyor, g: Group, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+) -> GroupResult:
+    group_id = options.get("task_id") or g.options.get("task_id") or new_task_id()
+    shared = {k: v for k, v in {**g.options, **options}.items() if k != "task_id"}
+    jobs: list[JobSpec] = []
+    results: list[AsyncResult[Any]] = []
+    for index, member in enumerate(g.tasks):
+        plain(member, "a member of a group")
+        step = member.clone(**{k: v for k, v in shared.items() if k not in member.options})
+        task_id = step.freeze()
+        jobs.append(job_for(app, step, args, kwargs, Workflow(group=group_id, index=index, root=group_id)))
+        results.append(AsyncResult(task_id, app))
+    _send(app, jobs)
+    return GroupResult(group_id, results, app)
+
+
+def _chord(
+    app: Conveyor, c: Chord, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+) -> AsyncResult[Any]:
+    body = c.body
+    if body is None:
+        raise TypeError("a chord needs a body: chord(header)(body) or chord(header, body)()")
+    body_chain = body if isinstance(body, Chain) else Chain([body], app=app)
+    body_options = {**c.options, **options}
+    group_id = new_task_id()
+    steps = fixed_steps(body_chain, {k: v for k, v in body_options.items() if k in ("task_id", "link_error")})
+    first, rest = steps[0], steps[1:]
+    assert first.id is not None
+    header = c.tasks
+    header_results = GroupResult(group_id, [], app)
+    if not header:  # nothing to wait for: the body runs now, with no results
+        _send(app, [job_for(app, first, [[]], {}, Workflow(chain=[dict(s) for s in rest], root=first.id))])
+        return _results(app, steps, header_results)
+    body_workflow = Workflow(
+        chain=[dict(s) for s in rest], results_of=group_id, group=group_id, root=group_id
+    )
+    body_job = job_for(app, first, (), {}, body_workflow, results_first=True)
+    chord_info = {
+        "body": first.id,
+        "stop": [s.id for s in rest],
+        "errbacks": [e for s in steps for e in s.options.get("link_error", ())],
+    }
+    jobs = []
+    for index, member in enumerate(header):
+        plain(member, "a chord's header task")
+        step = member.clone()
+        task_id = step.freeze()
+        workflow = Workflow(group=group_id, index=index, chord=chord_info, root=group_id)
+        jobs.append(job_for(app, step, args, kwargs, workflow))
+        header_results.results.append(AsyncResult(task_id, app))
+    # The group (with its body) exists before any member can finish and join it.
+    app.broker.start_group(group_id, len(jobs), body_job, app.conf.result_expires)
+    _send(app, jobs)
+    return _results(app, steps, header_results)
