@@ -22,7 +22,6 @@ from ..brokers import Continuation, GroupJoin, JobSpec, Outcome, StoredResult
 from ..execution import failure_payload
 from ..message import ResultPayload, Workflow, decode_result, encode_result
 from .jobs import job_for
-from .signature import from_dict
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
@@ -63,7 +62,7 @@ def _succeeded(app: AppLike, wf: Workflow, request: Request, outcome: Outcome, v
     results: list[StoredResult] = []
     if wf.chain:
         try:
-            step = from_dict(wf.chain[0])
+            step = wf.chain[0]
             after = Workflow(chain=wf.chain[1:], parent=request.id, root=wf.root or request.id)
             enqueue.append(job_for(app, step, [value], {}, after))
         except Exception as exc:
@@ -72,7 +71,7 @@ def _succeeded(app: AppLike, wf: Workflow, request: Request, outcome: Outcome, v
             results += [(task_id, states.FAILURE, payload) for task_id in _chain_ids(wf)]
     for callback in wf.link:
         try:
-            enqueue.append(job_for(app, from_dict(callback), [value], {}, _follow(wf, request)))
+            enqueue.append(job_for(app, callback, [value], {}, _follow(wf, request)))
         except Exception:
             logger.exception("task %s: a link callback could not be sent: %r", request.id, callback)
     join = None
@@ -88,7 +87,7 @@ def _errbacks(app: AppLike, sigs: list[dict[str, Any]], wf: Workflow, request: R
     jobs = []
     for errback in sigs:
         try:
-            jobs.append(job_for(app, from_dict(errback), [request.id], {}, _follow(wf, request)))
+            jobs.append(job_for(app, errback, [request.id], {}, _follow(wf, request)))
         except Exception:
             logger.exception("task %s: a link_error callback could not be sent: %r", request.id, errback)
     return jobs

@@ -10,7 +10,9 @@ from ..brokers import JobSpec
 from ..message import Workflow, encode_envelope
 from ..publish import before_publish
 from ..signals import before_task_publish
-from .signature import CALLBACK_OPTIONS, Signature
+
+#: Options that wire a workflow rather than shape the message.
+CALLBACK_OPTIONS = frozenset({"link", "link_error"})
 
 if TYPE_CHECKING:
     from ..app import Conveyor
@@ -28,19 +30,19 @@ def task_for(app: AppLike, name: str) -> Task[Any, Any]:
     return task
 
 
-def plain(sig: Signature, where: str) -> Signature:
+def plain(sig: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     """``sig`` if it is a single task; a clear error for a nested workflow where none is taken."""
-    if sig.subtask_type is not None:
+    kind = sig.get("subtask_type")
+    if kind is not None:
         raise TypeError(
-            f"a {sig.subtask_type} cannot be {where} (not supported; see docs/workflows.md"
-            " 'Nesting'): got {sig!r}"
+            f"a {kind} cannot be {where} (not supported; see docs/workflows.md, 'Nesting'): got {sig!r}"
         )
     return sig
 
 
 def job_for(
     app: AppLike,
-    sig: Signature,
+    sig: Mapping[str, Any],
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     workflow: Workflow | None = None,
@@ -51,19 +53,41 @@ def job_for(
     chord body, whose first argument (the header's results) is added when it starts, so its
     arguments are checked with a stand-in for it."""
     plain(sig, "run as one task")
-    task = task_for(app, sig.task)
-    if sig.immutable:
-        call_args, call_kwargs = list(sig.args), dict(sig.kwargs)
-    else:
-        call_args, call_kwargs = [*args, *sig.args], {**sig.kwargs, **(kwargs or {})}
+    task = task_for(app, sig["task"])
+    call_args, call_kwargs = call_arguments(sig, args, kwargs)
     task._check_args([None, *call_args] if results_first else call_args, call_kwargs)
-    options = {k: v for k, v in sig.options.items() if k not in CALLBACK_OPTIONS}
+    sig_options: Mapping[str, Any] = sig.get("options") or {}
+    options = {k: v for k, v in sig_options.items() if k not in CALLBACK_OPTIONS}
     env = task._envelope(call_args, call_kwargs, options)  # type: ignore[arg-type]
     wf = workflow or Workflow()
-    wf.link = [*wf.link, *sig.options.get("link", ())]
-    wf.link_error = [*wf.link_error, *sig.options.get("link_error", ())]
+    wf.link = [*wf.link, *sig_options.get("link", ())]
+    wf.link_error = [*wf.link_error, *sig_options.get("link_error", ())]
     if wf != Workflow():
         env.workflow = wf
     if before_task_publish.receivers:
         before_publish(env, app.conf.task_publish_retry_policy)
     return JobSpec(env.id, env.queue, encode_envelope(env), env.priority, env.eta, 0)
+
+
+def check_later_step(app: AppLike, sig: Mapping[str, Any]) -> None:
+    """Check, when a workflow starts, that a later step will take the result it is given
+    (a stand-in for it): a step that cannot fit fails the start, not the workflow midway."""
+    plain(sig, "a step of a chain (a group may only start one; see docs/workflows.md)")
+    call_args, call_kwargs = call_arguments(sig, [None])
+    task_for(app, sig["task"])._check_args(call_args, call_kwargs)
+
+
+def call_arguments(
+    sig: Mapping[str, Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+) -> tuple[list[Any], dict[str, Any]]:
+    """The arguments ``sig`` runs with, given partial ones: before its own, unless immutable."""
+    own_args, own_kwargs = list(sig.get("args") or ()), dict(sig.get("kwargs") or {})
+    if sig.get("immutable"):
+        return own_args, own_kwargs
+    return [*args, *own_args], {**own_kwargs, **(kwargs or {})}
+
+
+def task_id_of(sig: Mapping[str, Any]) -> str | None:
+    options = sig.get("options") or {}
+    task_id = options.get("task_id")
+    return str(task_id) if task_id else None

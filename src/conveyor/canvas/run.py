@@ -1,23 +1,27 @@
 """Starting a workflow from the producer: ids are fixed up front for every step (so the
 results exist as handles at once and a stopped chain can mark its later steps failed), a
 chord's group is registered with its body before any header task is enqueued, and each kind
-returns what a Celery user expects (docs/workflows.md, "What applying returns")."""
+returns what a Celery user expects (docs/workflows.md, "What applying returns").
+
+The signatures come in as ``Signature`` objects (signature.py calls this module); only their
+methods and ``subtask_type`` are used here, so this module does not import their classes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from ..message import Workflow, new_task_id
 from ..publish import publish, send_in_chunks
 from ..results import AsyncResult, GroupResult
-from .jobs import job_for, plain
-from .signature import Signature
-from .workflows import Chain, Chord, Group
+from .jobs import check_later_step, job_for, plain
 
 if TYPE_CHECKING:
     from ..app import Conveyor
     from ..brokers import JobSpec
+    from .signature import Chain, Chord, Group, Signature
 
 BULK_CHUNK = 1000
 
@@ -33,12 +37,13 @@ def apply_async(
         from .eager import apply_eager
 
         return apply_eager(app, sig.clone(args, kwargs, **options))
-    if isinstance(sig, Chain):
-        return _chain(app, sig, args or (), kwargs or {}, options)
-    if isinstance(sig, Group):
-        return _group(app, sig, args or (), kwargs or {}, options)
-    if isinstance(sig, Chord):
-        return _chord(app, sig, args or (), kwargs or {}, options)
+    kind = sig.subtask_type
+    if kind == "chain":
+        return _chain(app, sig, args or (), kwargs or {}, options)  # type: ignore[arg-type]
+    if kind == "group":
+        return _group(app, sig, args or (), kwargs or {}, options)  # type: ignore[arg-type]
+    if kind == "chord":
+        return _chord(app, sig, args or (), kwargs or {}, options)  # type: ignore[arg-type]
     step = sig.clone(**options) if options else sig
     task_id = step.freeze()
     _send(app, [job_for(app, step, args or (), kwargs, Workflow(root=task_id))])
@@ -53,26 +58,25 @@ def _send(app: Conveyor, jobs: list[JobSpec]) -> None:
         send_in_chunks(app, jobs, BULK_CHUNK)
 
 
-def fixed_steps(ch: Chain, options: Mapping[str, Any]) -> list[Signature]:
-    """The chain's steps, each with its task id set; the chain's options fill in what a step
-    does not set (``task_id`` is the last step's, the chain's result)."""
-    shared = {
-        k: v for k, v in {**ch.options, **options}.items() if k not in ("task_id", "link", "link_error")
-    }
-    steps = []
-    for step in ch.tasks:
-        plain(step, "a step of a chain (only a chord's body may be a chain)")
-        copy = step.clone(**{k: v for k, v in shared.items() if k not in step.options})
-        steps.append(copy)
-    last = steps[-1]
-    if "task_id" in options:
-        last.options["task_id"] = options["task_id"]
-    for key in ("link", "link_error"):  # the chain's callbacks belong to its last step
-        for callback in [*ch.options.get(key, ()), *options.get(key, ())]:
-            getattr(last, key)(callback)
+def fixed_steps(steps: list[Signature], chain_options: Mapping[str, Any]) -> list[Signature]:
+    """Copies of a chain's steps, each with its task id set; the chain's options fill in what
+    a step does not set (``task_id`` is the last step's: the chain's result; ``link`` and
+    ``link_error`` are the last step's too)."""
+    shared = {k: v for k, v in chain_options.items() if k not in ("task_id", "link", "link_error")}
+    fixed = []
     for step in steps:
+        plain(step, "a step of a chain (a group may only start one; see docs/workflows.md)")
+        fixed.append(step.clone(**{k: v for k, v in shared.items() if k not in step.options}))
+    last = fixed[-1]
+    if chain_options.get("task_id"):
+        last.options["task_id"] = chain_options["task_id"]
+    for callback in chain_options.get("link", ()):
+        last.link(callback)
+    for errback in chain_options.get("link_error", ()):
+        last.link_error(errback)
+    for step in fixed:
         step.freeze()
-    return steps
+    return fixed
 
 
 def _results(app: Conveyor, steps: list[Signature], parent: Any = None) -> AsyncResult[Any]:
@@ -88,17 +92,20 @@ def _chain(
     app: Conveyor, ch: Chain, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
 ) -> AsyncResult[Any] | GroupResult:
     tasks = ch.tasks
-    if isinstance(tasks[0], Group) and len(tasks) > 1:
-        # group | rest: the group is a chord's header and the rest its body.
-        body = tasks[1] if len(tasks) == 2 else Chain(tasks[1:], app=app)
-        return _chord(app, Chord(tasks[0].tasks, body, ch.options, app), args, kwargs, options)
-    if isinstance(tasks[0], Chord | Group) and len(tasks) == 1:
-        return apply_async(app, tasks[0], args, kwargs, options)
-    steps = fixed_steps(ch, options)
-    first, rest = steps[0], steps[1:]
-    assert first.id is not None
-    workflow = Workflow(chain=[dict(s) for s in rest], root=first.id)
-    _send(app, [job_for(app, first, args, kwargs, workflow)])
+    first = tasks[0]
+    if first.subtask_type in ("group", "chord") and len(tasks) == 1:
+        return apply_async(app, first, args, kwargs, {**ch.options, **options})
+    if first.subtask_type == "group":
+        # group | rest: the group is a chord's header and the rest its body (as in Celery).
+        body = reduce(lambda a, b: a | b, tasks[1:]) if len(tasks) > 2 else tasks[1]
+        return apply_async(app, first | body, args, kwargs, {**ch.options, **options})
+    steps = fixed_steps(tasks, {**ch.options, **options})
+    head, rest = steps[0], steps[1:]
+    for later in rest:
+        check_later_step(app, later)
+    assert head.id is not None
+    workflow = Workflow(chain=[dict(s) for s in rest], root=head.id)
+    _send(app, [job_for(app, head, args, kwargs, workflow)])
     return _results(app, steps)
 
 
@@ -110,7 +117,7 @@ def _group(
     jobs: list[JobSpec] = []
     results: list[AsyncResult[Any]] = []
     for index, member in enumerate(g.tasks):
-        plain(member, "a member of a group")
+        plain(member, "a member of a group (see docs/workflows.md)")
         step = member.clone(**{k: v for k, v in shared.items() if k not in member.options})
         task_id = step.freeze()
         jobs.append(job_for(app, step, args, kwargs, Workflow(group=group_id, index=index, root=group_id)))
@@ -125,11 +132,15 @@ def _chord(
     body = c.body
     if body is None:
         raise TypeError("a chord needs a body: chord(header)(body) or chord(header, body)()")
-    body_chain = body if isinstance(body, Chain) else Chain([body], app=app)
-    body_options = {**c.options, **options}
+    body_steps: list[Signature] = body.tasks if body.subtask_type == "chain" else [body]  # type: ignore[attr-defined]
+    chord_options = {**c.options, **options}
     group_id = new_task_id()
-    steps = fixed_steps(body_chain, {k: v for k, v in body_options.items() if k in ("task_id", "link_error")})
+    steps = fixed_steps(
+        body_steps, {k: v for k, v in chord_options.items() if k in ("task_id", "link_error")}
+    )
     first, rest = steps[0], steps[1:]
+    for later in rest:
+        check_later_step(app, later)
     assert first.id is not None
     header = c.tasks
     header_results = GroupResult(group_id, [], app)
@@ -147,7 +158,7 @@ def _chord(
     }
     jobs = []
     for index, member in enumerate(header):
-        plain(member, "a chord's header task")
+        plain(member, "a chord's header task (see docs/workflows.md)")
         step = member.clone()
         task_id = step.freeze()
         workflow = Workflow(group=group_id, index=index, chord=chord_info, root=group_id)
