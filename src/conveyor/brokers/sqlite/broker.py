@@ -25,7 +25,7 @@ from collections.abc import Collection, Sequence
 from ... import states
 from ..base import Broker
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
-from ..records import Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
+from ..records import Delivery, GroupJoin, JobSpec, Outcome, ReclaimReport, StatusRecord
 from .admin import SQLiteAdmin
 from .connection import Connections, _mapped
 from .coordination import SQLiteCoordination
@@ -221,6 +221,7 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
         expires = time.time() + result_ttl
         leased = "id = ? AND delivery = ? AND lease_owner IS NOT NULL"
         applied: list[Outcome] = []  # the current ones, whose history entries are recorded
+        joins: list[GroupJoin] = []  # chord members joining their group, applied together
         with self._conn.tx() as db:
             for o in outcomes:
                 if o.kind == "ack":
@@ -233,7 +234,7 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
                     if db.execute(f"DELETE FROM jobs WHERE {leased}", (o.id, o.delivery)).rowcount:
                         applied.append(o)
                         if o.then is not None:
-                            self._continue(db, o.then, expires)
+                            self._continue(db, o.then, expires, joins)
                 elif o.kind == "retry":
                     cur = db.execute(  # a negative delivery: its next hand-out is not a redelivery
                         "UPDATE jobs SET body = COALESCE(?, body), retries = ?, info = COALESCE(?, info),"
@@ -258,7 +259,7 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
                     self._store(db, o.id, states.FAILURE, o.payload, expires, o.retries)
                     applied.append(o)
                     if o.then is not None:
-                        self._continue(db, o.then, expires)
+                        self._continue(db, o.then, expires, joins)
                 elif o.kind == "start":
                     db.execute(f"UPDATE jobs SET deaths = -1 WHERE {leased}", (o.id, o.delivery))
                 elif o.kind == "running":
@@ -269,6 +270,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
                         f" running = 0 WHERE {leased}",
                         (o.id, o.delivery),
                     )
+            if joins:
+                self._join(db, joins, expires)
             self._record(db, applied)
 
     @_mapped

@@ -99,7 +99,7 @@ CREATE TABLE IF NOT EXISTS groups (
     id            TEXT PRIMARY KEY,
     size          INTEGER NOT NULL,
     joined        INTEGER NOT NULL DEFAULT 0,
-    failed        INTEGER NOT NULL DEFAULT 0,
+    failed        INTEGER NOT NULL DEFAULT 0,  -- how many members failed
     body_id       TEXT,                      -- the job enqueued when every member joined
     body_queue    TEXT,
     body_priority INTEGER,

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from ... import states
 from ..base import WorkflowStore
-from ..records import Continuation, GroupState, JobSpec, StoredResult
+from ..records import Continuation, GroupJoin, GroupState, JobSpec, StoredResult
 from .connection import SQLiteParts, _mapped
 
 
@@ -86,36 +86,65 @@ class SQLiteWorkflows(SQLiteParts, WorkflowStore):
         return GroupState(row[0], row[1], bool(row[2]), row[3], tuple(slots))
 
     @staticmethod
-    def _continue(db: sqlite3.Connection, then: Continuation, expires: float) -> None:
-        """Apply a current outcome's continuation inside its settle transaction."""
+    def _continue(db: sqlite3.Connection, then: Continuation, expires: float, joins: list[GroupJoin]) -> None:
+        """Apply a current outcome's continuation inside its settle transaction; its join is
+        added to ``joins``, which the settle applies with ``_join`` once per batch."""
         now = time.time()
         if then.enqueue:
             insert_jobs(db, then.enqueue, now)
         if then.results:
             store_results(db, then.results, expires)
-        join = then.join
-        if join is None:
-            return
-        row = db.execute(
-            "SELECT size, failed FROM groups WHERE id = ? AND expires_at > ?", (join.group, now)
+        if then.join is not None:
+            joins.append(then.join)
+
+    @staticmethod
+    def _join(db: sqlite3.Connection, joins: list[GroupJoin], expires: float) -> None:
+        """Join a settle batch's members to their groups: per group, one insert of the slots and
+        one update of the count (a chord's header tasks end in batches; a statement per member
+        would hold SQLite's one write lock twice as long as the settle itself)."""
+        now = time.time()
+        by_group: dict[str, list[GroupJoin]] = {}
+        for join in joins:
+            by_group.setdefault(join.group, []).append(join)
+        for group_id, members in by_group.items():
+            failures = [j for j in members if j.state != states.SUCCESS]
+            # Failures one by one, to know which one was first; successes together.
+            for part in [[j] for j in failures] + [[j for j in members if j.state == states.SUCCESS]]:
+                if part:
+                    SQLiteWorkflows._join_part(db, group_id, part, now, expires)
+
+    @staticmethod
+    def _join_part(
+        db: sqlite3.Connection, group_id: str, part: list[GroupJoin], now: float, expires: float
+    ) -> None:
+        # A slot is filled only in a live group, in range, and if still empty: the count grows
+        # by the slots actually filled, so a member is counted once whatever arrives twice.
+        group = db.execute(
+            "SELECT size FROM groups WHERE id = ? AND expires_at > ?", (group_id, now)
         ).fetchone()
-        if row is None or not 0 <= join.index < row[0]:
+        if group is None:
             return  # expired or unknown: nothing left to complete
-        cur = db.execute(
+        cur = db.executemany(
             "INSERT INTO group_slots (group_id, idx, state, payload) VALUES (?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
-            (join.group, join.index, join.state, join.payload),
+            [(group_id, j.index, j.state, j.payload) for j in part if 0 <= j.index < group[0]],
         )
-        if cur.rowcount != 1:
-            return  # counted before: this member already did everything below
-        fails = join.state != states.SUCCESS and not row[1]
-        joined, failed, body_id, queue, priority, eta, body = db.execute(
-            "UPDATE groups SET joined = joined + 1, failed = failed OR ? WHERE id = ?"
-            " RETURNING joined, failed, body_id, body_queue, body_priority, body_eta, body",
-            (int(fails), join.group),
+        added = cur.rowcount
+        if added <= 0:
+            return  # counted before: those members already did everything below
+        fails = part[0].state != states.SUCCESS  # a failure comes alone (see _join)
+        size, joined, failed = db.execute(  # ``failed`` counts the members that failed
+            "UPDATE groups SET joined = joined + ?, failed = failed + ? WHERE id = ?"
+            " RETURNING size, joined, failed",
+            (added, int(fails), group_id),
         ).fetchone()
-        if fails:
-            insert_jobs(db, join.on_failure, now)
-            store_results(db, join.failure_results, expires)
-        if joined == row[0] and not failed and body_id is not None:
-            insert_jobs(db, [JobSpec(body_id, queue, body, priority, eta)], now)
+        if fails and failed == 1:  # the first failure
+            insert_jobs(db, part[0].on_failure, now)
+            store_results(db, part[0].failure_results, expires)
+        if joined == size and not failed:
+            row = db.execute(
+                "SELECT body_id, body_queue, body, body_priority, body_eta FROM groups WHERE id = ?",
+                (group_id,),
+            ).fetchone()
+            if row[0] is not None:
+                insert_jobs(db, [JobSpec(*row)], now)
