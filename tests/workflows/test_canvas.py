@@ -162,3 +162,19 @@ def test_eager_mode_runs_workflows_in_process_with_the_same_semantics(
     assert len(lines(tmp_path / "errs")) == 1 and not (tmp_path / "never").exists()
     stopped = chain(broken_step.s(1, "log"), step.s("log", "never")).apply()
     assert stopped.state == states.FAILURE and "never" not in lines(tmp_path / "log")
+
+
+def test_a_workflow_tasks_record_names_its_group_chord_and_parent(canvas: Conveyor, run_worker: Any) -> None:
+    with run_worker(canvas):
+        chained = (step.s(1, "log", "a") | step.s("log", "b")).delay()
+        chained.get(timeout=20)
+        result = chord([member.s(0), member.s(1)])(collect.s("body"))
+        result.get(timeout=20)
+    header = result.parent
+    assert isinstance(header, GroupResult) and chained.parent is not None
+    member_info = canvas.admin.task(header[0].id)
+    assert member_info.group == header.id and member_info.chord == result.id
+    body_info = canvas.admin.task(result.id)
+    assert body_info.group == header.id
+    second = canvas.admin.task(chained.id)
+    assert second.parent == chained.parent.id and second.root == chained.parent.id

@@ -134,6 +134,12 @@ class TaskInfo:
     dead: bool = False
     next_attempt: float | None = None
     attempts: tuple[AttemptInfo, ...] = ()
+    # Its place in a workflow (docs/workflows.md): group or chord id, the task that enqueued it,
+    # the workflow's first task (or group), and for a chord's header task the body's id.
+    group: str | None = None
+    parent: str | None = None
+    root: str | None = None
+    chord: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
