@@ -5,6 +5,7 @@ SIGKILLs, with worker processes, are in test_workflow_guarantees.py."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,13 @@ def test_a_workflow_tasks_record_names_its_group_chord_and_parent(canvas: Convey
     assert body_info.group == header.id
     second = canvas.admin.task(chained.id)
     assert second.parent == chained.parent.id and second.root == chained.parent.id
+
+
+def test_an_expired_header_task_fails_the_chord_instead_of_leaving_it_waiting(
+    canvas: Conveyor, run_worker: Any, tmp_path: Path
+) -> None:
+    result = chord([member.s(0), member.s(1).set(expires=0.05)])(collect.s("body"))
+    time.sleep(0.2)  # the second header task expires before any worker sees it
+    with run_worker(canvas), pytest.raises(ChordError, match=r"member 1\) ended in REVOKED"):
+        result.get(timeout=20)
+    assert not (tmp_path / "body").exists()

@@ -77,12 +77,7 @@ class Reporter:
     ) -> None:
         if self.history is not None and request is not None:
             outcome = self.history.attach(outcome, d, request, runtime, enqueued, error)
-        if request is not None and request.workflow is not None and self.continuation is not None:
-            # A workflow step: what follows it is settled in the same broker step as its outcome.
-            then = self.continuation(outcome, request, value)
-            if then is not None:
-                object.__setattr__(outcome, "then", then)  # just built, not shared yet
-        self.settler.add(outcome)
+        self.settler.add(self._continue(outcome, request, value))
 
     def success(
         self,
@@ -175,9 +170,25 @@ class Reporter:
         logger.info("task %s not run: %s", d.id, reason)
         self._settle(outcomes.revoked(d, reason, retries), d, request, runtime)
 
+    def _continue(self, outcome: Outcome, request: Request | None, value: Any) -> Outcome:
+        """Give a workflow step's outcome what follows it (settled in the same broker step)."""
+        if request is not None and request.workflow is not None and self.continuation is not None:
+            then = self.continuation(outcome, request, value)
+            if then is not None:
+                object.__setattr__(outcome, "then", then)  # just built, not shared yet
+        return outcome
+
     def refused(self, d: Delivery, refusal: Refused) -> None:
         """A delivery intake would not run."""
         if refusal.kind == "revoked":
+            if refusal.request is not None and refusal.request.workflow is not None:
+                # A revoked or expired workflow step still ends its workflow: a chain stops, a
+                # chord's header counts as failed (no history record: it never ran).
+                self.stats.revoked += 1
+                logger.info("task %s not run: %s", d.id, refusal.reason)
+                revoked = outcomes.revoked(d, refusal.reason, refusal.retries)
+                self.settler.add(self._continue(revoked, refusal.request, None))
+                return
             self.revoked(d, refusal.reason, refusal.retries)
         else:
             assert refusal.error is not None
