@@ -28,8 +28,10 @@ class Workflow(msgspec.Struct, omit_defaults=True):
     - ``link`` / ``link_error``: callbacks on success (given the result) / failure (given the
       failed task's id).
     - ``group`` and ``index``: the group or chord this task is member ``index`` of.
-    - ``chord``: for a chord header task: ``{"body": id, "stop": [ids], "errbacks": [sigs]}``;
-      the task joins the group when it ends.
+    - ``chord``: for a chord header task (it joins the group when it ends): ``{}``, or what
+      its failure must also reach: ``{"stop": [ids of a chain body's later steps],
+      "errbacks": [sigs]}`` (the body's id is the broker's, registered with the group). Kept
+      this small because every header task carries it: on SQLite, message size is drain speed.
     - ``results_of``: for a chord body: its first argument is the results of this group.
     - ``parent`` / ``root``: the task that enqueued this one, and the workflow's first task.
     """

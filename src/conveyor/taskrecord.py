@@ -51,9 +51,9 @@ class TaskRecord(msgspec.Struct, omit_defaults=True, gc=False):
     worker: str | None = None
     dead: bool = False  # it went to the dead letters
     eta: float | None = None  # RETRY: when the next attempt is due
-    # Its place in a workflow (conveyor.canvas), for the operator: the group or chord it is a
-    # member (or the body) of, the task that enqueued it, the workflow's first task or group,
-    # and, for a chord's header task, the body's id.
+    # Its place in a workflow (conveyor.canvas), for the operator: the group it is a member
+    # (or the chord body) of, the task that enqueued it, the workflow's first task, and, for a
+    # chord's header task or body, the chord (its group's id).
     group: str | None = None
     parent: str | None = None
     root: str | None = None

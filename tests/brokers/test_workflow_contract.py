@@ -120,12 +120,14 @@ def test_a_failed_member_stops_the_body_and_runs_the_failure_continuation_once(b
     broker.start_group("g", 3, job("body"), 60)
     broker.enqueue([job(f"h{i}") for i in range(3)])
     d = lease_all(broker)
-    on_failure = {"on_failure": (job("errback"),), "failure_results": (("body", states.FAILURE, b"{}"),)}
+    failure_results = (("", states.FAILURE, b"{}"), ("later", states.FAILURE, b"{}"))  # "": the body
+    on_failure = {"on_failure": (job("errback"),), "failure_results": failure_results}
     broker.settle([ack("h1", d["h1"], join("g", 1, states.FAILURE, **on_failure), states.FAILURE)], 60)
     broker.settle([ack("h0", d["h0"], join("g", 0, states.FAILURE, **on_failure), states.FAILURE)], 60)
     broker.settle([ack("h2", d["h2"], join("g", 2))], 60)
     assert list(lease_all(broker)) == ["errback"]  # once, and no body
     assert broker.status("body").state == states.FAILURE
+    assert broker.status("later").state == states.FAILURE
     state = broker.group_state("g")
     assert state is not None and state.failed and state.joined == 3
 

@@ -174,7 +174,7 @@ def test_a_workflow_tasks_record_names_its_group_chord_and_parent(canvas: Convey
     header = result.parent
     assert isinstance(header, GroupResult) and chained.parent is not None
     member_info = canvas.admin.task(header[0].id)
-    assert member_info.group == header.id and member_info.chord == result.id
+    assert member_info.group == header.id and member_info.chord == header.id
     body_info = canvas.admin.task(result.id)
     assert body_info.group == header.id
     second = canvas.admin.task(chained.id)

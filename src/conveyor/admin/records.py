@@ -134,8 +134,9 @@ class TaskInfo:
     dead: bool = False
     next_attempt: float | None = None
     attempts: tuple[AttemptInfo, ...] = ()
-    # Its place in a workflow (docs/workflows.md): group or chord id, the task that enqueued it,
-    # the workflow's first task (or group), and for a chord's header task the body's id.
+    # Its place in a workflow (docs/workflows.md): the group it is a member (or the chord body)
+    # of, the task that enqueued it, the workflow's first task, and for a chord's header task or
+    # body the chord (its group's id).
     group: str | None = None
     parent: str | None = None
     root: str | None = None

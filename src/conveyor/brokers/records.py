@@ -79,7 +79,8 @@ class GroupJoin:
     both only if that slot is still empty: a member whose outcome is settled twice (it cannot
     be, thanks to delivery fencing, but a slot makes it certain) is counted once. The first
     member that joins with a state other than SUCCESS marks the group failed, enqueues
-    ``on_failure`` and stores ``failure_results`` (the body's FAILURE, naming the member). When
+    ``on_failure`` and stores ``failure_results`` (the body's FAILURE, naming the member; an
+    empty task id there stands for the group's body, whose id the broker has). When
     the count reaches the group's size and it has not failed, the broker enqueues the body
     registered with ``start_group``: exactly once, since only one join can make the count reach
     the size."""

@@ -46,7 +46,7 @@ def continuation(app: AppLike, outcome: Outcome, request: Request, value: Any) -
 
 
 def _follow(wf: Workflow, request: Request) -> Workflow:
-    return Workflow(parent=request.id, root=wf.root or request.id)
+    return Workflow(parent=request.id, root=wf.root or wf.group or request.id)
 
 
 def _chain_ids(wf: Workflow) -> list[str]:
@@ -63,7 +63,7 @@ def _succeeded(app: AppLike, wf: Workflow, request: Request, outcome: Outcome, v
     if wf.chain:
         try:
             step = wf.chain[0]
-            after = Workflow(chain=wf.chain[1:], parent=request.id, root=wf.root or request.id)
+            after = Workflow(chain=wf.chain[1:], parent=request.id, root=wf.root or wf.group or request.id)
             enqueue.append(job_for(app, step, [value], {}, after))
         except Exception as exc:
             logger.exception("task %s: the chain's next step could not be sent; the chain stops", request.id)
@@ -102,14 +102,14 @@ def _failed(app: AppLike, wf: Workflow, request: Request, outcome: Outcome) -> C
     join = None
     if wf.chord is not None and wf.group is not None:
         error = _chord_error(request, wf.index, state, payload)
-        stop = [wf.chord.get("body"), *wf.chord.get("stop", ())]
+        stop = ["", *wf.chord.get("stop", ())]  # "": the group's body (the broker knows its id)
         join = GroupJoin(
             wf.group,
             wf.index,
             state,
             payload,
             tuple(_errbacks(app, list(wf.chord.get("errbacks", ())), wf, request)),
-            tuple((str(task_id), states.FAILURE, error) for task_id in stop if task_id),
+            tuple((str(task_id), states.FAILURE, error) for task_id in stop),
         )
     return Continuation(tuple(_errbacks(app, wf.link_error, wf, request)), tuple(results), join)
 

@@ -120,7 +120,7 @@ def _group(
         plain(member, "a member of a group (see docs/workflows.md)")
         step = member.clone(**{k: v for k, v in shared.items() if k not in member.options})
         task_id = step.freeze()
-        jobs.append(job_for(app, step, args, kwargs, Workflow(group=group_id, index=index, root=group_id)))
+        jobs.append(job_for(app, step, args, kwargs, Workflow(group=group_id, index=index)))
         results.append(AsyncResult(task_id, app))
     _send(app, jobs)
     return GroupResult(group_id, results, app)
@@ -151,17 +151,18 @@ def _chord(
         chain=[dict(s) for s in rest], results_of=group_id, group=group_id, root=group_id
     )
     body_job = job_for(app, first, (), {}, body_workflow, results_first=True)
-    chord_info = {
-        "body": first.id,
-        "stop": [s.id for s in rest],
-        "errbacks": [e for s in steps for e in s.options.get("link_error", ())],
-    }
+    chord_info: dict[str, Any] = {}  # (the body's id is registered with the group)
+    if rest:
+        chord_info["stop"] = [s.id for s in rest]
+    errbacks = [e for s in steps for e in s.options.get("link_error", ())]
+    if errbacks:
+        chord_info["errbacks"] = errbacks
     jobs = []
     for index, member in enumerate(header):
         plain(member, "a chord's header task (see docs/workflows.md)")
         step = member.clone()
         task_id = step.freeze()
-        workflow = Workflow(group=group_id, index=index, chord=chord_info, root=group_id)
+        workflow = Workflow(group=group_id, index=index, chord=chord_info)
         jobs.append(job_for(app, step, args, kwargs, workflow))
         header_results.results.append(AsyncResult(task_id, app))
     # The group (with its body) exists before any member can finish and join it.

@@ -82,7 +82,7 @@ class HistoryWriter:
         if wf is not None:
             record.group = wf.group or wf.results_of
             record.parent, record.root = wf.parent, wf.root
-            record.chord = wf.chord.get("body") if wf.chord else None
+            record.chord = wf.results_of or (wf.group if wf.chord is not None else None)
         entry = HistoryEntry(
             request.task, d.queue, state, now, runtime, args, encode_record(record), attempt, request.retries
         )

@@ -52,7 +52,9 @@ class MemoryWorkflows(MemoryParts, WorkflowStore):
             g.failed = True
             for spec in join.on_failure:
                 self._add_job(spec, now)
+            body_id = g.body.id if g.body is not None else ""
             for task_id, state, payload in join.failure_results:
-                self._results[task_id] = (StatusRecord(state, payload), now + result_ttl)
+                if task_id or body_id:  # "": the body
+                    self._results[task_id or body_id] = (StatusRecord(state, payload), now + result_ttl)
         if g.joined == g.size and not g.failed and g.body is not None:
             self._add_job(g.body, now)

@@ -140,7 +140,11 @@ class SQLiteWorkflows(SQLiteParts, WorkflowStore):
         ).fetchone()
         if fails and failed == 1:  # the first failure
             insert_jobs(db, part[0].on_failure, now)
-            store_results(db, part[0].failure_results, expires)
+            body_id = db.execute("SELECT body_id FROM groups WHERE id = ?", (group_id,)).fetchone()[0]
+            failures = [
+                (task_id or body_id, state, payload) for task_id, state, payload in part[0].failure_results
+            ]
+            store_results(db, [r for r in failures if r[0]], expires)
         if joined == size and not failed:
             row = db.execute(
                 "SELECT body_id, body_queue, body, body_priority, body_eta FROM groups WHERE id = ?",

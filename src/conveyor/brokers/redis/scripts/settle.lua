@@ -88,12 +88,17 @@ local function add_jobs(p)
   return p + 1 + 5 * n
 end
 
-local function store_results(p)
+-- ``body``: what an empty id stands for (a group's body, whose id only the group has).
+local function store_results(p, body)
   local n = tonumber(ARGV[p])
   for k = 0, n - 1 do
     local f = p + 1 + 2 * k
-    redis.call('SET', ARGV[4] .. ARGV[f], ARGV[f + 1], 'PX', ttl)
-    finished[#finished + 1] = ARGV[f]
+    local id = ARGV[f]
+    if id == '' then id = body end
+    if id then
+      redis.call('SET', ARGV[4] .. id, ARGV[f + 1], 'PX', ttl)
+      finished[#finished + 1] = id
+    end
   end
   return p + 1 + 2 * n
 end
@@ -117,7 +122,7 @@ local function continue_at(p)
   if ARGV[p + 3] == '1' and not failed then
     failed = true
     redis.call('HSET', gkey, 'failed', '1')
-    store_results(add_jobs(p + 4))
+    store_results(add_jobs(p + 4), redis.call('HGET', gkey, 'body_id'))
   end
   if joined == size and not failed then
     local body = redis.call('HMGET', gkey, 'body_id', 'queue', 'priority', 'eta', 'body')
