@@ -8,7 +8,8 @@ Usage (with the project's virtualenv)::
 Each run enqueues N ``incr`` tasks (bench/conveyor_tasks.py: one Redis INCR, no result), as a
 plain bulk enqueue or as the header of ``chord(...)(chord_body.s())``, then starts the
 benchmark's worker command (``conveyor worker -P solo --processes 2``) and times it until the
-counter reaches N (drain) or the body has started (chord). The rate is counted from the
+counter reaches N (drain) or the body has started (chord). Also the CPU time per task of the
+workers and redis-server together: on a shared machine, the steadier figure. The rate is counted from the
 WARMUP-th task on (start-up, the imports, would only dilute the difference) and over the whole
 run. Each header task joins its chord in its own settle (the broker's group slot, count and
 the body's enqueue in the same Lua script or transaction), so what the chord adds per task is
@@ -30,6 +31,7 @@ import redis
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.history import cpu_seconds  # noqa: E402
 from bench.run import PROCESSES, RedisServer  # noqa: E402  (the harness's own process helpers)
 
 COUNTER_KEY = "bench:counter"
@@ -37,8 +39,11 @@ WORKER = ["-m", "conveyor", "-A", "bench.workflow_tasks", "worker", "-P", "solo"
 WARMUP = 1000
 
 
-def run_once(server: RedisServer, broker_url: str, n: int, as_chord: bool, logs: Path) -> tuple[float, float]:
-    """(tasks/s over the whole run, tasks/s from WARMUP on) for one drain or chord of n tasks."""
+def run_once(
+    server: RedisServer, broker_url: str, n: int, as_chord: bool, logs: Path
+) -> tuple[float, float, float]:
+    """(tasks/s over the whole run, tasks/s from WARMUP on, CPU microseconds per task of the
+    workers and redis-server together from WARMUP on) for one drain or chord of n tasks."""
     os.environ["BENCH_REDIS_URL"] = server.url  # read by bench/conveyor_tasks.py at import
     from bench import workflow_tasks
 
@@ -58,13 +63,15 @@ def run_once(server: RedisServer, broker_url: str, n: int, as_chord: bool, logs:
     start = time.perf_counter()
     kind = "chord" if as_chord else "drain"
     proc = PROCESSES.start([sys.executable, *WORKER, "-l", "warning"], env, logs / f"workflows-{kind}.log")
-    warm = None
+    warm, warm_cpu = None, 0.0
+    assert server.proc is not None
     try:
         deadline = start + 300
         while True:
             done = int(counter.get(COUNTER_KEY) or 0)
             if warm is None and done >= WARMUP:
                 warm = time.perf_counter()
+                warm_cpu = cpu_seconds(proc.pid) + cpu_seconds(server.proc.pid)
             finished = counter.llen(workflow_tasks.BODY_KEY) > 0 if as_chord else done >= n
             if finished:
                 break
@@ -72,13 +79,14 @@ def run_once(server: RedisServer, broker_url: str, n: int, as_chord: bool, logs:
                 raise RuntimeError(PROCESSES.exit_reason(proc))
             time.sleep(0.002)
         end = time.perf_counter()
+        cpu = cpu_seconds(proc.pid) + cpu_seconds(server.proc.pid) - warm_cpu
         if as_chord:
             bodies = counter.lrange(workflow_tasks.BODY_KEY, 0, -1)
             assert len(bodies) == 1 and bodies[0].split()[1] == str(n).encode(), bodies
     finally:
         PROCESSES.stop(proc)
         counter.close()
-    return n / (end - start), (n - WARMUP) / (end - (warm or start))
+    return n / (end - start), (n - WARMUP) / (end - (warm or start)), cpu / (n - WARMUP) * 1e6
 
 
 def main() -> None:
@@ -94,7 +102,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="conveyor-workflows-") as tmp:
             logs = Path(tmp)
             for broker in args.broker.split(","):
-                rates: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+                rates: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
                 for round_ in range(args.rounds):
                     for as_chord in (round_ % 2 == 1, round_ % 2 == 0):  # alternate the order
                         url = (
@@ -107,10 +115,13 @@ def main() -> None:
                 chord = statistics.median(r[1] for r in rates[True])
                 drain_all = statistics.median(r[0] for r in rates[False])
                 chord_all = statistics.median(r[0] for r in rates[True])
+                drain_cpu = statistics.median(r[2] for r in rates[False])
+                chord_cpu = statistics.median(r[2] for r in rates[True])
                 whole = f"{drain_all:.0f}/s vs {chord_all:.0f}/s = {chord_all / drain_all * 100:.1f} %"
                 print(
                     f"{broker:6}  drain {drain:8.0f}/s  chord {chord:8.0f}/s  = {chord / drain * 100:5.1f} %"
-                    f"   (whole run: {whole})"
+                    f"   (whole run: {whole})   CPU per task: drain {drain_cpu:.0f} us, chord"
+                    f" {chord_cpu:.0f} us = {chord_cpu / drain_cpu * 100:.1f} % of the drain's"
                 )
     finally:
         server.stop()
