@@ -189,3 +189,16 @@ def test_an_expired_header_task_fails_the_chord_instead_of_leaving_it_waiting(
     with run_worker(canvas), pytest.raises(ChordError, match=r"member 1\) ended in REVOKED"):
         result.get(timeout=20)
     assert not (tmp_path / "body").exists()
+
+
+def test_a_signature_can_be_a_periodic_entry_and_a_workflow_is_refused_clearly(canvas: Conveyor) -> None:
+    sig = step.s(1, "log").set(queue="steps")
+    name = canvas.add_periodic_task(60.0, sig, args=("tok",), name="sig-entry")
+    try:
+        entry = canvas.conf.beat_schedule[name]
+        assert entry["task"] == step.name and list(entry["args"]) == [1, "log", "tok"]
+        assert entry["options"]["queue"] == "steps"
+        with pytest.raises(TypeError, match="a periodic entry sends one task"):
+            canvas.add_periodic_task(60.0, step.s(1, "log", "a") | step.s("log", "b"), name="chain-entry")
+    finally:
+        canvas.conf.beat_schedule.pop(name, None)
