@@ -202,3 +202,26 @@ def test_a_signature_can_be_a_periodic_entry_and_a_workflow_is_refused_clearly(c
             canvas.add_periodic_task(60.0, step.s(1, "log", "a") | step.s("log", "b"), name="chain-entry")
     finally:
         canvas.conf.beat_schedule.pop(name, None)
+
+
+def test_chains_as_members_of_a_group_and_of_a_chord_header(
+    canvas: Conveyor, run_worker: Any, tmp_path: Path
+) -> None:
+    with run_worker(canvas):
+        members = [chain(member.s(i), step.s("steps", f"s{i}")) for i in range(3)]
+        assert group(members).delay().get(timeout=20) == [1, 2, 3]
+        result = chord([chain(member.s(10), step.s("steps", "c")), member.s(5)])(collect.s("body"))
+        assert result.get(timeout=20) == 2
+        failing_member = chain(member.s(1), broken_step.s("steps"), step.s("steps", "never"))
+        failed = chord([failing_member, member.s(2)])(collect.s("never-body"))
+        with pytest.raises(ChordError, match=r"broken_step, member 0\)"):
+            failed.get(timeout=20)
+    assert lines(tmp_path / "body") == ["[11, 5]"]
+    assert "never" not in lines(tmp_path / "steps") and not (tmp_path / "never-body").exists()
+
+
+def test_chains_as_group_members_in_eager_mode(canvas: Conveyor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(canvas.conf, "task_always_eager", True)
+    members = [chain(member.s(i), step.s("steps", "e")) for i in range(3)]
+    assert chord(members)(collect.s("body")).get() == 3
+    assert group(members).delay().get() == [1, 2, 3]

@@ -63,19 +63,34 @@ def _succeeded(app: AppLike, wf: Workflow, request: Request, outcome: Outcome, v
     if wf.chain:
         try:
             step = wf.chain[0]
-            after = Workflow(chain=wf.chain[1:], parent=request.id, root=wf.root or wf.group or request.id)
+            root = wf.root or wf.group or request.id
+            # A group's member that is a chain: its steps carry its place, the last one joins.
+            after = Workflow(
+                chain=wf.chain[1:],
+                parent=request.id,
+                root=root,
+                group=wf.group,
+                index=wf.index,
+                chord=wf.chord,
+            )
             enqueue.append(job_for(app, step, [value], {}, after))
         except Exception as exc:
             logger.exception("task %s: the chain's next step could not be sent; the chain stops", request.id)
             payload = encode_result(failure_payload(exc, None, request.hostname, 0))
-            results += [(task_id, states.FAILURE, payload) for task_id in _chain_ids(wf)]
+            stopped = Outcome("ack", outcome.id, outcome.delivery, states.FAILURE, payload)
+            return _failed(
+                app,
+                Workflow(chain=wf.chain, group=wf.group, index=wf.index, chord=wf.chord),
+                request,
+                stopped,
+            )
     for callback in wf.link:
         try:
             enqueue.append(job_for(app, callback, [value], {}, _follow(wf, request)))
         except Exception:
             logger.exception("task %s: a link callback could not be sent: %r", request.id, callback)
     join = None
-    if wf.chord is not None and wf.group is not None:
+    if wf.chord is not None and wf.group is not None and not wf.chain:
         stored = outcome.payload
         if stored is None:  # ignore_result: the chord body still gets the value
             stored = encode_result(ResultPayload(result=value, retries=request.retries))

@@ -45,7 +45,7 @@ def _run(app: Conveyor, sig: Sig) -> EagerResult[Any] | GroupResult:
         return _chain(app, steps, list(sig.get("args") or ()))
     if kind == "group":
         group_id = task_id_of(sig) or new_task_id()
-        results: list[Any] = [_one(app, m, list(sig.get("args") or ())) for m in _parts(sig, "tasks")]
+        results: list[Any] = [_member(app, m, list(sig.get("args") or ())) for m in _parts(sig, "tasks")]
         return GroupResult(group_id, results, app)
     if kind == "chord":
         body = (sig.get("kwargs") or {}).get("body")
@@ -54,6 +54,13 @@ def _run(app: Conveyor, sig: Sig) -> EagerResult[Any] | GroupResult:
         steps = _parts(body, "tasks") if body.get("subtask_type") == "chain" else [body]
         return _chord(app, _parts(sig, "header"), steps, sig.get("options") or {})
     return _one(app, sig)
+
+
+def _member(app: Conveyor, sig: Sig, args: list[Any] | None = None) -> EagerResult[Any]:
+    """A group's member: a task, or a chain (its last step's result is the member's)."""
+    if sig.get("subtask_type") == "chain":
+        return _chain(app, _parts(sig, "tasks"), args or [])
+    return _one(app, sig, args)
 
 
 def _one(app: Conveyor, sig: Sig, args: list[Any] | None = None) -> EagerResult[Any]:
@@ -94,7 +101,7 @@ def _chain(app: Conveyor, steps: list[Sig], first_args: list[Any], parent: Any =
 def _chord(
     app: Conveyor, header: list[Sig], steps: list[Sig], options: Mapping[str, Any]
 ) -> EagerResult[Any]:
-    results: list[Any] = [_one(app, m) for m in header]
+    results: list[Any] = [_member(app, m) for m in header]
     group = GroupResult(new_task_id(), results, app)
     failed = next((r for r in results if r.state != states.SUCCESS), None)
     if failed is None:

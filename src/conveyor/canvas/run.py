@@ -117,13 +117,36 @@ def _group(
     jobs: list[JobSpec] = []
     results: list[AsyncResult[Any]] = []
     for index, member in enumerate(g.tasks):
-        plain(member, "a member of a group (see docs/workflows.md)")
-        step = member.clone(**{k: v for k, v in shared.items() if k not in member.options})
-        task_id = step.freeze()
-        jobs.append(job_for(app, step, args, kwargs, Workflow(group=group_id, index=index)))
+        job, task_id = _member_job(app, member, shared, args, kwargs, Workflow(group=group_id, index=index))
+        jobs.append(job)
         results.append(AsyncResult(task_id, app))
     _send(app, jobs)
     return GroupResult(group_id, results, app)
+
+
+def _member_job(
+    app: Conveyor,
+    member: Signature,
+    shared: Mapping[str, Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    workflow: Workflow,
+) -> tuple[JobSpec, str]:
+    """The first job of a group's (or chord header's) member and the id of the member's result:
+    a task, or a chain, whose steps carry the member's place so its last step joins (and any
+    step that fails joins as failed)."""
+    if member.subtask_type == "chain":
+        steps = fixed_steps(member.tasks, {**shared, **member.options})  # type: ignore[attr-defined]
+        for later in steps[1:]:
+            check_later_step(app, later)
+        workflow.chain = [dict(s) for s in steps[1:]]
+        result_id = steps[-1].id
+        assert result_id is not None
+        return job_for(app, steps[0], args, kwargs, workflow), result_id
+    plain(member, "a member of a group or chord header (a task or a chain; see docs/workflows.md)")
+    step = member.clone(**{k: v for k, v in shared.items() if k not in member.options})
+    task_id = step.freeze()
+    return job_for(app, step, args, kwargs, workflow), task_id
 
 
 def _chord(
@@ -159,11 +182,9 @@ def _chord(
         chord_info["errbacks"] = errbacks
     jobs = []
     for index, member in enumerate(header):
-        plain(member, "a chord's header task (see docs/workflows.md)")
-        step = member.clone()
-        task_id = step.freeze()
         workflow = Workflow(group=group_id, index=index, chord=chord_info)
-        jobs.append(job_for(app, step, args, kwargs, workflow))
+        job, task_id = _member_job(app, member, {}, args, kwargs, workflow)
+        jobs.append(job)
         header_results.results.append(AsyncResult(task_id, app))
     # The group (with its body) exists before any member can finish and join it.
     app.broker.start_group(group_id, len(jobs), body_job, app.conf.result_expires)
