@@ -83,3 +83,12 @@ def broken_step(x: int, name: str) -> int:
 def errback(task_id: str, name: str) -> None:
     """A link_error callback: records the failed task's id."""
     mark(name, task_id)
+
+
+@app.task
+def slow_step(x: int, name: str, seconds: float) -> int:
+    """A chain step that takes a while: records ``start x pid`` and ``done x pid``, returns x + 1."""
+    mark(name, f"start {x} {os.getpid()}")
+    time.sleep(seconds)
+    mark(name, f"done {x} {os.getpid()}")
+    return x + 1

@@ -14,7 +14,17 @@ import pytest
 
 from conveyor import ChordError, Conveyor, GroupResult, chain, chord, group
 
-from ..apps.canvas_app import broken_step, collect, errback, failing, flaky_step, gated, member, step
+from ..apps.canvas_app import (
+    broken_step,
+    collect,
+    errback,
+    failing,
+    flaky_step,
+    gated,
+    member,
+    slow_step,
+    step,
+)
 from ..procs import ROOT, lines, process_env, wait_for
 from .conftest import worker
 
@@ -44,6 +54,34 @@ def test_chord_of_200_with_workers_sigkilled_twice_runs_its_body_exactly_once_wi
             w.kill()
     assert [json.loads(line) for line in lines(tmp_path / "body")] == [list(range(200))]
     assert _joined(app, header.id) == 200
+
+
+def test_chain_of_20_with_workers_sigkilled_twice_completes_and_reruns_only_the_killed_steps(
+    process_canvas: Conveyor, tmp_path: Path
+) -> None:
+    app = process_canvas
+    workers = [worker(app, tmp_path, f"w{i}", "-c", "1").wait_ready() for i in range(2)]
+    log = tmp_path / "chain"
+    try:
+        result = chain(
+            slow_step.s(0, "chain", 0.15), *[slow_step.s("chain", 0.15) for _ in range(19)]
+        ).delay()
+        for kill_at in (5, 12):
+            # Kill the worker running step kill_at, mid-run.
+            wait_for(lambda at=kill_at: any(ln.startswith(f"start {at} ") for ln in lines(log)), 60)
+            running = next(ln.split()[2] for ln in lines(log) if ln.startswith(f"start {kill_at} "))
+            victim = next(i for i, w in enumerate(workers) if str(w.pid) == running)
+            workers[victim].kill()
+            workers.append(worker(app, tmp_path, f"w{kill_at}-again", "-c", "1").wait_ready())
+        assert result.get(timeout=90) == 20
+    finally:
+        for w in workers:
+            w.kill()
+    done = [int(ln.split()[1]) for ln in lines(log) if ln.startswith("done ")]
+    starts = [int(ln.split()[1]) for ln in lines(log) if ln.startswith("start ")]
+    assert sorted(set(done)) == list(range(20))  # every step ran to its end
+    # Each step's successor was enqueued once: only a step whose worker was killed ran twice.
+    assert len(starts) <= 20 + 2 and len(done) <= 20 + 2
 
 
 def test_two_workers_racing_the_last_header_tasks_enqueue_the_body_once(
