@@ -19,7 +19,7 @@ from .exceptions import DecodeError, EncodeError
 PROTOCOL = 1
 
 
-class Workflow(msgspec.Struct, omit_defaults=True):
+class Workflow(msgspec.Struct, omit_defaults=True, gc=False):
     """Where a task stands in a workflow (``conveyor.canvas``), carried in its message so the
     worker that settles it also settles what comes next, in the same broker step
     (docs/workflows.md). Signatures are plain dicts (``Signature``'s JSON form).
@@ -34,6 +34,9 @@ class Workflow(msgspec.Struct, omit_defaults=True):
       this small because every header task carries it: on SQLite, message size is drain speed.
     - ``results_of``: for a chord body: its first argument is the results of this group.
     - ``parent`` / ``root``: the task that enqueued this one, and the workflow's first task.
+
+    ``gc=False``: it holds only plain data (no cycles), and a chord's every header task decodes
+    one, which would otherwise make the cyclic collector run more often on the worker.
     """
 
     chain: list[dict[str, Any]] = []

@@ -70,12 +70,11 @@ class Outcome:
 StoredResult = tuple[str, str, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class GroupJoin:
+class GroupJoin(NamedTuple):
     """A chord header task's ending, joined to its group in the same atomic step as its
     outcome (see ``WorkflowStore``).
 
-    The broker stores ``(state, payload)`` in the group's slot ``index`` and counts the member,
+    The broker stores ``(state, payload)`` in the group's ``slot`` (the member's index) and counts the member,
     both only if that slot is still empty: a member whose outcome is settled twice (it cannot
     be, thanks to delivery fencing, but a slot makes it certain) is counted once. The first
     member that joins with a state other than SUCCESS marks the group failed, enqueues
@@ -83,18 +82,20 @@ class GroupJoin:
     empty task id there stands for the group's body, whose id the broker has). When
     the count reaches the group's size and it has not failed, the broker enqueues the body
     registered with ``start_group``: exactly once, since only one join can make the count reach
-    the size."""
+    the size.
+
+    A ``NamedTuple`` like ``HistoryEntry``: one is built per chord header task, and a frozen
+    dataclass costs several times as much to build."""
 
     group: str
-    index: int
+    slot: int  # the member's index in the group
     state: str
     payload: bytes | None
     on_failure: tuple[JobSpec, ...] = ()
     failure_results: tuple[StoredResult, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Continuation:
+class Continuation(NamedTuple):
     """What a workflow does next when a task ends, settled with the task's outcome (same Lua
     script, SQL transaction or lock) and only if that outcome is current: the next chain step
     and ``link``/``link_error`` callbacks (``enqueue``, idempotent by id like ``enqueue``),

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("conveyor.worker")
 
 FAILED_STATES = frozenset({states.FAILURE, states.REVOKED})
+_NONE = encode_result(ResultPayload())  # a None result (the common no-op header task's)
 
 
 def continuation(app: AppLike, outcome: Outcome, request: Request, value: Any) -> Continuation | None:
@@ -93,7 +94,10 @@ def _succeeded(app: AppLike, wf: Workflow, request: Request, outcome: Outcome, v
     if wf.chord is not None and wf.group is not None and not wf.chain:
         stored = outcome.payload
         if stored is None:  # ignore_result: the chord body still gets the value
-            stored = encode_result(ResultPayload(result=value, retries=request.retries))
+            if value is None and not request.retries:
+                stored = _NONE
+            else:
+                stored = encode_result(ResultPayload(result=value, retries=request.retries))
         join = GroupJoin(wf.group, wf.index, states.SUCCESS, stored)
     return Continuation(tuple(enqueue), tuple(results), join)
 

@@ -42,11 +42,11 @@ class MemoryWorkflows(MemoryParts, WorkflowStore):
         if join is None:
             return
         g = self._groups.get(join.group)
-        if g is None or g.expires_at <= now or not 0 <= join.index < g.size:
+        if g is None or g.expires_at <= now or not 0 <= join.slot < g.size:
             return  # expired or unknown: nothing left to complete
-        if g.slots[join.index] is not None:
+        if g.slots[join.slot] is not None:
             return  # counted before: this member already did everything below
-        g.slots[join.index] = (join.state, join.payload)
+        g.slots[join.slot] = (join.state, join.payload)
         g.joined += 1
         if join.state != states.SUCCESS and not g.failed:
             g.failed = True

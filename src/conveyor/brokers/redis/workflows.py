@@ -47,7 +47,7 @@ def continuation_args(o: Outcome) -> tuple[Arg, ...] | list[Arg]:
         args.append("")
         return args
     failed = "0" if join.state == states.SUCCESS else "1"
-    args += (join.group, join.index, pack_result(join.state, join.payload), failed)
+    args += (join.group, join.slot, pack_result(join.state, join.payload), failed)
     args += (*_jobs(join.on_failure), *_results(join.failure_results))
     return args
 

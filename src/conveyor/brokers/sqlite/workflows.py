@@ -127,7 +127,7 @@ class SQLiteWorkflows(SQLiteParts, WorkflowStore):
         cur = db.executemany(
             "INSERT INTO group_slots (group_id, idx, state, payload) VALUES (?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
-            [(group_id, j.index, j.state, j.payload) for j in part if 0 <= j.index < group[0]],
+            [(group_id, j.slot, j.state, j.payload) for j in part if 0 <= j.slot < group[0]],
         )
         added = cur.rowcount
         if added <= 0:
