@@ -104,29 +104,43 @@ local function store_results(p, body)
 end
 
 -- A current outcome's continuation (see the header): the join counts a member once (its slot
--- is set only if empty), and the join that fills the last slot enqueues the body.
+-- is set only if empty); the count is added per group once per batch (finish_groups), and the
+-- batch that fills the last slot enqueues the body. A chord's header tasks end in batches, so
+-- each group's hash is read and written once per script, not once per member.
+local groups = {} -- group id -> {key, size, failed, added}
 local function continue_at(p)
   p = store_results(add_jobs(p))
   local group = ARGV[p]
   if group == '' then return end
-  local gkey = ARGV[14] .. group
-  local meta = redis.call('HMGET', gkey, 'size', 'failed')
-  local size, index = tonumber(meta[1]), tonumber(ARGV[p + 1])
-  if not size or not index or index < 0 or index >= size then return end
-  local skey = gkey .. ':slots'
-  if redis.call('HSETNX', skey, index, ARGV[p + 2]) == 0 then return end
-  local pttl = redis.call('PTTL', gkey)
-  if pttl > 0 then redis.call('PEXPIRE', skey, pttl) end
-  local joined = redis.call('HINCRBY', gkey, 'joined', 1)
-  local failed = meta[2] == '1'
-  if ARGV[p + 3] == '1' and not failed then
-    failed = true
-    redis.call('HSET', gkey, 'failed', '1')
-    store_results(add_jobs(p + 4), redis.call('HGET', gkey, 'body_id'))
+  local g = groups[group]
+  if not g then
+    local gkey = ARGV[14] .. group
+    local meta = redis.call('HMGET', gkey, 'size', 'failed')
+    g = {gkey, tonumber(meta[1]), meta[2] == '1', 0}
+    groups[group] = g
   end
-  if joined == size and not failed then
-    local body = redis.call('HMGET', gkey, 'body_id', 'queue', 'priority', 'eta', 'body')
-    if body[1] then add_job(body[1], body[2], body[3], body[4] or '', body[5]) end
+  local size, index = g[2], tonumber(ARGV[p + 1])
+  if not size or not index or index < 0 or index >= size then return end
+  if redis.call('HSETNX', g[1] .. ':slots', index, ARGV[p + 2]) == 0 then return end
+  g[4] = g[4] + 1
+  if ARGV[p + 3] == '1' and not g[3] then -- the group's first failure
+    g[3] = true
+    redis.call('HSET', g[1], 'failed', '1')
+    store_results(add_jobs(p + 4), redis.call('HGET', g[1], 'body_id'))
+  end
+end
+
+local function finish_groups()
+  for _, g in pairs(groups) do
+    if g[4] > 0 then
+      local pttl = redis.call('PTTL', g[1])
+      if pttl > 0 then redis.call('PEXPIRE', g[1] .. ':slots', pttl) end
+      local joined = redis.call('HINCRBY', g[1], 'joined', g[4])
+      if joined == g[2] and not g[3] then
+        local body = redis.call('HMGET', g[1], 'body_id', 'queue', 'priority', 'eta', 'body')
+        if body[1] then add_job(body[1], body[2], body[3], body[4] or '', body[5]) end
+      end
+    end
   end
 end
 
@@ -255,6 +269,7 @@ for key, per in pairs(counts) do
   redis.call('PEXPIRE', key, ARGV[13])
 end
 
+finish_groups()
 push_front(front)
 for owner, list in pairs(unowned) do call_sliced('SREM', ARGV[7] .. owner, list) end
 drop_jobs(gone)
