@@ -225,3 +225,17 @@ def test_chains_as_group_members_in_eager_mode(canvas: Conveyor, monkeypatch: py
     members = [chain(member.s(i), step.s("steps", "e")) for i in range(3)]
     assert chord(members)(collect.s("body")).get() == 3
     assert group(members).delay().get() == [1, 2, 3]
+
+
+def test_a_workflow_is_sent_through_its_tasks_app_not_the_current_app(
+    canvas: Conveyor, run_worker: Any
+) -> None:
+    other = Conveyor("other", broker=f"memory://other-{id(canvas)}")  # now the current app
+    try:
+        with run_worker(canvas):
+            assert chain(member.s(1), step.s("log", "x")).delay().get(timeout=20) == 2
+            assert group([member.s(1)]).delay().get(timeout=20) == [1]
+            assert chord([member.s(1)])(collect.s("body")).get(timeout=20) == 1
+        assert other.broker.queue_stats() == {}
+    finally:
+        other.close()

@@ -195,6 +195,14 @@ class Signature(dict[str, Any]):
         return f"{self.task}({', '.join(parts)}){'!' if self.immutable else ''}"
 
 
+def _app_of(parts: Iterable[Signature], app: Conveyor | None) -> Conveyor | None:
+    """The app a workflow belongs to: the one given, else its first part's (``task.s()`` knows
+    its task's app), so a workflow of one app's tasks never falls back to ``current_app``."""
+    if app is not None:
+        return app
+    return next((part._app for part in parts if part._app is not None), None)
+
+
 def _as_list(value: Any) -> list[Any]:
     if isinstance(value, Mapping):
         return [value]
@@ -278,11 +286,13 @@ class Chain(Signature):
         self, tasks: Iterable[Any], options: Mapping[str, Any] | None = None, app: Conveyor | None = None
     ):
         steps: list[Signature] = []
-        for step in signatures(tasks, app):
+        given = signatures(tasks, app)
+        for step in given:
             # A chain of chains is one chain.
             steps.extend(step.tasks if isinstance(step, Chain) else [step])
         if not steps:
             raise ValueError("a chain needs at least one step")
+        app = _app_of(given, app)
         super().__init__("conveyor.chain", (), {"tasks": [dict(s) for s in steps]}, options, app=app)
 
     @classmethod
@@ -314,8 +324,9 @@ class Group(Signature):
     def __init__(
         self, tasks: Iterable[Any], options: Mapping[str, Any] | None = None, app: Conveyor | None = None
     ):
-        members = [dict(s) for s in signatures(tasks, app)]
-        super().__init__("conveyor.group", (), {"tasks": members}, options, app=app)
+        given = signatures(tasks, app)
+        members = [dict(s) for s in given]
+        super().__init__("conveyor.group", (), {"tasks": members}, options, app=_app_of(given, app))
 
     @classmethod
     def from_parts(cls, data: Mapping[str, Any], app: Conveyor | None) -> Group:
@@ -355,10 +366,10 @@ class Chord(Signature):
     ):
         if isinstance(header, Group):
             header = header.tasks
-        parts = {
-            "header": [dict(s) for s in signatures(header, app)],
-            "body": None if body is None else dict(maybe_signature(body, app)),
-        }
+        given = signatures(header, app)
+        body_sig = None if body is None else maybe_signature(body, app)
+        parts = {"header": [dict(s) for s in given], "body": None if body_sig is None else dict(body_sig)}
+        app = _app_of([*given, *([body_sig] if body_sig is not None else [])], app)
         super().__init__("conveyor.chord", (), parts, options, app=app)
 
     @classmethod
