@@ -13,6 +13,7 @@ import pytest
 
 from conveyor import ChordError, Conveyor, GroupResult, chain, chord, group, signature, states
 from conveyor.canvas import Signature
+from conveyor.canvas.run import fixed_steps
 
 from ..apps.canvas_app import broken_step, collect, errback, failing, flaky_step, member, step
 from ..procs import lines, wait_for
@@ -239,3 +240,17 @@ def test_a_workflow_is_sent_through_its_tasks_app_not_the_current_app(
         assert other.broker.queue_stats() == {}
     finally:
         other.close()
+
+
+def test_an_immutable_chord_body_runs_with_its_own_arguments_and_countdown_delays_only_a_chains_start(
+    canvas: Conveyor, run_worker: Any, tmp_path: Path
+) -> None:
+    with run_worker(canvas):
+        assert chord([member.s(1), member.s(2)])(step.si(7, "log", "body")).get(timeout=20) == 8
+        result = chain(step.s(1, "log", "a"), step.s("log", "b")).apply_async(countdown=0.2)
+        assert result.get(timeout=20) == 3
+        assert result.parent is not None and result.parent.get(timeout=5) == 2
+    assert lines(tmp_path / "log") == ["body", "a", "b"]
+    steps = fixed_steps(chain(step.s(1, "l", "a"), step.s("l", "b")).tasks, {"countdown": 5, "queue": "q"})
+    assert steps[0].options["countdown"] == 5 and "countdown" not in steps[1].options
+    assert steps[1].options["queue"] == "q"

@@ -104,7 +104,7 @@ def _chord(
     results: list[Any] = [_member(app, m) for m in header]
     group = GroupResult(new_task_id(), results, app)
     failed = next((r for r in results if r.state != states.SUCCESS), None)
-    if failed is None:
+    if failed is None:  # (an immutable body ignores the results, as _one's arguments do)
         return _chain(app, steps, [[r.result for r in results]], group)
     index = results.index(failed)
     message = f"header task {failed.id} (member {index}) ended in {failed.state}: {failed.result!r}"

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .signature import Chain, Chord, Group, Signature
 
 BULK_CHUNK = 1000
+#: A workflow's options that apply to its first task only (a chain's delay is its start's).
+FIRST_STEP_ONLY = frozenset({"countdown", "eta"})
 
 
 def apply_async(
@@ -61,12 +63,16 @@ def _send(app: Conveyor, jobs: list[JobSpec]) -> None:
 def fixed_steps(steps: list[Signature], chain_options: Mapping[str, Any]) -> list[Signature]:
     """Copies of a chain's steps, each with its task id set; the chain's options fill in what
     a step does not set (``task_id`` is the last step's: the chain's result; ``link`` and
-    ``link_error`` are the last step's too)."""
+    ``link_error`` are the last step's too; ``countdown`` and ``eta`` delay the first step
+    only, as in Celery)."""
     shared = {k: v for k, v in chain_options.items() if k not in ("task_id", "link", "link_error")}
     fixed = []
-    for step in steps:
+    for position, step in enumerate(steps):
         plain(step, "a step of a chain (a group may only start one; see docs/workflows.md)")
-        fixed.append(step.clone(**{k: v for k, v in shared.items() if k not in step.options}))
+        fill = {k: v for k, v in shared.items() if k not in step.options}
+        if position > 0:
+            fill = {k: v for k, v in fill.items() if k not in FIRST_STEP_ONLY}
+        fixed.append(step.clone(**fill))
     last = fixed[-1]
     if chain_options.get("task_id"):
         last.options["task_id"] = chain_options["task_id"]
@@ -170,10 +176,12 @@ def _chord(
     if not header:  # nothing to wait for: the body runs now, with no results
         _send(app, [job_for(app, first, [[]], {}, Workflow(chain=[dict(s) for s in rest], root=first.id))])
         return _results(app, steps, header_results)
+    # An immutable body (``report.si()``) runs with its own arguments only, as in Celery.
+    results_of = None if first.immutable else group_id
     body_workflow = Workflow(
-        chain=[dict(s) for s in rest], results_of=group_id, group=group_id, root=group_id
+        chain=[dict(s) for s in rest], results_of=results_of, group=group_id, root=group_id
     )
-    body_job = job_for(app, first, (), {}, body_workflow, results_first=True)
+    body_job = job_for(app, first, (), {}, body_workflow, results_first=not first.immutable)
     chord_info: dict[str, Any] = {}  # (the body's id is registered with the group)
     if rest:
         chord_info["stop"] = [s.id for s in rest]
