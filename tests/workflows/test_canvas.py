@@ -254,3 +254,20 @@ def test_an_immutable_chord_body_runs_with_its_own_arguments_and_countdown_delay
     steps = fixed_steps(chain(step.s(1, "l", "a"), step.s("l", "b")).tasks, {"countdown": 5, "queue": "q"})
     assert steps[0].options["countdown"] == 5 and "countdown" not in steps[1].options
     assert steps[1].options["queue"] == "q"
+
+
+@pytest.mark.parametrize("eager", [False, True], ids=["worker", "eager"])
+def test_a_chains_link_error_runs_once_with_the_failed_steps_id(
+    canvas: Conveyor, run_worker: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eager: bool
+) -> None:
+    monkeypatch.setattr(canvas.conf, "task_always_eager", eager)
+    pipeline = chain(step.s(1, "log", "a"), broken_step.s("log"), step.s("log", "never"))
+    pipeline.link_error(errback.s("errbacks"))
+    with run_worker(canvas):
+        result = pipeline.apply_async()
+        with pytest.raises(ValueError, match="broke"):
+            result.get(timeout=20)
+        wait_for(lambda: lines(tmp_path / "errbacks"), 10)
+        time.sleep(0.3)
+    assert result.parent is not None
+    assert lines(tmp_path / "errbacks") == [result.parent.id]

@@ -42,7 +42,9 @@ def _run(app: Conveyor, sig: Sig) -> EagerResult[Any] | GroupResult:
         steps = _parts(sig, "tasks")
         if steps and steps[0].get("subtask_type") == "group" and len(steps) > 1:
             return _chord(app, _parts(steps[0], "tasks"), steps[1:], sig.get("options") or {})
-        return _chain(app, steps, list(sig.get("args") or ()))
+        result = _chain(app, steps, list(sig.get("args") or ()))
+        _chain_callbacks(app, sig.get("options") or {}, result)
+        return result
     if kind == "group":
         group_id = task_id_of(sig) or new_task_id()
         results: list[Any] = [_member(app, m, list(sig.get("args") or ())) for m in _parts(sig, "tasks")]
@@ -52,7 +54,15 @@ def _run(app: Conveyor, sig: Sig) -> EagerResult[Any] | GroupResult:
         if body is None:
             raise TypeError("a chord needs a body: chord(header)(body) or chord(header, body)()")
         steps = _parts(body, "tasks") if body.get("subtask_type") == "chain" else [body]
-        return _chord(app, _parts(sig, "header"), steps, sig.get("options") or {})
+        options = dict(sig.get("options") or {})
+        options["link_error"] = [
+            *options.get("link_error", ()),
+            *(body.get("options") or {}).get("link_error", ()),
+        ]
+        result = _chord(app, _parts(sig, "header"), steps, options)
+        if body.get("subtask_type") == "chain" and result.state == states.SUCCESS:
+            _chain_callbacks(app, {"link": (body.get("options") or {}).get("link", ())}, result)
+        return result
     return _one(app, sig)
 
 
@@ -61,6 +71,19 @@ def _member(app: Conveyor, sig: Sig, args: list[Any] | None = None) -> EagerResu
     if sig.get("subtask_type") == "chain":
         return _chain(app, _parts(sig, "tasks"), args or [])
     return _one(app, sig, args)
+
+
+def _chain_callbacks(app: Conveyor, options: Mapping[str, Any], result: EagerResult[Any]) -> None:
+    """A chain's own ``link`` (given its result) or ``link_error`` (given the failed step's id)."""
+    if result.state == states.SUCCESS:
+        for callback in options.get("link", ()):
+            _one(app, callback, [result.result])
+        return
+    failed: Any = result
+    while isinstance(failed.parent, EagerResult) and failed.parent.state != states.SUCCESS:
+        failed = failed.parent  # back to the step that failed (later ones only copy it)
+    for errback in options.get("link_error", ()):
+        _one(app, errback, [failed.id])
 
 
 def _one(app: Conveyor, sig: Sig, args: list[Any] | None = None) -> EagerResult[Any]:
@@ -108,8 +131,14 @@ def _chord(
         return _chain(app, steps, [[r.result for r in results]], group)
     index = results.index(failed)
     message = f"header task {failed.id} (member {index}) ended in {failed.state}: {failed.result!r}"
-    errbacks = [e for s in steps for e in (s.get("options") or {}).get("link_error", ())]
-    for errback in [*errbacks, *options.get("link_error", ())]:
+    errbacks: list[Any] = []
+    for errback in [
+        *(e for s in steps for e in (s.get("options") or {}).get("link_error", ())),
+        *options.get("link_error", ()),
+    ]:
+        if errback not in errbacks:
+            errbacks.append(errback)
+    for errback in errbacks:
         _one(app, errback, [failed.id])
     error = ResultPayload(exc_type="conveyor.exceptions.ChordError", exc_message=message)
     result: EagerResult[Any] = EagerResult(task_id_of(steps[-1]) or new_task_id(), app, states.FAILURE, error)

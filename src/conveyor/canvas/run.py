@@ -62,9 +62,9 @@ def _send(app: Conveyor, jobs: list[JobSpec]) -> None:
 
 def fixed_steps(steps: list[Signature], chain_options: Mapping[str, Any]) -> list[Signature]:
     """Copies of a chain's steps, each with its task id set; the chain's options fill in what
-    a step does not set (``task_id`` is the last step's: the chain's result; ``link`` and
-    ``link_error`` are the last step's too; ``countdown`` and ``eta`` delay the first step
-    only, as in Celery)."""
+    a step does not set (``task_id`` and ``link`` are the last step's: the chain's result;
+    ``link_error`` is every step's; ``countdown`` and ``eta`` delay the first step only, as in
+    Celery)."""
     shared = {k: v for k, v in chain_options.items() if k not in ("task_id", "link", "link_error")}
     fixed = []
     for position, step in enumerate(steps):
@@ -79,7 +79,8 @@ def fixed_steps(steps: list[Signature], chain_options: Mapping[str, Any]) -> lis
     for callback in chain_options.get("link", ()):
         last.link(callback)
     for errback in chain_options.get("link_error", ()):
-        last.link_error(errback)
+        for step in fixed:  # whichever step fails runs it (once: a failure stops the chain)
+            step.link_error(errback)
     for step in fixed:
         step.freeze()
     return fixed
@@ -185,7 +186,10 @@ def _chord(
     chord_info: dict[str, Any] = {}  # (the body's id is registered with the group)
     if rest:
         chord_info["stop"] = [s.id for s in rest]
-    errbacks = [e for s in steps for e in s.options.get("link_error", ())]
+    errbacks: list[Any] = []
+    for errback in (e for s in steps for e in s.options.get("link_error", ())):
+        if errback not in errbacks:  # a chain body's errback is on each of its steps
+            errbacks.append(errback)
     if errbacks:
         chord_info["errbacks"] = errbacks
     jobs = []
