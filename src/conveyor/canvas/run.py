@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .signature import Chain, Chord, Group, Signature
 
 BULK_CHUNK = 1000
+#: How long a chord's group is kept at least, whatever ``result_expires`` says: a short result
+#: expiry (kept small to save memory) must not make a long chord impossible to complete.
+MIN_GROUP_TTL = 86400.0
 #: A workflow's options that apply to its first task only (a chain's delay is its start's).
 FIRST_STEP_ONLY = frozenset({"countdown", "eta"})
 
@@ -199,6 +202,6 @@ def _chord(
         jobs.append(job)
         header_results.results.append(AsyncResult(task_id, app))
     # The group (with its body) exists before any member can finish and join it.
-    app.broker.start_group(group_id, len(jobs), body_job, app.conf.result_expires)
+    app.broker.start_group(group_id, len(jobs), body_job, max(app.conf.result_expires, MIN_GROUP_TTL))
     _send(app, jobs)
     return _results(app, steps, header_results)
