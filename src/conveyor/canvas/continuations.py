@@ -8,8 +8,9 @@ the broker applies in the same atomic step as the step's outcome (docs/workflows
   body's ``ChordError`` and the chord's errbacks.
 
 A retry continues nothing: the step is not over. Building the continuation never loses the
-step's own outcome: if the next step cannot be built (its arguments do not fit), the chain's
-later steps are stored as FAILURE with that error instead.
+step's own outcome: if the next step cannot be built (its arguments do not fit), the chain
+stops as if the step had failed with that error (its later steps' results are that error, a
+chord it is a member of fails).
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ def _chain_ids(wf: Workflow) -> list[str]:
 
 def _succeeded(app: AppLike, wf: Workflow, request: Request, outcome: Outcome, value: Any) -> Continuation:
     enqueue: list[JobSpec] = []
-    results: list[StoredResult] = []
     if wf.chain:
         try:
             step = wf.chain[0]
@@ -99,7 +99,7 @@ def _succeeded(app: AppLike, wf: Workflow, request: Request, outcome: Outcome, v
             else:
                 stored = encode_result(ResultPayload(result=value, retries=request.retries))
         join = GroupJoin(wf.group, wf.index, states.SUCCESS, stored)
-    return Continuation(tuple(enqueue), tuple(results), join)
+    return Continuation(tuple(enqueue), (), join)
 
 
 def _errbacks(app: AppLike, sigs: list[dict[str, Any]], wf: Workflow, request: Request) -> list[JobSpec]:
