@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from conveyor import states
 from conveyor.brokers import Broker, Continuation, GroupJoin, JobSpec, Outcome, broker_from_url
+
+from ..redis_ha import ClusterTopology
 
 
 @pytest.fixture
@@ -141,3 +144,19 @@ def test_a_join_to_an_unknown_group_or_slot_changes_nothing(broker: Broker) -> N
     state = broker.group_state("g")
     assert state is not None and state.joined == 0
     assert lease_all(broker) == {}
+
+
+def test_a_chord_completes_on_a_redis_cluster(cluster_topology: ClusterTopology) -> None:
+    """Every key of a group shares the app's hash tag: the settle script that joins it and
+    enqueues the body stays legal on a cluster (one slot)."""
+    b = broker_from_url(cluster_topology.url(f"prefix=wf-{uuid.uuid4().hex[:6]}"))
+    try:
+        assert b.start_group("g", 2, job("body"), 60)
+        b.enqueue([job("h0"), job("h1")])
+        d = lease_all(b)
+        b.settle([ack("h0", d["h0"], join("g", 0)), ack("h1", d["h1"], join("g", 1))], 60)
+        assert list(lease_all(b)) == ["body"]
+        state = b.group_state("g")
+        assert state is not None and state.joined == 2 and [s[0] for s in state.slots if s] == ["SUCCESS"] * 2
+    finally:
+        b.close()
