@@ -8,7 +8,9 @@ from . import states
 from .app import Conveyor, shared_task
 from .beat.schedules import cron, every
 from .beat.schedules.crontab import crontab
+from .canvas import Signature, chain, chord, group, signature
 from .exceptions import (
+    ChordError,
     ConfigurationWarning,
     ConveyorError,
     EncodeError,
@@ -26,18 +28,20 @@ from .exceptions import (
 )
 from .registry import current_app
 from .request import Request
-from .results import AsyncResult, EagerResult
+from .results import AsyncResult, EagerResult, GroupResult
 from .task import Task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncResult",
+    "ChordError",
     "ConfigurationWarning",
     "Conveyor",
     "ConveyorError",
     "EagerResult",
     "EncodeError",
+    "GroupResult",
     "LockError",
     "LockNotOwnedError",
     "LockTimeout",
@@ -46,16 +50,21 @@ __all__ = [
     "Reject",
     "Request",
     "Retry",
+    "Signature",
     "SoftTimeLimitExceeded",
     "Task",
     "TaskRevokedError",
     "TimeLimitExceeded",
     "WorkerLostError",
     "__version__",
+    "chain",
+    "chord",
     "cron",
     "crontab",
     "current_app",
     "every",
+    "group",
     "shared_task",
+    "signature",
     "states",
 ]

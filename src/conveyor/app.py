@@ -301,7 +301,7 @@ class Conveyor:
     def add_periodic_task(
         self,
         schedule: object,
-        sig: Task[Any, Any] | str,
+        sig: Task[Any, Any] | str | Mapping[str, Any],
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         name: str | None = None,
@@ -312,11 +312,24 @@ class Conveyor:
     ) -> str:
         """Declare a periodic entry (it joins ``app.conf.beat_schedule``), as in Celery; extra
         keyword arguments are ``apply_async`` options. Validated now; returns the entry name.
+        ``sig`` may be a signature (``poll.s("EU")``), as in Celery's examples.
 
         >>> app.add_periodic_task(2.0, poll, args=("EU",), name="poll", queue="polling", expires=2)
         'poll'
         """
         from .beat.api import declare_periodic
+
+        if isinstance(sig, Mapping):
+            from .canvas import maybe_signature
+
+            one = maybe_signature(sig, self)
+            if one.subtask_type is not None or {"link", "link_error"} & one.options.keys():
+                raise TypeError(
+                    "a periodic entry sends one task: a chain, group, chord or callbacks cannot be"
+                    " an entry (send the workflow from a periodic task instead)"
+                )
+            sig, args, kwargs = one.task, [*one.args, *(args or ())], {**one.kwargs, **(kwargs or {})}
+            options = {**one.options, **(options or {})}
 
         return declare_periodic(
             self,

@@ -102,6 +102,11 @@ class Retry(ConveyorError):
         self.kwargs_override = kwargs_override
 
 
+class ChordError(ConveyorError):
+    """A chord's header task failed, so its body did not run: the chord's result raises this,
+    naming the member (Celery's name)."""
+
+
 class Reject(ConveyorError):
     """Raise inside a task to reject its message.
 

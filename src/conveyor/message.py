@@ -19,6 +19,37 @@ from .exceptions import DecodeError, EncodeError
 PROTOCOL = 1
 
 
+class Workflow(msgspec.Struct, omit_defaults=True, gc=False):
+    """Where a task stands in a workflow (``conveyor.canvas``), carried in its message so the
+    worker that settles it also settles what comes next, in the same broker step
+    (docs/workflows.md). Signatures are plain dicts (``Signature``'s JSON form).
+
+    - ``chain``: the steps after this one, next first (each with its ``task_id`` set).
+    - ``link`` / ``link_error``: callbacks on success (given the result) / failure (given the
+      failed task's id).
+    - ``group`` and ``index``: the group or chord this task is member ``index`` of.
+    - ``chord``: for a chord header task (it joins the group when it ends): ``{}``, or what
+      its failure must also reach: ``{"stop": [ids of a chain body's later steps],
+      "errbacks": [sigs]}`` (the body's id is the broker's, registered with the group). Kept
+      this small because every header task carries it: on SQLite, message size is drain speed.
+    - ``results_of``: for a chord body: its first argument is the results of this group.
+    - ``parent`` / ``root``: the task that enqueued this one, and the workflow's first task.
+
+    ``gc=False``: it holds only plain data (no cycles), and a chord's every header task decodes
+    one, which would otherwise make the cyclic collector run more often on the worker.
+    """
+
+    chain: list[dict[str, Any]] = []
+    link: list[dict[str, Any]] = []
+    link_error: list[dict[str, Any]] = []
+    group: str | None = None
+    index: int = 0
+    chord: dict[str, Any] | None = None
+    results_of: str | None = None
+    parent: str | None = None
+    root: str | None = None
+
+
 class Envelope(msgspec.Struct, omit_defaults=True):
     """One task message. ``retries`` counts the attempts already made (0 on the first run)."""
 
@@ -38,6 +69,7 @@ class Envelope(msgspec.Struct, omit_defaults=True):
     content_type: str = "json"  # "pickle": args and kwargs are in ``payload``
     payload: bytes | None = None
     headers: dict[str, Any] = {}
+    workflow: Workflow | None = None  # a step of a chain, group or chord (conveyor.canvas)
     v: int = PROTOCOL
 
 
@@ -134,6 +166,14 @@ def decode_result(raw: bytes) -> ResultPayload:
 
 def encode_json(value: Any) -> bytes:
     return _encoder.encode(value)
+
+
+def decode_json(raw: bytes) -> Any:
+    """Plain JSON from the broker; ``DecodeError`` for anything malformed."""
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise DecodeError(f"malformed JSON: {exc}") from exc
 
 
 def describe_args(args: Any, kwargs: Any, limit: int = 100) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .message import Workflow
 
 
 def iso_time(timestamp: float | None) -> str | None:
@@ -49,6 +52,22 @@ class Request:
     max_retries: int | None = None
     headers: dict[str, Any] = field(default_factory=dict)
     called_directly: bool = False  # ``task(...)`` called as a plain function: no run at all
+    workflow: Workflow | None = None  # its place in a chain, group or chord (conveyor.canvas)
+
+    @property
+    def parent_id(self) -> str | None:
+        """The id of the workflow task that enqueued this one (Celery's name)."""
+        return self.workflow.parent if self.workflow is not None else None
+
+    @property
+    def root_id(self) -> str | None:
+        """The id of the first task of this one's workflow (Celery's name)."""
+        return self.workflow.root if self.workflow is not None else None
+
+    @property
+    def group(self) -> str | None:
+        """The id of the group or chord this task is a member of (Celery's name)."""
+        return self.workflow.group if self.workflow is not None else None
 
     @property
     def delivery_info(self) -> dict[str, Any]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import states
-from .exceptions import RemoteError, TimeoutError
-from .message import ResultPayload, decode_result
+from .exceptions import DecodeError, RemoteError, TimeoutError
+from .message import ResultPayload, decode_json, decode_result, encode_json
 from .progress import read_progress
 
 if TYPE_CHECKING:
@@ -54,9 +55,16 @@ class AsyncResult(Generic[R]):
     4
     """
 
-    def __init__(self, task_id: str, app: AppLike) -> None:
+    def __init__(
+        self, task_id: str, app: AppLike, parent: AsyncResult[Any] | GroupResult | None = None
+    ) -> None:
         self.id = task_id
         self.app = app
+        #: The result this one's task follows in a workflow (a chain's previous step, a chord's
+        #: header group), when this handle was made by the code that started the workflow.
+        self.parent = parent
+        #: The results that follow from this one, where known (a group's members).
+        self.children: list[AsyncResult[Any]] = []
 
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"
@@ -214,3 +222,112 @@ class EagerResult(AsyncResult[R]):
 
     def revoke(self, terminate: bool = False, signal: str | None = None) -> None:
         pass  # already ran
+
+
+GROUP_KEY = "group:"  # the key/value store's prefix for saved groups (GroupResult.save)
+
+
+class GroupResult:
+    """The results of a group's tasks, in the group's order.
+
+    >>> res = group(refresh.s(i) for i in range(10))()   # doctest: +SKIP
+    >>> res.get(timeout=30)                              # doctest: +SKIP
+    [...]
+    >>> res.save(); GroupResult.restore(res.id, app)     # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        group_id: str,
+        results: list[AsyncResult[Any]],
+        app: AppLike,
+        parent: AsyncResult[Any] | None = None,
+    ) -> None:
+        self.id = group_id
+        self.results = list(results)
+        self.app = app
+        self.parent = parent
+
+    def __repr__(self) -> str:
+        return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[AsyncResult[Any]]:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> AsyncResult[Any]:
+        return self.results[index]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GroupResult) and other.id == self.id and other.results == self.results
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def children(self) -> list[AsyncResult[Any]]:
+        return self.results
+
+    def ready(self) -> bool:
+        """Whether every task has finished (succeeded, failed or was revoked)."""
+        return all(r.ready() for r in self.results)
+
+    def waiting(self) -> bool:
+        return not self.ready()
+
+    def completed_count(self) -> int:
+        """How many tasks succeeded."""
+        return sum(1 for r in self.results if r.successful())
+
+    def successful(self) -> bool:
+        """Whether every task succeeded."""
+        return all(r.successful() for r in self.results)
+
+    def failed(self) -> bool:
+        """Whether any task failed."""
+        return any(r.failed() for r in self.results)
+
+    def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.0) -> list[Any]:
+        """Wait for every task and return their results in the group's order. ``timeout`` is
+        for the whole group; with ``propagate`` the first failure (in order) is raised."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values: list[Any] = []
+        for r in self.results:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            values.append(r.get(timeout=remaining, propagate=propagate))
+        return values
+
+    join = get
+
+    def revoke(self, terminate: bool = False) -> None:
+        self.app.revoke([r.id for r in self.results], terminate=terminate)
+
+    def forget(self) -> None:
+        for r in self.results:
+            r.forget()
+        entry = self.app.broker.kv_get(GROUP_KEY + self.id)
+        if entry is not None:  # the saved ids go too (the key/value store deletes by compare-and-set)
+            self.app.broker.kv_compare_and_set(GROUP_KEY + self.id, entry.value, None)
+
+    def save(self) -> None:
+        """Store the group's member ids in the broker (kept ``result_expires``), so another
+        process can ``GroupResult.restore(id)`` it: a web request polling a group it started."""
+        ids = encode_json([r.id for r in self.results])
+        self.app.broker.kv_put(GROUP_KEY + self.id, ids, ttl=self.app.conf.result_expires)
+
+    @classmethod
+    def restore(cls, group_id: str, app: AppLike | None = None) -> GroupResult | None:
+        """The group saved with ``save()``, or None if it was never saved or has expired."""
+        if app is None:
+            from .registry import current_app
+
+            app = current_app()
+        entry = app.broker.kv_get(GROUP_KEY + group_id)
+        if entry is None:
+            return None
+        ids = decode_json(entry.value)
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise DecodeError(f"saved group {group_id!r} is malformed")
+        return cls(group_id, [AsyncResult(i, app) for i in ids], app)

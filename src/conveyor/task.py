@@ -56,6 +56,7 @@ from .signals import after_task_publish, before_task_publish
 
 if TYPE_CHECKING:  # the type of ``task.app`` users see; nothing from app.py runs here
     from .app import Conveyor
+    from .canvas import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -536,6 +537,31 @@ class Task(Generic[P, R]):
         encode_envelope(self._envelope(call_args, call_kwargs, options))  # raises now if it cannot
         transaction.on_commit(lambda: self.apply_async(call_args, call_kwargs, **options), using=using)
         return AsyncResult(task_id, self.app)
+
+    # -- workflows (conveyor.canvas, docs/workflows.md) ---------------------------------------
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of this task with partial arguments: ``add.s(2)`` in a chain gets the
+        previous result first, ``add(<result>, 2)``."""
+        from .canvas import Signature
+
+        return Signature(self.name, args, kwargs, app=self._app)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: it runs with exactly these arguments, ignoring any result
+        a workflow would give it."""
+        from .canvas import Signature
+
+        return Signature(self.name, args, kwargs, immutable=True, app=self._app)
+
+    def signature(
+        self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Signature:
+        """``add.signature((2,), {}, queue="math")``: Celery's long form of ``s``."""
+        from .canvas import Signature
+
+        return Signature(self.name, args, kwargs, options, app=self._app)
+
+    subtask = signature
 
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:  # noqa: N802 - Celery's name
         return AsyncResult(task_id, self.app)

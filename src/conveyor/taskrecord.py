@@ -51,6 +51,13 @@ class TaskRecord(msgspec.Struct, omit_defaults=True, gc=False):
     worker: str | None = None
     dead: bool = False  # it went to the dead letters
     eta: float | None = None  # RETRY: when the next attempt is due
+    # Its place in a workflow (conveyor.canvas), for the operator: the group it is a member
+    # (or the chord body) of, the task that enqueued it, the workflow's first task, and, for a
+    # chord's header task or body, the chord (its group's id).
+    group: str | None = None
+    parent: str | None = None
+    root: str | None = None
+    chord: str | None = None
 
 
 _encoder = msgspec.json.Encoder()

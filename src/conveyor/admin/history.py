@@ -198,6 +198,10 @@ def task_info(row: HistoryRow) -> TaskInfo:
         dead=rec.dead,
         next_attempt=rec.eta,
         attempts=attempts,
+        group=rec.group,
+        parent=rec.parent,
+        root=rec.root,
+        chord=rec.chord,
     )
 
 

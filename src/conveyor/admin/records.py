@@ -149,6 +149,13 @@ class TaskInfo:
     next_attempt: float | None = None
     attempts: tuple[AttemptInfo, ...] = ()
     progress: ProgressInfo | None = None
+    # Its place in a workflow (docs/workflows.md): the group it is a member (or the chord body)
+    # of, the task that enqueued it, the workflow's first task, and for a chord's header task or
+    # body the chord (its group's id).
+    group: str | None = None
+    parent: str | None = None
+    root: str | None = None
+    chord: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import ConfigurationError
-from .base import Broker, BrokerAdmin, JobLifecycle, KeyValueStore, TaskHistory
+from .base import Broker, BrokerAdmin, JobLifecycle, KeyValueStore, TaskHistory, WorkflowStore
 from .records import (
+    Continuation,
     DeadLetter,
     Delivery,
+    GroupJoin,
+    GroupState,
     HistoryEntry,
     HistoryQuery,
     HistoryRow,
@@ -31,14 +34,18 @@ from .records import (
     ReclaimReport,
     SettleKind,
     StatusRecord,
+    StoredResult,
     WorkerRecord,
 )
 
 __all__ = [
     "Broker",
     "BrokerAdmin",
+    "Continuation",
     "DeadLetter",
     "Delivery",
+    "GroupJoin",
+    "GroupState",
     "HistoryEntry",
     "HistoryQuery",
     "HistoryRow",
@@ -53,8 +60,10 @@ __all__ = [
     "ReclaimReport",
     "SettleKind",
     "StatusRecord",
+    "StoredResult",
     "TaskHistory",
     "WorkerRecord",
+    "WorkflowStore",
     "broker_from_url",
     "redacted_url",
     "resolve_broker_url",

@@ -9,7 +9,10 @@
 - ``TaskHistory``: the persistent record of finished, failed, retrying and revoked tasks and
   the per-minute counters, written by ``settle`` (from ``Outcome.history``) and read here.
 
-``Broker`` is all four, plus ``url`` and ``close``; ``broker_from_url`` returns one. Each broker
+- ``WorkflowStore``: groups (chords) whose completion is counted in the settle of each
+  member's outcome, so the body is enqueued exactly once (docs/workflows.md).
+
+``Broker`` is all five, plus ``url`` and ``close``; ``broker_from_url`` returns one. Each broker
 makes every method atomic in its own way (one SQL transaction, one Lua script, one lock).
 
 All methods are synchronous and thread-safe; the worker calls them from its I/O threads so
@@ -33,6 +36,7 @@ from typing import Protocol
 from .records import (
     DeadLetter,
     Delivery,
+    GroupState,
     HistoryEntry,
     HistoryQuery,
     HistoryRow,
@@ -53,6 +57,7 @@ __all__ = [
     "BrokerAdmin",
     "DeadLetter",
     "Delivery",
+    "GroupState",
     "JobLifecycle",
     "JobSpec",
     "KVEntry",
@@ -64,6 +69,7 @@ __all__ = [
     "StatusRecord",
     "TaskHistory",
     "WorkerRecord",
+    "WorkflowStore",
 ]
 
 
@@ -274,9 +280,27 @@ class TaskHistory(Protocol):
         many records were dropped."""
 
 
-class Broker(JobLifecycle, BrokerAdmin, KeyValueStore, TaskHistory):
-    """A whole broker: the job lifecycle, the admin surface, the key/value store and the task
-    history.
+class WorkflowStore(Protocol):
+    """Groups whose completion the broker tracks: a chord's header tasks join their group in
+    the settle of their own outcome (``Outcome.then``, a ``GroupJoin``), and the join that
+    completes the group enqueues the body in that same atomic step. Nothing polls.
+
+    A group is kept ``ttl`` seconds from ``start_group`` (its slots hold the members' results
+    for the body, which reads them with ``group_state`` when it starts)."""
+
+    @abc.abstractmethod
+    def start_group(self, group_id: str, size: int, body: JobSpec | None, ttl: float) -> bool:
+        """Register a group of ``size`` members (> 0) whose completion enqueues ``body``.
+        Idempotent by id: returns False (and changes nothing) if the group exists."""
+
+    @abc.abstractmethod
+    def group_state(self, group_id: str) -> GroupState | None:
+        """The group's size, count, failure flag and slots; None if unknown or expired."""
+
+
+class Broker(JobLifecycle, BrokerAdmin, KeyValueStore, TaskHistory, WorkflowStore):
+    """A whole broker: the job lifecycle, the admin surface, the key/value store, the task
+    history and the workflow groups.
 
     Not itself a protocol: a broker is a class that says so by inheriting from this one.
     """

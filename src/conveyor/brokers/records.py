@@ -68,6 +68,61 @@ class Outcome:
     retries: int = 0
     reason: str | None = None
     history: HistoryEntry | None = None  # recorded with the outcome when history is on
+    then: Continuation | None = None  # workflow steps applied with it (ack and dead only)
+
+
+#: A result the broker stores as is: (task id, state, encoded ResultPayload).
+StoredResult = tuple[str, str, bytes]
+
+
+class GroupJoin(NamedTuple):
+    """A chord header task's ending, joined to its group in the same atomic step as its
+    outcome (see ``WorkflowStore``).
+
+    The broker stores ``(state, payload)`` in the group's ``slot`` (the member's index) and counts the member,
+    both only if that slot is still empty: a member whose outcome is settled twice (it cannot
+    be, thanks to delivery fencing, but a slot makes it certain) is counted once. The first
+    member that joins with a state other than SUCCESS marks the group failed, enqueues
+    ``on_failure`` and stores ``failure_results`` (the body's FAILURE, naming the member; an
+    empty task id there stands for the group's body, whose id the broker has). When
+    the count reaches the group's size and it has not failed, the broker enqueues the body
+    registered with ``start_group``: exactly once, since only one join can make the count reach
+    the size.
+
+    A ``NamedTuple`` like ``HistoryEntry``: one is built per chord header task, and a frozen
+    dataclass costs several times as much to build."""
+
+    group: str
+    slot: int  # the member's index in the group
+    state: str
+    payload: bytes | None
+    on_failure: tuple[JobSpec, ...] = ()
+    failure_results: tuple[StoredResult, ...] = ()
+
+
+class Continuation(NamedTuple):
+    """What a workflow does next when a task ends, settled with the task's outcome (same Lua
+    script, SQL transaction or lock) and only if that outcome is current: the next chain step
+    and ``link``/``link_error`` callbacks (``enqueue``, idempotent by id like ``enqueue``),
+    results stored for tasks that will never run (the rest of a chain that stopped), and a
+    chord header's ``join``. So a worker killed between the ack and the next step cannot lose
+    the step, and a redelivered task cannot start it twice."""
+
+    enqueue: tuple[JobSpec, ...] = ()
+    results: tuple[StoredResult, ...] = ()
+    join: GroupJoin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """A group registered with ``start_group``: its size, how many members joined, whether one
+    failed, the body's id, and per member (in order) its ``(state, payload)`` once it joined."""
+
+    size: int
+    joined: int
+    failed: bool
+    body_id: str | None
+    slots: tuple[tuple[str, bytes | None] | None, ...]
 
 
 class HistoryEntry(NamedTuple):

@@ -79,6 +79,11 @@ class HistoryWriter:
             dead=outcome.kind == "dead",
             eta=outcome.eta if state == states.RETRY else None,
         )
+        wf = request.workflow
+        if wf is not None:
+            record.group = wf.group or wf.results_of
+            record.parent, record.root = wf.parent, wf.root
+            record.chord = wf.results_of or (wf.group if wf.chord is not None else None)
         entry = HistoryEntry(
             request.task, d.queue, state, now, runtime, args, encode_record(record), attempt, request.retries
         )

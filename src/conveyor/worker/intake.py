@@ -97,6 +97,7 @@ def intake(
         soft_time_limit=env.soft_time_limit,
         max_retries=env.max_retries,
         headers=env.headers,
+        workflow=env.workflow,
     )
     return Accepted(env, task, request)
 
@@ -104,7 +105,13 @@ def intake(
 def _bare(env: Envelope, d: Delivery, hostname: str) -> Request:
     """The request of a run that will not happen (its arguments are not decoded)."""
     return Request(
-        id=env.id, task=env.task, retries=env.retries, queue=d.queue, hostname=hostname, headers=env.headers
+        id=env.id,
+        task=env.task,
+        retries=env.retries,
+        queue=d.queue,
+        hostname=hostname,
+        headers=env.headers,
+        workflow=env.workflow,
     )
 
 

@@ -57,6 +57,7 @@ class Processor:
         guard_executor: Executor,
         accept: frozenset[str],
         hostname: str,
+        prepare: Callable[[Request], None] | None = None,
     ) -> None:
         self.tasks = tasks
         self.run_guards = run_guards
@@ -68,6 +69,9 @@ class Processor:
         self.guard_executor = guard_executor
         self.accept = accept
         self.hostname = hostname
+        # Called (in an I/O thread) before a workflow step that needs the broker first: a chord
+        # body reads its header's results. What it raises dead-letters the delivery.
+        self.prepare = prepare
         self.inline_pool = isinstance(sync_runner, InlineRunner)
         self.active: dict[str, Active] = {}
         self.revoked: dict[str, bool] = {}  # revokes among this worker's leases: id -> terminate
@@ -96,7 +100,18 @@ class Processor:
                     signalling.refused(d, got, self.hostname)
                 else:
                     plan = self.plans.get(got.task.name) or self._plan(got.task)
-                    if plan.inline and not d.redelivered:
+                    wf = got.request.workflow
+                    if wf is not None and wf.results_of is not None and self.prepare is not None:
+                        loop = asyncio.get_running_loop()
+                        try:
+                            await loop.run_in_executor(self.guard_executor, self.prepare, got.request)
+                        except BrokerError:
+                            raise
+                        except Exception as exc:
+                            self.reporter.dead(d, got.request, exc, str(exc))
+                            continue
+                        await self._process(d, got.env, got.task, got.request, plan)
+                    elif plan.inline and not d.redelivered:
                         self._run_inline(d, got.env, got.task, got.request, plan)  # no awaits at all
                     else:
                         await self._process(d, got.env, got.task, got.request, plan)

@@ -18,7 +18,9 @@ from ..exceptions import WorkerLostError
 from ..execution import decide, describe, outcomes
 
 if TYPE_CHECKING:
-    from ..brokers import Delivery
+    from collections.abc import Callable
+
+    from ..brokers import Continuation, Delivery
     from ..message import Envelope
     from ..request import Request
     from ..task import Task
@@ -56,12 +58,14 @@ class Reporter:
         hostname: str,
         dead_letter_failures: bool,
         history: HistoryWriter | None = None,
+        continuation: Callable[[Outcome, Request, Any], Continuation | None] | None = None,
     ) -> None:
         self.settler = settler
         self.stats = stats
         self.hostname = hostname
         self.dead_letter_failures = dead_letter_failures
         self.history = history
+        self.continuation = continuation
 
     def _settle(
         self,
@@ -71,13 +75,14 @@ class Reporter:
         runtime: float,
         enqueued: float | None = None,
         error: BaseException | None = None,
+        value: Any = None,
     ) -> None:
         if self.history is not None:
             if request is not None:
                 outcome = self.history.attach(outcome, d, request, runtime, enqueued, error)
             else:  # refused at intake: recorded from the message itself
                 outcome = self.history.attach_body(outcome, d, error)
-        self.settler.add(outcome)
+        self.settler.add(self._continue(outcome, request, value))
 
     def success(
         self,
@@ -92,7 +97,8 @@ class Reporter:
         stats = self.stats
         ewma = stats.runtime_ewma
         stats.runtime_ewma = runtime if ewma is None else ewma + (runtime - ewma) * EWMA_WEIGHT
-        self._settle(outcomes.success(d, request, value, store, self.hostname), d, request, runtime, enqueued)
+        outcome = outcomes.success(d, request, value, store, self.hostname)
+        self._settle(outcome, d, request, runtime, enqueued, value=value)
         stats.processed += 1
         stats.succeeded += 1
         if logger.isEnabledFor(logging.INFO):
@@ -198,9 +204,25 @@ class Reporter:
             )
             self.settler.add(Outcome("died", d.id, d.delivery))
 
+    def _continue(self, outcome: Outcome, request: Request | None, value: Any) -> Outcome:
+        """Give a workflow step's outcome what follows it (settled in the same broker step)."""
+        if request is not None and request.workflow is not None and self.continuation is not None:
+            then = self.continuation(outcome, request, value)
+            if then is not None:
+                object.__setattr__(outcome, "then", then)  # just built, not shared yet
+        return outcome
+
     def refused(self, d: Delivery, refusal: Refused) -> None:
         """A delivery intake would not run."""
         if refusal.kind == "revoked":
+            if refusal.request is not None and refusal.request.workflow is not None:
+                # A revoked or expired workflow step still ends its workflow: a chain stops, a
+                # chord's header counts as failed (no history record: it never ran).
+                self.stats.revoked += 1
+                logger.info("task %s not run: %s", d.id, refusal.reason)
+                revoked = outcomes.revoked(d, refusal.reason, refusal.retries)
+                self.settler.add(self._continue(revoked, refusal.request, None))
+                return
             self.revoked(d, refusal.reason, refusal.retries)
         else:
             assert refusal.error is not None

@@ -27,9 +27,11 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
+from ..canvas.continuations import chord_results_into, continuation
 from ..coordination.pauses import paused_queues
 from ..log import install_task_context, set_worker_name
 from ..signals import worker_init, worker_process_init, worker_ready, worker_shutdown
@@ -263,7 +265,9 @@ class Worker:
         )
         history = HistoryWriter(self.hostname) if conf.task_history else None
         dead_letters = conf.task_dead_letter_on_failure
-        reporter = Reporter(self.settler, self.stats, self.hostname, dead_letters, history)
+        reporter = Reporter(
+            self.settler, self.stats, self.hostname, dead_letters, history, partial(continuation, app)
+        )
         sync_runner: InlineRunner | ThreadRunner | ProcessRunner
         if self.pool == "processes":
             self._pool = ProcessPool(
@@ -293,6 +297,7 @@ class Worker:
             self._guard_exec,
             frozenset(conf.accept_content),
             self.hostname,
+            prepare=partial(chord_results_into, broker),
         )
         fetcher.stopping = processor.stopping = self._stopping
         if self.recycler.max_tasks is not None and self.recycles_itself:

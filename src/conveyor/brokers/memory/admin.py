@@ -90,6 +90,8 @@ class MemoryAdmin(MemoryParts, BrokerAdmin):
                 del self._revoked[key]
             for key in [k for k, d in self._dead.items() if d.failed_at + dead_letter_ttl <= now]:
                 del self._dead[key]
+            for key in [k for k, g in self._groups.items() if g.expires_at <= now]:
+                del self._groups[key]
 
 
 def _body(oldest: dict[str, Job], queue: str) -> bytes | None:

@@ -24,9 +24,10 @@ from .admin import MemoryAdmin
 from .coordination import MemoryCoordination
 from .history import MemoryHistory
 from .state import Job
+from .workflows import MemoryWorkflows
 
 
-class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, Broker):
+class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflows, Broker):
     """The in-process broker. Thread-safe.
 
     >>> broker = MemoryBroker()
@@ -49,6 +50,7 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, Broker):
         self._kv = {}
         self._history = {}
         self._counters = {}
+        self._groups = {}
 
     # -- helpers (call with the lock held) -------------------------------------------------
     def _live_result(self, task_id: str) -> bool:
@@ -74,16 +76,7 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, Broker):
         now = time.time()
         with self._cond:
             for spec in jobs:
-                if spec.id in self._jobs or self._live_result(spec.id):
-                    added.append(False)
-                    continue
-                job = Job(spec.id, spec.queue, spec.priority, 0, spec.body, None, spec.retries)
-                self._jobs[spec.id] = job
-                if spec.eta is not None and spec.eta > now:
-                    self._push_delayed(job, spec.eta)
-                else:
-                    self._push_ready(job)
-                added.append(True)
+                added.append(self._add_job(spec, now))
             self._cond.notify_all()
         return added
 
@@ -189,6 +182,8 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, Broker):
                     del self._jobs[o.id]
                     if o.state is not None:
                         self._store(o.id, o.state, o.payload, result_ttl, o.retries)
+                    if o.then is not None:
+                        self._continue(o.then, result_ttl)
                 elif o.kind == "retry":
                     job.body, job.retries = o.body or job.body, o.retries
                     job.delivery, job.running = -job.delivery, False
@@ -206,6 +201,8 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, Broker):
                         job.priority,
                     )
                     self._store(o.id, states.FAILURE, o.payload, result_ttl, o.retries)
+                    if o.then is not None:
+                        self._continue(o.then, result_ttl)
                 elif o.kind == "died":
                     job.deaths, job.running = max(job.deaths, 0) + 1, False
                     if o.reason:

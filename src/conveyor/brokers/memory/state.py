@@ -15,7 +15,7 @@ import itertools
 import threading
 from dataclasses import dataclass
 
-from ..records import DeadLetter, KVEntry, StatusRecord, WorkerRecord
+from ..records import DeadLetter, JobSpec, KVEntry, StatusRecord, WorkerRecord
 
 
 @dataclass(slots=True)
@@ -35,6 +35,18 @@ class Job:
     running: bool = False  # its worker said it started it: losing it counts a death
 
 
+@dataclass(slots=True)
+class Group:
+    """A workflow group (workflows.py): its members' slots fill as they join."""
+
+    size: int
+    body: JobSpec | None
+    expires_at: float
+    slots: list[tuple[str, bytes | None] | None]
+    joined: int = 0
+    failed: bool = False
+
+
 class MemoryParts:
     """What the broker's mixins share: the state (set up by ``MemoryBroker``) and the two ways
     a job enters a queue. Call every method with ``_cond`` held."""
@@ -49,6 +61,20 @@ class MemoryParts:
     _dead: dict[str, DeadLetter]
     _workers: dict[str, WorkerRecord]
     _kv: dict[str, KVEntry]
+    _groups: dict[str, Group]
+
+    def _add_job(self, spec: JobSpec, now: float) -> bool:
+        """Enqueue one job unless its id is known (queued, leased or with a live result)."""
+        stored = self._results.get(spec.id)
+        if spec.id in self._jobs or (stored is not None and stored[1] > now):
+            return False
+        job = Job(spec.id, spec.queue, spec.priority, 0, spec.body, None, spec.retries)
+        self._jobs[spec.id] = job
+        if spec.eta is not None and spec.eta > now:
+            self._push_delayed(job, spec.eta)
+        else:
+            self._push_ready(job)
+        return True
 
     def _history_requeued(self, task_id: str) -> None:
         """A dead letter is back in its queue (history.py records it)."""

@@ -41,6 +41,7 @@ from .coordination import RedisCoordination
 from .history import RedisHistory, history_args
 from .keys import Keys
 from .url import parse_redis_url
+from .workflows import RedisWorkflows, continuation_args
 
 MAX_BLOCK = 8.0  # longest single BLPOP (below the default 10 s socket timeout)
 MIN_BLOCK = 0.005  # Redis reads a blocking timeout in ms, and 0 means "forever"
@@ -67,7 +68,7 @@ def _priority(priority: int) -> int:
     return 9 if priority > 9 else 0 if priority < 0 else int(priority)
 
 
-class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, Broker):
+class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, Broker):
     """The production broker. Thread-safe; connects on first use.
 
     >>> broker = RedisBroker("redis://localhost:6390/0?prefix=shop")   # doctest: +SKIP
@@ -91,7 +92,15 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, Broker):
         k = self._keys
         self._enqueue_keys = [*k.job_store, k.seq, k.queues]
         self._enqueue_head: list[Arg] = [k.ready_prefix, k.delayed_prefix, k.notify_prefix, k.result_prefix]
-        self._settle_keys = [*k.job_store, k.dead_letters, k.history, k.history_records, k.history_attempts]
+        self._settle_keys = [
+            *k.job_store,
+            k.dead_letters,
+            k.history,
+            k.history_records,
+            k.history_attempts,
+            k.seq,
+            k.queues,
+        ]
         self._fetch_keys: dict[str, list[str]] = {}
         self._fetch_head: list[Arg] = [
             k.ready_prefix,
@@ -112,7 +121,12 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, Broker):
             k.owned_prefix,
             k.dead_letter_prefix,
         ]
-        self._settle_history_head: list[Arg] = [k.history_state_prefix, k.counts_prefix, _ms(COUNTERS_KEPT)]
+        self._settle_history_head: list[Arg] = [
+            k.history_state_prefix,
+            k.counts_prefix,
+            _ms(COUNTERS_KEPT),
+            k.group_prefix,
+        ]
 
     def close(self) -> None:
         self._conn.close()
@@ -288,6 +302,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, Broker):
             else:
                 raise ValueError(f"unknown outcome kind {kind!r}")
             args += history_args(o)
+            args += continuation_args(o)
         self._conn.run_confirmed(self._conn.scripts.settle, self._settle_keys, args)
 
     def heartbeat(

@@ -47,6 +47,9 @@ P:history:s:STATE     zset    ids by the time of their latest state, per state o
                               SUCCESS (FAILURE, RETRY, REVOKED)
 P:history:rec         hash    id -> encoded TaskRecord, "\n", the latest run's payload
 P:history:att         hash    id -> failed attempts (encoded Attempt), "\n" between them
+P:group:id            hash    workflow group: size, joined, failed, body_id, queue,
+                              priority, eta, body (the job its last member enqueues)
+P:group:id:slots      hash    slot index -> packed result of the member that joined there
 P:counts:minute       hash    per task name: "p:name" runs, "f:name" failures, "r:name"
                               retries, "t:name" seconds; expires after COUNTERS_KEPT
 ====================  ======  =======================================================
@@ -102,6 +105,7 @@ class Keys:
         self.done_prefix = f"{p}:done:"
         self.dead_letter_prefix = f"{p}:deadletter:"
         self.kv_prefix = f"{p}:kv:"
+        self.group_prefix = f"{p}:group:"
 
     def ready(self, queue: str, priority: int) -> str:
         # The priority is the last character, so distinct (queue, priority) never collide.
@@ -127,6 +131,9 @@ class Keys:
 
     def done(self, task_id: str) -> str:
         return self.done_prefix + task_id
+
+    def group(self, group_id: str) -> str:
+        return self.group_prefix + group_id
 
     def kv(self, key: str) -> str:
         return self.kv_prefix + key

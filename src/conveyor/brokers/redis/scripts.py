@@ -37,6 +37,7 @@ _PLAIN = (
     "history_trim",
     "history_add",
     "history_requeued",
+    "group_start",
 )
 
 
@@ -69,6 +70,7 @@ class Scripts:
     history_trim: Script
     history_add: Script
     history_requeued: Script
+    group_start: Script
 
     def __init__(self, client: redis.Redis) -> None:
         lib = _source("lib")

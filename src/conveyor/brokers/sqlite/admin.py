@@ -139,3 +139,8 @@ class SQLiteAdmin(SQLiteParts, BrokerAdmin):
             db.execute("DELETE FROM dead_letters WHERE failed_at <= ?", (now - dead_letter_ttl,))
             db.execute("DELETE FROM workers WHERE heartbeat < ?", (now - WORKER_EXPIRY * 10,))
             db.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+            db.execute(
+                "DELETE FROM group_slots WHERE group_id IN (SELECT id FROM groups WHERE expires_at <= ?)",
+                (now,),
+            )
+            db.execute("DELETE FROM groups WHERE expires_at <= ?", (now,))

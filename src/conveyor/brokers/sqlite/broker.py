@@ -25,17 +25,18 @@ from collections.abc import Collection, Sequence
 from ... import states
 from ..base import Broker
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
-from ..records import Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
+from ..records import Delivery, GroupJoin, JobSpec, Outcome, ReclaimReport, StatusRecord
 from .admin import SQLiteAdmin
 from .connection import Connections, _mapped
 from .coordination import SQLiteCoordination
 from .history import SQLiteHistory
 from .url import parse_sqlite_url, synchronous_mode
+from .workflows import SQLiteWorkflows, insert_jobs
 
 IDLE_CHECK = 0.002  # seconds between data_version checks while idle
 
 
-class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
+class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflows, Broker):
     """The embedded broker. Thread-safe; each thread opens its own connection on first use.
 
     >>> broker = SQLiteBroker("sqlite:///conveyor.db")                  # doctest: +SKIP
@@ -55,30 +56,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
     # -- producers -------------------------------------------------------------------------
     @_mapped
     def enqueue(self, jobs: Sequence[JobSpec]) -> list[bool]:
-        now = time.time()
-        seq0 = time.time_ns()
-        added: list[bool] = []
         with self._conn.tx() as db:
-            for i, spec in enumerate(jobs):
-                eta = spec.eta if spec.eta is not None and spec.eta > now else None
-                cur = db.execute(
-                    "INSERT INTO jobs (id, queue, priority, seq, eta, body, retries)"
-                    " SELECT ?, ?, ?, ?, ?, ?, ?"
-                    " WHERE NOT EXISTS (SELECT 1 FROM results WHERE id = ? AND expires_at > ?)"
-                    " ON CONFLICT (id) DO NOTHING",
-                    (
-                        spec.id,
-                        spec.queue,
-                        spec.priority,
-                        seq0 + i,
-                        eta,
-                        spec.body,
-                        spec.retries,
-                        spec.id,
-                        now,
-                    ),
-                )
-                added.append(cur.rowcount == 1)
+            added = insert_jobs(db, jobs, time.time())
         return added
 
     @_mapped
@@ -242,6 +221,7 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
         expires = time.time() + result_ttl
         leased = "id = ? AND delivery = ? AND lease_owner IS NOT NULL"
         applied: list[Outcome] = []  # the current ones, whose history entries are recorded
+        joins: list[GroupJoin] = []  # chord members joining their group, applied together
         with self._conn.tx() as db:
             for o in outcomes:
                 if o.kind == "ack":
@@ -253,6 +233,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
                         )
                     if db.execute(f"DELETE FROM jobs WHERE {leased}", (o.id, o.delivery)).rowcount:
                         applied.append(o)
+                        if o.then is not None:
+                            self._continue(db, o.then, expires, joins)
                 elif o.kind == "retry":
                     cur = db.execute(  # a negative delivery: its next hand-out is not a redelivery
                         "UPDATE jobs SET body = COALESCE(?, body), retries = ?, info = COALESCE(?, info),"
@@ -276,6 +258,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
                     )
                     self._store(db, o.id, states.FAILURE, o.payload, expires, o.retries)
                     applied.append(o)
+                    if o.then is not None:
+                        self._continue(db, o.then, expires, joins)
                 elif o.kind == "died":
                     cur = db.execute(
                         "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL,"
@@ -302,6 +286,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
                         f" running = 0 WHERE {leased}",
                         (o.id, o.delivery),
                     )
+            if joins:
+                self._join(db, joins, expires)
             self._record(db, applied)
 
     @_mapped

@@ -92,3 +92,28 @@ CREATE TABLE IF NOT EXISTS counters (
     runtime   REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (minute, name)
 ) WITHOUT ROWID;
+
+-- Workflow groups (brokers/sqlite/workflows.py): a chord's header tasks join their group in the
+-- settle transaction of their own outcome; the join that fills the last slot enqueues the body.
+CREATE TABLE IF NOT EXISTS groups (
+    id            TEXT PRIMARY KEY,
+    size          INTEGER NOT NULL,
+    joined        INTEGER NOT NULL DEFAULT 0,
+    failed        INTEGER NOT NULL DEFAULT 0,  -- how many members failed
+    body_id       TEXT,                      -- the job enqueued when every member joined
+    body_queue    TEXT,
+    body_priority INTEGER,
+    body_eta      REAL,
+    body          BLOB,
+    expires_at    REAL NOT NULL
+) WITHOUT ROWID;
+
+-- One row per member that joined: the slot is the member's place in the group, so a member
+-- is counted once however often its outcome arrives.
+CREATE TABLE IF NOT EXISTS group_slots (
+    group_id TEXT NOT NULL,
+    idx      INTEGER NOT NULL,
+    state    TEXT NOT NULL,
+    payload  BLOB,
+    PRIMARY KEY (group_id, idx)
+) WITHOUT ROWID;
