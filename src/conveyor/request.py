@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .message import Workflow
+# At run time, not only for type checking: the process pool's child protocol (worker/children.py)
+# decodes a Request with msgspec, which resolves this annotation.
+from .message import Workflow
 
 
 def iso_time(timestamp: float | None) -> str | None:
