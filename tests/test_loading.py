@@ -130,3 +130,20 @@ def test_django_settings_without_django_installed_warn_and_leave_the_fix_up_off(
         app = Conveyor("no-django", broker="memory://no-django")
     assert app.loader.before_import == [] and app.loader.default_packages is None
     app.close()
+
+
+def test_an_include_module_whose_own_import_is_missing_reports_that_import(tmp_path: Path) -> None:
+    # "billing_tasks" imports "billing", which is not installed: the error must name "billing"
+    # (what to install), not claim "billing_tasks" itself does not exist.
+    dependency = f"dep_{uuid.uuid4().hex[:8]}"
+    module = f"{dependency}_tasks"
+    (tmp_path / f"{module}.py").write_text(f"import {dependency}\n")
+    sys.path.insert(0, str(tmp_path))
+    app = Conveyor("loading-include", broker="memory://loading-include", include=[module])
+    try:
+        with pytest.raises(ModuleNotFoundError) as missing:
+            app.loader.import_default_modules()
+        assert missing.value.name == dependency
+    finally:
+        sys.path.remove(str(tmp_path))
+        app.close()

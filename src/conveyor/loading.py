@@ -137,7 +137,9 @@ def _import(name: str, what: str) -> None:
     try:
         importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):  # the module itself is missing
+        # The module itself (or a package above it) is missing, not something it imports:
+        # "billing_tasks" importing a missing "billing" must say "billing".
+        if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
             raise ConfigurationError(f"{what}: no module named {name!r}") from exc
         raise
 

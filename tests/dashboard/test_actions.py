@@ -193,3 +193,18 @@ def test_a_worker_is_shut_down_gracefully_from_the_workers_page(
         assert any(w.hostname.startswith("dash@") for w in producer.admin.workers())  # the other stays
     finally:
         extra.stop()
+
+
+def test_a_periodic_entry_whose_name_holds_a_slash_is_acted_on(
+    admin: httpx.Client, producer: Conveyor
+) -> None:
+    name = "reports/daily"
+    producer.schedules.add(name, NOTE, 3600.0, args=["slash"], check_task=False)
+    try:
+        page = admin.get("/periodic")
+        assert "/periodic/reports%2Fdaily/disable" in page.text  # the link the page renders
+        assert "disabled" in _done(csrf_post(admin, "/periodic/reports%2Fdaily/disable"))
+        assert not next(e for e in producer.admin.schedules() if e.name == name).enabled
+        assert "sent" in _done(csrf_post(admin, "/periodic/reports%2Fdaily/run"))
+    finally:
+        producer.schedules.remove(name)

@@ -26,6 +26,13 @@ from .common import State
 @click.option("--read-only-user", multiple=True, metavar="USER:PASSWORD", help="A user who can only look.")
 @click.option("--read-only", is_flag=True, help="Nobody can act: every user is read-only.")
 @click.option("--insecure-no-auth", is_flag=True, help="Allow a non-loopback address without authentication.")
+@click.option(
+    "--allow-host",
+    multiple=True,
+    metavar="NAME",
+    help="Without authentication on a loopback address, also answer requests for this host name "
+    "(a proxy's); other names are refused (DNS rebinding).",
+)
 @click.option("--root-path", default="", help="The path prefix a reverse proxy serves it under (/conveyor).")
 @click.option(
     "--hash-password", metavar="USER", help="Ask for USER's password, print an auth-file line, exit."
@@ -41,6 +48,7 @@ def dashboard(
     read_only_user: tuple[str, ...],
     read_only: bool,
     insecure_no_auth: bool,
+    allow_host: tuple[str, ...],
     root_path: str,
     hash_password: str | None,
 ) -> None:
@@ -71,7 +79,17 @@ def dashboard(
             accounts += load_auth_file(auth_file).values()
         token = token or os.environ.get("CONVEYOR_DASHBOARD_TOKEN") or None
         check_bind(host, bool(accounts) or token is not None, insecure_no_auth)
-        serve(_app(state), host, port, accounts, token, read_only, insecure_no_auth, root_path.rstrip("/"))
+        serve(
+            _app(state),
+            host,
+            port,
+            accounts,
+            token,
+            read_only,
+            insecure_no_auth,
+            root_path.rstrip("/"),
+            allow_host,
+        )
     except (AuthConfigError, UnsafeBind) as exc:
         raise click.UsageError(str(exc)) from exc
 

@@ -1,6 +1,12 @@
 """Serving the dashboard with uvicorn, after the bind check: a dashboard can purge queues and
 terminate tasks, so it never listens beyond this machine without authentication unless told
-``--insecure-no-auth`` in so many words."""
+``--insecure-no-auth`` in so many words.
+
+Without authentication on a loopback address, it also answers only requests addressed to a
+loopback name (the ``Host`` header: ``localhost``, ``127.0.0.1``, ``[::1]``, or a name given
+with ``--allow-host``). Otherwise any web page the operator opens could point its own domain
+name at 127.0.0.1 (DNS rebinding) and, being then "same origin", read the pages, pick the CSRF
+token out of a form and purge a queue. With credentials that page has no password to send."""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ import ipaddress
 from collections.abc import Sequence
 
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..app import Conveyor
-from .auth import Account
+from .auth import Account, plain_response
 from .site import asgi_app
 
 
@@ -42,6 +49,42 @@ def check_bind(host: str, authenticated: bool, insecure_no_auth: bool) -> None:
     )
 
 
+def host_name(header: str) -> str:
+    """The name in a ``Host`` header, without its port, lower-cased.
+
+    >>> host_name("LocalHost:5555"), host_name("[::1]:5555"), host_name("127.0.0.1")
+    ('localhost', '::1', '127.0.0.1')
+    """
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.partition(":")[0]
+
+
+class LoopbackHostsOnly:
+    """403 for a request whose ``Host`` is neither a loopback name nor one of ``allowed``
+    (a request with no ``Host`` at all comes from no browser, and passes)."""
+
+    def __init__(self, app: ASGIApp, allowed: Sequence[str] = ()) -> None:
+        self.app = app
+        self.allowed = frozenset(host_name(h) for h in allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = dict(scope["headers"]).get(b"host")
+            name = host_name(raw.decode("latin-1")) if raw is not None else None
+            if name is not None and not is_loopback(name) and name not in self.allowed:
+                await plain_response(
+                    send,
+                    403,
+                    f"host {name!r} refused: without authentication this dashboard answers only to "
+                    "localhost, 127.0.0.1 and [::1] (a guard against DNS rebinding). Add "
+                    f"--allow-host {name} if a proxy of yours sends that name, or use --auth/--token.",
+                )
+                return
+        await self.app(scope, receive, send)
+
+
 def url(host: str, port: int, root_path: str = "") -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}{root_path}/"
@@ -56,9 +99,13 @@ def serve(
     read_only: bool = False,
     insecure_no_auth: bool = False,
     root_path: str = "",
+    allowed_hosts: Sequence[str] = (),
 ) -> None:
     """Check the bind, then serve until Ctrl-C/SIGTERM (uvicorn handles both gracefully)."""
-    check_bind(host, bool(accounts) or token is not None, insecure_no_auth)
-    web = asgi_app(app, accounts=accounts, token=token, read_only=read_only)
+    authenticated = bool(accounts) or token is not None
+    check_bind(host, authenticated, insecure_no_auth)
+    web: ASGIApp = asgi_app(app, accounts=accounts, token=token, read_only=read_only)
+    if not authenticated and is_loopback(host):
+        web = LoopbackHostsOnly(web, allowed_hosts)
     print(f"dashboard: {url(host, port, root_path)}", flush=True)
     uvicorn.run(web, host=host, port=port, root_path=root_path, log_level="warning", access_log=False)

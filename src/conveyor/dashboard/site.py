@@ -56,7 +56,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/dead", pages.dead),
         Route("/dead", actions.dead_bulk, methods=post),
         Route("/periodic", pages.periodic),
-        Route("/periodic/{name}/{what}", actions.schedule_action, methods=post),
+        Route("/periodic/{name:path}/{what}", actions.schedule_action, methods=post),
         Route("/locks", pages.locks),
         Route("/locks/{name:path}/release", actions.release_lock, methods=post),
         Route("/actions", pages.actions),

@@ -298,6 +298,11 @@ def _import_app(start: Start) -> AppLike:
     module_name, _, attr = start.app_spec.partition(":")
     module = importlib.import_module(module_name)
     app: AppLike = getattr(module, attr)
+    # The fix-ups' setup first, as the worker ran it before importing these (``django.setup()``:
+    # a tasks module that imports its models cannot be imported before it).
+    loader = getattr(app, "loader", None)
+    if loader is not None:
+        loader.setup()
     for name in start.modules:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

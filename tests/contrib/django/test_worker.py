@@ -40,14 +40,18 @@ def test_the_worker_runs_tasks_of_two_installed_apps_found_by_autodiscover(proje
         worker.stop()
 
 
-@pytest.mark.parametrize("pool", ["solo", "threads"])
+@pytest.mark.parametrize(
+    "pool",
+    ["solo", "threads", "processes", "processes --pool-start-method spawn"],
+    ids=["solo", "threads", "processes-fork", "processes-spawn"],
+)
 def test_an_orm_task_keeps_working_after_its_database_connection_broke(
     project: DjangoProject, pool: str
 ) -> None:
     # break_connection closes the worker thread's connection behind Django's back, as a database
     # restart does. The fix-up closes it after the task, so the next task connects afresh
     # instead of failing on the dead connection (and so would every task after it).
-    worker = project.worker("-P", pool, "-c", "1").wait_ready()
+    worker = project.worker("-P", *pool.split(), "-c", "1").wait_ready()
     try:
         got = project.run(
             """

@@ -10,6 +10,8 @@ so a ported ``proj/celery.py`` needs no extra line. It:
   ``CONN_MAX_AGE`` before and after every task, as Django does around every request. A task that
   met a dead connection (a database restart, a dropped TCP connection) fails, and the next one
   gets a fresh connection instead of failing the same way forever;
+- in each ``-P processes`` child (``worker_process_init``): closes unusable or old connections
+  around every task too (a spawned child imported the app afresh and saw no ``worker_init``);
 - in each ``--processes`` child (``worker_process_init`` after the fork): drops any database
   connection inherited from the parent that the child can reach, without closing it. Closing
   would talk on the socket the parent still owns (a PostgreSQL "terminate" message) and break
@@ -128,6 +130,10 @@ def close_old_connections() -> None:
 
 
 def _on_worker_process_init(**_: Any) -> None:
+    # A spawned child imported the app afresh: no worker_init ran in it, so the connection
+    # check around its tasks is connected here (a no-op in a forked child, which inherited it).
+    task_prerun.connect(_around_task, dispatch_uid=DISPATCH_UID)
+    task_postrun.connect(_around_task, dispatch_uid=DISPATCH_UID)
     if _installed_in is None or os.getpid() == _installed_in:
         return  # not a fork: the connections are this process's own
     from django.db import connections
