@@ -52,8 +52,17 @@ def _use_wal(db: sqlite3.Connection) -> None:
             time.sleep(0.02)
 
 
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring a file made by an earlier version up to the current schema (columns only added)."""
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
+
+def _upgrade(db: sqlite3.Connection, indexed: bool) -> None:
+    """Bring a file made by an earlier version up to the current schema (columns and the
+    history's search index only added)."""
+    if not indexed:
+        # The search index was just created: fill it from the history already there (a no-op
+        # on a new file). Two processes doing it at once is harmless: rebuild starts afresh.
+        db.execute("INSERT INTO history_search (history_search) VALUES ('rebuild')")
     columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     if "running" not in columns:
         with contextlib.suppress(sqlite3.OperationalError):  # another process just added it
@@ -90,8 +99,9 @@ class Connections:
             db.execute("PRAGMA busy_timeout=30000")
             _use_wal(db)
             db.execute(f"PRAGMA synchronous={self._synchronous}")
+            indexed = _has_table(db, "history_search")
             db.executescript(_SCHEMA)
-            _upgrade(db)
+            _upgrade(db, indexed)
         except sqlite3.Error as exc:
             raise BrokerError(f"cannot open sqlite broker {self.path!r}: {exc}") from exc
         with self._all_lock:

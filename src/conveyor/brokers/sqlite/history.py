@@ -17,6 +17,10 @@ from ..history import COUNTERS_KEPT, requeued_record, tally
 from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
 from .connection import SQLiteParts, _mapped
 
+_INDEX = "INSERT INTO history_search (rowid, args) SELECT rowid, args FROM history WHERE rowid > ?"
+_UNINDEX = (
+    "INSERT INTO history_search (history_search, rowid, args) SELECT 'delete', rowid, args FROM history"
+)
 TRIM_SLICE = 5000  # rows one trimming statement deletes (keeps the write lock short)
 
 _INSERT = (
@@ -62,14 +66,18 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             attempts = e.attempt
             earlier = db.execute(_EARLIER, (o.id,)).fetchall() if o.id in has_row else []
             if earlier:
-                db.executemany("DELETE FROM history WHERE rowid = ?", [(r[0],) for r in earlier])
+                for r in earlier:
+                    _drop(db, "rowid = ?", (r[0],))
                 kept = earlier[0][1]  # the newest row's attempts
                 if kept:
                     attempts = bytes(kept) + b"\n" + attempts if attempts else bytes(kept)
             rows.append((o.id, e.state, e.at, e.name, e.queue, e.args, e.record, o.payload, attempts))
         if not rows:
             return
+        top = db.execute("SELECT MAX(rowid) FROM history").fetchone()[0] or 0
         db.executemany(_INSERT, rows)
+        # One statement for the batch: per-row inserts into the index cost three times as much.
+        db.execute(_INDEX, (top,))
         db.executemany(_COUNT, [(m, n, *v) for (m, n), v in tally(entries).items()])
 
     @_mapped
@@ -96,9 +104,7 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             where.append("at < ?")
             params.append(query.until)
         if query.search:
-            # instr(lower()) rather than LIKE: a search text may hold % or _ literally.
-            where.append("(instr(lower(args), ?) > 0 OR instr(lower(id), ?) > 0)")
-            params += [query.search.lower(), query.search.lower()]
+            _search(query.search, where, params)
         sql = (
             "SELECT id, record, payload, attempts FROM history WHERE "
             + " AND ".join(where)
@@ -164,9 +170,9 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         dropped = 0
         while True:  # in slices from the oldest end, so settles get the write lock in between
             with self._conn.tx() as db:
-                cur = db.execute(
-                    "DELETE FROM history WHERE rowid IN"
-                    " (SELECT rowid FROM history ORDER BY rowid LIMIT ?) AND at < ?",
+                cur = _drop(
+                    db,
+                    "rowid IN (SELECT rowid FROM history ORDER BY rowid LIMIT ?) AND at < ?",
                     (TRIM_SLICE, older_than),
                 )
             dropped += cur.rowcount
@@ -179,9 +185,9 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             # leave gaps, so the table may keep a little fewer than max_records.
             with self._conn.tx() as db:
                 top = db.execute("SELECT MAX(rowid) FROM history").fetchone()[0] or 0
-                cur = db.execute(
-                    "DELETE FROM history WHERE rowid IN"
-                    " (SELECT rowid FROM history WHERE rowid <= ? ORDER BY rowid LIMIT ?)",
+                cur = _drop(
+                    db,
+                    "rowid IN (SELECT rowid FROM history WHERE rowid <= ? ORDER BY rowid LIMIT ?)",
                     (top - max_records, TRIM_SLICE),
                 )
             dropped += cur.rowcount
@@ -190,6 +196,36 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         with self._conn.tx() as db:
             db.execute("DELETE FROM counters WHERE minute < ?", (time.time() - COUNTERS_KEPT,))
         return dropped
+
+
+def _drop(db: sqlite3.Connection, where: str, params: tuple[object, ...]) -> sqlite3.Cursor:
+    """Delete the history rows ``where`` selects, and their entries in the search index (an
+    external-content index must be told the old text of each row it forgets)."""
+    db.execute(f"{_UNINDEX} WHERE {where}", params)
+    return db.execute(f"DELETE FROM history WHERE {where}", params)
+
+
+def _search(text: str, where: list[str], params: list[object]) -> None:
+    """The conditions of a case-insensitive search of the arguments (a substring) or the id.
+
+    Three characters or more go through the trigram index (history_search): its LIKE finds the
+    rows holding every trigram of the text. A % or _ in the text is a wildcard to LIKE, so the
+    pattern has "_" in its place (a superset) and instr() then checks the text literally.
+    Ids are not in that index (their random trigrams tripled its cost per settle: measured in
+    docs/dashboard.md): a whole task id finds its record when it is not a success (the index
+    history_open); ``conveyor task ID`` finds any. Shorter texts have no trigram: they scan
+    the history newest first, ids included, as before."""
+    needle = text.lower()
+    if len(needle) < 3:
+        where.append("(instr(lower(args), ?) > 0 OR instr(lower(id), ?) > 0)")
+        params += [needle, needle]
+        return
+    pattern = "%" + needle.replace("%", "_") + "%"
+    where.append(
+        "(rowid IN (SELECT rowid FROM history_search WHERE args LIKE ?) AND instr(lower(args), ?) > 0"
+        " OR rowid IN (SELECT rowid FROM history WHERE id = ? AND state <> 'SUCCESS'))"
+    )
+    params += [pattern, needle, text]
 
 
 def _open_ids(db: sqlite3.Connection, ids: list[str]) -> set[str]:
