@@ -22,6 +22,7 @@ dead       failed and kept in the dead letters (a subset of failed)
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +107,23 @@ def page(
     items = matched[offset : offset + limit]
     next_at = offset + limit if len(matched) > offset + limit else None
     return _bounded(Page(tuple(items), offset, limit, next_at), reach)
+
+
+def search_bound_note(found: Page[TaskInfo]) -> str | None:
+    """What to tell an operator about a bounded search (None: it searched everything).
+
+    >>> print(search_bound_note(Page((), 0, 50, searched_records=100000, searched_until=0.0)))
+    searched the last 100,000 records (back to 1970-01-01 00:00:00 UTC): narrow with a state, task ...
+    """
+    if found.searched_records is None:
+        return None
+    back = ""
+    if found.searched_until is not None:
+        back = f" (back to {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(found.searched_until))} UTC)"
+    return (
+        f"searched the last {found.searched_records:,} records{back}:"
+        " narrow with a state, task name or time range"
+    )
 
 
 def _history(
