@@ -141,3 +141,32 @@ def test_admin_tasks_search_pages_have_no_bound_on_sqlite_and_memory(app: Convey
     record(app.broker, [("x", "'findme'")])
     found = app.admin.tasks(search="FINDME")
     assert [t.id for t in found.items] == ["x"] and found.searched_records is None
+
+
+def test_rows_an_earlier_version_wrote_to_an_indexed_file_are_indexed_by_the_next_trim_and_drop_cleanly(
+    tmp_path: object,
+) -> None:
+    # A rolling upgrade: an older worker, which knows nothing of the index, appends rows.
+    url = f"sqlite:///{tmp_path}/mixed.db"
+    b = broker_from_url(url)
+    try:
+        record(b, [("new-1", "'written-by-new'")])
+        db = sqlite3.connect(f"{tmp_path}/mixed.db")
+        rec = encode_record(TaskRecord("proj.charge", "q", states.SUCCESS, args="'written-by-old'"))
+        with db:
+            db.executemany(
+                "INSERT INTO history (id, state, at, name, queue, args, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (f"old-{i}", states.SUCCESS, time.time(), "proj.charge", "q", "'written-by-old'", rec)
+                    for i in range(3)
+                ],
+            )
+        db.close()
+        record(b, [("new-2", "'written-by-new'")])
+        b.trim_history(10_000, 0)  # indexes what the old writer appended
+        assert ids(b, search="by-old") == ["old-2", "old-1", "old-0"]
+        # Replacing and dropping such rows works (the index forgets only rows it has).
+        b.trim_history(1, 0)
+        assert ids(b) == ["new-2"] and ids(b, search="written-by") == ["new-2"]
+    finally:
+        b.close()
