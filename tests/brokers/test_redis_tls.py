@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from conveyor import Conveyor, states
 from conveyor.brokers import JobSpec, Outcome, broker_from_url
 from conveyor.exceptions import BrokerError
 
 from ..apps import basic
-from ..procs import WorkerProcess
+from ..procs import WorkerProcess, wait_for
 from ..redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
@@ -156,3 +158,53 @@ def test_a_worker_process_runs_tasks_over_tls(tls_redis: TLSRedis, tmp_path: Pat
     finally:
         worker.stop()
         app.close()
+
+
+class TLSSentinel:
+    """One sentinel speaking TLS (to clients and to the primary it watches)."""
+
+    def __init__(self, certs: Path, primary_tls_port: int) -> None:
+        self.port, self.tls_port = free_port(), free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="conveyor-tls-sentinel-"))
+        conf = self.dir / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\ntls-port {self.tls_port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"tls-cert-file {certs / 'server.pem'}\ntls-key-file {certs / 'server.key'}\n"
+            f"tls-ca-cert-file {certs / 'ca.pem'}\ntls-auth-clients no\ntls-replication yes\n"
+            f"sentinel monitor mymaster 127.0.0.1 {primary_tls_port} 1\n"
+        )
+        binary = shutil.which("redis-server") or "redis-server"
+        self.proc = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL)
+        wait_for(lambda: _answers_ping(self.port), 10)
+
+    def cleanup(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _answers_ping(port: int) -> bool:
+    client = redis.Redis(port=port, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def test_rediss_sentinel_speaks_tls_to_the_sentinels_and_to_the_primary(
+    tls_redis: TLSRedis, certs: Path
+) -> None:
+    sentinel = TLSSentinel(certs, tls_redis.tls_port)
+    try:
+        hosts = f"127.0.0.1:{sentinel.tls_port}"
+        _round_trip(f"rediss+sentinel://{hosts}/mymaster/0?prefix=tls8&ssl_ca_certs={certs / 'ca.pem'}", "h")
+        refused = broker_from_url(f"rediss+sentinel://{hosts}/mymaster/0?prefix=tls8&ssl_cert_reqs=required")
+        try:
+            with pytest.raises(BrokerError):  # no CA: neither sentinel nor primary is trusted
+                refused.enqueue([JobSpec("i", "q", b"{}")])
+        finally:
+            refused.close()
+    finally:
+        sentinel.cleanup()
