@@ -1,12 +1,14 @@
 """``wait_replicas`` on a Redis Cluster: each confirmed write (enqueue, settle) waits, on the
 connection that made it, until the app shard's own replicas have it; a shard without enough
 replicas is a clear error that loses nothing; a slot being migrated (ASK) or moved (MOVED) is
-followed. Real processes: a three-primary cluster with one replica each (tests/redis_ha.py)."""
+followed; a primary's failover under load loses no confirmed task. Real processes: clusters of
+three primaries with one or two replicas each (tests/redis_ha.py), a worker process."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -16,6 +18,7 @@ from conveyor.brokers import JobSpec, Outcome, broker_from_url
 from conveyor.exceptions import BrokerError
 
 from ..redis_ha import ClusterTopology
+from .test_redis_ha import Producer, _failover_under_load
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +101,28 @@ def test_cluster_wait_replicas_follows_moved_and_loses_nothing(replicated_cluste
         assert sorted(fetched) == sorted([f"before{i}" for i in range(30)] + [f"after{i}" for i in range(30)])
     finally:
         broker.close()
+
+
+def test_cluster_failover_with_wait_replicas_loses_no_confirmed_task_and_resumes_within_10s(
+    tmp_path: Path,
+) -> None:
+    # Two replicas per shard: after the failover one is left to confirm writes.
+    topology = ClusterTopology(replicas=2)
+    key = "{conveyor}:x"  # the app's shard: every key of the default prefix hashes here
+
+    def fail_over(_producer: Producer) -> None:
+        topology.wait_for_failover(key, topology.kill_primary_of(key).port)
+
+    try:
+        url = topology.url("wait_replicas=1&wait_timeout_ms=2000")
+        producer, done, resumed_in = _failover_under_load(tmp_path, url, fail_over)
+    finally:
+        topology.cleanup()
+    tokens = [token for token, _ in done]
+    print(
+        f"confirmed {len(producer.confirmed)}, refused {len(producer.refused)}, lost {producer.lost}, "
+        f"ran twice {len(tokens) - len(set(tokens))}, resumed in {resumed_in:.1f}s"
+    )
+    assert producer.lost == [], f"confirmed but lost in the failover: {producer.lost}"
+    assert len(set(done)) == len(done), "a task ran twice under one lease"
+    assert resumed_in < 10, f"resumed {resumed_in:.1f}s after the promotion"

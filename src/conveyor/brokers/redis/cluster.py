@@ -84,11 +84,19 @@ class ClusterConnection(Connection):
                     time.sleep(0.05)
                     node, asking = self.client.get_node_from_key(keys[0]), False
                     continue
+                if isinstance(cause, (redis.ConnectionError, redis.TimeoutError)):
+                    self._refresh_slots()  # a failover, maybe: the caller's retry goes to the new primary
                 raise
             if not self._policy_checked:
                 self.check_eviction_policy()
             return reply
         raise BrokerError(f"Redis at {self.where}: still redirected after {REDIRECTS} tries (resharding?)")
+
+    def _refresh_slots(self) -> None:
+        """Read the slot map again after a connection error, as the cluster client does for
+        the calls it routes itself; a cluster still electing a new primary answers later."""
+        with contextlib.suppress(redis.RedisError, RedisClusterException):
+            self.client.nodes_manager.initialize()
 
     def _node(self, host: str, port: int) -> Any:
         node = self.client.nodes_manager.get_node(host, port)
