@@ -14,6 +14,7 @@ from conveyor import Conveyor, states
 from conveyor.admin.history import TaskFilter, page
 from conveyor.brokers import Broker, HistoryEntry, HistoryQuery, broker_from_url
 from conveyor.brokers.redis import history as redis_history
+from conveyor.brokers.sqlite import connection as sqlite_connection
 from conveyor.taskrecord import TaskRecord, encode_record
 
 from .test_history_contract import ids
@@ -170,3 +171,33 @@ def test_rows_an_earlier_version_wrote_to_an_indexed_file_are_indexed_by_the_nex
         assert ids(b) == ["new-2"] and ids(b, search="written-by") == ["new-2"]
     finally:
         b.close()
+
+
+def test_an_sqlite_without_the_trigram_tokenizer_searches_by_scanning_with_the_same_answers(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite older than 3.34 (or built without FTS5) has no trigram tokenizer; this one has, so
+    # the check's answer is replaced. A file indexed by a newer process is shared with it too.
+    url = f"sqlite:///{tmp_path}/old-sqlite.db"
+    indexed = broker_from_url(url)
+    record(indexed, [("a", "'Order-77'")])
+    monkeypatch.setattr(sqlite_connection, "trigram_search", lambda: False)
+    plain = broker_from_url(url)
+    fresh = broker_from_url(f"sqlite:///{tmp_path}/never-indexed.db")
+    try:
+        record(plain, [("b", "'order-778'")])
+        assert ids(plain, search="ORDER-77") == ["b", "a"] and ids(plain, search="a") == ["a"]
+        record(fresh, [("c", "'order-9'")])
+        assert ids(fresh, search="order-9") == ["c"]
+        assert fresh.trim_history(0, time.time() + 60) == 1 and ids(fresh) == []
+        plain.trim_history(1, 0)  # drops "a" without telling the index
+        indexed.trim_history(10_000, 0)  # catches "b" up
+        assert ids(indexed, search="order-77") == ["b"]  # "a"'s stale index entry finds no row
+        record(indexed, [("d", "'order-77d'")])
+        assert ids(indexed, search="order-77") == ["d", "b"]
+    finally:
+        for b in (indexed, plain, fresh):
+            b.close()
+    db = sqlite3.connect(f"{tmp_path}/never-indexed.db")
+    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'history_search'").fetchone() is None
+    db.close()

@@ -60,8 +60,7 @@ def _row(row: Sequence[Any]) -> HistoryRow:
 
 
 class SQLiteHistory(SQLiteParts, TaskHistory):
-    @staticmethod
-    def _record(db: sqlite3.Connection, applied: list[Outcome]) -> None:
+    def _record(self, db: sqlite3.Connection, applied: list[Outcome]) -> None:
         """Store and count the entries of the outcomes this settle applied (in its transaction)."""
         entries: list[HistoryEntry] = []
         rows: list[tuple[object, ...]] = []
@@ -77,7 +76,7 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             earlier = db.execute(_EARLIER, (o.id,)).fetchall() if o.id in has_row else []
             if earlier:
                 for r in earlier:
-                    _drop(db, "rowid = ?", (r[0],))
+                    _drop(db, "rowid = ?", (r[0],), self._conn.search_index)
                 kept = earlier[0][1]  # the newest row's attempts
                 if kept:
                     attempts = bytes(kept) + b"\n" + attempts if attempts else bytes(kept)
@@ -85,8 +84,9 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         if not rows:
             return
         db.executemany(_INSERT, rows)
-        # One statement for the batch: a trigger per row costs three times as much (measured).
-        db.execute(_INDEX)
+        if self._conn.search_index:
+            # One statement for the batch: a trigger per row costs three times as much (measured).
+            db.execute(_INDEX)
         db.executemany(_COUNT, [(m, n, *v) for (m, n), v in tally(entries).items()])
 
     @_mapped
@@ -113,7 +113,7 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             where.append("at < ?")
             params.append(query.until)
         if query.search:
-            _search(query.search, where, params)
+            _search(query.search, where, params, self._conn.search_index)
         sql = (
             "SELECT id, record, payload, attempts FROM history WHERE "
             + " AND ".join(where)
@@ -177,14 +177,17 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
     @_mapped
     def trim_history(self, max_records: int, older_than: float) -> int:
         dropped = 0
-        with self._conn.tx() as db:
-            db.execute(_INDEX)
+        indexed = self._conn.search_index
+        if indexed:
+            with self._conn.tx() as db:
+                db.execute(_INDEX)
         while True:  # in slices from the oldest end, so settles get the write lock in between
             with self._conn.tx() as db:
                 cur = _drop(
                     db,
                     "rowid IN (SELECT rowid FROM history ORDER BY rowid LIMIT ?) AND at < ?",
                     (TRIM_SLICE, older_than),
+                    indexed,
                 )
             dropped += cur.rowcount
             if cur.rowcount < TRIM_SLICE:
@@ -200,6 +203,7 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
                     db,
                     "rowid IN (SELECT rowid FROM history WHERE rowid <= ? ORDER BY rowid LIMIT ?)",
                     (top - max_records, TRIM_SLICE),
+                    indexed,
                 )
             dropped += cur.rowcount
             if cur.rowcount < TRIM_SLICE:
@@ -209,34 +213,40 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         return dropped
 
 
-def _drop(db: sqlite3.Connection, where: str, params: tuple[object, ...]) -> sqlite3.Cursor:
+def _drop(db: sqlite3.Connection, where: str, params: tuple[object, ...], indexed: bool) -> sqlite3.Cursor:
     """Delete the history rows ``where`` selects, and their entries in the search index (an
     external-content index must be told the old text of each row it forgets)."""
-    db.execute(f"{_UNINDEX} {where}", params)
+    if indexed:
+        db.execute(f"{_UNINDEX} {where}", params)
     return db.execute(f"DELETE FROM history WHERE {where}", params)
 
 
-def _search(text: str, where: list[str], params: list[object]) -> None:
+def _search(text: str, where: list[str], params: list[object], indexed: bool) -> None:
     """The conditions of a case-insensitive search of the arguments (a substring) or the id.
 
-    Three characters or more go through the trigram index (history_search): its LIKE finds the
-    rows holding every trigram of the text. A % or _ in the text is a wildcard to LIKE, so the
-    pattern has "_" in its place (a superset) and instr() then checks the text literally.
+    Three characters or more go through the trigram index (history_search): a MATCH of every
+    trigram of the text finds the rows holding them all, reading the index alone, and instr()
+    then checks the text itself, literally (% and _ included). Reading the index alone matters:
+    a row deleted without the index being told (by an earlier version during a rolling upgrade)
+    is simply not found in the table, where a LIKE on the index would fail reading its text.
     Ids are not in that index (their random trigrams tripled its cost per settle: measured in
     docs/dashboard.md): a whole task id finds its record when it is not a success (the index
-    history_open); ``conveyor task ID`` finds any. Shorter texts have no trigram: they scan
-    the history newest first, ids included, as before."""
+    history_open); ``conveyor task ID`` finds any. Shorter texts have no trigram: they scan the
+    history newest first, ids included, as before; so does every search where this SQLite has no
+    trigram tokenizer (connection.trigram_search)."""
     needle = text.lower()
-    if len(needle) < 3:
+    if len(needle) < 3 or not indexed:
         where.append("(instr(lower(args), ?) > 0 OR instr(lower(id), ?) > 0)")
         params += [needle, needle]
         return
-    pattern = "%" + needle.replace("%", "_") + "%"
+    trigrams = sorted({needle[i : i + 3] for i in range(len(needle) - 2)})
+    match = " ".join('"' + t.replace('"', '""') + '"' for t in trigrams)
     where.append(
-        "(rowid IN (SELECT rowid FROM history_search WHERE args LIKE ?) AND instr(lower(args), ?) > 0"
+        "(rowid IN (SELECT rowid FROM history_search WHERE history_search MATCH ?)"
+        " AND instr(lower(args), ?) > 0"
         " OR rowid IN (SELECT rowid FROM history WHERE id = ? AND state <> 'SUCCESS'))"
     )
-    params += [pattern, needle, text]
+    params += [match, needle, text]
 
 
 def _open_ids(db: sqlite3.Connection, ids: list[str]) -> set[str]:

@@ -82,15 +82,8 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_open ON history(id) WHERE state <> 'SUCCESS';
 CREATE INDEX IF NOT EXISTS history_state ON history(state) WHERE state <> 'SUCCESS';
 
--- Text search of the history (admin.tasks(search=...), --search): a trigram index of each
--- row's arguments, so a substring of three characters or more is found through the index
--- instead of a scan of every record. External content (the text stays in history only);
--- history.py adds a settle's rows and removes trimmed or replaced ones in the same
--- transaction that writes or deletes them, so the index never disagrees with the table.
--- detail='none': substring search needs only which rows hold a trigram, not where.
-CREATE VIRTUAL TABLE IF NOT EXISTS history_search USING fts5(
-    args, content='history', content_rowid='rowid', tokenize='trigram', detail='none'
-);
+-- The history's text-search index (history_search) is created by connection.py, when this
+-- SQLite has FTS5 with the trigram tokenizer.
 
 -- Per task name and minute (its start, epoch seconds): runs ended, failures, retries, seconds.
 CREATE TABLE IF NOT EXISTS counters (
