@@ -36,8 +36,9 @@ from bench.history import _write as write_history  # noqa: E402
 from bench.run import RedisServer  # noqa: E402
 
 from conveyor import states  # noqa: E402
-from conveyor.brokers import Broker, JobSpec, Outcome, broker_from_url  # noqa: E402
+from conveyor.brokers import Broker, HistoryEntry, JobSpec, Outcome, broker_from_url  # noqa: E402
 from conveyor.message import Envelope, encode_envelope  # noqa: E402
+from conveyor.taskrecord import TaskRecord, encode_record  # noqa: E402
 
 PAGES = [
     "/",
@@ -45,6 +46,7 @@ PAGES = [
     "/workers",
     "/tasks",
     "/tasks?state=failed",
+    "/tasks?search=needle-oldest",
     "/tasks?search=00004242",
     "/tasks?name=proj.tasks.refresh_city&since=1h",
     "/scheduled",
@@ -59,6 +61,18 @@ PAGES = [
 def _spec(task_id: str, queue: str, task: str, args: list[object]) -> JobSpec:
     env = Envelope(id=task_id, task=task, args=args, created=time.time())
     return JobSpec(task_id, queue, encode_envelope(env))
+
+
+def oldest(broker: Broker) -> None:
+    """One record older than all the others, whose arguments alone hold "needle-oldest": the
+    worst case of a text search (one match, at the far end of the history)."""
+    at = time.time() - 3600
+    args = "'needle-oldest'"
+    rec = encode_record(
+        TaskRecord("proj.tasks.refresh_city", "default", states.SUCCESS, args=args, finished=at)
+    )
+    entry = HistoryEntry("proj.tasks.refresh_city", "default", states.SUCCESS, at, 0.1, args, rec)
+    broker.record_history([("needle-oldest-task", entry, None)])
 
 
 def fill_dead(broker: Broker, n: int) -> None:
@@ -152,8 +166,9 @@ def main() -> None:
     server = None
     try:
         start = time.perf_counter()
-        write_history(url, options.history)
         broker = broker_from_url(url)
+        oldest(broker)
+        write_history(url, options.history)
         fill_dead(broker, options.dead)
         queues = fill_queues(broker, options.queues)
         print(

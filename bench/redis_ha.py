@@ -1,6 +1,6 @@
 """Measure what docs/redis.md quotes for Redis high availability, on this machine.
 
-    .venv/bin/python -m bench.redis_ha [--jobs 5000]
+    .venv/bin/python -m bench.redis_ha [--jobs 5000] [--cluster]
 
 Starts its own throwaway servers (tests/redis_ha.py, free ports, never 6379):
 1. One shard's capacity: job steps (enqueue, fetch, settle: one script each, batched as a worker
@@ -8,6 +8,8 @@ Starts its own throwaway servers (tests/redis_ha.py, free ports, never 6379):
    prefix, which lives on one shard, scales per core of that shard.
 2. The cost of ``wait_replicas=1``: one-by-one enqueue and batched drain (fetch 100 + settle
    100) against a primary with one replica, with and without WAIT.
+3. With ``--cluster`` instead: the same cost on a Redis Cluster (three primaries, one replica
+   each), where WAIT is sent per shard on a connection pinned to the app's primary.
 Short on purpose (a few seconds each): the machine is shared.
 """
 
@@ -18,7 +20,7 @@ import time
 import uuid
 
 import redis
-from tests.redis_ha import SentinelTopology
+from tests.redis_ha import ClusterTopology, SentinelTopology
 
 from conveyor import states
 from conveyor.brokers import Broker, JobSpec, Outcome, broker_from_url
@@ -60,10 +62,34 @@ def enqueue_bulk(broker: Broker, n: int) -> None:
         broker.enqueue([JobSpec(f"j{i}", "q", body) for i in range(start, min(n, start + BATCH))])
 
 
+def wait_cost(base: str, n: int) -> None:
+    """One-by-one enqueue and batched drain, without and with ``wait_replicas=1``."""
+    for query in ("", "&wait_replicas=1"):
+        broker = broker_from_url(f"{base}?prefix=w{uuid.uuid4().hex[:6]}{query}")
+        one_by_one = enqueue_one_by_one(broker, n)
+        drained = drain(broker, n)
+        label = "wait_replicas=1" if query else "no WAIT        "
+        print(
+            f"{label}: enqueue one by one {one_by_one:,.0f}/s, "
+            f"drain (fetch+settle {BATCH}) {drained:,.0f} jobs/s"
+        )
+        broker.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=5000)
-    n = parser.parse_args().jobs
+    parser.add_argument("--cluster", action="store_true", help="measure wait_replicas on a cluster")
+    options = parser.parse_args()
+    n = options.jobs
+    if options.cluster:
+        cluster = ClusterTopology(replicas=1)
+        try:
+            print("Redis Cluster, 3 primaries with a replica each:")
+            wait_cost(cluster.url(), n)
+        finally:
+            cluster.cleanup()
+        return
     topology = SentinelTopology()
     try:
         port = topology.primary.port
@@ -83,16 +109,7 @@ def main() -> None:
         )
         broker.close()
         # 2. wait_replicas cost
-        for query in ("", "&wait_replicas=1"):
-            broker = broker_from_url(f"{plain}?prefix=w{uuid.uuid4().hex[:6]}{query}")
-            one_by_one = enqueue_one_by_one(broker, n)
-            drained = drain(broker, n)
-            label = "wait_replicas=1" if query else "no WAIT        "
-            print(
-                f"{label}: enqueue one by one {one_by_one:,.0f}/s, drain (fetch+settle {BATCH}) "
-                f"{drained:,.0f} jobs/s"
-            )
-            broker.close()
+        wait_cost(plain, n)
     finally:
         topology.cleanup()
 

@@ -306,7 +306,7 @@ class ClusterTopology:
             while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
                 src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
             for node in self.nodes:
-                if node.proc is not None:
+                if node.proc is not None and self._is_primary(node):  # replicas learn it from them
                     client = redis.Redis(port=node.port)
                     client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
                     client.close()

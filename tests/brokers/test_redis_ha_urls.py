@@ -93,9 +93,16 @@ def test_a_bad_sentinel_or_cluster_url_is_one_line_without_the_password(
     assert "\n" not in str(info.value) and "s3cret" not in str(info.value)
 
 
-def test_wait_replicas_with_a_cluster_is_refused_not_ignored() -> None:
-    with pytest.raises(ConfigurationError, match="not supported with Redis Cluster"):
-        broker_from_url("redis+cluster://127.0.0.1:1/?wait_replicas=1")
+def test_wait_replicas_with_a_cluster_is_taken_from_the_url_and_the_transport_options() -> None:
+    # (Honoured per shard: tests/brokers/test_redis_cluster_wait.py.) No server is reached here.
+    broker = broker_from_url("redis+cluster://127.0.0.1:1/?wait_replicas=1&wait_timeout_ms=300")
+    other = broker_from_url("redis+cluster://127.0.0.1:1/", {"wait_replicas": 2})
+    try:
+        assert (broker._conn.wait_replicas, broker._conn.wait_timeout_ms) == (1, 300)  # type: ignore[attr-defined]
+        assert other._conn.wait_replicas == 2  # type: ignore[attr-defined]
+    finally:
+        broker.close()
+        other.close()
 
 
 def test_redis_transport_options_are_refused_by_other_brokers() -> None:

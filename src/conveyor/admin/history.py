@@ -22,12 +22,13 @@ dead       failed and kept in the dead letters (a subset of failed)
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .. import states
-from ..brokers import Broker, HistoryQuery, HistoryRow, MinuteCounts, PendingJob
+from ..brokers import Broker, HistoryQuery, HistoryRow, MinuteCounts, PendingJob, SearchReach
 from ..exceptions import DecodeError
 from ..message import decode_envelope, decode_result, describe_args
 from ..progress import read_progress
@@ -89,20 +90,55 @@ def page(
         return _pending(broker, f, offset, limit)
     query = HistoryQuery(STATES[f.state] if f.state else None, f.name, f.queue, f.since, f.until, f.search)
     if f.state != "dead":
-        rows = broker.history(query, limit + 1, offset)
+        rows, reach = _history(broker, query, limit + 1, offset)
         items = [task_info(r) for r in rows[:limit]]
-        return Page(tuple(items), offset, limit, offset + limit if len(rows) > limit else None)
+        return _bounded(
+            Page(tuple(items), offset, limit, offset + limit if len(rows) > limit else None), reach
+        )
     # dead: the failed records that went to the dead letters; the broker does not index that.
     matched: list[TaskInfo] = []
     at = 0
     while len(matched) <= offset + limit:
-        rows = broker.history(query, SCAN, at)
+        rows, reach = _history(broker, query, SCAN, at)
         at += len(rows)
         matched += [t for t in map(task_info, rows) if t.dead]
         if len(rows) < SCAN:
             break
     items = matched[offset : offset + limit]
-    return Page(tuple(items), offset, limit, offset + limit if len(matched) > offset + limit else None)
+    next_at = offset + limit if len(matched) > offset + limit else None
+    return _bounded(Page(tuple(items), offset, limit, next_at), reach)
+
+
+def search_bound_note(found: Page[TaskInfo]) -> str | None:
+    """What to tell an operator about a bounded search (None: it searched everything).
+
+    >>> print(search_bound_note(Page((), 0, 50, searched_records=100000, searched_until=0.0)))
+    searched the last 100,000 records (back to 1970-01-01 00:00:00 UTC): narrow with a state, task ...
+    """
+    if found.searched_records is None:
+        return None
+    back = ""
+    if found.searched_until is not None:
+        back = f" (back to {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(found.searched_until))} UTC)"
+    return (
+        f"searched the last {found.searched_records:,} records{back}:"
+        " narrow with a state, task name or time range"
+    )
+
+
+def _history(
+    broker: Broker, query: HistoryQuery, limit: int, offset: int
+) -> tuple[list[HistoryRow], SearchReach | None]:
+    """A page of history rows; a text search goes through the broker's bounded search."""
+    if query.search:
+        return broker.search_history(query, limit, offset)
+    return broker.history(query, limit, offset), None
+
+
+def _bounded(page: Page[TaskInfo], reach: SearchReach | None) -> Page[TaskInfo]:
+    if reach is None:
+        return page
+    return dataclasses.replace(page, searched_records=reach.records, searched_until=reach.back_to)
 
 
 def one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str) -> TaskInfo:

@@ -188,13 +188,20 @@ class TaskCounts:
 class Page(Generic[T]):
     """One page of a listing. ``next_offset`` is the offset of the next page (None: this is the
     last). ``total`` is the number of matching items, when it is known without reading them all
-    (an unfiltered listing); a filtered listing leaves it None."""
+    (an unfiltered listing); a filtered listing leaves it None.
+
+    ``searched_records`` is set when a text search of the task history was bounded (Redis: no
+    text index) and stopped before the oldest record: it read only the newest that many
+    records, the oldest of them from ``searched_until`` (epoch seconds, when known). Older
+    matches may exist: narrow the search with a state, a task name or a time range."""
 
     items: tuple[T, ...]
     offset: int
     limit: int
     next_offset: int | None = None
     total: int | None = None
+    searched_records: int | None = None
+    searched_until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

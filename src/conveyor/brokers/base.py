@@ -47,6 +47,7 @@ from .records import (
     PendingJob,
     QueueStats,
     ReclaimReport,
+    SearchReach,
     SettleKind,
     StatusRecord,
     WorkerRecord,
@@ -253,6 +254,15 @@ class TaskHistory(Protocol):
     @abc.abstractmethod
     def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
         """Records matching ``query``, newest (latest state change) first, paged."""
+
+    def search_history(
+        self, query: HistoryQuery, limit: int = 50, offset: int = 0
+    ) -> tuple[list[HistoryRow], SearchReach | None]:
+        """``history`` for a query with a ``search`` text, which a broker may bound: one with no
+        text index reads at most a fixed number of the newest records and says how far back it
+        got (the ``SearchReach``; None: it searched the whole history). The default searches
+        everything (an indexed or an in-memory history)."""
+        return self.history(query, limit, offset), None
 
     @abc.abstractmethod
     def pending(self, delayed: bool, limit: int = 50, offset: int = 0) -> list[PendingJob]:

@@ -173,6 +173,17 @@ class HistoryQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchReach:
+    """How far back a bounded history search read, when it stopped before the oldest record:
+    the newest ``records`` records, the oldest of which ended at ``back_to`` (epoch seconds;
+    None if that record was unreadable). What it found there is exact; older records were not
+    looked at."""
+
+    records: int
+    back_to: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PendingJob:
     """A job not leased to a worker: ready (``eta`` None) or delayed until ``eta`` (a countdown,
     an eta, a retry's backoff)."""

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ..admin import ProgressInfo, TaskInfo
-from ..admin.history import LISTED
+from ..admin.history import LISTED, search_bound_note
 from .common import State, lookups
 from .display import duration, echo_json, table
 
@@ -114,6 +114,9 @@ def tasks(
         table(rows, ["ID", "STATE", "TASK", "ARGS", "QUEUE", "AT (UTC)", "RUNTIME", "TRIES", "ERROR"])
     if page.next_offset is not None:
         click.echo(f"more: --offset {page.next_offset}")
+    note = search_bound_note(page)
+    if note:
+        click.echo(note)
 
 
 @click.command("task")

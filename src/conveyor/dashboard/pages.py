@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..admin import DeadFilter, TaskInfo, UnknownName
 from ..admin import schedules as admin_schedules
-from ..admin.history import LISTED
+from ..admin.history import LISTED, search_bound_note
 from ..app import Conveyor
 from ..cli.history import When
 from . import chart
@@ -94,6 +94,7 @@ def tasks(request: Request) -> Response:
             bounds[key] = None
     items: tuple[Any, ...] = ()
     next_offset = None
+    bound_note: str | None = None
     offset = _offset(request)
     if form["state"] is not None and form["state"] not in LISTED:
         errors.append(f"unknown state {form['state']!r}")
@@ -109,9 +110,11 @@ def tasks(request: Request) -> Response:
             offset=offset,
         )
         items, next_offset = found.items, found.next_offset
+        bound_note = search_bound_note(found)
     return page(
         request,
         "tasks.html",
+        bound_note=bound_note,
         status=400 if errors else 200,
         form=form,
         states=LISTED,

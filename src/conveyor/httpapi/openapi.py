@@ -110,6 +110,14 @@ def _answer(e: Endpoint) -> dict[str, Any]:
                     "description": "the next page's offset; null: last",
                 },
                 "total": {"type": ["integer", "null"], "description": "matching items, when known"},
+                "searched_records": {
+                    "type": ["integer", "null"],
+                    "description": "a bounded history search (Redis) read only this many newest records",
+                },
+                "searched_until": {
+                    "type": ["number", "null"],
+                    "description": "the time of the oldest record that bounded search read",
+                },
             },
             "required": ["items", "offset", "limit", "next_offset", "total"],
         }

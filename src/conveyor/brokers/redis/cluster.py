@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import RedisClusterException
+from redis.exceptions import AskError, MovedError, NoScriptError, RedisClusterException, TryAgainError
 
-from ...exceptions import ConfigurationError
+from ...exceptions import BrokerError
 from .connection import Arg, Connection, warn_if_evicting
 from .ha import cluster_client
 from .scripts import Scripts
 from .url import RedisURL
+
+REDIRECTS = 5  # MOVED/ASK/TRYAGAIN replies followed per confirmed write before giving up
 
 
 class ClusterConnection(Connection):
@@ -30,11 +33,6 @@ class ClusterConnection(Connection):
     and follows MOVED/ASK. Created lazily: the client reads the slot map when it is built."""
 
     def _connect(self, url: RedisURL) -> None:
-        if url.wait_replicas:
-            raise ConfigurationError(
-                f"bad Redis URL for {url.where}: wait_replicas is not supported with Redis Cluster "
-                "yet (docs/redis.md); use Sentinel or a single primary"
-            )
         self._url = url
         self._client: Any = None
         self._client_lock = threading.Lock()
@@ -59,6 +57,88 @@ class ClusterConnection(Connection):
         if not self._policy_checked:  # once, after a call that reached the cluster
             self.check_eviction_policy()
         return reply
+
+    def run_confirmed(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """``run`` for a write confirmed to someone; with ``wait_replicas``, per shard: the
+        script and ``WAIT`` go on one connection to the primary of the keys' slot (WAIT counts
+        the replicas that have *this connection's* writes), following MOVED and ASK by hand,
+        since the cluster client would pick the connection for each command on its own."""
+        if not self.wait_replicas:
+            return self.run(script, keys, args)
+        node = self.client.get_node_from_key(keys[0])
+        asking = False
+        for _ in range(REDIRECTS):
+            try:
+                reply = self._run_on(node, asking, script, keys, args)
+            except BrokerError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, AskError):  # the slot is migrating: the keys are there now
+                    node, asking = self._node(cause.host, cause.port), True
+                    continue
+                if isinstance(cause, MovedError):  # the slot moved: read the new slot map
+                    with self.errors():
+                        self.client.nodes_manager.initialize()
+                    node, asking = self.client.get_node_from_key(keys[0]), False
+                    continue
+                if isinstance(cause, TryAgainError):  # some keys moved, some not yet: wait
+                    time.sleep(0.05)
+                    node, asking = self.client.get_node_from_key(keys[0]), False
+                    continue
+                if isinstance(cause, (redis.ConnectionError, redis.TimeoutError)):
+                    self._refresh_slots()  # a failover, maybe: the caller's retry goes to the new primary
+                raise
+            if not self._policy_checked:
+                self.check_eviction_policy()
+            return reply
+        raise BrokerError(f"Redis at {self.where}: still redirected after {REDIRECTS} tries (resharding?)")
+
+    def _refresh_slots(self) -> None:
+        """Read the slot map again after a connection error, as the cluster client does for
+        the calls it routes itself; a cluster still electing a new primary answers later."""
+        with contextlib.suppress(redis.RedisError, RedisClusterException):
+            self.client.nodes_manager.initialize()
+
+    def _node(self, host: str, port: int) -> Any:
+        node = self.client.nodes_manager.get_node(host, port)
+        if node is None:  # a node the slot map does not know yet
+            with self.errors():
+                self.client.nodes_manager.initialize()
+            node = self.client.nodes_manager.get_node(host, port)
+        if node is None:
+            raise BrokerError(f"Redis at {self.where}: redirected to unknown node {host}:{port}")
+        return node
+
+    def _run_on(
+        self, node: Any, asking: bool, script: Script, keys: Sequence[str], args: Sequence[Arg]
+    ) -> Any:
+        pool = node.redis_connection.connection_pool
+        try:
+            conn: Any = pool.get_connection()
+        except redis.RedisError as exc:
+            raise self.error(exc) from exc
+        try:
+            if asking:
+                self._command(conn, "ASKING")
+            try:
+                reply = self._send(conn, script, keys, args)
+            except NoScriptError:  # a primary that never ran it (new, or promoted): load it here
+                self._command(conn, "SCRIPT", "LOAD", script.script)
+                if asking:
+                    self._command(conn, "ASKING")
+                reply = self._send(conn, script, keys, args)
+            self._check_acked(int(self._command(conn, "WAIT", self.wait_replicas, self.wait_timeout_ms)))
+            return reply
+        finally:
+            pool.release(conn)
+
+    def _command(self, conn: Any, *command: Any) -> Any:
+        try:
+            conn.send_command(*command)
+            return conn.read_response()
+        except redis.RedisError as exc:
+            if not isinstance(exc, redis.ResponseError):
+                conn.disconnect()
+            raise self.error(exc) from exc
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:

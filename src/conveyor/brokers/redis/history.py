@@ -17,11 +17,12 @@ from ...exceptions import DecodeError
 from ...taskrecord import decode_record
 from ..base import TaskHistory
 from ..history import COUNTERS_KEPT, HISTORY_STATES, matches, minute, requeued_record, tally
-from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
+from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob, SearchReach
 from .connection import Arg, RedisParts
 
 SCAN_SLICE = 500  # ids read per round while listing
 TRIM_SLICE = 1000  # records one trimming call drops
+SEARCH_SCAN = 100_000  # records a text search reads at most, newest first (search_history)
 CLOCK_SLACK = 300.0  # seconds: a --since scan of the list stops this far past its bound
 _NO_ENTRY: tuple[Arg, ...] = ("",)
 
@@ -54,19 +55,38 @@ class RedisHistory(RedisParts, TaskHistory):
         self._conn.run(self._conn.scripts.history_add, keys, args)
 
     def history(self, query: HistoryQuery, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
+        return self._scan(query, limit, offset, None)[0]
+
+    def search_history(
+        self, query: HistoryQuery, limit: int = 50, offset: int = 0
+    ) -> tuple[list[HistoryRow], SearchReach | None]:
+        # Redis has no text index (no search module assumed): a search reads records newest
+        # first and matches them here, about 1 s per 300,000 records. Bounded, so a search that
+        # matches little answers in a fraction of a second and says how far back it looked.
+        return self._scan(query, limit, offset, SEARCH_SCAN if query.search else None)
+
+    def _scan(
+        self, query: HistoryQuery, limit: int, offset: int, bound: int | None
+    ) -> tuple[list[HistoryRow], SearchReach | None]:
+        """Read ids newest first (the list, or a state's index by time), match their records
+        here, until the page is full, the history ends, or ``bound`` ids were read."""
         k = self._keys
         state = query.state
         by_state = state is not None and state != states.SUCCESS
         found: list[HistoryRow] = []
         seen: set[bytes] = set()  # a requeued dead letter can be in the list twice
         skipped, start = 0, 0
+        last = b""  # the last record read: how far back a bounded search got
         client = self._conn.client
         with self._conn.errors():
             while len(found) < limit:
+                if bound is not None and start >= bound:
+                    return self._with_attempts(found), SearchReach(start, _finished(last))
+                size = SCAN_SLICE if bound is None else min(SCAN_SLICE, bound - start)
                 if by_state:
-                    ids = self._state_slice(k.history_state_prefix + str(state), query, start)
+                    ids = self._state_slice(k.history_state_prefix + str(state), query, start, size)
                 else:
-                    ids = client.lrange(k.history, start, start + SCAN_SLICE - 1)  # type: ignore[assignment]
+                    ids = client.lrange(k.history, start, start + size - 1)  # type: ignore[assignment]
                 if not ids:
                     break
                 start += len(ids)
@@ -76,10 +96,10 @@ class RedisHistory(RedisParts, TaskHistory):
                         continue  # trimmed meanwhile, or an older entry of a task listed already
                     seen.add(raw)
                     task_id = raw.decode(errors="replace")
-                    record = value.partition(b"\n")[0]
+                    record = last = value.partition(b"\n")[0]
                     if not matches(query, task_id, record):
                         if not by_state and query.since is not None and _before(record, query.since):
-                            return self._with_attempts(found)  # the list is in time order: done
+                            return self._with_attempts(found), None  # the list is in time order: done
                         continue
                     if skipped < offset:
                         skipped += 1
@@ -87,7 +107,7 @@ class RedisHistory(RedisParts, TaskHistory):
                     found.append(_row(task_id, value, None))
                     if len(found) == limit:
                         break
-        return self._with_attempts(found)
+        return self._with_attempts(found), None
 
     def _with_attempts(self, found: list[HistoryRow]) -> list[HistoryRow]:
         if not found:
@@ -98,10 +118,10 @@ class RedisHistory(RedisParts, TaskHistory):
             )
         return [_row(r.id, _join(r), a) for r, a in zip(found, attempts, strict=True)]
 
-    def _state_slice(self, index: str, query: HistoryQuery, start: int) -> list[bytes]:
+    def _state_slice(self, index: str, query: HistoryQuery, start: int, size: int) -> list[bytes]:
         high = "+inf" if query.until is None else f"({query.until!r}"
         low = "-inf" if query.since is None else repr(query.since)
-        ids: list[bytes] = self._conn.client.zrevrangebyscore(index, high, low, start, SCAN_SLICE)  # type: ignore[assignment]
+        ids: list[bytes] = self._conn.client.zrevrangebyscore(index, high, low, start, size)  # type: ignore[assignment]
         return ids
 
     def pending(self, delayed: bool, limit: int = 50, offset: int = 0) -> list[PendingJob]:
@@ -203,6 +223,13 @@ class RedisHistory(RedisParts, TaskHistory):
             dropped += n
             if n < TRIM_SLICE:
                 return dropped
+
+
+def _finished(record: bytes) -> float | None:
+    try:
+        return decode_record(record).finished
+    except DecodeError:
+        return None
 
 
 def _before(record: bytes, since: float) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -52,8 +53,56 @@ def _use_wal(db: sqlite3.Connection) -> None:
             time.sleep(0.02)
 
 
+# Text search of the history (admin.tasks(search=...), --search): a trigram index of each
+# row's arguments, so a substring of three characters or more is found through the index instead
+# of a scan of every record. External content (the text stays in history only); history.py adds
+# a settle's rows and removes trimmed or replaced ones in the same transaction that writes or
+# deletes them. detail='none': substring search needs only which rows hold a trigram, not where.
+_SEARCH_INDEX = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS history_search USING fts5("
+    "args, content='history', content_rowid='rowid', tokenize='trigram', detail='none')"
+)
+logger = logging.getLogger("conveyor.brokers.sqlite")
+
+
+@functools.cache
+def trigram_search() -> bool:
+    """Whether this process's SQLite has FTS5 and its trigram tokenizer (SQLite 3.34 or newer,
+    built with FTS5, as Python's own builds are). Without them the history's text search scans
+    the records, as it did before the index: slower on a large history, the same answers."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("CREATE VIRTUAL TABLE probe USING fts5(a, tokenize='trigram')")
+    except sqlite3.Error as exc:
+        logger.warning(
+            "SQLite %s has no FTS5 trigram tokenizer (%s): task-history search scans",
+            sqlite3.sqlite_version,
+            exc,
+        )
+        return False
+    finally:
+        db.close()
+    return True
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
+
+def _add_search_index(db: sqlite3.Connection) -> None:
+    if _has_table(db, "history_search"):
+        return
+    db.execute(_SEARCH_INDEX)
+    # Just created: fill it from the history already there (a file from an earlier version;
+    # a no-op on a new file). Two processes doing it at once is harmless: rebuild starts afresh.
+    db.execute("INSERT INTO history_search (history_search) VALUES ('rebuild')")
+
+
 def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring a file made by an earlier version up to the current schema (columns only added)."""
+    """Bring a file made by an earlier version up to the current schema (columns and the
+    history's search index only added)."""
+    if trigram_search():
+        _add_search_index(db)
     columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     if "running" not in columns:
         with contextlib.suppress(sqlite3.OperationalError):  # another process just added it
@@ -65,6 +114,7 @@ class Connections:
 
     def __init__(self, path: str, synchronous: str) -> None:
         self.path = path
+        self.search_index = trigram_search()  # the history's text-search index is kept
         self._synchronous = synchronous
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []

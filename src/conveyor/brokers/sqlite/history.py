@@ -17,6 +17,20 @@ from ..history import COUNTERS_KEPT, requeued_record, tally
 from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
 from .connection import SQLiteParts, _mapped
 
+# Only rows the index has: telling it to forget a row it never took corrupts it ("database disk
+# image is malformed"), and a row written by an earlier version of Conveyor on the same file
+# (a rolling upgrade) was never indexed. history_search_docsize has one row per indexed rowid.
+_UNINDEX = (
+    "INSERT INTO history_search (history_search, rowid, args) SELECT 'delete', rowid, args FROM history"
+    " WHERE rowid IN (SELECT id FROM history_search_docsize) AND"
+)
+# The rows appended since the newest indexed one: a settle's own rows, and any an earlier
+# version appended meanwhile. Run by every settle that writes history, after its inserts, and by
+# the trim (once a minute). Two seeks when nothing is missing.
+_INDEX = (
+    "INSERT INTO history_search (rowid, args) SELECT rowid, args FROM history"
+    " WHERE rowid > (SELECT coalesce(max(id), 0) FROM history_search_docsize)"
+)
 TRIM_SLICE = 5000  # rows one trimming statement deletes (keeps the write lock short)
 
 _INSERT = (
@@ -46,8 +60,7 @@ def _row(row: Sequence[Any]) -> HistoryRow:
 
 
 class SQLiteHistory(SQLiteParts, TaskHistory):
-    @staticmethod
-    def _record(db: sqlite3.Connection, applied: list[Outcome]) -> None:
+    def _record(self, db: sqlite3.Connection, applied: list[Outcome]) -> None:
         """Store and count the entries of the outcomes this settle applied (in its transaction)."""
         entries: list[HistoryEntry] = []
         rows: list[tuple[object, ...]] = []
@@ -62,7 +75,8 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             attempts = e.attempt
             earlier = db.execute(_EARLIER, (o.id,)).fetchall() if o.id in has_row else []
             if earlier:
-                db.executemany("DELETE FROM history WHERE rowid = ?", [(r[0],) for r in earlier])
+                for r in earlier:
+                    _drop(db, "rowid = ?", (r[0],), self._conn.search_index)
                 kept = earlier[0][1]  # the newest row's attempts
                 if kept:
                     attempts = bytes(kept) + b"\n" + attempts if attempts else bytes(kept)
@@ -70,6 +84,9 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         if not rows:
             return
         db.executemany(_INSERT, rows)
+        if self._conn.search_index:
+            # One statement for the batch: a trigger per row costs three times as much (measured).
+            db.execute(_INDEX)
         db.executemany(_COUNT, [(m, n, *v) for (m, n), v in tally(entries).items()])
 
     @_mapped
@@ -96,9 +113,7 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             where.append("at < ?")
             params.append(query.until)
         if query.search:
-            # instr(lower()) rather than LIKE: a search text may hold % or _ literally.
-            where.append("(instr(lower(args), ?) > 0 OR instr(lower(id), ?) > 0)")
-            params += [query.search.lower(), query.search.lower()]
+            _search(query.search, where, params, self._conn.search_index)
         sql = (
             "SELECT id, record, payload, attempts FROM history WHERE "
             + " AND ".join(where)
@@ -162,12 +177,17 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
     @_mapped
     def trim_history(self, max_records: int, older_than: float) -> int:
         dropped = 0
+        indexed = self._conn.search_index
+        if indexed:
+            with self._conn.tx() as db:
+                db.execute(_INDEX)
         while True:  # in slices from the oldest end, so settles get the write lock in between
             with self._conn.tx() as db:
-                cur = db.execute(
-                    "DELETE FROM history WHERE rowid IN"
-                    " (SELECT rowid FROM history ORDER BY rowid LIMIT ?) AND at < ?",
+                cur = _drop(
+                    db,
+                    "rowid IN (SELECT rowid FROM history ORDER BY rowid LIMIT ?) AND at < ?",
                     (TRIM_SLICE, older_than),
+                    indexed,
                 )
             dropped += cur.rowcount
             if cur.rowcount < TRIM_SLICE:
@@ -179,10 +199,11 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             # leave gaps, so the table may keep a little fewer than max_records.
             with self._conn.tx() as db:
                 top = db.execute("SELECT MAX(rowid) FROM history").fetchone()[0] or 0
-                cur = db.execute(
-                    "DELETE FROM history WHERE rowid IN"
-                    " (SELECT rowid FROM history WHERE rowid <= ? ORDER BY rowid LIMIT ?)",
+                cur = _drop(
+                    db,
+                    "rowid IN (SELECT rowid FROM history WHERE rowid <= ? ORDER BY rowid LIMIT ?)",
                     (top - max_records, TRIM_SLICE),
+                    indexed,
                 )
             dropped += cur.rowcount
             if cur.rowcount < TRIM_SLICE:
@@ -190,6 +211,42 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         with self._conn.tx() as db:
             db.execute("DELETE FROM counters WHERE minute < ?", (time.time() - COUNTERS_KEPT,))
         return dropped
+
+
+def _drop(db: sqlite3.Connection, where: str, params: tuple[object, ...], indexed: bool) -> sqlite3.Cursor:
+    """Delete the history rows ``where`` selects, and their entries in the search index (an
+    external-content index must be told the old text of each row it forgets)."""
+    if indexed:
+        db.execute(f"{_UNINDEX} {where}", params)
+    return db.execute(f"DELETE FROM history WHERE {where}", params)
+
+
+def _search(text: str, where: list[str], params: list[object], indexed: bool) -> None:
+    """The conditions of a case-insensitive search of the arguments (a substring) or the id.
+
+    Three characters or more go through the trigram index (history_search): a MATCH of every
+    trigram of the text finds the rows holding them all, reading the index alone, and instr()
+    then checks the text itself, literally (% and _ included). Reading the index alone matters:
+    a row deleted without the index being told (by an earlier version during a rolling upgrade)
+    is simply not found in the table, where a LIKE on the index would fail reading its text.
+    Ids are not in that index (their random trigrams tripled its cost per settle: measured in
+    docs/dashboard.md): a whole task id finds its record when it is not a success (the index
+    history_open); ``conveyor task ID`` finds any. Shorter texts have no trigram: they scan the
+    history newest first, ids included, as before; so does every search where this SQLite has no
+    trigram tokenizer (connection.trigram_search)."""
+    needle = text.lower()
+    if len(needle) < 3 or not indexed:
+        where.append("(instr(lower(args), ?) > 0 OR instr(lower(id), ?) > 0)")
+        params += [needle, needle]
+        return
+    trigrams = sorted({needle[i : i + 3] for i in range(len(needle) - 2)})
+    match = " ".join('"' + t.replace('"', '""') + '"' for t in trigrams)
+    where.append(
+        "(rowid IN (SELECT rowid FROM history_search WHERE history_search MATCH ?)"
+        " AND instr(lower(args), ?) > 0"
+        " OR rowid IN (SELECT rowid FROM history WHERE id = ? AND state <> 'SUCCESS'))"
+    )
+    params += [match, needle, text]
 
 
 def _open_ids(db: sqlite3.Connection, ids: list[str]) -> set[str]:

@@ -82,6 +82,9 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_open ON history(id) WHERE state <> 'SUCCESS';
 CREATE INDEX IF NOT EXISTS history_state ON history(state) WHERE state <> 'SUCCESS';
 
+-- The history's text-search index (history_search) is created by connection.py, when this
+-- SQLite has FTS5 with the trigram tokenizer.
+
 -- Per task name and minute (its start, epoch seconds): runs ended, failures, retries, seconds.
 CREATE TABLE IF NOT EXISTS counters (
     minute    INTEGER NOT NULL,
