@@ -54,8 +54,10 @@ class Reporter:
         hostname: str,
         dead_letter_failures: bool,
         history: HistoryWriter | None = None,
+        result_codec: tuple[str, str | None] = ("json", None),
     ) -> None:
         self.settler = settler
+        self.result_codec = result_codec  # (result_serializer, result_compression)
         self.stats = stats
         self.hostname = hostname
         self.dead_letter_failures = dead_letter_failures
@@ -90,7 +92,13 @@ class Reporter:
         stats = self.stats
         ewma = stats.runtime_ewma
         stats.runtime_ewma = runtime if ewma is None else ewma + (runtime - ewma) * EWMA_WEIGHT
-        self._settle(outcomes.success(d, request, value, store, self.hostname), d, request, runtime, enqueued)
+        self._settle(
+            outcomes.success(d, request, value, store, self.hostname, self.result_codec),
+            d,
+            request,
+            runtime,
+            enqueued,
+        )
         stats.processed += 1
         stats.succeeded += 1
         if logger.isEnabledFor(logging.INFO):

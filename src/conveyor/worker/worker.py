@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
+from ..codecs import check_sendable
 from ..coordination.pauses import paused_queues
 from ..log import install_task_context, set_worker_name
 from ..signals import worker_init, worker_process_init, worker_ready, worker_shutdown
@@ -238,7 +239,9 @@ class Worker:
         )
         history = HistoryWriter(self.hostname) if conf.task_history else None
         dead_letters = conf.task_dead_letter_on_failure
-        reporter = Reporter(self.settler, self.stats, self.hostname, dead_letters, history)
+        result_codec = (conf.result_serializer, conf.result_compression)
+        check_sendable(conf.result_serializer, conf.accept_content)
+        reporter = Reporter(self.settler, self.stats, self.hostname, dead_letters, history, result_codec)
         sync_runner: InlineRunner | ThreadRunner
         if self.pool == "solo":
             sync_runner = InlineRunner(self._watchdog, loop)
