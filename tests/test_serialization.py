@@ -178,3 +178,41 @@ def test_a_worker_that_would_store_pickled_results_it_does_not_accept_refuses_to
 
     with pytest.raises(ConfigurationError, match="accept_content"):
         Worker(app, install_signal_handlers=False).run()
+
+
+class MedicalTransportSettings:
+    """The "Optimization" block of the medical transport backend's Django settings (seed 003)."""
+
+    CELERY_TASK_COMPRESSION = "gzip"
+    CELERY_RESULT_COMPRESSION = "gzip"
+    CELERY_TASK_SERIALIZER = "json"
+    CELERY_RESULT_SERIALIZER = "json"
+    CELERY_ACCEPT_CONTENT = ["json"]
+    CELERY_TIMEZONE = "UTC"
+    CELERY_ENABLE_UTC = True
+
+
+def test_a_ported_django_compression_block_is_honoured_without_warnings(app: Conveyor) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.config_from_object(MedicalTransportSettings, namespace="CELERY")
+        conf = app.conf
+        got = (conf.task_compression, conf.result_compression, conf.result_serializer, conf.accept_content)
+    assert got == ("gzip", "gzip", "json", ["json"])
+
+    @app.task
+    def echo(value: Any) -> Any:
+        return value
+
+    sent = echo.delay(BIG)
+    assert b'"content_encoding":"gzip"' in app.broker.pending(False, 10, 0)[0].body
+    with pytest.raises(ConfigurationError, match="add 'msgpack' to accept_content"):
+        echo.apply_async((BIG,), serializer="msgpack")  # its own workers would refuse it
+    with ThreadWorker(app):
+        assert sent.get(timeout=20) == BIG
+    stored = app.broker.status(sent.id)
+    assert (
+        stored is not None and stored.payload is not None and b'"content_encoding":"gzip"' in stored.payload
+    )
