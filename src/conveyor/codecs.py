@@ -115,7 +115,10 @@ def pack(value: Any, serializer: str, compression: str | None) -> tuple[bytes, s
     except Exception as exc:
         raise EncodeError(f"cannot be serialised with {serializer}: {exc}") from exc
     if compression is not None and len(data) >= COMPRESS_THRESHOLD:
-        packed = _COMPRESS[check_compression(compression) or ""](data)
+        compress = _COMPRESS.get(compression)
+        if compress is None:
+            raise EncodeError(f"unknown compression {compression!r} (use gzip, zlib or None)")
+        packed = compress(data)
         if len(packed) < len(data):
             return packed, serializer, compression
     return data, serializer, None

@@ -138,7 +138,7 @@ def test_a_worker_that_accepts_pickle_runs_it(
     producer.conf.accept_content = ["json", "pickle"]
 
     @producer.task(name="serial.describe", serializer="pickle")
-    def describe(value: Any) -> str: ...
+    def describe(value: Any) -> Any: ...
 
     result = describe.delay({3, 1, 2})
     w = worker(process_broker_url, tmp_path, "pickle", accept="json,pickle")
