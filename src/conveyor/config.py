@@ -70,8 +70,9 @@ class Settings(MutableMapping[str, Any]):
     task_max_retries: int | None = 3
     task_publish_retry: bool = True  # retry enqueueing when the broker connection fails
     task_publish_retry_policy: dict[str, Any] | None = None  # None: 3 retries, 0 / +0.2 / max 0.2 s
-    # How arguments and results travel (conveyor.codecs, docs/serialization.md): json, msgpack,
-    # or pickle (only where accept_content names it); gzip/zlib compress bodies of 1 KiB or more.
+    # How arguments and results travel (conveyor.codecs; docs/user-guide.md, "Serialisation"):
+    # json, msgpack, or pickle (only where accept_content names it); gzip/zlib compress bodies
+    # of 1 KiB or more.
     task_serializer: str = "json"
     result_serializer: str = "json"
     task_compression: str | None = None
