@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     # core types: plain data and rules, no I/O
     "conveyor.states": CORE,
     "conveyor.message": CORE,
+    "conveyor.codecs": CORE,
     "conveyor.exceptions": CORE,
     "conveyor.options": CORE,
     "conveyor.config": CORE,

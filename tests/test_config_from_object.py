@@ -75,7 +75,7 @@ def settings_module(tmp_path: Path) -> Iterator[str]:
     (tmp_path / f"{name}.py").write_text(
         "import os\n"
         "task_default_queue = 'web'\n"
-        "result_serializer = 'json'\n"
+        "result_extended = True\n"
         "helper = os.path.join('a', 'b')\n"
         "CELERY_ALWAYS_EAGER = True\n"
     )
@@ -87,14 +87,14 @@ def settings_module(tmp_path: Path) -> Iterator[str]:
 def test_a_dotted_path_is_read_at_the_first_use_of_conf(app: Conveyor, settings_module: str) -> None:
     app.config_from_object(settings_module)
     assert settings_module not in sys.modules  # lazy, as Celery's: read when conf is first used
-    with pytest.warns(ConfigurationWarning, match="result_serializer"):  # Celery's, without effect
+    with pytest.warns(ConfigurationWarning, match="result_extended"):  # Celery's, without effect
         assert app.conf.task_default_queue == "web"
     assert app.conf.task_always_eager is True
     assert "helper" not in app.conf and "os" not in app.conf  # a module's other names are not settings
 
 
 def test_force_reads_a_dotted_path_now(app: Conveyor, settings_module: str) -> None:
-    with pytest.warns(ConfigurationWarning, match="result_serializer"):
+    with pytest.warns(ConfigurationWarning, match="result_extended"):
         app.config_from_object(settings_module, force=True)
     assert settings_module in sys.modules
 

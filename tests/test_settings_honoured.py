@@ -74,3 +74,11 @@ def test_defaults_and_harmless_values_do_not_warn() -> None:
         warnings.simplefilter("error")
         app = Conveyor("instead", broker="memory://instead", enable_utc=True, result_backend=None)
         app.close()
+
+
+def test_a_setting_conveyor_reads_is_not_listed_as_without_effect() -> None:
+    """A Celery setting that became honoured (``task_compression``, ``result_serializer``) must
+    leave ``celerynames.CELERY_ONLY``, or loading it would still warn "has no effect"."""
+    from conveyor.celerynames import CELERY_ONLY
+
+    assert sorted(set(CELERY_ONLY) & set(FIELDS)) == []

@@ -9,7 +9,7 @@ Two tables, used by ``Settings.from_object`` (``app.config_from_object``):
   it has no effect (with what to do instead where there is something), rather than calling a
   real Celery setting "unknown".
 
->>> OLD_NAMES["CELERY_ALWAYS_EAGER"], "result_serializer" in CELERY_ONLY
+>>> OLD_NAMES["CELERY_ALWAYS_EAGER"], "result_extended" in CELERY_ONLY
 ('task_always_eager', True)
 """
 
@@ -106,13 +106,10 @@ CELERY_ONLY: frozenset[str] = frozenset(
         "result_backend_transport_options",
         "result_cache_max",
         "result_chord_join_timeout",
-        "result_compression",
         "result_extended",
         "result_persistent",
-        "result_serializer",
         "task_acks_on_failure_or_timeout",
         "task_annotations",
-        "task_compression",
         "task_create_missing_queues",
         "task_default_delivery_mode",
         "task_default_exchange",

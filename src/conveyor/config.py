@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from .celerynames import CELERY_ONLY, setting_name
+from .codecs import check_accept, check_compression, check_serializer
 from .exceptions import ConfigurationError, ConfigurationWarning, did_you_mean
 
 DEFAULT_BROKER_URL = "sqlite:///conveyor.db"
@@ -69,8 +70,15 @@ class Settings(MutableMapping[str, Any]):
     task_max_retries: int | None = 3
     task_publish_retry: bool = True  # retry enqueueing when the broker connection fails
     task_publish_retry_policy: dict[str, Any] | None = None  # None: 3 retries, 0 / +0.2 / max 0.2 s
+    # How arguments and results travel (conveyor.codecs; docs/user-guide.md, "Serialisation"):
+    # json, msgpack, or pickle (only where accept_content names it); gzip/zlib compress bodies
+    # of 1 KiB or more.
     task_serializer: str = "json"
-    accept_content: list[str] = ["json"]  # copied per instance (__init__)
+    result_serializer: str = "json"
+    task_compression: str | None = None
+    result_compression: str | None = None
+    # What a worker (and a client reading results) decodes; pickle is never on by default.
+    accept_content: list[str] = ["json", "msgpack"]  # copied per instance (__init__)
     task_dead_letter_on_failure: bool = True  # a task that fails for good is kept as a dead letter
     task_max_worker_deaths: int = 5  # a task whose worker died on it this often is dead-lettered
     task_revoke_expires: float = 7 * 86400.0  # how long a revoke is remembered
@@ -136,6 +144,8 @@ class Settings(MutableMapping[str, Any]):
         instead = INSTEAD.get(key)
         if field is not None:
             value = field.check(value)
+            if key in VALUE_CHECKS:
+                value = VALUE_CHECKS[key](value, key)
             object.__setattr__(self, key, value)
             if instead is not None and instead[0](value):
                 _warn(f"setting {key}={value!r}: {instead[1]}")
@@ -307,6 +317,15 @@ FIELDS: dict[str, _Field] = {
     name: _Field(name, hint, getattr(Settings, name))
     for name, hint in typing.get_type_hints(Settings).items()
     if not name.startswith("_")
+}
+
+#: Settings whose values are names from a fixed set: refused in one line when set to another.
+VALUE_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "task_serializer": check_serializer,
+    "result_serializer": check_serializer,
+    "task_compression": check_compression,
+    "result_compression": check_compression,
+    "accept_content": lambda value, _key: check_accept(value),
 }
 
 #: Every setting Conveyor reads, with its default.

@@ -1,19 +1,23 @@
 """The task message (envelope) and the stored result payload, and how both are encoded.
 
-The envelope is JSON (msgspec): a broker never runs code from a message. Arguments are JSON
-too unless the app explicitly accepts pickle (``accept_content=["json", "pickle"]`` and
-``task_serializer="pickle"``); then they travel pickled and base64'd inside the JSON envelope,
-and a worker that does not accept pickle dead-letters the message instead of unpickling it.
+The envelope is JSON (msgspec): a broker never runs code from a message. Arguments are inline
+JSON by default; with another serializer (``msgpack``, or ``pickle`` where ``accept_content``
+names it) or a compression (``gzip``, ``zlib``) they travel as bytes in ``payload``, base64'd
+inside the JSON envelope, with ``content_type`` and ``content_encoding`` naming how
+(:mod:`conveyor.codecs`). A result value is stored the same way in ``ResultPayload``. Every
+reader decodes arguments through ``unpack_args`` (workers) or ``readable_args`` (displays),
+so a setting on one side never makes a message unreadable on the other; a worker that does not
+accept pickle dead-letters the message instead of unpickling it.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from typing import Any
 
 import msgspec
 
+from .codecs import SAFE_CONTENT, SERIALIZERS, pack, unpack
 from .exceptions import DecodeError, EncodeError
 
 PROTOCOL = 1
@@ -66,8 +70,9 @@ class Envelope(msgspec.Struct, omit_defaults=True):
     soft_time_limit: float | None = None
     max_retries: int | None = None  # per-call override
     created: float = 0.0
-    content_type: str = "json"  # "pickle": args and kwargs are in ``payload``
-    payload: bytes | None = None
+    content_type: str = "json"  # the serializer of the arguments (conveyor.codecs)
+    content_encoding: str | None = None  # their compression, if any
+    payload: bytes | None = None  # [args, kwargs] packed, unless inline JSON (args, kwargs)
     headers: dict[str, Any] = {}
     workflow: Workflow | None = None  # a step of a chain, group or chord (conveyor.canvas)
     v: int = PROTOCOL
@@ -83,6 +88,9 @@ class ResultPayload(msgspec.Struct, omit_defaults=True):
     worker: str | None = None
     retries: int = 0
     date_done: float | None = None
+    content_type: str = "json"  # how ``result`` is stored: inline JSON unless ``payload`` is set
+    content_encoding: str | None = None
+    payload: bytes | None = None  # the result value packed (msgpack, pickle, or compressed)
 
 
 _encoder = msgspec.json.Encoder()
@@ -127,41 +135,101 @@ def decode_envelope(raw: bytes) -> Envelope:
     return env
 
 
-def pack_pickled_args(env: Envelope, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Store args/kwargs pickled in ``env.payload`` (only used when pickle is enabled)."""
+def pack_args(
+    env: Envelope, args: list[Any], kwargs: dict[str, Any], serializer: str, compression: str | None
+) -> None:
+    """Put the call's arguments into ``env``: inline when they are plain JSON that was not
+    compressed (readable as they are, and the fastest), else packed into ``payload``."""
+    env.args, env.kwargs = args, kwargs
+    env.content_type, env.content_encoding, env.payload = "json", None, None
+    if serializer == "json" and compression is None:
+        return
     try:
-        env.payload = pickle.dumps((list(args), dict(kwargs)), protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:
-        raise EncodeError(f"arguments of task {env.task!r} cannot be pickled: {exc}") from exc
-    env.content_type = "pickle"
-    env.args, env.kwargs = [], {}
+        data, kind, encoding = pack([args, kwargs], serializer, compression)
+    except EncodeError as exc:
+        raise EncodeError(f"arguments of task {env.task!r} {exc}") from exc
+    if kind != "json" or encoding is not None:  # (else too small to compress: stays inline)
+        env.args, env.kwargs = [], {}
+        env.content_type, env.content_encoding, env.payload = kind, encoding, data
 
 
 def unpack_args(env: Envelope, accept: frozenset[str]) -> tuple[list[Any], dict[str, Any]]:
-    """Return the call's args and kwargs, refusing content types this worker does not accept."""
-    if env.content_type == "json":
+    """Return the call's args and kwargs, refusing content types ``accept`` does not name.
+
+    >>> env = Envelope(id="1", task="t")
+    >>> pack_args(env, ["x" * 2000], {}, "msgpack", "zlib")
+    >>> env.content_type, env.content_encoding, unpack_args(env, frozenset({"msgpack"}))[0][0][:3]
+    ('msgpack', 'zlib', 'xxx')
+    """
+    if env.payload is None:
+        if env.content_type != "json" or env.content_encoding is not None:
+            raise DecodeError(f"malformed task message: {env.content_type} arguments without a payload")
+        if "json" not in accept:
+            raise DecodeError(f"content type 'json' is not accepted here (accept_content={sorted(accept)})")
         return env.args, env.kwargs
-    if env.content_type not in accept:
-        raise DecodeError(f"content type {env.content_type!r} is not accepted by this worker")
-    if env.content_type == "pickle" and env.payload is not None:
-        args, kwargs = pickle.loads(env.payload)
-        return list(args), dict(kwargs)
-    raise DecodeError(f"unsupported content type {env.content_type!r}")
+    value = unpack(env.payload, env.content_type, env.content_encoding, accept)
+    if not (isinstance(value, list | tuple) and len(value) == 2):
+        raise DecodeError("malformed task message: payload is not [args, kwargs]")
+    args, kwargs = value
+    if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
+        raise DecodeError("malformed task message: payload is not [args, kwargs]")
+    return list(args), dict(kwargs)
 
 
-def encode_result(payload: ResultPayload) -> bytes:
-    """Encode a result payload; raises ``EncodeError`` when the task's return value does not serialise."""
+def readable_args(env: Envelope) -> tuple[list[Any], dict[str, Any]] | None:
+    """The arguments as a display shows them (admin API, history, dead letters, ``inspect``):
+    decoded whatever the serializer or compression, except pickle, which is never read for
+    display (None)."""
+    if env.content_type == "pickle":
+        return None
+    try:
+        return unpack_args(env, frozenset(SAFE_CONTENT))
+    except DecodeError:
+        return None
+
+
+def describe_message_args(env: Envelope, limit: int = 100) -> str:
+    """``describe_args`` of a message's arguments (see ``readable_args``)."""
+    found = readable_args(env)
+    if found is None:
+        return f"<{env.content_type} arguments>"
+    return describe_args(found[0], found[1], limit)
+
+
+def all_args(env: Envelope) -> tuple[list[Any], dict[str, Any]]:
+    """The arguments of a message this process built itself (eager runs): every content type."""
+    return unpack_args(env, frozenset(SERIALIZERS))
+
+
+def encode_result(payload: ResultPayload, serializer: str = "json", compression: str | None = None) -> bytes:
+    """Encode a result payload, its value with ``serializer`` and ``compression`` (the worker's
+    ``result_serializer``/``result_compression``); raises ``EncodeError`` when the task's
+    return value does not serialise."""
+    if (serializer != "json" or compression is not None) and payload.result is not None:
+        try:
+            data, kind, encoding = pack(payload.result, serializer, compression)
+        except EncodeError as exc:
+            raise EncodeError(f"task result {exc}") from exc
+        if kind != "json" or encoding is not None:
+            payload = msgspec.structs.replace(
+                payload, result=None, content_type=kind, content_encoding=encoding, payload=data
+            )
     try:
         return _encoder.encode(payload)
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise EncodeError(f"task result is not JSON-serialisable: {exc}") from exc
 
 
-def decode_result(raw: bytes) -> ResultPayload:
+def decode_result(raw: bytes, accept: frozenset[str] = frozenset(SAFE_CONTENT)) -> ResultPayload:
+    """Decode a stored result, unpacking its value (a pickled one only if ``accept`` says so)."""
     try:
-        return _result_decoder.decode(raw)
+        payload = _result_decoder.decode(raw)
     except (msgspec.DecodeError, TypeError, ValueError, RecursionError) as exc:
         raise DecodeError(f"malformed result payload: {exc}") from exc
+    if payload.payload is not None:
+        value = unpack(payload.payload, payload.content_type, payload.content_encoding, accept)
+        payload = msgspec.structs.replace(payload, result=value, payload=None)
+    return payload
 
 
 def encode_json(value: Any) -> bytes:

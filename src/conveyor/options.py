@@ -30,7 +30,8 @@ class MessageOptions(TypedDict, total=False):
     soft_time_limit: float | None
     max_retries: int | None
     headers: Mapping[str, Any] | None  # copied into self.request.headers
-    serializer: str | None  # "json", or "pickle" where accept_content allows it
+    serializer: str | None  # "json", "msgpack", or "pickle" where accept_content names it
+    compression: str | None  # "gzip" or "zlib" (arguments of 1 KiB or more); None: not compressed
 
 
 class EnqueueOptions(MessageOptions, total=False):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .brokers import Broker, JobSpec
 from .exceptions import BrokerError
+from .message import all_args
 from .request import iso_time
 from .signals import after_task_publish, before_task_publish
 
@@ -83,7 +84,9 @@ def _headers(env: Envelope) -> dict[str, Any]:
 
 
 def _body(env: Envelope) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
-    return env.args, env.kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    # A packed message (msgpack, pickle, compressed) is this producer's own: decode it for the handler.
+    args, kwargs = (env.args, env.kwargs) if env.payload is None else all_args(env)
+    return args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
 def before_publish(env: Envelope, policy: Mapping[str, Any] | None) -> None:

@@ -79,11 +79,15 @@ class AsyncResult(Generic[R]):
     def task_id(self) -> str:
         return self.id
 
+    def _decode(self, raw: bytes | None) -> ResultPayload | None:
+        """A stored result, its value decoded as this app's ``accept_content`` allows."""
+        return decode_result(raw, frozenset(self.app.conf.accept_content)) if raw else None
+
     def _record(self) -> tuple[str, ResultPayload | None]:
         record = self.app.broker.status(self.id)
         if record is None:
             return states.UNKNOWN, None
-        return record.state, decode_result(record.payload) if record.payload else None
+        return record.state, self._decode(record.payload)
 
     def _now(self) -> tuple[str, Any]:
         """(state, info): while the task waits or runs, the state and meta it last reported
@@ -147,7 +151,7 @@ class AsyncResult(Generic[R]):
         if record is None or record.state not in states.READY_STATES:
             state = record.state if record else states.UNKNOWN
             raise TimeoutError(f"task {self.id} not ready after {timeout}s (state {state})")
-        payload = decode_result(record.payload) if record.payload else None
+        payload = self._decode(record.payload)
         return self._outcome(record.state, payload, propagate)
 
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
@@ -157,7 +161,7 @@ class AsyncResult(Generic[R]):
         while True:
             record = await asyncio.to_thread(self.app.broker.status, self.id)
             if record is not None and record.state in states.READY_STATES:
-                payload = decode_result(record.payload) if record.payload else None
+                payload = self._decode(record.payload)
                 return self._outcome(record.state, payload, propagate)
             if deadline is not None and time.monotonic() >= deadline:
                 state = record.state if record else states.UNKNOWN

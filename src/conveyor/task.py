@@ -30,12 +30,13 @@ import msgspec
 
 from . import states
 from .brokers.base import JobSpec
+from .codecs import check_compression, check_sendable, check_serializer
 from .coordination.options import TaskCoordination, pop_coordination
 from .einfo import ExceptionInfo
-from .exceptions import ConfigurationError, Retry
+from .exceptions import Retry
 from .execution import check_retry_allowed, decide, failure_payload
 from .execution.trace import run_traced
-from .message import Envelope, ResultPayload, encode_envelope, new_task_id, pack_pickled_args
+from .message import Envelope, ResultPayload, all_args, encode_envelope, new_task_id, pack_args
 from .options import MESSAGE_OPTIONS, EnqueueOptions, MessageOptions, check_options, enqueue_options
 from .progress import (
     PROGRESS_STATE,
@@ -83,7 +84,8 @@ class TaskOptions(TypedDict, total=False):
     expires: float | timedelta | datetime | None
     acks_late: bool
     ignore_result: bool
-    serializer: str
+    serializer: str  # "json", "msgpack", or "pickle" where accept_content names it
+    compression: str | None  # "gzip" or "zlib": arguments of 1 KiB or more are compressed
     typing: bool
     base: type[Task[Any, Any]]  # a Task subclass whose hooks and class attributes apply
     # coordination across workers (conveyor.coordination, docs/coordination.md)
@@ -211,6 +213,11 @@ class Task(Generic[P, R]):
         self._acks_late: bool | None = options.pop("acks_late", None)
         self._ignore_result: bool | None = options.pop("ignore_result", None)
         self._serializer: str | None = options.pop("serializer", None)
+        if self._serializer is not None:
+            check_serializer(self._serializer)
+        self._compression: str | None = options.pop("compression", _UNSET)
+        if self._compression is not _UNSET:
+            check_compression(self._compression)
         self.typing: bool = options.pop("typing", True)
         self.coordination: TaskCoordination | None = pop_coordination(fn, bind, self.name, options)
         self._signature: inspect.Signature | None = None
@@ -633,16 +640,23 @@ class Task(Generic[P, R]):
             created=now,
             headers=dict(headers) if headers else {},
         )
-        serializer = options.get("serializer") or self._serializer or conf.task_serializer
-        if serializer == "pickle":
-            if "pickle" not in conf.accept_content:
-                raise ConfigurationError(
-                    "task_serializer is pickle but accept_content does not include 'pickle'"
-                )
-            pack_pickled_args(env, tuple(args), kwargs)
-        elif serializer != "json":
-            raise ConfigurationError(f"unknown serializer {serializer!r}: use 'json' (or 'pickle', opt-in)")
+        packing = self._packing(options)
+        if packing != ("json", None):
+            pack_args(env, args, kwargs, *packing)
         return env
+
+    def _packing(self, options: MessageOptions) -> tuple[str, str | None]:
+        """(serializer, compression) of the arguments: the call's option, else the task's, else
+        the app's ``task_serializer``/``task_compression``; refused in one line when unknown or,
+        for a serializer, when this app's ``accept_content`` does not name it (pickle above all)."""
+        conf = self.app.conf
+        serializer = check_serializer(options.get("serializer") or self._serializer or conf.task_serializer)
+        compression = options.get("compression", _UNSET)
+        if compression is _UNSET:
+            compression = self._compression if self._compression is not _UNSET else conf.task_compression
+        if serializer != "json":
+            check_sendable(serializer, conf.accept_content)
+        return serializer, check_compression(compression)
 
     def _bulk_specs(
         self,
@@ -652,13 +666,14 @@ class Task(Generic[P, R]):
     ) -> Iterator[JobSpec]:
         """JobSpecs for ``delay_many``. Everything but the id and the arguments is the same for
         every call, so it is worked out once and the envelope is copied (unless routes are
-        callables, which may look at the arguments, or the arguments are pickled)."""
+        callables, which may look at the arguments); the arguments are packed per call."""
         conf = self.app.conf
         routes = conf.task_routes
         per_call = bool(routes) and any(
             callable(r) for r in (routes if isinstance(routes, list | tuple) else [routes])
         )
         template: Envelope | None = None
+        packing = self._packing(options)
         for call in calls:
             if isinstance(call, Mapping):
                 args, kwargs = [], dict(call)
@@ -667,10 +682,11 @@ class Task(Generic[P, R]):
             self._check_args(args, kwargs)
             if template is None or per_call:
                 env = self._envelope(args, kwargs, options)
-                if env.content_type == "json" and "task_id" not in options:
+                if "task_id" not in options:
                     template = env
             else:
-                env = msgspec.structs.replace(template, id=new_task_id(), args=args, kwargs=kwargs)
+                env = msgspec.structs.replace(template, id=new_task_id())
+                pack_args(env, args, kwargs, *packing)
             if before_task_publish.receivers:
                 before_publish(env, conf.task_publish_retry_policy)
             if sent is not None:
@@ -681,4 +697,4 @@ class Task(Generic[P, R]):
 def _calls_of(specs: Sequence[JobSpec]) -> list[tuple[list[Any], dict[str, Any]]]:
     from .message import decode_envelope
 
-    return [(env.args, env.kwargs) for env in (decode_envelope(s.body) for s in specs)]
+    return [all_args(decode_envelope(s.body)) for s in specs]

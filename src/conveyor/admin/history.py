@@ -30,7 +30,7 @@ from typing import Any
 from .. import states
 from ..brokers import Broker, HistoryQuery, HistoryRow, MinuteCounts, PendingJob, SearchReach
 from ..exceptions import DecodeError
-from ..message import decode_envelope, decode_result, describe_args
+from ..message import decode_envelope, decode_result, describe_message_args
 from ..progress import read_progress
 from ..taskrecord import ARGS_LIMIT, decode_attempt, decode_record
 from .errors import UnknownState, UnknownTask
@@ -274,7 +274,7 @@ def _pending(broker: Broker, f: TaskFilter, offset: int, limit: int) -> Page[Tas
 def _from_pending(job: PendingJob) -> TaskInfo:
     try:
         env = decode_envelope(job.body)
-        name, args, enqueued = env.task, describe_args(env.args, env.kwargs, ARGS_LIMIT), env.created or None
+        name, args, enqueued = env.task, describe_message_args(env, ARGS_LIMIT), env.created or None
     except DecodeError:
         name, args, enqueued = "<malformed>", "", None
     return TaskInfo(

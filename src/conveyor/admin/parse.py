@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from ..brokers import DeadLetter, QueueStats, WorkerRecord
-from ..message import decode_envelope, describe_args
+from ..message import decode_envelope, describe_message_args
 from .records import DeadLetterInfo, QueueInfo, RunningTask, WorkerInfo
 
 
@@ -94,7 +94,7 @@ def _running(active: dict[str, Any], worker: str, now: float) -> RunningTask:
 def dead_letter_info(letter: DeadLetter) -> DeadLetterInfo:
     try:
         env = decode_envelope(letter.body)
-        task, args = env.task, describe_args(env.args, env.kwargs)
+        task, args = env.task, describe_message_args(env)
     except Exception:
         task, args = "<malformed>", ""
     return DeadLetterInfo(

@@ -11,18 +11,26 @@ from .. import states
 from ..brokers import Delivery, Outcome
 from ..brokers.payloads import revoked_payload
 from ..exceptions import EncodeError
-from ..message import Envelope, ResultPayload, encode_envelope, encode_result, pack_pickled_args
+from ..message import Envelope, ResultPayload, encode_envelope, encode_result, pack_args
 from ..request import Request
 from .decision import Decision, describe, exc_qualname, failure_payload
 
 
-def success(d: Delivery, request: Request, value: Any, store: bool, worker: str) -> Outcome:
-    """Ack with the result; a result that does not serialise turns the run into a failure."""
+def success(
+    d: Delivery,
+    request: Request,
+    value: Any,
+    store: bool,
+    worker: str,
+    codec: tuple[str, str | None] = ("json", None),
+) -> Outcome:
+    """Ack with the result, stored with ``codec`` (result_serializer, result_compression); a
+    result that does not serialise turns the run into a failure."""
     if not store:
         return Outcome("ack", d.id, d.delivery, retries=request.retries)
     try:
         payload = encode_result(
-            ResultPayload(result=value, worker=worker, retries=request.retries, date_done=time.time())
+            ResultPayload(result=value, worker=worker, retries=request.retries, date_done=time.time()), *codec
         )
     except EncodeError as exc:
         return dead(d, request, exc, None, worker, f"result not serialisable: {exc}")
@@ -51,10 +59,8 @@ def retry(d: Delivery, env: Envelope, request: Request, decision: Decision, work
     args = decision.args if decision.args is not None else request.args
     kwargs = decision.kwargs if decision.kwargs is not None else request.kwargs
     next_env = msgspec.structs.replace(env, retries=env.retries + 1, eta=time.time() + decision.countdown)
-    if env.content_type == "pickle":
-        pack_pickled_args(next_env, tuple(args), kwargs)
-    else:
-        next_env.args, next_env.kwargs = args, kwargs
+    # The next attempt travels as this one did (its serializer, and its compression if any).
+    pack_args(next_env, list(args), dict(kwargs), env.content_type, env.content_encoding)
     exc = decision.exc or RuntimeError("retry")
     payload = encode_result(failure_payload(exc, decision.traceback, worker, env.retries + 1))
     return Outcome(

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..coordination.options import TaskCoordination
 from ..coordination.rate_limit import parse_rate
 from ..exceptions import TaskRevokedError
-from ..message import decode_envelope, describe_args
+from ..message import decode_envelope, describe_message_args
 from . import mailbox
 from .mailbox import Reply
 
@@ -275,7 +275,7 @@ def _describe(d: Delivery) -> dict[str, Any]:
     described: dict[str, Any] = {"id": d.id, "queue": d.queue, "delivery": d.delivery}
     try:
         env = decode_envelope(d.body)
-        described.update(name=env.task, args=describe_args(env.args, env.kwargs), eta=env.eta)
+        described.update(name=env.task, args=describe_message_args(env), eta=env.eta)
     except Exception:
         described.update(name="<malformed>", args="", eta=None)
     return described

@@ -20,7 +20,7 @@ from .. import states
 from ..brokers import HistoryEntry, Outcome
 from ..brokers.payloads import revoked_payload, worker_lost_payload
 from ..execution import describe
-from ..message import decode_envelope, describe_args
+from ..message import decode_envelope, describe_args, describe_message_args
 from ..taskrecord import ARGS_LIMIT, Attempt, TaskRecord, encode_attempt, encode_record
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def body_entry(
         env = decode_envelope(body)
         name, retries, enqueued = env.task, env.retries, env.created or None
         priority = env.priority if env.priority is not None else 5
-        args = describe_args(env.args, env.kwargs, ARGS_LIMIT) if env.args or env.kwargs else ""
+        args = describe_message_args(env, ARGS_LIMIT) if env.args or env.kwargs or env.payload else ""
     except Exception:  # anything at all: this records a message that is already being refused
         name, args, retries, priority, enqueued = "<malformed>", "", 0, 5, None
     attempt = encode_attempt(Attempt(retries + 1, state, at, worker, None, error))

@@ -59,8 +59,10 @@ class Reporter:
         dead_letter_failures: bool,
         history: HistoryWriter | None = None,
         continuation: Callable[[Outcome, Request, Any], Continuation | None] | None = None,
+        result_codec: tuple[str, str | None] = ("json", None),
     ) -> None:
         self.settler = settler
+        self.result_codec = result_codec  # (result_serializer, result_compression)
         self.stats = stats
         self.hostname = hostname
         self.dead_letter_failures = dead_letter_failures
@@ -97,7 +99,7 @@ class Reporter:
         stats = self.stats
         ewma = stats.runtime_ewma
         stats.runtime_ewma = runtime if ewma is None else ewma + (runtime - ewma) * EWMA_WEIGHT
-        outcome = outcomes.success(d, request, value, store, self.hostname)
+        outcome = outcomes.success(d, request, value, store, self.hostname, self.result_codec)
         self._settle(outcome, d, request, runtime, enqueued, value=value)
         stats.processed += 1
         stats.succeeded += 1

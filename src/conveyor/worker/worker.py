@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
 from ..canvas.continuations import chord_results_into, continuation
+from ..codecs import check_sendable
 from ..coordination.pauses import paused_queues
 from ..log import install_task_context, set_worker_name
 from ..signals import worker_init, worker_process_init, worker_ready, worker_shutdown
@@ -265,8 +266,16 @@ class Worker:
         )
         history = HistoryWriter(self.hostname) if conf.task_history else None
         dead_letters = conf.task_dead_letter_on_failure
+        result_codec = (conf.result_serializer, conf.result_compression)
+        check_sendable(conf.result_serializer, conf.accept_content)
         reporter = Reporter(
-            self.settler, self.stats, self.hostname, dead_letters, history, partial(continuation, app)
+            self.settler,
+            self.stats,
+            self.hostname,
+            dead_letters,
+            history,
+            continuation=partial(continuation, app),
+            result_codec=result_codec,
         )
         sync_runner: InlineRunner | ThreadRunner | ProcessRunner
         if self.pool == "processes":

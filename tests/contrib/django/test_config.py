@@ -31,7 +31,7 @@ def test_celery_namespaced_django_settings_are_the_apps_settings(project: Django
     assert got["beat"] == ["count-orders"]
     # CELERY_RESULT_BACKEND = None is accepted silently; a setting Conveyor does not read is not.
     assert got["warnings"] == [
-        "Celery setting 'result_serializer' has no effect in Conveyor; it is kept, but not read "
+        "Celery setting 'result_extended' has no effect in Conveyor; it is kept, but not read "
         "(docs/migrating-from-celery.md)"
     ]
 
