@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     "conveyor.progress": TASKS,
     "conveyor.routing": TASKS,
     "conveyor.registry": TASKS,
+    "conveyor.aio": TASKS,
     # the runtime: consumers of tasks
     "conveyor.worker": RUNTIME,
     "conveyor.beat": RUNTIME,

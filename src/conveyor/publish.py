@@ -35,20 +35,26 @@ DEFAULT_POLICY: dict[str, float] = {
 }
 
 
-def publish(broker: Broker, jobs: Sequence[JobSpec], retry: bool, policy: Mapping[str, Any] | None) -> None:
-    """Enqueue ``jobs``, retrying ``BrokerError`` as the policy says."""
+def retry_intervals(retry: bool, policy: Mapping[str, Any] | None) -> list[float]:
+    """The pauses before each retry of a failed publish (empty: no retry), per the policy."""
     settings = {**DEFAULT_POLICY, **(policy or {})}
-    attempts = int(settings["max_retries"]) + 1 if retry else 1
-    interval = float(settings["interval_start"])
-    for attempt in range(attempts):
+    retries = int(settings["max_retries"]) if retry else 0
+    interval, out = float(settings["interval_start"]), []
+    for _ in range(retries):
+        out.append(interval)
+        interval = min(interval + float(settings["interval_step"]), float(settings["interval_max"]))
+    return out
+
+
+def publish(broker: Broker, jobs: Sequence[JobSpec], retry: bool, policy: Mapping[str, Any] | None) -> None:
+    """Enqueue ``jobs``, retrying ``BrokerError`` as the policy says (the async twin is in aio.py)."""
+    for pause in retry_intervals(retry, policy):
         try:
             broker.enqueue(jobs)
             return
         except BrokerError:
-            if attempt == attempts - 1:
-                raise
-        time.sleep(interval)
-        interval = min(interval + float(settings["interval_step"]), float(settings["interval_max"]))
+            time.sleep(pause)
+    broker.enqueue(jobs)  # the last attempt: its error is the caller's
 
 
 def send_in_chunks(app: AppLike, jobs: Sequence[JobSpec], chunk: int) -> None:
