@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from .appproto import AppLike
 
 BATCH_MAX = 1000  # jobs per enqueue call (as delay_many's chunks)
+# Batches on their way at once: two, so the loop builds the next batch while the broker stores
+# the last one (one would leave the loop idle during each round trip, and the broker during
+# each build); more would only split the same jobs into smaller batches.
+IN_FLIGHT = 2
 POLL_FIRST, POLL_MAX = 0.002, 0.05  # seconds between status reads where nothing blocks
 
 
@@ -90,29 +94,33 @@ class Batcher:
         self.producer: AsyncProducer = self.broker.async_producer() or SyncProducer(self.broker)
         self._loop = loop
         self._pending: list[tuple[JobSpec, asyncio.Future[bool]]] = []
-        self._busy = False  # a flush is scheduled or a batch is on its way
+        self._scheduled = False  # a flush is due this tick
+        self._in_flight = 0  # batches on their way to the broker
 
     def submit(self, spec: JobSpec) -> asyncio.Future[bool]:
         """The job joins the next batch; the future says whether the broker added it."""
         future: asyncio.Future[bool] = self._loop.create_future()
         self._pending.append((spec, future))
-        if not self._busy:
-            self._busy = True
+        if not self._scheduled and self._in_flight < IN_FLIGHT:
+            self._scheduled = True
             # After the callbacks already due this tick, so the coroutines started together
             # (asyncio.gather, concurrent requests) all join this batch.
             self._loop.call_soon(self._flush)
         return future
 
     def _flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
         batch, self._pending = self._pending[:BATCH_MAX], self._pending[BATCH_MAX:]
+        self._in_flight += 1
         task = self._loop.create_task(self._send(batch))
         task.add_done_callback(self._sent)
 
     def _sent(self, _: asyncio.Task[None]) -> None:
-        if self._pending:  # what arrived while the batch was on its way goes next, together
+        self._in_flight -= 1
+        if self._pending and not self._scheduled:  # what arrived meanwhile goes next, together
             self._flush()
-        else:
-            self._busy = False
 
     async def _send(self, batch: list[tuple[JobSpec, asyncio.Future[bool]]]) -> None:
         conf = self.app.conf
@@ -158,15 +166,23 @@ _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Batche
 _lock = threading.Lock()
 
 
+_last: tuple[asyncio.AbstractEventLoop, Broker, Batcher] | None = None
+
+
 def batcher(app: AppLike) -> Batcher:
     """The running loop's batcher for ``app``'s broker (made on first use)."""
+    global _last
     loop = asyncio.get_running_loop()
     broker = app.broker
+    last = _last  # the usual case, without the lock: the same loop and broker as last time
+    if last is not None and last[0] is loop and last[1] is broker:
+        return last[2]
     with _lock:
         per_loop = _batchers.setdefault(loop, {})
         found = per_loop.get(id(broker))
         if found is None or found.broker is not broker:
             found = per_loop[id(broker)] = Batcher(app, loop)
+    _last = (loop, broker, found)
     return found
 
 
@@ -184,7 +200,9 @@ def producer(app: AppLike) -> AsyncProducer:
 async def close_producers() -> None:
     """Close the running loop's broker connections (in a FastAPI lifespan's shutdown)."""
     loop = asyncio.get_running_loop()
+    global _last
     with _lock:
         per_loop = _batchers.pop(loop, {})
+        _last = None
     for found in per_loop.values():
         await found.producer.aclose()

@@ -28,7 +28,7 @@ from typing import (
 
 import msgspec
 
-from . import states
+from . import aio, states
 from .brokers.base import JobSpec
 from .coordination.options import TaskCoordination, pop_coordination
 from .einfo import ExceptionInfo
@@ -535,8 +535,6 @@ class Task(Generic[P, R]):
             env, spec, duplicate = self._outgoing(call_args, call_kwargs, options)
         if duplicate is not None:
             return AsyncResult(duplicate, self.app)
-        from . import aio
-
         await aio.enqueue(self.app, spec)
         if after_task_publish.receivers:
             after_publish(env)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 import redis.asyncio as aioredis
+from hiredis import pack_command
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
@@ -136,7 +137,9 @@ class RedisAsyncProducer(AsyncProducer):
     @staticmethod
     async def _send(conn: Any, *command: Arg) -> Any:
         try:
-            await conn.send_command(*command)
+            # Packed by hiredis, as the sync path does: redis-py's pure-Python packing would
+            # cost more than the rest of a batch together (six arguments per job).
+            await conn.send_packed_command([pack_command(command)])  # type: ignore[arg-type]
             return await conn.read_response()
         except redis.ResponseError:
             raise
