@@ -181,6 +181,8 @@ def batcher(app: AppLike) -> Batcher:
         per_loop = _batchers.setdefault(loop, {})
         found = per_loop.get(id(broker))
         if found is None or found.broker is not broker:
+            if found is not None:  # its broker was closed (app.close()): so are its connections
+                loop.create_task(found.producer.aclose())
             found = per_loop[id(broker)] = Batcher(app, loop)
     _last = (loop, broker, found)
     return found
