@@ -164,6 +164,7 @@ _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Batche
     weakref.WeakKeyDictionary()
 )
 _lock = threading.Lock()
+_closing: set[asyncio.Task[None]] = set()
 
 
 _last: tuple[asyncio.AbstractEventLoop, Broker, Batcher] | None = None
@@ -182,7 +183,9 @@ def batcher(app: AppLike) -> Batcher:
         found = per_loop.get(id(broker))
         if found is None or found.broker is not broker:
             if found is not None:  # its broker was closed (app.close()): so are its connections
-                loop.create_task(found.producer.aclose())
+                closing = loop.create_task(found.producer.aclose())
+                _closing.add(closing)  # (a task nobody references may be collected mid-way)
+                closing.add_done_callback(_closing.discard)
             found = per_loop[id(broker)] = Batcher(app, loop)
     _last = (loop, broker, found)
     return found

@@ -277,3 +277,47 @@ def test_a_batch_whose_reply_was_lost_is_sent_again_and_nothing_is_enqueued_twic
         assert sorted(j.id for j in app.broker.pending(delayed=False, limit=100)) == sorted(ids)
     finally:
         app.close()
+
+
+def test_adelay_sends_the_publish_signals_and_keeps_headers_a_handler_adds(
+    app: Conveyor, tasks: dict[str, Any]
+) -> None:
+    from conveyor.signals import after_task_publish, before_task_publish
+
+    seen: list[str] = []
+
+    def stamp(sender: str, headers: dict[str, Any], **_: Any) -> None:
+        headers["tenant"] = "acme"
+        seen.append(f"before {sender}")
+
+    def sent(sender: str, **_: Any) -> None:
+        seen.append(f"after {sender}")
+
+    before_task_publish.connect(stamp)
+    after_task_publish.connect(sent)
+    try:
+
+        async def main() -> str:
+            return (await tasks["add"].adelay(1, 2)).id
+
+        task_id = asyncio.run(main())
+    finally:
+        before_task_publish.disconnect(stamp)
+        after_task_publish.disconnect(sent)
+    assert seen == ["before aio.add", "after aio.add"]
+    job = app.broker.pending_job(task_id)
+    assert job is not None and decode_envelope(job.body).headers == {"tenant": "acme"}
+
+
+def test_adelay_after_app_close_uses_the_new_broker_on_the_same_loop(
+    app: Conveyor, tasks: dict[str, Any]
+) -> None:
+    async def main() -> None:
+        await tasks["add"].adelay(1, 1)
+        app.close()  # the broker (and the loop's client of it) is replaced on next use
+        second = await tasks["add"].adelay(2, 2)
+        assert await second.astate() == "PENDING"
+        await aio.close_producers()
+
+    asyncio.run(main())
+    assert _ready(app) == 2
