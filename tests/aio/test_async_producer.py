@@ -321,3 +321,29 @@ def test_adelay_after_app_close_uses_the_new_broker_on_the_same_loop(
 
     asyncio.run(main())
     assert _ready(app) == 2
+
+
+def test_adelay_honours_wait_replicas_like_delay(redis_server: RedisServer) -> None:
+    """No replica answers this server: the write is on the primary, unconfirmed, so the
+    producer hears so (as from ``delay``), and the job is there once."""
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushall()
+    app = Conveyor("replicas", broker=f"{redis_server.url}?wait_replicas=1&wait_timeout_ms=50")
+    app.conf.task_publish_retry_policy = {"max_retries": 1, "interval_start": 0.0}
+
+    @app.task(name="aio.replicated")
+    def replicated(i: int) -> int:
+        return i
+
+    async def main() -> None:
+        with pytest.raises(BrokerError, match="only 0 of 1 replica"):
+            await replicated.aapply_async((1,), task_id="replicated-1")
+
+    try:
+        asyncio.run(main())
+        with pytest.raises(BrokerError, match="only 0 of 1 replica"):
+            replicated.apply_async((2,), task_id="replicated-2")
+        assert sorted(j.id for j in app.broker.pending(delayed=False)) == ["replicated-1", "replicated-2"]
+    finally:
+        app.close()
