@@ -347,3 +347,23 @@ def test_adelay_honours_wait_replicas_like_delay(redis_server: RedisServer) -> N
         assert sorted(j.id for j in app.broker.pending(delayed=False)) == ["replicated-1", "replicated-2"]
     finally:
         app.close()
+
+
+def test_sqlite_async_producer_works_again_after_its_broker_was_closed(tmp_path: Path) -> None:
+    app = Conveyor("reopened", broker=f"sqlite:///{tmp_path / 'broker.db'}")
+
+    @app.task(name="aio.reopened")
+    def reopened(i: int) -> int:
+        return i
+
+    async def main() -> None:
+        await reopened.adelay(1)
+        app.broker.close()  # its writer and reader threads stop; the same broker is used again
+        await reopened.adelay(2)
+        assert await app.AsyncResult("nobody-enqueued-this").astate() == "UNKNOWN"
+
+    try:
+        asyncio.run(main())
+        assert _ready(app) == 2
+    finally:
+        app.close()

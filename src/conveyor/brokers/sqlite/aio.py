@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ... import states
@@ -32,20 +31,18 @@ POLL_MAX = 0.05
 
 
 class SQLiteAsyncProducer(AsyncProducer):
-    def __init__(self, broker: SQLiteBroker, writer: ThreadPoolExecutor, reader: ThreadPoolExecutor) -> None:
+    def __init__(self, broker: SQLiteBroker) -> None:
         self._broker = broker
-        self._writer = writer
-        self._reader = reader
 
     async def enqueue(self, jobs: Sequence[JobSpec]) -> list[bool]:
         if not jobs:
             return []
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._broker.enqueue, jobs)
+        writer = self._broker.async_threads()[0]
+        return await asyncio.get_running_loop().run_in_executor(writer, self._broker.enqueue, jobs)
 
     async def status(self, task_id: str) -> StatusRecord | None:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, self._broker.status, task_id)
+        reader = self._broker.async_threads()[1]
+        return await asyncio.get_running_loop().run_in_executor(reader, self._broker.status, task_id)
 
     async def wait(self, task_id: str, timeout: float | None) -> StatusRecord | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -61,8 +58,8 @@ class SQLiteAsyncProducer(AsyncProducer):
             delay = min(delay * 2, POLL_MAX)
 
     async def kv_get(self, key: str) -> KVEntry | None:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, self._broker.kv_get, key)
+        reader = self._broker.async_threads()[1]
+        return await asyncio.get_running_loop().run_in_executor(reader, self._broker.kv_get, key)
 
     async def aclose(self) -> None:
         pass  # the threads are the broker's: broker.close() stops them

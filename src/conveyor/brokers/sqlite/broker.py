@@ -63,14 +63,18 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, Broker):
     def async_producer(self) -> AsyncProducer | None:
         from .aio import SQLiteAsyncProducer
 
-        with self._async_lock:  # the writer and reader threads of sqlite/aio.py, made once
+        return SQLiteAsyncProducer(self)
+
+    def async_threads(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        """The writer and reader threads of the async producers (sqlite/aio.py), made on first
+        use and again after ``close()``."""
+        with self._async_lock:
             if self._async_threads is None:
                 self._async_threads = (
                     ThreadPoolExecutor(1, thread_name_prefix="conveyor-sqlite-writer"),
                     ThreadPoolExecutor(1, thread_name_prefix="conveyor-sqlite-reader"),
                 )
-            writer, reader = self._async_threads
-        return SQLiteAsyncProducer(self, writer, reader)
+            return self._async_threads
 
     # -- producers -------------------------------------------------------------------------
     @_mapped
