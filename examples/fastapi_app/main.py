@@ -50,7 +50,7 @@ async def task_status(task_id: str) -> dict[str, Any]:
     """Poll: the state (``PROGRESS`` while the report runs) and the info (its progress meta, or
     the result once it finished, or the error if it failed)."""
     result = app.AsyncResult(task_id)
-    state, info = await result.astate(), await result.ainfo()
+    state, info = await result.astate_and_info()  # one read: the two always agree
     if isinstance(info, BaseException):
         info = {"error": type(info).__name__, "message": str(info)}
     return {"task_id": task_id, "state": state, "info": info}

@@ -178,6 +178,14 @@ class AsyncResult(Generic[R]):
         """``info`` for async code: the reported meta while it runs, else the result."""
         return (await self._anow())[1]
 
+    async def astate_and_info(self) -> tuple[str, Any]:
+        """``(state, info)`` from one read, for a status endpoint: two separate awaits could
+        see the task finish in between (a ``PROGRESS`` state with the result as its info).
+
+        >>> state, info = await app.AsyncResult(task_id).astate_and_info()  # doctest: +SKIP
+        """
+        return await self._anow()
+
     def _outcome(self, state: str, payload: ResultPayload | None, propagate: bool) -> R:
         value = _value(state, payload)
         if propagate and isinstance(value, BaseException):
