@@ -59,6 +59,7 @@ LAYERS: dict[str, int] = {
     "conveyor.progress": TASKS,
     "conveyor.routing": TASKS,
     "conveyor.registry": TASKS,
+    "conveyor.aio": TASKS,
     "conveyor.canvas": TASKS,
     # the runtime: consumers of tasks
     "conveyor.worker": RUNTIME,

@@ -31,6 +31,8 @@ from .exceptions import DecodeError, EncodeError
 
 if TYPE_CHECKING:
     from .brokers import KeyValueStore
+    from .brokers.base import AsyncProducer
+    from .brokers.records import KVEntry
 
 logger = logging.getLogger("conveyor.worker")
 
@@ -77,7 +79,18 @@ def read_progress(store: KeyValueStore, task_id: str) -> Progress | None:
     eager = _eager.get(task_id)
     if eager is not None:
         return eager
-    entry = store.kv_get(progress_key(task_id))
+    return _stored(store.kv_get(progress_key(task_id)))
+
+
+async def aread_progress(store: AsyncProducer, task_id: str) -> Progress | None:
+    """``read_progress`` for async code, through the broker's asyncio client (aio.py)."""
+    eager = _eager.get(task_id)
+    if eager is not None:
+        return eager
+    return _stored(await store.kv_get(progress_key(task_id)))
+
+
+def _stored(entry: KVEntry | None) -> Progress | None:
     if entry is None:
         return None
     try:

@@ -36,25 +36,33 @@ DEFAULT_POLICY: dict[str, float] = {
 }
 
 
+def retry_intervals(retry: bool, policy: Mapping[str, Any] | None) -> list[float]:
+    """The pauses before each retry of a failed publish (empty: no retry), per the policy."""
+    settings = {**DEFAULT_POLICY, **(policy or {})}
+    retries = int(settings["max_retries"]) if retry else 0
+    interval, out = float(settings["interval_start"]), []
+    for _ in range(retries):
+        out.append(interval)
+        interval = min(interval + float(settings["interval_step"]), float(settings["interval_max"]))
+    return out
+
+
 def publish(broker: Broker, jobs: Sequence[JobSpec], retry: bool, policy: Mapping[str, Any] | None) -> None:
-    """Enqueue ``jobs``, retrying ``BrokerError`` as the policy says."""
+    """Enqueue ``jobs``, retrying ``BrokerError`` as the policy says (the async twin is in aio.py)."""
     try:
         broker.enqueue(jobs)  # the first attempt reads no policy: this is every .delay()'s path
         return
     except BrokerError:
-        settings = {**DEFAULT_POLICY, **(policy or {})}
-        retries = int(settings["max_retries"]) if retry else 0
-        if retries < 1:
+        pauses = retry_intervals(retry, policy)
+        if not pauses:
             raise
-    interval = float(settings["interval_start"])
-    for attempt in range(1, retries + 1):
-        time.sleep(interval)
-        interval = min(interval + float(settings["interval_step"]), float(settings["interval_max"]))
+    for attempt, pause in enumerate(pauses, 1):
+        time.sleep(pause)
         try:
             broker.enqueue(jobs)
             return
         except BrokerError:
-            if attempt == retries:
+            if attempt == len(pauses):
                 raise
 
 

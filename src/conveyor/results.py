@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Iterator
@@ -155,22 +154,50 @@ class AsyncResult(Generic[R]):
         return self._outcome(record.state, payload, propagate)
 
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
-        """``get`` for async code: waits without blocking the event loop."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.001
-        while True:
-            record = await asyncio.to_thread(self.app.broker.status, self.id)
-            if record is not None and record.state in states.READY_STATES:
-                payload = self._decode(record.payload)
-                return self._outcome(record.state, payload, propagate)
-            if deadline is not None and time.monotonic() >= deadline:
-                state = record.state if record else states.UNKNOWN
-                raise TimeoutError(f"task {self.id} not ready after {timeout}s (state {state})")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        """``get`` for async code: ``await r.aget(timeout=10)``. Waits on the broker's asyncio
+        client (Redis: the same blocking wait as ``get``; SQLite: reads on the broker's reader
+        thread, soon after the result is stored), never blocking the event loop. Raises as
+        ``get`` does."""
+        from .aio import producer
+
+        record = await producer(self.app).wait(self.id, timeout)
+        if record is None or record.state not in states.READY_STATES:
+            state = record.state if record else states.UNKNOWN
+            raise TimeoutError(f"task {self.id} not ready after {timeout}s (state {state})")
+        payload = self._decode(record.payload)
+        return self._outcome(record.state, payload, propagate)
+
+    async def _anow(self) -> tuple[str, Any]:
+        """``_now`` for async code: the same reads, on the broker's asyncio client."""
+        from .aio import producer
+        from .progress import aread_progress
+
+        client = producer(self.app)
+        record = await client.status(self.id)
+        state = record.state if record is not None else states.UNKNOWN
+        payload = self._decode(record.payload) if record is not None else None
+        if state in _RUNNING:
+            reported = await aread_progress(client, self.id)
+            retries = record.retries if record is not None else 0
+            if reported is not None and (state != states.STARTED or reported.retries >= retries):
+                return reported.state, reported.meta
+        return state, _value(state, payload)
 
     async def astate(self) -> str:
-        return (await asyncio.to_thread(self._now))[0]
+        """``state`` for async code (``PROGRESS`` or another reported state while it runs)."""
+        return (await self._anow())[0]
+
+    async def ainfo(self) -> Any:
+        """``info`` for async code: the reported meta while it runs, else the result."""
+        return (await self._anow())[1]
+
+    async def astate_and_info(self) -> tuple[str, Any]:
+        """``(state, info)`` from one read, for a status endpoint: two separate awaits could
+        see the task finish in between (a ``PROGRESS`` state with the result as its info).
+
+        >>> state, info = await app.AsyncResult(task_id).astate_and_info()  # doctest: +SKIP
+        """
+        return await self._anow()
 
     def _outcome(self, state: str, payload: ResultPayload | None, propagate: bool) -> R:
         value = _value(state, payload)
@@ -223,6 +250,9 @@ class EagerResult(AsyncResult[R]):
 
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
         return self._outcome(self._state, self._payload, propagate)
+
+    async def _anow(self) -> tuple[str, Any]:
+        return self._now()  # known here: no broker read
 
     def revoke(self, terminate: bool = False, signal: str | None = None) -> None:
         pass  # already ran

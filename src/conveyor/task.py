@@ -28,7 +28,7 @@ from typing import (
 
 import msgspec
 
-from . import states
+from . import aio, states
 from .brokers.base import JobSpec
 from .codecs import check_compression, check_sendable, check_serializer
 from .coordination.options import TaskCoordination, pop_coordination
@@ -460,22 +460,31 @@ class Task(Generic[P, R]):
             return self.apply(
                 args, kwargs, task_id=options.get("task_id"), max_retries=options.get("max_retries")
             )
+        env, spec, duplicate = self._outgoing(args, kwargs, options)
+        if duplicate is not None:  # the same job is already pending: return it
+            return AsyncResult(duplicate, app)
+        publish(app.broker, [spec], conf.task_publish_retry, conf.task_publish_retry_policy)
+        if after_task_publish.receivers:
+            after_publish(env)
+        return AsyncResult(spec.id, app)
+
+    def _outgoing(
+        self, args: list[Any], kwargs: dict[str, Any], options: EnqueueOptions
+    ) -> tuple[Envelope, JobSpec, str | None]:
+        """One call as the job to send, for ``apply_async`` and ``aapply_async`` alike: the
+        arguments checked, the message built, ``before_task_publish`` sent, the unique key
+        claimed. The third item is the pending duplicate's id (then nothing is to be sent)."""
         self._check_args(args, kwargs)
         env = self._envelope(args, kwargs, options)
         if before_task_publish.receivers:
-            before_publish(env, conf.task_publish_retry_policy)
+            before_publish(env, self.app.conf.task_publish_retry_policy)
         spec = JobSpec(env.id, env.queue, encode_envelope(env), env.priority, env.eta, 0)
         unique_key, unique_for = options.get("unique_key"), options.get("unique_for")
         if self.coordination is not None or unique_key is not None or unique_for is not None:
             from .coordination.unique import before_enqueue
 
-            duplicate = before_enqueue(self, spec.id, args, kwargs, unique_key, unique_for)
-            if duplicate is not None:  # the same job is already pending: return it
-                return AsyncResult(duplicate, app)
-        publish(app.broker, [spec], conf.task_publish_retry, conf.task_publish_retry_policy)
-        if after_task_publish.receivers:
-            after_publish(env)
-        return AsyncResult(spec.id, app)
+            return env, spec, before_enqueue(self, spec.id, args, kwargs, unique_key, unique_for)
+        return env, spec, None
 
     def delay_many(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], **options: Unpack[MessageOptions]
@@ -496,9 +505,10 @@ class Task(Generic[P, R]):
             after_publish(env)
         return [AsyncResult(spec.id, self.app) for spec in specs]
 
+    # -- enqueueing from async code (aio.py; docs/user-guide.md "Async producers") -------------
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
-        """``delay`` for async producers: the broker round trip does not block the event loop."""
-        return await asyncio.to_thread(self.apply_async, args, kwargs)
+        """``delay`` for async code: ``await add.adelay(2, 2)``. See ``aapply_async``."""
+        return await self.aapply_async(args, kwargs)
 
     async def aapply_async(
         self,
@@ -506,8 +516,38 @@ class Task(Generic[P, R]):
         kwargs: Mapping[str, Any] | None = None,
         **options: Unpack[EnqueueOptions],
     ) -> AsyncResult[R]:
-        """``apply_async`` for async producers."""
-        return await asyncio.to_thread(lambda: self.apply_async(args, kwargs, **options))
+        """``apply_async`` for async code, with the same options, message and errors, on the
+        broker's asyncio client. Calls made together on one event loop share one broker round
+        trip (each still gets its own result, or its own ``BrokerError``).
+
+        >>> results = await asyncio.gather(*(resize.adelay(i) for i in range(100)))  # doctest: +SKIP
+
+        With ``task_always_eager`` the task runs here: a plain function on the event loop, an
+        ``async def`` one in a thread with its own loop, as ``apply()`` runs it. A unique key
+        (``unique_key``/``unique_for``) is claimed in a thread: a broker call of its own.
+        """
+        if options:
+            options = enqueue_options(options, "aapply_async")
+        call_args, call_kwargs = list(args or ()), dict(kwargs or {})
+        if self.app.conf.task_always_eager:
+            task_id, max_retries = options.get("task_id"), options.get("max_retries")
+            if self.is_async:
+                return await asyncio.to_thread(
+                    self.apply, call_args, call_kwargs, task_id=task_id, max_retries=max_retries
+                )
+            return self.apply(call_args, call_kwargs, task_id=task_id, max_retries=max_retries)
+        coordination = self.coordination
+        claims = options.get("unique_key") is not None or options.get("unique_for") is not None
+        if claims or (coordination is not None and coordination.unique_for is not None):
+            env, spec, duplicate = await asyncio.to_thread(self._outgoing, call_args, call_kwargs, options)
+        else:
+            env, spec, duplicate = self._outgoing(call_args, call_kwargs, options)
+        if duplicate is not None:
+            return AsyncResult(duplicate, self.app)
+        await aio.enqueue(self.app, spec)
+        if after_task_publish.receivers:
+            after_publish(env)
+        return AsyncResult(spec.id, self.app)
 
     # -- Django: enqueue when the surrounding transaction commits (docs/django.md) -------------
     def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:

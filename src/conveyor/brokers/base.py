@@ -54,6 +54,7 @@ from .records import (
 )
 
 __all__ = [
+    "AsyncProducer",
     "Broker",
     "BrokerAdmin",
     "DeadLetter",
@@ -308,6 +309,29 @@ class WorkflowStore(Protocol):
         """The group's size, count, failure flag and slots; None if unknown or expired."""
 
 
+class AsyncProducer(Protocol):
+    """What an async producer needs of a broker, as coroutines: ``enqueue``, ``status``, ``wait``
+    and ``kv_get`` mean what ``JobLifecycle``'s and ``KeyValueStore``'s methods of the same name
+    mean (same keys, scripts and SQL). One is made per event loop (``Broker.async_producer``),
+    because asyncio connections belong to the loop that opened them (conveyor/aio.py)."""
+
+    @abc.abstractmethod
+    async def enqueue(self, jobs: Sequence[JobSpec]) -> list[bool]: ...
+
+    @abc.abstractmethod
+    async def status(self, task_id: str) -> StatusRecord | None: ...
+
+    @abc.abstractmethod
+    async def wait(self, task_id: str, timeout: float | None) -> StatusRecord | None: ...
+
+    @abc.abstractmethod
+    async def kv_get(self, key: str) -> KVEntry | None: ...
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release this loop's connections."""
+
+
 class Broker(JobLifecycle, BrokerAdmin, KeyValueStore, TaskHistory, WorkflowStore):
     """A whole broker: the job lifecycle, the admin surface, the key/value store, the task
     history and the workflow groups.
@@ -320,3 +344,8 @@ class Broker(JobLifecycle, BrokerAdmin, KeyValueStore, TaskHistory, WorkflowStor
 
     def close(self) -> None:  # not abstract: a broker with nothing to release keeps this
         """Release connections."""
+
+    def async_producer(self) -> AsyncProducer | None:
+        """A native asyncio client for the running event loop, or None: then async producers
+        call the synchronous methods (inline on the memory broker, else in a thread)."""
+        return None

@@ -30,7 +30,7 @@ import redis
 from redis.exceptions import RedisClusterException
 
 from ... import states
-from ..base import Broker
+from ..base import AsyncProducer, Broker
 from ..history import COUNTERS_KEPT
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
 from ..records import Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
@@ -80,7 +80,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
         self, url: str = "redis://localhost:6379/0", transport_options: Mapping[str, Any] | None = None
     ) -> None:
         self.url = url
-        parsed = parse_redis_url(url, dict(transport_options or {}))
+        parsed = self._url = parse_redis_url(url, dict(transport_options or {}))
         self._keys = Keys(parsed.prefix)
         self._conn = connect(parsed)
         # A blocking command must return before the socket timeout, or it would look like a
@@ -135,6 +135,12 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
     def enqueue(self, jobs: Sequence[JobSpec]) -> list[bool]:
         if not jobs:
             return []
+        args = self._enqueue_args(jobs)
+        added = self._conn.run_confirmed(self._conn.scripts.enqueue, self._enqueue_keys, args)
+        return [flag == 1 for flag in added]
+
+    def _enqueue_args(self, jobs: Sequence[JobSpec]) -> list[Arg]:
+        """The enqueue script's arguments for ``jobs`` (also sent by the async producer, aio.py)."""
         now = time.time()
         args = list(self._enqueue_head)
         for spec in jobs:
@@ -147,16 +153,30 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
                 spec.retries,
                 spec.body,
             )
-        added = self._conn.run_confirmed(self._conn.scripts.enqueue, self._enqueue_keys, args)
-        return [flag == 1 for flag in added]
+        return args
+
+    def async_producer(self) -> AsyncProducer | None:
+        if self._url.topology != "server":
+            return None  # Sentinel and Cluster: the sync client in a thread (docs/user-guide.md)
+        from .aio import RedisAsyncProducer
+
+        return RedisAsyncProducer(self)
 
     def status(self, task_id: str) -> StatusRecord | None:
         return self._status(task_id, None)
 
     def _status(self, task_id: str, register_ms: int | None) -> StatusRecord | None:
+        keys, args = self._status_call(task_id, register_ms)
+        return self._status_record(self._conn.run_idempotent(self._conn.scripts.status, keys, args))
+
+    def _status_call(self, task_id: str, register_ms: int | None) -> tuple[list[str], list[Arg]]:
         k = self._keys
         keys = [k.result(task_id), k.job_meta, k.job_state, k.job_retry, k.waiting(task_id)]
-        reply = self._conn.run_idempotent(self._conn.scripts.status, keys, [task_id, register_ms or ""])
+        return keys, [task_id, register_ms or ""]
+
+    @staticmethod
+    def _status_record(reply: Any) -> StatusRecord | None:
+        """The status script's reply as a record (shared with the async producer)."""
         if reply[0] == 1:
             return unpack_result(reply[1])
         if reply[0] == 0:

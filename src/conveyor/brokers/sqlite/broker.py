@@ -19,11 +19,13 @@ shared memory, not the tables, so idle workers cost almost nothing yet see new w
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from ... import states
-from ..base import Broker
+from ..base import AsyncProducer, Broker
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
 from ..records import Delivery, GroupJoin, JobSpec, Outcome, ReclaimReport, StatusRecord
 from .admin import SQLiteAdmin
@@ -49,9 +51,31 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
         self.path, options = parse_sqlite_url(url)
         self._conn = Connections(self.path, synchronous_mode(options))
         self._conn.db()  # fail fast on a bad path; applies the schema
+        self._async_threads: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
+        self._async_lock = threading.Lock()
 
     def close(self) -> None:
+        with self._async_lock:
+            threads, self._async_threads = self._async_threads, None
+        for pool in threads or ():
+            pool.shutdown(wait=True)
         self._conn.close()
+
+    def async_producer(self) -> AsyncProducer | None:
+        from .aio import SQLiteAsyncProducer
+
+        return SQLiteAsyncProducer(self)
+
+    def async_threads(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        """The writer and reader threads of the async producers (sqlite/aio.py), made on first
+        use and again after ``close()``."""
+        with self._async_lock:
+            if self._async_threads is None:
+                self._async_threads = (
+                    ThreadPoolExecutor(1, thread_name_prefix="conveyor-sqlite-writer"),
+                    ThreadPoolExecutor(1, thread_name_prefix="conveyor-sqlite-reader"),
+                )
+            return self._async_threads
 
     # -- producers -------------------------------------------------------------------------
     @_mapped
