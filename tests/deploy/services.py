@@ -13,11 +13,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+
 from conveyor import states
 from conveyor.admin import Admin
 from conveyor.brokers import broker_from_url
+from conveyor.dashboard.auth import hash_line
 
 from ..procs import ROOT, wait_for
+from ..webserver import free_port
 from . import app as deploy_app
 
 DEPLOY = ROOT / "deploy"
@@ -47,8 +51,11 @@ def deploy_env(broker_url: str, extra: dict[str, str] | None = None) -> dict[str
 class Service:
     """One command line of a deployment file, running; its output goes to a log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str], logs: Path) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], env: dict[str, str], logs: Path, ready_text: str = " ready: "
+    ) -> None:
         self.name = name
+        self.ready_text = ready_text  # the log line that says it serves (workers, beat: " ready: ")
         self.log_path = logs / f"{name}.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
@@ -65,7 +72,7 @@ class Service:
 
     def ready(self) -> bool:
         assert self.proc.poll() is None, f"{self.name} exited early:\n{self.log()}"
-        return " ready: " in self.log()
+        return self.ready_text in self.log()
 
     def wait(self, signalled: float, within: float) -> int:
         """The exit code, which must come within ``within`` seconds of ``signalled``."""
@@ -137,3 +144,57 @@ def worker_names(broker_url: str) -> list[str]:
         return sorted(w.hostname.partition("@")[0] for w in admin.workers())
     finally:
         admin.broker.close()
+
+
+# -- the dashboard ------------------------------------------------------------------------------
+DASHBOARD_USER, DASHBOARD_PASSWORD = "ops", "a long test password"
+DASHBOARD_TOKEN = "test-token-0123456789abcdef"
+DASHBOARD_READY = "dashboard: http://"  # what `conveyor dashboard` prints once it listens
+# How a dashboard stops on SIGTERM: uvicorn closes its connections, then re-raises the signal,
+# so the process ends "terminated by SIGTERM" (every service manager takes that as a clean stop).
+DASHBOARD_STOPPED = (0, -signal.SIGTERM)
+
+
+def dashboard_users(directory: Path) -> Path:
+    """An auth file, as ``conveyor dashboard --hash-password`` makes it, with one user."""
+    path = directory / "dashboard-users"
+    path.write_text(f"# made by the test\n{hash_line(DASHBOARD_USER, DASHBOARD_PASSWORD)}\n")
+    return path
+
+
+def local_dashboard_argv(argv: Sequence[str], users: Path) -> tuple[list[str], int]:
+    """A file's dashboard command line with a free port and the test's auth file; the rest (the
+    host the file binds, no --insecure-no-auth) is left as the file has it."""
+    argv = list(argv)
+    assert argv[1] == "dashboard" and "--insecure-no-auth" not in argv, argv
+    port = free_port()
+    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--auth-file") + 1] = str(users)
+    return argv, port
+
+
+def dashboard_answers(port: int, token: str | None = None) -> None:
+    """The dashboard on ``port`` refuses a request without credentials (401) or with a wrong
+    password, serves a page to its user (basic auth) and to the bearer ``token`` if given,
+    and answers ``/health`` with 200 and no credentials."""
+    base = f"http://127.0.0.1:{port}"
+
+    def health() -> bool:
+        try:
+            return httpx.get(f"{base}/health", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(health, 30)
+    assert httpx.get(f"{base}/queues", timeout=10).status_code == 401
+    wrong = httpx.get(f"{base}/queues", auth=(DASHBOARD_USER, "wrong"), timeout=10)
+    assert wrong.status_code == 401
+    page = httpx.get(f"{base}/queues", auth=(DASHBOARD_USER, DASHBOARD_PASSWORD), timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"], page
+    if token is not None:
+        api = httpx.get(f"{base}/api/queues", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert api.status_code == 200, api
+        assert (
+            httpx.get(f"{base}/api/queues", headers={"Authorization": "Bearer nope"}, timeout=10).status_code
+            == 401
+        )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,22 @@ import yaml
 
 from ..procs import wait_for
 from ..redis_server import RedisServer
-from .services import DEPLOY, Drain, Service, deploy_env, health, running, stop_all, worker_names
+from .services import (
+    DASHBOARD_READY,
+    DASHBOARD_STOPPED,
+    DASHBOARD_TOKEN,
+    DEPLOY,
+    Drain,
+    Service,
+    dashboard_answers,
+    dashboard_users,
+    deploy_env,
+    health,
+    local_dashboard_argv,
+    running,
+    stop_all,
+    worker_names,
+)
 
 COMPOSE = DEPLOY / "docker-compose.yml"
 VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
@@ -68,6 +85,33 @@ def test_compose_file_has_persistent_redis_worker_groups_two_schedulers_and_heal
     assert beat["deploy"]["replicas"] == 2
 
 
+def dashboard_probe(service: dict[str, Any], port: int) -> list[str]:
+    """The dashboard's healthcheck command with this Python and the test's port."""
+    test = service["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"], test
+    return [sys.executable, *(arg.replace(":5555/", f":{port}/") for arg in test[2:])]
+
+
+def test_compose_dashboard_authenticates_from_a_secret_and_an_environment_token() -> None:
+    compose = load()
+    dashboard = compose["services"]["dashboard"]
+    command = dashboard["command"]
+    assert command[:2] == ["conveyor", "dashboard"] and "--insecure-no-auth" not in command
+    assert option(command, "--host") == "0.0.0.0"  # reachable through the published port
+    # The users file is the service's secret, as Compose mounts it.
+    [secret] = dashboard["secrets"]
+    assert option(command, "--auth-file") == f"/run/secrets/{secret}"
+    assert "file" in compose["secrets"][secret]
+    assert "CONVEYOR_DASHBOARD_TOKEN" in dashboard["environment"]
+    assert (
+        dashboard["environment"]["CONVEYOR_APP"] == compose["services"]["beat"]["environment"]["CONVEYOR_APP"]
+    )
+    [published] = dashboard["ports"]
+    assert published.endswith(":" + option(command, "--port"))
+    probe = " ".join(dashboard["healthcheck"]["test"])
+    assert f"127.0.0.1:{option(command, '--port')}/health" in probe
+
+
 def test_compose_commands_run_against_redis_pass_their_healthchecks_and_drain_on_sigterm(
     tmp_path: Path,
 ) -> None:
@@ -81,17 +125,25 @@ def test_compose_commands_run_against_redis_pass_their_healthchecks_and_drain_on
         assert client.config_get("appendonly") == {"appendonly": "yes"}
         env = deploy_env(server.url)
         commands = conveyor_services(compose)
+        board = commands.pop("dashboard")
         services = [
             Service(f"{name}-{i}", spec["command"], env, tmp_path)
             for name, spec in commands.items()
             for i in range(spec.get("deploy", {}).get("replicas", 1))
         ]
+        # The dashboard as the file runs it, with the operator's token in its environment.
+        board_argv, port = local_dashboard_argv(board["command"], dashboard_users(tmp_path))
+        board_env = deploy_env(server.url, {"CONVEYOR_DASHBOARD_TOKEN": DASHBOARD_TOKEN})
+        services.append(Service("dashboard-0", board_argv, board_env, tmp_path, DASHBOARD_READY))
         with running(services):
             wait_for(lambda: worker_names(server.url) == ["default", "low.1", "low.2", "polling"], 30)
             for spec in commands.values():
                 if "healthcheck" in spec:
                     probe = spec["healthcheck"]["test"][1:]  # after "CMD"
                     wait_for(lambda probe=probe: health(probe, env).returncode == 0, 30)
+            dashboard_answers(port, DASHBOARD_TOKEN)
+            probe = dashboard_probe(board, port)
+            assert subprocess.run(probe, timeout=30, check=False).returncode == 0, probe
             # Both schedulers run against the same Redis: the leader sends the 2-second poll.
             beats = [s for s in services if s.name.startswith("beat")]
             wait_for(lambda: any("sent poll-aircraft" in b.log() for b in beats), 30)
@@ -99,9 +151,10 @@ def test_compose_commands_run_against_redis_pass_their_healthchecks_and_drain_on
             drain.wait_running()
             how: dict[str, tuple[int, float]] = {}
             for service in services:
-                spec = commands[service.name.rsplit("-", 1)[0]]
+                spec = {**commands, "dashboard": board}[service.name.rsplit("-", 1)[0]]
                 how[service.name] = (signal.Signals[spec["stop_signal"]], seconds(spec["stop_grace_period"]))
             codes = stop_all(services, how)
+            assert codes.pop("dashboard-0") in DASHBOARD_STOPPED
             assert codes == dict.fromkeys(codes, 0), {s.name: s.log()[-2000:] for s in services}
             assert drain.finished()
             sent = [
