@@ -5,13 +5,28 @@ probes passing against it (there is no cluster here; kubectl needs one even for 
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..procs import wait_for
-from .services import DEPLOY, Service, deploy_env, health, running, stop_all, worker_names
+from .services import (
+    DASHBOARD_READY,
+    DASHBOARD_STOPPED,
+    DASHBOARD_TOKEN,
+    DEPLOY,
+    Service,
+    dashboard_answers,
+    dashboard_users,
+    deploy_env,
+    health,
+    local_dashboard_argv,
+    running,
+    stop_all,
+    worker_names,
+)
 
 MANIFESTS = DEPLOY / "kubernetes"
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
@@ -87,3 +102,50 @@ def test_every_worker_deployment_runs_and_its_exec_probes_pass_then_it_stops_wit
         }
         codes = stop_all(services, how)
         assert codes == dict.fromkeys(codes, 0), {s.name: s.log()[-2000:] for s in services}
+
+
+def dashboard() -> dict[str, Any]:
+    [found] = [d for d in of_kind("Deployment").values() if container(d)["command"][1] == "dashboard"]
+    return found
+
+
+def test_dashboard_deployment_takes_users_and_token_from_a_secret_and_probes_health() -> None:
+    deployment = dashboard()
+    board = container(deployment)
+    command = board["command"]
+    assert "--insecure-no-auth" not in command and command[command.index("--host") + 1] == "0.0.0.0"
+    # The users file: a key of the Secret, mounted where --auth-file reads it.
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    [mount] = board["volumeMounts"]
+    secret = volumes[mount["name"]]["secret"]
+    [item] = secret["items"]
+    assert command[command.index("--auth-file") + 1] == f"{mount['mountPath']}/{item['path']}"
+    # The token: another key of the same Secret, in the variable the dashboard reads.
+    [token] = [e for e in board["env"] if e["name"] == "CONVEYOR_DASHBOARD_TOKEN"]
+    ref = token["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret["secretName"] and ref["key"] != item["key"]
+    # Both probes ask /health (open without credentials) on the port the dashboard listens on.
+    ports = {p["name"]: p["containerPort"] for p in board["ports"]}
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = board[probe]["httpGet"]
+        assert get["path"] == "/health" and ports[get["port"]] == int(command[command.index("--port") + 1])
+    service = of_kind("Service")[deployment["metadata"]["name"]]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == list(ports)
+
+
+def test_dashboard_deployment_command_serves_with_the_secrets_token_and_stops_within_its_grace(
+    tmp_path: Path,
+) -> None:
+    deployment = dashboard()
+    url = f"sqlite:///{tmp_path / 'conveyor.db'}"
+    argv, port = local_dashboard_argv(container(deployment)["command"], dashboard_users(tmp_path))
+    env = deploy_env(url, {"CONVEYOR_DASHBOARD_TOKEN": DASHBOARD_TOKEN})  # what the secretKeyRef gives
+    service = Service("conveyor-dashboard", argv, env, tmp_path, DASHBOARD_READY)
+    with running([service]):
+        dashboard_answers(port, DASHBOARD_TOKEN)  # /health 200: the probes pass
+        signalled = time.monotonic()
+        service.proc.send_signal(signal.SIGTERM)
+        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert service.wait(signalled, grace) in DASHBOARD_STOPPED

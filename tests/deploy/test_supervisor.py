@@ -14,7 +14,18 @@ import pytest
 
 from ..procs import ROOT, wait_for
 from ..redis_server import RedisServer
-from .services import APP, CONVEYOR_BIN, DEPLOY, Drain, deploy_env, worker_names
+from .services import (
+    APP,
+    CONVEYOR_BIN,
+    DASHBOARD_TOKEN,
+    DEPLOY,
+    Drain,
+    dashboard_answers,
+    dashboard_users,
+    deploy_env,
+    local_dashboard_argv,
+    worker_names,
+)
 
 CONF = DEPLOY / "supervisor" / "conveyor.conf"
 BIN = Path(sys.executable).parent
@@ -35,6 +46,7 @@ def test_programs_stop_with_term_and_wait_longer_than_the_workers_shutdown_timeo
         "conveyor-worker-default",
         "conveyor-worker-low",
         "conveyor-beat",
+        "conveyor-dashboard",
     }
     for name, program in found.items():
         assert program["stopsignal"] == "TERM" and program["autorestart"] == "true", name
@@ -43,6 +55,25 @@ def test_programs_stop_with_term_and_wait_longer_than_the_workers_shutdown_timeo
         if "worker" in name:
             argv = program["command"].split()
             assert int(program["stopwaitsecs"]) > float(argv[argv.index("--shutdown-timeout") + 1]), name
+
+
+def test_the_dashboard_program_listens_with_an_auth_file_never_without_auth() -> None:
+    argv = programs()["conveyor-dashboard"]["command"].split()
+    assert argv[1] == "dashboard" and "--insecure-no-auth" not in argv
+    assert argv[argv.index("--host") + 1] == "0.0.0.0"
+    assert argv[argv.index("--auth-file") + 1] == "/etc/conveyor/dashboard-users"
+
+
+def local_dashboard(text: str, logs: Path) -> tuple[str, int]:
+    """The dashboard program with a free port, the test's users file, and the token the
+    operator adds to its environment= line."""
+    [line] = [ln for ln in text.splitlines() if ln.startswith("command=") and " dashboard " in ln]
+    argv, port = local_dashboard_argv(line.removeprefix("command=").split(), dashboard_users(logs))
+    text = text.replace(line, "command=" + " ".join(argv))
+    section = text.index("[program:conveyor-dashboard]")
+    env_at = text.index("environment=", section)
+    end = text.index("\n", env_at)
+    return text[:end] + f',CONVEYOR_DASHBOARD_TOKEN="{DASHBOARD_TOKEN}"' + text[end:], port
 
 
 def local_conf(text: str, broker_url: str, logs: Path) -> str:
@@ -89,7 +120,8 @@ def test_supervisord_runs_the_programs_and_supervisorctl_stop_drains_them(
 
     redis.Redis.from_url(redis_server.url).flushall()
     include = tmp_path / "conveyor.conf"
-    include.write_text(local_conf(CONF.read_text(), redis_server.url, tmp_path))
+    text, port = local_dashboard(local_conf(CONF.read_text(), redis_server.url, tmp_path), tmp_path)
+    include.write_text(text)
     conf = supervisord_conf(tmp_path, include)
     env = deploy_env(redis_server.url)
     supervisord = subprocess.Popen(
@@ -111,14 +143,21 @@ def test_supervisord_runs_the_programs_and_supervisorctl_stop_drains_them(
             check=False,
         )
         assert status.returncode == 0 and "4 nodes online." in status.stdout, status
+        dashboard_answers(port, DASHBOARD_TOKEN)
         drain = Drain(redis_server.url)
         drain.wait_running()
         stopped = ctl("stop", "conveyor:*")
-        assert stopped.returncode == 0 and stopped.stdout.count(": stopped") == 4, stopped
+        assert stopped.returncode == 0 and stopped.stdout.count(": stopped") == 5, stopped
         assert drain.finished()
         log = (tmp_path / "supervisord.log").read_text()
         for name in programs():
-            assert f"stopped: {name} (exit status 0)" in log, log
+            # uvicorn re-raises the SIGTERM it handled: the dashboard ends by the signal.
+            clean = (
+                ("(terminated by SIGTERM)", "(exit status 0)")
+                if "dashboard" in name
+                else ("(exit status 0)",)
+            )
+            assert any(f"stopped: {name} {how}" in log for how in clean), log
         assert "second signal" not in (tmp_path / "conveyor-worker-low.log").read_text()
     finally:
         if drain is not None:

@@ -9,6 +9,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,17 @@ import pytest
 from ..procs import ROOT, wait_for
 from .services import (
     CONVEYOR_BIN,
+    DASHBOARD_READY,
+    DASHBOARD_STOPPED,
+    DASHBOARD_TOKEN,
     DEPLOY,
     Drain,
     Service,
+    dashboard_answers,
+    dashboard_users,
     deploy_env,
     health,
+    local_dashboard_argv,
     running,
     stop_all,
     worker_names,
@@ -94,9 +101,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     template = local_files((UNITS / "conveyor-worker@.service").read_text())
     for group in GROUPS:
         (tmp_path / f"conveyor-worker@{group}.service").write_text(template)
-    (tmp_path / "conveyor-beat.service").write_text(
-        local_files((UNITS / "conveyor-beat.service").read_text())
-    )
+    for unit in ("conveyor-beat.service", "conveyor-dashboard.service"):
+        (tmp_path / unit).write_text(local_files((UNITS / unit).read_text()))
     files = sorted(str(p) for p in tmp_path.glob("*.service"))
     out = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *files],
@@ -148,3 +154,47 @@ def test_unit_command_lines_run_on_sqlite_and_stop_on_their_kill_signal_within_t
     finally:
         if drain is not None:
             drain.close()
+
+
+def dashboard_unit() -> dict[str, list[tuple[str, str]]]:
+    return parse_unit((UNITS / "conveyor-dashboard.service").read_text())
+
+
+def test_dashboard_unit_takes_its_users_as_a_credential_and_its_token_from_a_private_env_file() -> None:
+    unit = dashboard_unit()
+    assert one(unit, "Restart") == "always" and one(unit, "KillSignal") == "SIGTERM"
+    argv = shlex.split(one(unit, "ExecStart"))
+    assert argv[1] == "dashboard" and "--insecure-no-auth" not in argv
+    assert argv[argv.index("--host") + 1] == "0.0.0.0"
+    # The users file reaches the service through systemd's credentials, not a path it must read.
+    name, _, source = one(unit, "LoadCredential").partition(":")
+    assert argv[argv.index("--auth-file") + 1] == f"${{CREDENTIALS_DIRECTORY}}/{name}"
+    assert source == "/etc/conveyor/dashboard-users"
+    files = [v for k, v in unit["Service"] if k == "EnvironmentFile"]
+    assert "/etc/conveyor/dashboard.env" in files
+    assert "CONVEYOR_DASHBOARD_TOKEN" in environment_file(UNITS / "dashboard.env")
+
+
+def test_dashboard_unit_command_line_serves_with_auth_and_stops_on_its_kill_signal(tmp_path: Path) -> None:
+    unit = dashboard_unit()
+    url = f"sqlite:///{tmp_path / 'conveyor.db'}"
+    files = [Path(local_files(v)) for k, v in unit["Service"] if k == "EnvironmentFile"]
+    from_files = {k: v for f in files for k, v in environment_file(f).items()}
+    # The operator's token, written into dashboard.env (shipped empty).
+    from_files["CONVEYOR_DASHBOARD_TOKEN"] = DASHBOARD_TOKEN
+    env = deploy_env(
+        url, {k: v for k, v in from_files.items() if k not in ("CONVEYOR_APP", "CONVEYOR_BROKER_URL")}
+    )
+    # systemd copies each LoadCredential= file into $CREDENTIALS_DIRECTORY under its name.
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    name, _, _source = one(unit, "LoadCredential").partition(":")
+    dashboard_users(tmp_path).rename(credentials / name)
+    argv = exec_argv(one(unit, "ExecStart"), {**env, "CREDENTIALS_DIRECTORY": str(credentials)})
+    argv, port = local_dashboard_argv(argv, credentials / name)
+    service = Service("conveyor-dashboard.service", argv, env, tmp_path, DASHBOARD_READY)
+    with running([service]):
+        dashboard_answers(port, DASHBOARD_TOKEN)
+        signalled = time.monotonic()
+        service.proc.send_signal(signal.Signals[one(unit, "KillSignal")])
+        assert service.wait(signalled, float(one(unit, "TimeoutStopSec"))) in DASHBOARD_STOPPED
