@@ -150,9 +150,10 @@ def worker_names(broker_url: str) -> list[str]:
 DASHBOARD_USER, DASHBOARD_PASSWORD = "ops", "a long test password"
 DASHBOARD_TOKEN = "test-token-0123456789abcdef"
 DASHBOARD_READY = "dashboard: http://"  # what `conveyor dashboard` prints once it listens
-# How a dashboard stops on SIGTERM: uvicorn closes its connections, then re-raises the signal,
-# so the process ends "terminated by SIGTERM" (every service manager takes that as a clean stop).
-DASHBOARD_STOPPED = (0, -signal.SIGTERM)
+# How the dashboard and the exporter stop on SIGTERM: uvicorn closes its connections, then
+# re-raises the signal, so the process ends "terminated by SIGTERM" (every service manager takes
+# that as a clean stop).
+SERVER_STOPPED = (0, -signal.SIGTERM)
 
 
 def dashboard_users(directory: Path) -> Path:
@@ -198,3 +199,28 @@ def dashboard_answers(port: int, token: str | None = None) -> None:
             httpx.get(f"{base}/api/queues", headers={"Authorization": "Bearer nope"}, timeout=10).status_code
             == 401
         )
+
+
+# -- the Prometheus exporter --------------------------------------------------------------------
+METRICS_READY = "conveyor metrics: serving http://"
+
+
+def local_metrics_argv(argv: Sequence[str]) -> tuple[list[str], int]:
+    """A file's ``conveyor metrics`` command line with a free port (the host as the file has it)."""
+    argv = list(argv)
+    assert argv[1] == "metrics", argv
+    port = free_port()
+    argv[argv.index("--port") + 1] = str(port)
+    return argv, port
+
+
+def metrics_answer(port: int) -> None:
+    """The exporter on ``port`` serves the cluster's metrics, read from a broker that answers."""
+
+    def scraped() -> bool:
+        try:
+            return "conveyor_broker_up 1.0" in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return False
+
+    wait_for(scraped, 30)

@@ -21,9 +21,10 @@ from ..procs import wait_for
 from ..redis_server import RedisServer
 from .services import (
     DASHBOARD_READY,
-    DASHBOARD_STOPPED,
     DASHBOARD_TOKEN,
     DEPLOY,
+    METRICS_READY,
+    SERVER_STOPPED,
     Drain,
     Service,
     dashboard_answers,
@@ -31,6 +32,8 @@ from .services import (
     deploy_env,
     health,
     local_dashboard_argv,
+    local_metrics_argv,
+    metrics_answer,
     running,
     stop_all,
     worker_names,
@@ -85,11 +88,13 @@ def test_compose_file_has_persistent_redis_worker_groups_two_schedulers_and_heal
     assert beat["deploy"]["replicas"] == 2
 
 
-def dashboard_probe(service: dict[str, Any], port: int) -> list[str]:
-    """The dashboard's healthcheck command with this Python and the test's port."""
+def python_probe(service: dict[str, Any], port: int) -> list[str]:
+    """A server's healthcheck command (``python -c`` an HTTP GET) with this Python and the
+    test's port in place of the one the file's command listens on."""
     test = service["healthcheck"]["test"]
     assert test[:2] == ["CMD", "python"], test
-    return [sys.executable, *(arg.replace(":5555/", f":{port}/") for arg in test[2:])]
+    listens = option(service["command"], "--port")
+    return [sys.executable, *(arg.replace(f":{listens}/", f":{port}/") for arg in test[2:])]
 
 
 def test_compose_dashboard_authenticates_from_a_secret_and_an_environment_token() -> None:
@@ -112,6 +117,16 @@ def test_compose_dashboard_authenticates_from_a_secret_and_an_environment_token(
     assert f"127.0.0.1:{option(command, '--port')}/health" in probe
 
 
+def test_compose_metrics_exporter_is_reachable_in_the_network_only() -> None:
+    exporter = load()["services"]["metrics"]
+    command = exporter["command"]
+    assert command[:2] == ["conveyor", "metrics"] and option(command, "--host") == "0.0.0.0"
+    # No credentials on /metrics: exposed to the Compose network (Prometheus), never published.
+    assert "ports" not in exporter and exporter["expose"] == [option(command, "--port")]
+    probe = " ".join(exporter["healthcheck"]["test"])
+    assert f"127.0.0.1:{option(command, '--port')}/metrics" in probe
+
+
 def test_compose_commands_run_against_redis_pass_their_healthchecks_and_drain_on_sigterm(
     tmp_path: Path,
 ) -> None:
@@ -126,6 +141,7 @@ def test_compose_commands_run_against_redis_pass_their_healthchecks_and_drain_on
         env = deploy_env(server.url)
         commands = conveyor_services(compose)
         board = commands.pop("dashboard")
+        exporter = commands.pop("metrics")
         services = [
             Service(f"{name}-{i}", spec["command"], env, tmp_path)
             for name, spec in commands.items()
@@ -135,6 +151,8 @@ def test_compose_commands_run_against_redis_pass_their_healthchecks_and_drain_on
         board_argv, port = local_dashboard_argv(board["command"], dashboard_users(tmp_path))
         board_env = deploy_env(server.url, {"CONVEYOR_DASHBOARD_TOKEN": DASHBOARD_TOKEN})
         services.append(Service("dashboard-0", board_argv, board_env, tmp_path, DASHBOARD_READY))
+        metrics_argv, metrics_port = local_metrics_argv(exporter["command"])
+        services.append(Service("metrics-0", metrics_argv, env, tmp_path, METRICS_READY))
         with running(services):
             wait_for(lambda: worker_names(server.url) == ["default", "low.1", "low.2", "polling"], 30)
             for spec in commands.values():
@@ -142,8 +160,10 @@ def test_compose_commands_run_against_redis_pass_their_healthchecks_and_drain_on
                     probe = spec["healthcheck"]["test"][1:]  # after "CMD"
                     wait_for(lambda probe=probe: health(probe, env).returncode == 0, 30)
             dashboard_answers(port, DASHBOARD_TOKEN)
-            probe = dashboard_probe(board, port)
-            assert subprocess.run(probe, timeout=30, check=False).returncode == 0, probe
+            metrics_answer(metrics_port)
+            for spec, on in ((board, port), (exporter, metrics_port)):
+                probe = python_probe(spec, on)
+                assert subprocess.run(probe, timeout=30, check=False).returncode == 0, probe
             # Both schedulers run against the same Redis: the leader sends the 2-second poll.
             beats = [s for s in services if s.name.startswith("beat")]
             wait_for(lambda: any("sent poll-aircraft" in b.log() for b in beats), 30)
@@ -151,10 +171,10 @@ def test_compose_commands_run_against_redis_pass_their_healthchecks_and_drain_on
             drain.wait_running()
             how: dict[str, tuple[int, float]] = {}
             for service in services:
-                spec = {**commands, "dashboard": board}[service.name.rsplit("-", 1)[0]]
+                spec = {**commands, "dashboard": board, "metrics": exporter}[service.name.rsplit("-", 1)[0]]
                 how[service.name] = (signal.Signals[spec["stop_signal"]], seconds(spec["stop_grace_period"]))
             codes = stop_all(services, how)
-            assert codes.pop("dashboard-0") in DASHBOARD_STOPPED
+            assert codes.pop("dashboard-0") in SERVER_STOPPED and codes.pop("metrics-0") in SERVER_STOPPED
             assert codes == dict.fromkeys(codes, 0), {s.name: s.log()[-2000:] for s in services}
             assert drain.finished()
             sent = [

@@ -14,9 +14,9 @@ import yaml
 from ..procs import wait_for
 from .services import (
     DASHBOARD_READY,
-    DASHBOARD_STOPPED,
     DASHBOARD_TOKEN,
     DEPLOY,
+    SERVER_STOPPED,
     Service,
     dashboard_answers,
     dashboard_users,
@@ -148,4 +148,4 @@ def test_dashboard_deployment_command_serves_with_the_secrets_token_and_stops_wi
         signalled = time.monotonic()
         service.proc.send_signal(signal.SIGTERM)
         grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-        assert service.wait(signalled, grace) in DASHBOARD_STOPPED
+        assert service.wait(signalled, grace) in SERVER_STOPPED

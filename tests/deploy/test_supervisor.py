@@ -24,6 +24,8 @@ from .services import (
     dashboard_users,
     deploy_env,
     local_dashboard_argv,
+    local_metrics_argv,
+    metrics_answer,
     worker_names,
 )
 
@@ -47,6 +49,7 @@ def test_programs_stop_with_term_and_wait_longer_than_the_workers_shutdown_timeo
         "conveyor-worker-low",
         "conveyor-beat",
         "conveyor-dashboard",
+        "conveyor-metrics",
     }
     for name, program in found.items():
         assert program["stopsignal"] == "TERM" and program["autorestart"] == "true", name
@@ -74,6 +77,13 @@ def local_dashboard(text: str, logs: Path) -> tuple[str, int]:
     env_at = text.index("environment=", section)
     end = text.index("\n", env_at)
     return text[:end] + f',CONVEYOR_DASHBOARD_TOKEN="{DASHBOARD_TOKEN}"' + text[end:], port
+
+
+def local_metrics(text: str) -> tuple[str, int]:
+    """The exporter program on a free port."""
+    [line] = [ln for ln in text.splitlines() if ln.startswith("command=") and " metrics " in ln]
+    argv, port = local_metrics_argv(line.removeprefix("command=").split())
+    return text.replace(line, "command=" + " ".join(argv)), port
 
 
 def local_conf(text: str, broker_url: str, logs: Path) -> str:
@@ -121,6 +131,7 @@ def test_supervisord_runs_the_programs_and_supervisorctl_stop_drains_them(
     redis.Redis.from_url(redis_server.url).flushall()
     include = tmp_path / "conveyor.conf"
     text, port = local_dashboard(local_conf(CONF.read_text(), redis_server.url, tmp_path), tmp_path)
+    text, metrics_port = local_metrics(text)
     include.write_text(text)
     conf = supervisord_conf(tmp_path, include)
     env = deploy_env(redis_server.url)
@@ -144,19 +155,17 @@ def test_supervisord_runs_the_programs_and_supervisorctl_stop_drains_them(
         )
         assert status.returncode == 0 and "4 nodes online." in status.stdout, status
         dashboard_answers(port, DASHBOARD_TOKEN)
+        metrics_answer(metrics_port)
         drain = Drain(redis_server.url)
         drain.wait_running()
         stopped = ctl("stop", "conveyor:*")
-        assert stopped.returncode == 0 and stopped.stdout.count(": stopped") == 5, stopped
+        assert stopped.returncode == 0 and stopped.stdout.count(": stopped") == 6, stopped
         assert drain.finished()
         log = (tmp_path / "supervisord.log").read_text()
         for name in programs():
-            # uvicorn re-raises the SIGTERM it handled: the dashboard ends by the signal.
-            clean = (
-                ("(terminated by SIGTERM)", "(exit status 0)")
-                if "dashboard" in name
-                else ("(exit status 0)",)
-            )
+            # uvicorn re-raises the SIGTERM it handled: the dashboard and exporter end by it.
+            server = "dashboard" in name or "metrics" in name
+            clean = ("(terminated by SIGTERM)", "(exit status 0)") if server else ("(exit status 0)",)
             assert any(f"stopped: {name} {how}" in log for how in clean), log
         assert "second signal" not in (tmp_path / "conveyor-worker-low.log").read_text()
     finally:

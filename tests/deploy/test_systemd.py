@@ -18,9 +18,10 @@ from ..procs import ROOT, wait_for
 from .services import (
     CONVEYOR_BIN,
     DASHBOARD_READY,
-    DASHBOARD_STOPPED,
     DASHBOARD_TOKEN,
     DEPLOY,
+    METRICS_READY,
+    SERVER_STOPPED,
     Drain,
     Service,
     dashboard_answers,
@@ -28,6 +29,8 @@ from .services import (
     deploy_env,
     health,
     local_dashboard_argv,
+    local_metrics_argv,
+    metrics_answer,
     running,
     stop_all,
     worker_names,
@@ -101,7 +104,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     template = local_files((UNITS / "conveyor-worker@.service").read_text())
     for group in GROUPS:
         (tmp_path / f"conveyor-worker@{group}.service").write_text(template)
-    for unit in ("conveyor-beat.service", "conveyor-dashboard.service"):
+    for unit in ("conveyor-beat.service", "conveyor-dashboard.service", "conveyor-metrics.service"):
         (tmp_path / unit).write_text(local_files((UNITS / unit).read_text()))
     files = sorted(str(p) for p in tmp_path.glob("*.service"))
     out = subprocess.run(
@@ -197,4 +200,18 @@ def test_dashboard_unit_command_line_serves_with_auth_and_stops_on_its_kill_sign
         dashboard_answers(port, DASHBOARD_TOKEN)
         signalled = time.monotonic()
         service.proc.send_signal(signal.Signals[one(unit, "KillSignal")])
-        assert service.wait(signalled, float(one(unit, "TimeoutStopSec"))) in DASHBOARD_STOPPED
+        assert service.wait(signalled, float(one(unit, "TimeoutStopSec"))) in SERVER_STOPPED
+
+
+def test_metrics_unit_command_line_serves_the_cluster_and_stops_on_its_kill_signal(tmp_path: Path) -> None:
+    unit = parse_unit((UNITS / "conveyor-metrics.service").read_text())
+    assert one(unit, "Restart") == "always" and one(unit, "KillSignal") == "SIGTERM"
+    url = f"sqlite:///{tmp_path / 'conveyor.db'}"
+    env = deploy_env(url)  # conveyor.env: the app and the broker URL, nothing else
+    argv, port = local_metrics_argv(exec_argv(one(unit, "ExecStart"), env))
+    service = Service("conveyor-metrics.service", argv, env, tmp_path, METRICS_READY)
+    with running([service]):
+        metrics_answer(port)
+        signalled = time.monotonic()
+        service.proc.send_signal(signal.Signals[one(unit, "KillSignal")])
+        assert service.wait(signalled, float(one(unit, "TimeoutStopSec"))) in SERVER_STOPPED
