@@ -107,3 +107,41 @@ def test_a_later_source_is_applied_after_an_earlier_one(app: Conveyor, settings_
         app.config_from_object(settings_module)
         app.config_from_object(Later)
     assert app.conf.task_default_queue == "later"
+
+
+def test_a_warning_about_a_setting_read_lazily_points_at_the_settings_file_line(
+    app: Conveyor, tmp_path: Path
+) -> None:
+    # The Django layout: celery.py reads "django.conf:settings" lazily, so the first line to use
+    # app.conf (anywhere) triggers the read; the warning must still show settings.py's line.
+    name = f"settings_{uuid.uuid4().hex[:8]}"
+    path = tmp_path / f"{name}.py"
+    path.write_text(
+        "DEBUG = True\n"
+        "CELERY_BROKER_URL = 'memory://x'\n"
+        "CELERY_RESULT_BACKEND = 'redis://localhost:6379/1'\n"
+        "CELERY_TASK_TIMELIMIT: int = 30\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        app.config_from_object(name, namespace="CELERY")
+        with pytest.warns(ConfigurationWarning) as caught:
+            app.conf.get("task_routes")
+    finally:
+        sys.path.remove(str(tmp_path))
+    [backend] = [w for w in caught if "result_backend" in str(w.message)]
+    assert (backend.filename, backend.lineno) == (str(path), 3)
+    assert str(backend.message).endswith("(set as CELERY_RESULT_BACKEND)")
+    [misspelt] = [w for w in caught if "task_timelimit" in str(w.message)]
+    assert (misspelt.filename, misspelt.lineno) == (str(path), 4)
+
+
+def test_a_warning_about_a_settings_class_points_at_its_line(app: Conveyor) -> None:
+    class Settings:
+        CELERY_TASK_TRACK_STARTED = True
+
+    with pytest.warns(ConfigurationWarning, match="task_track_started") as caught:
+        app.config_from_object(Settings, namespace="CELERY")
+    [warning] = caught
+    assert warning.filename == __file__
+    assert "CELERY_TASK_TRACK_STARTED = True" in Path(__file__).read_text().splitlines()[warning.lineno - 1]

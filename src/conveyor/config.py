@@ -23,8 +23,11 @@ naming what to do instead: no setting is silently ignored.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
+import inspect
 import os
+import re
 import sys
 import types
 import typing
@@ -230,6 +233,7 @@ class Settings(MutableMapping[str, Any]):
             if attr:
                 target = getattr(target, attr)
             obj = target
+        source = _source_file(obj)
         for name in dir(obj):
             if name.startswith("_"):
                 continue
@@ -240,7 +244,11 @@ class Settings(MutableMapping[str, Any]):
                 not namespace and key not in FIELDS and key not in INSTEAD and key not in CELERY_ONLY
             ):
                 continue
-            self[key] = getattr(obj, name)
+            token = _ORIGIN.set(_Origin(name, source))
+            try:
+                self[key] = getattr(obj, name)
+            finally:
+                _ORIGIN.reset(token)
 
 
 class _Field:
@@ -376,8 +384,55 @@ INSTEAD: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+class _Origin(typing.NamedTuple):
+    """A setting being read by ``from_object``: its name there and the file it is written in."""
+
+    name: str
+    file: str | None
+
+
+# Set while from_object reads one setting. A dotted path is read lazily, at the first use of
+# app.conf, so the stack then points at whatever line touched app.conf first (in a Django
+# project, an unrelated line of celery.py); a warning must point at the settings file instead.
+_ORIGIN: contextvars.ContextVar[_Origin | None] = contextvars.ContextVar(
+    "conveyor_setting_origin", default=None
+)
+
+
+def _source_file(obj: object) -> str | None:
+    """The file a settings object is written in: a module's or a class's, or for Django's
+    ``django.conf:settings`` (a lazy wrapper) the file of its ``SETTINGS_MODULE``."""
+    module_name = getattr(obj, "SETTINGS_MODULE", None)
+    if isinstance(module_name, str) and module_name in sys.modules:
+        obj = sys.modules[module_name]
+    try:
+        return inspect.getsourcefile(obj)  # type: ignore[arg-type]
+    except TypeError:  # an instance, or a built-in: nothing to point at
+        return None
+
+
+def _assignment_line(file: str, name: str) -> int | None:
+    """The line that assigns ``name`` (``NAME = ...`` or ``NAME: T = ...``), the last if several."""
+    try:
+        with open(file, encoding="utf-8") as source:
+            lines = source.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    pattern = re.compile(rf"^\s*{re.escape(name)}\s*(?::[^=]*)?\+?=")
+    found = [number for number, line in enumerate(lines, 1) if pattern.match(line)]
+    return found[-1] if found else None
+
+
 def _warn(message: str) -> None:
-    """Warn about a setting, pointing at the line that set it (outside Conveyor)."""
+    """Warn about a setting, pointing at the line that set it (outside Conveyor): for a setting
+    read by ``from_object``, the line of the settings file that assigns it."""
+    origin = _ORIGIN.get()
+    if origin is not None:
+        line = _assignment_line(origin.file, origin.name) if origin.file else None
+        message = f"{message} (set as {origin.name})"
+        if origin.file is not None and line is not None:
+            warnings.warn_explicit(message, ConfigurationWarning, origin.file, line)
+            return
     stacklevel = 2  # _warn's caller is __setitem__: start from its caller
     frame = sys._getframe(2)
     while frame.f_back is not None and _internal(frame.f_code.co_filename):

@@ -8,6 +8,7 @@ from .project import DjangoProject
 def test_celery_namespaced_django_settings_are_the_apps_settings(project: DjangoProject) -> None:
     got = project.run(
         """
+        import os
         import warnings
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -20,6 +21,10 @@ def test_celery_namespaced_django_settings_are_the_apps_settings(project: Django
             "prefetch": conf.worker_prefetch_multiplier,
             "beat": sorted(conf.beat_schedule),
             "warnings": [str(w.message) for w in caught],
+            "where": [
+                (os.path.basename(w.filename), open(w.filename).read().splitlines()[w.lineno - 1])
+                for w in caught
+            ],
         })
         """,
         setup=False,
@@ -32,8 +37,12 @@ def test_celery_namespaced_django_settings_are_the_apps_settings(project: Django
     # CELERY_RESULT_BACKEND = None is accepted silently; a setting Conveyor does not read is not.
     assert got["warnings"] == [
         "Celery setting 'result_extended' has no effect in Conveyor; it is kept, but not read "
-        "(docs/migrating-from-celery.md)"
+        "(docs/migrating-from-celery.md) (set as CELERY_RESULT_EXTENDED)"
     ]
+    # The settings are read lazily, from wherever app.conf is first used: the warning still
+    # points at the line of settings.py (Django's SETTINGS_MODULE) that sets it.
+    [(file, line)] = got["where"]
+    assert file == "settings.py" and line.startswith("CELERY_RESULT_EXTENDED ="), got["where"]
 
 
 def test_autodiscover_registers_the_tasks_of_every_installed_app(project: DjangoProject) -> None:
