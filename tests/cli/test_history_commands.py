@@ -104,3 +104,16 @@ def test_tasks_with_an_unreachable_broker_exits_1(args: list[str]) -> None:
     out = conveyor(*args, url=f"redis://127.0.0.1:{free_port()}/0")
     assert out.returncode == 1, out
     assert "unreachable" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_tasks_name_given_as_the_short_function_name_says_the_full_name(sqlite_url: str) -> None:
+    out = conveyor("tasks", "--name", "add", url=sqlite_url, app=True)
+    assert out.returncode == 0, out
+    assert out.stdout.strip() == (
+        f"no tasks: no task is named 'add'; --name takes the full name: {basic.add.name}"
+    ), out.stdout
+    unknown = conveyor("tasks", "--name", "nope.nothing", url=sqlite_url, app=True)
+    assert unknown.stdout.strip() == "no tasks: no task of this app is named 'nope.nothing'"
+    # A registered name with no history, or no -A: just "no tasks".
+    assert conveyor("tasks", "--name", basic.add.name, url=sqlite_url, app=True).stdout.strip() == "no tasks"
+    assert conveyor("tasks", "--name", "add", url=sqlite_url).stdout.strip() == "no tasks"

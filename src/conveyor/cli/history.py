@@ -57,7 +57,7 @@ def _short(text: str, width: int) -> str:
 
 @click.command("tasks")
 @click.option("--state", "task_state", type=click.Choice(LISTED), help="Only tasks in this state.")
-@click.option("--name", help="Only this task name (exact).")
+@click.option("--name", help="Only this task name (the full, exact name: proj.tasks.add).")
 @click.option("-Q", "--queue", help="Only tasks of this queue.")
 @click.option("--since", type=When(), help="Only tasks whose latest state is newer: 1h, 30m, 2d or a date.")
 @click.option("--until", type=When(), help="Only tasks whose latest state is older: 1h, 30m, 2d or a date.")
@@ -94,7 +94,7 @@ def tasks(
         echo_json(page)
         return
     if not page.items:
-        click.echo("no tasks")
+        click.echo("no tasks" + _name_hint(state, name))
     rows = [
         [
             t.id,
@@ -117,6 +117,24 @@ def tasks(
     note = search_bound_note(page)
     if note:
         click.echo(note)
+
+
+def _name_hint(state: State, name: str | None) -> str:
+    """Why ``--name`` may have matched nothing: it takes the full name, and Celery users often
+    type the function's (``broadcast_gps_update`` for ``trips.tasks.broadcast_gps_update``).
+    Only with ``-A``: without the app the registered names are unknown.
+
+    A name no task of the app has is said so too, but it is not an error: another service may
+    send tasks under names this app does not register."""
+    if name is None or not state.app_spec:
+        return ""
+    registered = state.app.tasks
+    if name in registered:
+        return ""
+    full = sorted(n for n in registered if n.rpartition(".")[2] == name)
+    if full:
+        return f": no task is named {name!r}; --name takes the full name: {', '.join(full)}"
+    return f": no task of this app is named {name!r}"
 
 
 @click.command("task")
