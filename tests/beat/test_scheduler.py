@@ -334,3 +334,17 @@ def test_the_slot_claim_key_and_task_id_are_deterministic() -> None:
     assert slot_task_id("poll", T0) == "beat:poll:2026-11-21T08:00:00.000Z"
     record = json.dumps({"owner": "x", "state": "done"})
     assert json.loads(record)["state"] == "done"
+
+
+def test_the_sent_log_line_calls_a_new_entrys_first_run_so_and_says_lateness_in_a_readable_unit(
+    app: Conveyor, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.schedules.add("hourly", "t.ping", 3600.0)
+    s = scheduler(app)
+    with caplog.at_level("INFO", logger="conveyor.beat"):
+        s.tick(T0 + 3281.7)  # a new interval entry runs at once, in the slot of 08:00
+        s.tick(T0 + 3600 + 4.5)  # the 09:00 slot, 4.5 s late
+    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("beat: sent hourly")]
+    assert len(sent) == 2, sent
+    assert sent[0].endswith("(first run of a new entry)"), sent
+    assert sent[1].endswith("(4.5 s late)"), sent

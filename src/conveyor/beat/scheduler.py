@@ -165,7 +165,7 @@ class Scheduler:
             updated=now,
         )
         for slot in p.slots:
-            outcome = self._send_slot(entry, slot, now)
+            outcome = self._send_slot(entry, slot, now, first=cursor is None)
             if outcome in ("sent", "done"):
                 runs += 1
             if outcome == "sent":
@@ -180,8 +180,9 @@ class Scheduler:
             return p.next_due
         return None
 
-    def _send_slot(self, entry: Entry, slot: float, now: float) -> str:
-        """Claim and enqueue one slot: returns sent | done | failed | error: <why>."""
+    def _send_slot(self, entry: Entry, slot: float, now: float, first: bool = False) -> str:
+        """Claim and enqueue one slot: returns sent | done | failed | error: <why>. ``first``:
+        the entry has never run (its first slot is its most recent one, so it is "late")."""
         broker = self.app.broker
         task_id = slot_task_id(entry.name, slot)
         claim = take_claim(broker, entry.name, slot, self.owner, self.claim_ttl, time.time())
@@ -212,8 +213,10 @@ class Scheduler:
             raise _Retry(now + ERROR_RETRY) from exc
         finish_claim(broker, claim, self.owner, self.claim_ttl)
         self.sent += 1
-        late = (now - slot) * 1000
-        logger.info("beat: sent %s for slot %s as %s (%.1f ms late)", entry.name, slot, task_id, late)
+        # A new interval entry runs at once in its most recent grid slot (docs/beat.md, "First
+        # runs"): that slot may be an hour old, which is not lateness worth an operator's alarm.
+        when = "first run of a new entry" if first else f"{lateness(now - slot)} late"
+        logger.info("beat: sent %s for slot %s as %s (%s)", entry.name, slot, task_id, when)
         return "sent"
 
     def _due_at(self, stored: Stored, now: float) -> float:
@@ -266,3 +269,19 @@ def _cursor(stored: Stored) -> float | None:
     if state is None or state.last_slot is None:
         return None
     return max(state.last_slot, stored.entry.since)
+
+
+def lateness(seconds: float) -> str:
+    """How late a slot was sent, in the unit that reads best in a log line.
+
+    >>> lateness(0.0123), lateness(4.5), lateness(3281.7), lateness(90000)
+    ('12.3 ms', '4.5 s', '54.7 min', '25.0 h')
+    """
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
