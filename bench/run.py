@@ -65,6 +65,7 @@ PEER_REQUIREMENTS: dict[str, list[str]] = {
 }
 CONVEYOR_BROKERS = ("redis", "sqlite")
 PROCESSES_WORKER = "conveyor -A bench.conveyor_tasks worker -P processes -c 2 -l warning"
+SOLO_WORKER = "conveyor -A bench.conveyor_tasks worker -P solo --processes 2 -l warning"
 
 INSTALL_TIMEOUT = 900.0
 WORKER_STOP_GRACE = 3.0
@@ -404,6 +405,18 @@ def all_systems() -> list[System]:
             broker="redis",
             is_conveyor=True,
             env={"BENCH_CONVEYOR_WORKER": PROCESSES_WORKER},
+        )
+    )
+    # Tiny tasks at full speed: two worker processes, each running tasks inline on its loop.
+    systems.append(
+        System(
+            name="conveyor -P solo --processes 2 (redis)",
+            key="conveyor-solo",
+            script=PEERS_DIR / "conveyor_bench.py",
+            python=PROJECT_PYTHON,
+            broker="redis",
+            is_conveyor=True,
+            env={"BENCH_CONVEYOR_WORKER": SOLO_WORKER},
         )
     )
     return systems
