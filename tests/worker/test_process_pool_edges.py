@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor
-from conveyor.worker.children import file_identities
-from conveyor.worker.procpool import ProcessPool
+from conveyor.request import Request
+from conveyor.worker.children import Job, file_identities
+from conveyor.worker.procpool import ProcessDied, ProcessPool
 
 from ..apps import proc_tasks
 from ..procs import WorkerProcess, lines
@@ -81,3 +82,35 @@ def test_a_child_that_dies_while_a_forked_grandchild_holds_its_pipe_is_a_worker_
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(line.split()[1]), signal.SIGKILL)
         assert w.stop() == 0
+
+
+def test_without_a_pidfd_a_poll_sees_the_death_of_a_child_whose_pipe_a_grandchild_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where there is no pidfd (not Linux, an old kernel) the pool asks every second whether its
+    children live: the reply still fails with ProcessDied, and a fresh child takes the slot."""
+    monkeypatch.delattr(os, "pidfd_open")
+    monkeypatch.setenv("CONVEYOR_TEST_DIR", str(tmp_path))
+
+    async def scenario() -> None:
+        pool = ProcessPool(proc_tasks.app, 1, "edges@test", "fork", None, None, file_identities())
+        pool.start()
+        try:
+            child = await asyncio.wait_for(pool.acquire(), 30)
+            request = Request(id="t-1", task=proc_tasks.forks_then_exits.name, args=["polled", "libc"])
+            reply = pool.send(child, Job(request))
+            assert reply is not None
+            with pytest.raises(ProcessDied, match="exit code 3"):
+                await asyncio.wait_for(reply, 30)
+            fresh = await asyncio.wait_for(pool.acquire(), 30)
+            assert fresh.pid != child.pid
+        finally:
+            await pool.close(10)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for line in lines(tmp_path / "polled"):
+            if line.startswith("grandchild"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(line.split()[1]), signal.SIGKILL)
