@@ -348,6 +348,8 @@ class ProcessPool:
 
     # -- events from the children (on the loop) ------------------------------------------------
     def _on_readable(self, child: Child) -> None:
+        if child.exited:  # already seen gone (by its pidfd or the poll) and being reaped
+            return
         try:
             raw = child.conn.recv_bytes()
         except (EOFError, OSError):
