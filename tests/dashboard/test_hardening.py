@@ -5,7 +5,10 @@ only the ones this server signed."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +18,8 @@ from conveyor.dashboard import asgi_app, auth
 from conveyor.dashboard.auth import MAX_FAILURES, Security, parse_plain
 from conveyor.dashboard.signing import Signer
 
-from ..webserver import serving
+from ..procs import ROOT
+from ..webserver import free_port, serving
 from .server import ADMIN, VIEWER, DashboardServer, csrf_post
 
 
@@ -133,3 +137,17 @@ def test_a_note_the_server_did_not_sign_is_not_shown(server: DashboardServer) ->
         csrf_post(admin, "/queues/dash-b/resume")
     with server.client(VIEWER) as viewer:  # a note signed for another user is not shown either
         assert "paused queue dash-b" not in viewer.get(moved.headers["location"]).text
+
+
+def test_a_secret_too_short_to_sign_with_is_refused_at_start(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "conveyor", "-b", f"sqlite:///{tmp_path / 'b.db'}", "dashboard"]
+    refused = subprocess.run(
+        [*cmd, "--secret", "short", "--port", str(free_port())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "--secret" in refused.stderr and "at least 16" in refused.stderr
