@@ -97,6 +97,26 @@ def exits(name: str) -> None:
     os._exit(3)
 
 
+@app.task
+def forks_then_exits(name: str, how: str) -> int:
+    """The first run forks a grandchild that sleeps a long time (by ``os.fork``, or by libc's
+    fork called from C, where no Python at-fork hook runs), then its child exits at once; the
+    grandchild would hold the child's pipe to the worker. Any later run returns its pid."""
+    directory = Path(os.environ.get("CONVEYOR_TEST_DIR", "."))
+    first = not (directory / name).exists()
+    _mark(name, f"start {os.getpid()}")
+    if not first:
+        return os.getpid()
+    forked = os.fork() if how == "os" else ctypes.PyDLL(None).fork()
+    if forked == 0:  # the grandchild
+        _mark(name, f"grandchild {os.getpid()}")
+        time.sleep(120)
+        os._exit(0)
+    while "grandchild" not in (directory / name).read_text():
+        time.sleep(0.01)
+    os._exit(3)
+
+
 @app.task(acks_late=False)
 def segfault_at_most_once(name: str) -> None:
     _mark(name, f"start {os.getpid()}")

@@ -196,12 +196,13 @@ def test_a_host_application_names_the_user_of_a_mounted_dashboard(
     app = Conveyor("host", broker=dash_broker)
     host = Starlette(routes=[Mount("/ops", app=asgi_app(app))], middleware=[Middleware(HostAuth)])
     with _serve(host) as url, httpx.Client(base_url=url, timeout=30) as client:
-        client.get("/ops/")
-        token = client.cookies.get("conveyor_csrf") or ""
         viewer = {"X-User": "vera", "X-Role": "viewer"}
         assert "read-only" in client.get("/ops/queues", headers=viewer).text
+        token = client.cookies.get("conveyor_csrf") or ""
         refused = client.post("/ops/queues/dash-b/pause", data={"csrf_token": token}, headers=viewer)
         assert refused.status_code == 403
+        client.get("/ops/", headers={"X-User": "alice"})  # a CSRF token is minted for each user
+        token = client.cookies.get("conveyor_csrf") or ""
         done = client.post(
             "/ops/queues/dash-b/pause", data={"csrf_token": token}, headers={"X-User": "alice"}
         )

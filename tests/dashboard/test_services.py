@@ -27,14 +27,14 @@ def test_the_api_takes_the_same_users_and_csrf_token_as_the_pages(
         assert listed.status_code == 200 and "dash-b" in listed.text
         assert admin.post("/api/queues/dash-b/pause").status_code == 403  # no CSRF token
         token = admin.cookies.get("conveyor_csrf") or ""
-        paused = admin.post("/api/queues/dash-b/pause", headers={"X-CSRF-Token": token})
+        paused = admin.post("/api/queues/dash-b/pause", json={}, headers={"X-CSRF-Token": token})
         assert paused.status_code == 200, paused.text
         assert producer.admin.queue("dash-b").paused
-        admin.post("/api/queues/dash-b/resume", headers={"X-CSRF-Token": token})
+        admin.post("/api/queues/dash-b/resume", json={}, headers={"X-CSRF-Token": token})
     with server.client(VIEWER) as viewer:
         token = viewer.cookies.get("conveyor_csrf") or ""
         assert viewer.post("/api/queues/dash-b/pause", headers={"X-CSRF-Token": token}).status_code == 403
-    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    bearer = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     assert httpx.post(server.url + "/api/queues/dash-b/pause", headers=bearer, timeout=30).status_code == 200
     assert httpx.post(server.url + "/api/queues/dash-b/resume", headers=bearer, timeout=30).status_code == 200
     assert not producer.admin.queue("dash-b").paused

@@ -21,14 +21,14 @@ def test_queues_are_listed_paused_and_resumed_with_the_actor_logged(api: httpx.C
         app.tasks["api.add"].apply_async((1, 2), queue="emails")
     queues = api.get("/api/queues").json()
     assert [(q["name"], q["ready"], q["paused"]) for q in queues] == [("emails", 3, False)]
-    answer = api.post("/api/queues/emails/pause", headers={"X-Test-User": "alice"})
+    answer = api.post("/api/queues/emails/pause", json={}, headers={"X-Test-User": "alice"})
     assert answer.json() == {"queue": "emails", "paused": True, "changed": True}
     assert api.get("/api/queues/emails").json()["paused"] is True
     assert app.admin.queue("emails").paused
-    assert api.post("/api/queues/emails/resume").json()["changed"] is True
+    assert api.post("/api/queues/emails/resume", json={}).json()["changed"] is True
     assert not app.admin.queue("emails").paused
     assert api.get("/api/queues/nope").status_code == 404
-    assert api.post("/api/queues/nope/pause").status_code == 404
+    assert api.post("/api/queues/nope/pause", json={}).status_code == 404
     log = api.get("/api/actions").json()["items"]
     assert [(a["actor"], a["action"], a["target"]) for a in log] == [
         ("anonymous", "queue.resume", "emails"),
@@ -142,7 +142,7 @@ def test_real_answers_match_the_schemas_in_the_openapi_description(
     app.tasks["api.fail_once"].delay("schema")
     wait_for(lambda: api.get("/api/dead-letters").json()["items"] != [], 30)
     app.tasks["api.add"].apply_async((1, 2), queue="emails")
-    api.post("/api/queues/emails/pause")
+    api.post("/api/queues/emails/pause", json={})
     described = api.get("/api/openapi.json").json()
     wait_for(lambda: api.get("/api/workers").json() != [], 30)
     hostname = api.get("/api/workers").json()[0]["hostname"]

@@ -143,7 +143,7 @@ def test_revoke_with_terminate_stops_a_running_task(
 
 
 def test_revoke_an_unknown_id_is_404_and_a_bad_signal_400(api: httpx.Client) -> None:
-    assert api.post("/api/tasks/no-such-id/revoke").status_code == 404
+    assert api.post("/api/tasks/no-such-id/revoke", json={}).status_code == 404
     task_id = api.post("/api/tasks", json={"task": "api.add", "args": [1, 2]}).json()["id"]
     bad = api.post(f"/api/tasks/{task_id}/revoke", json={"terminate": True, "signal": "SIGBOGUS"})
     assert bad.status_code == 400

@@ -23,6 +23,11 @@ from .common import State
     help="Users with hashed passwords, one 'user:HASH[:read-only]' a line (see --hash-password).",
 )
 @click.option("--token", help="A bearer token for API clients (or $CONVEYOR_DASHBOARD_TOKEN).")
+@click.option(
+    "--secret",
+    help="Signs CSRF tokens and action notes (or $CONVEYOR_DASHBOARD_SECRET; default: random per "
+    "process). Give every replica behind one load balancer the same one.",
+)
 @click.option("--read-only-user", multiple=True, metavar="USER:PASSWORD", help="A user who can only look.")
 @click.option("--read-only", is_flag=True, help="Nobody can act: every user is read-only.")
 @click.option("--insecure-no-auth", is_flag=True, help="Allow a non-loopback address without authentication.")
@@ -45,6 +50,7 @@ def dashboard(
     auth: tuple[str, ...],
     auth_file: str | None,
     token: str | None,
+    secret: str | None,
     read_only_user: tuple[str, ...],
     read_only: bool,
     insecure_no_auth: bool,
@@ -66,6 +72,7 @@ def dashboard(
     """
     from ..dashboard.auth import AuthConfigError, hash_line, load_auth_file, parse_plain
     from ..dashboard.serve import UnsafeBind, check_bind, serve
+    from ..dashboard.signing import Signer
 
     try:
         if hash_password is not None:
@@ -79,6 +86,10 @@ def dashboard(
             accounts += load_auth_file(auth_file).values()
         token = token or os.environ.get("CONVEYOR_DASHBOARD_TOKEN") or None
         check_bind(host, bool(accounts) or token is not None, insecure_no_auth)
+        try:
+            Signer(secret)
+        except ValueError as exc:
+            raise click.UsageError(f"--secret / $CONVEYOR_DASHBOARD_SECRET: {exc}") from None
         serve(
             _app(state),
             host,
@@ -89,6 +100,7 @@ def dashboard(
             insecure_no_auth,
             root_path.rstrip("/"),
             allow_host,
+            secret,
         )
     except (AuthConfigError, UnsafeBind) as exc:
         raise click.UsageError(str(exc)) from exc

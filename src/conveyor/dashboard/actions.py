@@ -1,6 +1,7 @@
 """The dashboard's actions (POST): each does one thing through the admin API (or
 ``app.schedules`` / ``app.release_lock``), writes it to the action log (who, what, on what),
-and redirects back to the page it came from with a one-line note of what happened.
+and redirects back to the page it came from with a one-line note of what happened (signed for
+the user: render.note shows no note the server did not make).
 
 The auth middleware has already refused read-only users (403) and the CSRF middleware forged
 requests (403) before any of this runs.
@@ -23,7 +24,7 @@ from ..beat.schedules import ScheduleError
 from ..cli.schedule import parse_schedule
 from ..exceptions import ConveyorError
 from .pages import conveyor, dead_filter
-from .render import base, page, urlpart, user
+from .render import base, note_query, page, urlpart, user
 from .rerun import CannotRerun, rebuild_call
 
 #: Errors an action reports to the operator as a 400 page (bad input, unknown name).
@@ -39,7 +40,7 @@ async def _run(request: Request, action: str, target: str, fn: Callable[[], str]
     admin = conveyor(request).admin
     await run_in_threadpool(admin.record_action, user(request).name, action, target, note)
     sep = "&" if "?" in back else "?"
-    return RedirectResponse(f"{base(request)}{back}{sep}{urlencode({'done': note})}", status_code=303)
+    return RedirectResponse(f"{base(request)}{back}{sep}{note_query(request, note)}", status_code=303)
 
 
 # -- queues ----------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ async def rerun_task(request: Request) -> Response:
 
     response = await _run(request, "task.rerun", task_id, fn, f"/tasks/{urlpart(task_id)}")
     if new_id:  # go to the new task's page
-        note = urlencode({"done": f"sent again from {task_id}"})
+        note = note_query(request, f"sent again from {task_id}")
         response.headers["location"] = f"{base(request)}/tasks/{urlpart(new_id[0])}?{note}"
     return response
 

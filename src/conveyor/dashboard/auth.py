@@ -11,6 +11,12 @@ Checking a scrypt hash costs tens of milliseconds by design, and a page polls ev
 seconds, so a successful check is remembered (by a SHA-256 of the credentials, not the
 password) for the life of the process.
 
+Two guards against guessing: a user name that does not exist costs the same scrypt check as a
+wrong password (against a dummy hash), so the time of a 401 does not tell which names exist; and
+a client address with ``MAX_FAILURES`` failed logins within ``FAILURE_WINDOW`` seconds gets 429
+(with ``Retry-After``) for every request until the oldest of them is a window old — which also
+bounds the CPU an attacker can make the scrypt checks burn.
+
 >>> line = hash_line("ops", "s3cret")
 >>> users = parse_auth_lines([line])
 >>> users["ops"].verify("s3cret"), users["ops"].verify("wrong")
@@ -23,9 +29,14 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import os
+import threading
+import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +47,8 @@ READ_ONLY = "read-only"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~50 ms: the usual interactive-login cost
 PBKDF2_ITERATIONS = 600_000  # OWASP's 2023 figure for PBKDF2-HMAC-SHA256
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_FAILURES = 10  # failed logins from one client address within FAILURE_WINDOW: then 429
+FAILURE_WINDOW = 60.0  # seconds
 
 
 class AuthConfigError(ValueError):
@@ -99,6 +112,13 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, binascii.Error):
         return False
     return hmac.compare_digest(got, want)
+
+
+@cache
+def dummy_hash() -> str:
+    """A hash of a random password, made once: what an unknown user's password is checked
+    against, so that the check costs what a known user's does."""
+    return hash_password(base64.b64encode(os.urandom(18)).decode())
 
 
 def check_hash(stored: str) -> None:
@@ -206,6 +226,8 @@ class Security:
             return None
         account = self.accounts.get(user)
         if account is None:
+            # As slow as a wrong password for a real user: a fast 401 would say "no such user".
+            verify_password(password, dummy_hash())
             return None
         key = hashlib.sha256(f"{user}\0{password}\0{account.password_hash}".encode()).digest()
         if key not in self._verified:
@@ -217,6 +239,39 @@ class Security:
         return WebUser(user, can_act=account.can_act and not self.read_only)
 
 
+class FailedLogins:
+    """Failed logins per client address over the last ``window`` seconds (thread-safe: the
+    checks run in the thread pool). Memory is bounded: addresses whose failures all aged out
+    are dropped when the table grows."""
+
+    def __init__(self, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str, now: float | None = None) -> int:
+        """Seconds until ``client`` may try again (0: now)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            failures = self._failures.get(client)
+            if failures is None:
+                return 0
+            while failures and failures[0] <= now - self.window:
+                failures.popleft()
+            if len(failures) < self.limit:
+                return 0
+            return max(1, math.ceil(failures[0] + self.window - now))
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if len(self._failures) > 10_000:
+                for key in [k for k, v in self._failures.items() if not v or v[-1] <= now - self.window]:
+                    del self._failures[key]
+            self._failures.setdefault(client, deque(maxlen=self.limit)).append(now)
+
+
 def route_path(scope: Scope) -> str:
     """The request's path inside the dashboard (without the mount prefix)."""
     path: str = scope["path"]
@@ -225,8 +280,9 @@ def route_path(scope: Scope) -> str:
 
 
 class AuthMiddleware:
-    """401 without valid credentials, 403 for a read-only user's action; ``/health`` is open
-    (load balancers probe it without credentials).
+    """401 without valid credentials, 403 for a read-only user's action, 429 for a client
+    address after too many failed logins; ``/health`` is open (load balancers probe it without
+    credentials).
 
     A user already in the scope (set by a host application's own auth) is trusted as is.
     """
@@ -235,6 +291,7 @@ class AuthMiddleware:
         self.app = app
         self.security = security
         self.open_paths = open_paths
+        self.failures = FailedLogins()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or route_path(scope) in self.open_paths:
@@ -244,11 +301,25 @@ class AuthMiddleware:
         if user is None:
             headers = dict(scope["headers"])
             raw = headers.get(b"authorization")
+            # Behind a reverse proxy this is the proxy's address unless uvicorn is told to
+            # trust its X-Forwarded-For (conveyor dashboard trusts one on 127.0.0.1).
+            client = str((scope.get("client") or ("unknown",))[0])
+            wait = self.failures.retry_after(client) if self.security.enabled else 0
+            if wait:
+                await plain_response(
+                    send,
+                    429,
+                    f"too many failed logins from {client}: try again in {wait} s",
+                    [(b"retry-after", str(wait).encode())],
+                )
+                return
             # In the thread pool: a first check of a scrypt hash takes tens of milliseconds,
             # which must not stall every other request on the event loop.
             header = raw.decode("latin-1") if raw is not None else None
             user = await run_in_threadpool(self.security.authenticate, header)
             if user is None:
+                if header:  # a browser's first request carries no credentials: no failure
+                    self.failures.failed(client)
                 await plain_response(
                     send, 401, "authentication required", [(b"www-authenticate", b'Basic realm="Conveyor"')]
                 )

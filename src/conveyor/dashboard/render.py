@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -17,7 +17,8 @@ from starlette.responses import HTMLResponse
 
 from ..cli.display import duration, size
 from .auth import USER_KEY, WebUser
-from .csrf import FIELD, SCOPE_KEY
+from .csrf import FIELD, SCOPE_KEY, SIGNER_KEY
+from .signing import Signer
 
 #: The navigation bar: (path, label).
 NAV = (
@@ -73,6 +74,23 @@ def base(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
+def note(request: Request) -> str | None:
+    """The one-line note of what an action did (``?done=...&sig=...``), shown only when this
+    server signed it for this user a few minutes ago: a crafted link's ``done`` text is dropped,
+    not shown as if the dashboard had said it."""
+    text, sig = request.query_params.get("done"), request.query_params.get("sig")
+    signer: Signer | None = request.scope.get(SIGNER_KEY)
+    if not text or not sig or signer is None:
+        return None
+    return text if signer.valid_note(text, sig, user(request).name) else None
+
+
+def note_query(request: Request, text: str) -> str:
+    """``done=...&sig=...`` for a redirect after an action: the note, signed for this user."""
+    signer: Signer = request.scope[SIGNER_KEY]
+    return urlencode({"done": text, "sig": signer.note_mac(text, user(request).name)})
+
+
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """Render ``template`` with what every page needs: the user, the CSRF field, the prefix."""
     html = ENV.get_template(template).render(
@@ -83,7 +101,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
         csrf_field=FIELD,
         csrf_token=request.scope.get(SCOPE_KEY, ""),
         path=request.url.path[len(base(request)) :] or "/",
-        done=request.query_params.get("done"),
+        done=note(request),
         **context,
     )
     return HTMLResponse(html, status_code=status)

@@ -100,11 +100,12 @@ def serve(
     insecure_no_auth: bool = False,
     root_path: str = "",
     allowed_hosts: Sequence[str] = (),
+    secret: str | None = None,
 ) -> None:
     """Check the bind, then serve until Ctrl-C/SIGTERM (uvicorn handles both gracefully)."""
     authenticated = bool(accounts) or token is not None
     check_bind(host, authenticated, insecure_no_auth)
-    web: ASGIApp = asgi_app(app, accounts=accounts, token=token, read_only=read_only)
+    web: ASGIApp = asgi_app(app, accounts=accounts, token=token, read_only=read_only, secret=secret)
     if not authenticated and is_loopback(host):
         web = LoopbackHostsOnly(web, allowed_hosts)
     print(f"dashboard: {url(host, port, root_path)}", flush=True)

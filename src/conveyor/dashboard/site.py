@@ -35,6 +35,7 @@ from .auth import Account, AuthMiddleware, Security
 from .csrf import CSRFMiddleware
 from .headers import SecurityHeaders
 from .render import page
+from .signing import Signer
 
 
 def page_routes() -> list[BaseRoute]:
@@ -82,12 +83,15 @@ def asgi_app(
     accounts: Sequence[Account] = (),
     token: str | None = None,
     read_only: bool = False,
+    secret: str | None = None,
 ) -> Starlette:
     """The dashboard, the JSON API, ``/health`` and ``/metrics`` for ``app``'s cluster.
 
     ``accounts`` (basic auth, see auth.py) and ``token`` (``Authorization: Bearer``) are who may
     come in; with neither, nobody is asked (the host's auth in front, or a loopback bind).
-    ``read_only`` makes everyone read-only.
+    ``read_only`` makes everyone read-only. ``secret`` signs the CSRF tokens and the notes
+    shown after an action (default ``$CONVEYOR_DASHBOARD_SECRET``, else random per process:
+    replicas behind one load balancer must share one; see signing.py).
 
     >>> web = asgi_app(app, accounts=[parse_plain("ops:s3cret")])    # doctest: +SKIP
     """
@@ -98,7 +102,7 @@ def asgi_app(
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(AuthMiddleware, security=security),
-            Middleware(CSRFMiddleware),
+            Middleware(CSRFMiddleware, signer=Signer(secret)),
         ],
     )
     web.state.conveyor = app

@@ -5,7 +5,14 @@ built from this description, so the published description cannot drift from what
 Every endpoint answers JSON. Errors are ``{"error": "..."}`` with the status that fits:
 400 for bad input (malformed JSON, a wrong type, arguments that do not fit the task), 403 for
 a read-only user who tries to act, 404 for an unknown task id, queue, worker or task name,
-503 when the broker cannot be reached.
+415 for a POST whose ``Content-Type`` is not ``application/json`` (even with no body), 503 when
+the broker cannot be reached.
+
+Why 415: mounted on its own (``conveyor.httpapi.asgi_app``) the API has no CSRF token, and a
+cross-site HTML form or a "simple" ``fetch`` can only send ``application/x-www-form-urlencoded``,
+``multipart/form-data`` or ``text/plain`` (or no type at all) without the API's consent (a CORS
+preflight, which it never grants). Requiring JSON makes every such forged POST fail before it
+acts.
 """
 
 from __future__ import annotations
@@ -116,6 +123,8 @@ class Endpoint:
 
     async def _serve(self, request: Request) -> Response:
         try:
+            if self.method not in ("GET", "HEAD"):
+                require_json(request)
             if self.acts and not current_user(request).can_act:
                 raise ApiError(403, f"user {current_user(request).name!r} is read-only: cannot act")
             answer = await self.handler(request)
@@ -133,6 +142,17 @@ class Endpoint:
         if isinstance(answer, Reply):
             return json_response(answer.body, answer.status)
         return json_response(answer)
+
+
+def require_json(request: Request) -> None:
+    """415 unless the request says ``Content-Type: application/json`` (parameters allowed)."""
+    given = request.headers.get("content-type", "")
+    if given.partition(";")[0].strip().lower() != "application/json":
+        raise ApiError(
+            415,
+            f"{request.method} needs Content-Type: application/json (got {given or 'none'}); "
+            "send a JSON body, or none with that header",
+        )
 
 
 def error(status: int, message: str) -> Response:

@@ -52,6 +52,11 @@ def describe(endpoints: Sequence[Endpoint], prefix: str = "/api") -> dict[str, A
                 "description": "the user is read-only",
                 "content": {"application/json": {"schema": ERROR}},
             }
+        if e.method not in ("GET", "HEAD"):
+            operation["responses"]["415"] = {
+                "description": "Content-Type is not application/json (required on every POST)",
+                "content": {"application/json": {"schema": ERROR}},
+            }
         paths.setdefault(prefix + e.path, {})[e.method.lower()] = operation
     paths["/health"] = {
         "get": {

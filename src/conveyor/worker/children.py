@@ -125,6 +125,7 @@ def child_main(start: Start, conn: Connection, app: AppLike | None = None) -> No
     signal.signal(signal.SIGUSR1, _soft_limit)
     if app is None:
         app = _import_app(start)
+    _hide_pipe_from_forks(conn)
     set_worker_name(start.hostname)
     install_task_context()
     worker_process_init.send(None)
@@ -268,6 +269,23 @@ def _close_inherited(app: AppLike, keep: list[tuple[int, int, int]], conn: Conne
             st = os.fstat(fd)
             if (fd, st.st_dev, st.st_ino) not in kept:  # not the same file: the number was reused
                 os.dup2(devnull, fd)
+
+
+def _hide_pipe_from_forks(conn: Connection) -> None:
+    """A process the task forks (``os.fork``, a fork-context ``multiprocessing.Process``) gets
+    /dev/null where this child's pipe to the worker was: holding the real pipe, it would keep
+    the worker from seeing EOF when this child dies (the worker also watches the child's pid, for
+    forks made in C, where this hook does not run). An exec'd program never holds it: the pipe
+    is close-on-exec."""
+    fd = conn.fileno()
+
+    def in_grandchild() -> None:
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+
+    os.register_at_fork(after_in_child=in_grandchild)
 
 
 def open_fds() -> list[int]:

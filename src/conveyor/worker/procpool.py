@@ -20,7 +20,9 @@ split their concurrency N ways for nothing).
   other signal is followed by SIGKILL if the child outlives it by ``TERMINATE_GRACE``).
 - A child that dies on its own (a segfault, ``os._exit``, the OOM killer): its task is handled
   as a worker death — redelivered with one death more, dead-lettered with the reason once that
-  reaches ``task_max_worker_deaths`` (the broker's ``died`` settle) — and it is replaced.
+  reaches ``task_max_worker_deaths`` (the broker's ``died`` settle) — and it is replaced. The
+  death is seen by EOF on the child's pipe and by its pid (a pidfd on Linux, a poll elsewhere),
+  for when a grandchild the task forked still holds that pipe open.
 - ``worker_max_tasks_per_child`` / ``worker_max_memory_per_child`` (KiB, the child's resident
   memory read with psutil) retire a child after its task; a fresh one is started at once.
 
@@ -63,6 +65,7 @@ logger = logging.getLogger("conveyor.worker")
 
 START_METHODS = ("fork", "spawn")
 TERMINATE_GRACE = 1.0  # seconds a child may outlive a terminating signal other than SIGKILL
+PID_POLL = 1.0  # seconds between checks that a child lives, where there is no pidfd
 RESTART_DELAY = 1.0  # before replacing a child that died before it was ready
 FAILED_STARTS = 5  # children in a row that die before they are ready: the pool is broken
 IGNORED_BY_CHILDREN = frozenset({signal.SIGTERM, signal.SIGINT})
@@ -110,7 +113,18 @@ def remote_error(done: Done) -> RemoteError:
 class Child:
     """One child process and its end of the pipe."""
 
-    __slots__ = ("conn", "doomed", "exited", "index", "pending", "pid", "process", "ready", "tasks_run")
+    __slots__ = (
+        "conn",
+        "doomed",
+        "exited",
+        "index",
+        "pending",
+        "pid",
+        "pidfd",
+        "process",
+        "ready",
+        "tasks_run",
+    )
 
     def __init__(self, process: BaseProcess, conn: Connection, index: int) -> None:
         self.process = process
@@ -121,7 +135,8 @@ class Child:
         self.pending: asyncio.Future[Done] | None = None  # the running job's reply
         self.tasks_run = 0
         self.doomed = False  # killed or retiring: its exit is expected, it takes no more jobs
-        self.exited = False  # its pipe closed: gone or going, being reaped
+        self.exited = False  # its pipe closed (or its pid ended): gone or going, being reaped
+        self.pidfd: int | None = None  # Linux: readable once the process has ended
 
     @property
     def name(self) -> str:
@@ -195,6 +210,16 @@ class ProcessPool:
         # reaped. Not multiprocessing's sentinel: a forked child points every descriptor it
         # inherited at /dev/null (children.py), the sentinel's write end included.
         loop.add_reader(ours.fileno(), self._on_readable, child)
+        # And by its pid: a grandchild the task forked (in C, where no at-fork hook of
+        # children.py runs) may hold the pipe's other end open after the child died, so no EOF
+        # ever comes. A pidfd turns readable when the process ends; without one (not Linux, or
+        # an old kernel), a poll every PID_POLL seconds asks the same.
+        try:
+            child.pidfd = os.pidfd_open(child.pid)
+        except (AttributeError, OSError):
+            loop.call_later(PID_POLL, self._poll_pid, child)
+        else:
+            loop.add_reader(child.pidfd, self._on_pid_ended, child)
 
     async def close(self, timeout: float) -> None:
         """Stop every child: idle ones at once (an empty message), the others are killed —
@@ -223,7 +248,18 @@ class ProcessPool:
             else:
                 getter = asyncio.ensure_future(self.idle.get())
                 broken = asyncio.ensure_future(self._broken_event.wait())
-                await asyncio.wait({getter, broken}, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    await asyncio.wait({getter, broken}, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    # The waiting task was cancelled (its worker stopping, a revoke): the pending
+                    # get must go too, or it would later take an idle child for nobody; a child
+                    # it already took goes back.
+                    broken.cancel()
+                    if getter.done() and not getter.cancelled():
+                        self.idle.put_nowait(getter.result())
+                    else:
+                        getter.cancel()
+                    raise
                 broken.cancel()
                 if not getter.done():
                     getter.cancel()
@@ -312,6 +348,8 @@ class ProcessPool:
 
     # -- events from the children (on the loop) ------------------------------------------------
     def _on_readable(self, child: Child) -> None:
+        if child.exited:  # already seen gone (by its pidfd or the poll) and being reaped
+            return
         try:
             raw = child.conn.recv_bytes()
         except (EOFError, OSError):
@@ -330,8 +368,36 @@ class ProcessPool:
         if reply is not None and not reply.done():
             reply.set_result(decode_done(raw))
 
+    def _on_pid_ended(self, child: Child) -> None:
+        """Its pidfd turned readable: the process ended, whoever still holds its pipe. What it
+        sent before dying (a last reply) is read first."""
+        with contextlib.suppress(OSError):
+            while not child.exited and child.conn.poll(0):
+                self._on_readable(child)
+        if not child.exited:
+            child.exited = True
+            self._forget_reader(child)
+            self._reap(child)
+
+    def _poll_pid(self, child: Child) -> None:
+        if child.exited:
+            return
+        if child.process.is_alive():
+            loop = self._loop
+            assert loop is not None
+            loop.call_later(PID_POLL, self._poll_pid, child)
+            return
+        self._on_pid_ended(child)
+
     def _forget_reader(self, child: Child) -> None:
         loop = self._loop
+        if child.pidfd is not None:
+            if loop is not None:
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(child.pidfd)
+            with contextlib.suppress(OSError):
+                os.close(child.pidfd)
+            child.pidfd = None
         if loop is not None and not child.conn.closed:
             with contextlib.suppress(Exception):
                 loop.remove_reader(child.conn.fileno())
