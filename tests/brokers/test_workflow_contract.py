@@ -217,6 +217,24 @@ def test_a_header_task_dead_lettered_by_reclaim_fails_its_group_in_the_reclaim(b
     assert list(lease_all(broker)) == ["errback"]
 
 
+def test_a_dead_letter_requeued_after_its_group_failed_is_not_counted_again(broker: Broker) -> None:
+    broker.start_group("g", 2, job("body"), 60)
+    broker.enqueue([job("h0"), job("h1")])
+    d = {x.id: x.delivery for x in broker.fetch(["q"], "gone", 10, 0.05, 0)}
+    broker.settle([Outcome("start", "h1", d["h1"])], 60)
+    time.sleep(0.2)
+    broker.reclaim(1, 60, _lost_member("g", []))  # h1 dead-lettered: the group failed
+    assert broker.requeue_dead(["h1"]) == 1  # `conveyor dead retry`
+    leased = lease_all(broker)
+    assert sorted(leased) == ["errback", "h0", "h1"]
+    broker.settle([ack("h1", leased["h1"], join("g", 1)), ack("h0", leased["h0"], join("g", 0))], 60)
+    state = broker.group_state("g")
+    assert state is not None and state.failed and state.joined == 2  # h1's slot was taken: once
+    assert state.slots[1] is not None and state.slots[1][0] == states.FAILURE
+    assert lease_all(broker) == {}  # the chord stays failed: no body
+    assert broker.status("body").state == states.FAILURE
+
+
 def test_a_died_outcome_that_dead_letters_applies_its_continuation(broker: Broker) -> None:
     broker.enqueue([job("a"), job("b")])
     d = lease_all(broker)
