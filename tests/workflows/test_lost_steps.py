@@ -7,6 +7,8 @@ its errback runs once), a chain stops with the error on its later steps (docs/wo
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from conveyor import ChordError, Conveyor, GroupResult, chain, chord
 from conveyor.exceptions import TaskRevokedError
 
 from ..apps.canvas_app import collect, errback, fatal, fatal_at_most_once, member, step
-from ..procs import WorkerProcess, lines, wait_for
+from ..procs import ROOT, WorkerProcess, lines, process_env, wait_for
 from .conftest import worker
 
 
@@ -142,4 +144,28 @@ def test_a_chord_whose_header_task_kills_its_pool_process_every_time_fails_after
         w.stop()
     assert len(lines(tmp_path / "starts")) == app.conf.task_max_worker_deaths
     assert lines(tmp_path / "errbacks") == [lost]
+    assert not (tmp_path / "body").exists()
+
+
+def test_conveyor_revoke_without_the_app_fails_the_chord_of_a_queued_header_task(
+    process_canvas: Conveyor, tmp_path: Path
+) -> None:
+    """``conveyor -b URL revoke ID`` (no ``-A``: the operator's shell) ends the workflow too."""
+    app = process_canvas
+    body = collect.s("body")
+    body.link_error(errback.s("errbacks"))
+    result = chord([member.s(0), member.s(1)])(body)
+    revoked = _header(result).results[0].id
+    cmd = [sys.executable, "-m", "conveyor", "-b", app.conf.broker_url, "revoke", revoked, "--timeout", "0.2"]
+    subprocess.run(cmd, cwd=ROOT, env=process_env(tmp_path), capture_output=True, timeout=60, check=True)
+    with pytest.raises(ChordError, match=rf"header task {revoked} .*member 0\) ended in REVOKED"):
+        result.get(timeout=10)
+    w = worker(app, tmp_path, "w").wait_ready()
+    try:
+        wait_for(lambda: lines(tmp_path / "errbacks"), 20)
+        _header(result).results[1].get(timeout=20)
+        time.sleep(0.3)
+    finally:
+        w.stop()
+    assert lines(tmp_path / "errbacks") == [revoked]
     assert not (tmp_path / "body").exists()
