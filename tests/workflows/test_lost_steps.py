@@ -69,6 +69,23 @@ def test_a_chain_whose_middle_step_is_revoked_while_queued_stops_with_the_error_
     assert lines(tmp_path / "log") == ["first"]
 
 
+def test_a_chain_whose_middle_step_is_revoked_before_it_was_enqueued_stops_at_it(
+    canvas: Conveyor, run_worker: Any, tmp_path: Path
+) -> None:
+    result = chain(step.s(1, "log", "first"), step.s("log", "middle"), step.s("log", "last")).delay()
+    middle = result.parent
+    assert middle is not None
+    canvas.revoke(middle.id)  # only the first step is queued yet
+    with run_worker(canvas):
+        # The fetch that finds the revoked step hands it to the worker, which settles it as
+        # REVOKED with the chain's continuation (a plain revoked job is dropped by the fetch).
+        with pytest.raises(TaskRevokedError):
+            result.get(timeout=20)
+        with pytest.raises(TaskRevokedError):
+            middle.get(timeout=5)
+    assert lines(tmp_path / "log") == ["first"]
+
+
 def _fatal_chord(task: Any, tmp_path: Path) -> Any:
     body = collect.s("body")
     body.link_error(errback.s("errbacks"))

@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..brokers import Continuation, Outcome
+from ..brokers.records import WORKFLOW_MARK
 from ..message import decode_envelope
 from ..request import Request
 from .continuations import failed_continuation
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("conveyor.worker")
 
-_MARK = b'"workflow"'  # an envelope is JSON; a job outside any workflow has no such key
-
 
 def lost_continuation(
     app: AppLike, task_id: str, body: bytes, state: str, payload: bytes
@@ -33,7 +32,7 @@ def lost_continuation(
     without a worker: its chain's later steps get that failure, its ``link_error`` callbacks
     are enqueued, and a chord header joins its group as a failed member. None outside a
     workflow, or if the body cannot be read (the drop goes on: nothing is lost by it)."""
-    if _MARK not in body:
+    if WORKFLOW_MARK not in body:
         return None
     try:
         env = decode_envelope(body)

@@ -19,7 +19,16 @@ from collections.abc import Collection, Sequence
 from ... import states
 from ..base import Broker, LostContinuation
 from ..payloads import revoked_payload, worker_lost_payload, worker_lost_reason
-from ..records import DeadLetter, Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord, WorkerRecord
+from ..records import (
+    WORKFLOW_MARK,
+    DeadLetter,
+    Delivery,
+    JobSpec,
+    Outcome,
+    ReclaimReport,
+    StatusRecord,
+    WorkerRecord,
+)
 from .admin import MemoryAdmin
 from .coordination import MemoryCoordination
 from .history import MemoryHistory
@@ -165,14 +174,15 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
                 break
             heapq.heappop(self._ready[best_queue])
             job = self._jobs[best[2]]
-            if job.id in self._revoked:
+            revoked = job.id in self._revoked
+            if revoked and WORKFLOW_MARK not in job.body:
                 del self._jobs[job.id]
                 self._revoked_result(job.id, 86400.0)
                 continue
             job.owner, job.lease_expires, job.running = owner, lease_until, False
             redelivered = job.delivery > 0
             job.delivery = abs(job.delivery) + 1
-            out.append(Delivery(job.id, job.queue, job.body, job.delivery, job.deaths, redelivered))
+            out.append(Delivery(job.id, job.queue, job.body, job.delivery, job.deaths, redelivered, revoked))
         return out
 
     def settle(self, outcomes: Sequence[Outcome], result_ttl: float) -> None:

@@ -316,7 +316,8 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
                 self._quarantine(reply[i], owner, reply[i + 1], reply[i + 2], int(reply[i + 4]))
                 continue
             queue, body, delivery, deaths = reply[i + 1].decode(), reply[i + 2], reply[i + 3], reply[i + 4]
-            out.append(Delivery(job_id, queue, body, delivery, deaths, reply[i + 5] == 1))
+            flag = reply[i + 5]  # 1: redelivered; 2: a revoked workflow step (fetch.lua)
+            out.append(Delivery(job_id, queue, body, delivery, deaths, flag == 1, flag == 2))
         return out, (float(reply[0]) if reply[0] else None)
 
     def settle(self, outcomes: Sequence[Outcome], result_ttl: float) -> None:

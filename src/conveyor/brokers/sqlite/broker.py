@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ... import states
 from ..base import AsyncProducer, Broker, LostContinuation
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
-from ..records import Delivery, GroupJoin, JobSpec, Outcome, ReclaimReport, StatusRecord
+from ..records import WORKFLOW_MARK, Delivery, GroupJoin, JobSpec, Outcome, ReclaimReport, StatusRecord
 from .admin import SQLiteAdmin
 from .connection import Connections, _mapped
 from .coordination import SQLiteCoordination
@@ -222,12 +222,14 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
             out: list[Delivery] = []
             leased: list[tuple[str, float, str]] = []
             for job_id, queue, body, delivery, deaths in chosen:
-                if job_id in revoked:
+                # A revoked workflow step is handed out so that its worker ends its workflow.
+                dropped = job_id in revoked
+                if dropped and WORKFLOW_MARK not in body:
                     db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
                     self._store(db, job_id, states.REVOKED, revoked_payload(), now + 86400.0, 0)
                     continue
                 leased.append((owner, now + lease_timeout, job_id))
-                out.append(Delivery(job_id, queue, body, abs(delivery) + 1, deaths, delivery > 0))
+                out.append(Delivery(job_id, queue, body, abs(delivery) + 1, deaths, delivery > 0, dropped))
             db.executemany(
                 "UPDATE jobs SET lease_owner = ?, lease_expires = ?, delivery = ABS(delivery) + 1,"
                 " running = 0 WHERE id = ?",
