@@ -187,6 +187,21 @@ def test_a_header_task_revoked_while_queued_fails_its_group_in_the_revoke(broker
     assert len(calls) == 2
 
 
+def test_a_workflow_step_revoked_without_its_continuation_is_handed_out_flagged_revoked(
+    broker: Broker,
+) -> None:
+    step = JobSpec("step", "q", b'{"id":"step","task":"t","workflow":{"parent":"p"}}')
+    broker.enqueue([step, job("plain")])
+    broker.revoke(["step", "plain"], False, 60)  # no ``lost`` hook: the step stays queued
+    assert broker.status("plain").state == states.REVOKED
+    later = JobSpec("later", "q", b'{"id":"later","task":"t","workflow":{"parent":"step"}}')
+    broker.revoke(["later", "plain-later"], False, 60)  # revoked before they are enqueued
+    broker.enqueue([later, job("plain-later")])
+    got = {d.id: d.revoked for d in broker.fetch(["q"], "w1", 10, 30, 0)}
+    assert got == {"step": True, "later": True}  # plain revoked jobs are dropped by the fetch
+    assert broker.status("plain-later").state == states.REVOKED
+
+
 def test_a_leased_job_is_not_dropped_by_a_revoke_and_its_workflow_is_left_to_its_worker(
     broker: Broker,
 ) -> None:

@@ -125,7 +125,9 @@ class JobLifecycle(Protocol):
     ) -> None:
         """Remember the revoke for ``ttl`` seconds (durably). A job that is not leased is removed
         now and gets a REVOKED result (with ``lost``'s continuation for it, in the same step);
-        a leased one is reported by ``heartbeat`` to its worker."""
+        a leased one is reported by ``heartbeat`` to its worker. Without a continuation for it, a
+        workflow step (``WORKFLOW_MARK``) stays queued: ``fetch`` hands it out flagged
+        ``revoked``, so that its worker ends its workflow."""
 
     @abc.abstractmethod
     def forget(self, task_id: str) -> None:

@@ -125,7 +125,9 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
             for task_id in task_ids:
                 self._revoked[task_id] = (terminate, time.time() + ttl)
                 job = self._jobs.get(task_id)
-                if job is not None and job.owner is None:
+                # (Without ``lost`` a workflow step stays queued: the fetch hands it out flagged
+                # revoked, and its worker ends its workflow.)
+                if job is not None and job.owner is None and (lost or WORKFLOW_MARK not in job.body):
                     del self._jobs[task_id]
                     self._revoked_result(task_id, ttl)
                     then = lost(task_id, job.body, states.REVOKED, revoked_payload()) if lost else None

@@ -128,9 +128,12 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
                     (task_id, int(terminate), now + ttl),
                 )
                 row = db.execute(
-                    "DELETE FROM jobs WHERE id = ? AND lease_owner IS NULL RETURNING body", (task_id,)
+                    "SELECT body FROM jobs WHERE id = ? AND lease_owner IS NULL", (task_id,)
                 ).fetchone()
-                if row is not None:
+                if row is not None and (lost is not None or WORKFLOW_MARK not in row[0]):
+                    # (Without ``lost`` a workflow step stays queued: the fetch hands it out
+                    # flagged revoked, and its worker ends its workflow.)
+                    db.execute("DELETE FROM jobs WHERE id = ?", (task_id,))
                     payload = revoked_payload()
                     self._store(db, task_id, states.REVOKED, payload, now + ttl, 0)
                     then = lost(task_id, row[0], states.REVOKED, payload) if lost else None

@@ -21,7 +21,12 @@ while i <= #ARGV do
   local meta = redis.call('HGET', J_META, id)
   if meta then
     local _, _, owner = parse_state(redis.call('HGET', J_STATE, id))
-    if owner == '' then
+    -- A workflow step given no continuation (enqueued after the caller read the bodies, or a
+    -- caller without the app's hook) stays queued: the fetch hands it out flagged revoked, and
+    -- its worker ends its workflow (fetch.lua, step 4).
+    local step = not cont and owner == '' and
+      string.find(redis.call('HGET', J_BODY, id) or '', '"workflow"', 1, true)
+    if owner == '' and not step then
       local priority, _, queue = parse_meta(meta)
       -- O(length of the list): revoking a waiting job is an operator action, not a hot path.
       redis.call('LREM', ready_key(ARGV[1], queue, priority), 1, id)
