@@ -12,9 +12,10 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, Unpack, overload
 
-from .brokers import Broker, broker_from_url, redacted_url, resolve_broker_url
+from .brokers import Broker, LostContinuation, broker_from_url, redacted_url, resolve_broker_url
 from .config import Settings
 from .exceptions import NotRegistered
 from .loading import Loader, Packages
@@ -180,7 +181,12 @@ class Conveyor:
         """The admin API over this app's broker (queues, workers, dead letters): see admin/."""
         from .admin import Admin
 
-        return Admin(self.broker, float(self.conf.worker_lease_timeout), self.conf.task_history)
+        return Admin(
+            self.broker,
+            float(self.conf.worker_lease_timeout),
+            self.conf.task_history,
+            self.lost_continuation(),
+        )
 
     def close(self) -> None:
         with self._broker_lock:
@@ -252,18 +258,26 @@ class Conveyor:
         """A handle on any task id; an id nobody enqueued reports ``UNKNOWN``."""
         return AsyncResult(task_id, self)
 
+    def lost_continuation(self) -> LostContinuation:
+        """What the broker applies when it ends a workflow step itself (revoked while queued,
+        dead-lettered after its worker died): the step's chain stops, its chord fails."""
+        from .canvas.lost import lost_continuation
+
+        return partial(lost_continuation, self)
+
     def revoke(self, task_id: str | Sequence[str], terminate: bool = False) -> None:
         """Revoke tasks durably: stored in the broker, so a worker that is down now still honours it."""
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        lost = self.lost_continuation()
         if not self.conf.task_history:
-            self.broker.revoke(ids, terminate, self.conf.task_revoke_expires)
+            self.broker.revoke(ids, terminate, self.conf.task_revoke_expires, lost)
             return
         from .worker.history import record_revoked
         from .worker.signalling import dropped
 
         # Tasks still in the broker are dropped right here: recorded, and signalled in this
         # process (docs/operations.md); workers do both for the ones they hold.
-        for job in record_revoked(self.broker, ids, terminate, self.conf.task_revoke_expires):
+        for job in record_revoked(self.broker, ids, terminate, self.conf.task_revoke_expires, lost):
             dropped(self.tasks, job)
 
     # -- coordination (conveyor.coordination, docs/coordination.md) ----------------------------

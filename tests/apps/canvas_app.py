@@ -15,6 +15,7 @@ from conveyor import Conveyor
 app = Conveyor("canvas")
 app.conf.worker_lease_timeout = float(os.environ.get("CONVEYOR_TEST_LEASE", "2.0"))
 app.conf.worker_heartbeat_interval = float(os.environ.get("CONVEYOR_TEST_HEARTBEAT", "0.5"))
+app.conf.task_max_worker_deaths = int(os.environ.get("CONVEYOR_TEST_MAX_DEATHS", "5"))
 
 
 def _dir() -> Path:
@@ -92,3 +93,20 @@ def slow_step(x: int, name: str, seconds: float) -> int:
     time.sleep(seconds)
     mark(name, f"done {x} {os.getpid()}")
     return x + 1
+
+
+@app.task
+def fatal(i: int, name: str) -> int:
+    """A header task that kills the process running it, every time (after a heartbeat or two,
+    so that its worker has told the broker it is running: its loss counts a death)."""
+    mark(name, f"start {i} {os.getpid()}")
+    time.sleep(1.2)
+    os._exit(3)
+
+
+@app.task(acks_late=False)
+def fatal_at_most_once(i: int, name: str) -> int:
+    """``fatal``, at-most-once: the first death dead-letters it."""
+    mark(name, f"start {i} {os.getpid()}")
+    time.sleep(1.2)
+    os._exit(3)

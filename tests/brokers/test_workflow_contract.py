@@ -4,13 +4,22 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from conveyor import states
-from conveyor.brokers import Broker, Continuation, GroupJoin, JobSpec, Outcome, broker_from_url
+from conveyor.brokers import (
+    Broker,
+    Continuation,
+    GroupJoin,
+    JobSpec,
+    LostContinuation,
+    Outcome,
+    broker_from_url,
+)
 
 from ..redis_ha import ClusterTopology
 
@@ -144,6 +153,110 @@ def test_a_join_to_an_unknown_group_or_slot_changes_nothing(broker: Broker) -> N
     state = broker.group_state("g")
     assert state is not None and state.joined == 0
     assert lease_all(broker) == {}
+
+
+def _lost_member(group: str, calls: list[tuple[str, str]]) -> LostContinuation:
+    """A ``lost`` hook that makes each dropped job join ``group`` as failed (its index from its
+    id: "h1" -> 1), enqueueing an errback and failing the body on the group's first failure."""
+
+    def lost(task_id: str, body: bytes, state: str, payload: bytes) -> Continuation | None:
+        calls.append((task_id, state))
+        assert body.startswith(b'{"id":"%s"' % task_id.encode())
+        failure = (("", states.FAILURE, b'{"exc_type":"ChordError"}'),)
+        return join(group, int(task_id[1:]), state, on_failure=(job("errback"),), failure_results=failure)
+
+    return lost
+
+
+def test_a_header_task_revoked_while_queued_fails_its_group_in_the_revoke(broker: Broker) -> None:
+    broker.start_group("g", 3, job("body"), 60)
+    broker.enqueue([job(f"h{i}") for i in range(3)])
+    calls: list[tuple[str, str]] = []
+    broker.revoke(["h1", "h2"], False, 60, _lost_member("g", calls))
+    assert calls == [("h1", states.REVOKED), ("h2", states.REVOKED)]
+    assert broker.status("body").state == states.FAILURE  # at once: no worker involved
+    state = broker.group_state("g")
+    assert state is not None and state.failed and state.joined == 2
+    assert state.slots[1] is not None and state.slots[1][0] == states.REVOKED
+    d = lease_all(broker)
+    assert sorted(d) == ["errback", "h0"]  # the errback once, for two lost members
+    broker.settle([ack("h0", d["h0"], join("g", 0))], 60)
+    assert lease_all(broker) == {}  # no body
+    # Revoked again (it is gone now): the hook is not asked, nothing counts twice.
+    broker.revoke(["h1"], False, 60, _lost_member("g", calls))
+    assert len(calls) == 2
+
+
+def test_a_workflow_step_revoked_without_its_continuation_is_handed_out_flagged_revoked(
+    broker: Broker,
+) -> None:
+    step = JobSpec("step", "q", b'{"id":"step","task":"t","workflow":{"parent":"p"}}')
+    broker.enqueue([step, job("plain")])
+    broker.revoke(["step", "plain"], False, 60)  # no ``lost`` hook: the step stays queued
+    assert broker.status("plain").state == states.REVOKED
+    later = JobSpec("later", "q", b'{"id":"later","task":"t","workflow":{"parent":"step"}}')
+    broker.revoke(["later", "plain-later"], False, 60)  # revoked before they are enqueued
+    broker.enqueue([later, job("plain-later")])
+    got = {d.id: d.revoked for d in broker.fetch(["q"], "w1", 10, 30, 0)}
+    assert got == {"step": True, "later": True}  # plain revoked jobs are dropped by the fetch
+    assert broker.status("plain-later").state == states.REVOKED
+
+
+def test_a_leased_job_is_not_dropped_by_a_revoke_and_its_workflow_is_left_to_its_worker(
+    broker: Broker,
+) -> None:
+    broker.start_group("g", 1, job("body"), 60)
+    broker.enqueue([job("h0")])
+    d = lease_all(broker)
+    calls: list[tuple[str, str]] = []
+    broker.revoke(["h0"], False, 60, _lost_member("g", calls))
+    state = broker.group_state("g")
+    assert state is not None and state.joined == 0 and not state.failed
+    broker.settle([ack("h0", d["h0"], join("g", 0))], 60)
+    assert list(lease_all(broker)) == ["body"]
+
+
+def test_a_header_task_dead_lettered_by_reclaim_fails_its_group_in_the_reclaim(broker: Broker) -> None:
+    broker.start_group("g", 2, job("body"), 60)
+    broker.enqueue([job("h0"), job("h1")])
+    d = {x.id: x.delivery for x in broker.fetch(["q"], "gone", 10, 0.05, 0)}
+    broker.settle([Outcome("running", "h1", d["h1"]), Outcome("start", "h0", d["h0"])], 60)
+    time.sleep(0.2)  # both leases expire: their worker died
+    calls: list[tuple[str, str]] = []
+    report = broker.reclaim(1, 60, _lost_member("g", calls))
+    assert sorted(report.dead) == ["h0", "h1"] and report.requeued == []
+    assert sorted(calls) == [("h0", states.FAILURE), ("h1", states.FAILURE)]
+    assert broker.status("body").state == states.FAILURE
+    state = broker.group_state("g")
+    assert state is not None and state.failed and state.joined == 2
+    assert list(lease_all(broker)) == ["errback"]
+
+
+def test_a_dead_letter_requeued_after_its_group_failed_is_not_counted_again(broker: Broker) -> None:
+    broker.start_group("g", 2, job("body"), 60)
+    broker.enqueue([job("h0"), job("h1")])
+    d = {x.id: x.delivery for x in broker.fetch(["q"], "gone", 10, 0.05, 0)}
+    broker.settle([Outcome("start", "h1", d["h1"])], 60)
+    time.sleep(0.2)
+    broker.reclaim(1, 60, _lost_member("g", []))  # h1 dead-lettered: the group failed
+    assert broker.requeue_dead(["h1"]) == 1  # `conveyor dead retry`
+    leased = lease_all(broker)
+    assert sorted(leased) == ["errback", "h0", "h1"]
+    broker.settle([ack("h1", leased["h1"], join("g", 1)), ack("h0", leased["h0"], join("g", 0))], 60)
+    state = broker.group_state("g")
+    assert state is not None and state.failed and state.joined == 2  # h1's slot was taken: once
+    assert state.slots[1] is not None and state.slots[1][0] == states.FAILURE
+    assert lease_all(broker) == {}  # the chord stays failed: no body
+    assert broker.status("body").state == states.FAILURE
+
+
+def test_a_died_outcome_that_dead_letters_applies_its_continuation(broker: Broker) -> None:
+    broker.enqueue([job("a"), job("b")])
+    d = lease_all(broker)
+    then = Continuation(enqueue=(job("errback"),))
+    broker.settle([Outcome("died", "b", d["b"], then=then)], 60)  # back to its queue: nothing yet
+    broker.settle([Outcome("died", "a", d["a"], payload=b"{}", reason="died", then=then)], 60)
+    assert list(lease_all(broker)) == ["b", "errback"]
 
 
 def test_a_chord_completes_on_a_redis_cluster(cluster_topology: ClusterTopology) -> None:

@@ -89,6 +89,35 @@ def test_a_msgpack_task_runs_and_its_msgpack_result_reads_back(
         w.stop()
 
 
+@pytest.mark.parametrize("result_serializer", ["msgpack", "json"])
+def test_a_msgpack_task_with_bytes_arguments_gets_bytes_in_a_process_pool_child(
+    producer: Conveyor, process_broker_url: str, tmp_path: Path, result_serializer: str
+) -> None:
+    @producer.task(name="serial.describe", serializer="msgpack")
+    def describe(value: Any) -> str: ...
+
+    @producer.task(name="serial.echo", serializer="msgpack")
+    def echo(value: Any) -> Any: ...
+
+    blob = b"\x00\xff raw bytes"
+    env = {"CONVEYOR_TEST_RESULT_SERIALIZER": result_serializer}
+    w = WorkerProcess(process_broker_url, tmp_path, "-P", "processes", "-c", "1", app=APP, env=env, name="pp")
+    try:
+        w.wait_ready(60)
+        # The child was given bytes (the pipe to it is msgpack, not JSON).
+        assert describe.delay(blob).get(timeout=30) == f"bytes:{blob!r}"
+        # An integer only JSON carries (a JSON task's) still reaches the child.
+        big = describe.apply_async(({"n": 2**70},), serializer="json")
+        assert big.get(timeout=30) == f"dict:{ {'n': 2**70}!r}"
+        value = {"blob": blob, "n": 2**40, "nested": [1.5, None, "é"]}
+        if result_serializer == "msgpack":  # and what it returns reaches the result as it is
+            assert echo.delay(value).get(timeout=30) == value
+        else:
+            assert echo.delay({"nested": [1.5, None, "é"]}).get(timeout=30) == {"nested": [1.5, None, "é"]}
+    finally:
+        w.stop()
+
+
 def test_pickle_is_refused_on_send_without_accept_content(producer: Conveyor) -> None:
     @producer.task(name="serial.echo", serializer="pickle")
     def echo(value: Any) -> Any: ...

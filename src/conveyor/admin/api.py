@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from ..brokers import Broker, MinuteCounts
+from ..brokers import Broker, LostContinuation, MinuteCounts
 from ..coordination import pauses
 from . import actions, deadletters, history, schedules
 from .control import Control
@@ -49,11 +49,17 @@ class Admin:
     """
 
     def __init__(
-        self, broker: Broker, lease_timeout: float = DEFAULT_LEASE_TIMEOUT, task_history: bool = True
+        self,
+        broker: Broker,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+        task_history: bool = True,
+        lost: LostContinuation | None = None,
     ) -> None:
         self.broker = broker
         self.lease_timeout = lease_timeout
         self.task_history = task_history  # the app's task_history: revokes record what they drop
+        #: Ends the workflow of a job a revoke drops while queued (the app's; docs/workflows.md).
+        self.lost = lost
 
     @property
     def control(self) -> Control:

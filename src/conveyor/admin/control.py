@@ -154,9 +154,9 @@ class Control:
         # Stored without terminate first: the heartbeats would otherwise race the command to the
         # running task, and a worker's reply could not say that it was the one that stopped it.
         if self.admin.task_history:  # the ones dropped from the queues get a "revoked" record
-            record_revoked(self.broker, list(ids), False, REVOKE_TTL)
+            record_revoked(self.broker, list(ids), False, REVOKE_TTL, self.admin.lost)
         else:
-            self.broker.revoke(list(ids), False, REVOKE_TTL)
+            self.broker.revoke(list(ids), False, REVOKE_TTL, self.admin.lost)
         args = {"ids": list(ids), "terminate": terminate, "signal": signal}
         try:
             return self.send("revoke", args, destination, timeout)

@@ -15,7 +15,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import ConfigurationError
-from .base import Broker, BrokerAdmin, JobLifecycle, KeyValueStore, TaskHistory, WorkflowStore
+from .base import (
+    Broker,
+    BrokerAdmin,
+    JobLifecycle,
+    KeyValueStore,
+    LostContinuation,
+    TaskHistory,
+    WorkflowStore,
+)
 from .records import (
     Continuation,
     DeadLetter,
@@ -54,6 +62,7 @@ __all__ = [
     "JobSpec",
     "KVEntry",
     "KeyValueStore",
+    "LostContinuation",
     "MinuteCounts",
     "Outcome",
     "PendingJob",

@@ -30,10 +30,11 @@ before the split.
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from .records import (
+    Continuation,
     DeadLetter,
     Delivery,
     GroupState,
@@ -53,6 +54,13 @@ from .records import (
     WorkerRecord,
 )
 
+#: Builds the workflow continuation of a job the broker ends itself, with no worker to settle
+#: it: ``(task id, body, state, payload) -> Continuation | None`` (REVOKED for a job revoked
+#: while queued, FAILURE for one dead-lettered after its worker died). The broker applies what
+#: it returns in the same atomic step as the drop, as a settle applies ``Outcome.then``; the app
+#: provides it (``conveyor.canvas.lost``), since only the app can read a body.
+LostContinuation = Callable[[str, bytes, str, bytes], Continuation | None]
+
 __all__ = [
     "AsyncProducer",
     "Broker",
@@ -64,6 +72,7 @@ __all__ = [
     "JobSpec",
     "KVEntry",
     "KeyValueStore",
+    "LostContinuation",
     "Outcome",
     "QueueStats",
     "ReclaimReport",
@@ -111,9 +120,14 @@ class JobLifecycle(Protocol):
         passes; return its latest status (None if unknown)."""
 
     @abc.abstractmethod
-    def revoke(self, task_ids: Sequence[str], terminate: bool, ttl: float) -> None:
+    def revoke(
+        self, task_ids: Sequence[str], terminate: bool, ttl: float, lost: LostContinuation | None = None
+    ) -> None:
         """Remember the revoke for ``ttl`` seconds (durably). A job that is not leased is removed
-        now and gets a REVOKED result; a leased one is reported by ``heartbeat`` to its worker."""
+        now and gets a REVOKED result (with ``lost``'s continuation for it, in the same step);
+        a leased one is reported by ``heartbeat`` to its worker. Without a continuation for it, a
+        workflow step (``WORKFLOW_MARK``) stays queued: ``fetch`` hands it out flagged
+        ``revoked``, so that its worker ends its workflow."""
 
     @abc.abstractmethod
     def forget(self, task_id: str) -> None:
@@ -150,11 +164,14 @@ class JobLifecycle(Protocol):
         to a live worker that already settled it, and its heartbeat would renew that for ever."""
 
     @abc.abstractmethod
-    def reclaim(self, max_deaths: int, result_ttl: float) -> ReclaimReport:
+    def reclaim(
+        self, max_deaths: int, result_ttl: float, lost: LostContinuation | None = None
+    ) -> ReclaimReport:
         """Return jobs whose lease expired (their worker died) to their queue. A job marked
         running counts a death and is dead-lettered once its worker died on it ``max_deaths``
-        times, or at once if it was started at-most-once (settled with ``start``); a job that
-        was only held goes back without a death."""
+        times, or at once if it was started at-most-once (settled with ``start``), with
+        ``lost``'s continuation for it in the same step; a job that was only held goes back
+        without a death."""
 
     @abc.abstractmethod
     def unregister_worker(self, owner: str) -> None:

@@ -32,7 +32,16 @@ class Delivery:
     delivery: int  # grows with every hand-out, never repeats; fences stale settles
     deaths: int  # how many times a worker died running this job (-1: at-most-once, started)
     redelivered: bool = False  # handed out before and not settled since (a crash, a release)
+    #: Revoked before it was ever fetched, and a workflow step: handed out only so that its worker
+    #: settles it as REVOKED with its workflow's continuation (never run). A revoked job outside
+    #: any workflow is dropped by the fetch instead.
+    revoked: bool = False
 
+
+#: A workflow step's encoded envelope contains this (``Envelope.workflow``); a broker that never
+#: decodes bodies tells a workflow step from a plain job by it (a plain job whose arguments
+#: hold the text too is merely treated as a possible step).
+WORKFLOW_MARK = b'"workflow"'
 
 SettleKind = Literal["ack", "retry", "dead", "release", "start", "running", "died"]
 

@@ -43,7 +43,9 @@ def continuation(app: AppLike, outcome: Outcome, request: Request, value: Any) -
     if outcome.kind == "ack" and outcome.state in (None, states.SUCCESS):
         return _succeeded(app, wf, request, outcome, value)
     if outcome.kind == "dead" or (outcome.kind == "ack" and outcome.state in FAILED_STATES):
-        return _failed(app, wf, request, outcome)
+        return failed_continuation(app, wf, request, outcome)
+    if outcome.kind == "died" and outcome.reason:  # its pool process died once too often
+        return failed_continuation(app, wf, request, outcome)
     return None
 
 
@@ -79,7 +81,7 @@ def _succeeded(app: AppLike, wf: Workflow, request: Request, outcome: Outcome, v
             logger.exception("task %s: the chain's next step could not be sent; the chain stops", request.id)
             payload = encode_result(failure_payload(exc, None, request.hostname, 0))
             stopped = Outcome("ack", outcome.id, outcome.delivery, states.FAILURE, payload)
-            return _failed(
+            return failed_continuation(
                 app,
                 Workflow(chain=wf.chain, group=wf.group, index=wf.index, chord=wf.chord),
                 request,
@@ -112,7 +114,8 @@ def _errbacks(app: AppLike, sigs: list[dict[str, Any]], wf: Workflow, request: R
     return jobs
 
 
-def _failed(app: AppLike, wf: Workflow, request: Request, outcome: Outcome) -> Continuation:
+def failed_continuation(app: AppLike, wf: Workflow, request: Request, outcome: Outcome) -> Continuation:
+    """What follows a step that ended in failure (also one the broker ended: canvas/lost.py)."""
     payload = outcome.payload or encode_result(
         ResultPayload(exc_type="builtins.Exception", exc_message="failed")
     )

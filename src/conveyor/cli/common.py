@@ -52,7 +52,12 @@ class State:
             return self.app.admin  # the app's broker: its own setting, else the environment's
         if self._admin is None:
             url = self.broker or os.environ.get("CONVEYOR_BROKER_URL") or DEFAULT_BROKER_URL
-            self._admin = Admin(broker_from_url(url))
+            # No app: a revoke still ends the workflow of a step it drops from its queue; the
+            # callbacks that needs are built by task name, with their signatures' own options.
+            from ..app import Conveyor
+
+            lost = Conveyor("conveyor-cli", broker=url).lost_continuation()
+            self._admin = Admin(broker_from_url(url), lost=lost)
         return self._admin
 
     def close(self) -> None:

@@ -2,10 +2,15 @@
 
 The child never touches the broker for its worker: the worker fetches, leases, heartbeats and
 settles; the child gets a ``Job`` (the run's ``Request``: arguments already decoded from the
-task's JSON envelope) through its pipe, runs the body with the task's hooks and run signals
-around it, decides retry / reject / failure itself (``execution.decide`` needs the live
-exception), and sends a ``Done`` back: the return value or the decision, as JSON (msgspec).
-Nothing of the user's is pickled.
+task's envelope by its serializer) through its pipe, runs the body with the task's hooks and
+run signals around it, decides retry / reject / failure itself (``execution.decide`` needs the
+live exception), and sends a ``Done`` back: the return value or the decision.
+
+The pipe carries msgpack (msgspec), not JSON, so what a ``msgpack`` task's arguments hold
+reaches the body as it is, and what the body returns reaches the result serializer as it is:
+``bytes`` stay bytes (JSON would turn them into base64 text). What only JSON carries (an
+integer beyond 64 bits, from a JSON message) goes as JSON. Nothing of the user's is pickled:
+a pickled task's arguments are refused when sent (the worker's ``EncodeError``).
 
 Its signals: SIGUSR1 raises ``SoftTimeLimitExceeded`` in the body (the worker sends it at the
 soft limit); SIGTERM and SIGINT are ignored, so a stop signal sent to the worker's whole
@@ -64,7 +69,8 @@ class Done(msgspec.Struct, omit_defaults=True):
 
     id: str
     runtime: float
-    result: msgspec.Raw = msgspec.Raw(b"null")
+    result: bytes = b"\xc0"  # the return value, msgpack-encoded (0xc0: None); JSON if ``json``
+    json: bool = False  # ``result`` is JSON: a value only JSON carries (an integer beyond 64 bits)
     verdict: Verdict | None = None  # retry, reject, failure
     exc_type: str = ""
     exc_message: str = ""
@@ -82,14 +88,26 @@ class Ready(msgspec.Struct):
     pid: int
 
 
-_job_decoder = msgspec.json.Decoder(Job)
-_done_decoder = msgspec.json.Decoder(Done)
-_ready_decoder = msgspec.json.Decoder(Ready)
-_encoder = msgspec.json.Encoder()
+_job_decoder = msgspec.msgpack.Decoder(Job)
+_job_json_decoder = msgspec.json.Decoder(Job)
+_done_decoder = msgspec.msgpack.Decoder(Done)
+_ready_decoder = msgspec.msgpack.Decoder(Ready)
+_encoder = msgspec.msgpack.Encoder()
+_json = msgspec.json.Encoder()  # for return values only
 
 
 def encode_job(job: Job) -> bytes:
-    return _encoder.encode(job)
+    """msgpack (bytes stay bytes); JSON for what only JSON carries (an integer beyond 64
+    bits, from a JSON message), marked by its first byte (msgpack's array_like Job starts 0x92
+    or 0x93, never ``[``)."""
+    try:
+        return _encoder.encode(job)
+    except OverflowError:
+        return _json.encode(job)
+
+
+def decode_job(raw: bytes) -> Job:
+    return _job_json_decoder.decode(raw) if raw[:1] == b"[" else _job_decoder.decode(raw)
 
 
 def decode_done(raw: bytes) -> Done:
@@ -138,7 +156,7 @@ def child_main(start: Start, conn: Connection, app: AppLike | None = None) -> No
             return  # the worker is gone
         if not raw:
             return  # retired: the worker starts a fresh child in this one's place
-        job = _job_decoder.decode(raw)
+        job = decode_job(raw)
         conn.send_bytes(_encoder.encode(run_job(job, tasks)))
 
 
@@ -180,7 +198,10 @@ def run_job(job: Job, tasks: Mapping[str, Task[Any, Any]]) -> Done:
     if task.ignore_result:
         return Done(request.id, runtime)  # not stored: it need not even be JSON
     try:
-        return Done(request.id, runtime, msgspec.Raw(_encoder.encode(value)))
+        try:
+            return Done(request.id, runtime, _encoder.encode(value))
+        except OverflowError:
+            return Done(request.id, runtime, _json.encode(value), json=True)
     except (msgspec.EncodeError, TypeError, ValueError, OverflowError) as exc:
         return Done(request.id, runtime, unencodable=str(exc))
 
@@ -214,9 +235,9 @@ def _failed(task: Task[Any, Any] | None, request: Request, exc: BaseException, r
     try:
         _encoder.encode(done)
     except (msgspec.EncodeError, TypeError, ValueError, OverflowError) as bad:
-        # self.retry(args=...) with arguments JSON cannot carry: fail with the reason instead.
+        # self.retry(args=...) with arguments msgpack cannot carry: fail with the reason instead.
         done = Done(request.id, runtime, verdict="failure", exc_type="conveyor.exceptions.EncodeError")
-        done.exc_message = f"retry arguments cannot be encoded as JSON: {bad}"
+        done.exc_message = f"retry arguments cannot be sent from a -P processes child: {bad}"
     return done
 
 

@@ -24,7 +24,7 @@ from ..message import decode_envelope, describe_args, describe_message_args
 from ..taskrecord import ARGS_LIMIT, Attempt, TaskRecord, encode_attempt, encode_record
 
 if TYPE_CHECKING:
-    from ..brokers import Broker, Delivery, PendingJob
+    from ..brokers import Broker, Delivery, LostContinuation, PendingJob
     from ..config import Settings
     from ..request import Request
 
@@ -146,7 +146,9 @@ def _error_text(error: BaseException | None) -> str | None:
     return None if error is None else f"{type(error).__name__}: {describe(error)}"
 
 
-def record_revoked(broker: Broker, task_ids: Sequence[str], terminate: bool, ttl: float) -> list[PendingJob]:
+def record_revoked(
+    broker: Broker, task_ids: Sequence[str], terminate: bool, ttl: float, lost: LostContinuation | None = None
+) -> list[PendingJob]:
     """Revoke ``task_ids`` (``broker.revoke``) and give the ones the broker dropped from its
     queues then and there — no worker held them — a ``revoked`` history record. Returns those
     jobs (for the ``task_revoked`` signal). Tasks a worker holds are recorded by that worker.
@@ -155,7 +157,7 @@ def record_revoked(broker: Broker, task_ids: Sequence[str], terminate: bool, ttl
     after it; each costs two reads, which a revoke (an operator's or a producer's action, not a
     hot path) can afford."""
     waiting = [job for job in map(broker.pending_job, task_ids) if job is not None]
-    broker.revoke(list(task_ids), terminate, ttl)
+    broker.revoke(list(task_ids), terminate, ttl, lost)
     dropped = [job for job in waiting if _revoked(broker, job.id)]
     if dropped:
         now = time.time()

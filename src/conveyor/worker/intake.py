@@ -70,7 +70,7 @@ def intake(
             "(is its module imported by the app given with -A?)"
         )
         return Refused("dead", reason, missing, unknown=env.task)
-    if d.id in revoked:
+    if d.revoked or d.id in revoked:
         return Refused("revoked", "revoked", retries=env.retries, task=task, request=_bare(env, d, hostname))
     if env.expires is not None and env.expires < time.time():
         reason = f"expired at {_utc(env.expires)}"

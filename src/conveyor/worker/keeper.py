@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from ..brokers import Broker
+from ..brokers import Broker, LostContinuation
 from ..coordination.pauses import paused_queues
 
 logger = logging.getLogger("conveyor.worker")
@@ -49,7 +49,9 @@ class Keeper:
         on_paused: Callable[[frozenset[str]], None] = lambda _paused: None,
         trim_history: Callable[[], object] = lambda: None,
         on_lost: Callable[[list[str]], None] = lambda _dead: None,
+        lost: LostContinuation | None = None,
     ) -> None:
+        self._lost = lost  # the workflow continuation of a job it dead-letters (canvas/lost.py)
         self._broker = broker
         self._owner = owner
         self._interval = interval
@@ -123,7 +125,7 @@ class Keeper:
                     logger.error("heartbeat failed (broker unreachable?): %s", exc)
 
     def _reclaim(self) -> None:
-        report = self._broker.reclaim(self._max_deaths, self._result_ttl)
+        report = self._broker.reclaim(self._max_deaths, self._result_ttl, self._lost)
         for task_id in report.requeued:
             logger.warning("task %s: its worker died; lease expired, requeued", task_id)
         for task_id in report.dead:

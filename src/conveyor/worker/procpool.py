@@ -1,8 +1,8 @@
 """``-P processes`` (alias ``-P prefork``): sync task bodies run in child processes of the worker.
 
-    fetcher ─> processor ─> ProcessRunner ──Job (JSON)──> child: hooks, body, decide
+    fetcher ─> processor ─> ProcessRunner ──Job (msgpack)─> child: hooks, body, decide
                                ▲                              │
-                               └──────Done (JSON)─────────────┘
+                               └──────Done (msgpack)──────────┘
        keeper, settler, control: in the worker only — a child never touches the broker
 
 Why a pool of processes: a process can be killed. A hard time limit or ``revoke --terminate``
@@ -273,7 +273,7 @@ class ProcessPool:
         the OOM killer took): the job never reached it, so it is no death of the task's."""
         loop = self._loop
         assert loop is not None
-        raw = encode_job(job)  # EncodeError (arguments JSON cannot carry): before any state changes
+        raw = encode_job(job)  # EncodeError (arguments msgpack cannot carry): before any state changes
         if child.exited:
             return None
         try:
@@ -521,8 +521,8 @@ class ProcessRunner:
             except (msgspec.EncodeError, TypeError) as bad:
                 pool.idle.put_nowait(child)
                 raise EncodeError(
-                    f"the arguments of {task.name} cannot be sent to a -P processes child as JSON "
-                    f"(pickled arguments are not supported on this pool): {bad}"
+                    f"the arguments of {task.name} cannot be sent to a -P processes child "
+                    f"(JSON and msgpack arguments can; pickled ones are not supported on this pool): {bad}"
                 ) from None
             if reply is not None:
                 break
@@ -565,7 +565,9 @@ class ProcessRunner:
             raise EncodeError(f"task result is not JSON-serialisable: {done.unencodable}")
         if done.verdict is not None:
             raise remote_error(done)
-        return done.result
+        if done.json:
+            return msgspec.json.decode(done.result)
+        return msgspec.msgpack.decode(done.result)
 
 
 def _signal_number(name: str | None) -> int:

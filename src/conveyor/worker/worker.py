@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..brokers import Outcome
 from ..canvas.continuations import chord_results_into, continuation
+from ..canvas.lost import lost_continuation
 from ..codecs import check_sendable
 from ..coordination.pauses import paused_queues
 from ..log import install_task_context, set_worker_name
@@ -326,6 +327,7 @@ class Worker:
             fetcher.set_paused,
             trimmer(broker, conf),
             (lambda dead: record_lost(broker, dead)) if conf.task_history else (lambda _dead: None),
+            partial(lost_continuation, app),
         )
         await loop.run_in_executor(self._settle_exec, keeper.start)
         self._control = ControlThread(self)

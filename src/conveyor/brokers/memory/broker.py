@@ -17,9 +17,18 @@ import time
 from collections.abc import Collection, Sequence
 
 from ... import states
-from ..base import Broker
+from ..base import Broker, LostContinuation
 from ..payloads import revoked_payload, worker_lost_payload, worker_lost_reason
-from ..records import DeadLetter, Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord, WorkerRecord
+from ..records import (
+    WORKFLOW_MARK,
+    DeadLetter,
+    Delivery,
+    JobSpec,
+    Outcome,
+    ReclaimReport,
+    StatusRecord,
+    WorkerRecord,
+)
 from .admin import MemoryAdmin
 from .coordination import MemoryCoordination
 from .history import MemoryHistory
@@ -109,14 +118,21 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
                     return record
                 self._cond.wait(remaining if remaining is not None else 1.0)
 
-    def revoke(self, task_ids: Sequence[str], terminate: bool, ttl: float) -> None:
+    def revoke(
+        self, task_ids: Sequence[str], terminate: bool, ttl: float, lost: LostContinuation | None = None
+    ) -> None:
         with self._cond:
             for task_id in task_ids:
                 self._revoked[task_id] = (terminate, time.time() + ttl)
                 job = self._jobs.get(task_id)
-                if job is not None and job.owner is None:
+                # (Without ``lost`` a workflow step stays queued: the fetch hands it out flagged
+                # revoked, and its worker ends its workflow.)
+                if job is not None and job.owner is None and (lost or WORKFLOW_MARK not in job.body):
                     del self._jobs[task_id]
                     self._revoked_result(task_id, ttl)
+                    then = lost(task_id, job.body, states.REVOKED, revoked_payload()) if lost else None
+                    if then is not None:
+                        self._continue(then, ttl)
             self._cond.notify_all()
 
     def forget(self, task_id: str) -> None:
@@ -160,14 +176,15 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
                 break
             heapq.heappop(self._ready[best_queue])
             job = self._jobs[best[2]]
-            if job.id in self._revoked:
+            revoked = job.id in self._revoked
+            if revoked and WORKFLOW_MARK not in job.body:
                 del self._jobs[job.id]
                 self._revoked_result(job.id, 86400.0)
                 continue
             job.owner, job.lease_expires, job.running = owner, lease_until, False
             redelivered = job.delivery > 0
             job.delivery = abs(job.delivery) + 1
-            out.append(Delivery(job.id, job.queue, job.body, job.delivery, job.deaths, redelivered))
+            out.append(Delivery(job.id, job.queue, job.body, job.delivery, job.deaths, redelivered, revoked))
         return out
 
     def settle(self, outcomes: Sequence[Outcome], result_ttl: float) -> None:
@@ -211,6 +228,8 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
                             o.id, job.queue, job.body, o.reason, time.time(), job.deaths, job.priority
                         )
                         self._store(o.id, states.FAILURE, o.payload, result_ttl, o.retries)
+                        if o.then is not None:
+                            self._continue(o.then, result_ttl)
                     else:
                         self._push_ready(job, keep_place=True)
                 elif o.kind == "start":
@@ -241,7 +260,9 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
                         revoked[job.id] = self._revoked[job.id][0]
         return revoked
 
-    def reclaim(self, max_deaths: int, result_ttl: float) -> ReclaimReport:
+    def reclaim(
+        self, max_deaths: int, result_ttl: float, lost: LostContinuation | None = None
+    ) -> ReclaimReport:
         report = ReclaimReport()
         now = time.time()
         with self._cond:
@@ -252,7 +273,7 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
                     job.deaths += 1
                 job.running = False
                 if job.deaths < 0 or job.deaths >= max_deaths:
-                    self._dead_letter_lost(job, now, result_ttl)
+                    self._dead_letter_lost(job, now, result_ttl, lost)
                     report.dead.append(job.id)
                 else:
                     self._push_ready(job, keep_place=True)
@@ -261,12 +282,17 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
                 self._cond.notify_all()
         return report
 
-    def _dead_letter_lost(self, job: Job, now: float, result_ttl: float) -> None:
+    def _dead_letter_lost(
+        self, job: Job, now: float, result_ttl: float, lost: LostContinuation | None = None
+    ) -> None:
         reason = worker_lost_reason(job.deaths)
         del self._jobs[job.id]
         self._dead[job.id] = DeadLetter(job.id, job.queue, job.body, reason, now, job.deaths, job.priority)
         payload = worker_lost_payload(reason, job.retries)
         self._store(job.id, states.FAILURE, payload, result_ttl, job.retries)
+        then = lost(job.id, job.body, states.FAILURE, payload) if lost else None
+        if then is not None:
+            self._continue(then, result_ttl)
 
     def reconcile(self, owner: str, held: Collection[str]) -> list[str]:
         given_back: list[str] = []

@@ -30,7 +30,7 @@ import redis
 from redis.exceptions import RedisClusterException
 
 from ... import states
-from ..base import AsyncProducer, Broker
+from ..base import AsyncProducer, Broker, LostContinuation
 from ..history import COUNTERS_KEPT
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
 from ..records import Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
@@ -41,7 +41,7 @@ from .coordination import RedisCoordination
 from .history import RedisHistory, history_args
 from .keys import Keys
 from .url import parse_redis_url
-from .workflows import RedisWorkflows, continuation_args
+from .workflows import RedisWorkflows, continuation_args, then_args
 
 MAX_BLOCK = 8.0  # longest single BLPOP (below the default 10 s socket timeout)
 MIN_BLOCK = 0.005  # Redis reads a blocking timeout in ms, and 0 means "forever"
@@ -205,11 +205,22 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
             if woken is None:
                 self._conn.run(self._conn.scripts.unwait, [self._keys.waiting(task_id)], [])
 
-    def revoke(self, task_ids: Sequence[str], terminate: bool, ttl: float) -> None:
+    def revoke(
+        self, task_ids: Sequence[str], terminate: bool, ttl: float, lost: LostContinuation | None = None
+    ) -> None:
         if not task_ids:
             return
         k = self._keys
-        expires = time.time() + ttl
+        now = time.time()
+        expires = now + ttl
+        payload = revoked_payload()
+        # The continuation of each job that may be dropped is built from its body first; the
+        # script applies it only if it does drop that job (not leased), in the same step.
+        bodies = self._bodies(list(task_ids)) if lost is not None else [None] * len(task_ids)
+        per_task: list[Arg] = []
+        for task_id, body in zip(task_ids, bodies, strict=True):
+            then = lost(task_id, body, states.REVOKED, payload) if lost and body else None
+            per_task += (task_id, *(then_args(then) if then is not None else ("",)))
         args: list[Arg] = [
             k.ready_prefix,
             k.delayed_prefix,
@@ -217,11 +228,20 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
             k.waiting_prefix,
             k.done_prefix,
             f"{int(terminate)}|{expires!r}",
-            pack_result(states.REVOKED, revoked_payload()),
+            pack_result(states.REVOKED, payload),
             _ms(ttl),
-            *task_ids,
+            k.notify_prefix,
+            k.group_prefix,
+            now,
+            *per_task,
         ]
-        self._conn.run(self._conn.scripts.revoke, [*k.job_store, k.revoked], args)
+        self._conn.run(self._conn.scripts.revoke, [*k.job_store, k.revoked, k.seq, k.queues], args)
+
+    def _bodies(self, task_ids: list[str]) -> list[bytes | None]:
+        """The stored bodies of these jobs (None for one that is gone)."""
+        with self._conn.errors():
+            raw = self._conn.client.hmget(self._keys.job_body, task_ids)
+        return [body if isinstance(body, bytes) else None for body in raw]
 
     def forget(self, task_id: str) -> None:
         with self._conn.errors():
@@ -296,7 +316,8 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
                 self._quarantine(reply[i], owner, reply[i + 1], reply[i + 2], int(reply[i + 4]))
                 continue
             queue, body, delivery, deaths = reply[i + 1].decode(), reply[i + 2], reply[i + 3], reply[i + 4]
-            out.append(Delivery(job_id, queue, body, delivery, deaths, reply[i + 5] == 1))
+            flag = reply[i + 5]  # 1: redelivered; 2: a revoked workflow step (fetch.lua)
+            out.append(Delivery(job_id, queue, body, delivery, deaths, flag == 1, flag == 2))
         return out, (float(reply[0]) if reply[0] else None)
 
     def settle(self, outcomes: Sequence[Outcome], result_ttl: float) -> None:
@@ -365,10 +386,12 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
             pipe.set(k.result(task_id), pack_result(states.FAILURE, payload), px=_ms(REVOKED_AT_FETCH_TTL))
             pipe.execute()
 
-    def reclaim(self, max_deaths: int, result_ttl: float) -> ReclaimReport:
+    def reclaim(
+        self, max_deaths: int, result_ttl: float, lost: LostContinuation | None = None
+    ) -> ReclaimReport:
         k = self._keys
         report = ReclaimReport()
-        keys = [*k.job_store, k.leases, k.dead_letters]
+        keys = [*k.job_store, k.leases, k.dead_letters, k.seq, k.queues]
         head: list[Arg] = [
             k.ready_prefix,
             k.notify_prefix,
@@ -378,22 +401,29 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
             k.waiting_prefix,
             k.done_prefix,
         ]
+        tail: list[Arg] = [k.delayed_prefix, k.group_prefix]
         prepared: list[Arg] = []
         # Usually one call that finds nothing. Jobs due for the dead letters come back to be
         # given a reason and a FAILURE result here, and are moved by the second call.
         for _ in range(2):
-            args = [*head, time.time(), max_deaths, _ms(result_ttl), RECLAIM_BATCH, *prepared]
+            args = [*head, time.time(), max_deaths, _ms(result_ttl), RECLAIM_BATCH, *tail, *prepared]
             requeued, dead, pending = self._conn.run(self._conn.scripts.reclaim, keys, args)
             report.requeued += [job_id.decode() for job_id in requeued]
             report.dead += [job_id.decode() for job_id in dead]
             if not pending:
                 break
             prepared = []
-            for i in range(0, len(pending), 3):
+            ids = [pending[i].decode() for i in range(0, len(pending), 3)]
+            # Their workflow continuations, applied with the move (canvas/lost.py).
+            bodies = self._bodies(ids) if lost is not None else [None] * len(ids)
+            for n, i in enumerate(range(0, len(pending), 3)):
                 deaths, retries = int(pending[i + 1]), int(pending[i + 2])
                 reason = worker_lost_reason(deaths)
-                payload = pack_result(states.FAILURE, worker_lost_payload(reason, retries), retries)
-                prepared += (pending[i], deaths, reason, payload)
+                failure = worker_lost_payload(reason, retries)
+                payload = pack_result(states.FAILURE, failure, retries)
+                body = bodies[n]
+                then = lost(ids[n], body, states.FAILURE, failure) if lost and body else None
+                prepared += (pending[i], deaths, reason, payload, *(then_args(then) if then else ("",)))
         return report
 
     def unregister_worker(self, owner: str) -> None:

@@ -2,7 +2,8 @@
 
 ``register_script`` runs each with EVALSHA and loads it again after NOSCRIPT (a restarted or
 flushed Redis), so a script is sent in full only once per server start. Scripts that touch
-the job store get ``lib.lua`` (shared helpers) prepended.
+the job store get ``lib.lua`` (shared helpers) prepended;
+those that end jobs also ``workflow.lua``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ _WITH_LIB = (
     "heartbeat",
     "reconcile",
 )
+#: Scripts that end jobs, and so apply their workflow continuations: ``workflow.lua`` follows ``lib.lua``.
+_WITH_WORKFLOW = ("settle", "revoke", "reclaim")
 _PLAIN = (
     "status",
     "unwait",
@@ -75,6 +78,7 @@ class Scripts:
     def __init__(self, client: redis.Redis) -> None:
         lib = _source("lib")
         for name in _WITH_LIB:
-            setattr(self, name, client.register_script(lib + _source(name)))
+            head = lib + _source("workflow") if name in _WITH_WORKFLOW else lib
+            setattr(self, name, client.register_script(head + _source(name)))
         for name in _PLAIN:
             setattr(self, name, client.register_script(_source(name)))

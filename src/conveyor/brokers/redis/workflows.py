@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ... import states
 from ..base import WorkflowStore
-from ..records import GroupState, JobSpec, Outcome, StoredResult
+from ..records import Continuation, GroupState, JobSpec, Outcome, StoredResult
 from .codec import pack_result, unpack_result
 from .connection import Arg, RedisParts
 
@@ -39,8 +39,13 @@ def _results(results: tuple[StoredResult, ...]) -> list[Arg]:
 def continuation_args(o: Outcome) -> tuple[Arg, ...] | list[Arg]:
     """The arguments settle.lua reads after an outcome's history entry (see its header)."""
     then = o.then
-    if then is None or o.kind not in ("ack", "dead"):
+    if then is None or o.kind not in ("ack", "dead", "died"):
         return _NONE
+    return then_args(then)
+
+
+def then_args(then: Continuation) -> list[Arg]:
+    """A continuation packed for workflow.lua's ``continue_at`` (settle.lua's header)."""
     args: list[Arg] = ["1", *_jobs(then.enqueue), *_results(then.results)]
     join = then.join
     if join is None:

@@ -25,9 +25,9 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ... import states
-from ..base import AsyncProducer, Broker
+from ..base import AsyncProducer, Broker, LostContinuation
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
-from ..records import Delivery, GroupJoin, JobSpec, Outcome, ReclaimReport, StatusRecord
+from ..records import WORKFLOW_MARK, Delivery, GroupJoin, JobSpec, Outcome, ReclaimReport, StatusRecord
 from .admin import SQLiteAdmin
 from .connection import Connections, _mapped
 from .coordination import SQLiteCoordination
@@ -116,17 +116,31 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
         return record
 
     @_mapped
-    def revoke(self, task_ids: Sequence[str], terminate: bool, ttl: float) -> None:
+    def revoke(
+        self, task_ids: Sequence[str], terminate: bool, ttl: float, lost: LostContinuation | None = None
+    ) -> None:
         now = time.time()
+        joins: list[GroupJoin] = []
         with self._conn.tx() as db:
             for task_id in task_ids:
                 db.execute(
                     "INSERT OR REPLACE INTO revoked (id, terminate, expires_at) VALUES (?, ?, ?)",
                     (task_id, int(terminate), now + ttl),
                 )
-                cur = db.execute("DELETE FROM jobs WHERE id = ? AND lease_owner IS NULL", (task_id,))
-                if cur.rowcount:
-                    self._store(db, task_id, states.REVOKED, revoked_payload(), now + ttl, 0)
+                row = db.execute(
+                    "SELECT body FROM jobs WHERE id = ? AND lease_owner IS NULL", (task_id,)
+                ).fetchone()
+                if row is not None and (lost is not None or WORKFLOW_MARK not in row[0]):
+                    # (Without ``lost`` a workflow step stays queued: the fetch hands it out
+                    # flagged revoked, and its worker ends its workflow.)
+                    db.execute("DELETE FROM jobs WHERE id = ?", (task_id,))
+                    payload = revoked_payload()
+                    self._store(db, task_id, states.REVOKED, payload, now + ttl, 0)
+                    then = lost(task_id, row[0], states.REVOKED, payload) if lost else None
+                    if then is not None:
+                        self._continue(db, then, now + ttl, joins)
+            if joins:
+                self._join(db, joins, now + ttl)
 
     @_mapped
     def forget(self, task_id: str) -> None:
@@ -211,12 +225,14 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
             out: list[Delivery] = []
             leased: list[tuple[str, float, str]] = []
             for job_id, queue, body, delivery, deaths in chosen:
-                if job_id in revoked:
+                # A revoked workflow step is handed out so that its worker ends its workflow.
+                dropped = job_id in revoked
+                if dropped and WORKFLOW_MARK not in body:
                     db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
                     self._store(db, job_id, states.REVOKED, revoked_payload(), now + 86400.0, 0)
                     continue
                 leased.append((owner, now + lease_timeout, job_id))
-                out.append(Delivery(job_id, queue, body, abs(delivery) + 1, deaths, delivery > 0))
+                out.append(Delivery(job_id, queue, body, abs(delivery) + 1, deaths, delivery > 0, dropped))
             db.executemany(
                 "UPDATE jobs SET lease_owner = ?, lease_expires = ?, delivery = ABS(delivery) + 1,"
                 " running = 0 WHERE id = ?",
@@ -300,6 +316,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
                         db.execute("DELETE FROM jobs WHERE id = ?", (o.id,))
                         self._store(db, o.id, states.FAILURE, o.payload, expires, o.retries)
                         applied.append(o)
+                        if o.then is not None:
+                            self._continue(db, o.then, expires, joins)
                 elif o.kind == "start":
                     db.execute(f"UPDATE jobs SET deaths = -1 WHERE {leased}", (o.id, o.delivery))
                 elif o.kind == "running":
@@ -338,7 +356,9 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
         return {row[0]: bool(row[1]) for row in rows}
 
     @_mapped
-    def reclaim(self, max_deaths: int, result_ttl: float) -> ReclaimReport:
+    def reclaim(
+        self, max_deaths: int, result_ttl: float, lost: LostContinuation | None = None
+    ) -> ReclaimReport:
         report = ReclaimReport()
         now = time.time()
         expired_sql = (
@@ -347,13 +367,14 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
         )
         if self._conn.db().execute(expired_sql + " LIMIT 1", (now,)).fetchone() is None:
             return report  # the common case: a read, no write lock
+        joins: list[GroupJoin] = []
         with self._conn.tx() as db:
             for job_id, previous_deaths, retries, running in db.execute(expired_sql, (now,)).fetchall():
                 # Only a job its worker said was running counts a death; a prefetched one did
                 # not kill anyone.
                 deaths = previous_deaths + 1 if previous_deaths >= 0 and running else previous_deaths
                 if deaths < 0 or deaths >= max_deaths:
-                    self._dead_letter_lost(db, job_id, deaths, retries, now, result_ttl)
+                    self._dead_letter_lost(db, job_id, deaths, retries, now, result_ttl, lost, joins)
                     report.dead.append(job_id)
                 else:
                     db.execute(
@@ -362,12 +383,23 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
                         (deaths, job_id),
                     )
                     report.requeued.append(job_id)
+            if joins:
+                self._join(db, joins, now + result_ttl)
         return report
 
     def _dead_letter_lost(
-        self, db: sqlite3.Connection, job_id: str, deaths: int, retries: int, now: float, result_ttl: float
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        deaths: int,
+        retries: int,
+        now: float,
+        result_ttl: float,
+        lost: LostContinuation | None = None,
+        joins: list[GroupJoin] | None = None,
     ) -> None:
         reason = worker_lost_reason(deaths)
+        body = db.execute("SELECT body FROM jobs WHERE id = ?", (job_id,)).fetchone() if lost else None
         db.execute(
             "INSERT OR REPLACE INTO dead_letters (id, queue, priority, body, reason, failed_at, deaths)"
             " SELECT id, queue, priority, body, ?, ?, ? FROM jobs WHERE id = ?",
@@ -376,6 +408,9 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
         db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         payload = worker_lost_payload(reason, retries)
         self._store(db, job_id, states.FAILURE, payload, now + result_ttl, retries)
+        then = lost(job_id, body[0], states.FAILURE, payload) if lost and body else None
+        if then is not None and joins is not None:
+            self._continue(db, then, now + result_ttl, joins)
 
     @_mapped
     def reconcile(self, owner: str, held: Collection[str]) -> list[str]:

@@ -152,16 +152,22 @@ end
 -- need > 0 now means every ready list of these queues is empty.
 local drained = need > 0
 
--- 4. Drop revoked jobs: they get a REVOKED result instead of a lease.
+-- 4. Drop revoked jobs: they get a REVOKED result instead of a lease. A revoked workflow step
+-- (its body has a "workflow" key) is leased instead, flagged 2, so that its worker settles it
+-- as REVOKED with its workflow's continuation (records.py WORKFLOW_MARK).
+local revoked_steps = {}
 if #chosen > 0 and redis.call('HLEN', KEYS[6]) > 0 then
   local revokes = hmget(KEYS[6], chosen)
   local keep, keep_queue, dropped = {}, {}, {}
   for i = 1, #chosen do
     local revoke = revokes[i]
-    if revoke and tonumber(string.sub(revoke, string.find(revoke, '|', 1, true) + 1)) > now then
+    local live = revoke and tonumber(string.sub(revoke, string.find(revoke, '|', 1, true) + 1)) > now
+    local step = live and string.find(redis.call('HGET', J_BODY, chosen[i]) or '', '"workflow"', 1, true)
+    if live and not step then
       dropped[#dropped + 1] = chosen[i]
       redis.call('SET', ARGV[4] .. chosen[i], ARGV[13], 'PX', ARGV[14])
     else
+      if step then revoked_steps[chosen[i]] = true end
       keep[#keep + 1] = chosen[i]
       keep_queue[#keep] = chosen_queue[i]
     end
@@ -187,7 +193,7 @@ if #chosen > 0 then
       leased[#leased + 1] = id
       local n = #out
       out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, chosen_queue[i], body, delivery
-      out[n + 5], out[n + 6] = deaths, old > 0 and 1 or 0
+      out[n + 5], out[n + 6] = deaths, revoked_steps[id] and 2 or (old > 0 and 1 or 0)
     end
   end
   if #ids > 0 then
