@@ -32,9 +32,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.history import cpu_seconds  # noqa: E402
-from bench.run import PROCESSES, RedisServer  # noqa: E402  (the harness's own process helpers)
+from bench.run import PEERS_DIR, PROCESSES, VENVS_DIR, RedisServer, run_json  # noqa: E402  (the harness's helpers)
 
 COUNTER_KEY = "bench:counter"
+BODY_KEY = "bench:chord-body"  # bench/workflow_tasks.py and bench/peers/celery_chord.py push here
 WORKER = ["-m", "conveyor", "-A", "bench.workflow_tasks", "worker", "-P", "solo", "--processes", "2"]
 WARMUP = 1000
 
@@ -43,14 +44,13 @@ def run_once(
     server: RedisServer, broker_url: str, n: int, as_chord: bool, logs: Path
 ) -> tuple[float, float, float]:
     """(tasks/s over the whole run, tasks/s from WARMUP on, CPU microseconds per task of the
-    workers and redis-server together from WARMUP on) for one drain or chord of n tasks."""
+    workers and redis-server together from WARMUP on) for one Conveyor drain or chord of n tasks."""
     os.environ["BENCH_REDIS_URL"] = server.url  # read by bench/conveyor_tasks.py at import
     from bench import workflow_tasks
 
     from conveyor import chord
 
-    counter = redis.Redis.from_url(server.url)
-    counter.flushall()
+    redis.Redis.from_url(server.url).flushall()
     app = workflow_tasks.app
     app.conf.broker_url = broker_url
     app.close()
@@ -60,9 +60,33 @@ def run_once(
         workflow_tasks.incr.delay_many([() for _ in range(n)])
     app.close()
     env = {**os.environ, "CONVEYOR_BROKER_URL": broker_url, "PYTHONPATH": str(REPO_ROOT)}
-    start = time.perf_counter()
+    cmd = [sys.executable, *WORKER, "-l", "warning"]
+    return time_worker(
+        server, cmd, env, n, as_chord, logs / f"workflows-{'chord' if as_chord else 'drain'}.log"
+    )
+
+
+def run_celery_once(
+    server: RedisServer, python: str, n: int, as_chord: bool, logs: Path
+) -> tuple[float, float, float]:
+    """The same measurement for Celery on Redis (bench/peers/celery_chord.py, in Celery's own
+    virtualenv): the tasks are enqueued by that script, then its prefork worker is started."""
+    redis.Redis.from_url(server.url).flushall()
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
+    env |= {"PYTHONPATH": str(PEERS_DIR), "BENCH_REDIS_URL": server.url, "BENCH_BROKER_URL": server.url}
     kind = "chord" if as_chord else "drain"
-    proc = PROCESSES.start([sys.executable, *WORKER, "-l", "warning"], env, logs / f"workflows-{kind}.log")
+    out = run_json([python, str(PEERS_DIR / "celery_chord.py"), "enqueue", kind, str(n)], env, timeout=300)
+    return time_worker(server, out["worker_cmd"], env, n, as_chord, logs / f"workflows-celery-{kind}.log")
+
+
+def time_worker(
+    server: RedisServer, cmd: list[str], env: dict[str, str], n: int, as_chord: bool, log: Path
+) -> tuple[float, float, float]:
+    """Start the worker on the n queued tasks; time it until the counter reaches n (drain) or
+    the chord's body has started with n results (chord)."""
+    counter = redis.Redis.from_url(server.url)
+    start = time.perf_counter()
+    proc = PROCESSES.start(cmd, env, log)
     warm, warm_cpu = None, 0.0
     assert server.proc is not None
     try:
@@ -72,7 +96,7 @@ def run_once(
             if warm is None and done >= WARMUP:
                 warm = time.perf_counter()
                 warm_cpu = cpu_seconds(proc.pid) + cpu_seconds(server.proc.pid)
-            finished = counter.llen(workflow_tasks.BODY_KEY) > 0 if as_chord else done >= n
+            finished = counter.llen(BODY_KEY) > 0 if as_chord else done >= n
             if finished:
                 break
             if proc.poll() is not None or time.perf_counter() > deadline:
@@ -81,7 +105,7 @@ def run_once(
         end = time.perf_counter()
         cpu = cpu_seconds(proc.pid) + cpu_seconds(server.proc.pid) - warm_cpu
         if as_chord:
-            bodies = counter.lrange(workflow_tasks.BODY_KEY, 0, -1)
+            bodies = counter.lrange(BODY_KEY, 0, -1)
             assert len(bodies) == 1 and bodies[0].split()[1] == str(n).encode(), bodies
     finally:
         PROCESSES.stop(proc)
@@ -93,8 +117,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", type=int, default=10_000)
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--broker", default="redis,sqlite")
+    p.add_argument("--broker", default="redis,sqlite,celery", help="celery = Celery on Redis")
     p.add_argument("--redis-server", default="redis-server")
+    p.add_argument(
+        "--celery-python",
+        default=str(VENVS_DIR / "celery" / "bin" / "python"),
+        help="Celery's virtualenv python (built by bench/run.py --only celery)",
+    )
     args = p.parse_args()
     server = RedisServer(args.redis_server)
     server.start()
@@ -102,15 +131,22 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="conveyor-workflows-") as tmp:
             logs = Path(tmp)
             for broker in args.broker.split(","):
+                if broker == "celery" and not Path(args.celery_python).exists():
+                    print(f"celery  not measured: {args.celery_python} missing")
+                    continue
                 rates: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
                 for round_ in range(args.rounds):
                     for as_chord in (round_ % 2 == 1, round_ % 2 == 0):  # alternate the order
-                        url = (
-                            server.url
-                            if broker == "redis"
-                            else f"sqlite:///{logs}/bench-{round_}-{as_chord}.db"
-                        )
-                        rates[as_chord].append(run_once(server, url, args.tasks, as_chord, logs))
+                        if broker == "celery":
+                            rate = run_celery_once(server, args.celery_python, args.tasks, as_chord, logs)
+                        else:
+                            url = (
+                                server.url
+                                if broker == "redis"
+                                else f"sqlite:///{logs}/bench-{round_}-{as_chord}.db"
+                            )
+                            rate = run_once(server, url, args.tasks, as_chord, logs)
+                        rates[as_chord].append(rate)
                 drain = statistics.median(r[1] for r in rates[False])
                 chord = statistics.median(r[1] for r in rates[True])
                 drain_all = statistics.median(r[0] for r in rates[False])
@@ -121,7 +157,8 @@ def main() -> None:
                 print(
                     f"{broker:6}  drain {drain:8.0f}/s  chord {chord:8.0f}/s  = {chord / drain * 100:5.1f} %"
                     f"   (whole run: {whole})   CPU per task: drain {drain_cpu:.0f} us, chord"
-                    f" {chord_cpu:.0f} us = {chord_cpu / drain_cpu * 100:.1f} % of the drain's"
+                    f" {chord_cpu:.0f} us = {chord_cpu / drain_cpu * 100:.1f} % of the drain's",
+                    flush=True,
                 )
     finally:
         server.stop()
