@@ -1,9 +1,11 @@
 """A chord's cost: how fast a chord of N no-op header tasks completes (its body started),
-against a plain drain of the same N tasks, on SQLite and Redis (issue 14's target: >= 80 %).
+against a plain drain of the same N tasks, on SQLite and Redis (issue 14's target: >= 80 %),
+and Celery's chord on Redis in the same run.
 
 Usage (with the project's virtualenv)::
 
-    .venv/bin/python bench/workflows.py [--tasks 10000] [--rounds 1] [--broker redis,sqlite]
+    .venv/bin/python bench/workflows.py [--tasks 10000] [--rounds 1] [--broker redis,sqlite,celery]
+        [--celery-python .bench-cache/venvs/celery/bin/python]
 
 Each run enqueues N ``incr`` tasks (bench/conveyor_tasks.py: one Redis INCR, no result), as a
 plain bulk enqueue or as the header of ``chord(...)(chord_body.s())``, then starts the
@@ -14,6 +16,10 @@ WARMUP-th task on (start-up, the imports, would only dilute the difference) and 
 run. Each header task joins its chord in its own settle (the broker's group slot, count and
 the body's enqueue in the same Lua script or transaction), so what the chord adds per task is
 that join.
+
+``celery`` runs bench/peers/celery_chord.py with Celery's own virtualenv's python (built by
+``bench/run.py --only celery``): the same chord and drain, enqueued by that script, drained by
+``celery -A celery_chord worker -P prefork -c 2`` (as in bench/run.py), timed the same way.
 """
 
 from __future__ import annotations
@@ -125,6 +131,8 @@ def main() -> None:
         help="Celery's virtualenv python (built by bench/run.py --only celery)",
     )
     args = p.parse_args()
+    if args.tasks <= WARMUP:
+        p.error(f"--tasks must be more than {WARMUP} (the rates are counted from the {WARMUP}th task on)")
     server = RedisServer(args.redis_server)
     server.start()
     try:
