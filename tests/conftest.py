@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from conveyor import Conveyor
 from conveyor.worker import Worker
 
+from . import procs
 from .redis_ha import ClusterTopology, SentinelTopology
 from .redis_server import RedisServer
 
@@ -113,3 +115,20 @@ class ThreadWorker:
 def run_worker() -> type[ThreadWorker]:
     """``with run_worker(app, queues=[...]) as worker: ...``"""
     return ThreadWorker
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test() -> Iterator[None]:
+    """A worker (or other ``conveyor`` process) a test started and did not stop — because the
+    test failed before its ``stop()`` — is killed when the test ends: left running, it would take
+    the next tests' tasks from the broker this xdist worker shares, and one failure would become
+    ten. Processes of module-scoped fixtures start before this snapshot and are left alone."""
+    first = len(procs.STARTED)
+    yield
+    for process in procs.STARTED[first:]:
+        if process.proc.poll() is None:
+            # Said in the warnings summary: a test that leaves a process behind even when it
+            # passes should stop it itself.
+            warnings.warn(f"killed {process.name} (pid {process.pid}), left running", stacklevel=1)
+            process.kill()
+    del procs.STARTED[first:]

@@ -18,6 +18,12 @@ def process_env(workdir: Path, extra: dict[str, str] | None = None) -> dict[str,
     return {**os.environ, "CONVEYOR_TEST_DIR": str(workdir), "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
+# Every process started, in order: conftest's ``no_process_outlives_its_test`` kills those a
+# test started and left running (a test that fails before its ``stop()``), so they cannot take
+# the next test's tasks from the broker it shares.
+STARTED: list[ConveyorProcess] = []
+
+
 class ConveyorProcess:
     """A long-running ``conveyor -A APP -b URL COMMAND ...`` subprocess, logging to a file."""
 
@@ -38,6 +44,7 @@ class ConveyorProcess:
         self.proc = subprocess.Popen(
             cmd, cwd=cwd, env=process_env(workdir, env), stdout=self._log, stderr=subprocess.STDOUT
         )
+        STARTED.append(self)
 
     @property
     def pid(self) -> int:

@@ -15,8 +15,11 @@ from ..procs import WorkerProcess, lines
 def test_periodic_scrape_and_manual_refresh_never_overlap(
     coord_shared: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
+    # One task at a time each, none held back in a prefetch: both workers must take part even
+    # when one of them is slow to fetch on a busy machine.
+    one = ["-c", "1", "--prefetch-multiplier", "1"]
     workers = [
-        WorkerProcess(process_broker_url, tmp_path, "-c", "4", app="tests.apps.coord_tasks", name=f"w{i}")
+        WorkerProcess(process_broker_url, tmp_path, *one, app="tests.apps.coord_tasks", name=f"w{i}")
         for i in range(2)
     ]
     try:
