@@ -40,7 +40,7 @@ sys.path[:0] = [str(REPO_ROOT)]
 from bench.run import PROCESSES, RedisServer  # noqa: E402  (the harness's own process helpers)
 
 COUNTER_KEY = "bench:counter"
-WORKER = ["-m", "conveyor", "-A", "bench.conveyor_tasks", "worker", "-P", "solo", "--processes", "2"]
+WORKER = ["-A", "bench.conveyor_tasks", "worker", "-P", "solo", "--processes", "2"]
 WARMUP = 1000  # tasks before the steady-rate clock starts
 
 
@@ -60,10 +60,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def drain(
-    server: RedisServer, broker_url: str, n: int, history: bool, logs: Path
+    server: RedisServer, broker_url: str, n: int, worker: list[str], history: bool, log: Path
 ) -> tuple[float, float, float]:
     """(tasks/s including start-up, steady tasks/s after WARMUP, CPU microseconds per task of
-    the workers and redis-server together after WARMUP) for one drain of n tasks."""
+    the workers and redis-server together after WARMUP) for one drain of n tasks by
+    ``conveyor WORKER...`` (also bench/pools.py's)."""
     os.environ["BENCH_REDIS_URL"] = server.url  # read by bench/conveyor_tasks.py at import
     from bench import conveyor_tasks
 
@@ -83,7 +84,7 @@ def drain(
     }
     assert server.proc is not None
     start = time.perf_counter()
-    proc = PROCESSES.start([sys.executable, *WORKER, "-l", "warning"], env, logs / f"history-{history}.log")
+    proc = PROCESSES.start([sys.executable, "-m", "conveyor", *worker, "-l", "warning"], env, log)
     warm, warm_cpu = None, 0.0
     try:
         deadline = start + 300
@@ -117,7 +118,8 @@ def cost(args: argparse.Namespace) -> None:
                         if broker == "redis"
                         else f"sqlite:///{tmp}/b{r}{history}.db"
                     )
-                    rates[history].append(drain(server, url, args.tasks, history, tmp))
+                    log = tmp / f"history-{history}.log"
+                    rates[history].append(drain(server, url, args.tasks, WORKER, history, log))
             # Best of the rounds as well as the median: on a shared machine another process
             # only ever slows a round down, so the best round is the least disturbed one.
             for label, i in (("drain (with start-up)", 0), ("steady drain", 1)):

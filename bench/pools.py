@@ -24,63 +24,14 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import redis
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path[:0] = [str(REPO_ROOT)]
 
-from bench.history import cpu_seconds  # noqa: E402
+from bench.history import drain  # noqa: E402  (one drain measurement for both scripts)
 from bench.run import PROCESSES, RedisServer  # noqa: E402  (the harness's own process helpers)
-
-COUNTER_KEY = "bench:counter"
-WARMUP = 1000  # tasks before the steady-rate clock starts
-
-
-def drain(
-    server: RedisServer, broker_url: str, n: int, worker: list[str], history: bool, log: Path
-) -> tuple[float, float, float]:
-    """(tasks/s with start-up, steady tasks/s after WARMUP, CPU µs per task of the workers and
-    redis-server together after WARMUP) for one drain of n tasks with this worker command."""
-    os.environ["BENCH_REDIS_URL"] = server.url  # read by bench/conveyor_tasks.py at import
-    from bench import conveyor_tasks
-
-    counter = redis.Redis.from_url(server.url)
-    counter.flushall()
-    app = conveyor_tasks.app
-    app.conf.broker_url = broker_url
-    app.close()  # reopen on the new broker
-    conveyor_tasks.incr.delay_many([() for _ in range(n)])
-    app.close()
-    env = {
-        **os.environ,
-        "CONVEYOR_BROKER_URL": broker_url,
-        "BENCH_REDIS_URL": server.url,
-        "CONVEYOR_TASK_HISTORY": "1" if history else "0",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-    assert server.proc is not None
-    start = time.perf_counter()
-    proc = PROCESSES.start([sys.executable, "-m", "conveyor", *worker, "-l", "warning"], env, log)
-    warm, warm_cpu = None, 0.0
-    try:
-        deadline = start + 120
-        while (done := int(counter.get(COUNTER_KEY) or 0)) < n:
-            if warm is None and done >= WARMUP:
-                warm = time.perf_counter()
-                warm_cpu = cpu_seconds(proc.pid) + cpu_seconds(server.proc.pid)
-            if proc.poll() is not None or time.perf_counter() > deadline:
-                raise RuntimeError(PROCESSES.exit_reason(proc))
-            time.sleep(0.002)
-        end = time.perf_counter()
-        cpu = cpu_seconds(proc.pid) + cpu_seconds(server.proc.pid) - warm_cpu
-    finally:
-        PROCESSES.stop(proc)
-        counter.close()
-    return n / (end - start), (n - WARMUP) / (end - (warm or start)), cpu / (n - WARMUP) * 1e6
 
 
 def main() -> None:
