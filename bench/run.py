@@ -395,30 +395,24 @@ def all_systems() -> list[System]:
         )
         for broker in CONVEYOR_BROKERS
     ]
-    # The process pool, next to Celery's prefork -c 2: one worker, two child processes.
-    systems.append(
-        System(
-            name="conveyor -P processes (redis)",
-            key="conveyor-processes",
-            script=PEERS_DIR / "conveyor_bench.py",
-            python=PROJECT_PYTHON,
-            broker="redis",
-            is_conveyor=True,
-            env={"BENCH_CONVEYOR_WORKER": PROCESSES_WORKER},
+    # The modes a user would choose for throughput, on Redis: the process pool next to Celery's
+    # prefork -c 2 (one worker, two child processes), and tiny tasks at full speed (two worker
+    # processes, each running tasks inline on its loop).
+    for name, key, command in (
+        ("conveyor -P processes (redis)", "conveyor-processes", PROCESSES_WORKER),
+        ("conveyor -P solo --processes 2 (redis)", "conveyor-solo", SOLO_WORKER),
+    ):
+        systems.append(
+            System(
+                name=name,
+                key=key,
+                script=PEERS_DIR / "conveyor_bench.py",
+                python=PROJECT_PYTHON,
+                broker="redis",
+                is_conveyor=True,
+                env={"BENCH_CONVEYOR_WORKER": command},
+            )
         )
-    )
-    # Tiny tasks at full speed: two worker processes, each running tasks inline on its loop.
-    systems.append(
-        System(
-            name="conveyor -P solo --processes 2 (redis)",
-            key="conveyor-solo",
-            script=PEERS_DIR / "conveyor_bench.py",
-            python=PROJECT_PYTHON,
-            broker="redis",
-            is_conveyor=True,
-            env={"BENCH_CONVEYOR_WORKER": SOLO_WORKER},
-        )
-    )
     return systems
 
 
