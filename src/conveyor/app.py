@@ -265,9 +265,19 @@ class Conveyor:
 
         return partial(lost_continuation, self)
 
-    def revoke(self, task_id: str | Sequence[str], terminate: bool = False) -> None:
-        """Revoke tasks durably: stored in the broker, so a worker that is down now still honours it."""
+    def revoke(
+        self, task_id: str | Sequence[str], terminate: bool = False, signal: str | None = None
+    ) -> None:
+        """Revoke tasks durably: stored in the broker, so a worker that is down now still honours
+        it; ``terminate`` also stops a running one at its worker's next heartbeat. A ``signal``
+        ("SIGKILL", "SIGQUIT", ...; Celery's argument) with ``terminate`` goes through the control
+        channel as well, which sends that very signal to the ``-P processes`` child running the
+        task (waiting up to a second for the workers' replies); an unknown name raises
+        ``ValueError`` before anything is revoked."""
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        if terminate and signal is not None:
+            self.admin.control.revoke(ids, terminate=True, signal=signal, allow_unknown=True)
+            return
         lost = self.lost_continuation()
         if not self.conf.task_history:
             self.broker.revoke(ids, terminate, self.conf.task_revoke_expires, lost)

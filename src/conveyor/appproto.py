@@ -57,5 +57,7 @@ class AppLike(Protocol):
     def run_guards(self, task: Task[Any, Any]) -> list[RunGuard]:
         """The run guards that apply to ``task`` (locks, rate and concurrency limits)."""
 
-    def revoke(self, task_id: str | Sequence[str], terminate: bool = False) -> None:
+    def revoke(
+        self, task_id: str | Sequence[str], terminate: bool = False, signal: str | None = None
+    ) -> None:
         """Revoke tasks durably (stored in the broker)."""

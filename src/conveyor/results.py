@@ -208,13 +208,10 @@ class AsyncResult(Generic[R]):
     def revoke(self, terminate: bool = False, signal: str | None = None) -> None:
         """Revoke the task. Durable: stored in the broker, honoured by workers that start later.
 
-        ``terminate=True`` also stops it if it is already running (``signal`` is accepted for
-        Celery compatibility and not sent: a stored revoke reaches the worker with its next
-        heartbeat, and on ``-P processes`` it kills the task's child with SIGKILL whatever the
-        signal; ``app.admin.control.revoke(..., signal=...)`` sends that very signal; see
-        docs/workers.md for how a run is stopped).
+        ``terminate=True`` also stops it if it is already running; with a ``signal`` it is that
+        very signal on ``-P processes``, as in Celery (``app.revoke``; docs/workers.md).
         """
-        self.app.revoke(self.id, terminate=terminate)
+        self.app.revoke(self.id, terminate=terminate, signal=signal)
 
     def forget(self) -> None:
         self.app.broker.forget(self.id)
@@ -335,8 +332,8 @@ class GroupResult:
 
     join = get
 
-    def revoke(self, terminate: bool = False) -> None:
-        self.app.revoke([r.id for r in self.results], terminate=terminate)
+    def revoke(self, terminate: bool = False, signal: str | None = None) -> None:
+        self.app.revoke([r.id for r in self.results], terminate=terminate, signal=signal)
 
     def forget(self) -> None:
         for r in self.results:

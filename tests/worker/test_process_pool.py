@@ -114,7 +114,8 @@ def test_a_time_limit_of_one_second_stops_time_sleep_60_and_a_socket_read(
 
 
 @pytest.mark.parametrize(
-    "how", ["control-SIGKILL", "control-SIGTERM", "control-SIGQUIT", "control-SIGUSR1", "stored"]
+    "how",
+    ["control-SIGKILL", "control-SIGTERM", "control-SIGQUIT", "control-SIGUSR1", "stored", "result-SIGQUIT"],
 )
 def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
     app: Conveyor, process_broker_url: str, tmp_path: Path, how: str
@@ -129,6 +130,8 @@ def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
         victim = started_pids(tmp_path / "blocked")[0]
         if how == "stored":
             blocked.revoke(terminate=True)
+        elif how == "result-SIGQUIT":  # Celery's AsyncResult.revoke(terminate=True, signal=...)
+            blocked.revoke(terminate=True, signal="SIGQUIT")
         else:
             sig = how.partition("-")[2]
             replies = app.admin.control.revoke([blocked.id], terminate=True, signal=sig, timeout=10)
@@ -138,6 +141,8 @@ def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
         assert other.get(timeout=30) == "slept"  # its child was not touched
         assert proc_tasks.pid.delay().get(timeout=30) != victim
     assert "died" not in w.log()  # a kill the worker asked for is no child death
+    if how == "result-SIGQUIT":
+        assert f"running task {blocked.id} (SIGQUIT)" in w.log()  # that very signal, not SIGKILL
 
 
 @pytest.mark.parametrize(("crash", "how"), [("segfault", "killed by SIGSEGV"), ("exits", "exit code 3")])

@@ -541,7 +541,8 @@ class ProcessRunner:
                 pool.kill(child, signal.SIGKILL)
                 raise
             signum = signal.SIGKILL if reason == "time" else _signal_number(active.signal)
-            logger.warning("%s: killing %s running task %s", task.name, child.name, request.id)
+            how = signal.Signals(signum).name
+            logger.warning("%s: killing %s running task %s (%s)", task.name, child.name, request.id, how)
             pool.kill(child, signum)
             exc: Exception = (
                 TaskRevokedError("revoked while running (terminated)")
