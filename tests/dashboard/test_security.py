@@ -4,11 +4,13 @@ CSRF, the bearer token, the action log, the bind check, hashed passwords."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -105,6 +107,53 @@ def test_a_non_loopback_bind_without_authentication_is_refused(tmp_path: Path) -
         [*cmd, "--auth", "no-password"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
     assert bad.returncode == 2 and "USER:PASSWORD" in bad.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_an_every_interface_bind_prints_a_url_a_browser_can_open(tmp_path: Path, host: str) -> None:
+    server = DashboardServer(f"sqlite:///{tmp_path / 'b.db'}", tmp_path, "--host", host)
+    try:
+        wait_for(lambda: "dashboard: " in server.log() or server.proc.poll() is not None, 30)
+        [line] = [text for text in server.log().splitlines() if text.startswith("dashboard: ")]
+        printed = line.split()[1]
+        assert urlsplit(printed).hostname == ("::1" if host == "::" else "127.0.0.1"), line
+        shown_host = "[::]" if host == "::" else host
+        assert f"(listening on all interfaces, {shown_host}:{server.port}; " in line, line
+        assert line.endswith(f"from another machine: http://{socket.gethostname()}:{server.port}/)"), line
+
+        def answers() -> bool:
+            assert server.proc.poll() is None, f"dashboard exited:\n{server.log()}"
+            try:
+                return httpx.get(printed, timeout=2).status_code == 401  # the login, not a dead end
+            except httpx.HTTPError:
+                return False
+
+        wait_for(answers, 30, interval=0.1)
+    finally:
+        server.stop()
+
+
+def test_hash_password_reads_a_piped_password_without_a_prompt_or_warning(tmp_path: Path) -> None:
+    def hash_from(stdin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "conveyor", "dashboard", "--hash-password", "alice"],
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            start_new_session=True,  # no controlling terminal getpass could turn to instead of the pipe
+        )
+
+    piped = hash_from(" s3cret pw \nignored second line\n")
+    assert piped.returncode == 0 and piped.stderr == "", piped
+    [line] = piped.stdout.splitlines()
+    account = parse_auth_lines([line])["alice"]
+    assert account.verify(" s3cret pw ") and not account.verify("s3cret pw") and account.can_act
+    empty = hash_from("")
+    assert empty.returncode == 2 and empty.stdout == ""
+    assert "--hash-password alice: no password on stdin" in empty.stderr and "Traceback" not in empty.stderr
 
 
 def test_passwords_are_kept_hashed() -> None:

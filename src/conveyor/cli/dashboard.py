@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -40,7 +41,9 @@ from .common import State
 )
 @click.option("--root-path", default="", help="The path prefix a reverse proxy serves it under (/conveyor).")
 @click.option(
-    "--hash-password", metavar="USER", help="Ask for USER's password, print an auth-file line, exit."
+    "--hash-password",
+    metavar="USER",
+    help="Ask for USER's password (from a pipe: read its first line), print an auth-file line, exit.",
 )
 @click.pass_obj
 def dashboard(
@@ -76,10 +79,7 @@ def dashboard(
 
     try:
         if hash_password is not None:
-            password = click.prompt(
-                f"password for {hash_password}", hide_input=True, confirmation_prompt=True
-            )
-            click.echo(hash_line(hash_password, password))
+            click.echo(hash_line(hash_password, _password(hash_password)))
             return
         accounts = [parse_plain(v) for v in auth] + [parse_plain(v, can_act=False) for v in read_only_user]
         if auth_file:
@@ -104,6 +104,21 @@ def dashboard(
         )
     except (AuthConfigError, UnsafeBind) as exc:
         raise click.UsageError(str(exc)) from exc
+
+
+def _password(user: str) -> str:
+    """USER's password: asked twice, unechoed, on a terminal; else the first line of stdin.
+
+    A pipe (``printf '%s\\n' "$PW" | conveyor dashboard --hash-password alice``) is read as it
+    is: getpass would look for a terminal behind it, warn that the input "may be echoed" and
+    ask for a confirmation line a script has no reason to send."""
+    if sys.stdin.isatty():
+        return str(click.prompt(f"password for {user}", hide_input=True, confirmation_prompt=True))
+    # Only the line ending is removed: spaces around a password are part of it.
+    password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise click.UsageError(f"--hash-password {user}: no password on stdin (one line expected)")
+    return password
 
 
 def _app(state: State) -> Conveyor:

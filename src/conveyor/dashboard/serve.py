@@ -11,6 +11,7 @@ token out of a form and purge a queue. With credentials that page has no passwor
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Sequence
 
 import uvicorn
@@ -90,6 +91,42 @@ def url(host: str, port: int, root_path: str = "") -> str:
     return f"http://{shown}:{port}{root_path}/"
 
 
+def is_every_interface(host: str) -> bool:
+    """``0.0.0.0`` and ``::`` (however spelled) listen on every interface of this machine.
+
+    >>> is_every_interface("0.0.0.0"), is_every_interface("[::]"), is_every_interface("127.0.0.1")
+    (True, True, False)
+    """
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def serving_line(host: str, port: int, root_path: str = "") -> str:
+    """What ``serve`` prints once it is about to listen: a URL a browser can open.
+
+    ``0.0.0.0`` and ``::`` are addresses to listen on, not to browse to (a browser on another
+    machine cannot reach ``http://0.0.0.0:5555/``), so for them the line gives this machine's
+    loopback URL, says that it listens on every interface, and names the URL other machines
+    would use (this host's name, if their DNS knows it).
+
+    >>> serving_line("127.0.0.1", 5555)
+    'dashboard: http://127.0.0.1:5555/'
+    >>> serving_line("::", 5555, "/conveyor").split(" (")[0]
+    'dashboard: http://[::1]:5555/conveyor/'
+    """
+    if not is_every_interface(host):
+        return f"dashboard: {url(host, port, root_path)}"
+    # ::1 for "::": a host set to accept IPv6 only there (bindv6only) would not answer on 127.0.0.1.
+    local = "::1" if ":" in host else "127.0.0.1"
+    bound = f"[{host.strip('[]')}]" if ":" in host else host
+    return (
+        f"dashboard: {url(local, port, root_path)} (listening on all interfaces, {bound}:{port}; "
+        f"from another machine: {url(socket.gethostname(), port, root_path)})"
+    )
+
+
 def serve(
     app: Conveyor,
     host: str,
@@ -108,5 +145,5 @@ def serve(
     web: ASGIApp = asgi_app(app, accounts=accounts, token=token, read_only=read_only, secret=secret)
     if not authenticated and is_loopback(host):
         web = LoopbackHostsOnly(web, allowed_hosts)
-    print(f"dashboard: {url(host, port, root_path)}", flush=True)
+    print(serving_line(host, port, root_path), flush=True)
     uvicorn.run(web, host=host, port=port, root_path=root_path, log_level="warning", access_log=False)
