@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor, states
+from conveyor.exceptions import ConfigurationError
 
 from ..apps import basic
 from ..procs import ROOT, ConveyorProcess, WorkerProcess, wait_for
@@ -67,6 +69,91 @@ def test_call_then_result_through_a_worker(app: Conveyor, url: str, tmp_path: Pa
         worker.stop()
 
 
+def serial_call(url: str, *args: str, accept: str = "json,msgpack", compression: str = "") -> str:
+    """``conveyor -A tests.apps.serial_app call serial.echo ARGS``: the task id (exit 0 asserted).
+    ``accept`` and ``compression`` become the app's accept_content and task_compression."""
+    out = serial_run(url, "call", "serial.echo", *args, accept=accept, compression=compression)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def serial_run(url: str, *args: str, accept: str, compression: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "conveyor", "-A", "tests.apps.serial_app", "-b", url, *args],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CONVEYOR_TEST_ACCEPT": accept, "CONVEYOR_TEST_COMPRESSION": compression},
+    )
+
+
+def stored_encodings(url: str) -> dict[str, tuple[str, str | None]]:
+    """(content_type, content_encoding) of every waiting message, by task id, as the broker holds it."""
+    reader = Conveyor("cli-reader", broker=url)
+    try:
+        bodies = {job.id: json.loads(job.body) for job in reader.broker.pending(False, 50, 0)}
+    finally:
+        reader.close()
+    return {i: (b.get("content_type", "json"), b.get("content_encoding")) for i, b in bodies.items()}
+
+
+def results(url: str, ids: list[str]) -> list[object]:
+    reader = Conveyor("cli-reader", broker=url)
+    try:
+        return [reader.AsyncResult(i).get(timeout=30) for i in ids]
+    finally:
+        reader.close()
+
+
+def test_call_sends_the_arguments_with_the_serializer_and_compression_given(url: str, tmp_path: Path) -> None:
+    rows = [f"row {i}: {'x' * 40}" for i in range(100)]  # well above the compression threshold
+    given = json.dumps([rows])
+    # The app compresses with zlib (task_compression): the options override it per call.
+    packed = serial_call(
+        url, "--args", given, "--serializer", "msgpack", "--compression", "gzip", compression="zlib"
+    )
+    default = serial_call(url, "--args", given, compression="zlib")
+    plain = serial_call(url, "--args", given, "--compression", "none", compression="zlib")
+    assert stored_encodings(url) == {
+        packed: ("msgpack", "gzip"),
+        default: ("json", "zlib"),
+        plain: ("json", None),
+    }
+    worker = WorkerProcess(url, tmp_path, app="tests.apps.serial_app", name="serial").wait_ready()
+    try:
+        assert results(url, [packed, default, plain]) == [rows, rows, rows]
+    finally:
+        worker.stop()
+
+
+def test_call_refuses_pickle_unless_accept_content_names_it(url: str, tmp_path: Path) -> None:
+    api = Conveyor("cli-pickle", broker="memory://cli-pickle")
+    try:
+        echo = api.task(name="serial.echo")(lambda value: value)
+        with pytest.raises(ConfigurationError) as refused_by_the_api:
+            echo.apply_async(([1, 2],), serializer="pickle")
+    finally:
+        api.close()
+    refused = serial_run(
+        url, "call", "serial.echo", "--args", "[[1, 2]]", "--serializer", "pickle", accept="json,msgpack"
+    )
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert f"Error: {refused_by_the_api.value}" in refused.stderr and "Traceback" not in refused.stderr
+    assert stored_encodings(url) == {}  # nothing enqueued
+    accept = "json,msgpack,pickle"
+    pickled = serial_call(url, "--args", "[[1, 2]]", "--serializer", "pickle", accept=accept)
+    assert stored_encodings(url) == {pickled: ("pickle", None)}
+    worker = WorkerProcess(
+        url, tmp_path, app="tests.apps.serial_app", env={"CONVEYOR_TEST_ACCEPT": accept}, name="serial"
+    ).wait_ready()
+    try:
+        assert results(url, [pickled]) == [[1, 2]]
+    finally:
+        worker.stop()
+
+
 def test_result_of_an_unknown_id_says_unknown(url: str) -> None:
     shown = conveyor("result", "not-a-real-id", url=url)
     assert shown.returncode == 2 and "state: UNKNOWN" in shown.stdout
@@ -80,6 +167,11 @@ def test_result_of_an_unknown_id_says_unknown(url: str) -> None:
         (["call", "tests.apps.basic.add", "--args", "{}"], "must be a JSON array"),
         (["call", "tests.apps.basic.add", "--args", "[1]"], "missing a required argument"),
         (["call", "tests.apps.basic.add", "--priority", "12"], "12 is not in the range 0<=x<=9"),
+        (["call", "tests.apps.basic.add", "--serializer", "yaml"], "'yaml' is not one of 'json', 'msgpack'"),
+        (
+            ["call", "tests.apps.basic.add", "--compression", "lz4"],
+            "'lz4' is not one of 'gzip', 'zlib', 'none'",
+        ),
         (["worker", "--concurrency", "0"], "0 is not in the range x>=1"),
         (
             ["worker", "--pool", "gevent"],

@@ -9,8 +9,13 @@ from typing import Any
 import click
 
 from .. import states
-from ..exceptions import TimeoutError
+from ..codecs import COMPRESSIONS, SERIALIZERS
+from ..exceptions import ConfigurationError, TimeoutError
+from ..options import EnqueueOptions
 from .common import State
+
+#: ``--compression none``: no compression for this call, whatever the task or app sets.
+NO_COMPRESSION = "none"
 
 
 def _json(value: str | None, kind: type, name: str) -> Any:
@@ -37,6 +42,18 @@ def _json(value: str | None, kind: type, name: str) -> Any:
 )
 @click.option("-Q", "--queue", help="Queue (default: routing, then the task's own).")
 @click.option("--priority", type=click.IntRange(0, 9), help="0..9, higher runs first.")
+@click.option(
+    "--serializer",
+    type=click.Choice(SERIALIZERS),
+    help="How the arguments travel (default: the task's, else task_serializer); pickle only where "
+    "accept_content names it.",
+)
+@click.option(
+    "--compression",
+    type=click.Choice([*COMPRESSIONS, NO_COMPRESSION]),
+    help="Compress large arguments (default: the task's, else task_compression); "
+    f"'{NO_COMPRESSION}' turns a configured one off.",
+)
 @click.pass_obj
 def call(
     state: State,
@@ -47,8 +64,16 @@ def call(
     expires: float | None,
     queue: str | None,
     priority: int | None,
+    serializer: str | None,
+    compression: str | None,
 ) -> None:
-    """Enqueue TASK by name and print its id."""
+    """Enqueue TASK by name and print its id.
+
+    \b
+    Examples:
+      conveyor -A proj call proj.tasks.add --args '[2, 3]'
+      conveyor -A proj call proj.tasks.load --args '[[1, 2, 3]]' --serializer msgpack --compression gzip
+    """
     app = state.app
     args = _json(args_json, list, "--args")
     kwargs = _json(kwargs_json, dict, "--kwargs")
@@ -56,11 +81,23 @@ def call(
     if task is None:
         known = ", ".join(sorted(n for n in app.tasks if not n.startswith("conveyor."))) or "none"
         raise click.UsageError(f"unknown task {task_name!r}; registered tasks: {known}")
+    options: EnqueueOptions = {
+        "countdown": countdown,
+        "expires": expires,
+        "queue": queue,
+        "priority": priority,
+    }
+    # --serializer/--compression only when given: absent, the task's and then the app's settings
+    # apply, as in apply_async (where compression=None means "not compressed", not "default").
+    if serializer is not None:
+        options["serializer"] = serializer
+    if compression is not None:
+        options["compression"] = None if compression == NO_COMPRESSION else compression
     try:
-        result = task.apply_async(
-            args, kwargs, countdown=countdown, expires=expires, queue=queue, priority=priority
-        )
-    except (TypeError, ValueError) as exc:
+        result = task.apply_async(args, kwargs, **options)
+    except (TypeError, ValueError, ConfigurationError) as exc:
+        # ConfigurationError: pickle (or msgpack) not in this app's accept_content, refused with
+        # the Python API's own message.
         raise click.UsageError(str(exc)) from exc
     click.echo(result.id)
 
