@@ -111,6 +111,9 @@ def test_inspect_active_shows_a_running_task_with_its_worker_and_status_drops_a_
         for sub in ("ping", "stats", "registered", "active_queues"):
             out = conveyor("inspect", sub, "-d", name, url=process_broker_url)
             assert out.returncode == 0 and f"-> {name}: OK" in out.stdout, (sub, out)
+            # What was counted: a control-channel reply for ping, the heartbeat record for the rest.
+            counted = "1 node replied." if sub == "ping" else "1 node reported by heartbeat."
+            assert out.stdout.splitlines()[-1] == counted, (sub, out)
     finally:
         worker.kill()
     killed = time.monotonic()
@@ -118,6 +121,18 @@ def test_inspect_active_shows_a_running_task_with_its_worker_and_status_drops_a_
     lease = float(app.conf.worker_lease_timeout)
     # Dropped once its heartbeat is a lease old; the slack is one `conveyor status` start-up.
     assert time.monotonic() - killed < lease + 2.5
+
+
+def test_inspect_without_a_live_worker_says_no_node_reported(sqlite_url: str) -> None:
+    for args, said in [
+        (["inspect", "stats"], "no live worker: no node reported by heartbeat\n"),
+        (
+            ["inspect", "registered", "-t", "2.5"],
+            "no live worker: no node reported by heartbeat within 2.5s\n",
+        ),
+    ]:
+        out = conveyor(*args, url=sqlite_url)
+        assert out.returncode == 1 and out.stdout == "" and out.stderr.endswith(said), (args, out)
 
 
 def test_health_local_fails_while_the_broker_is_down_and_passes_once_it_is_back(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ write what they run, their counters, tasks and queues into the broker with every
 (once a second), so ``active``, ``stats``, ``registered`` and ``active_queues`` read those
 records: they never wait, and a worker that is gone is known to be gone instead of timing out.
 There ``-t/--timeout`` keeps its meaning as "how long a worker may take to answer": only workers
-whose last heartbeat is at most that old count as replying (default: the lease timeout, 3 s).
+whose last heartbeat is at most that old count (default: the lease timeout, 3 s), and the output
+ends "N nodes reported by heartbeat." rather than claiming a reply.
 
 ``ping``, ``reserved``, ``scheduled``, ``revoked`` and ``query_task`` ask the workers through
 the control channel (cli/control.py) and wait up to ``-t`` seconds (default 1) for the replies;
@@ -74,7 +75,8 @@ def _select(admin: Admin, destination: tuple[str, ...], timeout: float | None) -
                 raise click.UsageError(f"unknown worker {name!r} (live: {live_names})")
         chosen = [w for w in live if w.name in names or w.hostname in names]
     if not chosen:
-        raise click.ClickException("no nodes replied within time constraint")
+        within = f" within {timeout:g}s" if timeout is not None else ""
+        raise click.ClickException(f"no live worker: no node reported by heartbeat{within}")
     return chosen
 
 
@@ -98,7 +100,9 @@ def _report(
         click.echo(f"-> {name}: OK")
         for line in lines(value) or ["- empty -"]:
             click.echo(f"    {line}")
-    click.echo(f"\n{len(replies)} node{'s' if len(replies) != 1 else ''} online.")
+    # Not Celery's "N nodes online.": these workers did not reply to anything (their heartbeats
+    # were read), and with -d they are not every node online (`conveyor status` counts those).
+    click.echo(f"\n{len(replies)} node{'s' if len(replies) != 1 else ''} reported by heartbeat.")
 
 
 @inspect.command("active")
