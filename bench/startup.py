@@ -30,7 +30,10 @@ import redis
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-sys.path[:0] = [str(REPO_ROOT)]
+# This checkout's code, whichever checkout the virtualenv was installed from (so a copy of this
+# script in an older checkout measures that one, with the same interpreter and packages).
+PYTHONPATH = os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])
+sys.path[:0] = [str(REPO_ROOT / "src"), str(REPO_ROOT)]
 
 from bench.run import PROCESSES, RedisServer  # noqa: E402  (the harness's own process helpers)
 
@@ -56,7 +59,7 @@ def first_task(server: RedisServer, broker_url: str, log: Path) -> float:
         **os.environ,
         "CONVEYOR_BROKER_URL": broker_url,
         "BENCH_REDIS_URL": server.url,
-        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONPATH": PYTHONPATH,
     }
     start = time.perf_counter()
     proc = PROCESSES.start([sys.executable, "-m", "conveyor", *WORKER], env, log)
@@ -83,7 +86,7 @@ def worker_round(server: RedisServer, broker: str, tmp: Path) -> Callable[[], fl
 
 def wall(cmd: list[str]) -> float:
     """Seconds one run of cmd takes (its output discarded; a failure is an error)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
     start = time.perf_counter()
     subprocess.run(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, check=True)
     return time.perf_counter() - start
