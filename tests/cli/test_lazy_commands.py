@@ -22,7 +22,7 @@ from ..procs import ROOT
 
 # Modules a worker on SQLite with the default (threads) pool must not import: the other commands
 # (rich, the dashboard, the monitor), the process pool and psutil, the memory broker, the
-# periodic schedules, the admin API, pickle and gzip.
+# periodic schedules, the admin API, pickle and gzip, logging.handlers (it logs to stderr).
 NOT_FOR_A_WORKER = [
     "rich",
     "psutil",
@@ -41,6 +41,8 @@ NOT_FOR_A_WORKER = [
     "conveyor.brokers.memory",
     "conveyor.beat.schedules",
     "gzip",
+    "pickle",
+    "logging.handlers",
 ]
 
 # Run in a fresh interpreter: the command line in-process, then the names of the modules above
