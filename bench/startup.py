@@ -3,6 +3,7 @@
 Usage (with the project's virtualenv)::
 
     .venv/bin/python bench/startup.py [--rounds 7] [--broker redis,sqlite] [--redis-server PATH]
+                                      [--from-source]
 
 ``worker`` queues one ``incr`` task (bench/conveyor_tasks.py), then starts
 ``python -m conveyor -A bench.conveyor_tasks worker -l warning`` (the benchmark's default worker,
@@ -11,11 +12,15 @@ has run (``bench:counter`` reaches 1, polled every millisecond), on a throwaway 
 and on a fresh SQLite file per round. ``help`` is the wall time of ``python -m conveyor --help``
 and ``python`` that of ``python -c pass``, the interpreter's own floor. Each figure is the median
 of the rounds (the minimum is printed too: on a shared machine other load only ever adds).
+The checkout's bytecode is written first (``compileall``), as ``pip install`` writes it;
+``--from-source`` measures instead without any (each start compiles Conveyor's modules again, as
+an editable checkout does where ``PYTHONDONTWRITEBYTECODE`` is set).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -41,6 +46,14 @@ COUNTER_KEY = "bench:counter"
 WORKER = ["-A", "bench.conveyor_tasks", "worker", "-l", "warning"]
 POLL = 0.001  # seconds between counter reads while the worker starts
 DEADLINE = 60.0  # a worker that has not run its task by then has failed
+
+
+def compile_sources() -> None:
+    """Write the bytecode of this checkout, as an installed package has it (``pip install``
+    compiles): where ``PYTHONDONTWRITEBYTECODE`` is set, every start would otherwise compile
+    Conveyor's modules from source again, and that, not the code, would be measured."""
+    for directory in (REPO_ROOT / "src", BENCH_DIR):
+        compileall.compile_dir(directory, quiet=1)
 
 
 def first_task(server: RedisServer, broker_url: str, log: Path) -> float:
@@ -106,11 +119,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--broker", default="redis,sqlite", help="worker measurements to run")
     parser.add_argument("--redis-server", default=shutil.which("redis-server") or "/usr/bin/redis-server")
+    parser.add_argument(
+        "--from-source",
+        action="store_true",
+        help="no bytecode: delete src/**/__pycache__ and start every process with "
+        "PYTHONDONTWRITEBYTECODE=1, so that each start compiles Conveyor's modules",
+    )
     args = parser.parse_args()
     brokers = [b for b in args.broker.split(",") if b]
     if unknown := set(brokers) - {"redis", "sqlite"}:
         parser.error(f"unknown broker {', '.join(sorted(unknown))}: choose from redis, sqlite")
 
+    if args.from_source:
+        # An editable checkout where PYTHONDONTWRITEBYTECODE is set: every start compiles.
+        sys.dont_write_bytecode = True
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # the environment every process started gets
+        for cache in list((REPO_ROOT / "src").rglob("__pycache__")):
+            shutil.rmtree(cache)
+    else:
+        compile_sources()
     commands: dict[str, Callable[[], float]] = {
         "python -c pass": lambda: wall([sys.executable, "-c", "pass"]),
         "conveyor --help": lambda: wall([sys.executable, "-m", "conveyor", "--help"]),
