@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 from . import states
 from .brokers import Broker, JobSpec
 from .brokers.base import AsyncProducer
-from .brokers.memory import MemoryBroker
 from .brokers.records import KVEntry, StatusRecord
 from .exceptions import BrokerError
 from .publish import retry_intervals
@@ -48,6 +47,10 @@ class SyncProducer(AsyncProducer):
     """A broker without an asyncio client, called inline (memory) or in a thread (others)."""
 
     def __init__(self, broker: Broker) -> None:
+        # Imported here, not at the top: the memory broker is no cost to the start-up of every
+        # worker and producer on another broker (on memory:// it is imported already).
+        from .brokers.memory import MemoryBroker
+
         self._broker = broker
         self._inline = isinstance(broker, MemoryBroker)
 

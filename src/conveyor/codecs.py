@@ -21,8 +21,6 @@ reader decodes a message whatever its own settings: a worker set to ``json`` run
 
 from __future__ import annotations
 
-import gzip
-import pickle
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -44,11 +42,27 @@ _json_encoder = msgspec.json.Encoder()
 _msgpack_encoder = msgspec.msgpack.Encoder()
 _msgpack_decoder = msgspec.msgpack.Decoder()
 
+# gzip and pickle are imported where they are used: most apps use neither, and every worker
+# and producer would pay for them at start-up.
+
+
+def _gzip_compress(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def _gzip_decompress(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.decompress(data)
+
+
 _COMPRESS: dict[str, Callable[[bytes], bytes]] = {
-    "gzip": lambda data: gzip.compress(data, compresslevel=6, mtime=0),
+    "gzip": _gzip_compress,
     "zlib": lambda data: zlib.compress(data, 6),
 }
-_DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.decompress, "zlib": zlib.decompress}
+_DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {"gzip": _gzip_decompress, "zlib": zlib.decompress}
 
 
 def check_serializer(name: object, setting: str = "serializer") -> str:
@@ -107,6 +121,8 @@ def pack(value: Any, serializer: str, compression: str | None) -> tuple[bytes, s
         elif serializer == "msgpack":
             data = _msgpack_encoder.encode(value)
         elif serializer == "pickle":
+            import pickle
+
             data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         else:
             raise EncodeError(f"unknown serializer {serializer!r} (use json, msgpack or pickle)")
@@ -142,6 +158,8 @@ def unpack(data: bytes, serializer: str, compression: str | None, accept: frozen
         if serializer == "msgpack":
             return _msgpack_decoder.decode(data)
         if serializer == "pickle":
+            import pickle
+
             return pickle.loads(data)
     except DecodeError:
         raise

@@ -30,7 +30,6 @@ Conveyor's loggers (docs/signals.md#logging has the Celery equivalents):
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import sys
 import threading
 from datetime import UTC, datetime
@@ -169,9 +168,14 @@ def configure(loglevel: str, logfile: str | None = None, fmt: str = "text") -> N
     root.setLevel(level)
     if logfile is None and root.handlers:
         return
-    # WatchedFileHandler reopens the file when logrotate moves it away.
-    handler: logging.Handler = (
-        logging.handlers.WatchedFileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
-    )
+    handler: logging.Handler
+    if logfile:
+        # WatchedFileHandler reopens the file when logrotate moves it away. Imported here only:
+        # logging.handlers (with pickle and socket) is no cost to a process that logs to stderr.
+        from logging.handlers import WatchedFileHandler
+
+        handler = WatchedFileHandler(logfile)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else WorkerFormatter())
     root.addHandler(handler)

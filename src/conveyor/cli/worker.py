@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..worker.procpool import START_METHODS
+from ..worker.pools import START_METHODS
 from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor
 from ..worker.worker import POOLS, Worker
 from .celery_flags import announce, check_optimization, check_pool, parse_autoscale

@@ -27,7 +27,7 @@ from ..exceptions import BrokerError, TaskRevokedError
 from . import signalling
 from .intake import Refused, intake
 from .plan import Plan, make_plan
-from .procpool import PoolBroken, ProcessDied, ProcessRunner
+from .pools import PoolBroken, ProcessDied
 from .runners import Active, AsyncRunner, InlineRunner, ThreadRunner
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..request import Request
     from ..task import Task
     from .fetcher import Fetcher
+    from .procpool import ProcessRunner
     from .reporter import Reporter
     from .settler import Settler
 

@@ -44,7 +44,6 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import psutil
 
 from ..exceptions import EncodeError, TaskRevokedError, TimeLimitExceeded
 from ..execution.decision import Decision, RemoteError
@@ -52,6 +51,9 @@ from ..execution.trace import errored, traced
 from ..log import JsonFormatter
 from ..request import current_request
 from .children import Done, Job, Start, child_main, decode_done, decode_ready, encode_job
+from .pools import START_METHODS, PoolBroken, ProcessDied
+
+__all__ = ["START_METHODS", "PoolBroken", "ProcessDied", "ProcessPool", "ProcessRunner"]
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -63,25 +65,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("conveyor.worker")
 
-START_METHODS = ("fork", "spawn")
 TERMINATE_GRACE = 1.0  # seconds a child may outlive a terminating signal other than SIGKILL
 PID_POLL = 1.0  # seconds between checks that a child lives, where there is no pidfd
 RESTART_DELAY = 1.0  # before replacing a child that died before it was ready
 FAILED_STARTS = 5  # children in a row that die before they are ready: the pool is broken
 IGNORED_BY_CHILDREN = frozenset({signal.SIGTERM, signal.SIGINT})
-
-
-class ProcessDied(Exception):
-    """The child running a task died on its own; ``how``: "killed by SIGSEGV", "exit code 3"."""
-
-    def __init__(self, how: str, max_deaths: int) -> None:
-        super().__init__(f"the pool process running it died ({how})")
-        self.how = how
-        self.max_deaths = max_deaths
-
-
-class PoolBroken(Exception):
-    """No child can start: a task waiting for one goes back to its queue, unstarted."""
 
 
 _remote_classes: dict[str, type[RemoteError]] = {}
@@ -302,6 +290,8 @@ class ProcessPool:
         if self.max_tasks is not None and child.tasks_run >= self.max_tasks:
             return f"ran {child.tasks_run} task(s) (max tasks per child {self.max_tasks})"
         if self.max_memory_kib is not None:
+            import psutil  # only with a memory limit: psutil costs every worker's start-up otherwise
+
             try:
                 used = psutil.Process(child.pid).memory_info().rss // 1024
             except psutil.Error:

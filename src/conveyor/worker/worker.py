@@ -38,7 +38,6 @@ from ..coordination.pauses import paused_queues
 from ..log import install_task_context, set_worker_name
 from ..signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 from .banner import ready_banner
-from .children import file_identities
 from .control import ControlThread
 from .fetcher import FETCH_WAIT, Fetcher
 from .history import HistoryWriter, record_lost, trimmer
@@ -46,9 +45,8 @@ from .info import InfoBuilder
 from .keeper import Keeper
 from .limits import Watchdog
 from .naming import expand_name, lease_owner
-from .pools import pool_error
+from .pools import START_METHODS, pool_error
 from .processor import Processor
-from .procpool import START_METHODS, ProcessPool, ProcessRunner
 from .recycle import Recycler
 from .reporter import Reporter, Stats
 from .runners import AsyncRunner, InlineRunner, ThreadRunner
@@ -57,6 +55,7 @@ from .slots import SlotThreads
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
+    from .procpool import ProcessPool, ProcessRunner
 
 logger = logging.getLogger("conveyor.worker")
 
@@ -101,6 +100,10 @@ class Worker:
             )
         if self.pool not in POOLS:
             raise ValueError(pool_error(self.pool, POOLS))
+        if self.pool == "processes":
+            # Only this pool's workers import it (multiprocessing, ctypes, the children's code):
+            # here, so that ``conveyor worker --processes N`` imports it once, before it forks.
+            from . import procpool  # noqa: F401
         self.queues = list(queues or [conf.task_default_queue])
         if not self.queues or not all(isinstance(q, str) and q for q in self.queues):
             raise ValueError(f"queues must be non-empty names, got {self.queues!r}")
@@ -157,6 +160,8 @@ class Worker:
         if self.pool == "processes":
             # Before the worker opens anything of its own (event loop, broker connection): the
             # files forked pool children may keep open (log files, the app's own).
+            from .children import file_identities  # -P processes only, like procpool
+
             self._keep_fds = file_identities()
         previous: dict[signal.Signals, Any] = {}
         if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
@@ -228,6 +233,8 @@ class Worker:
 
     async def run_async(self) -> None:
         if self.pool == "processes" and not self._keep_fds:  # called directly, not through run()
+            from .children import file_identities
+
             self._keep_fds = file_identities()
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -280,6 +287,8 @@ class Worker:
         )
         sync_runner: InlineRunner | ThreadRunner | ProcessRunner
         if self.pool == "processes":
+            from .procpool import ProcessPool, ProcessRunner  # see __init__
+
             self._pool = ProcessPool(
                 app,
                 self.concurrency,
