@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 
 from ..brokers import Broker, Delivery, Outcome
+from .inbox import Inbox
 from .reporter import Stats
 from .settler import Settler
 
@@ -66,7 +67,7 @@ class Fetcher:
         self.concurrency = concurrency
         self.prefetch_limit = prefetch_limit  # the floor; see target()
         self.burst = burst
-        self.inbox: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self.inbox = Inbox()
         self.room = asyncio.Event()
         self.held = 0
         self.given_back = 0  # deliveries released unstarted (shutdown), for the log line

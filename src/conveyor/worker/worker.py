@@ -54,6 +54,7 @@ from .reporter import Reporter, Stats
 from .runners import AsyncRunner, InlineRunner, ThreadRunner
 from .settler import Settler
 from .slots import SlotThreads
+from .streaks import Streaks
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
@@ -312,6 +313,10 @@ class Worker:
         fetcher.stopping = processor.stopping = self._stopping
         if self.recycler.max_tasks is not None and self.recycles_itself:
             processor.after_each = lambda: self._recycle(memory=False)
+        elif isinstance(sync_runner, ThreadRunner):
+            # Not with a task-count limit: a streak would start tasks past it before the loop
+            # counted the last one, and the limit is exact.
+            processor.streaks = Streaks(processor, self._threads, sync_runner, loop, self._on_abandoned)
         keeper = self._keeper = Keeper(
             broker,
             self.owner,
@@ -380,6 +385,8 @@ class Worker:
                 len(processor.active),
                 self.shutdown_timeout,
             )
+            if processor.streaks is not None:
+                processor.streaks.given_up = True  # what they still finish was given back here
             for active in list(processor.active.values()):
                 task = self.app.tasks.get(active.task)
                 if task is None or task.acks_late:

@@ -1,0 +1,304 @@
+"""Streaks: under the threads pool, a slot thread runs task after task from the inbox by itself.
+
+Handing each task from the event loop to a slot thread and its outcome back costs more than a
+tiny task: a future, a wake-up of the thread, a wake-up of the loop, a coroutine step, and the
+GIL passed back and forth between the loop and the slots at every one of them (profiled in
+docs/benchmarks.md). On a streak the loop hands one delivery to a slot thread, which runs it and
+then takes the next delivery from the inbox itself, and the next, without the loop: only the
+outcomes go back, in batches (one wake-up of the loop per batch), where the processor reports
+them exactly as it reports any other run.
+
+A delivery may join a streak only if nothing has to be awaited around its body: a sync task
+with no run guards (locks, limits), acknowledged after the run (at-least-once), not a
+redelivery (whose ``running`` mark must reach the broker first), not a chord body (whose header
+results are read first), and not refused at intake. The first delivery that may not ends the
+streak: it goes back to the consumer that started the streak, which takes it the usual way.
+A streak also ends when the inbox is empty or the worker is stopping. The consumer stays busy
+while its streak runs, so the pool still runs at most ``concurrency`` tasks at once.
+
+How many streaks run at once: no more than keep the GIL busy with short runs, and as many as
+needed for long ones. Measured on the benchmark's one-``INCR`` task (60 µs), eight slot threads
+taking turns at the GIL drain at half the rate of one or two, while tasks that wait (an HTTP
+call, a query of a few milliseconds) want every slot. So at most ``LIMIT`` streaks whose current
+run is younger than ``STALL`` run at once: short runs share two threads, and a run that takes
+longer than ``STALL`` no longer counts, so that waiting tasks get up to ``concurrency`` streaks
+(as many as the old one-thread-per-task pool ran). A consumer whose delivery would make one
+streak too many leaves it at the front of the inbox for the running streaks and waits, to look
+again every ``TICK`` or when a streak ends; a streak over the limit ends after its current run.
+
+Hard time limits and terminating revokes work as for any run in a slot thread: the exception is
+raised in the thread, and the worker stops waiting at once (``Streak.kill``): the run is
+reported as killed from the loop, the streak's thread is abandoned (it retires when the body
+returns, reporting nothing), and a fresh slot thread takes its place. Which side reports a run
+— the thread when the body returns, or the loop when it kills it — is settled under the
+streak's lock, so a run is reported exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..request import current_request
+from .intake import Refused, intake
+from .limits import RunningCall
+from .runners import Active, _killed, _run_body
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..brokers import Delivery
+    from ..message import Envelope
+    from ..request import Request
+    from ..task import Task
+    from .plan import Plan
+    from .processor import Processor
+    from .runners import ThreadRunner
+    from .slots import Job, SlotThreads
+
+NO_VALUE: Any = object()  # a run that raised: its value is this
+LIMIT = 2  # streaks with a young run at once (see the module doc)
+STALL = 0.001  # a streak whose run has taken longer than this no longer counts against LIMIT
+TICK = 0.001  # how often held-back consumers look again (only while some are held back)
+
+
+@dataclass(slots=True)
+class Run:
+    """One delivery on a streak, from intake to its outcome."""
+
+    d: Delivery
+    env: Envelope
+    task: Task[Any, Any]
+    request: Request
+    plan: Plan
+    active: Active | None = None
+    t0: float = 0.0
+    value: Any = NO_VALUE
+    exc: BaseException | None = None
+    runtime: float = 0.0
+
+
+class Streak:
+    """One slot thread's streak. ``current`` (the run in its body) and ``abandoned`` change
+    only under ``lock``: see the module doc."""
+
+    __slots__ = ("abandoned", "current", "job", "lock", "retire")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.current: Run | None = None
+        self.abandoned = False
+        self.retire = False  # over the limit: end after the current run (set by the loop)
+        self.job: Job | None = None
+
+
+class Streaks:
+    """Starts streaks for the processor's consumers and hands their outcomes back in batches."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        threads: SlotThreads,
+        runner: ThreadRunner,
+        loop: asyncio.AbstractEventLoop,
+        on_abandoned: Callable[[], None],
+    ) -> None:
+        self._processor = processor
+        self._threads = threads
+        self._runner = runner
+        self._loop = loop
+        self._on_abandoned = on_abandoned
+        self._finished: list[Run] = []
+        self._finished_lock = threading.Lock()
+        self._wake_pending = False
+        self.given_up = False  # shutdown gave back what still runs: late outcomes are dropped
+        self._running: set[Streak] = set()
+        self._held_back: list[asyncio.Future[None]] = []  # consumers waiting to look again
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- loop side ------------------------------------------------------------------------------
+    def _keeping_up(self) -> list[Streak]:
+        """(Loop) The running streaks that count against the limit (not stalled in a run)."""
+        now = time.perf_counter()
+        return [st for st in self._running if (run := st.current) is None or now - run.t0 < STALL]
+
+    def wanted(self) -> bool:
+        """(Loop) May another streak start? See the module doc."""
+        if len(self._running) < LIMIT:
+            return True
+        return len(self._keeping_up()) < LIMIT
+
+    async def hold_back(self, d: Delivery) -> None:
+        """(Loop) Leave ``d`` to the running streaks; return when another streak may be wanted
+        (the caller then takes the next delivery from the inbox and asks again)."""
+        self._processor.fetcher.inbox.put_front(d)
+        if hasattr(self, "_dbg"):
+            self._dbg["held"] += 1
+        fut = self._loop.create_future()
+        self._held_back.append(fut)
+        if self._timer is None:
+            self._timer = self._loop.call_later(TICK, self._tick)
+        await fut
+
+    def _tick(self) -> None:
+        """(Loop) Wake the held-back consumers once another streak is wanted; end a streak
+        that is one too many (runs that stalled got their replacements and then finished)."""
+        self._timer = None
+        if not self._held_back:
+            return
+        keeping_up = self._keeping_up()
+        import os, sys
+        if os.environ.get("STREAK_DEBUG"):
+            self._n = getattr(self, "_n", 0) + 1
+            if self._n % 200 == 0:
+                print("DBG", len(self._running), len(keeping_up), len(self._held_back), file=sys.stderr)
+        for streak in keeping_up[LIMIT:]:
+            streak.retire = True
+        if self._processor.stopping or len(keeping_up) < LIMIT:
+            self._wake_held_back()
+        else:
+            self._timer = self._loop.call_later(TICK, self._tick)
+
+    def _wake_held_back(self) -> None:
+        held, self._held_back = self._held_back, []
+        for fut in held:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def run(self, first: Run) -> Delivery | None:
+        """(Loop) Run ``first`` and the streak after it in a slot thread; return the delivery
+        that ended the streak (for the caller to take the usual way), if any."""
+        streak = Streak()
+        import os, sys, collections
+        if os.environ.get("STREAK_DEBUG"):
+            c = self.__dict__.setdefault("_dbg", collections.Counter())
+            c["streaks"] += 1
+            c[f"running{len(self._running)}"] += 1
+            if c["streaks"] % 50 == 0:
+                print("DBG", dict(c), file=sys.stderr)
+        job = self._threads.submit(lambda: self._streak(streak, first))
+        streak.job = job
+        self._running.add(streak)
+        try:
+            leftover, exc = await job.future
+        finally:
+            self._running.discard(streak)
+            self._wake_held_back()
+        if exc is not None:
+            raise exc  # a fault of the streak itself, not of a task: the consumer logs it
+        return leftover  # type: ignore[no-any-return]
+
+    def kill(self, streak: Streak, active: Active) -> None:
+        """(Loop) A hard time limit or a terminating revoke: stop waiting for ``active``'s run."""
+        with streak.lock:
+            run = streak.current
+            if streak.abandoned or run is None or run.active is not active:
+                return  # it returned just now: the thread reports it as it finished
+            streak.abandoned = True
+        job = streak.job
+        assert job is not None and active.killed is not None
+        self._threads.abandon(job)  # the thread runs on; a fresh one takes the slot
+        self._on_abandoned()
+        run.exc = _killed(active.killed, run.request.time_limit or run.plan.time_limit)
+        run.runtime = time.perf_counter() - run.t0
+        self._report(run)
+        if not job.future.done():
+            job.future.set_result((None, None))  # the consumer goes on; nothing is left over
+
+    def _drain(self, _: None) -> None:
+        """(Loop) Report a batch of finished runs."""
+        with self._finished_lock:
+            batch, self._finished = self._finished, []
+            self._wake_pending = False
+        if self.given_up:
+            return
+        for run in batch:
+            self._report(run)
+
+    def _report(self, run: Run) -> None:
+        processor = self._processor
+        try:
+            processor.finish(run.d, run.env, run.task, run.request, run.plan, run.runtime, run.value, run.exc)
+        except Exception as exc:
+            processor.active.pop(run.d.id, None)
+            processor.reporter.internal_error(run.d, exc)
+        finally:
+            processor.fetcher.done()
+            if processor.after_each is not None:
+                processor.after_each()
+
+    # -- slot thread side -----------------------------------------------------------------------
+    def accept(self, d: Delivery) -> Run | None:
+        """(Any thread) ``d`` as a run that may join a streak, or None (see the module doc)."""
+        processor = self._processor
+        if d.redelivered:
+            return None
+        got = intake(d, processor.tasks, processor.revoked, processor.accept, processor.hostname)
+        if isinstance(got, Refused):
+            return None
+        plan = processor.plans.get(got.task.name)
+        if plan is None or not plan.streak:
+            return None
+        workflow = got.request.workflow
+        if workflow is not None and workflow.results_of is not None:
+            return None
+        return Run(d, got.env, got.task, got.request, plan)
+
+    def _streak(self, streak: Streak, run: Run) -> Delivery | None:
+        processor = self._processor
+        inbox = processor.fetcher.inbox
+        while True:
+            if not self._run(streak, run):
+                return None  # abandoned: the loop reported the run; this thread retires
+            if processor.stopping or self.given_up or streak.retire:
+                return None
+            d = inbox.take()
+            if d is None:
+                return None
+            next_run = self.accept(d)
+            if next_run is None:
+                return d
+            run = next_run
+
+    def _run(self, streak: Streak, run: Run) -> bool:
+        """Run one body; False if the loop killed it meanwhile (and reported it)."""
+        processor = self._processor
+        d, request, plan = run.d, run.request, run.plan
+        call = RunningCall()
+        active = Active(d.id, run.task.name, d.delivery, time.time(), call=call, request=request)
+        active.on_kill = lambda: self.kill(streak, active)
+        run.active = active
+        run.t0 = t0 = time.perf_counter()
+        with streak.lock:
+            streak.current = run
+        processor.active[d.id] = active
+        soft = request.soft_time_limit or plan.soft_time_limit
+        hard = request.time_limit or plan.time_limit
+        handles = self._runner.arm(call, soft, hard, active) if soft or hard else None
+        token = current_request.set(request)
+        try:
+            run.value = _run_body(run.task, request, call)
+        except BaseException as exc:  # SystemExit too: the task's failure, reported as a value
+            run.exc = exc
+        finally:
+            current_request.reset(token)
+            if handles:
+                self._runner.disarm(handles)
+        run.runtime = time.perf_counter() - t0
+        with streak.lock:
+            if streak.abandoned:
+                return False
+            streak.current = None
+        with self._finished_lock:
+            self._finished.append(run)
+            if self._wake_pending:
+                return True
+            self._wake_pending = True
+        try:
+            self._loop.call_soon_threadsafe(self._drain, None)
+        except RuntimeError:  # the loop is closed: nobody reports any more
+            self.given_up = True
+        return True
