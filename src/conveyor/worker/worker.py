@@ -411,11 +411,13 @@ class Worker:
                 self.hostname,
                 self.unreported,
             )
+        # The control and keeper threads, stuck in a call to a broker that does not answer, are
+        # not waited for long: they are daemon threads, and what they would still send (a
+        # heartbeat, a reply) changes nothing the expiring leases do not.
+        join_for = 1.0 if self.unreported else 5.0
         if self._control is not None:
-            self._control.stop()
-        # A keeper stuck in a heartbeat to a broker that does not answer is not waited for long:
-        # it is a daemon thread, and its late heartbeat changes nothing the leases do not.
-        keeper.stop(timeout=1.0 if self.unreported else 5.0)
+            self._control.stop(timeout=join_for)
+        keeper.stop(timeout=join_for)
         try:
             await asyncio.wait_for(
                 loop.run_in_executor(self._settle_exec, self.app.broker.unregister_worker, self.owner),
