@@ -197,3 +197,16 @@ def hoard(name: str, megabytes: int) -> int:
 @app.task
 def pid() -> int:
     return os.getpid()
+
+
+@app.task
+def gated(name: str, token: str) -> str:
+    """Append ``start token``, wait until the file ``name.open`` exists (the test opens the
+    gate when it is ready for the task to finish), then append ``done token``."""
+    directory = Path(os.environ.get("CONVEYOR_TEST_DIR", "."))
+    _mark(name, f"start {token} {os.getpid()}")
+    deadline = time.monotonic() + 60  # a test that never opens the gate fails, not hangs
+    while not (directory / f"{name}.open").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _mark(name, f"done {token} {os.getpid()}")
+    return token

@@ -86,10 +86,10 @@ class ControlThread:
             logger.warning("%s: could not read rate-limit overrides: %s", self.worker.hostname, exc)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
         failing = False
