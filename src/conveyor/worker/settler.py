@@ -11,6 +11,9 @@ If the broker is unreachable the batch is kept and retried with backoff: an outc
 dropped once the broker accepted it (and if this process dies first, the leases expire and
 the jobs run again — at-least-once).
 
+``add`` may be called from any thread (a slot thread on a streak reports its own runs): the
+first outcome of a batch wakes the loop, the others only join the batch.
+
 Closing (graceful shutdown) flushes what is pending, retrying at least every
 ``CLOSING_RETRY`` seconds, until a deadline: a worker asked to stop must stop even when its
 broker is gone. What the broker has not taken by then is given up and counted; those leases
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -57,18 +61,45 @@ class Settler:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._flushing: list[Outcome] = []  # the batch the broker is being asked to take now
+        self._lock = threading.Lock()  # _pending and _wake_asked, which other threads change
+        self._wake_asked = False  # the loop has been woken for what is pending
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._task = asyncio.create_task(self._run(), name="conveyor-settler")
 
     def add(self, outcome: Outcome) -> None:
-        self._pending.append(outcome)
-        self._wake.set()
+        """(Any thread) Settle ``outcome`` with the next batch."""
+        with self._lock:
+            self._pending.append(outcome)
+            if self._wake_asked:
+                return
+            self._wake_asked = True
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._wake.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody settles any more
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def _take(self) -> list[Outcome]:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._wake_asked = False
+        return batch
+
+    def _put_back(self, batch: list[Outcome]) -> None:
+        with self._lock:
+            self._pending[:0] = batch
 
     async def add_and_wait(self, outcome: Outcome) -> None:
         """Add an outcome and return once the broker has it (used before running an at-most-once task)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(outcome)
+        with self._lock:
+            self._pending.append(outcome)
         self._waiters.append(fut)
         self._wake.set()
         self._urgent.set()
@@ -95,10 +126,10 @@ class Settler:
         # way goes on in its thread; its answer, if it ever comes, is simply not waited for.
         task.cancel()
         await asyncio.wait({task})
-        unreported = len(self._pending) + len(self._flushing)
+        unreported = len(self._take()) + len(self._flushing)
         for fut in self._waiters:
             fut.cancel()
-        self._pending, self._flushing, self._waiters = [], [], []
+        self._flushing, self._waiters = [], []
         return unreported
 
     async def _run(self) -> None:
@@ -123,7 +154,7 @@ class Settler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), gap)
             started = loop.time()
-            batch, self._pending = self._pending, []
+            batch = self._take()
             waiters, self._waiters = self._waiters, []
             self._flushing = batch
             try:
@@ -133,7 +164,7 @@ class Settler:
                 if not failing:  # once per outage, as the fetcher and the keeper do
                     logger.error("could not settle %d outcome(s), will retry: %s", len(batch), exc)
                     failing = True
-                self._pending[:0] = batch
+                self._put_back(batch)
                 self._waiters[:0] = waiters
                 self._flushing = []
                 self._wake.set()

@@ -37,6 +37,7 @@ streak's lock, so a run is reported exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from .slots import Job, SlotThreads
 
 NO_VALUE: Any = object()  # a run that raised: its value is this
-LIMIT = 2  # streaks with a young run at once (see the module doc)
+LIMIT = 1  # streaks with a young run at once (see the module doc)
 STALL = 0.001  # a streak whose run has taken longer than this no longer counts against LIMIT
 TICK = 0.001  # how often held-back consumers look again (only while some are held back)
 
@@ -111,9 +112,11 @@ class Streaks:
         self._runner = runner
         self._loop = loop
         self._on_abandoned = on_abandoned
-        self._finished: list[Run] = []
-        self._finished_lock = threading.Lock()
+        # Runs reported by slot threads and not yet counted done by the fetcher (_count_done).
+        self._done = 0
+        self._done_lock = threading.Lock()
         self._wake_pending = False
+        processor.fetcher.collect_done = self.collect_done
         self.given_up = False  # shutdown gave back what still runs: late outcomes are dropped
         self._running: set[Streak] = set()
         self._held_back: list[asyncio.Future[None]] = []  # consumers waiting to look again
@@ -135,8 +138,6 @@ class Streaks:
         """(Loop) Leave ``d`` to the running streaks; return when another streak may be wanted
         (the caller then takes the next delivery from the inbox and asks again)."""
         self._processor.fetcher.inbox.put_front(d)
-        if hasattr(self, "_dbg"):
-            self._dbg["held"] += 1
         fut = self._loop.create_future()
         self._held_back.append(fut)
         if self._timer is None:
@@ -150,11 +151,6 @@ class Streaks:
         if not self._held_back:
             return
         keeping_up = self._keeping_up()
-        import os, sys
-        if os.environ.get("STREAK_DEBUG"):
-            self._n = getattr(self, "_n", 0) + 1
-            if self._n % 200 == 0:
-                print("DBG", len(self._running), len(keeping_up), len(self._held_back), file=sys.stderr)
         for streak in keeping_up[LIMIT:]:
             streak.retire = True
         if self._processor.stopping or len(keeping_up) < LIMIT:
@@ -172,13 +168,6 @@ class Streaks:
         """(Loop) Run ``first`` and the streak after it in a slot thread; return the delivery
         that ended the streak (for the caller to take the usual way), if any."""
         streak = Streak()
-        import os, sys, collections
-        if os.environ.get("STREAK_DEBUG"):
-            c = self.__dict__.setdefault("_dbg", collections.Counter())
-            c["streaks"] += 1
-            c[f"running{len(self._running)}"] += 1
-            if c["streaks"] % 50 == 0:
-                print("DBG", dict(c), file=sys.stderr)
         job = self._threads.submit(lambda: self._streak(streak, first))
         streak.job = job
         self._running.add(streak)
@@ -186,6 +175,7 @@ class Streaks:
             leftover, exc = await job.future
         finally:
             self._running.discard(streak)
+            self._apply_done()
             self._wake_held_back()
         if exc is not None:
             raise exc  # a fault of the streak itself, not of a task: the consumer logs it
@@ -205,30 +195,31 @@ class Streaks:
         run.exc = _killed(active.killed, run.request.time_limit or run.plan.time_limit)
         run.runtime = time.perf_counter() - run.t0
         self._report(run)
+        self._processor.fetcher.done()
         if not job.future.done():
             job.future.set_result((None, None))  # the consumer goes on; nothing is left over
 
-    def _drain(self, _: None) -> None:
-        """(Loop) Report a batch of finished runs."""
-        with self._finished_lock:
-            batch, self._finished = self._finished, []
+    def collect_done(self) -> int:
+        """(Loop) How many runs the streaks finished since the last call."""
+        with self._done_lock:
+            done, self._done = self._done, 0
             self._wake_pending = False
-        if self.given_up:
-            return
-        for run in batch:
-            self._report(run)
+        return done
+
+    def _apply_done(self) -> None:
+        """(Loop) Count the streaks' finished runs done (the fetcher may have room now)."""
+        done = self.collect_done()
+        if done:
+            self._processor.fetcher.done(done)
 
     def _report(self, run: Run) -> None:
+        """(Any thread) Report a finished run, as the processor reports any other."""
         processor = self._processor
         try:
             processor.finish(run.d, run.env, run.task, run.request, run.plan, run.runtime, run.value, run.exc)
         except Exception as exc:
             processor.active.pop(run.d.id, None)
             processor.reporter.internal_error(run.d, exc)
-        finally:
-            processor.fetcher.done()
-            if processor.after_each is not None:
-                processor.after_each()
 
     # -- slot thread side -----------------------------------------------------------------------
     def accept(self, d: Delivery) -> Run | None:
@@ -292,13 +283,22 @@ class Streaks:
             if streak.abandoned:
                 return False
             streak.current = None
-        with self._finished_lock:
-            self._finished.append(run)
-            if self._wake_pending:
-                return True
-            self._wake_pending = True
-        try:
-            self._loop.call_soon_threadsafe(self._drain, None)
-        except RuntimeError:  # the loop is closed: nobody reports any more
-            self.given_up = True
+        if self.given_up:  # shutdown gave it back already
+            return True
+        self._report(run)
+        self._count_done()
         return True
+
+    def _count_done(self) -> None:
+        """(Slot thread) One more run done. The loop is woken for it only when the fetcher is
+        waiting for exactly that room; otherwise it collects the count at its next fetch."""
+        fetcher = self._processor.fetcher
+        with self._done_lock:
+            self._done += 1
+            if self._wake_pending or fetcher.state != "full":
+                return
+            if not fetcher.wants_room(self._done):
+                return
+            self._wake_pending = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody fetches any more
+            self._loop.call_soon_threadsafe(self._apply_done)
