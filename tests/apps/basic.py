@@ -210,3 +210,17 @@ def gated(name: str, token: str) -> str:
         time.sleep(0.01)
     _mark(name, f"done {token} {os.getpid()}")
     return token
+
+
+@app.task
+def rendezvous(name: str, token: str, count: int) -> str:
+    """Append ``start token``, then wait until ``count`` tasks have started in file ``name``:
+    "met" if they all ran at once, "alone" if the 60 s deadline passed first."""
+    path = Path(os.environ.get("CONVEYOR_TEST_DIR", ".")) / name
+    _mark(name, f"start {token} {os.getpid()}")
+    deadline = time.monotonic() + 60  # fewer slots than ``count``: the test fails, not hangs
+    while time.monotonic() < deadline:
+        if sum(line.startswith("start ") for line in path.read_text().splitlines()) >= count:
+            return "met"
+        time.sleep(0.01)
+    return "alone"

@@ -4,9 +4,11 @@ Handing each task from the event loop to a slot thread and its outcome back cost
 tiny task: a future, a wake-up of the thread, a wake-up of the loop, a coroutine step, and the
 GIL passed back and forth between the loop and the slots at every one of them (profiled in
 docs/benchmarks.md). On a streak the loop hands one delivery to a slot thread, which runs it and
-then takes the next delivery from the inbox itself, and the next, without the loop: only the
-outcomes go back, in batches (one wake-up of the loop per batch), where the processor reports
-them exactly as it reports any other run.
+then takes the next delivery from the inbox itself, and the next, without the loop. The thread
+reports each run itself, through the same ``Processor.finish`` as any other run (the settler
+takes outcomes from any thread and wakes the loop once per batch), and the fetcher learns of
+the finished runs in batches too (``collect_done``): the loop is woken only when the fetcher
+waits for exactly that room.
 
 A delivery may join a streak only if nothing has to be awaited around its body: a sync task
 with no run guards (locks, limits), acknowledged after the run (at-least-once), not a
@@ -16,15 +18,16 @@ streak: it goes back to the consumer that started the streak, which takes it the
 A streak also ends when the inbox is empty or the worker is stopping. The consumer stays busy
 while its streak runs, so the pool still runs at most ``concurrency`` tasks at once.
 
-How many streaks run at once: no more than keep the GIL busy with short runs, and as many as
-needed for long ones. Measured on the benchmark's one-``INCR`` task (60 µs), eight slot threads
-taking turns at the GIL drain at half the rate of one or two, while tasks that wait (an HTTP
-call, a query of a few milliseconds) want every slot. So at most ``LIMIT`` streaks whose current
-run is younger than ``STALL`` run at once: short runs share two threads, and a run that takes
-longer than ``STALL`` no longer counts, so that waiting tasks get up to ``concurrency`` streaks
-(as many as the old one-thread-per-task pool ran). A consumer whose delivery would make one
-streak too many leaves it at the front of the inbox for the running streaks and waits, to look
-again every ``TICK`` or when a streak ends; a streak over the limit ends after its current run.
+How many streaks run at once: one for short runs, as many as needed for long ones. Measured on
+the benchmark's one-``INCR`` task (60 µs a run), every extra thread taking turns at the GIL
+costs more than the overlap of round trips it buys (one streak: 0.96x ``-P solo``; up to eight:
+0.6x), while tasks that wait (an HTTP call, a query of a few milliseconds) want every slot. So
+at most ``LIMIT`` streaks whose current run is younger than ``STALL`` run at once, and a run
+that takes longer than ``STALL`` no longer counts: waiting tasks get up to ``concurrency``
+streaks (as many threads as the one-task-per-thread pool ran). A consumer whose delivery would
+make one streak too many leaves it at the front of the inbox for the running streak and waits,
+to look again every ``TICK`` or when a streak ends; a streak over the limit ends after its
+current run.
 
 Hard time limits and terminating revokes work as for any run in a slot thread: the exception is
 raised in the thread, and the worker stops waiting at once (``Streak.kill``): the run is
