@@ -227,8 +227,11 @@ class Fetcher:
         returns late during shutdown must not swallow the consumers' signal to stop."""
         released = sentinels = 0
         inbox = self.inbox
-        while not inbox.empty():
-            d = inbox.get_nowait()
+        while True:
+            try:  # not empty() then get: a slot thread on a streak may take the last one between
+                d = inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                break
             if d is None:
                 sentinels += 1
                 continue

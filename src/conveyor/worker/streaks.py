@@ -252,7 +252,10 @@ class Streaks:
             d = inbox.take()
             if d is None:
                 return None
-            next_run = self.accept(d)
+            try:
+                next_run = self.accept(d)
+            except Exception:  # the consumer takes it the usual way, and reports what fails
+                return d
             if next_run is None:
                 return d
             run = next_run
