@@ -42,7 +42,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--broker", default="redis,sqlite")
     parser.add_argument("--processes", default="1", help="comma-separated: each is measured")
-    parser.add_argument("--pools", default="solo,threads,asyncio", help="the first is the reference")
+    parser.add_argument(
+        "--pools",
+        default="solo,threads,asyncio",
+        help="the first is the reference; POOL:N sets -c N (e.g. threads:4)",
+    )
     parser.add_argument("--history", action="store_true", help="task history on (the default in production)")
     parser.add_argument("--redis-server", default="redis-server")
     args = parser.parse_args()
@@ -65,9 +69,12 @@ def main() -> None:
                         if broker == "redis"
                         else f"sqlite:///{tmp}/{pool}{processes}-{r}.db"
                     )
-                    worker = ["-A", "bench.conveyor_tasks", "worker", "-P", pool]
+                    # "threads:4" is `-P threads -c 4`: a pool at a chosen concurrency.
+                    name, _, concurrency = pool.partition(":")
+                    worker = ["-A", "bench.conveyor_tasks", "worker", "-P", name]
                     worker += ["--processes", str(processes)]
-                    log = tmp / f"{broker}-{pool}{processes}-{r}.log"
+                    worker += ["-c", concurrency] if concurrency else []
+                    log = tmp / f"{broker}-{name}{concurrency}-{processes}-{r}.log"
                     runs[variant].append(drain(server, url, args.tasks, worker, args.history, log))
             ref = variants[0]
             for variant in variants:
@@ -78,8 +85,8 @@ def main() -> None:
                     ratios = [a[i] / b[i] for a, b in zip(runs[variant], runs[ref], strict=True)]
                     cells.append(f"{label} {rate:7,.0f}/s ({statistics.median(ratios):4.2f}x)")
                 cpu = statistics.median(x[2] for x in runs[variant])
-                name = f"-P {variant[0]} --processes {variant[1]}"
-                print(f"{broker:6} {name:27} " + "   ".join(cells) + f"   CPU/task {cpu:6.1f} µs")
+                name = f"-P {variant[0].replace(':', ' -c ')} --processes {variant[1]}"
+                print(f"{broker:6} {name:33} " + "   ".join(cells) + f"   CPU/task {cpu:6.1f} µs")
     finally:
         PROCESSES.stop_all()
         server.cleanup()

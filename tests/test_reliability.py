@@ -8,7 +8,9 @@ own recipe with real worker processes (and a real redis-server), on every broker
 - an outage longer than the lease reruns nothing of the live workers;
 - a job with an id that is not UTF-8 is dead-lettered alone;
 - a forged ``SystemExit`` failure is not raised in the caller; a full SQLite disk is a
-  ``BrokerError`` for producers.
+  ``BrokerError`` for producers;
+- one SIGTERM stops a worker whose broker is gone (Redis killed, SQLite file locked) within
+  its grace period and a few seconds; the outcomes it could not report are not lost.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from __future__ import annotations
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from conveyor import Conveyor, states
+from conveyor import AsyncResult, Conveyor, states
 from conveyor.brokers import JobSpec, Outcome, broker_from_url
 from conveyor.exceptions import BrokerError, RemoteError
 
@@ -320,3 +322,95 @@ def test_sys_exit_0_in_a_task_is_a_failure_too_and_sigterm_still_stops_the_worke
     wait_for(lambda: result.state == states.FAILURE, 15)
     worker.signal(signal.SIGTERM)
     assert worker.proc.wait(timeout=15) == 0
+
+
+# -- a broker gone at shutdown ---------------------------------------------------------------------
+GRACE = 2.0  # the workers' --shutdown-timeout in these tests
+
+
+def _finish_after_cutting_off(worker: WorkerProcess, tmp_path: Path, cut_off: Callable[[], None]) -> None:
+    """Two gated tasks run on ``worker``; cut it off from its broker, then let them finish: it now
+    holds two outcomes it cannot report."""
+    wait_for(lambda: len(starts(tmp_path / "gone")) == 2, 15)
+    cut_off()
+    (tmp_path / "gone.open").touch()
+    wait_for(lambda: sum(line.startswith("done") for line in lines(tmp_path / "gone")) == 2, 15)
+
+
+def _stops_on_one_sigterm(worker: WorkerProcess) -> None:
+    worker.signal(signal.SIGTERM)  # once: an operator or an orchestrator sends one
+    assert worker.proc.wait(timeout=GRACE + 10) == 0, worker.log()
+    assert "could not report 2 outcome(s) to the broker" in worker.log()
+
+
+def _both_run_again(url: str, tmp_path: Path, results: list[AsyncResult]) -> None:
+    """The given-up outcomes are not lost: their leases expire and a new worker runs them again."""
+    successor = WorkerProcess(url, tmp_path, env=FAST_LEASE, name="successor").wait_ready()
+    try:
+        assert sorted(r.get(timeout=30) for r in results) == ["t0", "t1"]
+        assert sorted(line.split()[1] for line in starts(tmp_path / "gone")) == ["t0", "t0", "t1", "t1"]
+    finally:
+        successor.stop()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_worker_whose_broker_is_gone(tmp_path: Path) -> None:
+    server = RedisServer(appendonly=True).start()  # the leases survive the crash, as in production
+    basic.app.conf.broker_url = server.url
+    worker = WorkerProcess(
+        server.url, tmp_path, "-c", "2", "--shutdown-timeout", str(GRACE), env=FAST_LEASE
+    ).wait_ready()
+    try:
+        results = [basic.gated.delay("gone", f"t{i}") for i in range(2)]
+        _finish_after_cutting_off(worker, tmp_path, lambda: server.stop(kill=True))
+        wait_for(lambda: "could not settle" in worker.log(), 15)  # retrying the settle meanwhile
+        _stops_on_one_sigterm(worker)
+        server.start()  # same port, same data
+        _both_run_again(server.url, tmp_path, results)
+    finally:
+        worker.stop()
+        basic.app.close()
+        server.cleanup()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_worker_whose_sqlite_database_is_locked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'broker.db'}"
+    basic.app.conf.broker_url = url
+    worker = WorkerProcess(url, tmp_path, "-c", "2", "--shutdown-timeout", str(GRACE), env=FAST_LEASE)
+    worker.wait_ready()
+    # Another process holds the write lock (a stuck process, a backup tool): every write of the
+    # worker waits for it, for longer than the worker's grace period.
+    locker = sqlite3.connect(tmp_path / "broker.db", isolation_level=None)
+    try:
+        results = [basic.gated.delay("gone", f"t{i}") for i in range(2)]
+        _finish_after_cutting_off(worker, tmp_path, lambda: locker.execute("BEGIN IMMEDIATE"))
+        _stops_on_one_sigterm(worker)
+        locker.execute("ROLLBACK")
+        _both_run_again(url, tmp_path, results)
+    finally:
+        worker.stop()
+        locker.close()
+        basic.app.close()
+
+
+@pytest.mark.slow
+def test_a_second_sigterm_stops_a_worker_whose_broker_is_gone_at_once(tmp_path: Path) -> None:
+    server = RedisServer().start()
+    basic.app.conf.broker_url = server.url
+    # A grace period far longer than the test: only the second signal can end the worker in time.
+    worker = WorkerProcess(server.url, tmp_path, "-c", "2", "--shutdown-timeout", "600").wait_ready()
+    try:
+        for i in range(2):
+            basic.gated.delay("gone", f"t{i}")
+        _finish_after_cutting_off(worker, tmp_path, lambda: server.stop(kill=True))
+        worker.signal(signal.SIGTERM)
+        wait_for(lambda: "SIGTERM received" in worker.log(), 10)
+        time.sleep(1.5)  # a repeat within a second is taken as the same request delivered twice
+        worker.signal(signal.SIGTERM)
+        assert worker.proc.wait(timeout=10) != 0
+        assert "second signal" in worker.log()
+    finally:
+        worker.stop()
+        basic.app.close()
+        server.cleanup()

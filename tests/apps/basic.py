@@ -197,3 +197,30 @@ def hoard(name: str, megabytes: int) -> int:
 @app.task
 def pid() -> int:
     return os.getpid()
+
+
+@app.task
+def gated(name: str, token: str) -> str:
+    """Append ``start token``, wait until the file ``name.open`` exists (the test opens the
+    gate when it is ready for the task to finish), then append ``done token``."""
+    directory = Path(os.environ.get("CONVEYOR_TEST_DIR", "."))
+    _mark(name, f"start {token} {os.getpid()}")
+    deadline = time.monotonic() + 60  # a test that never opens the gate fails, not hangs
+    while not (directory / f"{name}.open").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _mark(name, f"done {token} {os.getpid()}")
+    return token
+
+
+@app.task
+def rendezvous(name: str, token: str, count: int) -> str:
+    """Append ``start token``, then wait until ``count`` tasks have started in file ``name``:
+    "met" if they all ran at once, "alone" if the 60 s deadline passed first."""
+    path = Path(os.environ.get("CONVEYOR_TEST_DIR", ".")) / name
+    _mark(name, f"start {token} {os.getpid()}")
+    deadline = time.monotonic() + 60  # fewer slots than ``count``: the test fails, not hangs
+    while time.monotonic() < deadline:
+        if sum(line.startswith("start ") for line in path.read_text().splitlines()) >= count:
+            return "met"
+        time.sleep(0.01)
+    return "alone"

@@ -199,9 +199,10 @@ def _run(w: Worker, beat: Any, supervised: bool = False) -> None:
         code = 1  # its -P processes children cannot start: a failure, for the operator to see
     if supervised and w.shut_down:
         code = SHUT_DOWN  # a control shutdown: the supervisor must not replace this process
-    if w.stuck_threads:
-        # Threads still running abandoned tasks would block interpreter exit; their jobs went
-        # back to the queue already.
+    if w.stuck_threads or w.unreported:
+        # Threads still running abandoned tasks, or still waiting on a broker that does not
+        # answer (a locked SQLite file, a Redis that drops packets), would block interpreter
+        # exit; their jobs went back to the queue already, or come back when their leases expire.
         os._exit(code)
     if code:
         sys.exit(code)

@@ -86,10 +86,10 @@ class ControlThread:
             logger.warning("%s: could not read rate-limit overrides: %s", self.worker.hostname, exc)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
         failing = False
@@ -205,15 +205,8 @@ class ControlThread:
         fetcher = self.worker._fetcher
         if fetcher is None:
             return []
-        waiting: list[Delivery | None] = []
-        for _ in range(3):  # the loop may change the inbox while this thread copies it
-            try:
-                # asyncio.Queue has no public peek; its deque is only read here, never changed.
-                waiting = list(fetcher.inbox._queue)  # type: ignore[attr-defined]
-                break
-            except RuntimeError:
-                continue
-        return [_describe(d) for d in waiting if d is not None]
+        waiting = fetcher.inbox.waiting()
+        return [_describe(d) for d in waiting]
 
     def _query_task(self, args: dict[str, Any]) -> dict[str, dict[str, Any]]:
         ids = {str(i) for i in args.get("ids", [])}

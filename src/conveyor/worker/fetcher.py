@@ -23,12 +23,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
 from ..brokers import Broker, Delivery, Outcome
+from .inbox import Inbox
 from .reporter import Stats
 from .settler import Settler
 
@@ -38,6 +40,7 @@ FETCH_WAIT = 1.0  # longest a fetch blocks, so a stop request is noticed promptl
 PREFETCH_HORIZON = 0.1
 PREFETCH_MAX = 1000
 PAUSED_POLL = 0.25  # how often a fetcher whose every queue is paused looks again
+ROOM_POLL = 0.05  # how often a full fetcher counts the runs streaks finished meanwhile
 
 
 class Fetcher:
@@ -66,7 +69,7 @@ class Fetcher:
         self.concurrency = concurrency
         self.prefetch_limit = prefetch_limit  # the floor; see target()
         self.burst = burst
-        self.inbox: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self.inbox = Inbox()
         self.room = asyncio.Event()
         self.held = 0
         self.given_back = 0  # deliveries released unstarted (shutdown), for the log line
@@ -76,6 +79,8 @@ class Fetcher:
         self.paused: frozenset[str] = frozenset()  # of this worker's queues; set by the keeper
         self.state = "fetching"  # fetching | full | paused | failing | stopping
         self.fetched_at: float | None = None  # epoch seconds of the broker's last fetch answer
+        # Runs the slot threads' streaks finished since the last call (streaks.py sets it).
+        self.collect_done: Callable[[], int] = lambda: 0
 
     def target(self) -> int:
         """How many deliveries to hold: concurrency x multiplier, more for short tasks."""
@@ -91,11 +96,15 @@ class Fetcher:
         backoff = 0.05
         failing = False
         while not self.stopping:
+            self.held -= self.collect_done()
             room = self.target() - self.held
             if not self._wants(room):
                 self.state = "full"
                 self.room.clear()
-                await self.room.wait()
+                # A slot thread on a streak counts its runs done in a batch, and may miss the
+                # moment this fetcher starts waiting (streaks.py): look again now and then.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.room.wait(), ROOM_POLL)
                 continue
             queues = [q for q in self.queues if q not in self.paused]
             if not queues:
@@ -197,9 +206,13 @@ class Fetcher:
         round trips, not the tasks, would take the time."""
         return room > 0 and (2 * room >= self.target() or self.inbox.empty())
 
-    def done(self) -> None:
+    def wants_room(self, finished: int) -> bool:
+        """(Any thread) Would ``finished`` more deliveries done make this fetcher fetch?"""
+        return self._wants(self.target() - self.held + finished)
+
+    def done(self, count: int = 1) -> None:
         """A delivery left the worker's hands (run and reported, or given back)."""
-        self.held -= 1
+        self.held -= count
         if not self.room.is_set() and self._wants(self.target() - self.held):
             self.room.set()
 
@@ -214,8 +227,11 @@ class Fetcher:
         returns late during shutdown must not swallow the consumers' signal to stop."""
         released = sentinels = 0
         inbox = self.inbox
-        while not inbox.empty():
-            d = inbox.get_nowait()
+        while True:
+            try:  # not empty() then get: a slot thread on a streak may take the last one between
+                d = inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                break
             if d is None:
                 sentinels += 1
                 continue

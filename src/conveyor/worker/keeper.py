@@ -77,10 +77,10 @@ class Keeper:
         self.beat()  # register before fetching anything, so leases are renewed from the start
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout)
 
     def beat(self) -> None:
         sent = time.monotonic()

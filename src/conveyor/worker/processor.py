@@ -29,6 +29,7 @@ from .intake import Refused, intake
 from .plan import Plan, make_plan
 from .pools import PoolBroken, ProcessDied
 from .runners import Active, AsyncRunner, InlineRunner, ThreadRunner
+from .streaks import NO_VALUE, Run
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from .procpool import ProcessRunner
     from .reporter import Reporter
     from .settler import Settler
+    from .streaks import Streaks
 
 logger = logging.getLogger("conveyor.worker")
 
@@ -81,18 +83,23 @@ class Processor:
         # Called as each delivery is done, before the consumer takes the next: a worker that
         # retires after a task (recycle.py) stops here, so no further task starts.
         self.after_each: Callable[[], None] | None = None
+        # Slot threads' streaks (threads pool; streaks.py), set by the worker when it uses them.
+        self.streaks: Streaks | None = None
 
     # -- the consumer loop ---------------------------------------------------------------------
     async def consume(self) -> None:
         fetcher = self.fetcher
         inbox = fetcher.inbox
+        leftover: Delivery | None = None  # the delivery that ended this consumer's streak
         while True:
-            d = await inbox.get()
+            d = leftover if leftover is not None else await inbox.get()
+            leftover = None
             if d is None:
                 return
             if self.stopping:  # shutting down: not started yet, so it goes back untouched
                 fetcher.give_back(d)
                 continue
+            streaked = False  # a streak reports (and counts done) each of its runs itself
             try:
                 got = intake(d, self.tasks, self.revoked, self.accept, self.hostname)
                 if isinstance(got, Refused):
@@ -114,6 +121,13 @@ class Processor:
                         await self._process(d, got.env, got.task, got.request, plan)
                     elif plan.inline and not d.redelivered:
                         self._run_inline(d, got.env, got.task, got.request, plan)  # no awaits at all
+                    elif plan.streak and not d.redelivered and self.streaks is not None:
+                        streaked = True
+                        if not self.streaks.wanted():
+                            await self.streaks.hold_back(d)  # the running streaks take it
+                            continue
+                        run = Run(d, got.env, got.task, got.request, plan)
+                        leftover = await self.streaks.run(run)
                     else:
                         await self._process(d, got.env, got.task, got.request, plan)
             except BrokerError as exc:
@@ -121,15 +135,26 @@ class Processor:
                 logger.error("task %s: broker unreachable while preparing it; giving it back: %s", d.id, exc)
                 self.settler.add(Outcome("release", d.id, d.delivery))
             except Exception as exc:
+                if streaked:
+                    logger.exception("a slot thread's streak failed (its tasks are given back by lease)")
+                    continue
                 self.active.pop(d.id, None)
                 self.reporter.internal_error(d, exc)
             finally:
-                fetcher.done()
-                if self.after_each is not None:
-                    self.after_each()
+                if not streaked:
+                    fetcher.done()
+                    if self.after_each is not None:
+                        self.after_each()
 
     def _plan(self, task: Task[Any, Any]) -> Plan:
-        plan = make_plan(task, self.run_guards(task), self.sync_runner, self.async_runner, self.inline_pool)
+        plan = make_plan(
+            task,
+            self.run_guards(task),
+            self.sync_runner,
+            self.async_runner,
+            self.inline_pool,
+            streaks=self.streaks is not None,
+        )
         self.plans[task.name] = plan
         return plan
 
@@ -216,7 +241,20 @@ class Processor:
         exc: BaseException | None,
     ) -> None:
         """Report a finished run: success, revoked (terminated), or an error to classify."""
-        runtime = time.perf_counter() - t0
+        self.finish(d, env, task, request, plan, time.perf_counter() - t0, value, exc)
+
+    def finish(
+        self,
+        d: Delivery,
+        env: Envelope,
+        task: Task[Any, Any],
+        request: Request,
+        plan: Plan,
+        runtime: float,
+        value: Any,
+        exc: BaseException | None,
+    ) -> None:
+        """(Loop) Report a run that took ``runtime`` seconds (see ``_end``)."""
         del self.active[d.id]
         self.revoked.pop(d.id, None)
         if exc is None:
@@ -289,4 +327,4 @@ def _guards_after(guards: list[RunGuard], task: Task[Any, Any], request: Request
             logger.exception("run guard %r failed after task %s", guard, d.id)
 
 
-_NO_VALUE: Any = object()
+_NO_VALUE: Any = NO_VALUE

@@ -53,6 +53,7 @@ class Active:
     killed: str | None = None  # why the worker stopped waiting: "time" or "revoked"
     request: Request | None = None  # its arguments and attempt, for the heartbeat's info
     signal: str | None = None  # a terminating revoke's --signal (the process pool sends it)
+    on_kill: Callable[[], None] | None = None  # runs on a streak (streaks.py): how to stop waiting
 
     def stop_waiting(self, reason: str) -> None:
         """On the loop: stop waiting for this run (hard time limit or terminating revoke)."""
@@ -62,6 +63,8 @@ class Active:
             self.kill.set_result(reason)
         if self.waiter is not None and not self.waiter.done():
             self.waiter.cancel()
+        if self.on_kill is not None:
+            self.on_kill()
 
 
 def _call_args(task: Task[Any, Any], request: Request) -> list[Any]:

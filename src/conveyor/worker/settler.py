@@ -10,6 +10,14 @@ at-most-once task's ``start``) is never held back.
 If the broker is unreachable the batch is kept and retried with backoff: an outcome is only
 dropped once the broker accepted it (and if this process dies first, the leases expire and
 the jobs run again — at-least-once).
+
+``add`` may be called from any thread (a slot thread on a streak reports its own runs): the
+first outcome of a batch wakes the loop, the others only join the batch.
+
+Closing (graceful shutdown) flushes what is pending, retrying at least every
+``CLOSING_RETRY`` seconds, until a deadline: a worker asked to stop must stop even when its
+broker is gone. What the broker has not taken by then is given up and counted; those leases
+expire and the broker takes the jobs back, exactly as if the process had died.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -25,6 +34,7 @@ from ..brokers import Broker, Outcome
 logger = logging.getLogger("conveyor.worker")
 
 SETTLE_GAP = 0.005  # shortest time between the starts of two flushes under load; see _run
+CLOSING_RETRY = 0.5  # longest wait between two settle attempts once closing (a deadline runs)
 
 
 class Settler:
@@ -50,34 +60,82 @@ class Settler:
         self._urgent = asyncio.Event()  # ends the gap between two flushes early
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._flushing: list[Outcome] = []  # the batch the broker is being asked to take now
+        self._lock = threading.Lock()  # _pending and _wake_asked, which other threads change
+        self._wake_asked = False  # the loop has been woken for what is pending
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._task = asyncio.create_task(self._run(), name="conveyor-settler")
 
     def add(self, outcome: Outcome) -> None:
-        self._pending.append(outcome)
-        self._wake.set()
+        """(Any thread) Settle ``outcome`` with the next batch."""
+        with self._lock:
+            self._pending.append(outcome)
+            if self._wake_asked:
+                return
+            self._wake_asked = True
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._wake.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody settles any more
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def _take(self) -> list[Outcome]:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._wake_asked = False
+        return batch
+
+    def _put_back(self, batch: list[Outcome]) -> None:
+        with self._lock:
+            self._pending[:0] = batch
 
     async def add_and_wait(self, outcome: Outcome) -> None:
         """Add an outcome and return once the broker has it (used before running an at-most-once task)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(outcome)
+        with self._lock:
+            self._pending.append(outcome)
         self._waiters.append(fut)
         self._wake.set()
         self._urgent.set()
         await fut
 
-    async def close(self) -> None:
-        """Flush everything still pending, then stop."""
+    async def close(self, deadline: float | None = None) -> int:
+        """Flush everything still pending, then stop. With ``deadline`` (the loop's clock), stop
+        trying then: return how many outcomes the broker had not taken (0: all settled)."""
         self._closing = True
         self._wake.set()
         self._urgent.set()
-        if self._task is not None:
-            await self._task
+        task = self._task
+        if task is None:
+            return len(self._pending)
+        if deadline is None:
+            await task
+            return 0
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if task in done:
+            task.result()  # a bug in the settler itself is raised, not taken for an outage
+            return 0
+        # Still retrying: the broker is unreachable (or a call to it hangs). A broker call under
+        # way goes on in its thread; its answer, if it ever comes, is simply not waited for.
+        task.cancel()
+        await asyncio.wait({task})
+        unreported = len(self._take()) + len(self._flushing)
+        for fut in self._waiters:
+            fut.cancel()
+        self._flushing, self._waiters = [], []
+        return unreported
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         delay = 0.05
+        failing = False
         started = -SETTLE_GAP
         while True:
             if not self._pending:
@@ -96,19 +154,33 @@ class Settler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), gap)
             started = loop.time()
-            batch, self._pending = self._pending, []
+            batch = self._take()
             waiters, self._waiters = self._waiters, []
+            self._flushing = batch
             try:
                 await loop.run_in_executor(self._executor, self._broker.settle, batch, self._result_ttl())
             except Exception as exc:
                 self._on_trouble()
-                logger.error("could not settle %d outcome(s), will retry: %s", len(batch), exc)
-                self._pending[:0] = batch
+                if not failing:  # once per outage, as the fetcher and the keeper do
+                    logger.error("could not settle %d outcome(s), will retry: %s", len(batch), exc)
+                    failing = True
+                self._put_back(batch)
                 self._waiters[:0] = waiters
+                self._flushing = []
                 self._wake.set()
-                await asyncio.sleep(delay)
+                # Back off, but not past a close: a closing settler has a deadline, and retries
+                # often enough to catch a broker that comes back before it.
+                self._urgent.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._urgent.wait(), min(delay, CLOSING_RETRY) if self._closing else delay
+                    )
                 delay = min(delay * 2, 5.0)
                 continue
+            self._flushing = []
+            if failing:
+                logger.warning("settled %d outcome(s) held back while the broker failed", len(batch))
+                failing = False
             delay = 0.05
             self._on_settled(batch)
             for fut in waiters:

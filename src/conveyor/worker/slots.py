@@ -69,6 +69,10 @@ class SlotThreads:
         self._count = 0
         self._closed = False
 
+    @property
+    def size(self) -> int:
+        return self._size
+
     def submit(self, fn: Callable[[], Any]) -> Job:
         """(Loop) Run ``fn`` in a slot thread; await ``job.future`` for its (value, exception)."""
         job = Job(fn, self._loop.create_future())

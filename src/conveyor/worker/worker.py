@@ -12,6 +12,9 @@ settles), keeper.py (heartbeats, reclaims).
 
 Graceful shutdown (SIGTERM/SIGINT): stop fetching, give prefetched jobs back at once, let
 running tasks finish for ``worker_shutdown_timeout`` seconds, give back what is still running.
+Outcomes the broker has not taken yet are retried until that grace period ends (and for at
+least ``FINAL_FLUSH`` seconds after the last task), then given up: with the broker gone the
+worker still exits, and the broker takes those jobs back when their leases expire.
 A second signal (a second or more after the first) exits at once; the leases expire and other
 workers take over. The same drain
 retires a worker that reached ``worker_max_tasks_per_child`` or ``worker_max_memory_per_child``
@@ -52,6 +55,7 @@ from .reporter import Reporter, Stats
 from .runners import AsyncRunner, InlineRunner, ThreadRunner
 from .settler import Settler
 from .slots import SlotThreads
+from .streaks import Streaks
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
@@ -66,6 +70,11 @@ SPARE_THREADS = 8  # replacements for threads left running by a hard time limit
 # A repeat of the first stop signal within this many seconds is the same request delivered twice
 # (process group and supervisor), not an operator asking to stop at once.
 SAME_SIGNAL = 1.0
+# Shutdown: how long the last outcomes are retried at least once no task runs any more (the
+# grace period may be over), and how long unregistering may take. Both bound the exit when the
+# broker is unreachable.
+FINAL_FLUSH = 3.0
+UNREGISTER_WAIT = 2.0
 
 
 class Worker:
@@ -137,6 +146,9 @@ class Worker:
         self.stats = Stats()
         self.started = time.time()
         self.stuck_threads = False
+        # Outcomes given up at shutdown because the broker did not take them; nonzero also means
+        # broker calls may still hang in their threads (the CLI does not wait for them).
+        self.unreported = 0
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -321,6 +333,10 @@ class Worker:
         fetcher.stopping = processor.stopping = self._stopping
         if self.recycler.max_tasks is not None and self.recycles_itself:
             processor.after_each = lambda: self._recycle(memory=False)
+        elif isinstance(sync_runner, ThreadRunner):
+            # Not with a task-count limit: a streak would start tasks past it before the loop
+            # counted the last one, and the limit is exact.
+            processor.streaks = Streaks(processor, self._threads, sync_runner, loop, self._on_abandoned)
         keeper = self._keeper = Keeper(
             broker,
             self.owner,
@@ -379,6 +395,7 @@ class Worker:
             logger.info("%s: gave %d prefetched task(s) back to the queue", self.hostname, released)
         for _ in consumers:
             fetcher.inbox.put_nowait(None)
+        grace_ends = loop.time() + self.shutdown_timeout
         _, pending = (
             await asyncio.wait(consumers, timeout=self.shutdown_timeout) if consumers else (set(), set())
         )
@@ -389,6 +406,8 @@ class Worker:
                 len(processor.active),
                 self.shutdown_timeout,
             )
+            if processor.streaks is not None:
+                processor.streaks.given_up = True  # what they still finish was given back here
             for active in list(processor.active.values()):
                 task = self.app.tasks.get(active.task)
                 if task is None or task.acks_late:
@@ -398,12 +417,30 @@ class Worker:
             self.stuck_threads = True
         if self._pool is not None:  # its running tasks are done or given back: no child is needed
             await self._pool.close(timeout=5.0)
-        await self.settler.close()
+        # Report what can be reported; a broker that is gone must not keep the worker from
+        # stopping (it would ignore SIGTERM for as long as the outage lasts).
+        self.unreported = await self.settler.close(max(grace_ends, loop.time() + FINAL_FLUSH))
+        if self.unreported:
+            logger.warning(
+                "%s: could not report %d outcome(s) to the broker before stopping; gave them up: "
+                "the broker takes those tasks back when their leases expire",
+                self.hostname,
+                self.unreported,
+            )
+        # The control and keeper threads, stuck in a call to a broker that does not answer, are
+        # not waited for long: they are daemon threads, and what they would still send (a
+        # heartbeat, a reply) changes nothing the expiring leases do not.
+        join_for = 1.0 if self.unreported else 5.0
         if self._control is not None:
-            self._control.stop()
-        keeper.stop()
+            self._control.stop(timeout=join_for)
+        keeper.stop(timeout=join_for)
         try:
-            await loop.run_in_executor(self._settle_exec, self.app.broker.unregister_worker, self.owner)
+            await asyncio.wait_for(
+                loop.run_in_executor(self._settle_exec, self.app.broker.unregister_worker, self.owner),
+                UNREGISTER_WAIT,
+            )
+        except TimeoutError:
+            logger.warning("could not unregister worker: no answer within %.0fs", UNREGISTER_WAIT)
         except Exception as exc:
             logger.warning("could not unregister worker: %s", exc)
         self._watchdog.stop()

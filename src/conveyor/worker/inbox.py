@@ -1,0 +1,89 @@
+"""The inbox: leased deliveries waiting for a consumer, shared by the loop and the slot threads.
+
+The fetcher puts deliveries in on the loop; the loop's consumers take them with ``await
+get()``; and under the threads pool a slot thread on a streak (streaks.py) takes the next one
+itself with ``take()``, without going through the loop. ``asyncio.Queue`` cannot be shared so:
+its ``get`` checks for an item and then takes it, and a thread taking the item in between would
+make that take fail. Here every take is a single ``deque.popleft`` (atomic under the GIL), and
+a consumer that finds the deque empty waits for the next ``put_nowait`` and tries again.
+
+``None`` is the stop sentinel the worker puts in at shutdown, one per consumer: only a consumer
+takes it (a slot thread that finds it puts it back and ends its streak).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from ..brokers import Delivery
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self._items: deque[Delivery | None] = deque()
+        self._getters: deque[asyncio.Future[None]] = deque()
+
+    def put_nowait(self, item: Delivery | None) -> None:
+        """(Loop) Add a delivery (or a stop sentinel) and wake one waiting consumer."""
+        self._items.append(item)
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        getters = self._getters
+        while getters:
+            fut = getters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def put_front(self, item: Delivery) -> None:
+        """(Loop) Put a delivery back first in line, for the slot threads' streaks: no consumer
+        is woken for it (the one that put it back is waiting for its turn; streaks.py)."""
+        self._items.appendleft(item)
+
+    async def get(self) -> Delivery | None:
+        """(Loop) The next item, waiting for one if there is none."""
+        items = self._items
+        while True:
+            try:
+                return items.popleft()
+            except IndexError:
+                pass
+            fut = asyncio.get_running_loop().create_future()
+            self._getters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                # A wake-up meant for this consumer passes on to the next one.
+                if fut.done() and not fut.cancelled():
+                    self._wake_one()
+                raise
+
+    def get_nowait(self) -> Delivery | None:
+        """(Loop) The next item; ``asyncio.QueueEmpty`` if there is none."""
+        try:
+            return self._items.popleft()
+        except IndexError:
+            raise asyncio.QueueEmpty from None
+
+    def take(self) -> Delivery | None:
+        """(Any thread) The next delivery, or None when there is none or the next item is a
+        stop sentinel (left in place, for a consumer)."""
+        try:
+            item = self._items.popleft()
+        except IndexError:
+            return None
+        if item is None:
+            self._items.appendleft(None)
+        return item
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def waiting(self) -> list[Delivery]:
+        """(Any thread) A copy of the deliveries waiting, for ``inspect reserved``."""
+        return [d for d in list(self._items) if d is not None]
