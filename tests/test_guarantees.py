@@ -149,12 +149,14 @@ def test_revoke_with_terminate_stops_a_running_task(
 def test_sigterm_lets_running_tasks_finish_and_gives_prefetched_ones_back(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "1", "--prefetch-multiplier", "4").wait_ready()
+    # Queued before the worker starts, so that its first fetch leases all four (queued while it
+    # fetches, they may come in twos, and the first could finish before the last is leased).
     results = [basic.record.delay("graceful", f"t{i}", 1.0) for i in range(4)]
+    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "1", "--prefetch-multiplier", "4").wait_ready()
     wait_for(lambda: starts(tmp_path / "graceful"), 10)
     # One running, three prefetched: all four leased before the signal (on a busy machine the
     # fetch may trail the first task's start).
-    wait_for(lambda: app.broker.queue_stats()["default"].leased == 4, 10)
+    wait_for(lambda: (q := app.broker.queue_stats().get("default")) is not None and q.leased == 4, 10)
     assert worker.stop() == 0  # one SIGTERM
     finished = [line for line in lines(tmp_path / "graceful") if line.startswith("done")]
     assert len(finished) == 1  # the running one finished; the three prefetched were not started
