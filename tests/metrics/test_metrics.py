@@ -166,3 +166,32 @@ def test_the_metrics_command_has_help_with_an_example_and_refuses_a_bad_port() -
     assert shown.returncode == 0 and "Example:" in shown.stdout and "--port" in shown.stdout
     refused = run("--port", "70000")
     assert refused.returncode == 2 and "70000" in refused.stderr
+
+
+def test_an_every_interface_bind_prints_a_metrics_url_a_scraper_can_reach(tmp_path: Path) -> None:
+    """``--host 0.0.0.0`` listens everywhere; the printed URL must be one that answers."""
+    port = free_port()
+    proc = ConveyorProcess(
+        f"sqlite:///{tmp_path / 'b.db'}",
+        tmp_path,
+        ["metrics", "--host", "0.0.0.0", "--port", str(port)],
+        "tests.apps.api_app",
+        "m",
+    )
+    try:
+        wait_for(lambda: "serving" in proc.log() or proc.proc.poll() is not None, 30)
+        [line] = [text for text in proc.log().splitlines() if text.startswith("conveyor metrics: serving ")]
+        printed = line.split()[3]
+        assert printed == f"http://127.0.0.1:{port}/metrics", line
+        assert f"(listening on all interfaces, 0.0.0.0:{port}; from another machine: http://" in line, line
+
+        def answers() -> bool:
+            assert proc.proc.poll() is None, proc.log()
+            try:
+                return httpx.get(printed, timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(answers, 30, interval=0.1)
+    finally:
+        proc.stop(timeout=10)

@@ -40,5 +40,7 @@ def metrics(state: State, host: str, port: int) -> None:
     url = state.broker or os.environ.get("CONVEYOR_BROKER_URL")
     app = state.app if state.app_spec or not url else Conveyor("conveyor-metrics", broker=url)
     server = Starlette(routes=[metrics_route(app), health_route(app)])
-    click.echo(f"conveyor metrics: serving http://{host}:{port}/metrics")
+    from ..dashboard.serve import serving_line
+
+    click.echo(serving_line(host, port, label="conveyor metrics: serving", page="/metrics"))
     uvicorn.run(server, host=host, port=port, log_level="warning")

@@ -86,9 +86,9 @@ class LoopbackHostsOnly:
         await self.app(scope, receive, send)
 
 
-def url(host: str, port: int, root_path: str = "") -> str:
+def url(host: str, port: int, root_path: str = "", page: str = "/") -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}{root_path}/"
+    return f"http://{shown}:{port}{root_path}{page}"
 
 
 def is_every_interface(host: str) -> bool:
@@ -103,7 +103,9 @@ def is_every_interface(host: str) -> bool:
         return False
 
 
-def serving_line(host: str, port: int, root_path: str = "") -> str:
+def serving_line(
+    host: str, port: int, root_path: str = "", label: str = "dashboard:", page: str = "/"
+) -> str:
     """What ``serve`` prints once it is about to listen: a URL a browser can open.
 
     ``0.0.0.0`` and ``::`` are addresses to listen on, not to browse to (a browser on another
@@ -117,13 +119,13 @@ def serving_line(host: str, port: int, root_path: str = "") -> str:
     'dashboard: http://[::1]:5555/conveyor/'
     """
     if not is_every_interface(host):
-        return f"dashboard: {url(host, port, root_path)}"
+        return f"{label} {url(host, port, root_path, page)}"
     # ::1 for "::": a host set to accept IPv6 only there (bindv6only) would not answer on 127.0.0.1.
     local = "::1" if ":" in host else "127.0.0.1"
     bound = f"[{host.strip('[]')}]" if ":" in host else host
     return (
-        f"dashboard: {url(local, port, root_path)} (listening on all interfaces, {bound}:{port}; "
-        f"from another machine: {url(socket.gethostname(), port, root_path)})"
+        f"{label} {url(local, port, root_path, page)} (listening on all interfaces, {bound}:{port}; "
+        f"from another machine: {url(socket.gethostname(), port, root_path, page)})"
     )
 
 
