@@ -134,9 +134,9 @@ def test_an_every_interface_bind_prints_a_url_a_browser_can_open(tmp_path: Path,
 
 
 def test_hash_password_reads_a_piped_password_without_a_prompt_or_warning(tmp_path: Path) -> None:
-    def hash_from(stdin: str) -> subprocess.CompletedProcess[str]:
+    def hash_from(stdin: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "conveyor", "dashboard", "--hash-password", "alice"],
+            [sys.executable, "-m", "conveyor", "dashboard", "--hash-password", user],
             cwd=ROOT,
             input=stdin,
             capture_output=True,
@@ -154,6 +154,10 @@ def test_hash_password_reads_a_piped_password_without_a_prompt_or_warning(tmp_pa
     empty = hash_from("")
     assert empty.returncode == 2 and empty.stdout == ""
     assert "--hash-password alice: no password on stdin" in empty.stderr and "Traceback" not in empty.stderr
+    # A bad user name is refused before the password is read (stdin left unread: no password).
+    bad = hash_from("", user="al:ice")
+    assert bad.returncode != 0 and bad.stdout == "" and "bad user name 'al:ice'" in bad.stderr, bad
+    assert "no password on stdin" not in bad.stderr
 
 
 def test_passwords_are_kept_hashed() -> None:

@@ -73,12 +73,13 @@ def dashboard(
       conveyor -A proj dashboard --host 0.0.0.0 --auth-file /etc/conveyor/users
       conveyor dashboard --hash-password alice >> /etc/conveyor/users
     """
-    from ..dashboard.auth import AuthConfigError, hash_line, load_auth_file, parse_plain
+    from ..dashboard.auth import AuthConfigError, check_user_name, hash_line, load_auth_file, parse_plain
     from ..dashboard.serve import UnsafeBind, check_bind, serve
     from ..dashboard.signing import Signer
 
     try:
         if hash_password is not None:
+            check_user_name(hash_password)  # before the password is typed, not after
             click.echo(hash_line(hash_password, _password(hash_password)))
             return
         accounts = [parse_plain(v) for v in auth] + [parse_plain(v, can_act=False) for v in read_only_user]

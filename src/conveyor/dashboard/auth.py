@@ -141,12 +141,12 @@ def check_hash(stored: str) -> None:
 
 def hash_line(user: str, password: str, read_only: bool = False) -> str:
     """One auth-file line: ``user:HASH`` (``user:HASH:read-only`` for a read-only user)."""
-    _check_name(user)
+    check_user_name(user)
     return f"{user}:{hash_password(password)}" + (f":{READ_ONLY}" if read_only else "")
 
 
 # -- configuration -------------------------------------------------------------------------------
-def _check_name(user: str) -> None:
+def check_user_name(user: str) -> None:
     if not user or ":" in user or user != user.strip():
         raise AuthConfigError(f"bad user name {user!r}: it must be non-empty, without ':' or spaces")
 
@@ -156,7 +156,7 @@ def parse_plain(value: str, can_act: bool = True) -> Account:
     user, sep, password = value.partition(":")
     if not sep or not password:
         raise AuthConfigError(f"expected USER:PASSWORD, got {user + ':…' if sep else value!r}")
-    _check_name(user)
+    check_user_name(user)
     return Account(user, hash_password(password), can_act)
 
 
@@ -172,7 +172,7 @@ def parse_auth_lines(lines: Iterable[str], origin: str = "auth file") -> dict[st
         try:
             if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != READ_ONLY):
                 raise AuthConfigError(f"expected user:HASH or user:HASH:{READ_ONLY}")
-            _check_name(parts[0])
+            check_user_name(parts[0])
             check_hash(parts[1])
         except AuthConfigError as exc:
             raise AuthConfigError(f"{origin}, line {number}: {exc}") from None
