@@ -105,6 +105,13 @@ def fatal(i: int, name: str) -> int:
 
 
 @app.task(acks_late=False)
+def once(i: int, name: str) -> int:
+    """An at-most-once step that records each run in ``name`` and returns ``i``."""
+    mark(name, str(i))
+    return i
+
+
+@app.task(acks_late=False)
 def fatal_at_most_once(i: int, name: str) -> int:
     """``fatal``, at-most-once: the first death dead-letters it."""
     mark(name, f"start {i} {os.getpid()}")

@@ -456,7 +456,8 @@ def test_reconcile_dead_letters_a_started_at_most_once_job(broker: Broker) -> No
     d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
     broker.settle([Outcome("start", "a", d.delivery)], 60)
     assert broker.reconcile("w1", []) == ["a"]
-    broker.reclaim(5, 60)  # (Redis moves it on the next reclaim)
+    assert fetch_ids(broker) == []  # parked, not given back to its queue
+    assert broker.reclaim(5, 60).dead == ["a"]  # the next reclaim moves it (with its workflow's end)
     assert "at-most-once" in broker.dead_letters()[0].reason
     assert fetch_ids(broker) == []
 

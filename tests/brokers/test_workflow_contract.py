@@ -232,6 +232,28 @@ def test_a_header_task_dead_lettered_by_reclaim_fails_its_group_in_the_reclaim(b
     assert list(lease_all(broker)) == ["errback"]
 
 
+def test_an_at_most_once_header_task_given_back_by_reconcile_fails_its_group_in_the_reclaim(
+    broker: Broker,
+) -> None:
+    """An ack lost in a broker crash: the worker that started h0 at-most-once no longer holds
+    it. Reconcile must not run it again, and the reclaim that dead-letters it applies its
+    continuation, as for a worker's death (not a dead letter that leaves the chord waiting)."""
+    broker.start_group("g", 2, job("body"), 60)
+    broker.enqueue([job("h0"), job("h1")])
+    d = {x.id: x.delivery for x in broker.fetch(["q"], "w1", 1, 30, 0)}
+    broker.settle([Outcome("start", "h0", d["h0"])], 60)
+    assert broker.reconcile("w1", []) == ["h0"]
+    calls: list[tuple[str, str]] = []
+    report = broker.reclaim(5, 60, _lost_member("g", calls))
+    assert report.dead == ["h0"] and report.requeued == []
+    assert calls == [("h0", states.FAILURE)]
+    assert "at-most-once" in broker.dead_letters()[0].reason
+    assert broker.status("body").state == states.FAILURE
+    state = broker.group_state("g")
+    assert state is not None and state.failed and state.joined == 1
+    assert sorted(lease_all(broker)) == ["errback", "h1"]  # h0 never runs again
+
+
 def test_a_dead_letter_requeued_after_its_group_failed_is_not_counted_again(broker: Broker) -> None:
     broker.start_group("g", 2, job("body"), 60)
     broker.enqueue([job("h0"), job("h1")])

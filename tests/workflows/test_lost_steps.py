@@ -1,6 +1,7 @@
 """Workflow steps the broker ends itself, with no worker's settle: revoked while still queued,
 dead-lettered after their worker died ``task_max_worker_deaths`` times (a thread worker's lease
-expiring, a ``-P processes`` child dying), an at-most-once step whose worker died. Each ends
+expiring, a ``-P processes`` child dying), an at-most-once step whose worker died or whose
+acknowledgement a broker crash lost (given back by the worker's reconcile). Each ends
 its workflow at once: a chord fails with ``ChordError`` naming the member (its body never runs,
 its errback runs once), a chain stops with the error on its later steps (docs/workflows.md,
 "Steps the broker ends")."""
@@ -15,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from conveyor import ChordError, Conveyor, GroupResult, chain, chord
+from conveyor import ChordError, Conveyor, GroupResult, WorkerLostError, chain, chord
+from conveyor.brokers import Outcome
 from conveyor.exceptions import TaskRevokedError
 
-from ..apps.canvas_app import collect, errback, fatal, fatal_at_most_once, member, step
+from ..apps.canvas_app import collect, errback, fatal, fatal_at_most_once, member, once, step
 from ..procs import ROOT, WorkerProcess, lines, process_env, wait_for
 from .conftest import worker
 
@@ -84,6 +86,54 @@ def test_a_chain_whose_middle_step_is_revoked_before_it_was_enqueued_stops_at_it
         with pytest.raises(TaskRevokedError):
             middle.get(timeout=5)
     assert lines(tmp_path / "log") == ["first"]
+
+
+def _started_and_its_ack_lost(app: Conveyor, task_id: str) -> None:
+    """What a broker crash that lost an acknowledgement leaves behind: ``task_id`` (queued on
+    "parked") leased to a live worker that started it at-most-once and no longer holds it. That
+    worker's reconcile (after the broker came back) gives it back, as its fetcher does."""
+    owner = "w-ack-lost"
+    [delivery] = app.broker.fetch(["parked"], owner, 1, 30, 0)
+    assert delivery.id == task_id
+    app.broker.settle([Outcome("start", task_id, delivery.delivery)], 60)
+    assert app.broker.reconcile(owner, []) == [task_id]
+
+
+def test_a_chain_whose_at_most_once_step_is_given_back_by_reconcile_stops_with_worker_lost(
+    canvas: Conveyor, run_worker: Any, tmp_path: Path
+) -> None:
+    """Memory, SQLite and Redis: the step is dead-lettered, never run again, and the chain's
+    later step gets its FAILURE (it used to stay PENDING for ever on SQLite and memory)."""
+    result = chain(once.s(1, "runs").set(queue="parked"), step.s("log", "last")).delay()
+    first = result.parent
+    assert first is not None
+    _started_and_its_ack_lost(canvas, first.id)
+    with run_worker(canvas):  # its keeper's reclaim ends the step, with the app's ``lost`` hook
+        with pytest.raises(WorkerLostError):
+            result.get(timeout=20)
+        with pytest.raises(WorkerLostError):
+            first.get(timeout=5)
+    assert first.id in [d.id for d in canvas.broker.dead_letters()]
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "log").exists()
+
+
+def test_a_chord_whose_at_most_once_header_task_is_given_back_by_reconcile_fails(
+    canvas: Conveyor, run_worker: Any, tmp_path: Path
+) -> None:
+    """Memory, SQLite and Redis: the header task counts as failed, so the chord fails with
+    ``ChordError`` naming it and its errback runs once (its counter used to wait for ever)."""
+    body = collect.s("body")
+    body.link_error(errback.s("errbacks"))
+    result = chord([once.s(0, "runs").set(queue="parked"), member.s(1)])(body)
+    lost = _header(result).results[0].id
+    _started_and_its_ack_lost(canvas, lost)
+    with run_worker(canvas):
+        with pytest.raises(ChordError, match=rf"header task {lost} .*ended in FAILURE: .*WorkerLostError"):
+            result.get(timeout=20)
+        wait_for(lambda: lines(tmp_path / "errbacks"), 20)
+        _header(result).results[1].get(timeout=20)
+    assert lines(tmp_path / "errbacks") == [lost]
+    assert not (tmp_path / "body").exists() and not (tmp_path / "runs").exists()
 
 
 def _fatal_chord(task: Any, tmp_path: Path) -> Any:

@@ -61,7 +61,13 @@ from .records import (
 #: provides it (``conveyor.canvas.lost``), since only the app can read a body.
 LostContinuation = Callable[[str, bytes, str, bytes], Continuation | None]
 
+#: ``reconcile`` parks a started at-most-once job under the lease owner ``<owner>:lost``, already
+#: expired: no heartbeat renews it, and the next ``reclaim`` dead-letters it with its ``lost``
+#: continuation (the worker that reconciles has no hook, nor needs one).
+LOST_SUFFIX = ":lost"
+
 __all__ = [
+    "LOST_SUFFIX",
     "AsyncProducer",
     "Broker",
     "BrokerAdmin",
@@ -158,10 +164,12 @@ class JobLifecycle(Protocol):
     @abc.abstractmethod
     def reconcile(self, owner: str, held: Collection[str]) -> list[str]:
         """Give back the jobs leased to ``owner`` whose ids are not in ``held`` (front of their
-        queue, no death; an at-most-once job that started is dead-lettered instead), and return
-        their ids. A worker calls this after the broker was unreachable, with every job it holds,
-        while none of its fetches is under way: a crash that lost writes can leave a job leased
-        to a live worker that already settled it, and its heartbeat would renew that for ever."""
+        queue, no death; an at-most-once job that started must not run again: it is parked
+        under ``LOST_SUFFIX`` for the next ``reclaim`` to dead-letter, with its workflow
+        continuation), and return their ids. A worker calls this after the broker was
+        unreachable, with every job it holds, while none of its fetches is under way: a crash
+        that lost writes can leave a job leased to a live worker that already settled it, and
+        its heartbeat would renew that for ever."""
 
     @abc.abstractmethod
     def reclaim(

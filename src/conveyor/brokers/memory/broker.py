@@ -17,7 +17,7 @@ import time
 from collections.abc import Collection, Sequence
 
 from ... import states
-from ..base import Broker, LostContinuation
+from ..base import LOST_SUFFIX, Broker, LostContinuation
 from ..payloads import revoked_payload, worker_lost_payload, worker_lost_reason
 from ..records import (
     WORKFLOW_MARK,
@@ -283,7 +283,7 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
         return report
 
     def _dead_letter_lost(
-        self, job: Job, now: float, result_ttl: float, lost: LostContinuation | None = None
+        self, job: Job, now: float, result_ttl: float, lost: LostContinuation | None
     ) -> None:
         reason = worker_lost_reason(job.deaths)
         del self._jobs[job.id]
@@ -301,8 +301,10 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
             for job in list(self._jobs.values()):
                 if job.owner != owner or job.id in keep:
                     continue
-                if job.deaths < 0:  # an at-most-once task that started: never run it again
-                    self._dead_letter_lost(job, time.time(), 86400.0)
+                if job.deaths < 0:
+                    # An at-most-once task that started: never run it again. Parked for the
+                    # next reclaim, which dead-letters it with its workflow's continuation.
+                    job.owner, job.lease_expires = owner + LOST_SUFFIX, 0.0
                 else:
                     job.running = False
                     self._push_ready(job, keep_place=True)

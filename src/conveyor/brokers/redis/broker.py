@@ -30,7 +30,7 @@ import redis
 from redis.exceptions import RedisClusterException
 
 from ... import states
-from ..base import AsyncProducer, Broker, LostContinuation
+from ..base import LOST_SUFFIX, AsyncProducer, Broker, LostContinuation
 from ..history import COUNTERS_KEPT
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
 from ..records import Delivery, JobSpec, Outcome, ReclaimReport, StatusRecord
@@ -51,7 +51,6 @@ PROMOTE_CAP = 1000  # most delayed jobs one fetch promotes per queue (the next o
 RECLAIM_BATCH = 100  # most expired owners one reclaim call handles
 REVOKED_AT_FETCH_TTL = 86400.0  # a job dropped at fetch for a revoke keeps its result this long
 LOST_FETCHES_KEPT = 8
-LOST_SUFFIX = ":lost"  # reconcile.lua parks at-most-once jobs under "<owner>:lost" to dead-letter them
 
 
 def _ms(seconds: float) -> int:

@@ -25,7 +25,7 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ... import states
-from ..base import AsyncProducer, Broker, LostContinuation
+from ..base import LOST_SUFFIX, AsyncProducer, Broker, LostContinuation
 from ..payloads import malformed_id_payload, revoked_payload, worker_lost_payload, worker_lost_reason
 from ..records import WORKFLOW_MARK, Delivery, GroupJoin, JobSpec, Outcome, ReclaimReport, StatusRecord
 from .admin import SQLiteAdmin
@@ -395,8 +395,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
         retries: int,
         now: float,
         result_ttl: float,
-        lost: LostContinuation | None = None,
-        joins: list[GroupJoin] | None = None,
+        lost: LostContinuation | None,
+        joins: list[GroupJoin],
     ) -> None:
         reason = worker_lost_reason(deaths)
         body = db.execute("SELECT body FROM jobs WHERE id = ?", (job_id,)).fetchone() if lost else None
@@ -409,7 +409,7 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
         payload = worker_lost_payload(reason, retries)
         self._store(db, job_id, states.FAILURE, payload, now + result_ttl, retries)
         then = lost(job_id, body[0], states.FAILURE, payload) if lost and body else None
-        if then is not None and joins is not None:
+        if then is not None:
             self._continue(db, then, now + result_ttl, joins)
 
     @_mapped
@@ -417,14 +417,17 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
         keep = set(held)
         given_back: list[str] = []
         with self._conn.tx() as db:
-            rows = db.execute(
-                "SELECT id, deaths, retries FROM jobs WHERE lease_owner = ?", (owner,)
-            ).fetchall()
-            for job_id, deaths, retries in rows:
+            rows = db.execute("SELECT id, deaths FROM jobs WHERE lease_owner = ?", (owner,)).fetchall()
+            for job_id, deaths in rows:
                 if job_id in keep:
                     continue
-                if deaths < 0:  # an at-most-once task that started: never run it again
-                    self._dead_letter_lost(db, job_id, deaths, retries, time.time(), 86400.0)
+                if deaths < 0:
+                    # An at-most-once task that started: never run it again. Parked for the
+                    # next reclaim, which dead-letters it with its workflow's continuation.
+                    db.execute(
+                        "UPDATE jobs SET lease_owner = ?, lease_expires = 0 WHERE id = ?",
+                        (owner + LOST_SUFFIX, job_id),
+                    )
                 else:
                     db.execute(
                         "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, running = 0 WHERE id = ?",
