@@ -129,7 +129,12 @@ class Keeper:
         for task_id in report.requeued:
             logger.warning("task %s: its worker died; lease expired, requeued", task_id)
         for task_id in report.dead:
-            logger.error("task %s: its worker died on it too often; moved to dead letters", task_id)
+            # At-most-once and lost (worker dead, or an acknowledgement lost in a broker crash),
+            # or past its max deaths: the dead letter holds which.
+            logger.error(
+                "task %s: its lease expired and it may not run again; moved to dead letters (see its reason)",
+                task_id,
+            )
         if report.dead:
             try:
                 self._on_lost(report.dead)
