@@ -5,6 +5,7 @@ the worker goes on, and the counts add up. Real worker processes, on SQLite and 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -146,3 +147,40 @@ def test_a_hard_limit_is_reported_as_such_even_if_the_abandoned_body_then_fails_
                 result.get(timeout=1)
     finally:
         app.close()
+
+
+def test_a_stop_sentinel_a_slot_thread_finds_still_reaches_the_waiting_consumer() -> None:
+    """A slot thread looking for its next delivery at shutdown may come upon a consumer's stop
+    sentinel: the consumer must still get it, even if it looked (found nothing, and waits)
+    while the thread had the sentinel in hand. The interleaving is forced."""
+    from collections import deque
+
+    from conveyor.worker.inbox import Inbox
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.current_thread()
+        inbox = Inbox()
+        popped = threading.Event()
+
+        class Racing(deque[Any]):
+            def popleft(self) -> Any:
+                item = super().popleft()
+                if item is None and threading.current_thread() is not loop_thread:
+                    popped.set()
+                    deadline = time.monotonic() + 10
+                    while not inbox._getters and time.monotonic() < deadline:
+                        time.sleep(0.001)  # until the consumer has looked and waits
+                return item
+
+        inbox._items = Racing()
+        inbox.put_nowait(None)
+        taking = loop.run_in_executor(None, inbox.take)
+        deadline = time.monotonic() + 10
+        while not (popped.is_set() or taking.done()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        consumer = asyncio.ensure_future(inbox.get())
+        assert await taking is None
+        assert await asyncio.wait_for(consumer, 10) is None
+
+    asyncio.run(main())
