@@ -5,13 +5,19 @@ the worker goes on, and the counts add up. Real worker processes, on SQLite and 
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conveyor import Conveyor, states
 from conveyor.exceptions import TimeLimitExceeded
+from conveyor.worker import streaks
 
 from ..apps import basic
 from ..procs import WorkerProcess, lines, wait_for
@@ -101,3 +107,80 @@ def test_the_workers_counts_add_up_when_streaks_report_their_own_runs(
         assert counts() == (2020, 2000, 20)
     finally:
         worker.stop()
+
+
+def test_a_hard_limit_is_reported_as_such_even_if_the_abandoned_body_then_fails_its_own_way(
+    run_worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop reports a killed streak run while its thread runs on: what that thread's body
+    does next (here: it catches the limit and raises an error of its own) must not change the
+    report. The interleaving is forced: the body raises only once the loop is reporting the
+    kill, and the loop reports only once the abandoned thread has retired."""
+    app = Conveyor("streak-kill", broker=f"memory://streak-kill-{uuid.uuid4().hex}")
+    reporting_kill = threading.Event()
+    body_threads: list[threading.Thread] = []
+
+    @app.task(time_limit=0.3)
+    def stubborn() -> None:
+        body_threads.append(threading.current_thread())
+        try:
+            while True:
+                time.sleep(0.01)
+        except TimeLimitExceeded:
+            reporting_kill.wait(30)
+            raise ValueError("cleanup failed after the limit") from None
+
+    report = streaks.Streaks._report
+
+    def ordered(self: streaks.Streaks, run: streaks.Run) -> None:
+        if body_threads and threading.current_thread() is not body_threads[0]:  # kill(), on the loop
+            reporting_kill.set()
+            body_threads[0].join(30)  # the abandoned thread has written its own outcome and retired
+        report(self, run)
+
+    monkeypatch.setattr(streaks.Streaks, "_report", ordered)
+    try:
+        with run_worker(app, pool="threads", concurrency=2):
+            result = stubborn.delay()
+            wait_for(lambda: result.state == states.FAILURE, 30)
+            with pytest.raises(TimeLimitExceeded):
+                result.get(timeout=1)
+    finally:
+        app.close()
+
+
+def test_a_stop_sentinel_a_slot_thread_finds_still_reaches_the_waiting_consumer() -> None:
+    """A slot thread looking for its next delivery at shutdown may come upon a consumer's stop
+    sentinel: the consumer must still get it, even if it looked (found nothing, and waits)
+    while the thread had the sentinel in hand. The interleaving is forced."""
+    from collections import deque
+
+    from conveyor.worker.inbox import Inbox
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.current_thread()
+        inbox = Inbox()
+        popped = threading.Event()
+
+        class Racing(deque[Any]):
+            def popleft(self) -> Any:
+                item = super().popleft()
+                if item is None and threading.current_thread() is not loop_thread:
+                    popped.set()
+                    deadline = time.monotonic() + 10
+                    while not inbox._getters and time.monotonic() < deadline:
+                        time.sleep(0.001)  # until the consumer has looked and waits
+                return item
+
+        inbox._items = Racing()
+        inbox.put_nowait(None)
+        taking = loop.run_in_executor(None, inbox.take)
+        deadline = time.monotonic() + 10
+        while not (popped.is_set() or taking.done()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        consumer = asyncio.ensure_future(inbox.get())
+        assert await taking is None
+        assert await asyncio.wait_for(consumer, 10) is None
+
+    asyncio.run(main())

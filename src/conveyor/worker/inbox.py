@@ -8,12 +8,13 @@ make that take fail. Here every take is a single ``deque.popleft`` (atomic under
 a consumer that finds the deque empty waits for the next ``put_nowait`` and tries again.
 
 ``None`` is the stop sentinel the worker puts in at shutdown, one per consumer: only a consumer
-takes it (a slot thread that finds it puts it back and ends its streak).
+takes it (a slot thread that finds it first in line leaves it there and ends its streak).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 
 from ..brokers import Delivery
@@ -23,6 +24,7 @@ class Inbox:
     def __init__(self) -> None:
         self._items: deque[Delivery | None] = deque()
         self._getters: deque[asyncio.Future[None]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the consumers', once one waited
 
     def put_nowait(self, item: Delivery | None) -> None:
         """(Loop) Add a delivery (or a stop sentinel) and wake one waiting consumer."""
@@ -50,7 +52,8 @@ class Inbox:
                 return items.popleft()
             except IndexError:
                 pass
-            fut = asyncio.get_running_loop().create_future()
+            loop = self._loop = asyncio.get_running_loop()
+            fut = loop.create_future()
             self._getters.append(fut)
             try:
                 await fut
@@ -70,12 +73,21 @@ class Inbox:
     def take(self) -> Delivery | None:
         """(Any thread) The next delivery, or None when there is none or the next item is a
         stop sentinel (left in place, for a consumer)."""
+        items = self._items
         try:
-            item = self._items.popleft()
+            if items[0] is None:  # looked at, not taken: a consumer may be looking right now
+                return None
+            item = items.popleft()
         except IndexError:
             return None
         if item is None:
-            self._items.appendleft(None)
+            # A consumer took the delivery ahead of it meanwhile. Put back, the sentinel may
+            # have been missed by a consumer that looked in between and now waits: wake one.
+            items.appendleft(None)
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # closed: nobody waits any more
+                    loop.call_soon_threadsafe(self._wake_one)
         return item
 
     def empty(self) -> bool:

@@ -43,7 +43,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..request import current_request
@@ -195,9 +195,10 @@ class Streaks:
         assert job is not None and active.killed is not None
         self._threads.abandon(job)  # the thread runs on; a fresh one takes the slot
         self._on_abandoned()
-        run.exc = _killed(active.killed, run.request.time_limit or run.plan.time_limit)
-        run.runtime = time.perf_counter() - run.t0
-        self._report(run)
+        # A copy: the abandoned thread still writes ``run.value``/``run.exc`` when its body
+        # returns (or raises the limit's exception), which must not replace the kill reported here.
+        exc = _killed(active.killed, run.request.time_limit or run.plan.time_limit)
+        self._report(replace(run, value=NO_VALUE, exc=exc, runtime=time.perf_counter() - run.t0))
         self._processor.fetcher.done()
         if not job.future.done():
             job.future.set_result((None, None))  # the consumer goes on; nothing is left over
