@@ -184,3 +184,30 @@ def test_a_stop_sentinel_a_slot_thread_finds_still_reaches_the_waiting_consumer(
         assert await asyncio.wait_for(consumer, 10) is None
 
     asyncio.run(main())
+
+
+def test_deliveries_set_aside_for_a_streak_keep_their_place_in_line() -> None:
+    """Consumers that take deliveries a running streak will run set them aside; the streak (a
+    real thread) must then run them in the order they were fetched, priorities included."""
+    from conveyor.brokers import Delivery
+    from conveyor.worker.inbox import Inbox
+
+    inbox = Inbox()
+    fetched = [Delivery(f"t{i}", "default", b"{}", 1, 0) for i in range(8)]
+    for d in fetched:
+        inbox.put_nowait(d)
+    for _ in range(3):  # three consumers in turn: each takes the first in line and sets it aside
+        d = inbox.get_nowait()
+        assert d is not None
+        inbox.set_aside(d)
+    assert [d.id for d in inbox.waiting()] == [d.id for d in fetched]
+    ran: list[str] = []
+
+    def streak() -> None:
+        while (d := inbox.take()) is not None:
+            ran.append(d.id)
+
+    thread = threading.Thread(target=streak)
+    thread.start()
+    thread.join(timeout=10)
+    assert ran == [d.id for d in fetched]

@@ -7,6 +7,9 @@ its ``get`` checks for an item and then takes it, and a thread taking the item i
 make that take fail. Here every take is a single ``deque.popleft`` (atomic under the GIL), and
 a consumer that finds the deque empty waits for the next ``put_nowait`` and tries again.
 
+A consumer may also set a delivery it took aside for a running streak (``set_aside``): set-aside
+deliveries come first, in the order they were taken, so doing so never reorders the inbox.
+
 ``None`` is the stop sentinel the worker puts in at shutdown, one per consumer: only a consumer
 takes it (a slot thread that finds it first in line leaves it there and ends its streak).
 """
@@ -23,6 +26,8 @@ from ..brokers import Delivery
 class Inbox:
     def __init__(self) -> None:
         self._items: deque[Delivery | None] = deque()
+        # Deliveries consumers took and set aside for a streak (set_aside): ahead of _items.
+        self._aside: deque[Delivery] = deque()
         self._getters: deque[asyncio.Future[None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None  # the consumers', once one waited
 
@@ -39,15 +44,21 @@ class Inbox:
                 fut.set_result(None)
                 return
 
-    def put_front(self, item: Delivery) -> None:
-        """(Loop) Put a delivery back first in line, for the slot threads' streaks: no consumer
-        is woken for it (the one that put it back is waiting for its turn; streaks.py)."""
-        self._items.appendleft(item)
+    def set_aside(self, d: Delivery) -> None:
+        """(Loop) Give back a delivery a consumer took but leaves to the running streak: it is
+        next in line again, after any set aside before it (a consumer takes from the front, so
+        the set-aside ones keep their order; streaks.py). No consumer is woken for it: the one
+        that set it aside waits for its turn."""
+        self._aside.append(d)
 
     async def get(self) -> Delivery | None:
         """(Loop) The next item, waiting for one if there is none."""
-        items = self._items
+        items, aside = self._items, self._aside
         while True:
+            try:
+                return aside.popleft()
+            except IndexError:
+                pass
             try:
                 return items.popleft()
             except IndexError:
@@ -66,6 +77,10 @@ class Inbox:
     def get_nowait(self) -> Delivery | None:
         """(Loop) The next item; ``asyncio.QueueEmpty`` if there is none."""
         try:
+            return self._aside.popleft()
+        except IndexError:
+            pass
+        try:
             return self._items.popleft()
         except IndexError:
             raise asyncio.QueueEmpty from None
@@ -73,6 +88,10 @@ class Inbox:
     def take(self) -> Delivery | None:
         """(Any thread) The next delivery, or None when there is none or the next item is a
         stop sentinel (left in place, for a consumer)."""
+        try:
+            return self._aside.popleft()
+        except IndexError:
+            pass
         items = self._items
         try:
             if items[0] is None:  # looked at, not taken: a consumer may be looking right now
@@ -91,11 +110,11 @@ class Inbox:
         return item
 
     def empty(self) -> bool:
-        return not self._items
+        return not self._aside and not self._items
 
     def qsize(self) -> int:
-        return len(self._items)
+        return len(self._aside) + len(self._items)
 
     def waiting(self) -> list[Delivery]:
         """(Any thread) A copy of the deliveries waiting, for ``inspect reserved``."""
-        return [d for d in list(self._items) if d is not None]
+        return [*list(self._aside), *(d for d in list(self._items) if d is not None)]

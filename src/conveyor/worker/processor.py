@@ -136,7 +136,9 @@ class Processor:
                 self.settler.add(Outcome("release", d.id, d.delivery))
             except Exception as exc:
                 if streaked:
-                    logger.exception("a slot thread's streak failed (its tasks are given back by lease)")
+                    # A fault of the streak itself, outside any task body (which reports its own
+                    # errors): the run it was reporting may stay leased while this worker lives.
+                    logger.exception("internal error in a slot thread's streak (please report it)")
                     continue
                 self.active.pop(d.id, None)
                 self.reporter.internal_error(d, exc)

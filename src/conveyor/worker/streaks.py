@@ -25,7 +25,8 @@ costs more than the overlap of round trips it buys (one streak: 0.96x ``-P solo`
 at most ``LIMIT`` streaks whose current run is younger than ``STALL`` run at once, and a run
 that takes longer than ``STALL`` no longer counts: waiting tasks get up to ``concurrency``
 streaks (as many threads as the one-task-per-thread pool ran). A consumer whose delivery would
-make one streak too many leaves it at the front of the inbox for the running streak and waits,
+make one streak too many sets it aside (first in line, in the order taken) for the running
+streak and waits,
 to look again every ``TICK`` or when a streak ends; a streak over the limit ends after its
 current run.
 
@@ -140,7 +141,7 @@ class Streaks:
     async def hold_back(self, d: Delivery) -> None:
         """(Loop) Leave ``d`` to the running streaks; return when another streak may be wanted
         (the caller then takes the next delivery from the inbox and asks again)."""
-        self._processor.fetcher.inbox.put_front(d)
+        self._processor.fetcher.inbox.set_aside(d)
         fut = self._loop.create_future()
         self._held_back.append(fut)
         if self._timer is None:
