@@ -149,24 +149,33 @@ class Streaks:
         await fut
 
     def _tick(self) -> None:
-        """(Loop) Wake the held-back consumers once another streak is wanted; end a streak
-        that is one too many (runs that stalled got their replacements and then finished)."""
+        """(Loop) Wake a held-back consumer once another streak is wanted (all of them when
+        stopping); end a streak that is one too many (runs that stalled got their replacements
+        and then finished). Ticks on while any consumer is held back."""
         self._timer = None
         if not self._held_back:
             return
         keeping_up = self._keeping_up()
         for streak in keeping_up[LIMIT:]:
             streak.retire = True
-        if self._processor.stopping or len(keeping_up) < LIMIT:
+        if self._processor.stopping:
+            self._wake_held_back(everyone=True)
+        elif len(keeping_up) < LIMIT:
             self._wake_held_back()
-        else:
+        if self._held_back:
             self._timer = self._loop.call_later(TICK, self._tick)
 
-    def _wake_held_back(self) -> None:
-        held, self._held_back = self._held_back, []
-        for fut in held:
+    def _wake_held_back(self, everyone: bool = False) -> None:
+        """One held-back consumer (one more streak is wanted at a time; with ``-P asyncio`` a
+        hundred consumers woken at every streak's end would each take and set aside a delivery
+        for nothing), or all of them."""
+        held = self._held_back
+        while held:
+            fut = held.pop(0)
             if not fut.done():
                 fut.set_result(None)
+                if not everyone:
+                    return
 
     async def run(self, first: Run) -> Delivery | None:
         """(Loop) Run ``first`` and the streak after it in a slot thread; return the delivery
