@@ -26,9 +26,9 @@ at most ``LIMIT`` streaks whose current run is younger than ``STALL`` run at onc
 that takes longer than ``STALL`` no longer counts: waiting tasks get up to ``concurrency``
 streaks (as many threads as the one-task-per-thread pool ran). A consumer whose delivery would
 make one streak too many sets it aside (first in line, in the order taken) for the running
-streak and waits,
-to look again every ``TICK`` or when a streak ends; a streak over the limit ends after its
-current run.
+streak and waits, to look again every ``TICK`` (backing off to ``TICK_MAX`` while the streak
+keeps up: each look wakes the loop) or when a streak ends; a streak over the limit ends after
+its current run.
 
 Hard time limits and terminating revokes work as for any run in a slot thread: the exception is
 raised in the thread, and the worker stops waiting at once (``Streak.kill``): the run is
@@ -67,7 +67,8 @@ if TYPE_CHECKING:
 NO_VALUE: Any = object()  # a run that raised: its value is this
 LIMIT = 1  # streaks with a young run at once (see the module doc)
 STALL = 0.001  # a streak whose run has taken longer than this no longer counts against LIMIT
-TICK = 0.001  # how often held-back consumers look again (only while some are held back)
+TICK = 0.001  # how often held-back consumers look again (only while some are held back)...
+TICK_MAX = 0.016  # ...backing off to this while the running streaks keep up (each look wakes the loop)
 
 
 @dataclass(slots=True)
@@ -125,6 +126,7 @@ class Streaks:
         self._running: set[Streak] = set()
         self._held_back: list[asyncio.Future[None]] = []  # consumers waiting to look again
         self._timer: asyncio.TimerHandle | None = None
+        self._tick_every = TICK
 
     # -- loop side ------------------------------------------------------------------------------
     def _keeping_up(self) -> list[Streak]:
@@ -145,13 +147,14 @@ class Streaks:
         fut = self._loop.create_future()
         self._held_back.append(fut)
         if self._timer is None:
-            self._timer = self._loop.call_later(TICK, self._tick)
+            self._timer = self._loop.call_later(self._tick_every, self._tick)
         await fut
 
     def _tick(self) -> None:
         """(Loop) Wake a held-back consumer once another streak is wanted (all of them when
         stopping); end a streak that is one too many (runs that stalled got their replacements
-        and then finished). Ticks on while any consumer is held back."""
+        and then finished). Ticks on while any consumer is held back: every ``TICK`` after a
+        look that found a stall, backing off to ``TICK_MAX`` while the streaks keep up."""
         self._timer = None
         if not self._held_back:
             return
@@ -162,8 +165,11 @@ class Streaks:
             self._wake_held_back(everyone=True)
         elif len(keeping_up) < LIMIT:
             self._wake_held_back()
+            self._tick_every = TICK
+        else:
+            self._tick_every = min(self._tick_every * 2, TICK_MAX)
         if self._held_back:
-            self._timer = self._loop.call_later(TICK, self._tick)
+            self._timer = self._loop.call_later(self._tick_every, self._tick)
 
     def _wake_held_back(self, everyone: bool = False) -> None:
         """One held-back consumer (one more streak is wanted at a time; with ``-P asyncio`` a
