@@ -103,7 +103,8 @@ class Streak:
 
 
 class Streaks:
-    """Starts streaks for the processor's consumers and hands their outcomes back in batches."""
+    """Starts streaks for the processor's consumers, decides how many run at once, and counts
+    their finished runs done for the fetcher in batches (the runs report themselves)."""
 
     def __init__(
         self,
