@@ -262,8 +262,12 @@ def test_wait_returns_when_the_result_arrives(broker: Broker) -> None:
         time.sleep(0.2)
         broker.settle([Outcome("ack", "a", d.delivery, states.SUCCESS, b'{"result":7}')], 60)
 
-    threading.Thread(target=finish).start()
+    settler = threading.Thread(target=finish)
+    settler.start()
     record = broker.wait("a", 10)
+    # Joined before the broker fixture closes: the settle's reply may still be on its way when
+    # wait() already sees the result, and a thread outliving its test fails in the next one.
+    settler.join(timeout=30)
     assert record is not None and record.state == states.SUCCESS
 
 
