@@ -79,8 +79,8 @@ class Fetcher:
         self.paused: frozenset[str] = frozenset()  # of this worker's queues; set by the keeper
         self.state = "fetching"  # fetching | full | paused | failing | stopping
         self.fetched_at: float | None = None  # epoch seconds of the broker's last fetch answer
-        # Runs the slot threads' streaks finished since the last call (streaks.py sets it).
-        self.collect_done: Callable[[], int] = lambda: 0
+        # Runs the slot threads' streaks finished since the last call (set by streaks.py).
+        self.collect_done: Callable[[], int] | None = None
 
     def target(self) -> int:
         """How many deliveries to hold: concurrency x multiplier, more for short tasks."""
@@ -96,11 +96,15 @@ class Fetcher:
         backoff = 0.05
         failing = False
         while not self.stopping:
-            self.held -= self.collect_done()
+            if self.collect_done is not None:
+                self.held -= self.collect_done()
             room = self.target() - self.held
             if not self._wants(room):
                 self.state = "full"
                 self.room.clear()
+                if self.collect_done is None:
+                    await self.room.wait()
+                    continue
                 # A slot thread on a streak counts its runs done in a batch, and may miss the
                 # moment this fetcher starts waiting (streaks.py): look again now and then.
                 with contextlib.suppress(TimeoutError):

@@ -203,7 +203,7 @@ class Processor:
         try:
             value = runner.run(task, request, active, soft, hard)
         except BaseException as exc:  # sys.exit() in a task fails the task, not the worker
-            self._end(d, env, task, request, plan, t0, _NO_VALUE, exc)
+            self._end(d, env, task, request, plan, t0, NO_VALUE, exc)
             return
         self._end(d, env, task, request, plan, t0, value, None)
 
@@ -222,7 +222,7 @@ class Processor:
         except BaseException as exc:
             # BaseException: sys.exit() or KeyboardInterrupt in a task is that task's failure
             # (as in Celery); let through, it would stop or wedge the whole worker.
-            self._end(d, env, task, request, plan, t0, _NO_VALUE, exc)
+            self._end(d, env, task, request, plan, t0, NO_VALUE, exc)
             return
         self._end(d, env, task, request, plan, t0, value, None)
 
@@ -256,7 +256,8 @@ class Processor:
         value: Any,
         exc: BaseException | None,
     ) -> None:
-        """(Loop) Report a run that took ``runtime`` seconds (see ``_end``)."""
+        """Report a run that took ``runtime`` seconds (see ``_end``): on the loop, or in the slot
+        thread that ran it on a streak (streaks.py)."""
         del self.active[d.id]
         self.revoked.pop(d.id, None)
         if exc is None:
@@ -327,6 +328,3 @@ def _guards_after(guards: list[RunGuard], task: Task[Any, Any], request: Request
             guard.after(task, request, d)
         except Exception:
             logger.exception("run guard %r failed after task %s", guard, d.id)
-
-
-_NO_VALUE: Any = NO_VALUE

@@ -117,6 +117,26 @@ class _SyncLimits:
         for handle in handles:
             self._watchdog.cancel(handle)
 
+    def run_here(
+        self,
+        task: Task[Any, Any],
+        request: Request,
+        call: RunningCall,
+        soft: float | None,
+        hard: float | None,
+        active: Active | None,
+    ) -> Any:
+        """Run a sync body in this thread: its limits armed (the watchdog's lock is touched
+        only for a task that has any), ``current_request`` set, hooks and signals around it."""
+        handles = self.arm(call, soft, hard, active) if soft or hard else None
+        token = current_request.set(request)
+        try:
+            return _run_body(task, request, call)
+        finally:
+            current_request.reset(token)
+            if handles:
+                self.disarm(handles)
+
 
 class InlineRunner(_SyncLimits):
     """Runs a sync body on the loop thread (solo pool)."""
@@ -126,13 +146,7 @@ class InlineRunner(_SyncLimits):
     ) -> Any:
         call = RunningCall()
         active.call = call
-        handles = self.arm(call, soft, hard, None)
-        token = current_request.set(request)
-        try:
-            return _run_body(task, request, call)
-        finally:
-            current_request.reset(token)
-            self.disarm(handles)
+        return self.run_here(task, request, call, soft, hard, None)
 
 
 class ThreadRunner(_SyncLimits):

@@ -47,10 +47,9 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ..request import current_request
 from .intake import Refused, intake
 from .limits import RunningCall
-from .runners import Active, _killed, _run_body
+from .runners import Active, _killed
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -293,16 +292,10 @@ class Streaks:
         processor.active[d.id] = active
         soft = request.soft_time_limit or plan.soft_time_limit
         hard = request.time_limit or plan.time_limit
-        handles = self._runner.arm(call, soft, hard, active) if soft or hard else None
-        token = current_request.set(request)
         try:
-            run.value = _run_body(run.task, request, call)
+            run.value = self._runner.run_here(run.task, request, call, soft, hard, active)
         except BaseException as exc:  # SystemExit too: the task's failure, reported as a value
             run.exc = exc
-        finally:
-            current_request.reset(token)
-            if handles:
-                self._runner.disarm(handles)
         run.runtime = time.perf_counter() - t0
         with streak.lock:
             if streak.abandoned:
