@@ -23,13 +23,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
 from ..brokers import Broker, Delivery, Outcome
+from .alarm import Alarm
 from .inbox import Inbox
 from .reporter import Stats
 from .settler import Settler
@@ -70,7 +70,7 @@ class Fetcher:
         self.prefetch_limit = prefetch_limit  # the floor; see target()
         self.burst = burst
         self.inbox = Inbox()
-        self.room = asyncio.Event()
+        self.room = Alarm()  # the fetcher sleeps on it while full; done() rings it
         self.held = 0
         self.given_back = 0  # deliveries released unstarted (shutdown), for the log line
         self.leases: dict[str, int] = {}  # id -> delivery, see the module doc
@@ -101,14 +101,9 @@ class Fetcher:
             room = self.target() - self.held
             if not self._wants(room):
                 self.state = "full"
-                self.room.clear()
-                if self.collect_done is None:
-                    await self.room.wait()
-                    continue
                 # A slot thread on a streak counts its runs done in a batch, and may miss the
                 # moment this fetcher starts waiting (streaks.py): look again now and then.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.room.wait(), ROOM_POLL)
+                await self.room.sleep(None if self.collect_done is None else ROOM_POLL)
                 continue
             queues = [q for q in self.queues if q not in self.paused]
             if not queues:
@@ -217,8 +212,8 @@ class Fetcher:
     def done(self, count: int = 1) -> None:
         """A delivery left the worker's hands (run and reported, or given back)."""
         self.held -= count
-        if not self.room.is_set() and self._wants(self.target() - self.held):
-            self.room.set()
+        if self.room.sleeping and self._wants(self.target() - self.held):
+            self.room.ring()
 
     def give_back(self, d: Delivery) -> None:
         """Release a delivery that was not started (shutting down)."""

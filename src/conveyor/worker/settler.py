@@ -11,8 +11,10 @@ If the broker is unreachable the batch is kept and retried with backoff: an outc
 dropped once the broker accepted it (and if this process dies first, the leases expire and
 the jobs run again — at-least-once).
 
-``add`` may be called from any thread (a slot thread on a streak reports its own runs): the
-first outcome of a batch wakes the loop, the others only join the batch.
+``add`` may be called from any thread (a slot thread on a streak reports its own runs). It wakes
+the loop only when the settler sleeps with nothing to settle: an outcome that arrives while a
+flush or the gap runs only joins the next batch, which the settler takes up by itself (a loop
+wake-up from another thread costs a tiny task's worth of CPU: profiled in docs/benchmarks.md).
 
 Closing (graceful shutdown) flushes what is pending, retrying at least every
 ``CLOSING_RETRY`` seconds, until a deadline: a worker asked to stop must stop even when its
@@ -30,6 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 
 from ..brokers import Broker, Outcome
+from .alarm import Alarm
 
 logger = logging.getLogger("conveyor.worker")
 
@@ -56,13 +59,12 @@ class Settler:
         self._on_trouble = on_trouble
         self._pending: list[Outcome] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._wake = asyncio.Event()
-        self._urgent = asyncio.Event()  # ends the gap between two flushes early
+        self._alarm = Alarm()  # the settler sleeps on it (idle, the gap, a back-off)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._flushing: list[Outcome] = []  # the batch the broker is being asked to take now
-        self._lock = threading.Lock()  # _pending and _wake_asked, which other threads change
-        self._wake_asked = False  # the loop has been woken for what is pending
+        self._lock = threading.Lock()  # _pending and _idle, which other threads change
+        self._idle = False  # the settler sleeps with nothing pending: the next add wakes it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
 
@@ -75,20 +77,19 @@ class Settler:
         """(Any thread) Settle ``outcome`` with the next batch."""
         with self._lock:
             self._pending.append(outcome)
-            if self._wake_asked:
-                return
-            self._wake_asked = True
+            if not self._idle:
+                return  # the settler is awake (flushing, in the gap): it takes this up itself
+            self._idle = False
         loop = self._loop
         if loop is None or threading.get_ident() == self._loop_thread:
-            self._wake.set()
+            self._alarm.ring()
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody settles any more
-            loop.call_soon_threadsafe(self._wake.set)
+            loop.call_soon_threadsafe(self._alarm.ring)
 
     def _take(self) -> list[Outcome]:
         with self._lock:
             batch, self._pending = self._pending, []
-            self._wake_asked = False
         return batch
 
     def _put_back(self, batch: list[Outcome]) -> None:
@@ -100,17 +101,16 @@ class Settler:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._lock:
             self._pending.append(outcome)
+            self._idle = False
         self._waiters.append(fut)
-        self._wake.set()
-        self._urgent.set()
+        self._alarm.ring()  # ends the gap too: someone waits for this one
         await fut
 
     async def close(self, deadline: float | None = None) -> int:
         """Flush everything still pending, then stop. With ``deadline`` (the loop's clock), stop
         trying then: return how many outcomes the broker had not taken (0: all settled)."""
         self._closing = True
-        self._wake.set()
-        self._urgent.set()
+        self._alarm.ring()
         task = self._task
         if task is None:
             return len(self._pending)
@@ -138,11 +138,14 @@ class Settler:
         failing = False
         started = -SETTLE_GAP
         while True:
-            if not self._pending:
+            with self._lock:
+                idle = self._idle = not self._pending
+            if idle:
                 if self._closing:  # checked after every flush, not only after a wake-up
                     return
-                await self._wake.wait()
-                self._wake.clear()
+                await self._alarm.sleep(None)
+                with self._lock:
+                    self._idle = False
                 continue
             gap = started + SETTLE_GAP - loop.time()
             if gap > 0 and not self._closing and not self._waiters:
@@ -150,9 +153,7 @@ class Settler:
                 # busy threads pool). Let them gather for the rest of the gap, so that the
                 # broker gets one call per batch instead of one per few tasks. An outcome
                 # someone waits for, or closing, ends the wait.
-                self._urgent.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._urgent.wait(), gap)
+                await self._alarm.sleep(gap)
             started = loop.time()
             batch = self._take()
             waiters, self._waiters = self._waiters, []
@@ -167,14 +168,9 @@ class Settler:
                 self._put_back(batch)
                 self._waiters[:0] = waiters
                 self._flushing = []
-                self._wake.set()
                 # Back off, but not past a close: a closing settler has a deadline, and retries
-                # often enough to catch a broker that comes back before it.
-                self._urgent.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._urgent.wait(), min(delay, CLOSING_RETRY) if self._closing else delay
-                    )
+                # often enough to catch a broker that comes back before it (close nudges it).
+                await self._alarm.sleep(min(delay, CLOSING_RETRY) if self._closing else delay)
                 delay = min(delay * 2, 5.0)
                 continue
             self._flushing = []
