@@ -208,7 +208,7 @@ class Control:
         known = self.admin.workers(include_gone=True)
         chosen: list[WorkerInfo] = []
         for name in names:
-            found = [w for w in known if name in (w.name, w.hostname)]
+            found = [w for w in known if w.answers_to(name)]
             if not found:
                 live = ", ".join(sorted({w.hostname for w in known if not w.gone})) or "none"
                 raise UnknownWorker(f"unknown worker {name!r} (live: {live})")

@@ -79,6 +79,19 @@ class WorkerInfo:
     gone: bool = False
     pool_processes: tuple[int, ...] = ()  # -P processes: the pids of its pool children
 
+    def answers_to(self, name: str) -> bool:
+        """Does ``-d/--destination NAME`` address this worker? Its unique name, its ``-n``
+        name, or the ``-n`` name of the command that started it with ``--processes N``
+        (``w1@host`` addresses ``w1.1@host``, ``w1.2@host``, …: the node the operator named)."""
+        if name in (self.name, self.hostname):
+            return True
+        base, at, host = name.partition("@")
+        own_base, own_at, own_host = self.hostname.partition("@")
+        if (at, host) != (own_at, own_host):
+            return False
+        prefix, dot, index = own_base.rpartition(".")
+        return bool(dot) and index.isdigit() and prefix == base
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetterInfo:

@@ -70,10 +70,10 @@ def _select(admin: Admin, destination: tuple[str, ...], timeout: float | None) -
     else:
         known = admin.workers(include_gone=True)
         for name in names:
-            if not any(name in (w.name, w.hostname) for w in known):
+            if not any(w.answers_to(name) for w in known):
                 live_names = ", ".join(sorted({w.hostname for w in live})) or "none"
                 raise click.UsageError(f"unknown worker {name!r} (live: {live_names})")
-        chosen = [w for w in live if w.name in names or w.hostname in names]
+        chosen = [w for w in live if any(w.answers_to(name) for name in names)]
     if not chosen:
         within = f" within {timeout:g}s" if timeout is not None else ""
         raise click.ClickException(f"no live worker: no node reported by heartbeat{within}")

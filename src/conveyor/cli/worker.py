@@ -25,6 +25,28 @@ def _queues(value: str | None) -> list[str] | None:
     return queues
 
 
+class ProcessCount(click.ParamType[int]):
+    """``--processes``: a number, or ``auto`` for one per CPU this process may use."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            from ..worker.cpus import usable_cpus
+
+            return usable_cpus()
+        try:
+            count = int(text)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of processes nor 'auto'", param, ctx)
+        if count < 1:
+            self.fail(f"{count} is not a number of processes (at least 1, or 'auto')", param, ctx)
+        return count
+
+
 @click.command()
 @click.option("-Q", "--queues", help="Comma-separated queues to consume (default: task_default_queue).")
 @click.option(
@@ -60,10 +82,11 @@ def _queues(value: str | None) -> list[str] | None:
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty (for scripts and tests).")
 @click.option(
     "--processes",
-    type=click.IntRange(min=1),
-    default=1,
+    type=ProcessCount(),
+    default="1",
     show_default=True,
-    help="Worker processes to run under this command (each with -c slots).",
+    help="Worker processes to run under this command (each with -c slots); auto: one per CPU "
+    "this process may use (affinity and container CPU quota).",
 )
 @click.option(
     "-B", "--beat", "with_beat", is_flag=True, help="Also run the periodic scheduler (safe on many workers)."

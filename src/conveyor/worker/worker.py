@@ -65,7 +65,19 @@ logger = logging.getLogger("conveyor.worker")
 
 POOLS = ("threads", "processes", "asyncio", "solo")
 POOL_ALIASES = {"prefork": "processes"}  # Celery's name for its process pool
-DEFAULT_CONCURRENCY = {"threads": 8, "processes": os.cpu_count() or 1, "asyncio": 100, "solo": 1}
+DEFAULT_CONCURRENCY = {"threads": 8, "asyncio": 100, "solo": 1}  # processes: usable_cpus()
+
+
+def default_concurrency(pool: str) -> int:
+    """``-c`` when neither the flag nor ``worker_concurrency`` sets it: a process pool gets one
+    child per CPU this process may use (affinity and cgroup quota, not the host's count)."""
+    if pool == "processes":
+        from .cpus import usable_cpus
+
+        return usable_cpus()
+    return DEFAULT_CONCURRENCY[pool]
+
+
 SPARE_THREADS = 8  # replacements for threads left running by a hard time limit
 # A repeat of the first stop signal within this many seconds is the same request delivered twice
 # (process group and supervisor), not an operator asking to stop at once.
@@ -116,7 +128,7 @@ class Worker:
         self.queues = list(queues or [conf.task_default_queue])
         if not self.queues or not all(isinstance(q, str) and q for q in self.queues):
             raise ValueError(f"queues must be non-empty names, got {self.queues!r}")
-        concurrency = concurrency or conf.worker_concurrency or DEFAULT_CONCURRENCY[self.pool]
+        concurrency = concurrency or conf.worker_concurrency or default_concurrency(self.pool)
         self.concurrency = 1 if self.pool == "solo" else int(concurrency)
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")

@@ -1,0 +1,105 @@
+"""How many CPUs this process may really use: the default size of the process pool and what
+``--processes auto`` starts.
+
+``os.cpu_count()`` counts the host's cores. In a container it is wrong twice over: the CPU
+affinity mask (``docker run --cpuset-cpus``) may allow fewer, and a CPU quota (``--cpus 1.5``,
+a Kubernetes ``limits.cpu``) lets the whole container use only so many cores' worth of time
+however many it sees. A pool sized on the host's 64 cores in a pod limited to one CPU forks 64
+children that spend their time throttled. So: the CPUs in the affinity mask, capped by the
+tightest CPU quota of this process's cgroup and its ancestors (cgroup v2 ``cpu.max``, v1
+``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), a fractional quota rounded up (1.5 CPUs: two
+processes, as the JVM and .NET count it), never less than one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+PROC_SELF = Path("/proc/self")
+
+
+def usable_cpus(proc: Path = PROC_SELF) -> int:
+    """CPUs this process may use (see the module doc); ``proc`` is /proc/self (a test may
+    point it at another process's /proc/PID)."""
+    try:
+        pid = 0 if proc == PROC_SELF else int(proc.name)
+        cpus = len(os.sched_getaffinity(pid))
+    except (AttributeError, ValueError, OSError):  # no affinity on this platform
+        cpus = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(proc)
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def cgroup_cpu_quota(proc: Path = PROC_SELF) -> float | None:
+    """The tightest CPU quota (in CPUs) on this process's cgroup or its ancestors, or None."""
+    try:
+        memberships = (proc / "cgroup").read_text().splitlines()
+        mounts = (proc / "mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    quotas: list[float] = []
+    for line in memberships:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2: one hierarchy
+            mount = _mount_point(mounts, "cgroup2", None)
+            if mount is not None:
+                quotas += _quotas(mount, path, _v2_quota)
+        elif "cpu" in controllers.split(","):
+            mount = _mount_point(mounts, "cgroup", "cpu")
+            if mount is not None:
+                quotas += _quotas(mount, path, _v1_quota)
+    return min(quotas) if quotas else None
+
+
+def _mount_point(mounts: list[str], fstype: str, controller: str | None) -> tuple[Path, str] | None:
+    """(mount point, the cgroup path mounted there) of the hierarchy, from /proc/self/mountinfo."""
+    for line in mounts:
+        fields = line.split()
+        try:
+            sep = fields.index("-")
+        except ValueError:
+            continue
+        if fields[sep + 1] != fstype:
+            continue
+        if controller is not None and controller not in fields[sep + 3].split(","):
+            continue
+        return Path(fields[4]), fields[3]
+    return None
+
+
+def _quotas(mount: tuple[Path, str], path: str, read: Callable[[Path], float | None]) -> list[float]:
+    """The quotas from the process's cgroup up to the mount's root (a container sees its own
+    cgroup as the root of the mount, the host sees the full path under it)."""
+    point, root = mount
+    relative = path[len(root) :] if root != "/" and path.startswith(root) else path
+    directory = point / relative.lstrip("/")
+    found: list[float] = []
+    while True:
+        quota = read(directory)
+        if quota is not None:
+            found.append(quota)
+        if directory == point or point not in directory.parents:
+            return found
+        directory = directory.parent
+
+
+def _v2_quota(directory: Path) -> float | None:
+    try:
+        quota, period = (directory / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _v1_quota(directory: Path) -> float | None:
+    try:
+        quota = int((directory / "cpu.cfs_quota_us").read_text())
+        period = int((directory / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 or period <= 0 else quota / period

@@ -1,0 +1,213 @@
+"""How many processes a worker starts where it may use fewer CPUs than the host has (an affinity
+mask, a container's CPU quota), ``--processes auto``, and ``-d NAME@host`` addressing every
+process of a ``--processes N`` command. Real worker processes, a real cgroup where the machine
+lets the test make one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor.worker.cpus import cgroup_cpu_quota, usable_cpus
+
+from ..apps import basic
+from ..cli.test_control_commands import _replies
+from ..procs import ROOT, ConveyorProcess, process_env, wait_for
+
+CPU_V1 = Path("/sys/fs/cgroup/cpu")
+UNIFIED = Path("/sys/fs/cgroup")
+
+
+def heartbeats() -> list[dict[str, object]]:
+    return [json.loads(w.info) for w in basic.app.broker.workers()]
+
+
+@contextlib.contextmanager
+def worker(
+    tmp_path: Path, url: str, *args: str, prefix: list[str] | None = None, **popen: object
+) -> Iterator[None]:
+    """``conveyor worker ARGS`` run as ``PREFIX... python -m conveyor ...``; stopped after."""
+    log = open(tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115 - closed below
+    cmd = [
+        sys.executable,
+        "-m",
+        "conveyor",
+        "-A",
+        "tests.apps.basic",
+        "-b",
+        url,
+        "worker",
+        "-n",
+        "cpu@%h",
+        *args,
+    ]
+    proc = subprocess.Popen(
+        [*(prefix or []), *cmd],
+        cwd=ROOT,
+        env=process_env(tmp_path),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        **popen,  # type: ignore[call-overload]
+    )
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> Iterator[str]:
+    broker_url = f"sqlite:///{tmp_path / 'cpus.db'}"
+    basic.app.conf.broker_url = broker_url
+    yield broker_url
+    basic.app.close()
+
+
+def first_cpu_only() -> None:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def test_the_process_pool_starts_one_child_per_cpu_in_its_affinity_mask(tmp_path: Path, url: str) -> None:
+    """``docker run --cpuset-cpus 0`` on a many-core host: ``-P processes`` starts one child,
+    not one per host core."""
+    with worker(tmp_path, url, "-P", "processes", prefix=None, preexec_fn=first_cpu_only):
+        wait_for(lambda: len(heartbeats()) == 1 and heartbeats()[0].get("pool_processes"), 60)
+        assert len(heartbeats()[0]["pool_processes"]) == 1  # type: ignore[arg-type]
+        assert heartbeats()[0]["concurrency"] == 1
+
+
+def test_processes_auto_starts_one_worker_process_per_usable_cpu(tmp_path: Path, url: str) -> None:
+    expected = len(os.sched_getaffinity(0))
+    with worker(tmp_path, url, "--processes", "auto"):
+        wait_for(lambda: len(heartbeats()) == expected, 60)
+        names = sorted(str(h["hostname"]).split("@")[0] for h in heartbeats())
+        assert names == (["cpu"] if expected == 1 else [f"cpu.{i}" for i in range(1, expected + 1)])
+    basic.app.close()
+    with worker(tmp_path, url, "--processes", "auto", preexec_fn=first_cpu_only):
+        assert basic.add.delay(2, 3).get(timeout=30) == 5
+        # One process, so no ".N" suffix (the first run's heartbeats are in the same broker).
+        wait_for(lambda: any(str(h["hostname"]).startswith("cpu@") for h in heartbeats()), 60)
+
+
+def test_a_bad_processes_value_is_a_one_line_error(tmp_path: Path, url: str) -> None:
+    for value, message in (("many", "neither a number of processes nor 'auto'"), ("0", "at least 1")):
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "conveyor",
+                "-A",
+                "tests.apps.basic",
+                "-b",
+                url,
+                "worker",
+                "--processes",
+                value,
+            ],
+            check=False,
+            cwd=ROOT,
+            env=process_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+@contextlib.contextmanager
+def cpu_quota_cgroup(cpus: float) -> Iterator[Path]:
+    """A fresh cgroup with a CPU quota of ``cpus``; yields the cgroup.procs file to join it."""
+    name = f"conveyor-test-{uuid.uuid4().hex[:8]}"
+    if (CPU_V1 / "cpu.cfs_quota_us").exists():
+        group = CPU_V1 / name
+        settings = {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": str(int(cpus * 100000))}
+    elif "cpu" in (UNIFIED / "cgroup.subtree_control").read_text(errors="replace").split():
+        group = UNIFIED / name
+        settings = {"cpu.max": f"{int(cpus * 100000)} 100000"}
+    else:
+        pytest.skip("no cgroup CPU controller this test may use")
+    try:
+        group.mkdir()
+        for file, value in settings.items():
+            (group / file).write_text(value)
+    except OSError as exc:  # not root, or a read-only /sys/fs/cgroup (an unprivileged container)
+        with contextlib.suppress(OSError):
+            group.rmdir()
+        pytest.skip(f"cannot make a cgroup with a CPU quota here: {exc}")
+    try:
+        yield group / "cgroup.procs"
+    finally:
+        for _ in range(100):  # the processes must have left it (exited) before it can go
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                wait_for(lambda: not (group / "cgroup.procs").read_text().strip(), 10)
+
+
+def test_the_process_pool_sizes_itself_to_the_containers_cpu_quota(tmp_path: Path, url: str) -> None:
+    """A Kubernetes ``limits.cpu: 1`` (a cgroup quota) on a host with more cores: one child."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs to tell a quota of one from the host's count")
+    with cpu_quota_cgroup(1.0) as procs:
+        join = ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"]
+        with worker(tmp_path, url, "-P", "processes", prefix=join):
+            wait_for(lambda: len(heartbeats()) == 1 and heartbeats()[0].get("pool_processes"), 60)
+            pid = int(heartbeats()[0]["pid"])  # type: ignore[call-overload]
+            assert cgroup_cpu_quota(Path(f"/proc/{pid}")) == 1.0
+            assert len(heartbeats()[0]["pool_processes"]) == 1  # type: ignore[arg-type]
+            assert basic.add.delay(1, 1).get(timeout=30) == 2
+
+
+def test_a_fractional_quota_counts_as_the_next_whole_cpu(tmp_path: Path) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    with cpu_quota_cgroup(0.5) as procs:
+        child = subprocess.Popen(["sh", "-c", f"echo $$ > {procs} && exec sleep 60"])
+        try:
+            wait_for(lambda: cgroup_cpu_quota(Path(f"/proc/{child.pid}")) is not None, 10)
+            assert cgroup_cpu_quota(Path(f"/proc/{child.pid}")) == 0.5
+            assert usable_cpus(Path(f"/proc/{child.pid}")) == 1
+        finally:
+            child.kill()
+            child.wait(timeout=10)
+    assert usable_cpus() == len(os.sched_getaffinity(0))  # this process: no quota of its own
+
+
+def test_a_destination_names_every_process_of_a_processes_command(tmp_path: Path, url: str) -> None:
+    """``-n grp@h --processes 2`` runs ``grp.1@h`` and ``grp.2@h``; ``-d grp@h``, the name the
+    operator gave, reaches both (``-d grp.2@h`` only that one, and never a worker of another name)."""
+    group = ConveyorProcess(
+        url, tmp_path, ["worker", "-l", "info", "--processes", "2", "-n", "grp@h"], "tests.apps.basic", "grp"
+    )
+    other = ConveyorProcess(
+        url, tmp_path, ["worker", "-l", "info", "-n", "other@h"], "tests.apps.basic", "other"
+    )
+    try:
+        wait_for(lambda: len(heartbeats()) == 3, 60)
+        assert sorted(_replies(url, "inspect", "ping")) == ["grp.1@h", "grp.2@h", "other@h"]
+        assert sorted(_replies(url, "inspect", "ping", "-d", "grp@h")) == ["grp.1@h", "grp.2@h"]
+        assert list(_replies(url, "inspect", "stats", "-d", "grp.2@h")) == ["grp.2@h"]
+        assert _replies(url, "control", "shutdown", "-d", "grp@h") == {
+            "grp.1@h": "shutting down",
+            "grp.2@h": "shutting down",
+        }
+        assert group.proc.wait(timeout=60) == 0  # both processes drained: the command ended
+        assert list(_replies(url, "inspect", "ping")) == ["other@h"]
+    finally:
+        group.stop()
+        assert other.stop() == 0
