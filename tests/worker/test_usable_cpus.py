@@ -19,6 +19,7 @@ import pytest
 from conveyor.worker.cpus import cgroup_cpu_quota, usable_cpus
 
 from ..apps import basic
+from ..cli.helpers import conveyor
 from ..cli.test_control_commands import _replies
 from ..procs import ROOT, ConveyorProcess, process_env, wait_for
 
@@ -190,7 +191,8 @@ def test_a_fractional_quota_counts_as_the_next_whole_cpu(tmp_path: Path) -> None
 
 def test_a_destination_names_every_process_of_a_processes_command(tmp_path: Path, url: str) -> None:
     """``-n grp@h --processes 2`` runs ``grp.1@h`` and ``grp.2@h``; ``-d grp@h``, the name the
-    operator gave, reaches both (``-d grp.2@h`` only that one, and never a worker of another name)."""
+    operator gave, reaches both (``-d grp.2@h`` only that one, and never a worker of another name),
+    and ``health --worker grp@h`` checks both."""
     group = ConveyorProcess(
         url, tmp_path, ["worker", "-l", "info", "--processes", "2", "-n", "grp@h"], "tests.apps.basic", "grp"
     )
@@ -202,6 +204,8 @@ def test_a_destination_names_every_process_of_a_processes_command(tmp_path: Path
         assert sorted(_replies(url, "inspect", "ping")) == ["grp.1@h", "grp.2@h", "other@h"]
         assert sorted(_replies(url, "inspect", "ping", "-d", "grp@h")) == ["grp.1@h", "grp.2@h"]
         assert list(_replies(url, "inspect", "stats", "-d", "grp.2@h")) == ["grp.2@h"]
+        probe = conveyor("health", "--worker", "grp@h", url=url)
+        assert probe.returncode == 0 and "ok: grp.1@h, grp.2@h are alive and fetching" in probe.stdout, probe
         assert _replies(url, "control", "shutdown", "-d", "grp@h") == {
             "grp.1@h": "shutting down",
             "grp.2@h": "shutting down",

@@ -102,9 +102,18 @@ def _check(admin: Admin, worker_name: str | None, local: bool, max_fetch_age: fl
 def _chosen(admin: Admin, worker_name: str | None) -> list[WorkerInfo]:
     if worker_name:
         try:
-            newest = admin.worker(worker_name)
+            return [admin.worker(worker_name)]
         except UnknownWorker as exc:
-            raise click.UsageError(str(exc)) from exc
-        return [newest]
+            # The -n name of a --processes N command (w1@host): every one of its processes,
+            # each by its newest heartbeat (a replaced process heartbeats under the same name).
+            newest: dict[str, WorkerInfo] = {}
+            for w in admin.workers(include_gone=True):
+                if w.answers_to(worker_name) and (
+                    w.hostname not in newest or w.heartbeat > newest[w.hostname].heartbeat
+                ):
+                    newest[w.hostname] = w
+            if not newest:
+                raise click.UsageError(str(exc)) from exc
+            return sorted(newest.values(), key=lambda w: w.hostname)
     host = socket.gethostname()
     return [w for w in admin.workers(include_gone=True) if w.host == host]
