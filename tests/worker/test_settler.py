@@ -61,36 +61,51 @@ def run_on(loop: asyncio.AbstractEventLoop, main: object) -> None:
 
 
 def test_outcomes_reported_from_other_threads_are_all_settled(broker: Broker) -> None:
-    """Four threads report 400 outcomes each, in bursts with pauses long enough for the settler
-    to fall asleep in between: every one reaches the broker (a wake-up lost in the race between
-    an add and the settler going idle would leave jobs leased for ever)."""
-    outcomes = leased(broker, 1600)
+    """Four threads report 1,600 outcomes in 20 bursts; between two bursts they wait until the
+    broker has everything so far, so the settler falls asleep with nothing to settle and the
+    next burst's first outcome, from one of the threads, must wake it (a wake-up lost in the
+    race between an add and the settler going idle would leave jobs leased for ever)."""
+    threads_n, rounds, per_thread = 4, 20, 20
+    outcomes = leased(broker, threads_n * rounds * per_thread)
     settled: list[Outcome] = []
+    stuck: list[int] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         with ThreadPoolExecutor(1) as executor:
             settler = Settler(broker, executor, lambda: 60.0, settled.extend, lambda: None)
             settler.start()
+            start = threading.Barrier(threads_n)
 
-            def report(share: list[Outcome], seed: int) -> None:
-                rnd = random.Random(seed)
-                for i, outcome in enumerate(share):
-                    settler.add(outcome)
-                    if i % rnd.randint(5, 40) == 0:
-                        time.sleep(rnd.choice((0, 0.0001, 0.002, 0.012)))
+            def report(k: int) -> None:
+                rnd = random.Random(k)
+                share = outcomes[k::threads_n]
+                for r in range(rounds):
+                    try:
+                        start.wait(60)
+                    except threading.BrokenBarrierError:  # another reporter gave up: stop too
+                        return
+                    for outcome in share[r * per_thread : (r + 1) * per_thread]:
+                        settler.add(outcome)
+                        if rnd.random() < 0.1:
+                            time.sleep(rnd.choice((0, 0.0001, 0.001)))
+                    deadline = time.monotonic() + 30
+                    while len(settled) < (r + 1) * threads_n * per_thread:
+                        if time.monotonic() > deadline:
+                            stuck.append(r)
+                            start.abort()
+                            return
+                        time.sleep(0.001)
 
             threads = [
-                threading.Thread(target=report, args=(outcomes[k::4], k), name=f"reporter-{k}")
-                for k in range(4)
+                threading.Thread(target=report, args=(k,), name=f"reporter-{k}") for k in range(threads_n)
             ]
             for t in threads:
                 t.start()
-            deadline = loop.time() + 60
-            while len(settled) < len(outcomes) and loop.time() < deadline:
+            while any(t.is_alive() for t in threads):
                 await asyncio.sleep(0.01)
-            for t in threads:
-                t.join()
+            # Checked before close(): closing flushes whatever a lost wake-up left pending.
+            assert not stuck and len(settled) == len(outcomes), "outcomes left pending: a wake-up was lost"
             assert await settler.close(loop.time() + 30) == 0
 
     asyncio.run(main())
@@ -170,6 +185,8 @@ def test_an_outcome_waited_for_is_settled_without_waiting_for_the_gap(broker: Br
             gap, settler_module.SETTLE_GAP = settler_module.SETTLE_GAP, 3600.0
             try:
                 settler.add(outcomes[1])
+                while not (settler._alarm.sleeping and settler._pending):  # asleep in the gap
+                    await asyncio.sleep(0.001)
                 await asyncio.wait_for(settler.add_and_wait(outcomes[2]), 30)
             finally:
                 settler_module.SETTLE_GAP = gap

@@ -31,8 +31,6 @@ class ProcessCount(click.ParamType[int]):
     name = "N|auto"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
         text = str(value).strip().lower()
         if text == "auto":
             from ..worker.cpus import usable_cpus

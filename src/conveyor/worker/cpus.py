@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,14 +37,21 @@ def usable_cpus(proc: Path = PROC_SELF) -> int:
 
 
 def cgroup_cpu_quota(proc: Path = PROC_SELF) -> float | None:
-    """The tightest CPU quota (in CPUs) on this process's cgroup or its ancestors, or None."""
+    """The tightest CPU quota (in CPUs) on this process's cgroup or its ancestors, or None
+    (none set, or nothing readable: an unexpected layout never stops a worker from starting)."""
     try:
-        memberships = (proc / "cgroup").read_text().splitlines()
-        mounts = (proc / "mountinfo").read_text().splitlines()
-    except OSError:
+        return _cgroup_cpu_quota(proc)
+    except (OSError, ValueError, ZeroDivisionError):
         return None
+
+
+def _cgroup_cpu_quota(proc: Path) -> float | None:
+    memberships = (proc / "cgroup").read_text().splitlines()
+    mounts = (proc / "mountinfo").read_text().splitlines()
     quotas: list[float] = []
     for line in memberships:
+        if line.count(":") < 2:
+            continue
         _, controllers, path = line.split(":", 2)
         if controllers == "":  # cgroup v2: one hierarchy
             mount = _mount_point(mounts, "cgroup2", None)
@@ -68,15 +76,21 @@ def _mount_point(mounts: list[str], fstype: str, controller: str | None) -> tupl
             continue
         if controller is not None and controller not in fields[sep + 3].split(","):
             continue
-        return Path(fields[4]), fields[3]
+        return Path(_unescape(fields[4])), _unescape(fields[3])
     return None
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes a space, tab, newline and backslash in a path as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _quotas(mount: tuple[Path, str], path: str, read: Callable[[Path], float | None]) -> list[float]:
     """The quotas from the process's cgroup up to the mount's root (a container sees its own
     cgroup as the root of the mount, the host sees the full path under it)."""
     point, root = mount
-    relative = path[len(root) :] if root != "/" and path.startswith(root) else path
+    inside = root != "/" and (path == root or path.startswith(root + "/"))
+    relative = path[len(root) :] if inside else path
     directory = point / relative.lstrip("/")
     found: list[float] = []
     while True:
@@ -91,9 +105,9 @@ def _quotas(mount: tuple[Path, str], path: str, read: Callable[[Path], float | N
 def _v2_quota(directory: Path) -> float | None:
     try:
         quota, period = (directory / "cpu.max").read_text().split()
+        return None if quota == "max" or int(period) <= 0 else int(quota) / int(period)
     except (OSError, ValueError):
         return None
-    return None if quota == "max" else int(quota) / int(period)
 
 
 def _v1_quota(directory: Path) -> float | None:
