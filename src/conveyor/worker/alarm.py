@@ -14,7 +14,10 @@ import asyncio
 class Alarm:
     """(Loop only) ``sleep`` until ``timeout`` seconds pass or ``ring`` is called. A ring while
     nobody sleeps is not remembered: callers look at their condition before sleeping, with no
-    await in between."""
+    await in between. A ring sent from another thread (``call_soon_threadsafe(alarm.ring)``)
+    may land after the sleeper woke for another reason and end its next sleep early: its
+    callers only look at their condition again (the settler's gap ends, the fetcher looks
+    for room), so that costs a turn, never a missed wake-up."""
 
     __slots__ = ("_sleeper",)
 
