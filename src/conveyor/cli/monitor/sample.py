@@ -128,6 +128,9 @@ class Reading:
     failing_since: float | None = None
 
 
+STOP_WAIT = 2.0  # seconds a read under way may take to end when the monitor quits
+
+
 class Sampler:
     """Takes a snapshot every ``interval`` seconds on a daemon thread.
 
@@ -152,8 +155,14 @@ class Sampler:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: float = STOP_WAIT) -> None:
+        """Stop sampling, and give a read under way up to ``wait`` seconds to end: the command
+        closes the broker's connections next, and must not close one under a query that is
+        still running on it in this thread (a read that hangs on a dead broker is left behind:
+        the thread is a daemon)."""
         self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(wait)
 
     def reading(self) -> Reading:
         with self._lock:
