@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 import threading
 import uuid
 import warnings
@@ -115,6 +116,25 @@ class ThreadWorker:
 def run_worker() -> type[ThreadWorker]:
     """``with run_worker(app, queues=[...]) as worker: ...``"""
     return ThreadWorker
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_is_left_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that leaves SIGINT ignored or blocked in this process hands that on to every
+    subprocess started after it (both survive exec), and a ``conveyor monitor`` started then
+    never sees Ctrl-C: the disposition and the mask are put back, and the test is named in the
+    warnings summary."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    changed = []
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and handler is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, handler if handler is not None else signal.default_int_handler)
+        changed.append("ignored")
+    if signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set()):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        changed.append("blocked")
+    if changed:
+        warnings.warn(f"{request.node.nodeid} left SIGINT {' and '.join(changed)}", stacklevel=1)
 
 
 @pytest.fixture(autouse=True)

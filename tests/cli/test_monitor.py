@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -173,6 +174,11 @@ class PtyMonitor:
 def _controlling_terminal() -> None:
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # Ctrl-C as in a fresh terminal: a disposition (SIG_IGN) or a blocked mask left in this
+    # test process by another test would be inherited across exec, and the monitor would then
+    # never see the SIGINT this test types (Python installs KeyboardInterrupt only over SIG_DFL).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def test_live_view_renders_in_a_terminal_survives_a_broker_outage_and_quits_on_q(tmp_path: Path) -> None:
