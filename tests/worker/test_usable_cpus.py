@@ -107,28 +107,9 @@ def test_processes_auto_starts_one_worker_process_per_usable_cpu(tmp_path: Path,
         wait_for(lambda: any(str(h["hostname"]).startswith("cpu@") for h in heartbeats()), 60)
 
 
-def test_a_bad_processes_value_is_a_one_line_error(tmp_path: Path, url: str) -> None:
+def test_a_bad_processes_value_is_a_one_line_error(url: str) -> None:
     for value, message in (("many", "neither a number of processes nor 'auto'"), ("0", "at least 1")):
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "conveyor",
-                "-A",
-                "tests.apps.basic",
-                "-b",
-                url,
-                "worker",
-                "--processes",
-                value,
-            ],
-            check=False,
-            cwd=ROOT,
-            env=process_env(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = conveyor("worker", "--processes", value, url=url, app=True, timeout=60)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 

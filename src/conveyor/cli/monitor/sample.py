@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ...admin import Admin, QueueInfo, RunningTask, WorkerInfo
 
 FAILURES_SHOWN = 10  # the newest failures a snapshot reads; the view shows as many as fit
+STOP_WAIT = 2.0  # seconds a read under way may take to end when the monitor quits
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +127,6 @@ class Reading:
     rates: Rates
     error: str | None = None
     failing_since: float | None = None
-
-
-STOP_WAIT = 2.0  # seconds a read under way may take to end when the monitor quits
 
 
 class Sampler:
