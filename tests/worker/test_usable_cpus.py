@@ -188,19 +188,22 @@ def test_a_fractional_quota_counts_as_the_next_whole_cpu(tmp_path: Path) -> None
 
 def test_a_destination_names_every_process_of_a_processes_command(tmp_path: Path, url: str) -> None:
     """``-n grp@h --processes 2`` runs ``grp.1@h`` and ``grp.2@h``; ``-d grp@h``, the name the
-    operator gave, reaches both (``-d grp.2@h`` only that one, and never a worker of another name),
-    and ``health --worker grp@h`` checks both."""
+    operator gave, reaches both (``-d grp.2@h`` only that one, and never a worker of another name,
+    not even one started alone as ``-n grp.3@h``), and ``health --worker grp@h`` checks both."""
     group = ConveyorProcess(
         url, tmp_path, ["worker", "-l", "info", "--processes", "2", "-n", "grp@h"], "tests.apps.basic", "grp"
     )
-    other = ConveyorProcess(
-        url, tmp_path, ["worker", "-l", "info", "-n", "other@h"], "tests.apps.basic", "other"
-    )
+    others = [
+        ConveyorProcess(url, tmp_path, ["worker", "-l", "info", "-n", name], "tests.apps.basic", log)
+        for name, log in (("other@h", "other"), ("grp.3@h", "alone"))
+    ]
     try:
-        wait_for(lambda: len(heartbeats()) == 3, 60)
-        assert sorted(_replies(url, "inspect", "ping")) == ["grp.1@h", "grp.2@h", "other@h"]
+        wait_for(lambda: len(heartbeats()) == 4, 60)
+        assert sorted(_replies(url, "inspect", "ping")) == ["grp.1@h", "grp.2@h", "grp.3@h", "other@h"]
         assert sorted(_replies(url, "inspect", "ping", "-d", "grp@h")) == ["grp.1@h", "grp.2@h"]
-        assert list(_replies(url, "inspect", "stats", "-d", "grp.2@h")) == ["grp.2@h"]
+        stats = _replies(url, "inspect", "stats", "-d", "grp.2@h")
+        reply = stats.get("grp.2@h")
+        assert list(stats) == ["grp.2@h"] and isinstance(reply, dict) and reply["group"] == "grp@h", stats
         probe = conveyor("health", "--worker", "grp@h", url=url)
         assert probe.returncode == 0 and "ok: grp.1@h, grp.2@h are alive and fetching" in probe.stdout, probe
         assert _replies(url, "control", "shutdown", "-d", "grp@h") == {
@@ -208,7 +211,7 @@ def test_a_destination_names_every_process_of_a_processes_command(tmp_path: Path
             "grp.2@h": "shutting down",
         }
         assert group.proc.wait(timeout=60) == 0  # both processes drained: the command ended
-        assert list(_replies(url, "inspect", "ping")) == ["other@h"]
+        assert sorted(_replies(url, "inspect", "ping")) == ["grp.3@h", "other@h"]
     finally:
         group.stop()
-        assert other.stop() == 0
+        assert [other.stop() for other in others] == [0, 0]

@@ -78,19 +78,14 @@ class WorkerInfo:
     fetched_at: float | None = None
     gone: bool = False
     pool_processes: tuple[int, ...] = ()  # -P processes: the pids of its pool children
+    group: str = ""  # the -n name of the ``--processes N`` command it is one process of
 
     def answers_to(self, name: str) -> bool:
         """Does ``-d/--destination NAME`` address this worker? Its unique name, its ``-n``
         name, or the ``-n`` name of the command that started it with ``--processes N``
-        (``w1@host`` addresses ``w1.1@host``, ``w1.2@host``, …: the node the operator named)."""
-        if name in (self.name, self.hostname):
-            return True
-        base, at, host = name.partition("@")
-        own_base, own_at, own_host = self.hostname.partition("@")
-        if (at, host) != (own_at, own_host):
-            return False
-        prefix, dot, index = own_base.rpartition(".")
-        return bool(dot) and index.isdigit() and prefix == base
+        (``w1@host`` addresses ``w1.1@host``, ``w1.2@host``, …: the node the operator named;
+        not a worker started alone as ``-n w1.3@host``)."""
+        return name in (self.name, self.hostname) or (bool(self.group) and name == self.group)
 
 
 @dataclass(frozen=True, slots=True)

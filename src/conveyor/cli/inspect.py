@@ -156,6 +156,7 @@ def stats(state: State, destination: tuple[str, ...], timeout: float | None, as_
             "fetch_state": w.fetch_state,
             "heartbeat_age": round(now - w.heartbeat, 2),
             **({"pool_processes": list(w.pool_processes)} if w.pool_processes else {}),
+            **({"group": w.group} if w.group else {}),
         }
 
     def lines(r: dict[str, Any]) -> list[str]:

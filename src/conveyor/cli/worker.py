@@ -153,9 +153,10 @@ def worker(
         concurrency = autoscale
 
     def build(index: int | None) -> Worker:
-        name = hostname
+        name, group = hostname, None
         if index is not None:  # one of --processes: tell the processes apart in listings
-            base, at, host = (hostname or "worker@%h").partition("@")
+            group = hostname or "worker@%h"
+            base, at, host = group.partition("@")
             name = f"{base}.{index}{at}{host}"
         return Worker(
             app,
@@ -169,6 +170,7 @@ def worker(
             max_tasks=max_tasks_per_child,
             max_memory_kib=max_memory_per_child,
             pool_start_method=pool_start_method,
+            group=group,
         )
 
     try:

@@ -10,7 +10,8 @@ processed, succeeded, failed, retried, dead_lettered, revoked, abandoned_threads
 (bytes); fetch_state and fetched_at (see fetcher.py: a probe tells "alive and fetching" from
 "alive but its fetches fail"); paused (this worker's paused queues); active: per running task
 id, task, queue, args (shortened repr), started, attempt (retries + 1), delivery;
-pool_processes (``-P processes`` only): the pids of its pool children.
+pool_processes (``-P processes`` only): the pids of its pool children; group (one process of
+``--processes N`` only): the command's ``-n`` name, which ``-d`` addresses all its processes by.
 """
 
 from __future__ import annotations

@@ -109,6 +109,7 @@ class Worker:
         max_tasks: int | None = None,
         max_memory_kib: int | None = None,
         pool_start_method: str | None = None,
+        group: str | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -137,6 +138,9 @@ class Worker:
             raise ValueError(f"prefetch multiplier must be at least 1, got {multiplier}")
         self.prefetch_limit = self.concurrency * multiplier
         self.hostname = expand_name(name)
+        # The -n name of the ``--processes N`` command this process is one of (``w1@host`` for
+        # ``w1.2@host``): ``-d w1@host`` addresses the whole command, and only it.
+        self.group = expand_name(group) if group is not None else None
         self.owner = lease_owner(self.hostname)
         self.burst = burst
         self.shutdown_timeout = float(
@@ -506,6 +510,7 @@ class Worker:
                 "pool": self.pool,
                 "concurrency": self.concurrency,
                 "started": self.started,
+                **({"group": self.group} if self.group is not None else {}),
             }
             builder = self._info_builder = InfoBuilder(
                 static,
