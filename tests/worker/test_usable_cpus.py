@@ -215,3 +215,19 @@ def test_a_destination_names_every_process_of_a_processes_command(tmp_path: Path
     finally:
         group.stop()
         assert [other.stop() for other in others] == [0, 0]
+
+
+def test_a_pid_in_the_name_of_a_processes_command_is_the_commands_own(tmp_path: Path, url: str) -> None:
+    """``-n g%i@h --processes 2``: each process names itself with its own pid, but the command's
+    name, which ``-d`` addresses, is expanded once, with the command's pid, for both."""
+    group = ConveyorProcess(
+        url, tmp_path, ["worker", "-l", "info", "--processes", "2", "-n", "g%i@h"], "tests.apps.basic", "g"
+    )
+    try:
+        wait_for(lambda: len(heartbeats()) == 2, 60)
+        assert {beat.get("group") for beat in heartbeats()} == {f"g{group.pid}@h"}
+        names = sorted(_replies(url, "inspect", "ping", "-d", f"g{group.pid}@h"))
+        assert len(names) == 2 and all(n.startswith("g") and n.endswith("@h") for n in names), names
+        assert f"g{group.pid}.1@h" not in names  # each process's own name carries its own pid
+    finally:
+        assert group.stop() == 0

@@ -73,7 +73,7 @@ def worker_info(record: WorkerRecord, lease_timeout: float, now: float) -> Worke
         fetched_at=None if fetched_at is None else float(fetched_at),
         gone=now - record.heartbeat > lease_timeout,
         pool_processes=tuple(p for p in info.get("pool_processes", ()) if isinstance(p, int)),
-        group=str(info.get("group", "")),
+        group=group if isinstance(group := info.get("group"), str) else "",
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..worker.naming import expand_name
 from ..worker.pools import START_METHODS
 from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor
 from ..worker.worker import POOLS, Worker
@@ -152,11 +153,14 @@ def worker(
     if autoscale is not None:
         concurrency = autoscale
 
+    # The command's -n name, expanded once here: a %i in it is the command's pid, the same for
+    # every one of its processes (each child expands its own name with its own pid).
+    group = expand_name(hostname)
+
     def build(index: int | None) -> Worker:
-        name, group = hostname, None
+        name = hostname
         if index is not None:  # one of --processes: tell the processes apart in listings
-            group = hostname or "worker@%h"
-            base, at, host = group.partition("@")
+            base, at, host = (hostname or "worker@%h").partition("@")
             name = f"{base}.{index}{at}{host}"
         return Worker(
             app,
@@ -170,7 +174,7 @@ def worker(
             max_tasks=max_tasks_per_child,
             max_memory_kib=max_memory_per_child,
             pool_start_method=pool_start_method,
-            group=group,
+            group=group if index is not None else None,
         )
 
     try:

@@ -140,7 +140,7 @@ class Worker:
         self.hostname = expand_name(name)
         # The -n name of the ``--processes N`` command this process is one of (``w1@host`` for
         # ``w1.2@host``): ``-d w1@host`` addresses the whole command, and only it.
-        self.group = expand_name(group) if group is not None else None
+        self.group = expand_name(group) if group else None
         self.owner = lease_owner(self.hostname)
         self.burst = burst
         self.shutdown_timeout = float(
@@ -510,7 +510,7 @@ class Worker:
                 "pool": self.pool,
                 "concurrency": self.concurrency,
                 "started": self.started,
-                **({"group": self.group} if self.group is not None else {}),
+                **({"group": self.group} if self.group else {}),
             }
             builder = self._info_builder = InfoBuilder(
                 static,
