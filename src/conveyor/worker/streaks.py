@@ -21,7 +21,7 @@ while its streak runs, so the pool still runs at most ``concurrency`` tasks at o
 How many streaks run at once: two for short runs, as many as needed for long ones. Measured on
 the benchmark's one-``INCR`` task (60 µs a run), up to eight threads taking turns at the GIL
 cost more than the overlap of round trips they buy (0.6x ``-P solo``, against one streak's
-0.96x); two streaks overlap one's round trip with the other's work and drained 13-14 % more
+0.96x); two streaks overlap one's round trip with the other's work and drained 10-13 % more
 than one (Intel, 2 cores; as much as one on a machine whose cores were all busy, for about 8 %
 more CPU per task: docs/benchmarks.md). Tasks that wait (an HTTP call, a query of a few
 milliseconds) want every slot. So at most ``LIMIT`` streaks whose current run is younger than
@@ -29,8 +29,8 @@ milliseconds) want every slot. So at most ``LIMIT`` streaks whose current run is
 that takes longer than ``STALL`` no longer counts: waiting tasks get up to ``concurrency``
 streaks (as many threads as the one-task-per-thread pool ran). A consumer whose delivery would
 make one streak too many sets it aside (first in line, in the order taken) for the running
-streak and waits, to look again every ``TICK`` (backing off to ``TICK_MAX`` while the streak
-keeps up: each look wakes the loop) or when a streak ends; a streak over the limit ends after
+streaks and waits, to look again every ``TICK`` (backing off to ``TICK_MAX`` while the streaks
+keep up: each look wakes the loop) or when a streak ends; a streak over the limit ends after
 its current run.
 
 Hard time limits and terminating revokes work as for any run in a slot thread: the exception is
