@@ -33,7 +33,7 @@ def app(process_broker_url: str) -> Iterator[Conveyor]:
 def test_the_threads_pool_runs_concurrency_tasks_at_once_behind_a_backlog_of_tiny_ones(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    """Tiny tasks share two streaks; six tasks that wait for each other must still get six
+    """Tiny tasks share one streak; six tasks that wait for each other must still get six
     slot threads at once (they only finish once all six have started)."""
     basic.add.delay_many([(i, i) for i in range(300)])
     meeting = [basic.rendezvous.delay("meet", f"t{i}", 6) for i in range(6)]

@@ -18,20 +18,18 @@ streak: it goes back to the consumer that started the streak, which takes it the
 A streak also ends when the inbox is empty or the worker is stopping. The consumer stays busy
 while its streak runs, so the pool still runs at most ``concurrency`` tasks at once.
 
-How many streaks run at once: two for short runs, as many as needed for long ones. Measured on
-the benchmark's one-``INCR`` task (60 µs a run), up to eight threads taking turns at the GIL
-cost more than the overlap of round trips they buy (0.6x ``-P solo``, against one streak's
-0.96x); two streaks overlap one's round trip with the other's work and drained 10-13 % more
-than one (Intel, 2 cores; as much as one on a machine whose cores were all busy, for about 8 %
-more CPU per task: docs/benchmarks.md). Tasks that wait (an HTTP call, a query of a few
+How many streaks run at once: one for short runs, as many as needed for long ones. Measured on
+the benchmark's one-``INCR`` task (60 µs a run), every extra thread taking turns at the GIL
+costs more than the overlap of round trips it buys (one streak: 0.96x ``-P solo``; up to eight:
+0.6x; two: the same drain in ``bench/pools.py`` for 20-25 % more CPU per task with one
+process, docs/benchmarks.md), while tasks that wait (an HTTP call, a query of a few
 milliseconds) want every slot. So at most ``LIMIT`` streaks whose current run is younger than
-``STALL`` run at once, and a run
-that takes longer than ``STALL`` no longer counts: waiting tasks get up to ``concurrency``
-streaks (as many threads as the one-task-per-thread pool ran). A consumer whose delivery would
-make one streak too many sets it aside (first in line, in the order taken) for the running
-streaks and waits, to look again every ``TICK`` (backing off to ``TICK_MAX`` while the streaks
-keep up: each look wakes the loop) or when a streak ends; a streak over the limit ends after
-its current run.
+``STALL`` run at once, and a run that takes longer than ``STALL`` no longer counts: waiting
+tasks get up to ``concurrency`` streaks (as many threads as the one-task-per-thread pool ran).
+A consumer whose delivery would make one streak too many sets it aside (first in line, in the
+order taken) for the running streaks and waits, to look again every ``TICK`` (backing off to
+``TICK_MAX`` while the streaks keep up: each look wakes the loop) or when a streak ends; a
+streak over the limit ends after its current run.
 
 Hard time limits and terminating revokes work as for any run in a slot thread: the exception is
 raised in the thread, and the worker stops waiting at once (``Streak.kill``): the run is
@@ -67,7 +65,7 @@ if TYPE_CHECKING:
     from .slots import Job, SlotThreads
 
 NO_VALUE: Any = object()  # a run that raised: its value is this
-LIMIT = 2  # streaks with a young run at once (see the module doc)
+LIMIT = 1  # streaks with a young run at once (see the module doc)
 STALL = 0.001  # a streak whose run has taken longer than this no longer counts against LIMIT
 TICK = 0.001  # how often held-back consumers look again (only while some are held back)...
 TICK_MAX = 0.016  # ...backing off to this while the running streaks keep up (each look wakes the loop)
