@@ -156,6 +156,9 @@ class CoordinationGuard:
             return Outcome(
                 "ack", d.id, d.delivery, states.REVOKED, revoked_payload(reason), retries=request.retries
             )
+        # Debug, not info: a waiting job comes back every few seconds and would flood the log.
+        then = "tries again later" if policy == "retry" else "waits"
+        logger.debug("task %s[%s] %s: lock %r is held", task.name, d.id, then, name)
         if policy == "retry":
             return defer(d, time.time() + retry_delay())
         return self._wait(d, request)
