@@ -91,7 +91,10 @@ class WorkerProcess(ConveyorProcess):
         env: dict[str, str] | None = None,
         name: str = "w",
     ) -> None:
-        command = ["worker", "-l", "info", "-n", f"{name}@%h", *args]
+        # One process unless the test asks for more: its pid is the worker's, and a signal or a
+        # kill reaches the process that runs the tasks (no flags would start one per CPU).
+        one = [] if "--processes" in args else ["--processes", "1"]
+        command = ["worker", "-l", "info", "-n", f"{name}@%h", *one, *args]
         super().__init__(broker_url, workdir, command, app, name, env)
 
 

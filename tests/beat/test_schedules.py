@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 from cronsim import CronSim
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import conveyor.beat.catchup
@@ -681,9 +681,45 @@ def test_crontab_engine_agrees_with_cronsim(spec: dict[str, str], zone: str, t: 
     ours = crontab(**spec, tz=zone)
     expr = " ".join(spec[n] for n in ("minute", "hour", "day_of_month", "month_of_year", "day_of_week"))
     theirs = CronsimOnly(expr, zone)
-    assert ours.next_after(t) == theirs.next_after(t)
-    assert ours.last_at_or_before(t) == theirs.last_at_or_before(t)
+    pairs = [
+        (ours.next_after(t), theirs.next_after(t)),
+        (ours.last_at_or_before(t), theirs.last_at_or_before(t)),
+    ]
+    # At a DST change the two may differ by design: cronsim runs "0-59 */2" in a skipped hour
+    # when the gap ends, while ours runs a wildcard entry only at real instants (docs/beat.md;
+    # the DST tests above pin that down). Compare everywhere else.
+    assume(all(a == b or not near_dst_change(zone, t, a, b) for a, b in pairs))
+    for a, b in pairs:
+        assert a == b
     assert cron(expr, tz=zone).next_after(t) == ours.next_after(t)
+
+
+def test_a_wildcard_hour_skipped_by_dst_runs_at_the_next_real_match_unlike_cronsim() -> None:
+    """The case that told the two apart: "* */2 * 9 0" in Santiago, whose clocks jump from
+    00:00 to 01:00 on Sunday 2025-09-07. No 00:xx exists that day; the next real even hour is
+    02:00 -03. cronsim runs at 01:00, when the gap ends."""
+    expr = {"minute": "*", "hour": "*/2", "month_of_year": "9", "day_of_week": "*/7"}
+    start = utc(2025, 1, 1)
+    ours = crontab(**expr, tz="America/Santiago").next_after(start)
+    assert (
+        datetime.fromtimestamp(ours, ZoneInfo("America/Santiago")).isoformat() == "2025-09-07T02:00:00-03:00"
+    )
+    theirs = CronsimOnly("* */2 * 9 */7", "America/Santiago").next_after(start)
+    assert (
+        datetime.fromtimestamp(theirs, ZoneInfo("America/Santiago")).isoformat()
+        == "2025-09-07T01:00:00-03:00"
+    )
+    assert near_dst_change("America/Santiago", ours, theirs)
+
+
+def near_dst_change(zone: str, *instants: float) -> bool:
+    """Whether the zone's UTC offset changes within three hours of any of the instants."""
+    if zone == "UTC":
+        return False
+    z = ZoneInfo(zone)
+    return any(
+        len({datetime.fromtimestamp(x + d, z).utcoffset() for d in (-10800, 0, 10800)}) > 1 for x in instants
+    )
 
 
 @settings(max_examples=100, deadline=None)

@@ -73,3 +73,34 @@ def test_sigterm_to_the_whole_process_group_drains_running_tasks(tmp_path: Path)
         log.close()
         basic.app.close()
     assert "second signal" not in (tmp_path / "group.log").read_text()
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie nobody reaped yet (a container's init may never reap orphans)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def test_killing_the_supervisor_stops_its_worker_processes(tmp_path: Path) -> None:
+    """``kill -9`` of the command (the OOM killer, a deploy script that gave up waiting): its
+    worker processes shut down as if asked, finishing the task they run, instead of taking tasks
+    as orphans beside the command that replaces it."""
+    url = f"sqlite:///{tmp_path / 'orphans.db'}"
+    basic.app.conf.broker_url = url
+    one_each = ["-c", "1", "--prefetch-multiplier", "1"]
+    supervisor = WorkerProcess(url, tmp_path, "--processes", "2", *one_each, name="orph")
+    try:
+        wait_for(lambda: len(live_pids()) == 2, 30)
+        children = live_pids()
+        result = basic.record.delay("orphan", "t0", 1.0)
+        wait_for(lambda: any(x.startswith("start t0") for x in lines(tmp_path / "orphan")), 30)
+        supervisor.kill()
+        wait_for(lambda: not any(alive(pid) for pid in children), 30)
+        assert result.get(timeout=10) == "t0"  # drained: the running task finished, not abandoned
+        assert lines(tmp_path / "orphan")[-1].startswith("done t0")
+    finally:
+        supervisor.kill()
+        basic.app.close()

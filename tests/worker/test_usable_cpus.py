@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.cli.worker import default_processes
 from conveyor.worker.cpus import cgroup_cpu_quota, usable_cpus
 
 from ..apps import basic
@@ -107,6 +108,45 @@ def test_processes_auto_starts_one_worker_process_per_usable_cpu(tmp_path: Path,
         wait_for(lambda: any(str(h["hostname"]).startswith("cpu@") for h in heartbeats()), 60)
 
 
+def test_no_flags_starts_one_worker_process_per_usable_cpu(tmp_path: Path, url: str) -> None:
+    """As Dramatiq and Celery do: one Python process cannot use a second core."""
+    expected = usable_cpus()
+    with worker(tmp_path, url):
+        wait_for(lambda: len(heartbeats()) == expected, 60)
+        names = sorted(str(h["hostname"]).split("@")[0] for h in heartbeats())
+        assert names == (["cpu"] if expected == 1 else [f"cpu.{i}" for i in range(1, expected + 1)])
+        assert {h["concurrency"] for h in heartbeats()} == {8}  # -c is per process
+    basic.app.close()
+    with worker(tmp_path, url, preexec_fn=first_cpu_only):  # one CPU: one process, as before
+        assert basic.add.delay(2, 3).get(timeout=30) == 5
+        wait_for(lambda: any(str(h["hostname"]).startswith("cpu@") for h in heartbeats()), 60)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-c", "4"], ["-P", "solo"], ["-P", "processes", "-c", "1"]],
+    ids=["concurrency", "solo", "process-pool"],
+)
+def test_c_or_a_one_process_pool_keeps_one_worker_process(tmp_path: Path, url: str, args: list[str]) -> None:
+    """``-c 4`` means four tasks at once, as in Celery, not four per core; ``-P solo`` runs one
+    task at a time; ``-P processes`` has its children already. The name without a ``.N``
+    suffix shows no supervisor split the command."""
+    with worker(tmp_path, url, *args):
+        assert basic.add.delay(2, 3).get(timeout=30) == 5
+        wait_for(lambda: len(heartbeats()) == 1, 60)
+        assert str(heartbeats()[0]["hostname"]).startswith("cpu@")
+
+
+def test_the_default_number_of_processes_follows_pool_concurrency_and_broker() -> None:
+    cpus = usable_cpus()
+    assert default_processes("threads", False, "redis://r:6379/0") == cpus
+    assert default_processes("asyncio", False, "sqlite:///c.db") == cpus
+    assert default_processes("threads", True, "redis://r:6379/0") == 1  # -c or worker_concurrency
+    assert default_processes("solo", False, "redis://r:6379/0") == 1
+    assert default_processes("processes", False, "redis://r:6379/0") == 1
+    assert default_processes("threads", False, "memory://") == 1  # lives inside one process
+
+
 def test_a_bad_processes_value_is_a_one_line_error(url: str) -> None:
     for value, message in (("many", "neither a number of processes nor 'auto'"), ("0", "at least 1")):
         out = conveyor("worker", "--processes", value, url=url, app=True, timeout=60)
@@ -194,7 +234,9 @@ def test_a_destination_names_every_process_of_a_processes_command(tmp_path: Path
         url, tmp_path, ["worker", "-l", "info", "--processes", "2", "-n", "grp@h"], "tests.apps.basic", "grp"
     )
     others = [
-        ConveyorProcess(url, tmp_path, ["worker", "-l", "info", "-n", name], "tests.apps.basic", log)
+        ConveyorProcess(
+            url, tmp_path, ["worker", "-l", "info", "--processes", "1", "-n", name], "tests.apps.basic", log
+        )
         for name, log in (("other@h", "other"), ("grp.3@h", "alone"))
     ]
     try:

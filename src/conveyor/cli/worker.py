@@ -46,6 +46,27 @@ class ProcessCount(click.ParamType[int]):
         return count
 
 
+AUTO_POOLS = ("threads", "asyncio")  # the pools whose one process uses one core at most
+
+
+def default_processes(pool: str, concurrency_set: bool, broker_url: str) -> int:
+    """``--processes`` when it is not given: one per CPU this process may use (as Dramatiq and
+    Celery start one process per core), for the pools whose one process is held to one core by
+    the GIL, unless ``-c`` (or ``worker_concurrency``) says how many tasks run at once: a Celery
+    user's ``-c 4`` means four tasks at once, not four per core. ``-P processes`` already has a
+    child per CPU and ``-P solo`` runs one task at a time; a ``memory://`` broker lives inside
+    one process.
+
+    >>> default_processes("solo", False, "redis://r")
+    1
+    """
+    if pool not in AUTO_POOLS or concurrency_set or broker_url.startswith("memory:"):
+        return 1
+    from ..worker.cpus import usable_cpus
+
+    return usable_cpus()
+
+
 @click.command()
 @click.option("-Q", "--queues", help="Comma-separated queues to consume (default: task_default_queue).")
 @click.option(
@@ -82,10 +103,9 @@ class ProcessCount(click.ParamType[int]):
 @click.option(
     "--processes",
     type=ProcessCount(),
-    default="1",
-    show_default=True,
     help="Worker processes to run under this command (each with -c slots); auto: one per CPU "
-    "this process may use (affinity and container CPU quota).",
+    "this process may use (affinity and container CPU quota). Default: auto for the threads and "
+    "asyncio pools when -c is not given, else 1.",
 )
 @click.option(
     "-B", "--beat", "with_beat", is_flag=True, help="Also run the periodic scheduler (safe on many workers)."
@@ -129,7 +149,7 @@ def worker(
     prefetch_multiplier: int | None,
     shutdown_timeout: float | None,
     burst: bool,
-    processes: int,
+    processes: int | None,
     with_beat: bool,
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
@@ -181,6 +201,9 @@ def worker(
         single = build(None)  # checks every option before anything starts
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if processes is None:
+        given = concurrency is not None or app.conf.worker_concurrency is not None
+        processes = default_processes(single.pool, given, app.conf.broker())
     beat = None
     if with_beat:  # validated and synced before the worker starts; exit 2 on a bad entry
         from .beat import prepared_scheduler

@@ -10,7 +10,9 @@ only with ``--burst`` is a clean exit the end of the child's work. A child that 
 (``--max-tasks-per-child``, ``--max-memory-per-child``) exits with ``RECYCLED`` and is replaced
 at once, even with ``--burst``. A child stopped by ``conveyor control shutdown`` exits with
 ``SHUT_DOWN`` and is not replaced. The supervisor exits when all children have. SIGTERM/SIGINT are
-forwarded to the children.
+forwarded to the children. A supervisor killed outright (SIGKILL, the OOM killer) takes its
+children with it: on Linux each child gets SIGTERM the moment the supervisor is gone and shuts
+down as if asked, so no orphaned worker keeps taking tasks beside the replacement command.
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ class Supervisor:
         self.stopping = 0
 
     def _spawn(self, index: int) -> None:
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: run the worker, never return into the supervisor's code
             code = 1
             try:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(signum, signal.SIG_DFL)  # the worker installs its own
+                _stop_with(supervisor)
                 os.environ["CONVEYOR_PROCESS_INDEX"] = str(index)
                 self.target(index)
                 code = 0
@@ -105,3 +109,21 @@ class Supervisor:
             if not self.stopping:
                 self._spawn(index)
         return exit_code
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _stop_with(supervisor: int) -> None:
+    """Have the kernel send this child SIGTERM when the supervisor dies (Linux; the supervisor
+    has no threads, so "the thread that forked us" is the supervisor itself). A supervisor that
+    died before the prctl took effect is caught by the parent check: the child exits at once."""
+    if sys.platform.startswith("linux"):
+        import ctypes  # here: only a supervised child needs it
+        import ctypes.util
+
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != supervisor:
+        os._exit(1)

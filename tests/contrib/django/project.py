@@ -98,4 +98,5 @@ class DjangoProject:
         )
 
     def worker(self, *args: str, name: str = "w") -> ConveyorProcess:
-        return self.conveyor("worker", "-l", "info", "-n", f"{name}@%h", *args, name=name)
+        one = () if "--processes" in args else ("--processes", "1")  # as WorkerProcess
+        return self.conveyor("worker", "-l", "info", "-n", f"{name}@%h", *one, *args, name=name)
