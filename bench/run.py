@@ -66,7 +66,7 @@ PEER_REQUIREMENTS: dict[str, list[str]] = {
 CONVEYOR_BROKERS = ("redis", "sqlite")
 PROCESSES_WORKER = "conveyor -A bench.conveyor_tasks worker -P processes -c 2 -l warning"
 SOLO_WORKER = "conveyor -A bench.conveyor_tasks worker -P solo --processes 2 -l warning"
-AUTO_WORKER = "conveyor -A bench.conveyor_tasks worker --processes auto -l warning"
+ONE_WORKER = "conveyor -A bench.conveyor_tasks worker --processes 1 -l warning"
 
 INSTALL_TIMEOUT = 900.0
 WORKER_STOP_GRACE = 3.0
@@ -408,13 +408,13 @@ def all_systems() -> list[System]:
         )
         for broker in CONVEYOR_BROKERS
     ]
-    # The modes a user would choose for throughput, on Redis: the process pool next to Celery's
-    # prefork -c 2 (one worker, two child processes), the default pool in one process per usable
-    # CPU (the one flag for several cores), and tiny tasks at full speed (two worker processes,
+    # The modes a user would choose, on Redis: the process pool next to Celery's prefork -c 2
+    # (one worker, two child processes), the default pool in one process (what no flags started
+    # before it started one per usable CPU), and tiny tasks at full speed (two worker processes,
     # each running tasks inline on its loop).
     for name, key, command in (
         ("conveyor -P processes (redis)", "conveyor-processes", PROCESSES_WORKER),
-        ("conveyor --processes auto (redis)", "conveyor-auto", AUTO_WORKER),
+        ("conveyor --processes 1 (redis)", "conveyor-one", ONE_WORKER),
         ("conveyor -P solo --processes 2 (redis)", "conveyor-solo", SOLO_WORKER),
     ):
         systems.append(
