@@ -60,7 +60,10 @@ class Worker:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         cmd = [sys.executable, "-m", "conveyor", "-A", "chaos.tasks", "-b", url, "worker"]
-        cmd += ["-l", "info", "-n", f"{name}@%h", *args]
+        # One process unless a scenario asks for more: a SIGKILL must reach the process that runs
+        # the tasks (no flags would start a supervisor and one process per CPU).
+        one = [] if "--processes" in args else ["--processes", "1"]
+        cmd += ["-l", "info", "-n", f"{name}@%h", *one, *args]
         full_env = {**os.environ, "CONVEYOR_TEST_DIR": str(workdir), "PYTHONUNBUFFERED": "1", **env}
         self.proc = _spawn(cmd, full_env, self.log_path)
         self.killed_at: float | None = None  # epoch time of our SIGKILL, for the counting rules
