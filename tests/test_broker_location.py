@@ -80,7 +80,20 @@ def test_a_producer_and_a_worker_started_in_other_directories_share_one_sqlite_b
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "-A", "portapp", "worker", "-l", "info", "-n", "w@%h"],
+            [
+                sys.executable,
+                "-m",
+                "conveyor",
+                "-A",
+                "portapp",
+                "worker",
+                "-l",
+                "info",
+                "--processes",
+                "1",
+                "-n",
+                "w@%h",
+            ],
             cwd=worker_cwd,
             env=env,
             stdout=log,

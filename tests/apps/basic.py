@@ -18,6 +18,8 @@ app = Conveyor("basic")
 # Short leases make crash tests fast; the guarantee is "within lease + heartbeat" either way.
 app.conf.worker_lease_timeout = float(os.environ.get("CONVEYOR_TEST_LEASE", "3.0"))
 app.conf.worker_heartbeat_interval = float(os.environ.get("CONVEYOR_TEST_HEARTBEAT", "1.0"))
+if os.environ.get("CONVEYOR_TEST_CONCURRENCY"):  # worker_concurrency set in the app, not by -c
+    app.conf.worker_concurrency = int(os.environ["CONVEYOR_TEST_CONCURRENCY"])
 
 
 def _mark(name: str, text: str) -> None:

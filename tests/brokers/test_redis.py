@@ -439,7 +439,11 @@ class Worker:
         cmd = [sys.executable, "-m", "conveyor.cli.main", "-A", "tests.apps.redis_tasks", "-b", url]
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [*cmd, "worker", "-l", "info"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                [*cmd, "worker", "-l", "info", "--processes", "1"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def output(self) -> str:

@@ -84,7 +84,12 @@ def app(tmp_path: Path) -> Iterator[Conveyor]:
 def test_a_worker_that_ran_a_task_imported_nothing_it_does_not_need(app: Conveyor) -> None:
     result = basic.add.delay(2, 3)
     url = app.conf.broker_url
-    assert imported_after("-A", "tests.apps.basic", "-b", url, "worker", "--burst", "-l", "warning") == []
+    assert (
+        imported_after(
+            "-A", "tests.apps.basic", "-b", url, "worker", "--burst", "--processes", "1", "-l", "warning"
+        )
+        == []
+    )
     assert result.get(timeout=30) == 5  # the worker did run it
 
 

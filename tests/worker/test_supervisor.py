@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -92,15 +93,21 @@ def test_killing_the_supervisor_stops_its_worker_processes(tmp_path: Path) -> No
     basic.app.conf.broker_url = url
     one_each = ["-c", "1", "--prefetch-multiplier", "1"]
     supervisor = WorkerProcess(url, tmp_path, "--processes", "2", *one_each, name="orph")
+    children: set[int] = set()
     try:
         wait_for(lambda: len(live_pids()) == 2, 30)
         children = live_pids()
-        result = basic.record.delay("orphan", "t0", 1.0)
+        result = basic.record.delay("orphan", "t0", 5.0)
         wait_for(lambda: any(x.startswith("start t0") for x in lines(tmp_path / "orphan")), 30)
         supervisor.kill()
+        # Still running when its supervisor died (5 s long), so finishing it proves a drain.
+        assert not any(x.startswith("done t0") for x in lines(tmp_path / "orphan"))
         wait_for(lambda: not any(alive(pid) for pid in children), 30)
         assert result.get(timeout=10) == "t0"  # drained: the running task finished, not abandoned
         assert lines(tmp_path / "orphan")[-1].startswith("done t0")
     finally:
         supervisor.kill()
+        for pid in children:  # if the kernel did not stop them, this test must not leave them
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         basic.app.close()

@@ -36,7 +36,12 @@ def heartbeats() -> list[dict[str, object]]:
 
 @contextlib.contextmanager
 def worker(
-    tmp_path: Path, url: str, *args: str, prefix: list[str] | None = None, **popen: object
+    tmp_path: Path,
+    url: str,
+    *args: str,
+    prefix: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    **popen: object,
 ) -> Iterator[None]:
     """``conveyor worker ARGS`` run as ``PREFIX... python -m conveyor ...``; stopped after."""
     log = open(tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115 - closed below
@@ -57,7 +62,7 @@ def worker(
         [*(prefix or []), *cmd],
         start_new_session=True,
         cwd=ROOT,
-        env=process_env(tmp_path),
+        env=process_env(tmp_path, env),
         stdout=log,
         stderr=subprocess.STDOUT,
         **popen,  # type: ignore[call-overload]
@@ -124,8 +129,8 @@ def test_no_flags_starts_one_worker_process_per_usable_cpu(tmp_path: Path, url: 
 
 @pytest.mark.parametrize(
     "args",
-    [["-c", "4"], ["-P", "solo"], ["-P", "processes", "-c", "1"]],
-    ids=["concurrency", "solo", "process-pool"],
+    [["-c", "4"], ["--autoscale", "4,2"], ["-P", "solo"], ["-P", "processes"]],
+    ids=["concurrency", "autoscale", "solo", "process-pool"],
 )
 def test_c_or_a_one_process_pool_keeps_one_worker_process(tmp_path: Path, url: str, args: list[str]) -> None:
     """``-c 4`` means four tasks at once, as in Celery, not four per core; ``-P solo`` runs one
@@ -137,6 +142,22 @@ def test_c_or_a_one_process_pool_keeps_one_worker_process(tmp_path: Path, url: s
         assert str(heartbeats()[0]["hostname"]).startswith("cpu@")
 
 
+def test_a_memory_broker_keeps_one_worker_process() -> None:
+    """Each process would have a broker of its own: a second one would never see a task."""
+    out = conveyor("worker", "--burst", "-n", "mem@h", url="memory://", app=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "mem@h ready:" in out.stderr + out.stdout and "mem.1@h" not in out.stderr + out.stdout
+
+
+def test_worker_concurrency_in_the_app_keeps_one_worker_process(tmp_path: Path, url: str) -> None:
+    """``worker_concurrency`` is the setting behind ``-c``: set in the app, it says the same."""
+    with worker(tmp_path, url, env={"CONVEYOR_TEST_CONCURRENCY": "3"}):
+        assert basic.add.delay(2, 3).get(timeout=30) == 5
+        wait_for(lambda: len(heartbeats()) == 1, 60)
+        beat = heartbeats()[0]
+        assert str(beat["hostname"]).startswith("cpu@") and beat["concurrency"] == 3
+
+
 def test_the_default_number_of_processes_follows_pool_concurrency_and_broker() -> None:
     cpus = usable_cpus()
     assert default_processes("threads", False, "redis://r:6379/0") == cpus
@@ -145,6 +166,7 @@ def test_the_default_number_of_processes_follows_pool_concurrency_and_broker() -
     assert default_processes("solo", False, "redis://r:6379/0") == 1
     assert default_processes("processes", False, "redis://r:6379/0") == 1
     assert default_processes("threads", False, "memory://") == 1  # lives inside one process
+    assert default_processes("threads", False, "MEMORY://") == 1
 
 
 def test_a_bad_processes_value_is_a_one_line_error(url: str) -> None:

@@ -6,6 +6,7 @@ import os
 import sys
 import traceback
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -52,15 +53,19 @@ AUTO_POOLS = ("threads", "asyncio")  # the pools whose one process uses one core
 def default_processes(pool: str, concurrency_set: bool, broker_url: str) -> int:
     """``--processes`` when it is not given: one per CPU this process may use (as Dramatiq and
     Celery start one process per core), for the pools whose one process is held to one core by
-    the GIL, unless ``-c`` (or ``worker_concurrency``) says how many tasks run at once: a Celery
-    user's ``-c 4`` means four tasks at once, not four per core. ``-P processes`` already has a
-    child per CPU and ``-P solo`` runs one task at a time; a ``memory://`` broker lives inside
-    one process.
+    the GIL, unless ``-c`` (or ``--autoscale``, or ``worker_concurrency``) says how many tasks
+    run at once: a Celery user's ``-c 4`` means four tasks at once, not four per core.
+    ``-P processes`` already has a child per CPU and ``-P solo`` runs one task at a time; a
+    ``memory://`` broker lives inside one process. Off Linux it stays one: there a killed
+    supervisor cannot take its children with it (no PDEATHSIG), and macOS discourages fork
+    without exec.
 
     >>> default_processes("solo", False, "redis://r")
     1
     """
-    if pool not in AUTO_POOLS or concurrency_set or broker_url.startswith("memory:"):
+    if pool not in AUTO_POOLS or concurrency_set or urlsplit(broker_url).scheme.lower() == "memory":
+        return 1
+    if not sys.platform.startswith("linux"):
         return 1
     from ..worker.cpus import usable_cpus
 
@@ -73,7 +78,8 @@ def default_processes(pool: str, concurrency_set: bool, broker_url: str) -> int:
     "-c",
     "--concurrency",
     type=click.IntRange(min=1),
-    help="Tasks run at once (default: 8 threads, 1 process per CPU, 100 asyncio, 1 solo).",
+    help="Tasks run at once in each worker process (default: 8 threads, 1 process per CPU, "
+    "100 asyncio, 1 solo). Given alone, it also means one worker process, as in Celery.",
 )
 @click.option(
     "-P",
@@ -105,7 +111,8 @@ def default_processes(pool: str, concurrency_set: bool, broker_url: str) -> int:
     type=ProcessCount(),
     help="Worker processes to run under this command (each with -c slots); auto: one per CPU "
     "this process may use (affinity and container CPU quota). Default: auto for the threads and "
-    "asyncio pools when -c is not given, else 1.",
+    "asyncio pools on Linux when neither -c, --autoscale nor worker_concurrency is given and the "
+    "broker is not memory://, else 1.",
 )
 @click.option(
     "-B", "--beat", "with_beat", is_flag=True, help="Also run the periodic scheduler (safe on many workers)."

@@ -120,10 +120,9 @@ def _stop_with(supervisor: int) -> None:
     died before the prctl took effect is caught by the parent check: the child exits at once."""
     if sys.platform.startswith("linux"):
         import ctypes  # here: only a supervised child needs it
-        import ctypes.util
 
         with contextlib.suppress(Exception):
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+            # The process's own symbols include libc's: no find_library (it runs ldconfig).
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != supervisor:
         os._exit(1)
