@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import importlib
 import logging
 import multiprocessing
@@ -246,8 +245,9 @@ def _die_with_parent() -> None:
     """Exit as soon as the worker is gone, even in the middle of a task."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            # The process's own symbols include libc's: no find_library (it runs ldconfig in a
+            # subprocess, in every fresh child).
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     parent = multiprocessing.parent_process()
     if parent is None or os.getppid() == 1:
         os._exit(1)  # the worker died before the prctl above could take effect
