@@ -24,13 +24,11 @@ a thread watching the worker's end of a pipe does the same elsewhere.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import logging
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from multiprocessing.connection import Connection, wait
@@ -44,6 +42,7 @@ from ..execution.trace import run_traced
 from ..log import configure, install_task_context, set_worker_name
 from ..request import Request, current_request
 from ..signals import worker_process_init
+from .parentdeath import signal_on_parent_death
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -52,8 +51,6 @@ if TYPE_CHECKING:
     from ..task import Task
 
 logger = logging.getLogger("conveyor.worker")
-
-PR_SET_PDEATHSIG = 1
 
 
 class Job(msgspec.Struct, array_like=True):
@@ -243,11 +240,7 @@ def _failed(task: Task[Any, Any] | None, request: Request, exc: BaseException, r
 # -- dying with the worker, and what the fork inherited -------------------------------------------
 def _die_with_parent() -> None:
     """Exit as soon as the worker is gone, even in the middle of a task."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            # The process's own symbols include libc's: no find_library (it runs ldconfig in a
-            # subprocess, in every fresh child).
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    signal_on_parent_death(signal.SIGKILL)
     parent = multiprocessing.parent_process()
     if parent is None or os.getppid() == 1:
         os._exit(1)  # the worker died before the prctl above could take effect

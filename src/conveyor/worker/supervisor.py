@@ -111,18 +111,12 @@ class Supervisor:
         return exit_code
 
 
-PR_SET_PDEATHSIG = 1  # prctl(2)
-
-
 def _stop_with(supervisor: int) -> None:
-    """Have the kernel send this child SIGTERM when the supervisor dies (Linux; the supervisor
-    has no threads, so "the thread that forked us" is the supervisor itself). A supervisor that
-    died before the prctl took effect is caught by the parent check: the child exits at once."""
-    if sys.platform.startswith("linux"):
-        import ctypes  # here: only a supervised child needs it
+    """SIGTERM (a drain) when the supervisor dies; it has no threads, so "the thread that forked
+    us" is the supervisor itself. One that died before the call took effect is caught by the
+    parent check: the child exits at once."""
+    from .parentdeath import signal_on_parent_death  # here: only a supervised child needs ctypes
 
-        with contextlib.suppress(Exception):
-            # The process's own symbols include libc's: no find_library (it runs ldconfig).
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    signal_on_parent_death(signal.SIGTERM)
     if os.getppid() != supervisor:
         os._exit(1)
