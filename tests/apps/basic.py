@@ -131,6 +131,12 @@ def sleeper(seconds: float) -> float:
 
 
 @app.task
+async def async_sleeper(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@app.task
 def busy_loop(seconds: float) -> float:
     """Holds the thread in Python code (revoke-terminate must interrupt it)."""
     end = time.monotonic() + seconds

@@ -251,3 +251,35 @@ def test_a_fetch_that_returns_during_shutdown_does_not_stall_it(
         assert lines(tmp_path / "stall") == []
     finally:
         basic.app.close()
+
+
+def test_a_stop_wakes_a_full_fetcher_so_the_grace_starts_at_once(
+    tmp_path: Path, run_worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetcher whose prefetch is full sleeps until a delivery ends (solo and process pools).
+    A stop must wake it: the shutdown otherwise waited for the first running task to end, or
+    for the fetch wait, before its grace even began. The fetch wait is made a minute long here,
+    so a fetcher the stop does not wake keeps the worker from stopping within the 15 s the
+    test's worker allows."""
+    from conveyor.worker import fetcher as fetcher_module
+    from conveyor.worker import worker as worker_module
+
+    monkeypatch.setattr(fetcher_module, "FETCH_WAIT", 60.0)
+    monkeypatch.setattr(worker_module, "FETCH_WAIT", 60.0)
+    basic.app.conf.broker_url = f"sqlite:///{tmp_path / 'full.db'}"
+    try:
+        running = basic.async_sleeper.delay(120.0)
+        queued = [basic.add.delay(i, 1) for i in range(10)]
+        context = run_worker(basic.app, pool="solo", concurrency=1, shutdown_timeout=0.5)
+        worker = context.__enter__()
+        try:
+            wait_for(lambda: running.state == states.STARTED, 10)
+            fetcher = worker._fetcher
+            assert fetcher is not None
+            wait_for(lambda: fetcher.state == "full" and fetcher.room.sleeping, 10)
+        finally:
+            context.__exit__(None, None, None)  # fails unless the worker stops within 15 s
+        assert running.state == states.PENDING  # given back at the end of the grace
+        assert all(r.state == states.PENDING for r in queued)  # prefetched, given back unstarted
+    finally:
+        basic.app.close()

@@ -215,6 +215,12 @@ class Fetcher:
         if self.room.sleeping and self._wants(self.target() - self.held):
             self.room.ring()
 
+    def stop(self) -> None:
+        """(Loop) Stop fetching. A fetcher asleep for room, which only a finished delivery
+        would wake, wakes now: the shutdown must not wait for a running task to end."""
+        self.stopping = True
+        self.room.ring()
+
     def give_back(self, d: Delivery) -> None:
         """Release a delivery that was not started (shutting down)."""
         self.settler.add(Outcome("release", d.id, d.delivery))

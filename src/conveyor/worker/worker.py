@@ -391,7 +391,8 @@ class Worker:
         try:
             await asyncio.wait({fetching, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._stopping = fetcher.stopping = processor.stopping = True
+            self._stopping = processor.stopping = True
+            fetcher.stop()
             stopper.cancel()
             await self._shutdown(fetching, consumers, keeper)
 
