@@ -195,6 +195,35 @@ def test_a_worker_is_shut_down_gracefully_from_the_workers_page(
         extra.stop()
 
 
+def test_every_process_of_a_worker_command_is_shut_down_from_the_workers_page(
+    admin: httpx.Client, producer: Conveyor, dash_broker: str, workdir: Path
+) -> None:
+    """A ``--processes 2`` command shows both processes, each with its own button and one for
+    the command: that one stops every process, and with them the command."""
+    from ..procs import WorkerProcess
+    from .server import APP
+
+    command = WorkerProcess(
+        dash_broker, workdir, "-Q", "dash-group", "--processes", "2", app=APP, name="group"
+    ).wait_ready()
+    try:
+
+        def processes() -> list[str]:
+            return [w.group for w in producer.admin.workers() if w.hostname.startswith("group.")]
+
+        wait_until(lambda: len(processes()) == 2)
+        group = processes()[0]
+        assert group.startswith("group@") and processes() == [group, group]
+        page = admin.get("/workers").text
+        assert f"Shut down every process of {group}" in page
+        assert page.count("Shut down this process") >= 2
+        said = _done(csrf_post(admin, f"/workers/{group}/shutdown"))
+        assert said.count("shutting down") == 2, said  # both processes answered
+        assert command.proc.wait(timeout=30) == 0
+    finally:
+        command.stop()
+
+
 def test_a_periodic_entry_whose_name_holds_a_slash_is_acted_on(
     admin: httpx.Client, producer: Conveyor
 ) -> None:
