@@ -120,20 +120,22 @@ def test_control_commands_reach_the_named_worker_and_a_gone_one_is_reported_not_
         wait_for(lambda: queues() == {first: ["default"], second: ["default"]}, 15)
 
         # revoke --terminate stops a task running Python code; recorded REVOKED, not retried.
-        running = basic.busy_loop.delay(120.0)
-        wait_for(
-            lambda: any(
-                running.id in str(r) for r in _replies(url, "inspect", "query_task", running.id).values()
-            ),
-            20,
-        )
-        held = _replies(url, "inspect", "query_task", running.id)
-        [holder] = [name for name, found in held.items() if found]
-        code, out = run(url, "revoke", running.id, "--terminate", "--signal", "KILL", "-t", "15")
-        assert code == 0 and f"-> {holder}: OK" in out and f"terminated: {running.id}" in out, out
-        wait_for(lambda: running.status == states.REVOKED, 20)
-        assert "terminated" in str(running.result)
-        assert running.id in _replies(url, "inspect", "revoked", "-d", holder)[holder]  # type: ignore[operator]
+        # `control revoke --terminate` (the Celery habit) does the same.
+        for command in (["revoke"], ["control", "revoke"]):
+            running = basic.busy_loop.delay(120.0)
+            wait_for(
+                lambda task=running: any(  # type: ignore[misc]
+                    task.id in str(r) for r in _replies(url, "inspect", "query_task", task.id).values()
+                ),
+                20,
+            )
+            held = _replies(url, "inspect", "query_task", running.id)
+            [holder] = [name for name, found in held.items() if found]
+            code, out = run(url, *command, running.id, "--terminate", "--signal", "KILL", "-t", "15")
+            assert code == 0 and f"-> {holder}: OK" in out and f"terminated: {running.id}" in out, out
+            wait_for(lambda task=running: task.status == states.REVOKED, 20)  # type: ignore[misc]
+            assert "terminated" in str(running.result)
+            assert running.id in _replies(url, "inspect", "revoked", "-d", holder)[holder]  # type: ignore[operator]
 
         # rate_limit: cluster-wide and stored; "1/h" lets one run start and defers the rest.
         assert set(_replies(url, "control", "rate_limit", basic.add.name, "1/h").values()) == {

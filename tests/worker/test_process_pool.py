@@ -143,6 +143,8 @@ def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
     assert "died" not in w.log()  # a kill the worker asked for is no child death
     if how == "result-SIGQUIT":
         assert f"running task {blocked.id} (SIGQUIT)" in w.log()  # that very signal, not SIGKILL
+    if how in ("control-SIGTERM", "stored"):  # SIGTERM (the default): the log names what is sent
+        assert f"running task {blocked.id} (SIGKILL)" in w.log()
 
 
 @pytest.mark.parametrize(("crash", "how"), [("segfault", "killed by SIGSEGV"), ("exits", "exit code 3")])
@@ -160,17 +162,23 @@ def test_a_segfaulting_child_is_replaced_its_task_redelivered_then_dead_lettered
         assert [x.id for x in letters] == [result.id]
         assert "died 3 times" in letters[0].reason and how in letters[0].reason
         assert proc_tasks.pid.delay().get(timeout=30) not in pids
+        # The worker's counters (inspect stats, status, the dashboard) count the task as
+        # failed once, like the task history's counters: not each death, not zero times.
+        wait_for(lambda: [(x.processed, x.failed) for x in app.admin.workers()] == [(2, 1)], 30)
     assert "redelivered (death 1 of 3)" in w.log()
+    assert f"task {getattr(proc_tasks, crash).name}[{result.id}] moved to dead letters" in w.log()
 
 
 def test_an_at_most_once_task_that_kills_its_child_is_dead_lettered_at_once(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
-    with running(process_broker_url, tmp_path, "-c", "1"):
+    with running(process_broker_url, tmp_path, "-c", "1") as w:
         result = proc_tasks.segfault_at_most_once.delay("once")
         wait_for(lambda: app.broker.status(result.id).state == states.FAILURE, 60)
         assert len(started_pids(tmp_path / "once")) == 1
         assert "at-most-once" in app.broker.dead_letters()[0].reason
+        wait_for(lambda: [(x.processed, x.failed) for x in app.admin.workers()] == [(1, 1)], 30)
+    assert f"task {proc_tasks.segfault_at_most_once.name}[{result.id}] moved to dead letters" in w.log()
 
 
 def test_max_tasks_per_child_10_over_100_tasks_uses_at_least_10_children(

@@ -227,23 +227,42 @@ def _revoke(
     report(replies, as_json, revoke_lines)
 
 
+terminate_option = click.option("--terminate", is_flag=True, help="Also stop the tasks that are running now.")
+signal_option = click.option(
+    "--signal",
+    default="SIGTERM",
+    show_default=True,
+    help="With --terminate: SIGTERM or SIGKILL (Celery's names; TERM and KILL work too).",
+)
+
+
 @control.command("revoke")
 @click.argument("task_ids", nargs=-1, required=True, metavar="ID...")
+@terminate_option
+@signal_option
 @destination_option
 @timeout_option
 @json_option
 @click.pass_obj
 def control_revoke(
-    state: State, task_ids: tuple[str, ...], destination: tuple[str, ...], timeout: float, as_json: bool
+    state: State,
+    task_ids: tuple[str, ...],
+    terminate: bool,
+    signal: str,
+    destination: tuple[str, ...],
+    timeout: float,
+    as_json: bool,
 ) -> None:
     """Revoke tasks: stored in the broker (a worker down now honours it too); workers skip them
-    if prefetched. A running task finishes: see `terminate`.
+    if prefetched. A running task finishes unless --terminate is given (as `terminate` and
+    `conveyor revoke --terminate`; see `conveyor revoke --help` for how it is stopped).
 
     \b
     Example:
       conveyor -A proj control revoke 5b1e0f5e-0c1d-4c55-9d7b-6f1c1f2d3a4b
+      conveyor -A proj control revoke 5b1e0f5e-0c1d-4c55-9d7b-6f1c1f2d3a4b --terminate
     """
-    _revoke(state, task_ids, False, "SIGTERM", destination, timeout, as_json)
+    _revoke(state, task_ids, terminate, signal, destination, timeout, as_json)
 
 
 @control.command("terminate")
@@ -273,18 +292,13 @@ def terminate(
 
 @click.command("revoke")
 @click.argument("task_ids", nargs=-1, required=True, metavar="ID...")
-@click.option("--terminate", is_flag=True, help="Also stop the tasks that are running now.")
+@terminate_option
 @click.option(
     "--allow-unknown",
     is_flag=True,
     help="Revoke ids the broker has not seen yet (a task about to be sent); else exit 2.",
 )
-@click.option(
-    "--signal",
-    default="SIGTERM",
-    show_default=True,
-    help="With --terminate: SIGTERM or SIGKILL (Celery's names; TERM and KILL work too).",
-)
+@signal_option
 @destination_option
 @timeout_option
 @json_option

@@ -85,7 +85,8 @@ def default_processes(pool: str, concurrency_set: bool, broker_url: str) -> int:
     "-P",
     "--pool",
     callback=check_pool,
-    help=f"How sync tasks run: {', '.join(POOLS)} (prefork = processes; default: threads).",
+    help=f"How sync tasks run: {', '.join(POOLS)} (prefork = processes; default: threads; "
+    "gevent and eventlet are refused with what to use instead).",
 )
 @click.option(
     "--pool-start-method",
@@ -120,13 +121,15 @@ def default_processes(pool: str, concurrency_set: bool, broker_url: str) -> int:
 @click.option(
     "--max-tasks-per-child",
     type=click.IntRange(min=1),
-    help="Replace a worker process after this many tasks (default: worker_max_tasks_per_child).",
+    help="Replace a worker process (with -P processes: a pool child) after this many tasks "
+    "(default: worker_max_tasks_per_child).",
 )
 @click.option(
     "--max-memory-per-child",
     type=click.IntRange(min=1),
     metavar="KIB",
-    help="Replace a worker process after the task that takes its resident memory past KIB.",
+    help="Replace a worker process (with -P processes: a pool child) after the task that takes "
+    "its resident memory past KIB.",
 )
 @click.option(
     "--autoscale", callback=parse_autoscale, metavar="MAX,MIN", help="Accepted: runs with concurrency MAX."

@@ -531,6 +531,8 @@ class ProcessRunner:
                 pool.kill(child, signal.SIGKILL)
                 raise
             signum = signal.SIGKILL if reason == "time" else _signal_number(active.signal)
+            if signum in IGNORED_BY_CHILDREN:
+                signum = signal.SIGKILL  # as kill() would send it: the log names the signal sent
             how = signal.Signals(signum).name
             logger.warning("%s: killing %s running task %s (%s)", task.name, child.name, request.id, how)
             pool.kill(child, signum)

@@ -165,7 +165,9 @@ class Reporter:
         runtime: float = 0.0,
     ) -> None:
         self.stats.dead_lettered += 1
-        logger.error("task %s moved to dead letters: %s", d.id, reason)
+        # Named like every other task line when known (a refused message may name no task).
+        where = d.id if request is None else f"{request.task}[{d.id}]"
+        logger.error("task %s moved to dead letters: %s", where, reason)
         dead = outcomes.dead(d, request, exc, trace, self.hostname, reason)
         self._settle(dead, d, request, runtime, error=exc)
 
@@ -185,10 +187,14 @@ class Reporter:
         a worker death — redelivered with one death more, or dead-lettered once the deaths
         reach ``max_deaths`` (at once for an at-most-once task, which never runs twice)."""
         deaths = max(d.deaths, 0) + 1
+        final = not task.acks_late or deaths >= max_deaths
+        if final:  # it ran and ends FAILURE, as the task history's counters count it too
+            self.stats.processed += 1
+            self.stats.failed += 1
         if not task.acks_late:
             reason = f"its pool process died while running it ({how}); not run again: it is at-most-once"
             self.dead(d, request, WorkerLostError(reason), reason, runtime=runtime)
-        elif deaths >= max_deaths:
+        elif final:
             reason = f"its pool process died {deaths} times while running it (last: {how})"
             self.stats.dead_lettered += 1
             logger.error("task %s[%s] moved to dead letters: %s", task.name, d.id, reason)
