@@ -25,7 +25,8 @@ BROKERS = ["memory", "sqlite", "redis"]
 # The property tests draw the same cases on every run, so `make test` (and CI) passes or fails
 # on the code, not on the draw. `PYTEST_ARGS=--hypothesis-profile=explore make test` draws new
 # cases; a failure it finds becomes a pinned example or its own test.
-settings.register_profile("repeatable", derandomize=True)
+# No per-example deadline either: on a loaded machine a slow example is the machine, not the code.
+settings.register_profile("repeatable", derandomize=True, deadline=None)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("repeatable")
 

@@ -95,10 +95,12 @@ def test_failure_is_stored_and_propagated(app: Conveyor, run_worker) -> None:
 
 
 def test_reject_dead_letters_or_requeues(app: Conveyor, run_worker) -> None:
-    with run_worker(app):
+    with run_worker(app) as worker:
         result = basic.reject.delay()
         wait_for(lambda: result.state == states.FAILURE, 10)
     assert [d.reason for d in app.broker.dead_letters()] == ["rejected: not today"]
+    stats = worker.stats  # a rejected run is a failed one in the counters, as in the history
+    assert (stats.processed, stats.failed, stats.dead_lettered) == (1, 1, 1)
 
 
 def test_a_result_that_does_not_serialise_fails_the_task_clearly(app: Conveyor, run_worker) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ..admin import Reply
-from ..admin.control import DEFAULT_TIMEOUT
+from ..admin.control import DEFAULT_TIMEOUT, SIGNALS
 from .common import State, lookups
 from .display import echo_json
 
@@ -232,7 +232,7 @@ signal_option = click.option(
     "--signal",
     default="SIGTERM",
     show_default=True,
-    help="With --terminate: SIGTERM or SIGKILL (Celery's names; TERM and KILL work too).",
+    help=f"With --terminate: {', '.join(SIGNALS)} (Celery's names; TERM, KILL... work too).",
 )
 
 

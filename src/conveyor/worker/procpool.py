@@ -72,6 +72,15 @@ FAILED_STARTS = 5  # children in a row that die before they are ready: the pool 
 IGNORED_BY_CHILDREN = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
+def signal_sent(signum: int) -> int:
+    """The signal ``kill`` sends for ``signum``: children ignore SIGTERM and SIGINT, so SIGKILL.
+
+    >>> signal_sent(signal.SIGTERM) == signal.SIGKILL, signal_sent(signal.SIGQUIT) == signal.SIGQUIT
+    (True, True)
+    """
+    return signal.SIGKILL if signum in IGNORED_BY_CHILDREN else signum
+
+
 _remote_classes: dict[str, type[RemoteError]] = {}
 
 
@@ -314,8 +323,7 @@ class ProcessPool:
             return
         child.doomed = True
         child.pending = None
-        if signum in IGNORED_BY_CHILDREN:
-            signum = signal.SIGKILL
+        signum = signal_sent(signum)
         with contextlib.suppress(ProcessLookupError):
             os.kill(child.pid, signum)
         if signum != signal.SIGKILL and self._loop is not None:
@@ -531,9 +539,7 @@ class ProcessRunner:
                 pool.kill(child, signal.SIGKILL)
                 raise
             signum = signal.SIGKILL if reason == "time" else _signal_number(active.signal)
-            if signum in IGNORED_BY_CHILDREN:
-                signum = signal.SIGKILL  # as kill() would send it: the log names the signal sent
-            how = signal.Signals(signum).name
+            how = signal.Signals(signal_sent(signum)).name  # the log names the signal kill() sends
             logger.warning("%s: killing %s running task %s (%s)", task.name, child.name, request.id, how)
             pool.kill(child, signum)
             exc: Exception = (

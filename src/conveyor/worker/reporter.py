@@ -134,7 +134,8 @@ class Reporter:
         elif decision.verdict == "reject":
             if decision.requeue:
                 self.settler.add(Outcome("release", d.id, d.delivery))
-            else:
+            else:  # it ran and ends FAILURE in the dead letters
+                self.stats.failed += 1
                 self.dead(d, request, exc, f"rejected: {describe(exc)}", decision.traceback, runtime)
         else:
             failed = decision.exc or exc
