@@ -18,6 +18,9 @@ from .apps import basic
 from .procs import WorkerProcess, lines, wait_for
 
 FAST_LEASE = {"CONVEYOR_TEST_LEASE": "1.0", "CONVEYOR_TEST_HEARTBEAT": "0.25"}
+# A 2 s lease renewed every 0.5 s: a heartbeat late by a busy machine's second still renews it
+# (with 1 s and 0.25 s, a 0.75 s stall of the keeper thread was enough for a second run).
+RENEWED_LEASE = {"CONVEYOR_TEST_LEASE": "2.0", "CONVEYOR_TEST_HEARTBEAT": "0.5"}
 
 
 @pytest.fixture
@@ -56,18 +59,18 @@ def test_sigkilled_workers_in_flight_task_runs_again_on_a_live_worker_within_5s(
 def test_long_task_on_a_live_worker_is_never_redelivered(
     app: Conveyor, process_broker_url: str, tmp_path: Path, pool: str
 ) -> None:
-    """A task running 8x longer than the lease, with a second idle worker waiting: runs once.
+    """A task running 4x longer than the lease, with a second idle worker waiting: runs once.
 
     With -P solo the task blocks the worker's event loop, so this also shows that heartbeats do
     not depend on the loop (Celery's visibility-timeout redelivery bug)."""
     workers = [
-        WorkerProcess(process_broker_url, tmp_path, "-P", pool, env=FAST_LEASE, name=f"w{i}")
+        WorkerProcess(process_broker_url, tmp_path, "-P", pool, env=RENEWED_LEASE, name=f"w{i}")
         for i in range(2)
     ]
     try:
         for w in workers:
             w.wait_ready()
-        result = basic.record.delay("long", "t1", 8 * 1.0)
+        result = basic.record.delay("long", "t1", 4 * 2.0)
         assert result.get(timeout=30) == "t1"
         assert len(starts(tmp_path / "long")) == 1
     finally:

@@ -103,14 +103,14 @@ def test_runtime_edits_from_the_cli_reach_a_running_scheduler(
     try:
         added = conveyor(url, "schedule", "add", "fast", RECORD, "1", "-a", '["fast"]', "--catch-up", "all")
         assert added.returncode == 0, added.stderr
-        wait_for(lambda: "sent fast" in beat.log(), 5)
+        wait_for(lambda: "sent fast" in beat.log(), 20)
 
         assert conveyor(url, "schedule", "disable", "fast").returncode == 0
         disabled_at = time.time()
         time.sleep(3)
         assert conveyor(url, "schedule", "enable", "fast").returncode == 0
         enabled_at = time.time()
-        wait_for(lambda: any(s > enabled_at for s in sent_slots([beat.log()])["fast"]), 5)
+        wait_for(lambda: any(s > enabled_at for s in sent_slots([beat.log()])["fast"]), 20)
 
         task_id = conveyor(url, "schedule", "run", "fast").stdout.strip()
         assert task_id.startswith("beat:fast:run:")

@@ -94,10 +94,10 @@ def test_concurrent_fetches_never_lease_a_job_twice(broker: Broker) -> None:
 
 
 def test_delayed_job_is_not_fetched_before_its_eta(broker: Broker) -> None:
-    broker.enqueue([job("later", eta=time.time() + 0.3)])
+    broker.enqueue([job("later", eta=time.time() + 2.0)])  # 2 s: a busy machine's slow call stays inside it
     assert fetch_ids(broker) == []
     assert broker.status("later").state == states.PENDING
-    assert fetch_ids(broker, wait=3.0) == ["later"]
+    assert fetch_ids(broker, wait=6.0) == ["later"]
 
 
 def test_fetch_wait_returns_a_job_enqueued_while_waiting(broker: Broker) -> None:
@@ -154,7 +154,7 @@ def test_retry_makes_the_job_wait_for_its_eta_then_run_again(broker: Broker) -> 
                 states.RETRY,
                 b'{"exc_type":"x.E"}',
                 body=b"new",
-                eta=time.time() + 0.3,
+                eta=time.time() + 2.0,
                 retries=1,
             )
         ],
@@ -163,7 +163,7 @@ def test_retry_makes_the_job_wait_for_its_eta_then_run_again(broker: Broker) -> 
     record = broker.status("a")
     assert record.state == states.RETRY and record.retries == 1
     assert fetch_ids(broker) == []
-    again = broker.fetch(["q"], "w1", 1, 30, 3.0)
+    again = broker.fetch(["q"], "w1", 1, 30, 6.0)
     assert [x.body for x in again] == [b"new"]
 
 
@@ -207,10 +207,10 @@ def test_expired_lease_is_reclaimed_then_dead_lettered_after_max_deaths(broker: 
 
 def test_heartbeat_keeps_a_lease_alive(broker: Broker) -> None:
     broker.enqueue([job("a")])
-    broker.fetch(["q"], "w1", 1, 0.3, 0)
-    for _ in range(4):
-        time.sleep(0.15)
-        broker.heartbeat("w1", 0.3, b"{}")
+    broker.fetch(["q"], "w1", 1, 2.0, 0)
+    for _ in range(4):  # 2.4 s in all: past the 2 s lease unless the heartbeats renew it
+        time.sleep(0.6)
+        broker.heartbeat("w1", 2.0, b"{}")
         assert broker.reclaim(5, 60).requeued == []
     assert [w.name for w in broker.workers()] == ["w1"]
     broker.unregister_worker("w1")
@@ -316,11 +316,11 @@ def test_purge_dead(broker: Broker) -> None:
 
 # -- coordination primitives ------------------------------------------------------------------
 def test_kv_put_only_if_absent_and_expiry(broker: Broker) -> None:
-    assert broker.kv_put("lock:a", b"t1", 0.3, only_if_absent=True)
-    assert not broker.kv_put("lock:a", b"t2", 0.3, only_if_absent=True)
+    assert broker.kv_put("lock:a", b"t1", 2.0, only_if_absent=True)
+    assert not broker.kv_put("lock:a", b"t2", 2.0, only_if_absent=True)
     entry = broker.kv_get("lock:a")
     assert entry is not None and entry.value == b"t1" and entry.expires_at is not None
-    time.sleep(0.4)
+    time.sleep(2.1)
     assert broker.kv_get("lock:a") is None
     assert broker.kv_put("lock:a", b"t2", None, only_if_absent=True)
     assert broker.kv_get("lock:a").expires_at is None
@@ -348,10 +348,10 @@ def test_kv_scan_and_incr(broker: Broker) -> None:
 
 
 def test_kv_incr_restarts_after_expiry_and_keeps_an_existing_expiry(broker: Broker) -> None:
-    broker.kv_put("fence:b", b"41", 0.3)
+    broker.kv_put("fence:b", b"41", 2.0)
     assert broker.kv_incr("fence:b") == 42
     assert broker.kv_get("fence:b").expires_at is not None
-    time.sleep(0.4)
+    time.sleep(2.1)
     assert broker.kv_incr("fence:b") == 1
     assert broker.kv_get("fence:b").expires_at is None
 

@@ -119,8 +119,9 @@ def test_inspect_active_shows_a_running_task_with_its_worker_and_status_drops_a_
     killed = time.monotonic()
     wait_for(lambda: conveyor("status", url=process_broker_url).returncode == 1, 15)
     lease = float(app.conf.worker_lease_timeout)
-    # Dropped once its heartbeat is a lease old; the slack is one `conveyor status` start-up.
-    assert time.monotonic() - killed < lease + 2.5
+    # Dropped once its heartbeat is a lease old; the slack covers two `conveyor status`
+    # start-ups (the poll just before the drop and the one that sees it) on a busy machine.
+    assert time.monotonic() - killed < lease + 5.0
 
 
 def test_inspect_without_a_live_worker_says_no_node_reported(sqlite_url: str) -> None:

@@ -101,11 +101,13 @@ def test_fence_of_a_lock_never_acquired_is_an_error(app: Conveyor) -> None:
 
 
 def test_auto_renew_keeps_the_lock_past_its_timeout_and_stops_on_release(app: Conveyor) -> None:
-    renewed = app.lock("long", timeout=0.6, auto_renew=True)
-    plain = app.lock("short", timeout=0.6)
+    # A 2 s timeout, renewed every third of it: a renewal late by a busy machine's second still
+    # keeps the lock (a 0.6 s one was lost by a 0.4 s stall).
+    renewed = app.lock("long", timeout=2.0, auto_renew=True)
+    plain = app.lock("short", timeout=2.0)
     renewed.acquire()
     plain.acquire()
-    time.sleep(1.5)
+    time.sleep(4.0)
     assert renewed.owned() and not renewed.lost
     assert not plain.owned()
     renewed.release()

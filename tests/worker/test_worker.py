@@ -181,12 +181,18 @@ def test_task_routes_send_tasks_to_their_queue(app: Conveyor, run_worker) -> Non
 
 
 def test_revoke_of_a_prefetched_task_is_honoured(app: Conveyor, run_worker, tmp_path: Path) -> None:
-    with run_worker(app, pool="solo", prefetch_multiplier=4):
-        blocker = basic.sleeper.delay(1.5)
+    with run_worker(app, pool="solo", prefetch_multiplier=4) as worker:
+        blocker = basic.gated.delay("gate", "b")  # holds the only slot until the gate opens
         victim = basic.record.delay("victim", "x")
         wait_for(lambda: blocker.state == states.STARTED and victim.state == states.STARTED, 10)
         victim.revoke()
-        assert blocker.get(timeout=10) == 1.5
+        # The worker hears of it at its next heartbeat; only then may the blocker finish (a
+        # fixed run time would race the heartbeat on a busy machine).
+        processor = worker._processor
+        assert processor is not None
+        wait_for(lambda: victim.id in processor.revoked, 20)
+        (tmp_path / "gate.open").touch()
+        assert blocker.get(timeout=20) == "b"
         wait_for(lambda: victim.state == states.REVOKED, 10)
     assert lines(tmp_path / "victim") == []
 
