@@ -110,3 +110,10 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
 
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def assert_starts_at_the_task(traceback: str | None, task_file: str) -> None:
+    """A stored traceback's first frame is the task's own code, not the worker's way into it."""
+    frames = [line for line in (traceback or "").splitlines() if line.lstrip().startswith('File "')]
+    assert frames and task_file in frames[0], traceback
+    assert not any("/conveyor/worker/" in f for f in frames), traceback

@@ -3,12 +3,40 @@
 The ``einfo`` argument of the ``on_failure``/``on_retry``/``after_return`` hooks and of the
 ``task_failure``/``task_retry`` signals. ``str(einfo)`` is the formatted traceback, which is
 what Celery code usually does with it (mail it, log it).
+
+``task_traceback`` formats every traceback of a task's failure (the result's, the task
+history's, the worker's log line, ``einfo``): from the first frame outside Conveyor, so that it
+starts at the task's own code instead of the half-dozen worker frames that led into it.
 """
 
 from __future__ import annotations
 
+import os
 import traceback as tb
 from types import TracebackType
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def task_traceback(exc: BaseException) -> str:
+    """``exc``'s formatted traceback without its leading Conveyor frames (the worker's way into
+    the task body). All of them are kept when no frame is outside Conveyor: a fault of
+    Conveyor itself keeps every frame that shows where it happened. Chained exceptions
+    (``raise ... from``) are formatted whole.
+
+    >>> def body():
+    ...     raise ValueError("bad input")
+    >>> try:
+    ...     body()
+    ... except ValueError as exc:
+    ...     text = task_traceback(exc)
+    >>> text.splitlines()[-1], "in body" in text
+    ('ValueError: bad input', True)
+    """
+    start = first = exc.__traceback__
+    while first is not None and first.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+        first = first.tb_next
+    return "".join(tb.format_exception(type(exc), exc, first if first is not None else start))
 
 
 class ExceptionInfo:
@@ -32,7 +60,7 @@ class ExceptionInfo:
     def traceback(self) -> str:
         """The formatted traceback (made on first use: most handlers never read it)."""
         if self._text is None:
-            self._text = "".join(tb.format_exception(self.exception))
+            self._text = task_traceback(self.exception)
         return self._text
 
     @property

@@ -22,7 +22,7 @@ from conveyor.exceptions import TimeLimitExceeded
 from conveyor.worker import Worker
 
 from ..apps import proc_tasks
-from ..procs import WorkerProcess, lines, wait_for
+from ..procs import WorkerProcess, assert_starts_at_the_task, lines, wait_for
 
 APP = "tests.apps.proc_tasks"
 
@@ -276,9 +276,11 @@ def test_hooks_logging_and_worker_process_init_happen_in_the_child(
         wait_for(lambda: "child says hello" in w.log(), 10)
         assert str(child) in lines(tmp_path / "process_init")
         assert proc_tasks.fails_twice.delay("retried").get(timeout=30) == 3  # autoretry_for, in the child
+        failing = proc_tasks.raises_custom.delay()
         with pytest.raises(Exception) as caught:
-            proc_tasks.raises_custom.delay().get(timeout=30)
+            failing.get(timeout=30)
         assert type(caught.value).__name__ == "CustomError" and "custom failure" in str(caught.value)
+        assert_starts_at_the_task(failing.traceback, "tests/apps/proc_tasks.py")
     assert "PoolWorker-1] tests.apps.proc_tasks.logs[" in w.log()
 
 

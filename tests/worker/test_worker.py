@@ -12,7 +12,7 @@ from conveyor import Conveyor, SoftTimeLimitExceeded, TimeLimitExceeded, states
 from conveyor.exceptions import EncodeError, RemoteError, TimeoutError
 
 from ..apps import basic
-from ..procs import lines, wait_for
+from ..procs import assert_starts_at_the_task, lines, wait_for
 
 
 @pytest.fixture
@@ -92,6 +92,7 @@ def test_failure_is_stored_and_propagated(app: Conveyor, run_worker) -> None:
             result.get(timeout=10)
         assert isinstance(result.get(timeout=1, propagate=False), ValueError)
         assert result.failed()
+    assert_starts_at_the_task(result.traceback, "tests/apps/basic.py")
 
 
 def test_reject_dead_letters_or_requeues(app: Conveyor, run_worker) -> None:

@@ -7,10 +7,10 @@ production (same retry decisions, same backoff, same max_retries rule).
 from __future__ import annotations
 
 import time
-import traceback as tb
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..einfo import task_traceback
 from ..exceptions import MaxRetriesExceededError, Reject, Retry
 from ..message import ResultPayload
 from ..request import Request
@@ -81,7 +81,7 @@ def decide(task: Task[Any, Any], request: Request, exc: BaseException) -> Decisi
     """Classify an exception raised by a task body."""
     if isinstance(exc, RemoteError):
         return exc.decision
-    trace = "".join(tb.format_exception(exc))
+    trace = task_traceback(exc)
     if isinstance(exc, Retry):
         countdown = exc.when if exc.when is not None else task.default_retry_delay
         cause = exc.exc or exc

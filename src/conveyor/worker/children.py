@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ..einfo import task_traceback
 from ..exceptions import NotRegistered, SoftTimeLimitExceeded
 from ..execution.decision import Verdict, decide, describe, exc_qualname
 from ..execution.trace import run_traced
@@ -204,15 +205,13 @@ def run_job(job: Job, tasks: Mapping[str, Task[Any, Any]]) -> Done:
 
 def _failed(task: Task[Any, Any] | None, request: Request, exc: BaseException, runtime: float) -> Done:
     if task is None:
-        import traceback
-
         return Done(
             request.id,
             runtime,
             verdict="failure",
             exc_type=exc_qualname(exc),
             exc_message=describe(exc),
-            traceback="".join(traceback.format_exception(exc)),
+            traceback=task_traceback(exc),
         )
     decision = decide(task, request, exc)
     shown = decision.exc or exc
