@@ -124,7 +124,7 @@ def test_control_commands_reach_the_named_worker_and_a_gone_one_is_reported_not_
         for command in (["revoke"], ["control", "revoke"]):
             running = basic.busy_loop.delay(120.0)
             wait_for(
-                lambda task=running: any(  # type: ignore[misc]
+                lambda task=running: any(
                     task.id in str(r) for r in _replies(url, "inspect", "query_task", task.id).values()
                 ),
                 20,
@@ -133,7 +133,7 @@ def test_control_commands_reach_the_named_worker_and_a_gone_one_is_reported_not_
             [holder] = [name for name, found in held.items() if found]
             code, out = run(url, *command, running.id, "--terminate", "--signal", "KILL", "-t", "15")
             assert code == 0 and f"-> {holder}: OK" in out and f"terminated: {running.id}" in out, out
-            wait_for(lambda task=running: task.status == states.REVOKED, 20)  # type: ignore[misc]
+            wait_for(lambda task=running: task.status == states.REVOKED, 20)
             assert "terminated" in str(running.result)
             assert running.id in _replies(url, "inspect", "revoked", "-d", holder)[holder]  # type: ignore[operator]
 

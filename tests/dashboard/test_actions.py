@@ -218,7 +218,9 @@ def test_every_process_of_a_worker_command_is_shut_down_from_the_workers_page(
         assert f"Shut down every process of {group}" in page
         assert page.count("Shut down this process") >= 2
         said = _done(csrf_post(admin, f"/workers/{group}/shutdown"))
-        assert said.count("shutting down") == 2, said  # both processes answered
+        assert "shutting down" in said, said
+        # Both processes got it (a reply later than the page's 2 s wait is still a shutdown):
+        # the command exits only once every one of its processes has.
         assert command.proc.wait(timeout=30) == 0
     finally:
         command.stop()
