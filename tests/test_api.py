@@ -264,6 +264,29 @@ def test_current_app_is_a_proxy_as_in_celery_so_ported_test_setups_work(tmp_path
     app.close()
 
 
+def test_current_app_before_any_app_answers_protocol_probes_and_names_the_problem() -> None:
+    # A fresh interpreter, so no app exists: inspect.unwrap, doctest and copy probe dunder
+    # names with hasattr, which must say "no", while a real attribute names what is missing.
+    code = textwrap.dedent(
+        """
+        import copy, inspect
+        from conveyor import current_app
+        from conveyor.exceptions import ConfigurationError
+        assert not hasattr(current_app, "__wrapped__")
+        assert inspect.unwrap(current_app) is current_app
+        try:
+            current_app.conf
+        except ConfigurationError as exc:
+            print("conf:", exc)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "conf: no Conveyor app has been created yet" in done.stdout
+
+
 def test_backoff_is_exponential_capped_and_jittered() -> None:
     assert [backoff_delay(n, 1.0, 600, jitter=False) for n in range(4)] == [1.0, 2.0, 4.0, 8.0]
     assert backoff_delay(20, 1.0, 600, jitter=False) == 600

@@ -338,7 +338,9 @@ class Conveyor:
         keyword arguments are ``apply_async`` options. Validated now; returns the entry name.
         ``sig`` may be a signature (``poll.s("EU")``), as in Celery's examples.
 
-        >>> app.add_periodic_task(2.0, poll, args=("EU",), name="poll", queue="polling", expires=2)
+        >>> app.add_periodic_task(  # doctest: +SKIP
+        ...     2.0, poll, args=("EU",), name="poll", queue="polling", expires=2
+        ... )
         'poll'
         """
         from .beat.api import declare_periodic
@@ -379,7 +381,9 @@ class Conveyor:
     ) -> Callable[[Callable[P, R]], Task[P, R]]:
         """Decorator: register a task (with ``task_options``) and declare it periodic.
 
-        >>> @app.periodic_task(crontab(minute=0, hour=4, day_of_week="sun"), queue="database")
+        >>> @app.periodic_task(  # doctest: +SKIP
+        ...     crontab(minute=0, hour=4, day_of_week="sun"), queue="database"
+        ... )
         ... def vacuum() -> None: ...
         """
 

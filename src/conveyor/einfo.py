@@ -40,7 +40,9 @@ def task_traceback(exc: BaseException) -> str:
 
 
 class ExceptionInfo:
-    """>>> try:
+    """A failure as handlers see it (Celery's ``einfo``): the exception, its type and traceback.
+
+    >>> try:
     ...     1 / 0
     ... except ZeroDivisionError as exc:
     ...     einfo = ExceptionInfo(exc)

@@ -53,6 +53,11 @@ class CurrentApp:
         return type(app) if app is not None else CurrentApp  # no app yet: isinstance must not raise
 
     def __getattr__(self, name: str) -> Any:
+        app = _current() if _current is not None else None
+        if app is None and name.startswith("__") and name.endswith("__"):
+            # A protocol probe (``hasattr(x, "__wrapped__")`` from inspect, doctest, copy,
+            # pickle) must see "no such attribute", not an error, before any app exists.
+            raise AttributeError(name)
         return getattr(_current_app(), name)
 
     def __setattr__(self, name: str, value: Any) -> None:

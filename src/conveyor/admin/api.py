@@ -6,7 +6,7 @@ works the same on memory, SQLite and Redis, and needs no task module imported: a
 can build one from a broker URL alone.
 
 >>> admin = app.admin                                   # doctest: +SKIP
->>> [(q.name, q.ready, q.paused) for q in admin.queues()]
+>>> [(q.name, q.ready, q.paused) for q in admin.queues()]  # doctest: +SKIP
 [('default', 12, False), ('emails', 3, True)]
 """
 
@@ -200,7 +200,7 @@ class Admin:
         glob) and a search string. Page on with ``offset=page.next_offset``.
 
         >>> page = admin.dead_letters(limit=20, task="proj.tasks.*")    # doctest: +SKIP
-        >>> [d.id for d in page.items], page.next_offset
+        >>> [d.id for d in page.items], page.next_offset  # doctest: +SKIP
         (['5b1e...', ...], 1500)
         """
         if offset < 0 or limit < 1:
@@ -265,7 +265,7 @@ class Admin:
         ``offset=page.next_offset``.
 
         >>> page = admin.tasks(state="failed", search="order-17", since=time.time() - 3600)  # doctest: +SKIP
-        >>> [(t.name, t.error) for t in page.items]
+        >>> [(t.name, t.error) for t in page.items]  # doctest: +SKIP
         [('shop.tasks.charge', 'CardDeclined: card 4242 declined')]
         """
         if offset < 0 or limit < 1:
@@ -277,7 +277,7 @@ class Admin:
         """One task's full record by id (``UnknownTask`` if the broker knows nothing of it).
 
         >>> info = admin.task("5b1e...")                                # doctest: +SKIP
-        >>> info.state, info.attempts_made, [a.error for a in info.attempts]
+        >>> info.state, info.attempts_made, [a.error for a in info.attempts]  # doctest: +SKIP
         ('failed', 3, ['IOError: timeout', 'IOError: timeout', 'IOError: refused'])
         """
         return history.one(self.broker, self.running, task_id)

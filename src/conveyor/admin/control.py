@@ -8,7 +8,7 @@ worker that did not answer instead of waiting on: a worker that is gone — no h
 lease — is reported at once without sending it anything.
 
 >>> control = app.admin.control                                  # doctest: +SKIP
->>> [(r.hostname, r.ok, r.data) for r in control.ping(timeout=1.0)]
+>>> [(r.hostname, r.ok, r.data) for r in control.ping(timeout=1.0)]  # doctest: +SKIP
 [('w1@web-1', True, 'pong')]
 >>> control.shutdown(destination=["w2@web-2"])                    # doctest: +SKIP
 [Reply(hostname='w2@web-2', ok=True, data='shutting down', ...)]

@@ -61,8 +61,8 @@ class Scheduler:
     """Enqueues periodic entries stored in ``app``'s broker.
 
     >>> scheduler = Scheduler(app)        # doctest: +SKIP
-    >>> scheduler.prepare()               # validate and sync app.conf.beat_schedule
-    >>> scheduler.run()                   # until stop(); or tick(now) step by step in tests
+    >>> scheduler.prepare()               # validate and sync app.conf.beat_schedule  # doctest: +SKIP
+    >>> scheduler.run()                   # until stop(); or tick(now) step by step in tests  # doctest: +SKIP
 
     ``clock`` is the source of "now" for slot decisions (tests inject one); lease renewal,
     claim ages and enqueue times always use the real clocks.

@@ -11,7 +11,9 @@ from ..base import StatusRecord
 
 
 def pack_result(state: str, payload: bytes | None, retries: int = 0) -> bytes:
-    """>>> pack_result("SUCCESS", b'{"result":3}')
+    """A result record as the Redis broker stores it: state, retries, then the payload.
+
+    >>> pack_result("SUCCESS", b'{"result":3}')
     b'SUCCESS|0|={"result":3}'
     """
     head = b"%s|%d|" % (state.encode(), retries)

@@ -68,7 +68,7 @@ def import_periodic_tasks(app: Conveyor, *, dry_run: bool = False, check_tasks: 
     """Import every ``PeriodicTask`` row into ``app``'s schedules; see the module docstring.
 
     >>> report = import_periodic_tasks(current_app())                       # doctest: +SKIP
-    >>> report.imported
+    >>> report.imported  # doctest: +SKIP
     ['refresh-weather', 'nightly-cleanup']
     """
     from django_celery_beat.models import PeriodicTask
