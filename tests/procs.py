@@ -112,6 +112,14 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def assert_stopped_at(traceback: str | None, task_file: str, source: str) -> None:
+    """A run the worker stopped from outside (a hard time limit): its traceback starts at the
+    task's own code and ends on ``source``, the line the body was on at that moment."""
+    assert_starts_at_the_task(traceback, task_file)
+    lines = (traceback or "").strip().splitlines()
+    assert len(lines) >= 2 and lines[-2].strip() == source, traceback
+
+
 def assert_starts_at_the_task(traceback: str | None, task_file: str) -> None:
     """A stored traceback's first frame is the task's own code, not the worker's way into it."""
     frames = [line for line in (traceback or "").splitlines() if line.lstrip().startswith('File "')]

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import traceback as tb
+from collections.abc import Callable
+from traceback import StackSummary
 from types import TracebackType
+from typing import Any
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -33,10 +36,62 @@ def task_traceback(exc: BaseException) -> str:
     >>> text.splitlines()[-1], "in body" in text
     ('ValueError: bad input', True)
     """
+    stopped_at = getattr(exc, "stopped_at", None)
+    if stopped_at:
+        return stopped_traceback(stopped_at, exc)
     start = first = exc.__traceback__
     while first is not None and first.tb_frame.f_code.co_filename.startswith(_PACKAGE):
         first = first.tb_next
     return "".join(tb.format_exception(type(exc), exc, first if first is not None else start))
+
+
+def stopped_traceback(stack: StackSummary, exc: BaseException) -> str:
+    """The traceback of a run stopped from outside (a hard time limit, a terminating revoke):
+    where its code was at that moment (``body_stack``), then ``exc``, as if raised there.
+
+    >>> stack = StackSummary.from_list([("/app/tasks.py", 9, "fetch", None)])
+    >>> print(stopped_traceback(stack, TimeoutError("stopped")))
+    Traceback (most recent call last):
+      File "/app/tasks.py", line 9, in fetch
+    TimeoutError: stopped
+    <BLANKLINE>
+    """
+    return (
+        "Traceback (most recent call last):\n"
+        + "".join(stack.format())
+        + "".join(tb.format_exception_only(type(exc), exc))
+    )
+
+
+def body_stack(stack: StackSummary | None, body: Callable[..., Any]) -> StackSummary | None:
+    """``stack`` (outermost frame first) from the frame that runs ``body`` on: the thread's or
+    process's start-up and the worker's frames that led into the task are left out. All of it
+    is kept when no frame runs ``body`` (the run was stopped before its body began).
+
+    >>> def fetch(): ...
+    >>> stack = StackSummary.from_list([("/lib/threading.py", 1, "run", None),
+    ...     (fetch.__code__.co_filename, 9, "fetch", None), ("/lib/socket.py", 5, "recv", None)])
+    >>> [f.name for f in body_stack(stack, fetch)]
+    ['fetch', 'recv']
+    """
+    if not stack:
+        return None
+    code = getattr(getattr(body, "__func__", body), "__code__", None)
+    if code is not None:
+        for i, frame in enumerate(stack):
+            if frame.name == code.co_name and frame.filename == code.co_filename:
+                return StackSummary.from_list(stack[i:])
+    return stack
+
+
+def stopped_where(stack: StackSummary) -> str:
+    """The innermost frame of a stopped run, for a log line or a revoke's reason.
+
+    >>> stopped_where(StackSummary.from_list([("/app/tasks.py", 9, "fetch", None)]))
+    'tasks.py:9 in fetch'
+    """
+    frame = stack[-1]
+    return f"{os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
 
 
 class ExceptionInfo:

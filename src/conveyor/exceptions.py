@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import difflib
 from collections.abc import Iterable
+from traceback import StackSummary
 from typing import Any
 
 
@@ -64,7 +65,13 @@ class SoftTimeLimitExceeded(ConveyorError):
 
 
 class TimeLimitExceeded(ConveyorError):
-    """The task passed its hard time limit and was stopped."""
+    """The task passed its hard time limit and was stopped.
+
+    ``stopped_at``: where the task's code was at that moment (its stack, outermost first), when
+    the worker could read it; the task's traceback then shows it (``einfo.task_traceback``).
+    """
+
+    stopped_at: StackSummary | None = None
 
 
 class WorkerLostError(ConveyorError):
@@ -72,7 +79,12 @@ class WorkerLostError(ConveyorError):
 
 
 class TaskRevokedError(ConveyorError):
-    """The task was revoked (or expired) before or while it ran."""
+    """The task was revoked (or expired) before or while it ran.
+
+    ``stopped_at``: for a run stopped by a terminating revoke, where its code was then.
+    """
+
+    stopped_at: StackSummary | None = None
 
 
 class MaxRetriesExceededError(ConveyorError):

@@ -22,7 +22,7 @@ from conveyor.exceptions import TimeLimitExceeded
 from conveyor.worker import Worker
 
 from ..apps import proc_tasks
-from ..procs import WorkerProcess, assert_starts_at_the_task, lines, wait_for
+from ..procs import WorkerProcess, assert_starts_at_the_task, assert_stopped_at, lines, wait_for
 
 APP = "tests.apps.proc_tasks"
 
@@ -111,6 +111,9 @@ def test_a_time_limit_of_one_second_stops_time_sleep_60_and_a_socket_read(
         with pytest.raises(TimeLimitExceeded, match="hard time limit"):
             result.get(timeout=30)
         assert proc_tasks.pid.delay().get(timeout=30) != started_pids(tmp_path / "sleeps")[0]
+    # Where it was stuck: read from the child (faulthandler) just before it was killed.
+    stuck_on = {"sleeps": "time.sleep(seconds)", "socket_read": "return ours.recv(1)"}[blocked]
+    assert_stopped_at(result.traceback, "proc_tasks.py", stuck_on)
 
 
 @pytest.mark.parametrize(
@@ -141,6 +144,9 @@ def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
         assert other.get(timeout=30) == "slept"  # its child was not touched
         assert proc_tasks.pid.delay().get(timeout=30) != victim
     assert "died" not in w.log()  # a kill the worker asked for is no child death
+    # Where the task was when it was stopped: in the log line and in the revoke's reason.
+    assert f"running task {blocked.id} (" in w.log() and "it was at proc_tasks.py:" in w.log()
+    assert "stopped at proc_tasks.py:" in str(app.admin.task(blocked.id).error), app.admin.task(blocked.id)
     if how == "result-SIGQUIT":
         assert f"running task {blocked.id} (SIGQUIT)" in w.log()  # that very signal, not SIGKILL
     if how in ("control-SIGTERM", "stored"):  # SIGTERM (the default): the log names what is sent

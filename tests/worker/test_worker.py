@@ -12,7 +12,7 @@ from conveyor import Conveyor, SoftTimeLimitExceeded, TimeLimitExceeded, states
 from conveyor.exceptions import EncodeError, RemoteError, TimeoutError
 
 from ..apps import basic
-from ..procs import assert_starts_at_the_task, lines, wait_for
+from ..procs import assert_starts_at_the_task, assert_stopped_at, lines, wait_for
 
 
 @pytest.fixture
@@ -124,6 +124,30 @@ def test_hard_time_limit_stops_a_sync_task_and_fails_it(app: Conveyor, run_worke
         with pytest.raises(TimeLimitExceeded):
             result.get(timeout=10)
         assert basic.add.delay(1, 2).get(timeout=10) == 3  # the worker goes on
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_a_task_stopped_by_its_hard_time_limit_shows_where_it_was(
+    app: Conveyor, run_worker, pool: str
+) -> None:
+    """Blocked in C (time.sleep): the thread pool stops waiting at the limit and reports the
+    stack the thread was on then; the solo pool's exception is raised there when sleep returns."""
+    with run_worker(app, pool=pool):
+        result = basic.sleeper.apply_async((3.0,), time_limit=0.5)
+        with pytest.raises(TimeLimitExceeded):
+            result.get(timeout=30)
+    assert_stopped_at(result.traceback, "basic.py", "time.sleep(seconds)")
+
+
+def test_an_async_task_stopped_by_its_hard_time_limit_shows_the_await_it_was_on(
+    app: Conveyor, run_worker
+) -> None:
+    with run_worker(app):
+        result = basic.async_hard_limited.delay()
+        with pytest.raises(TimeLimitExceeded):
+            result.get(timeout=30)
+    assert_starts_at_the_task(result.traceback, "basic.py")
+    assert "await asyncio.sleep(10)" in (result.traceback or ""), result.traceback
 
 
 def test_soft_time_limit_in_an_async_task_can_be_caught(app: Conveyor, run_worker) -> None:

@@ -13,9 +13,13 @@ integer beyond 64 bits, from a JSON message) goes as JSON. Nothing of the user's
 a pickled task's arguments are refused when sent (the worker's ``EncodeError``).
 
 Its signals: SIGUSR1 raises ``SoftTimeLimitExceeded`` in the body (the worker sends it at the
-soft limit); SIGTERM and SIGINT are ignored, so a stop signal sent to the worker's whole
-process group (Ctrl-C, supervisord ``stopasgroup``, systemd) drains the worker instead of
-killing running tasks — the worker alone decides when a child ends (EOF on its pipe: exit).
+soft limit); SIGUSR2 writes the stack of every thread to the child's stack file (faulthandler,
+which works even while the body is blocked inside a C call), which the worker reads just before
+it kills the child at the hard limit or on a terminating revoke, so that the task's traceback
+shows where it was stuck (``read_stack_dump``); SIGTERM and SIGINT are ignored, so a stop
+signal sent to the worker's whole process group (Ctrl-C, supervisord ``stopasgroup``,
+systemd) drains the worker instead of killing running tasks — the worker alone decides when a
+child ends (EOF on its pipe: exit).
 
 It dies with its worker: ``PR_SET_PDEATHSIG`` (Linux) kills it the moment the worker dies, and
 a thread watching the worker's end of a pipe does the same elsewhere.
@@ -24,15 +28,18 @@ a thread watching the worker's end of a pipe does the same elsewhere.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import importlib
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
 from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING, Any
+from traceback import StackSummary
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
@@ -128,8 +135,9 @@ class Start(msgspec.Struct):
     keep_fds: list[tuple[int, int, int]] = []  # fork: (fd, device, inode) open before the worker ran
 
 
-def child_main(start: Start, conn: Connection, app: AppLike | None = None) -> None:
-    """The child process's body. ``app`` is given under fork; under spawn it is imported."""
+def child_main(start: Start, conn: Connection, stack_path: str, app: AppLike | None = None) -> None:
+    """The child process's body. ``app`` is given under fork; under spawn it is imported.
+    ``stack_path``: the file SIGUSR2 writes this process's stacks to (see the module doc)."""
     if app is not None:
         _close_inherited(app, start.keep_fds, conn)
     _die_with_parent()
@@ -138,6 +146,7 @@ def child_main(start: Start, conn: Connection, app: AppLike | None = None) -> No
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, _soft_limit)
+    _dump_stacks_on_request(stack_path)
     if app is None:
         app = _import_app(start)
     _hide_pipe_from_forks(conn)
@@ -158,6 +167,58 @@ def child_main(start: Start, conn: Connection, app: AppLike | None = None) -> No
 
 
 _in_body = False
+
+
+STACK_SIGNAL = signal.SIGUSR2
+_stack_file: list[IO[bytes]] = []  # kept open (and referenced) for faulthandler
+
+
+def _dump_stacks_on_request(path: str) -> None:
+    """SIGUSR2 dumps every thread's stack into ``path``, after a first line naming the thread
+    that runs the task bodies (this one)."""
+    with contextlib.suppress(OSError, AttributeError, ValueError, RuntimeError):  # no register: Windows
+        file = open(path, "ab", buffering=0)  # noqa: SIM115  (open for the process's lifetime)
+        _stack_file.append(file)
+        file.write(b"%#x\n" % threading.get_ident())
+        faulthandler.register(STACK_SIGNAL, file=file, all_threads=True, chain=False)
+
+
+_THREAD = re.compile(r"^(?:Current thread|Thread) (0x[0-9a-fA-F]+)")
+_FRAME = re.compile(r'^\s+File "(.*)", line (\d+) in (.*)$')
+
+
+def read_stack_dump(raw: bytes) -> StackSummary | None:
+    """The task thread's stack (outermost frame first) from a child's stack file, or None.
+
+    >>> stack = read_stack_dump(b"0x7f01\\nThread 0x7f02 (most recent call first):\\n"
+    ...     b'  File "/lib/threading.py", line 320 in wait\\n\\n'
+    ...     b"Current thread 0x7f01 (most recent call first):\\n"
+    ...     b'  File "/app/tasks.py", line 9 in fetch\\n'
+    ...     b'  File "/lib/conveyor/children.py", line 180 in run_job\\n')
+    >>> [(f.filename, f.lineno, f.name) for f in stack]
+    [('/lib/conveyor/children.py', 180, 'run_job'), ('/app/tasks.py', 9, 'fetch')]
+    """
+    lines = raw.decode("utf-8", "replace").splitlines()
+    if not lines:
+        return None
+    try:
+        wanted = int(lines[0], 16)
+    except ValueError:
+        return None
+    frames: list[tuple[str, int, str, None]] = []
+    thread: int | None = None
+    for line in lines[1:]:
+        header = _THREAD.match(line)
+        if header is not None:
+            thread = int(header.group(1), 16)
+            continue
+        frame = _FRAME.match(line)
+        if frame is not None and thread == wanted:
+            frames.append((frame.group(1), int(frame.group(2)), frame.group(3), None))
+    if not frames:
+        return None
+    frames.reverse()  # faulthandler prints the innermost frame first
+    return StackSummary.from_list(frames)
 
 
 def _soft_limit(_signum: int, _frame: Any) -> None:

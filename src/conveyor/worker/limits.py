@@ -18,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import itertools
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Coroutine, Generator
+from types import FrameType
 from typing import Any
 
 from ..exceptions import SoftTimeLimitExceeded
@@ -53,6 +56,15 @@ class RunningCall:
                     # Drop an exception injected too late to matter, so it cannot surface in
                     # whatever this thread runs next.
                     _set_async_exc(ctypes.c_ulong(threading.get_ident()), ctypes.py_object())
+
+    def stack(self) -> traceback.StackSummary | None:
+        """Where the body is now (outermost frame first); None if it is not running. Read when
+        the worker stops waiting for it, so that its failure shows where it was stuck."""
+        with self._lock:
+            if self.done or self.thread_id is None:
+                return None
+            frame = sys._current_frames().get(self.thread_id)
+        return None if frame is None else traceback.extract_stack(frame)
 
     def interrupt(self, exc_type: type[BaseException]) -> bool:
         """Raise ``exc_type`` in the running thread; False if the call already finished."""
@@ -118,6 +130,19 @@ class Watchdog:
                 fn()
 
 
+def coroutine_stack(coro: Any) -> traceback.StackSummary:
+    """Where a suspended coroutine is: its frame, then the frame of what it awaits, and so on
+    down to the innermost ``await`` (an asyncio task's own ``get_stack`` gives only the first)."""
+    frames: list[tuple[FrameType, int]] = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append((frame, frame.f_lineno))
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return traceback.StackSummary.extract(frames)
+
+
 class SoftLimitCoroutine:
     """Runs a coroutine so that a cancellation requested by ``fire_soft()`` arrives inside it as
     ``SoftTimeLimitExceeded`` instead of ``CancelledError``."""
@@ -125,6 +150,10 @@ class SoftLimitCoroutine:
     def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._coro = coro
         self._soft_pending = False
+
+    def stack(self) -> traceback.StackSummary:
+        """Where the body is suspended now (see ``coroutine_stack``)."""
+        return coroutine_stack(self._coro)
 
     def fire_soft(self, task: asyncio.Task[Any]) -> None:
         self._soft_pending = True

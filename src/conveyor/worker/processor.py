@@ -23,6 +23,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from ..brokers import Delivery, Outcome
+from ..einfo import stopped_where
 from ..exceptions import BrokerError, TaskRevokedError
 from . import signalling
 from .intake import Refused, intake
@@ -264,6 +265,8 @@ class Processor:
             self.reporter.success(d, task, request, value, plan.store_result, runtime, env.created)
         elif isinstance(exc, TaskRevokedError):
             reason = str(exc) or "revoked while running (terminated)"
+            if exc.stopped_at:
+                reason += f"; stopped at {stopped_where(exc.stopped_at)}"
             self.reporter.revoked(d, reason, request.retries, request, runtime)
             signalling.terminated(task, request)
         elif isinstance(exc, ProcessDied):  # -P processes: a worker death, not the task's failure

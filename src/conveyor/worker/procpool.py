@@ -12,9 +12,11 @@ core. ``async def`` tasks still run on the worker's event loop (an event loop pe
 split their concurrency N ways for nothing).
 
 - Hard time limit: SIGKILL to the child (after SIGUSR1 at the soft limit raised
-  ``SoftTimeLimitExceeded`` inside it); the task fails or retries per its policy with
-  ``TimeLimitExceeded`` — its ``on_failure``/``task_failure`` run in the worker, the child being
-  gone — and a fresh child takes the slot at once.
+  ``SoftTimeLimitExceeded`` inside it); just before it, SIGUSR2 has the child write where the
+  task is (children.py), so that its traceback shows the line it was stuck on (given up on
+  after ``STACK_WAIT``: the kill is never held back for long); the task fails or retries per
+  its policy with ``TimeLimitExceeded`` — its ``on_failure``/``task_failure`` run in the
+  worker, the child being gone — and a fresh child takes the slot at once.
 - ``revoke --terminate [--signal SIG]``: SIG to the child running that task only (SIGTERM, the
   default, and SIGINT are ignored by children — see children.py — so those become SIGKILL; any
   other signal is followed by SIGKILL if the child outlives it by ``TERMINATE_GRACE``).
@@ -39,19 +41,33 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from traceback import StackSummary
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..exceptions import EncodeError, TaskRevokedError, TimeLimitExceeded
+from ..einfo import body_stack, stopped_where
+from ..exceptions import EncodeError, TaskRevokedError
 from ..execution.decision import Decision, RemoteError
 from ..execution.trace import errored, traced
 from ..log import JsonFormatter
 from ..request import current_request
-from .children import Done, Job, Start, child_main, decode_done, decode_ready, encode_job
+from .children import (
+    STACK_SIGNAL,
+    Done,
+    Job,
+    Start,
+    child_main,
+    decode_done,
+    decode_ready,
+    encode_job,
+    read_stack_dump,
+)
 from .pools import START_METHODS, PoolBroken, ProcessDied
+from .runners import _killed
 
 __all__ = ["START_METHODS", "PoolBroken", "ProcessDied", "ProcessPool", "ProcessRunner"]
 
@@ -70,6 +86,7 @@ PID_POLL = 1.0  # seconds between checks that a child lives, where there is no p
 RESTART_DELAY = 1.0  # before replacing a child that died before it was ready
 FAILED_STARTS = 5  # children in a row that die before they are ready: the pool is broken
 IGNORED_BY_CHILDREN = frozenset({signal.SIGTERM, signal.SIGINT})
+STACK_WAIT = 0.5  # seconds a kill waits at most for the child to write where its task is
 
 
 def signal_sent(signum: int) -> int:
@@ -120,13 +137,21 @@ class Child:
         "pidfd",
         "process",
         "ready",
+        "stack_fd",
+        "stack_path",
         "tasks_run",
     )
 
-    def __init__(self, process: BaseProcess, conn: Connection, index: int) -> None:
+    def __init__(
+        self, process: BaseProcess, conn: Connection, index: int, stack_fd: int, stack_path: str
+    ) -> None:
         self.process = process
         self.conn = conn
         self.index = index
+        # The file the child writes its stacks to on SIGUSR2: read here through this descriptor;
+        # its name is removed once the child has opened it (or is gone), so nothing is left behind.
+        self.stack_fd: int | None = stack_fd
+        self.stack_path: str | None = stack_path
         self.pid = process.pid or 0
         self.ready = False
         self.pending: asyncio.Future[Done] | None = None  # the running job's reply
@@ -195,13 +220,18 @@ class ProcessPool:
         loop = self._loop
         assert loop is not None
         ours, theirs = self.context.Pipe(duplex=True)
-        args: tuple[Any, ...] = (self.start_spec, theirs)
+        stack_fd, stack_path = tempfile.mkstemp(prefix="conveyor-stack-")
+        args: tuple[Any, ...] = (self.start_spec, theirs, stack_path)
         if self.method == "fork":
             args += (self.app,)  # inherited by the fork, never pickled
         process = self.context.Process(target=child_main, args=args, name=f"PoolWorker-{index}", daemon=False)
-        process.start()
+        try:
+            process.start()
+        except BaseException:
+            _remove_stack_file(stack_fd, stack_path)
+            raise
         theirs.close()  # only the child holds it now: its death is an EOF here
-        child = Child(process, ours, index)
+        child = Child(process, ours, index, stack_fd, stack_path)
         self.children[child.pid] = child
         # Its exit shows as EOF on this pipe (only the child holds the other end), then it is
         # reaped. Not multiprocessing's sentinel: a forked child points every descriptor it
@@ -332,6 +362,30 @@ class ProcessPool:
             self._spawn(child.index)
             self.replaced += 1
 
+    async def where(self, child: Child) -> StackSummary | None:
+        """Where ``child``'s task is now (outermost frame first), or None if the child does not
+        say within ``STACK_WAIT`` seconds: SIGUSR2 has it write its stacks (children.py)."""
+        fd = child.stack_fd
+        if fd is None or child.exited:
+            return None
+        try:
+            os.kill(child.pid, STACK_SIGNAL)
+        except ProcessLookupError:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STACK_WAIT
+        seen = b""
+        while loop.time() < deadline:
+            await asyncio.sleep(0.01)
+            try:
+                raw = os.pread(fd, 1 << 20, 0)
+            except OSError:
+                return None
+            if raw.count(b"\n") > 1 and raw == seen:  # written, and no longer growing
+                break
+            seen = raw
+        return read_stack_dump(seen)
+
     def soft_limit(self, child: Child, reply: asyncio.Future[Done]) -> None:
         """SIGUSR1: ``SoftTimeLimitExceeded`` inside the body (if that job is still running)."""
         if child.pending is reply and not reply.done():
@@ -358,6 +412,7 @@ class ProcessPool:
         if not child.ready:
             decode_ready(raw)
             child.ready = True
+            _unlink(child)  # the child has its stack file open by now
             self._failed_starts = 0
             if not child.doomed:
                 self.idle.put_nowait(child)
@@ -416,6 +471,11 @@ class ProcessPool:
         code = child.process.exitcode
         how = describe_exit(code)
         self.children.pop(child.pid, None)
+        _unlink(child)
+        if child.stack_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(child.stack_fd)
+            child.stack_fd = None
         with contextlib.suppress(Exception):
             child.process.close()
         reply = child.pending
@@ -462,6 +522,20 @@ class ProcessPool:
 
     def pids(self) -> list[int]:
         return sorted(self.children)
+
+
+def _unlink(child: Child) -> None:
+    if child.stack_path is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(child.stack_path)
+        child.stack_path = None
+
+
+def _remove_stack_file(fd: int, path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def describe_exit(code: int | None) -> str:
@@ -540,13 +614,15 @@ class ProcessRunner:
                 raise
             signum = signal.SIGKILL if reason == "time" else _signal_number(active.signal)
             how = signal.Signals(signal_sent(signum)).name  # the log names the signal kill() sends
-            logger.warning("%s: killing %s running task %s (%s)", task.name, child.name, request.id, how)
-            pool.kill(child, signum)
-            exc: Exception = (
-                TaskRevokedError("revoked while running (terminated)")
-                if reason == "revoked"
-                else TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
+            try:
+                active.stopped_at = body_stack(await pool.where(child), task.run)
+            finally:  # killed even if the worker itself is cancelled meanwhile
+                pool.kill(child, signum)
+            at = f"; it was at {stopped_where(active.stopped_at)}" if active.stopped_at else ""
+            logger.warning(
+                "%s: killing %s running task %s (%s)%s", task.name, child.name, request.id, how, at
             )
+            exc = _killed(reason, hard, active.stopped_at)  # already from the body's frame on
             if traced(task):  # the child is gone: its hooks run here, with self.request set
                 token = current_request.set(request)
                 try:

@@ -24,8 +24,10 @@ import asyncio
 import contextvars
 import time
 from dataclasses import dataclass
+from traceback import StackSummary
 from typing import TYPE_CHECKING, Any
 
+from ..einfo import body_stack
 from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from ..execution.trace import errored, run_traced, started, succeeded, traced
 from ..request import current_request
@@ -54,11 +56,14 @@ class Active:
     request: Request | None = None  # its arguments and attempt, for the heartbeat's info
     signal: str | None = None  # a terminating revoke's --signal (the process pool sends it)
     on_kill: Callable[[], None] | None = None  # runs on a streak (streaks.py): how to stop waiting
+    stopped_at: StackSummary | None = None  # where the body was when the worker stopped waiting
 
     def stop_waiting(self, reason: str) -> None:
         """On the loop: stop waiting for this run (hard time limit or terminating revoke)."""
         if self.killed is None:
             self.killed = reason
+        if self.stopped_at is None and self.call is not None:
+            self.stopped_at = self.call.stack()  # a sync body in a slot thread: where it is now
         if self.kill is not None and not self.kill.done():
             self.kill.set_result(reason)
         if self.waiter is not None and not self.waiter.done():
@@ -77,10 +82,18 @@ def _run_body(task: Task[Any, Any], request: Request, call: RunningCall) -> Any:
     return run_traced(task, request, lambda: call.run(lambda: task.run(*call_args, **request.kwargs)))
 
 
-def _killed(reason: str, hard: float | None) -> Exception:
-    if reason == "revoked":
-        return TaskRevokedError("revoked while running (terminated)")
-    return TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
+def _killed(
+    reason: str, hard: float | None, stopped_at: StackSummary | None = None, body: Any = None
+) -> Exception:
+    """The failure of a run the worker stopped waiting for; ``stopped_at``: where it was then,
+    shown from the frame of ``body`` (the task's ``run``) on."""
+    exc: TaskRevokedError | TimeLimitExceeded = (
+        TaskRevokedError("revoked while running (terminated)")
+        if reason == "revoked"
+        else TimeLimitExceeded(f"hard time limit ({hard}s) exceeded")
+    )
+    exc.stopped_at = body_stack(stopped_at, body) if body is not None else stopped_at
+    return exc
 
 
 class _SyncLimits:
@@ -106,6 +119,8 @@ class _SyncLimits:
             loop = self._loop
 
             def on_hard() -> None:
+                if active is not None and active.stopped_at is None:
+                    active.stopped_at = call.stack()  # before the exception unwinds it
                 call.interrupt(TimeLimitExceeded)
                 if active is not None and not loop.is_closed():
                     loop.call_soon_threadsafe(active.stop_waiting, "time")
@@ -189,7 +204,7 @@ class ThreadRunner(_SyncLimits):
                 raise  # the worker itself is being cancelled
             self._threads.abandon(job)  # the thread runs on; its late outcome is moot
             self._on_abandoned()
-            raise _killed(active.killed, hard) from None
+            raise _killed(active.killed, hard, active.stopped_at, task.run) from None
         finally:
             if handles:
                 self.disarm(handles)
@@ -231,7 +246,7 @@ class AsyncRunner:
                 return _Raised(exc)
             except asyncio.CancelledError:
                 if hooks and active.killed is not None:  # hard limit or terminate: its ending
-                    errored(task, request, _killed(active.killed, hard))
+                    errored(task, request, _killed(active.killed, hard, active.stopped_at, task.run))
                 raise
             except BaseException as exc:
                 if hooks:
@@ -261,9 +276,10 @@ class AsyncRunner:
             if isinstance(value, _Raised):
                 raise value.exc
             return value
+        active.stopped_at = wrapper.stack()  # where it awaits, before the cancellation unwinds it
         inner.cancel()
         inner.add_done_callback(_consume_result)
-        raise _killed(kill.result(), hard)
+        raise _killed(kill.result(), hard, active.stopped_at, task.run)
 
 
 def _consume_result(fut: asyncio.Future[Any]) -> None:

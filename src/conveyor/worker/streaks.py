@@ -215,7 +215,8 @@ class Streaks:
         self._on_abandoned()
         # A copy: the abandoned thread still writes ``run.value``/``run.exc`` when its body
         # returns (or raises the limit's exception), which must not replace the kill reported here.
-        exc = _killed(active.killed, run.request.time_limit or run.plan.time_limit)
+        limit = run.request.time_limit or run.plan.time_limit
+        exc = _killed(active.killed, limit, active.stopped_at, run.task.run)
         self._report(replace(run, value=NO_VALUE, exc=exc, runtime=time.perf_counter() - run.t0))
         self._processor.fetcher.done()
         if not job.future.done():
