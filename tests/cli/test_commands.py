@@ -251,3 +251,45 @@ def test_beat_schedule_file_is_accepted_with_one_line(app: Conveyor, url: str, t
     finally:
         beat.kill()  # the line is written before the signal handlers are (an early SIGTERM kills it)
     assert "-s celerybeat-schedule not used: the schedule state lives in the broker" in beat.log()
+
+
+def test_commands_that_read_the_registry_import_the_apps_include_modules(tmp_path: Path) -> None:
+    """Celery's usual layout: ``proj/celery.py`` builds the app with ``include=["proj.tasks"]``
+    and nothing imports ``proj.tasks`` but the worker. ``call``, ``schedule add``/``sync`` and
+    ``tasks --name`` must find its tasks too, as the worker does."""
+    package = tmp_path / "shopapp"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    db = tmp_path / "shop.db"
+    (package / "celery.py").write_text(
+        "from conveyor import Conveyor\n"
+        f"app = Conveyor('shop', broker='sqlite:///{db}', include=['shopapp.tasks'])\n"
+        "app.conf.beat_schedule = {'poll': {'task': 'shopapp.tasks.poll', 'schedule': 60.0}}\n"
+    )
+    (package / "tasks.py").write_text(
+        "from shopapp.celery import app\n\n"
+        "@app.task\ndef add(x, y):\n    return x + y\n\n"
+        "@app.task\ndef poll():\n    return 'polled'\n"
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "conveyor", "-A", "shopapp.celery", *args],
+            check=False,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT / 'src'}"},
+        )
+
+    called = run("call", "shopapp.tasks.add", "--args", "[1, 2]")
+    assert called.returncode == 0 and called.stdout.strip(), called.stderr
+    added = run("schedule", "add", "hourly", "shopapp.tasks.add", "3600", "--args", "[1, 2]")
+    assert added.returncode == 0, added.stderr
+    synced = run("schedule", "sync")
+    assert synced.returncode == 0, synced.stderr
+    listed = run("tasks", "--name", "shopapp.tasks.add")
+    assert listed.returncode == 0 and "no task of this app" not in listed.stdout + listed.stderr, listed
+    unknown = run("call", "shopapp.tasks.nope")
+    assert unknown.returncode == 2 and "shopapp.tasks.add" in unknown.stderr, unknown.stderr

@@ -28,6 +28,7 @@ class State:
         self.broker = broker
         self._app: Conveyor | None = None
         self._admin: Admin | None = None  # built from a URL alone (no app)
+        self._tasks_imported = False
 
     @property
     def app(self) -> Conveyor:
@@ -39,6 +40,17 @@ class State:
             # that read the task registry (call, schedule add) see the autodiscovered tasks.
             self._app.loader.setup()
         return self._app
+
+    @property
+    def app_with_tasks(self) -> Conveyor:
+        """The app with its task modules imported (``include``, ``imports``,
+        ``autodiscover_tasks``), as a worker imports them: for the commands that read the task
+        registry (``call``, ``schedule add``/``sync``, ``tasks --name``, ``control rate_limit``)."""
+        app = self.app
+        if not self._tasks_imported:
+            import_task_modules(app)
+            self._tasks_imported = True
+        return app
 
     def admin(self, import_app: bool = True) -> Admin:
         """The admin API. With ``-A``, over the app's broker (its ``broker_url``, else

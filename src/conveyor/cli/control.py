@@ -192,7 +192,7 @@ def rate_limit(
     """
     with checked():
         admin = state.admin()
-        known = list(state.app.tasks) if state.app_spec else []
+        known = list(state.app_with_tasks.tasks) if state.app_spec else []
         replies = admin.control.rate_limit(task, rate, names(destination), timeout, known=known)
     report(replies, as_json)
 

@@ -128,7 +128,7 @@ def _name_hint(state: State, name: str | None) -> str:
     send tasks under names this app does not register."""
     if name is None or not state.app_spec:
         return ""
-    registered = state.app.tasks
+    registered = state.app_with_tasks.tasks
     if name in registered:
         return ""
     full = sorted(n for n in registered if n.rpartition(".")[2] == name)

@@ -154,7 +154,7 @@ def add(
     options = {"queue": queue, "priority": priority, "expires": expires}
     try:
         sched = parse_schedule(schedule_text, tz)
-        item = state.app.schedules.add(
+        item = state.app_with_tasks.schedules.add(
             name,
             task_name,
             sched,
@@ -223,7 +223,7 @@ def run(state: State, name: str) -> None:
 def sync(state: State) -> None:
     """Write the app's declared entries (beat_schedule) into the broker now."""
     try:
-        report = state.app.schedules.sync()
+        report = state.app_with_tasks.schedules.sync()
     except EntryError as exc:
         raise _bad(exc) from None
     click.echo(

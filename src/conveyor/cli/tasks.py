@@ -74,7 +74,7 @@ def call(
       conveyor -A proj call proj.tasks.add --args '[2, 3]'
       conveyor -A proj call proj.tasks.load --args '[[1, 2, 3]]' --serializer msgpack --compression gzip
     """
-    app = state.app
+    app = state.app_with_tasks
     args = _json(args_json, list, "--args")
     kwargs = _json(kwargs_json, dict, "--kwargs")
     task = app.tasks.get(task_name)
