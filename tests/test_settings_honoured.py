@@ -10,7 +10,7 @@ import pytest
 
 from conveyor import ConfigurationWarning, Conveyor
 from conveyor.config import FIELDS, INSTEAD
-from conveyor.task import OPTION_NAMES
+from conveyor.task import CELERY_OPTIONS_INSTEAD, OPTION_NAMES
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "conveyor"
 
@@ -51,6 +51,38 @@ def test_every_task_option_is_honoured() -> None:
     read = names_read(skip="task.py")
     silent = sorted(name for name in OPTION_NAMES if name not in read)
     assert silent == [], f"@app.task options accepted but never read: {silent}"
+
+
+@pytest.mark.parametrize("name", sorted(CELERY_OPTIONS_INSTEAD))
+def test_a_celery_task_option_conveyor_has_no_use_for_registers_the_task_and_warns_in_one_line(
+    name: str,
+) -> None:
+    """A ported module with ``@app.task(track_started=True)`` still imports; the warning names
+    the option, the task, and what Conveyor does instead, at the decorator's line."""
+    app = Conveyor("instead", broker="memory://instead")
+    try:
+        with pytest.warns(ConfigurationWarning) as caught:
+
+            @app.task(name="ported.fetch", **{name: True})
+            def fetch() -> None: ...
+
+        message = str(caught[0].message)
+        assert message.startswith(f"task option {name}=True (") and "fetch" in message
+        assert message.endswith(CELERY_OPTIONS_INSTEAD[name]) and "\n" not in message
+        assert caught[0].filename == __file__
+        assert "ported.fetch" in app.tasks
+    finally:
+        app.close()
+
+
+def test_a_misspelt_task_option_is_refused_with_the_name_it_resembles() -> None:
+    app = Conveyor("instead", broker="memory://instead")
+    try:
+        with pytest.raises(TypeError, match=r"\['max_retry'\] \(did you mean 'max_retries'\?\)"):
+            app.task(max_retry=3)(lambda: None)
+        assert app.task(autoretry_for=OSError)(lambda: None).autoretry_for == (OSError,)  # as except takes it
+    finally:
+        app.close()
 
 
 @pytest.mark.parametrize("name", sorted(INSTEAD))

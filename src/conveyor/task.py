@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import (
@@ -33,7 +34,7 @@ from .brokers.base import JobSpec
 from .codecs import check_compression, check_sendable, check_serializer
 from .coordination.options import TaskCoordination, pop_coordination
 from .einfo import ExceptionInfo
-from .exceptions import Retry
+from .exceptions import ConfigurationWarning, Retry, did_you_mean
 from .execution import check_retry_allowed, decide, failure_payload
 from .execution.trace import run_traced
 from .message import Envelope, ResultPayload, all_args, encode_envelope, new_task_id, pack_args
@@ -100,7 +101,32 @@ class TaskOptions(TypedDict, total=False):
 
 
 OPTION_NAMES = frozenset(TaskOptions.__annotations__) - {"base"}
+
+#: Celery task options Conveyor accepts but has no use for: name -> what it does instead. Given
+#: one, a task still registers (a ported module imports), with a ``ConfigurationWarning``
+#: saying so — as the settings of the same names do (config.INSTEAD).
+CELERY_OPTIONS_INSTEAD = {
+    "track_started": "not needed: a task a worker holds is always STARTED",
+    "reject_on_worker_lost": (
+        "not needed: a task whose worker dies always runs again (leases), and goes to the dead "
+        "letters after task_max_worker_deaths deaths"
+    ),
+    "acks_on_failure_or_timeout": (
+        "not needed: a task that fails or passes its hard time limit is always settled, its "
+        "failure recorded; it is retried only by its retry policy"
+    ),
+    "send_events": "not needed: task states are always recorded in the broker",
+    "throws": (
+        "not supported: every failure is logged with its traceback; catch an expected error in "
+        "the task (or raise Reject) if it should not count as a failure"
+    ),
+}
 HOOKS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
+
+
+def _classes(value: Any) -> tuple[Any, ...]:
+    """``autoretry_for``: a tuple of exception classes, or one class (as ``except`` takes it)."""
+    return (value,) if isinstance(value, type) else tuple(value)
 
 
 def create_task(
@@ -181,11 +207,18 @@ class Task(Generic[P, R]):
         if type(self) is not Task:
             options = {**_class_options(type(self)), **(options or {})}
         options = dict(options or {})
-        unknown = set(options) - OPTION_NAMES
-        if unknown:
-            raise TypeError(
-                f"unknown task option(s) {sorted(unknown)}; valid options: {sorted(OPTION_NAMES)}"
+        for name in sorted(options.keys() & CELERY_OPTIONS_INSTEAD.keys()):
+            value = options.pop(name)
+            warnings.warn(
+                f"task option {name}={value!r} ({getattr(fn, '__qualname__', fn)}) is "
+                f"{CELERY_OPTIONS_INSTEAD[name]}",
+                ConfigurationWarning,
+                stacklevel=4,
             )
+        unknown = sorted(set(options) - OPTION_NAMES)
+        if unknown:
+            hint = did_you_mean(unknown[0], OPTION_NAMES) if len(unknown) == 1 else ""
+            raise TypeError(f"unknown task option(s) {unknown}{hint}; valid options: {sorted(OPTION_NAMES)}")
         self.run = fn
         self.bind = bind
         self._app = app
@@ -197,8 +230,8 @@ class Task(Generic[P, R]):
             _validate_priority(self.priority)
         self._max_retries: int | None = options.pop("max_retries", _UNSET)
         self._default_retry_delay: float | None = options.pop("default_retry_delay", None)
-        self.autoretry_for: tuple[type[BaseException], ...] = tuple(options.pop("autoretry_for", ()))
-        self.dont_autoretry_for: tuple[type[BaseException], ...] = tuple(
+        self.autoretry_for: tuple[type[BaseException], ...] = _classes(options.pop("autoretry_for", ()))
+        self.dont_autoretry_for: tuple[type[BaseException], ...] = _classes(
             options.pop("dont_autoretry_for", ())
         )
         for cls in self.autoretry_for + self.dont_autoretry_for:
