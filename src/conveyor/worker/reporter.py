@@ -178,7 +178,8 @@ class Reporter:
         """``request`` is known for a task revoked while it ran; one refused at intake (revoked
         while prefetched, or expired) is recorded from its message."""
         self.stats.revoked += 1
-        logger.info("task %s not run: %s", d.id, reason)
+        # A task stopped while it ran (terminate) did run: its reason says so.
+        logger.info("task %s %s: %s", d.id, "not run" if request is None else "stopped", reason)
         self._settle(outcomes.revoked(d, reason, retries), d, request, runtime)
 
     def died(
