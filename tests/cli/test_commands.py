@@ -189,6 +189,11 @@ def test_result_of_an_unknown_id_says_unknown(url: str) -> None:
         (["worker", "-O", "default"], "-O default: only -O fair is accepted"),
         (["worker", "--max-tasks-per-child", "0"], "0 is not in the range x>=1"),
         (["worker", "--no-such-flag"], "No such option"),
+        (["worker", "--detach"], "--detach: not supported: run it under systemd"),
+        (["beat", "--detach"], "--detach: not supported: run it under systemd"),
+        (["worker", "-X", "celery"], "-X/--exclude-queues: not supported: list the queues"),
+        (["worker", "--time-limit", "0"], "0 is not in the range x>0"),
+        (["multi", "start", "w1", "-c", "4"], "multi: not provided: `conveyor worker --processes N`"),
     ],
 )
 def test_bad_input_gets_a_one_line_error(url: str, args: list[str], message: str) -> None:
@@ -242,6 +247,45 @@ def test_celery_runbook_worker_flags_each_say_one_line_and_run(app: Conveyor, ur
     assert "-E: not needed: task states and results are always recorded in the broker" in notes[1]
     assert "-O fair: already how Conveyor works" in notes[2]
     assert "concurrency=10" in out.stderr
+
+
+def test_systemd_unit_worker_flags_run_the_worker_with_one_line_each(
+    app: Conveyor, url: str, tmp_path: Path
+) -> None:
+    """The flags of Celery's documented systemd unit and common runbooks: --pidfile works (the
+    file holds the command's pid while it runs and is gone after), --time-limit and
+    --soft-time-limit set the limits of tasks that have none, the gossip/mingle/heartbeat and
+    --statedb flags each log one line."""
+    pidfile = tmp_path / "w1.pid"
+    slow = basic.sleeper.delay(5.0)
+    flags = ["--without-gossip", "--without-mingle", "--without-heartbeat", "--statedb", "w1.state"]
+    out = conveyor("worker", "--burst", "--pidfile", str(pidfile), "--time-limit", "0.5", *flags, url=url)
+    assert out.returncode == 0, out.stderr
+    notes = [line for line in out.stderr.splitlines() if "WARNING" in line and "--" in line]
+    assert len(notes) == 4, out.stderr
+    assert any("--without-gossip: not needed" in n for n in notes)
+    assert any("--without-heartbeat: the heartbeat stays on" in n for n in notes)
+    assert any("--statedb w1.state: not needed: revokes are stored in the broker" in n for n in notes)
+    assert slow.state == states.FAILURE and "hard time limit (0.5s)" in str(slow.result)
+    assert not pidfile.exists()  # removed at exit
+
+
+def test_a_pidfile_of_a_live_process_refuses_a_second_start(url: str, tmp_path: Path) -> None:
+    pidfile = tmp_path / "w1.pid"
+    worker = ConveyorProcess(
+        url, tmp_path, ["worker", "--pidfile", str(pidfile)], "tests.apps.basic", "pidfile"
+    )
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() == str(worker.proc.pid), 30)
+        second = conveyor("worker", "--burst", "--pidfile", str(pidfile), url=url)
+        assert second.returncode == 2
+        assert f"pid {worker.proc.pid} in it is still running; stop it first" in second.stderr
+        assert pidfile.read_text().strip() == str(worker.proc.pid)  # the running one keeps it
+    finally:
+        worker.kill()
+    pidfile.write_text("999999\n")  # stale: that process is gone
+    third = conveyor("worker", "--burst", "--pidfile", str(pidfile), url=url)
+    assert third.returncode == 0, third.stderr
 
 
 def test_beat_schedule_file_is_accepted_with_one_line(app: Conveyor, url: str, tmp_path: Path) -> None:

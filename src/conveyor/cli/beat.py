@@ -12,7 +12,7 @@ import click
 from ..app import Conveyor
 from ..beat.entry import EntryError
 from ..beat.scheduler import Scheduler
-from .celery_flags import announce_schedule_file
+from .celery_flags import BEAT_NOTES, announce_runbook_flags, announce_schedule_file, runbook_flags
 from .common import State, import_task_modules, log_options, setup_logging
 
 logger = logging.getLogger("conveyor.beat")
@@ -76,6 +76,7 @@ class BeatThread:
     is_flag=True,
     help="Do not require declared tasks to be registered here (they are sent by name).",
 )
+@runbook_flags(BEAT_NOTES, exclude=False)
 @click.pass_obj
 def beat(
     state: State,
@@ -100,6 +101,7 @@ def beat(
     if scheduler_cls:
         logger.warning("--scheduler %s ignored: Conveyor keeps schedules in the broker", scheduler_cls)
     announce_schedule_file(schedule_file)
+    announce_runbook_flags(logger)
     scheduler = prepared_scheduler(app, check_tasks=not no_task_check)
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -7,7 +7,12 @@ that says ``-P gevent -c 100`` expects 100-way I/O concurrency, and must not qui
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -15,6 +20,7 @@ from ..worker.pools import pool_error
 from ..worker.worker import POOL_ALIASES, POOLS
 
 logger = logging.getLogger("conveyor.worker")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Refused(click.ClickException):
@@ -77,3 +83,144 @@ def announce(
             "-O fair: already how Conveyor works: prefetched jobs wait in one inbox that any free "
             "slot takes from, never queued behind a busy one"
         )
+
+
+# -- flags from Celery's systemd units and runbooks ------------------------------------------------
+_NOTES = "conveyor.flag_notes"  # ctx.meta key: the notes of the flags given, logged at start-up
+
+# flag -> the one line logged when it is given (the flag is accepted and changes nothing)
+WORKER_NOTES = {
+    "--without-gossip": "--without-gossip: not needed: workers do not gossip; they see each other "
+    "through the broker's heartbeats",
+    "--without-mingle": "--without-mingle: not needed: a starting worker has nothing to mingle for; "
+    "revokes are stored in the broker",
+    "--without-heartbeat": "--without-heartbeat: the heartbeat stays on: it renews the worker's leases "
+    "(without it its tasks would be taken back and run again elsewhere)",
+    "--statedb": "--statedb {value}: not needed: revokes are stored in the broker, not in a file",
+}
+BEAT_NOTES = {
+    "--max-interval": "--max-interval {value}: not needed: beat sleeps until the next schedule slot is "
+    "due and rereads the schedules from the broker",
+}
+DETACH = (
+    "--detach: not supported: run it under systemd, supervisord, Docker or Kubernetes "
+    "(examples in the repository's deploy/ directory)"
+)
+EXCLUDE = "-X/--exclude-queues: not supported: list the queues this worker consumes with -Q"
+
+
+def _note(message: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value not in (None, False):
+            ctx.meta.setdefault(_NOTES, []).append(message.format(value=value))
+        return value
+
+    return callback
+
+
+def _refuse(message: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value not in (None, False):
+            raise Refused(message)
+        return value
+
+    return callback
+
+
+def runbook_flags(notes: dict[str, str], *, exclude: bool) -> Callable[[F], F]:
+    """Celery flags with nothing to do here (``notes``: each logged in one line when given),
+    ``--detach`` and (worker) ``-X`` refused in one line, and ``--pidfile`` (works as in Celery)."""
+
+    def decorate(command: F) -> F:
+        for flag, message in notes.items():
+            takes_value = "{value}" in message
+            command = click.option(
+                flag,
+                is_flag=not takes_value,
+                metavar="VALUE" if takes_value else None,
+                expose_value=False,
+                callback=_note(message),
+                help="Celery's; accepted: " + message.partition(": ")[2].split(":")[0] + ".",
+            )(command)
+        command = click.option(
+            "--detach", is_flag=True, expose_value=False, callback=_refuse(DETACH), hidden=True
+        )(command)
+        if exclude:
+            command = click.option(
+                "-X", "--exclude-queues", expose_value=False, callback=_refuse(EXCLUDE), hidden=True
+            )(command)
+        return click.option(
+            "--pidfile",
+            metavar="FILE",
+            expose_value=False,
+            callback=_take_pidfile,
+            help="Write this command's pid to FILE (removed at exit); refuse to start while the pid "
+            "in an existing FILE is alive.",
+        )(command)
+
+    return decorate
+
+
+def announce_runbook_flags(log: logging.Logger = logger) -> None:
+    """Log the line of each accepted-but-unneeded flag given (``runbook_flags``)."""
+    ctx = click.get_current_context(silent=True)
+    for message in ctx.meta.get(_NOTES, []) if ctx is not None else []:
+        log.warning("%s", message)
+
+
+def _take_pidfile(_ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        write_pidfile(path)
+    except PidfileTaken as exc:
+        raise Refused(str(exc)) from None
+    except OSError as exc:
+        raise Refused(f"--pidfile {path}: cannot write it: {exc.strerror or exc}") from None
+    return path
+
+
+class PidfileTaken(Exception):
+    """The pid file names a process that is alive."""
+
+
+def write_pidfile(path: str) -> None:
+    """Write this process's pid to ``path`` (as Celery's ``--pidfile``): refused while the pid in
+    an existing file is alive; a stale one is replaced. Removed when this process exits (not by
+    the worker processes it forks)."""
+    try:
+        with open(path, encoding="ascii") as existing:
+            old = int(existing.read().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        old = 0
+    if old and old != os.getpid() and _alive(old):
+        raise PidfileTaken(f"--pidfile {path}: pid {old} in it is still running; stop it first")
+    ours = os.getpid()
+    with open(path, "w", encoding="ascii") as out:
+        out.write(f"{ours}\n")
+
+    def remove() -> None:
+        if os.getpid() == ours:  # a forked worker process exiting leaves it to the command
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    atexit.register(remove)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def multi() -> None:
+    """Celery's ``celery multi``: not provided; says what to use instead (exit 2)."""
+    raise Refused(
+        "multi: not provided: `conveyor worker --processes N` runs N worker processes under one "
+        "command (restarted when they die); for separate workers run one service each (deploy/systemd)"
+    )

@@ -65,6 +65,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "queues (ready, delayed, running, leased, latency, paused, net change per second), the tasks "
         "running now (longest first) and the last failures.",
     ),
+    "multi": ("celery_flags", "multi", "Celery's `celery multi`: not provided; says what to use instead."),
     "pause": (
         "queues",
         "pause",

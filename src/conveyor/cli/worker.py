@@ -14,7 +14,15 @@ from ..worker.naming import expand_name
 from ..worker.pools import START_METHODS
 from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor
 from ..worker.worker import POOLS, Worker
-from .celery_flags import announce, check_optimization, check_pool, parse_autoscale
+from .celery_flags import (
+    WORKER_NOTES,
+    announce,
+    announce_runbook_flags,
+    check_optimization,
+    check_pool,
+    parse_autoscale,
+    runbook_flags,
+)
 from .common import State, import_task_modules, log_options, setup_logging
 
 
@@ -145,6 +153,19 @@ def default_processes(pool: str, concurrency_set: bool, broker_url: str) -> int:
 @click.option(
     "-O", "optimization", callback=check_optimization, metavar="fair", help="Accepted: always fair."
 )
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Hard time limit of every task this worker runs that sets none (task_time_limit).",
+)
+@click.option(
+    "--soft-time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Soft time limit of every task this worker runs that sets none (task_soft_time_limit).",
+)
+@runbook_flags(WORKER_NOTES, exclude=True)
 @click.pass_obj
 def worker(
     state: State,
@@ -167,6 +188,8 @@ def worker(
     schedule_file: str | None,
     task_events: bool,
     optimization: str | None,
+    time_limit: float | None,
+    soft_time_limit: float | None,
 ) -> None:
     """Run a worker: fetch tasks from the queues and run them.
 
@@ -179,6 +202,11 @@ def worker(
     app = state.app
     setup_logging(loglevel, logfile, log_format)
     announce(autoscale, task_events, optimization, schedule_file)
+    announce_runbook_flags()
+    if time_limit is not None:  # as Celery's worker flags: the app's settings for this worker
+        app.conf.task_time_limit = time_limit
+    if soft_time_limit is not None:
+        app.conf.task_soft_time_limit = soft_time_limit
     import_task_modules(app)  # once, before --processes forks: the children inherit the modules
     if autoscale is not None:
         concurrency = autoscale
