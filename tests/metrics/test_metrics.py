@@ -125,6 +125,32 @@ def test_an_unreachable_broker_is_a_zero_not_a_failed_scrape() -> None:
         unreachable.close()
 
 
+def test_a_hung_broker_is_a_zero_within_prometheus_default_scrape_timeout() -> None:
+    """A Redis that takes connections but never answers (a stopped server, a dead network path):
+    the scrape must still answer, with conveyor_broker_up 0, well before Prometheus's default
+    10 s scrape timeout, and the next scrape at once while the first read still hangs."""
+    import socket
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)  # the kernel completes connections; nothing ever reads or answers them
+    from starlette.applications import Starlette
+
+    app = make_app(f"redis://127.0.0.1:{hung.getsockname()[1]}/0?socket_timeout=30")
+    try:
+        with serving(Starlette(routes=[metrics_route(app)])) as url:  # one endpoint, scraped twice
+            first = parse(httpx.get(url + "/metrics", timeout=30).text)
+            second = parse(httpx.get(url + "/metrics", timeout=30).text)
+        took = first[("conveyor_metrics_collect_seconds", ())]
+        assert first[("conveyor_broker_up", ())] == 0 and took < 9
+        # The first read still waits for its 30 s socket timeout: the second does not queue behind it.
+        assert second[("conveyor_broker_up", ())] == 0
+        assert second[("conveyor_metrics_collect_seconds", ())] < took
+    finally:
+        hung.close()
+        app.close()
+
+
 def test_the_standalone_metrics_command_serves_the_cluster(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ multiprocess directory). docs/metrics.md lists each metric and what it means.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 from collections import Counter
@@ -18,6 +19,9 @@ from ..admin.health import problem
 from .totals import Totals
 
 log = logging.getLogger("conveyor.metrics")
+# Seconds a scrape waits for the broker: under Prometheus's default scrape_timeout (10 s), so a
+# hung broker is scraped as conveyor_broker_up 0 rather than as a failed scrape.
+READ_TIMEOUT = 5.0
 
 #: The per-queue gauges read from ``QueueInfo``: name, help, value.
 QUEUE_GAUGES: tuple[tuple[str, str, Callable[[QueueInfo], float]], ...] = (
@@ -52,16 +56,21 @@ class ConveyorCollector(Collector):
     >>> registry = CollectorRegistry(); registry.register(ConveyorCollector(app.admin))  # doctest: +SKIP
     """
 
-    def __init__(self, admin: Admin, counters_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, admin: Admin, counters_clock: Callable[[], float] = time.time, timeout: float = READ_TIMEOUT
+    ) -> None:
         self.admin = admin
         self.counters_clock = counters_clock  # a test looks from the future to count this minute
         self.totals = Totals()
+        self.timeout = timeout
+        self._reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="conveyor-metrics-read")
+        self._reading: concurrent.futures.Future[list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
         up = GaugeMetricFamily("conveyor_broker_up", "1 if the broker answered this scrape, else 0")
         try:
-            metrics = list(self._cluster(time.time()))
+            metrics = self._read()
         except Exception as exc:  # an unreachable broker is a value (0), not a failed scrape
             log.warning("metrics: broker unreachable: %s", exc)
             up.add_metric([], 0)
@@ -75,6 +84,20 @@ class ConveyorCollector(Collector):
         )
         took.add_metric([], time.perf_counter() - started)
         yield took
+
+    def _read(self) -> list[Metric]:
+        """Every cluster metric, read on the collector's own thread (one thread, so the SQLite
+        broker keeps one connection for it) within ``timeout`` seconds: a broker that hangs (a
+        stopped Redis, a dead network path) makes this scrape say ``conveyor_broker_up 0``
+        within Prometheus's scrape timeout instead of the scrape failing. While such a read still
+        waits for its socket timeout, later scrapes say 0 at once rather than queue behind it."""
+        if self._reading is not None and not self._reading.done():
+            raise TimeoutError("the previous scrape's broker read has not returned yet")
+        self._reading = self._reader.submit(lambda: list(self._cluster(time.time())))
+        try:
+            return self._reading.result(self.timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"the broker did not answer within {self.timeout:g}s") from None
 
     def _cluster(self, now: float) -> Iterator[Metric]:
         admin = self.admin
