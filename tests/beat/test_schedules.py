@@ -267,6 +267,30 @@ def test_cron_bad_expressions(expr: str) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("expr", "why"),
+    [
+        ("61 * * * *", "minute '61': 61 is out of range 0-59"),
+        ("0 25 * * *", "hour '25': 25 is out of range 0-23"),
+        ("*/0 * * * *", "minute '*/0': step '0' must be a positive integer"),
+        ("0 4 * 13 *", "month_of_year '13': 13 is out of range 1-12"),
+    ],
+)
+def test_a_bad_cron_expression_names_the_field_and_why(expr: str, why: str) -> None:
+    with pytest.raises(ScheduleError) as info:
+        cron(expr)
+    assert str(info.value) == f"invalid cron expression {expr!r}: {why}"
+
+
+def test_crontab_from_string_and_a_whole_expression_given_as_one_field() -> None:
+    assert crontab.from_string("*/15 9-17 1 * mon-fri") == crontab(
+        minute="*/15", hour="9-17", day_of_month="1", day_of_week="mon-fri"
+    )
+    with pytest.raises(ScheduleError, match=r"use crontab.from_string\('0 4 \* \* \*'\)"):
+        crontab(minute="0 4 * * *")
+    assert crontab(minute="0, 30") == crontab(minute=[0, 30])  # a list with spaces is still a list
+
+
 def test_cron_bad_types() -> None:
     with pytest.raises(ScheduleError, match="must be a str, got int"):
         cron(5)  # type: ignore[arg-type]

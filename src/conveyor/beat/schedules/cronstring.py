@@ -37,6 +37,26 @@ MACROS = {
 _ONE_VALUE_RANGE = re.compile(r"(?<![^\s,])([0-9A-Za-z]+)-\1/[0-9]+(?![^\s,])")
 
 
+_CRON_ORDER = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+
+
+def _which_field(expr: str, exc: Exception) -> str:
+    """What is wrong with a cron expression cronsim refused ("Bad minute"): the first field the
+    crontab parser refuses too, with its reason ("minute '61': 61 is out of range 0-59").
+
+    >>> _which_field("61 * * * *", ValueError("Bad minute"))
+    "minute '61': 61 is out of range 0-59"
+    """
+    from .crontab import parse_field
+
+    for name, value in zip(_CRON_ORDER, expr.split(), strict=False):
+        try:
+            parse_field(name, value)
+        except ScheduleError as bad:
+            return str(bad).removeprefix("invalid crontab ")
+    return str(exc)
+
+
 class Cron(Schedule):
     """A standard 5-field cron expression (minute hour day-of-month month day-of-week).
 
@@ -72,7 +92,8 @@ class Cron(Schedule):
         try:
             CronSim(self._cronsim_expr, datetime(2000, 1, 1, tzinfo=UTC))
         except (CronSimError, ValueError) as exc:
-            raise ScheduleError(f"invalid cron expression {expr!r}: {exc}") from None
+            why = _which_field(self._cronsim_expr, exc)
+            raise ScheduleError(f"invalid cron expression {expr!r}: {why}") from None
         self._engine = _as_crontabs(self._cronsim_expr, self._tz)
 
     @property

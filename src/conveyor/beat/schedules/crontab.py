@@ -133,6 +133,11 @@ def parse_field(name: str, value: object) -> tuple[str, frozenset[int]]:
     if isinstance(value, int):
         parts, spec, display = [str(value)], str(value), str(value)
     elif isinstance(value, str):
+        if len(value.split()) > 1 and "," not in value:  # "0 4 * * *": a whole expression
+            raise ScheduleError(
+                f"invalid crontab {name} {value!r}: one field holds no spaces; for a whole cron "
+                f"expression use crontab.from_string({value!r})"
+            )
         # Spaces are allowed ("0, 30") and names are case-insensitive: normalise both away.
         spec = display = "".join(value.split()).lower()
         if not spec:
@@ -407,6 +412,23 @@ class Crontab(Schedule):
                 f"invalid crontab: day_of_month {specs['day_of_month']!r} never occurs in "
                 f"month_of_year {specs['month_of_year']!r}"
             )
+
+    @classmethod
+    def from_string(cls, expr: str, tz: TzLike = None) -> crontab:
+        """Celery's ``crontab.from_string``: the five fields of a cron expression, in cron's order
+        (minute hour day-of-month month day-of-week).
+
+        >>> crontab.from_string("0 4 * * mon-fri") == crontab(minute=0, hour=4, day_of_week="mon-fri")
+        True
+        """
+        fields = expr.split()
+        if len(fields) != 5:
+            raise ScheduleError(
+                f"invalid cron expression {expr!r}: expected 5 fields "
+                f"(minute hour day-of-month month day-of-week), got {len(fields)}"
+            )
+        minute, hour, day_of_month, month_of_year, day_of_week = fields
+        return cls(minute, hour, day_of_week, day_of_month, month_of_year, tz=tz)
 
     # Celery exposes the expanded sets under the field names.
     @property
