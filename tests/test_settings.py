@@ -64,6 +64,8 @@ def test_a_value_becomes_the_type_of_its_setting(app: Conveyor) -> None:
         ("task_acks_late", "yes"),
         ("task_default_queue", None),
         ("result_expires", None),
+        ("task_default_priority", 12),  # refused when set, not at every later .delay()
+        ("task_default_priority", -1),
     ],
 )
 def test_a_value_of_the_wrong_type_is_refused_naming_the_setting(

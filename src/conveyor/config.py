@@ -327,6 +327,22 @@ FIELDS: dict[str, _Field] = {
     if not name.startswith("_")
 }
 
+
+def check_priority(value: Any, setting: str) -> int:
+    """A priority setting: an integer from 0 to 9 (9 runs first), else one line naming it.
+
+    >>> check_priority(12, "task_default_priority")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    conveyor.exceptions.ConfigurationError: task_default_priority: 12 is not a priority: give ...
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+        raise ConfigurationError(
+            f"{setting}: {value!r} is not a priority: give an integer from 0 to 9 (9 runs first)"
+        )
+    return value
+
+
 #: Settings whose values are names from a fixed set: refused in one line when set to another.
 VALUE_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "task_serializer": check_serializer,
@@ -334,7 +350,9 @@ VALUE_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "task_compression": check_compression,
     "result_compression": check_compression,
     "accept_content": lambda value, _key: check_accept(value),
+    "task_default_priority": check_priority,
 }
+
 
 #: Every setting Conveyor reads, with its default.
 DEFAULTS: dict[str, Any] = {name: field.default for name, field in FIELDS.items()}

@@ -206,6 +206,13 @@ def test_bad_input_gets_a_one_line_error(url: str, args: list[str], message: str
 def test_bad_app_module_and_bad_broker_url(tmp_path: Path) -> None:
     missing = conveyor("-A", "no_such_module_anywhere", "purge", "-f")
     assert missing.returncode == 2 and "cannot import app module 'no_such_module_anywhere'" in missing.stderr
+    no_attr = conveyor("-A", "tests.apps.basic:nope", "status")
+    assert no_attr.returncode == 2
+    hint = "module 'tests.apps.basic' has no attribute 'nope'; its apps: tests.apps.basic:app"
+    assert hint in no_attr.stderr
+    not_app = conveyor("-A", "tests.apps.basic:add", "status")
+    assert not_app.returncode == 2
+    assert "tests.apps.basic:add is not a Conveyor app (it is a Task)" in not_app.stderr
     bad_url = conveyor("-A", "tests.apps.basic", "-b", "bogus://x", "purge", "-f")
     assert bad_url.returncode == 1 and "unsupported broker URL 'bogus://x'" in bad_url.stderr
     assert "Traceback" not in bad_url.stderr

@@ -30,7 +30,12 @@ def load_app(spec: str | None) -> Conveyor:
     if attr:
         app = getattr(module, attr, None)
         if not isinstance(app, Conveyor):
-            raise click.UsageError(f"{module_name}:{attr} is not a Conveyor app")
+            apps = sorted(name for name, value in vars(module).items() if isinstance(value, Conveyor))
+            hint = f"; its apps: {', '.join(f'{module_name}:{name}' for name in apps)}" if apps else ""
+            if not hasattr(module, attr):
+                raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}{hint}")
+            kind = type(app).__name__
+            raise click.UsageError(f"{module_name}:{attr} is not a Conveyor app (it is a {kind}){hint}")
         return app
     for name in ("app", "conveyor", "celery"):
         candidate = getattr(module, name, None)
