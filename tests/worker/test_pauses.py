@@ -55,3 +55,28 @@ def test_a_paused_queue_keeps_its_tasks_and_they_run_after_resume(
         assert "queue other is resumed" in worker.log()
     finally:
         worker.stop()
+
+
+def test_a_pause_gives_back_the_tasks_a_worker_prefetched_and_they_run_after_resume(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """One slot, held by a gated task, with three more of the queue prefetched behind it: a
+    pause now must keep those three from starting when the slot frees (Celery's prefetched
+    tasks would run), back in their queue, unstarted; resume runs them."""
+    blocker = basic.gated.apply_async(("pause-gate", "b"), queue="prefetched")
+    behind = [basic.add.apply_async((i, i), queue="prefetched") for i in range(3)]
+    worker = WorkerProcess(process_broker_url, tmp_path, "-Q", "prefetched", "-c", "1").wait_ready()
+    try:
+        wait_for((tmp_path / "pause-gate").exists, 30)  # the blocker holds the slot
+        wait_for(lambda: ready(app, "prefetched") == 0, 30)  # the other three are prefetched
+        app.admin.pause("prefetched")
+        wait_for(lambda: "queue prefetched is paused" in worker.log(), 15)
+        (tmp_path / "pause-gate.open").touch()
+        assert blocker.get(timeout=30) == "b"
+        wait_for(lambda: ready(app, "prefetched") == 3, 15)  # given back, not run
+        time.sleep(STILL)
+        assert [r.status for r in behind] == ["PENDING"] * 3 and ready(app, "prefetched") == 3
+        app.admin.resume("prefetched")
+        assert [r.get(timeout=30) for r in behind] == [0, 2, 4]
+    finally:
+        worker.stop()

@@ -69,8 +69,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pause": (
         "queues",
         "pause",
-        "Pause QUEUE on every worker: they stop fetching from it within a heartbeat (workers started "
-        "later too); enqueues are still accepted and running tasks finish.",
+        "Pause QUEUE on every worker: within a heartbeat no task of it starts (workers started later "
+        "too; tasks they prefetched go back unstarted); enqueues are still accepted and running "
+        "tasks finish.",
     ),
     "purge": ("tasks", "purge", "Delete waiting tasks (ready and delayed) from queues."),
     "queues": (

@@ -14,8 +14,9 @@
 - Pauses: the keeper tells the fetcher which queues are paused (``set_paused``); they are left
   out of the next fetch. With every queue paused the fetcher waits, fetching nothing, and
   looks again every ``PAUSED_POLL`` seconds. A fetch already blocked when the pause arrived
-  may still lease jobs of the paused queue: those are given back at once, not run, so a pause
-  takes effect within one heartbeat.
+  may still lease jobs of the paused queue: those are given back at once, not run; and so are
+  the ones prefetched before the pause, when a consumer takes them (processor.py): a pause
+  takes effect within one heartbeat, for every task of the queue not yet started.
 - ``state`` and ``fetched_at`` tell a health probe whether the loop is alive and fetching
   (see the worker's heartbeat info).
 """
@@ -222,7 +223,7 @@ class Fetcher:
         self.room.ring()
 
     def give_back(self, d: Delivery) -> None:
-        """Release a delivery that was not started (shutting down)."""
+        """Release a delivery that was not started (shutting down, or its queue was paused)."""
         self.settler.add(Outcome("release", d.id, d.delivery))
         self.held -= 1
         self.given_back += 1

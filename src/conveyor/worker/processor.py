@@ -97,7 +97,9 @@ class Processor:
             leftover = None
             if d is None:
                 return
-            if self.stopping:  # shutting down: not started yet, so it goes back untouched
+            if self.stopping or d.queue in fetcher.paused:
+                # Shutting down, or its queue was paused after it was prefetched: not started
+                # yet, so it goes back to the front of its queue untouched (no attempt counted).
                 fetcher.give_back(d)
                 continue
             streaked = False  # a streak reports (and counts done) each of its runs itself

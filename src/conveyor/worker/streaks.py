@@ -248,7 +248,7 @@ class Streaks:
     def accept(self, d: Delivery) -> Run | None:
         """(Any thread) ``d`` as a run that may join a streak, or None (see the module doc)."""
         processor = self._processor
-        if d.redelivered:
+        if d.redelivered or d.queue in processor.fetcher.paused:  # the consumer gives it back
             return None
         got = intake(d, processor.tasks, processor.revoked, processor.accept, processor.hostname)
         if isinstance(got, Refused):
