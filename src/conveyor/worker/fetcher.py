@@ -222,11 +222,12 @@ class Fetcher:
         self.stopping = True
         self.room.ring()
 
-    def give_back(self, d: Delivery) -> None:
+    def give_back(self, d: Delivery, shutting_down: bool = True) -> None:
         """Release a delivery that was not started (shutting down, or its queue was paused)."""
         self.settler.add(Outcome("release", d.id, d.delivery))
         self.held -= 1
-        self.given_back += 1
+        if shutting_down:
+            self.given_back += 1
 
     def release_inbox(self) -> int:
         """Give every not-yet-started delivery back. Stop sentinels (None) are kept: a fetch that

@@ -100,7 +100,7 @@ class Processor:
             if self.stopping or d.queue in fetcher.paused:
                 # Shutting down, or its queue was paused after it was prefetched: not started
                 # yet, so it goes back to the front of its queue untouched (no attempt counted).
-                fetcher.give_back(d)
+                fetcher.give_back(d, shutting_down=self.stopping)
                 continue
             streaked = False  # a streak reports (and counts done) each of its runs itself
             try:
