@@ -111,7 +111,7 @@ def tasks(
         for t in page.items
     ]
     if rows:
-        table(rows, ["ID", "STATE", "TASK", "ARGS", "QUEUE", "AT (UTC)", "RUNTIME", "TRIES", "ERROR"])
+        table(rows, ["ID", "STATE", "TASK", "ARGS", "QUEUE", "AT (UTC)", "RUNTIME", "ATTEMPTS", "ERROR"])
     if page.next_offset is not None:
         click.echo(f"more: --offset {page.next_offset}")
     note = search_bound_note(page)

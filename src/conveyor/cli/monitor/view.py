@@ -154,7 +154,7 @@ def _running(snap: Snapshot, now: float) -> Section:
     rows: list[Row] = [
         [t.id[:8], t.name, t.worker, t.queue, str(t.attempt), duration(now - t.started)] for t in snap.running
     ]
-    columns = [("ID", 8), ("TASK", None), ("WORKER", None), ("QUEUE", None), ("TRY", 3), ("RUNTIME", 7)]
+    columns = [("ID", 8), ("TASK", None), ("WORKER", None), ("QUEUE", None), ("ATTEMPT", 7), ("RUNTIME", 7)]
     return "Running tasks", columns, rows, "nothing running"
 
 
