@@ -166,3 +166,22 @@ def test_a_requeued_dead_letter_on_the_memory_broker_behaves_the_same(
         _requeue_then_succeed(history_app.app, tmp_path, lambda: ThreadWorker(history_app.app))
     finally:
         history_app.app.close()
+
+
+def test_a_running_task_and_one_terminated_while_running_keep_their_enqueued_time(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "1", app=APP, name="he").wait_ready()
+    try:
+        sent_at = time.time()
+        busy = slow.delay("never-opened")
+        # Running, as the worker's heartbeat describes it (before it, the broker only knows "started").
+        wait_for(lambda: app.admin.task(busy.id).worker is not None, 20)
+        running = app.admin.task(busy.id)
+        assert running.state == "running" and running.enqueued is not None and running.started is not None
+        assert sent_at - 1 <= running.enqueued <= running.started
+        busy.revoke(terminate=True)
+        wait_for(lambda: app.admin.task(busy.id).state == "revoked", 20)
+        assert app.admin.task(busy.id).enqueued == pytest.approx(running.enqueued)
+    finally:
+        worker.stop()

@@ -308,6 +308,7 @@ def _from_running(t: RunningTask) -> TaskInfo:
         queue=t.queue,
         state="running",
         args=t.args,
+        enqueued=t.enqueued,
         started=t.started,
         runtime=t.runtime,
         attempts_made=t.attempt,

@@ -89,6 +89,7 @@ def _running(active: dict[str, Any], worker: str, now: float) -> RunningTask:
         runtime=max(0.0, now - started),
         attempt=int(active.get("attempt", 1)),
         delivery=int(active.get("delivery", 0)),
+        enqueued=float(enqueued) if isinstance(enqueued := active.get("enqueued"), int | float) else None,
     )
 
 

@@ -44,6 +44,7 @@ class RunningTask:
     runtime: float
     attempt: int = 1
     delivery: int = 0
+    enqueued: float | None = None  # when it was sent (None: a worker too old to say)
 
 
 @dataclass(frozen=True, slots=True)

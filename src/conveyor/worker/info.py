@@ -92,6 +92,7 @@ def _describe(active: Active) -> dict[str, Any]:
         "queue": request.queue if request is not None else None,
         "args": args,
         "started": active.started,
+        "enqueued": active.enqueued,
         "attempt": (request.retries if request is not None else 0) + 1,
         "delivery": active.delivery,
     }

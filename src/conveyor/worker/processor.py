@@ -119,7 +119,7 @@ class Processor:
                         except BrokerError:
                             raise
                         except Exception as exc:
-                            self.reporter.dead(d, got.request, exc, str(exc))
+                            self.reporter.dead(d, got.request, exc, str(exc), enqueued=got.env.created)
                             continue
                         await self._process(d, got.env, got.task, got.request, plan)
                     elif plan.inline and not d.redelivered:
@@ -200,7 +200,7 @@ class Processor:
     ) -> None:
         runner = plan.runner
         assert isinstance(runner, InlineRunner)
-        active, t0 = self._begin(d, task, request)
+        active, t0 = self._begin(d, task, request, env.created)
         soft = request.soft_time_limit or plan.soft_time_limit
         hard = request.time_limit or plan.time_limit
         try:
@@ -215,7 +215,7 @@ class Processor:
     ) -> None:
         runner = plan.runner
         assert not isinstance(runner, InlineRunner)
-        active, t0 = self._begin(d, task, request)
+        active, t0 = self._begin(d, task, request, env.created)
         soft = request.soft_time_limit or plan.soft_time_limit
         hard = request.time_limit or plan.time_limit
         try:
@@ -229,8 +229,10 @@ class Processor:
             return
         self._end(d, env, task, request, plan, t0, value, None)
 
-    def _begin(self, d: Delivery, task: Task[Any, Any], request: Request) -> tuple[Active, float]:
-        active = Active(d.id, task.name, d.delivery, time.time(), request=request)
+    def _begin(
+        self, d: Delivery, task: Task[Any, Any], request: Request, enqueued: float | None
+    ) -> tuple[Active, float]:
+        active = Active(d.id, task.name, d.delivery, time.time(), request=request, enqueued=enqueued)
         self.active[d.id] = active
         return active, time.perf_counter()
 
@@ -269,10 +271,10 @@ class Processor:
             reason = str(exc) or "revoked while running (terminated)"
             if exc.stopped_at:
                 reason += f"; stopped at {stopped_where(exc.stopped_at)}"
-            self.reporter.revoked(d, reason, request.retries, request, runtime)
+            self.reporter.revoked(d, reason, request.retries, request, runtime, env.created)
             signalling.terminated(task, request)
         elif isinstance(exc, ProcessDied):  # -P processes: a worker death, not the task's failure
-            self.reporter.died(d, task, request, exc.how, exc.max_deaths, runtime)
+            self.reporter.died(d, task, request, exc.how, exc.max_deaths, runtime, env.created)
         elif isinstance(exc, PoolBroken):  # -P processes: no child could start; never started
             self.settler.add(Outcome("release", d.id, d.delivery))
         else:

@@ -164,26 +164,40 @@ class Reporter:
         reason: str,
         trace: str | None = None,
         runtime: float = 0.0,
+        enqueued: float | None = None,
     ) -> None:
         self.stats.dead_lettered += 1
         # Named like every other task line when known (a refused message may name no task).
         where = d.id if request is None else f"{request.task}[{d.id}]"
         logger.error("task %s moved to dead letters: %s", where, reason)
         dead = outcomes.dead(d, request, exc, trace, self.hostname, reason)
-        self._settle(dead, d, request, runtime, error=exc)
+        self._settle(dead, d, request, runtime, enqueued, error=exc)
 
     def revoked(
-        self, d: Delivery, reason: str, retries: int, request: Request | None = None, runtime: float = 0.0
+        self,
+        d: Delivery,
+        reason: str,
+        retries: int,
+        request: Request | None = None,
+        runtime: float = 0.0,
+        enqueued: float | None = None,
     ) -> None:
         """``request`` is known for a task revoked while it ran; one refused at intake (revoked
         while prefetched, or expired) is recorded from its message."""
         self.stats.revoked += 1
         # A task stopped while it ran (terminate) did run: its reason says so.
         logger.info("task %s %s: %s", d.id, "not run" if request is None else "stopped", reason)
-        self._settle(outcomes.revoked(d, reason, retries), d, request, runtime)
+        self._settle(outcomes.revoked(d, reason, retries), d, request, runtime, enqueued)
 
     def died(
-        self, d: Delivery, task: Task[Any, Any], request: Request, how: str, max_deaths: int, runtime: float
+        self,
+        d: Delivery,
+        task: Task[Any, Any],
+        request: Request,
+        how: str,
+        max_deaths: int,
+        runtime: float,
+        enqueued: float | None = None,
     ) -> None:
         """The ``-P processes`` child running it died (``how``: "killed by SIGSEGV"): handled as
         a worker death — redelivered with one death more, or dead-lettered once the deaths
@@ -195,14 +209,14 @@ class Reporter:
             self.stats.failed += 1
         if not task.acks_late:
             reason = f"its pool process died while running it ({how}); not run again: it is at-most-once"
-            self.dead(d, request, WorkerLostError(reason), reason, runtime=runtime)
+            self.dead(d, request, WorkerLostError(reason), reason, runtime=runtime, enqueued=enqueued)
         elif final:
             reason = f"its pool process died {deaths} times while running it (last: {how})"
             self.stats.dead_lettered += 1
             logger.error("task %s[%s] moved to dead letters: %s", task.name, d.id, reason)
             payload = worker_lost_payload(reason, request.retries)
             died = Outcome("died", d.id, d.delivery, payload=payload, reason=reason, retries=request.retries)
-            self._settle(died, d, request, runtime, error=WorkerLostError(reason))
+            self._settle(died, d, request, runtime, enqueued, error=WorkerLostError(reason))
         else:
             logger.error(
                 "task %s[%s]: its pool process died (%s); redelivered (death %d of %d)",

@@ -285,7 +285,9 @@ class Streaks:
         processor = self._processor
         d, request, plan = run.d, run.request, run.plan
         call = RunningCall()
-        active = Active(d.id, run.task.name, d.delivery, time.time(), call=call, request=request)
+        active = Active(
+            d.id, run.task.name, d.delivery, time.time(), call=call, request=request, enqueued=run.env.created
+        )
         active.on_kill = lambda: self.kill(streak, active)
         run.active = active
         run.t0 = t0 = time.perf_counter()
