@@ -4,6 +4,8 @@ and what they show with real worker processes."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +116,9 @@ def test_inspect_active_shows_a_running_task_with_its_worker_and_status_drops_a_
             # What was counted: a control-channel reply for ping, the heartbeat record for the rest.
             counted = "1 node replied." if sub == "ping" else "1 node reported by heartbeat."
             assert out.stdout.splitlines()[-1] == counted, (sub, out)
+        # Draining after SIGTERM (the sleeper still runs): not OK any more, and says why.
+        os.kill(worker.pid, signal.SIGTERM)
+        wait_for(lambda: f"{name}: SHUTTING DOWN" in conveyor("status", url=process_broker_url).stdout, 15)
     finally:
         worker.kill()
     killed = time.monotonic()

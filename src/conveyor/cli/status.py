@@ -6,6 +6,7 @@ import time
 
 import click
 
+from ..admin.health import problem
 from .common import State
 from .display import duration, echo_json
 
@@ -14,8 +15,9 @@ from .display import duration, echo_json
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of workers).")
 @click.pass_obj
 def status(state: State, as_json: bool) -> None:
-    """One line per live worker. A worker that stopped heartbeating for longer than its lease
-    (3 s by default) is no longer listed: its tasks are being handed to live workers. Exits 1
+    """One line per live worker: OK, or what is wrong with it as ``conveyor health`` says it
+    (SHUTTING DOWN, ITS FETCHES FAIL, ...). A worker that stopped heartbeating for longer than
+    its lease (3 s by default) is no longer listed: its tasks are being handed to live workers. Exits 1
     when no worker is online (as ``celery status`` does), so a script can test it.
 
     \b
@@ -30,8 +32,11 @@ def status(state: State, as_json: bool) -> None:
     else:
         now = time.time()
         for w in workers:
+            # OK, or what `conveyor health` would say of it (shutting down, fetches failing, ...).
+            why = problem(w, now)
+            said = "OK" if why is None else why.removeprefix(f"{w.hostname}: ").upper()
             click.echo(
-                f"{w.hostname}: OK  pid={w.pid} queues={','.join(w.queues)} running={len(w.running)}"
+                f"{w.hostname}: {said}  pid={w.pid} queues={','.join(w.queues)} running={len(w.running)}"
                 f" processed={w.processed} up={duration(now - w.started)}"
             )
         if workers:
