@@ -131,6 +131,9 @@ def test_control_commands_reach_the_named_worker_and_a_gone_one_is_reported_not_
             )
             held = _replies(url, "inspect", "query_task", running.id)
             [holder] = [name for name, found in held.items() if found]
+            if command == ["revoke"]:  # without --terminate: it runs on, and the reply says so
+                code, out = run(url, "revoke", running.id, "-t", "15")
+                assert code == 0 and f"still running (it finishes; --terminate stops it): {running.id}" in out
             code, out = run(url, *command, running.id, "--terminate", "--signal", "KILL", "-t", "15")
             assert code == 0 and f"-> {holder}: OK" in out and f"terminated: {running.id}" in out, out
             wait_for(lambda task=running: task.status == states.REVOKED, 20)

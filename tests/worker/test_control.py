@@ -38,7 +38,11 @@ def test_a_solo_worker_busy_with_a_task_answers_and_a_terminating_revoke_stops_t
             states_ = {i: info["state"] for i, info in found.data.items()}
             assert states_ == {running.id: "active", waiting.id: "reserved"}
             [reply] = control.revoke([running.id], terminate=True, timeout=15)
-            assert reply.data == {"revoked": [running.id], "terminated": [running.id]}
+            assert reply.data == {
+                "revoked": [running.id],
+                "terminated": [running.id],
+                "running": [running.id],
+            }
             wait_for(lambda: running.status == states.REVOKED and waiting.status == states.SUCCESS, 20)
             [known] = control.revoked(timeout=15)
             assert known.hostname == worker.hostname and running.id in known.data

@@ -201,8 +201,11 @@ def revoke_lines(data: Any) -> list[str]:
     revoked, terminated = data.get("revoked", []), data.get("terminated", [])
     if not revoked:
         return ["held none of them"]
-    return [f"tasks flagged as revoked: {', '.join(revoked)}"] + (
-        [f"terminated: {', '.join(terminated)}"] if terminated else []
+    running = [i for i in data.get("running", []) if i not in terminated]
+    return (
+        [f"tasks flagged as revoked: {', '.join(revoked)}"]
+        + ([f"terminated: {', '.join(terminated)}"] if terminated else [])
+        + ([f"still running (it finishes; --terminate stops it): {', '.join(running)}"] if running else [])
     )
 
 

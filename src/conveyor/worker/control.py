@@ -199,7 +199,11 @@ class ControlThread:
             active = processor.active.get(task_id)
             if active is not None and active.call is not None:
                 active.call.interrupt(TaskRevokedError)
-        return {"revoked": sorted(held), "terminated": sorted(running) if terminate else []}
+        return {
+            "revoked": sorted(held),
+            "terminated": sorted(running) if terminate else [],
+            "running": sorted(running),  # without terminate these run on to their end
+        }
 
     def _reserved(self) -> list[dict[str, Any]]:
         fetcher = self.worker._fetcher
