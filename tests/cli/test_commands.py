@@ -242,6 +242,10 @@ def test_dead_list_and_retry(app: Conveyor, url: str, tmp_path: Path) -> None:
     assert "requeued 1 task(s)" in retried.stdout
     assert app.AsyncResult(result.id).state == states.PENDING
     assert "no dead letters" in conveyor("dead", "list", url=url).stdout
+    # Retried already (or a typo): said so, exit 2, rather than "requeued 0 task(s)".
+    for action in ("retry", "delete"):
+        again = conveyor("dead", action, result.id, url=url)
+        assert again.returncode == 2 and "no dead letter with the id given" in again.stderr, again
 
 
 def test_celery_runbook_worker_flags_each_say_one_line_and_run(app: Conveyor, url: str) -> None:

@@ -91,6 +91,7 @@ def retry_dead(
         count = admin.retry_dead_matching(queue=queue, task=task, search=search)
     else:
         count = admin.retry_dead(task_ids)
+        _none_found(task_ids, count)
     click.echo(f"requeued {count} task(s)")
 
 
@@ -119,7 +120,20 @@ def delete_dead(
         count = admin.delete_dead_matching(queue=queue, task=task, search=search)
     else:
         count = admin.delete_dead(task_ids)
+        _none_found(task_ids, count)
     click.echo(f"deleted {count} dead letter(s)")
+
+
+def _none_found(task_ids: tuple[str, ...], count: int) -> None:
+    """Ids given by hand of which some are no dead letters: a typo, or already retried or
+    deleted. None found is a usage error (exit 2); some found, a warning on stderr."""
+    if count == 0:
+        raise click.UsageError(
+            f"no dead letter with the id{'s' if len(task_ids) > 1 else ''} given "
+            "(a typo, or already retried or deleted? `conveyor dead list` shows them)"
+        )
+    if count < len(task_ids):
+        click.echo(f"{len(task_ids) - count} of the {len(task_ids)} ids given are no dead letters", err=True)
 
 
 def _chosen(
