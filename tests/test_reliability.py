@@ -15,6 +15,7 @@ own recipe with real worker processes (and a real redis-server), on every broker
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import time
@@ -363,7 +364,8 @@ def test_sigterm_stops_a_worker_whose_broker_is_gone(tmp_path: Path) -> None:
     try:
         results = [basic.gated.delay("gone", f"t{i}") for i in range(2)]
         _finish_after_cutting_off(worker, tmp_path, lambda: server.stop(kill=True))
-        wait_for(lambda: "could not settle" in worker.log(), 15)  # retrying the settle meanwhile
+        # Retrying the settle meanwhile, and saying which worker (--processes N share one log).
+        wait_for(lambda: re.search(r"\S+@\S+: could not settle", worker.log()) is not None, 15)
         _stops_on_one_sigterm(worker)
         server.start()  # same port, same data
         _both_run_again(server.url, tmp_path, results)

@@ -54,6 +54,7 @@ class Keeper:
         self._lost = lost  # the workflow continuation of a job it dead-letters (canvas/lost.py)
         self._broker = broker
         self._owner = owner
+        self._name = owner.rpartition("/")[0] or owner  # the worker's -n name, for log lines
         self._interval = interval
         self._lease_timeout = lease_timeout
         self._max_deaths = max_deaths
@@ -114,7 +115,7 @@ class Keeper:
                     self._broker.cleanup(self._dead_letter_ttl)
                     self._trim_history()
                 if failing_since is not None:
-                    logger.warning("broker reachable again after %.1fs", now - failing_since)
+                    logger.warning("%s: broker reachable again after %.1fs", self._name, now - failing_since)
                     failing_since = None
                 self.healthy = True
             except Exception as exc:
@@ -122,7 +123,7 @@ class Keeper:
                 self._on_trouble()
                 if failing_since is None:
                     failing_since = time.monotonic()
-                    logger.error("heartbeat failed (broker unreachable?): %s", exc)
+                    logger.error("%s: heartbeat failed (broker unreachable?): %s", self._name, exc)
 
     def _reclaim(self) -> None:
         report = self._broker.reclaim(self._max_deaths, self._result_ttl, self._lost)

@@ -51,7 +51,9 @@ class Settler:
         result_ttl: Callable[[], float],
         on_settled: Callable[[list[Outcome]], None],
         on_trouble: Callable[[], None],
+        name: str = "worker",
     ) -> None:
+        self._name = name  # the worker's, for log lines (--processes N share one log)
         self._broker = broker
         self._executor = executor
         self._result_ttl = result_ttl
@@ -163,7 +165,9 @@ class Settler:
             except Exception as exc:
                 self._on_trouble()
                 if not failing:  # once per outage, as the fetcher and the keeper do
-                    logger.error("could not settle %d outcome(s), will retry: %s", len(batch), exc)
+                    logger.error(
+                        "%s: could not settle %d outcome(s), will retry: %s", self._name, len(batch), exc
+                    )
                     failing = True
                 self._put_back(batch)
                 self._waiters[:0] = waiters
@@ -175,7 +179,9 @@ class Settler:
                 continue
             self._flushing = []
             if failing:
-                logger.warning("settled %d outcome(s) held back while the broker failed", len(batch))
+                logger.warning(
+                    "%s: settled %d outcome(s) held back while the broker failed", self._name, len(batch)
+                )
                 failing = False
             delay = 0.05
             self._on_settled(batch)

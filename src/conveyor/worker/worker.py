@@ -284,7 +284,12 @@ class Worker:
         self._threads = SlotThreads(loop, self.concurrency, SPARE_THREADS, "conveyor-task")
         self._watchdog = Watchdog()
         self.settler = Settler(
-            broker, self._settle_exec, lambda: conf.result_expires, self._on_settled, self._on_trouble
+            broker,
+            self._settle_exec,
+            lambda: conf.result_expires,
+            self._on_settled,
+            self._on_trouble,
+            self.hostname,
         )
         self.settler.start()
         fetcher = self._fetcher = Fetcher(
