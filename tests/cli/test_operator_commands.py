@@ -108,6 +108,7 @@ def test_inspect_active_shows_a_running_task_with_its_worker_and_status_drops_a_
         [(name, [task])] = active.items()
         assert name.startswith("busy@") and task["id"] == result.id and task["worker"] == name
         assert task["name"] == basic.sleeper.name and task["args"] == "30.0" and task["attempt"] == 1
+        assert task["pid"] == worker.pid  # a thread of the worker runs it (-P processes: the child)
         status = conveyor("status", url=process_broker_url)
         assert status.returncode == 0 and f"{name}: OK" in status.stdout and "1 node online." in status.stdout
         for sub in ("ping", "stats", "registered", "active_queues"):

@@ -131,6 +131,11 @@ def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
         blocked = proc_tasks.c_blocked.delay("blocked", 60)
         wait_for(lambda: started_pids(tmp_path / "blocked"), 30)
         victim = started_pids(tmp_path / "blocked")[0]
+        # inspect active (the heartbeat) names the child running it (Celery's worker_pid).
+        wait_for(
+            lambda: [t.pid for x in app.admin.workers() for t in x.running if t.id == blocked.id] == [victim],
+            15,
+        )
         if how == "stored":
             blocked.revoke(terminate=True)
         elif how == "result-SIGQUIT":  # Celery's AsyncResult.revoke(terminate=True, signal=...)

@@ -90,6 +90,7 @@ def _running(active: dict[str, Any], worker: str, now: float) -> RunningTask:
         attempt=int(active.get("attempt", 1)),
         delivery=int(active.get("delivery", 0)),
         enqueued=float(enqueued) if isinstance(enqueued := active.get("enqueued"), int | float) else None,
+        pid=pid if isinstance(pid := active.get("pid"), int) else None,
     )
 
 

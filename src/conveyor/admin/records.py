@@ -45,6 +45,7 @@ class RunningTask:
     attempt: int = 1
     delivery: int = 0
     enqueued: float | None = None  # when it was sent (None: a worker too old to say)
+    pid: int | None = None  # the process running it: a -P processes child, else the worker
 
 
 @dataclass(frozen=True, slots=True)

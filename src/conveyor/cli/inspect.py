@@ -108,13 +108,14 @@ def _report(
 @inspect.command("active")
 @_options
 def active(state: State, destination: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
-    """The tasks each worker is running now: id, name, arguments, runtime, attempt.
+    """The tasks each worker is running now: id, name, arguments, runtime, attempt, and the
+    pid of the process running it (a -P processes child, else the worker's own).
 
     \b
     Example:
       conveyor -A proj inspect active
       -> w1@web-1: OK
-          * 5b1e0f5e-... proj.tasks.report(42, full=True) runtime=12.3s attempt=1
+          * 5b1e0f5e-... proj.tasks.report(42, full=True) runtime=12.3s attempt=1 pid=4121
     """
     chosen = _select(state.admin(), destination, timeout)
     _report(
@@ -122,7 +123,9 @@ def active(state: State, destination: tuple[str, ...], timeout: float | None, as
         as_json,
         lambda w: list(w.running),
         lambda tasks: [
-            f"* {t.id} {t.name}({t.args}) runtime={duration(t.runtime)} attempt={t.attempt}" for t in tasks
+            f"* {t.id} {t.name}({t.args}) runtime={duration(t.runtime)} attempt={t.attempt}"
+            + (f" pid={t.pid}" if t.pid is not None else "")
+            for t in tasks
         ],
     )
 

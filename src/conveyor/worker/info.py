@@ -93,6 +93,7 @@ def _describe(active: Active) -> dict[str, Any]:
         "args": args,
         "started": active.started,
         "enqueued": active.enqueued,
+        "pid": active.pid or os.getpid(),  # Celery's worker_pid: the process the body runs in
         "attempt": (request.retries if request is not None else 0) + 1,
         "delivery": active.delivery,
     }

@@ -598,7 +598,7 @@ class ProcessRunner:
                 ) from None
             if reply is not None:
                 break
-        active.waiter = reply
+        active.waiter, active.pid = reply, child.pid
         loop = asyncio.get_running_loop()
         timers = []
         if soft:

@@ -58,6 +58,7 @@ class Active:
     on_kill: Callable[[], None] | None = None  # runs on a streak (streaks.py): how to stop waiting
     stopped_at: StackSummary | None = None  # where the body was when the worker stopped waiting
     enqueued: float | None = None  # when the task was sent (its envelope's created time)
+    pid: int | None = None  # -P processes: the pool child running it (else the worker's own)
 
     def stop_waiting(self, reason: str) -> None:
         """On the loop: stop waiting for this run (hard time limit or terminating revoke)."""
