@@ -187,7 +187,15 @@ def test_a_worker_is_shut_down_gracefully_from_the_workers_page(
     try:
         wait_until(lambda: any(w.hostname.startswith("extra@") for w in producer.admin.workers()))
         hostname = next(w.hostname for w in producer.admin.workers() if w.hostname.startswith("extra@"))
-        assert hostname in admin.get("/workers").text
+        # A running task shows on its worker's card, with the pid of the process running it.
+        token = f"card-{dash_broker.partition(':')[0]}"  # the work directory is shared by the brokers
+        running = producer.send_task(REPORTING, [token], queue="dash-extra")
+        wait_until(lambda: any(t.id == running.id for w in producer.admin.workers() for t in w.running))
+        page = admin.get("/workers").text
+        assert hostname in page and running.id[:12] in page
+        assert f"<td>{extra.pid}</td>" in page  # a thread of that worker process runs it
+        (workdir / f"allow-{token}").touch()
+        assert running.get(timeout=30) == token
         assert "shutting down" in _done(csrf_post(admin, f"/workers/{hostname}/shutdown"))
         assert extra.proc.wait(timeout=30) == 0
         assert any(w.hostname.startswith("dash@") for w in producer.admin.workers())  # the other stays
