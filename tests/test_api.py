@@ -287,6 +287,21 @@ def test_current_app_before_any_app_answers_protocol_probes_and_names_the_proble
     assert "conf: no Conveyor app has been created yet" in done.stdout
 
 
+def test_a_user_exception_with_a_stopped_at_attribute_keeps_its_own_traceback() -> None:
+    # Only the worker's own stack (a StackSummary) replaces a traceback; a task's exception
+    # that happens to carry an attribute of that name is formatted as any other.
+    from conveyor.einfo import task_traceback
+
+    class Late(Exception):
+        stopped_at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    try:
+        raise Late("late")
+    except Late as exc:
+        text = task_traceback(exc)
+    assert text.splitlines()[-1].endswith("Late: late") and "in test_a_user_exception" in text
+
+
 def test_backoff_is_exponential_capped_and_jittered() -> None:
     assert [backoff_delay(n, 1.0, 600, jitter=False) for n in range(4)] == [1.0, 2.0, 4.0, 8.0]
     assert backoff_delay(20, 1.0, 600, jitter=False) == 600

@@ -36,8 +36,8 @@ def task_traceback(exc: BaseException) -> str:
     >>> text.splitlines()[-1], "in body" in text
     ('ValueError: bad input', True)
     """
-    stopped_at = getattr(exc, "stopped_at", None)
-    if stopped_at:
+    stopped_at = getattr(exc, "stopped_at", None)  # set by the worker (TimeLimitExceeded, ...)
+    if isinstance(stopped_at, StackSummary) and stopped_at:
         return stopped_traceback(stopped_at, exc)
     start = first = exc.__traceback__
     while first is not None and first.tb_frame.f_code.co_filename.startswith(_PACKAGE):

@@ -274,6 +274,8 @@ def test_cron_bad_expressions(expr: str) -> None:
         ("0 25 * * *", "hour '25': 25 is out of range 0-23"),
         ("*/0 * * * *", "minute '*/0': step '0' must be a positive integer"),
         ("0 4 * 13 *", "month_of_year '13': 13 is out of range 1-12"),
+        ("0 0 * * 5#6", "Bad day-of-week"),  # cron syntax the crontab fields lack: cronsim's word
+        ("0 0 32W * *", "Bad day-of-month"),
     ],
 )
 def test_a_bad_cron_expression_names_the_field_and_why(expr: str, why: str) -> None:

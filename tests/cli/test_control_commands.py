@@ -138,6 +138,8 @@ def test_control_commands_reach_the_named_worker_and_a_gone_one_is_reported_not_
             assert code == 0 and f"-> {holder}: OK" in out and f"terminated: {running.id}" in out, out
             wait_for(lambda task=running: task.status == states.REVOKED, 20)
             assert "terminated" in str(running.result)
+            # Where it was stopped: read before the exception was raised in its thread.
+            assert "stopped at basic.py:" in str(running.result) and "in busy_loop" in str(running.result)
             assert running.id in _replies(url, "inspect", "revoked", "-d", holder)[holder]  # type: ignore[operator]
 
         # rate_limit: cluster-wide and stored; "1/h" lets one run start and defers the rest.

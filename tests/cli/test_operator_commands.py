@@ -119,7 +119,7 @@ def test_inspect_active_shows_a_running_task_with_its_worker_and_status_drops_a_
             assert out.stdout.splitlines()[-1] == counted, (sub, out)
         # Draining after SIGTERM (the sleeper still runs): not OK any more, and says why.
         os.kill(worker.pid, signal.SIGTERM)
-        wait_for(lambda: f"{name}: SHUTTING DOWN" in conveyor("status", url=process_broker_url).stdout, 15)
+        wait_for(lambda: f"{name}: shutting down" in conveyor("status", url=process_broker_url).stdout, 15)
     finally:
         worker.kill()
     killed = time.monotonic()

@@ -57,15 +57,19 @@ def test_a_paused_queue_keeps_its_tasks_and_they_run_after_resume(
         worker.stop()
 
 
+@pytest.mark.parametrize("pool", ["threads", "solo", "processes"])
 def test_a_pause_gives_back_the_tasks_a_worker_prefetched_and_they_run_after_resume(
-    app: Conveyor, process_broker_url: str, tmp_path: Path
+    app: Conveyor, process_broker_url: str, tmp_path: Path, pool: str
 ) -> None:
     """One slot, held by a gated task, with three more of the queue prefetched behind it: a
     pause now must keep those three from starting when the slot frees (Celery's prefetched
-    tasks would run), back in their queue, unstarted; resume runs them."""
+    tasks would run), back in their queue, unstarted; the worker goes on fetching from its
+    other queue (giving them back frees room, as finishing them would); resume runs them."""
     blocker = basic.gated.apply_async(("pause-gate", "b"), queue="prefetched")
     behind = [basic.add.apply_async((i, i), queue="prefetched") for i in range(3)]
-    worker = WorkerProcess(process_broker_url, tmp_path, "-Q", "prefetched", "-c", "1").wait_ready()
+    worker = WorkerProcess(
+        process_broker_url, tmp_path, "-Q", "prefetched,other", "-c", "1", "-P", pool
+    ).wait_ready()
     try:
         wait_for((tmp_path / "pause-gate").exists, 30)  # the blocker holds the slot
         wait_for(lambda: ready(app, "prefetched") == 0, 30)  # the other three are prefetched
@@ -76,6 +80,7 @@ def test_a_pause_gives_back_the_tasks_a_worker_prefetched_and_they_run_after_res
         wait_for(lambda: ready(app, "prefetched") == 3, 15)  # given back, not run
         time.sleep(STILL)
         assert [r.status for r in behind] == ["PENDING"] * 3 and ready(app, "prefetched") == 3
+        assert basic.add.apply_async((5, 5), queue="other").get(timeout=30) == 10  # still fetching
         app.admin.resume("prefetched")
         assert [r.get(timeout=30) for r in behind] == [0, 2, 4]
     finally:

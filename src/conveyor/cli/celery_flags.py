@@ -210,10 +210,8 @@ def write_pidfile(path: str) -> None:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
+    except (ProcessLookupError, PermissionError):
+        return False  # gone, or the number now belongs to another user's process: stale (as Celery)
     return True
 
 

@@ -127,13 +127,14 @@ def delete_dead(
 def _none_found(task_ids: tuple[str, ...], count: int) -> None:
     """Ids given by hand of which some are no dead letters: a typo, or already retried or
     deleted. None found is a usage error (exit 2); some found, a warning on stderr."""
+    given = len(set(task_ids))
     if count == 0:
         raise click.UsageError(
-            f"no dead letter with the id{'s' if len(task_ids) > 1 else ''} given "
+            f"no dead letter with the id{'s' if given > 1 else ''} given "
             "(a typo, or already retried or deleted? `conveyor dead list` shows them)"
         )
-    if count < len(task_ids):
-        click.echo(f"{len(task_ids) - count} of the {len(task_ids)} ids given are no dead letters", err=True)
+    if count < given:
+        click.echo(f"{given - count} of the {given} ids given are no dead letters", err=True)
 
 
 def _chosen(

@@ -16,7 +16,7 @@ from .display import duration, echo_json
 @click.pass_obj
 def status(state: State, as_json: bool) -> None:
     """One line per live worker: OK, or what is wrong with it as ``conveyor health`` says it
-    (SHUTTING DOWN, ITS FETCHES FAIL, ...). A worker that stopped heartbeating for longer than
+    (shutting down, its fetches fail, ...). A worker that stopped heartbeating for longer than
     its lease (3 s by default) is no longer listed: its tasks are being handed to live workers. Exits 1
     when no worker is online (as ``celery status`` does), so a script can test it.
 
@@ -34,7 +34,7 @@ def status(state: State, as_json: bool) -> None:
         for w in workers:
             # OK, or what `conveyor health` would say of it (shutting down, fetches failing, ...).
             why = problem(w, now)
-            said = "OK" if why is None else why.removeprefix(f"{w.hostname}: ").upper()
+            said = "OK" if why is None else why.removeprefix(f"{w.hostname}: ")
             click.echo(
                 f"{w.hostname}: {said}  pid={w.pid} queues={','.join(w.queues)} running={len(w.running)}"
                 f" processed={w.processed} up={duration(now - w.started)}"

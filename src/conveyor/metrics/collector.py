@@ -65,6 +65,7 @@ class ConveyorCollector(Collector):
         self.timeout = timeout
         self._reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="conveyor-metrics-read")
         self._reading: concurrent.futures.Future[list[Metric]] | None = None
+        self._reading_since = 0.0  # monotonic time that read started
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
@@ -89,13 +90,20 @@ class ConveyorCollector(Collector):
         """Every cluster metric, read on the collector's own thread (one thread, so the SQLite
         broker keeps one connection for it) within ``timeout`` seconds: a broker that hangs (a
         stopped Redis, a dead network path) makes this scrape say ``conveyor_broker_up 0``
-        within Prometheus's scrape timeout instead of the scrape failing. While such a read still
-        waits for its socket timeout, later scrapes say 0 at once rather than queue behind it."""
-        if self._reading is not None and not self._reading.done():
+        within Prometheus's scrape timeout instead of the scrape failing. A scrape that comes
+        while another's read is under way (two Prometheus servers) shares that read for what is
+        left of its time; one that outlived its time (a hung broker still waiting for its socket
+        timeout) makes later scrapes say 0 at once rather than queue behind it."""
+        now = time.monotonic()
+        reading = self._reading
+        if reading is None or reading.done():
+            reading = self._reading = self._reader.submit(lambda: list(self._cluster(time.time())))
+            self._reading_since = now
+        left = self.timeout - (now - self._reading_since)
+        if left <= 0:
             raise TimeoutError("the previous scrape's broker read has not returned yet")
-        self._reading = self._reader.submit(lambda: list(self._cluster(time.time())))
         try:
-            return self._reading.result(self.timeout)
+            return reading.result(left)
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"the broker did not answer within {self.timeout:g}s") from None
 

@@ -175,8 +175,13 @@ _stack_file: list[IO[bytes]] = []  # kept open (and referenced) for faulthandler
 
 def _dump_stacks_on_request(path: str) -> None:
     """SIGUSR2 dumps every thread's stack into ``path``, after a first line naming the thread
-    that runs the task bodies (this one)."""
-    with contextlib.suppress(OSError, AttributeError, ValueError, RuntimeError):  # no register: Windows
+    that runs the task bodies (this one). Ignored where that cannot be set up (no ``path``: the
+    worker could not make the file; no ``faulthandler.register``: Windows), so a stray SIGUSR2
+    never kills the child (its default action would)."""
+    signal.signal(STACK_SIGNAL, signal.SIG_IGN)
+    if not path:
+        return
+    with contextlib.suppress(OSError, AttributeError, ValueError, RuntimeError):
         file = open(path, "ab", buffering=0)  # noqa: SIM115  (open for the process's lifetime)
         _stack_file.append(file)
         file.write(b"%#x\n" % threading.get_ident())

@@ -198,6 +198,8 @@ class ControlThread:
             # pool the task runs on the loop thread, so the loop cannot get to it until it ends.
             active = processor.active.get(task_id)
             if active is not None and active.call is not None:
+                if active.stopped_at is None:  # where it is, before the exception unwinds it
+                    active.stopped_at = active.call.stack()
                 active.call.interrupt(TaskRevokedError)
         return {
             "revoked": sorted(held),

@@ -223,9 +223,11 @@ class Fetcher:
         self.room.ring()
 
     def give_back(self, d: Delivery, shutting_down: bool = True) -> None:
-        """Release a delivery that was not started (shutting down, or its queue was paused)."""
+        """Release a delivery that was not started (shutting down, or its queue was paused): it
+        leaves the worker's hands like a finished one, so a fetcher asleep for room wakes (a
+        pause that gives back a full inbox must not leave the fetch loop asleep for good)."""
         self.settler.add(Outcome("release", d.id, d.delivery))
-        self.held -= 1
+        self.done()
         if shutting_down:
             self.given_back += 1
 

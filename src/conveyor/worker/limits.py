@@ -64,7 +64,10 @@ class RunningCall:
             if self.done or self.thread_id is None:
                 return None
             frame = sys._current_frames().get(self.thread_id)
-        return None if frame is None else traceback.extract_stack(frame)
+        try:  # on the watchdog thread too: nothing here may ever stop it
+            return None if frame is None else traceback.extract_stack(frame)
+        except Exception:
+            return None
 
     def interrupt(self, exc_type: type[BaseException]) -> bool:
         """Raise ``exc_type`` in the running thread; False if the call already finished."""

@@ -143,15 +143,15 @@ class Child:
     )
 
     def __init__(
-        self, process: BaseProcess, conn: Connection, index: int, stack_fd: int, stack_path: str
+        self, process: BaseProcess, conn: Connection, index: int, stack_fd: int | None, stack_path: str
     ) -> None:
         self.process = process
         self.conn = conn
         self.index = index
         # The file the child writes its stacks to on SIGUSR2: read here through this descriptor;
         # its name is removed once the child has opened it (or is gone), so nothing is left behind.
-        self.stack_fd: int | None = stack_fd
-        self.stack_path: str | None = stack_path
+        self.stack_fd = stack_fd
+        self.stack_path: str | None = stack_path or None
         self.pid = process.pid or 0
         self.ready = False
         self.pending: asyncio.Future[Done] | None = None  # the running job's reply
@@ -220,7 +220,10 @@ class ProcessPool:
         loop = self._loop
         assert loop is not None
         ours, theirs = self.context.Pipe(duplex=True)
-        stack_fd, stack_path = tempfile.mkstemp(prefix="conveyor-stack-")
+        try:
+            stack_fd, stack_path = tempfile.mkstemp(prefix="conveyor-stack-")
+        except OSError:  # no writable temp directory (a read-only root file system): no stacks
+            stack_fd, stack_path = None, ""
         args: tuple[Any, ...] = (self.start_spec, theirs, stack_path)
         if self.method == "fork":
             args += (self.app,)  # inherited by the fork, never pickled
@@ -228,7 +231,8 @@ class ProcessPool:
         try:
             process.start()
         except BaseException:
-            _remove_stack_file(stack_fd, stack_path)
+            if stack_fd is not None:
+                _remove_stack_file(stack_fd, stack_path)
             raise
         theirs.close()  # only the child holds it now: its death is an EOF here
         child = Child(process, ours, index, stack_fd, stack_path)
@@ -369,22 +373,28 @@ class ProcessPool:
         if fd is None or child.exited:
             return None
         try:
+            # Its first line, then only what this signal writes (an earlier dump, say from an
+            # operator's own kill -USR2, is not read again).
+            head = os.pread(fd, 64, 0).partition(b"\n")[0] + b"\n"
+            start = os.fstat(fd).st_size
             os.kill(child.pid, STACK_SIGNAL)
-        except ProcessLookupError:
+        except (OSError, ProcessLookupError):
             return None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STACK_WAIT
         seen = b""
         while loop.time() < deadline:
             await asyncio.sleep(0.01)
+            if child.stack_fd != fd:  # the child died meanwhile: its descriptor is closed
+                return None
             try:
-                raw = os.pread(fd, 1 << 20, 0)
+                raw = os.pread(fd, 1 << 20, start)
             except OSError:
                 return None
-            if raw.count(b"\n") > 1 and raw == seen:  # written, and no longer growing
+            if raw and raw == seen:  # written, and no longer growing
                 break
             seen = raw
-        return read_stack_dump(seen)
+        return read_stack_dump(head + seen)
 
     def soft_limit(self, child: Child, reply: asyncio.Future[Done]) -> None:
         """SIGUSR1: ``SoftTimeLimitExceeded`` inside the body (if that job is still running)."""

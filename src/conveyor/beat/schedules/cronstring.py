@@ -50,6 +50,8 @@ def _which_field(expr: str, exc: Exception) -> str:
     from .crontab import parse_field
 
     for name, value in zip(_CRON_ORDER, expr.split(), strict=False):
+        if any(c in value.upper() for c in "LW#?"):  # cron syntax only cronsim reads: its word
+            return str(exc)
         try:
             parse_field(name, value)
         except ScheduleError as bad:
