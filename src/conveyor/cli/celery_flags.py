@@ -217,7 +217,7 @@ def _alive(pid: int) -> bool:
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def multi() -> None:
-    """Celery's ``celery multi``: not provided; says what to use instead (exit 2)."""
+    """Celery's `celery multi`: not provided; says what to use instead."""
     raise Refused(
         "multi: not provided: `conveyor worker --processes N` runs N worker processes under one "
         "command (restarted when they die); for separate workers run one service each (deploy/systemd)"

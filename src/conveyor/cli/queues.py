@@ -52,8 +52,9 @@ def queues(state: State, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Pause even a queue nothing mentions yet.")
 @click.pass_obj
 def pause(state: State, queue: str, force: bool) -> None:
-    """Pause QUEUE on every worker: they stop fetching from it within a heartbeat (workers
-    started later too); enqueues are still accepted and running tasks finish.
+    """Pause QUEUE on every worker: within a heartbeat no task of it starts (workers started
+    later too; tasks they prefetched go back unstarted); enqueues are still accepted and running
+    tasks finish.
 
     \b
     Example:

@@ -15,9 +15,10 @@ from .display import duration, echo_json
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of workers).")
 @click.pass_obj
 def status(state: State, as_json: bool) -> None:
-    """One line per live worker: OK, or what is wrong with it as ``conveyor health`` says it
-    (shutting down, its fetches fail, ...). A worker that stopped heartbeating for longer than
-    its lease (3 s by default) is no longer listed: its tasks are being handed to live workers. Exits 1
+    """One line per live worker.
+
+    Each says OK, or what is wrong with it as ``conveyor health`` says it (shutting down, its
+    fetches fail, ...). A worker that stopped heartbeating for longer than its lease (3 s by default) is no longer listed: its tasks are being handed to live workers. Exits 1
     when no worker is online (as ``celery status`` does), so a script can test it.
 
     \b
