@@ -18,8 +18,9 @@ def status(state: State, as_json: bool) -> None:
     """One line per live worker.
 
     Each says OK, or what is wrong with it as ``conveyor health`` says it (shutting down, its
-    fetches fail, ...). A worker that stopped heartbeating for longer than its lease (3 s by default) is no longer listed: its tasks are being handed to live workers. Exits 1
-    when no worker is online (as ``celery status`` does), so a script can test it.
+    fetches fail, ...). A worker that stopped heartbeating for longer than its lease (3 s by
+    default) is no longer listed: its tasks are being handed to live workers. Exits 1 when no
+    worker is online (as ``celery status`` does), so a script can test it.
 
     \b
     Example:
