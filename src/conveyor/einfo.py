@@ -63,10 +63,13 @@ def stopped_traceback(stack: StackSummary, exc: BaseException) -> str:
     )
 
 
-def body_stack(stack: StackSummary | None, body: Callable[..., Any]) -> StackSummary | None:
+def body_stack(
+    stack: StackSummary | None, body: Callable[..., Any], *, strict: bool = False
+) -> StackSummary | None:
     """``stack`` (outermost frame first) from the frame that runs ``body`` on: the thread's or
     process's start-up and the worker's frames that led into the task are left out. All of it
-    is kept when no frame runs ``body`` (the run was stopped before its body began).
+    is kept when no frame runs ``body`` (the run was stopped before its body began); with
+    ``strict``, None then.
 
     >>> def fetch(): ...
     >>> stack = StackSummary.from_list([("/lib/threading.py", 1, "run", None),
@@ -81,7 +84,7 @@ def body_stack(stack: StackSummary | None, body: Callable[..., Any]) -> StackSum
         for i, frame in enumerate(stack):
             if frame.name == code.co_name and frame.filename == code.co_filename:
                 return StackSummary.from_list(stack[i:])
-    return stack
+    return None if strict else stack
 
 
 def stopped_where(stack: StackSummary) -> str:

@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from ..brokers import Delivery, Outcome
-from ..einfo import stopped_where
+from ..einfo import body_stack, stopped_where
 from ..exceptions import BrokerError, TaskRevokedError
 from . import signalling
 from .intake import Refused, intake
@@ -269,8 +270,12 @@ class Processor:
             self.reporter.success(d, task, request, value, plan.store_result, runtime, env.created)
         elif isinstance(exc, TaskRevokedError):
             reason = str(exc) or "revoked while running (terminated)"
-            if exc.stopped_at:
-                reason += f"; stopped at {stopped_where(exc.stopped_at)}"
+            # Where: read by the worker when it stopped waiting, or (the exception raised in the
+            # body itself reached its end first) the place it was raised.
+            raised = traceback.extract_tb(exc.__traceback__)
+            stack = exc.stopped_at or body_stack(raised, task.run, strict=True)
+            if stack:
+                reason += f"; stopped at {stopped_where(stack)}"
             self.reporter.revoked(d, reason, request.retries, request, runtime, env.created)
             signalling.terminated(task, request)
         elif isinstance(exc, ProcessDied):  # -P processes: a worker death, not the task's failure
