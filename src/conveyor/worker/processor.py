@@ -272,8 +272,9 @@ class Processor:
             reason = str(exc) or "revoked while running (terminated)"
             # Where: read by the worker when it stopped waiting, or (the exception raised in the
             # body itself reached its end first) the place it was raised.
-            raised = traceback.extract_tb(exc.__traceback__)
-            stack = exc.stopped_at or body_stack(raised, task.run, strict=True)
+            stack = exc.stopped_at or body_stack(
+                traceback.extract_tb(exc.__traceback__), task.run, strict=True
+            )
             if stack:
                 reason += f"; stopped at {stopped_where(stack)}"
             self.reporter.revoked(d, reason, request.retries, request, runtime, env.created)
