@@ -5,16 +5,18 @@ Run against the brokers several processes can share (SQLite and Redis).
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from conveyor import Conveyor, states
+from conveyor import Conveyor, TimeLimitExceeded, states
 from conveyor.brokers import JobSpec
 
 from .apps import basic
+from .cli.helpers import conveyor
 from .procs import WorkerProcess, lines, wait_for
 
 FAST_LEASE = {"CONVEYOR_TEST_LEASE": "1.0", "CONVEYOR_TEST_HEARTBEAT": "0.25"}
@@ -145,6 +147,40 @@ def test_revoke_with_terminate_stops_a_running_task(
         result.revoke(terminate=True)
         wait_for(lambda: result.state == states.REVOKED, 10)
         assert basic.add.delay(2, 3).get(timeout=10) == 5  # the worker goes on
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+@pytest.mark.parametrize("stop", ["time_limit", "revoke_terminate"])
+def test_a_hard_stop_ends_a_task_that_catches_every_exception(
+    app: Conveyor, process_broker_url: str, tmp_path: Path, pool: str, stop: str
+) -> None:
+    """A hard time limit or a terminating revoke is raised in the thread as a BaseException: the
+    task's ``except Exception:`` cannot swallow it, so its thread unwinds instead of running on
+    (the task itself fails or is revoked as before)."""
+    worker = WorkerProcess(process_broker_url, tmp_path, "-P", pool, env=FAST_LEASE).wait_ready()
+    try:
+        if stop == "time_limit":
+            result = basic.swallowing_loop.apply_async(("swallow",), time_limit=1.0)
+            with pytest.raises(TimeLimitExceeded):
+                result.get(timeout=30)
+        else:
+            result = basic.swallowing_loop.delay("swallow")
+            wait_for(lambda: result.state == states.STARTED, 15)
+            result.revoke(terminate=True)
+            wait_for(lambda: result.state == states.REVOKED, 15)
+        # The loop would take 4 s and log what it swallowed; stopped, it unwinds at once.
+        wait_for(lambda: "unwound" in lines(tmp_path / "swallow"), 15)
+        assert lines(tmp_path / "swallow") == ["unwound"]
+        assert basic.add.delay(2, 3).get(timeout=15) == 5  # the worker goes on
+        if pool == "threads":  # the loop stopped waiting for the body: `inspect stats` counts it
+
+            def abandoned() -> object:
+                out = conveyor("inspect", "stats", "--json", url=process_broker_url)
+                return [r["abandoned_threads"] for r in json.loads(out.stdout).values()] == [1]
+
+            wait_for(abandoned, 15)
     finally:
         worker.stop()
 

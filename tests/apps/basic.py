@@ -137,6 +137,24 @@ async def async_sleeper(seconds: float) -> float:
 
 
 @app.task
+def swallowing_loop(name: str, steps: int = 40) -> int:
+    """A loop that logs and goes on past every Exception (``except Exception:``, as batch jobs
+    do per item): a hard stop must still end it. Appends ``swallowed <type>`` for each one it
+    caught, and ``unwound`` when its thread leaves the body."""
+    done = 0
+    try:
+        for _ in range(steps):
+            try:
+                time.sleep(0.1)
+                done += 1
+            except Exception as exc:
+                _mark(name, f"swallowed {type(exc).__name__}")
+    finally:
+        _mark(name, "unwound")
+    return done
+
+
+@app.task
 def busy_loop(seconds: float) -> float:
     """Holds the thread in Python code (revoke-terminate must interrupt it)."""
     end = time.monotonic() + seconds

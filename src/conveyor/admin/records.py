@@ -73,6 +73,9 @@ class WorkerInfo:
     succeeded: int = 0
     failed: int = 0
     retried: int = 0
+    dead_lettered: int = 0
+    revoked: int = 0
+    abandoned_threads: int = 0  # bodies past a hard stop still running in their thread
     memory_rss: int | None = None  # bytes
     running: tuple[RunningTask, ...] = ()
     registered: tuple[str, ...] = ()

@@ -1,12 +1,13 @@
 """Time limits and terminate-on-revoke for running tasks.
 
 Sync tasks (thread pool or solo): Python cannot kill a thread, so a limit *raises an
-exception inside the task's thread* with ``PyThreadState_SetAsyncExc``. The exception arrives at
-the next Python bytecode the thread runs: code looping in Python or calling short C functions
-stops promptly; code blocked inside one long C call (a socket read with no timeout, a sleep)
-sees it only when that call returns. At the hard limit the worker does not wait for that: it
-fails the task with ``TimeLimitExceeded``, frees the slot, and leaves the thread to finish in
-the background (counted as *abandoned* in the worker's stats).
+exception inside the task's thread* with ``PyThreadState_SetAsyncExc`` (a hard one as a
+BaseException, ``_Stop``, so that the task's ``except Exception:`` cannot swallow it). The
+exception arrives at the next Python bytecode the thread runs: code looping in Python or
+calling short C functions stops promptly; code blocked inside one long C call (a socket read
+with no timeout, a sleep) sees it only when that call returns. At the hard limit the worker
+does not wait for that: it fails the task with ``TimeLimitExceeded``, frees the slot, and
+leaves the thread to finish in the background (counted as *abandoned* in the worker's stats).
 
 Async tasks: the soft limit is delivered as ``SoftTimeLimitExceeded`` at the task's current
 ``await`` (a cancellation translated on the way in, so ``except SoftTimeLimitExceeded:`` works
@@ -26,11 +27,39 @@ from collections.abc import Callable, Coroutine, Generator
 from types import FrameType
 from typing import Any
 
-from ..exceptions import SoftTimeLimitExceeded
+from ..exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 _set_async_exc.restype = ctypes.c_int
+
+
+class _Stop(BaseException):
+    """What a hard time limit or a terminating revoke raises inside a sync task's thread.
+
+    A BaseException, as ``KeyboardInterrupt`` is: a task's own ``except Exception:`` (a loop
+    that logs and goes on to the next item) must not swallow it and run on. Where the body
+    ends (``RunningCall.run``) it becomes the public exception, ``public``, with the same
+    traceback, so results, hooks and signals see ``TimeLimitExceeded`` / ``TaskRevokedError``.
+    The soft limit stays an ``Exception`` (``SoftTimeLimitExceeded``): it is meant to be caught.
+    """
+
+    public: type[Exception]
+
+
+class _HardLimit(_Stop):
+    public = TimeLimitExceeded
+
+
+class _Terminate(_Stop):
+    public = TaskRevokedError
+
+
+#: The exception raised in the thread for each public one a caller asks for.
+_RAISED: dict[type[BaseException], type[BaseException]] = {
+    TimeLimitExceeded: _HardLimit,
+    TaskRevokedError: _Terminate,
+}
 
 
 class RunningCall:
@@ -49,6 +78,9 @@ class RunningCall:
             self.thread_id = threading.get_ident()
         try:
             return fn()
+        except _Stop as stop:
+            tb = stop.__traceback__  # from this frame: the raise below adds it again
+            raise stop.public().with_traceback(tb.tb_next if tb else None) from None
         finally:
             with self._lock:
                 self.done = True
@@ -70,12 +102,14 @@ class RunningCall:
             return None
 
     def interrupt(self, exc_type: type[BaseException]) -> bool:
-        """Raise ``exc_type`` in the running thread; False if the call already finished."""
+        """Raise ``exc_type`` in the running thread (a hard stop as a ``_Stop`` that ``except
+        Exception:`` lets through); False if the call already finished."""
+        raised = _RAISED.get(exc_type, exc_type)
         with self._lock:
             if self.done or self.thread_id is None:
                 return False
             self.interrupted = True
-            changed: int = _set_async_exc(ctypes.c_ulong(self.thread_id), ctypes.py_object(exc_type))
+            changed: int = _set_async_exc(ctypes.c_ulong(self.thread_id), ctypes.py_object(raised))
             return changed == 1
 
 
