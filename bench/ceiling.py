@@ -17,30 +17,14 @@ machine's ``make bench`` (docs/benchmarks.md, "Against the targets").
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import threading
-import time
 from pathlib import Path
-
-import redis
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR.parent)]
 
-from bench.run import RedisServer  # noqa: E402  (the harness's own throwaway server)
-
-
-def incr_loop(url: str, seconds: float) -> int:
-    """INCR back to back for ``seconds`` on a connection of its own; how many it did."""
-    client = redis.Redis.from_url(url)
-    end = time.perf_counter() + seconds
-    done = 0
-    while time.perf_counter() < end:
-        client.incr("bench:ceiling")
-        done += 1
-    client.close()
-    return done
+from bench.run import RedisServer, incr_in_processes, incr_loop  # noqa: E402  (the harness's own)
 
 
 def in_threads(url: str, threads: int, seconds: float) -> float:
@@ -53,21 +37,6 @@ def in_threads(url: str, threads: int, seconds: float) -> float:
     for t in workers:
         t.join()
     return sum(counts) / seconds
-
-
-def _child(url: str, seconds: float, out: multiprocessing.Queue[int]) -> None:
-    out.put(incr_loop(url, seconds))
-
-
-def in_processes(url: str, processes: int, seconds: float) -> float:
-    out: multiprocessing.Queue[int] = multiprocessing.Queue()
-    children = [multiprocessing.Process(target=_child, args=(url, seconds, out)) for _ in range(processes)]
-    for p in children:
-        p.start()
-    total = sum(out.get(timeout=seconds + 60) for _ in children)
-    for p in children:
-        p.join()
-    return total / seconds
 
 
 def main() -> None:
@@ -85,7 +54,7 @@ def main() -> None:
             for threads in (1, 2, 4):
                 rate = in_threads(server.url, threads, args.seconds)
                 print(f"round {r + 1}: 1 process, {threads} thread(s): {rate:9,.0f} INCR/s")
-            rate = in_processes(server.url, 2, args.seconds)
+            rate = incr_in_processes(server.url, 2, args.seconds)
             print(f"round {r + 1}: 2 processes, 1 thread each: {rate:9,.0f} INCR/s")
     finally:
         server.cleanup()

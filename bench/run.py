@@ -23,6 +23,7 @@ import ctypes
 import datetime as dt
 import json
 import math
+import multiprocessing
 import os
 import platform
 import shlex
@@ -73,6 +74,7 @@ WORKER_STOP_GRACE = 3.0
 POLL_INTERVAL = 0.002  # harness polls the counter every 2 ms during drain
 RSS_INTERVAL = 0.1
 WARMUP_TASKS = 20
+CEILING_SECONDS = 3.0  # the task body alone, measured once at the end of a run
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,6 +265,37 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def incr_loop(url: str, seconds: float) -> int:
+    """INCR back to back for ``seconds`` on a connection of its own; how many it did. This is the
+    drained task's whole body (every system's ``incr`` task does this one call)."""
+    client = redis.Redis.from_url(url)
+    end = time.perf_counter() + seconds
+    done = 0
+    while time.perf_counter() < end:
+        client.incr("bench:ceiling")
+        done += 1
+    client.close()
+    return done
+
+
+def _incr_child(url: str, seconds: float, out: multiprocessing.Queue[int]) -> None:
+    out.put(incr_loop(url, seconds))
+
+
+def incr_in_processes(url: str, processes: int, seconds: float) -> float:
+    """INCRs per second ``processes`` processes complete together, doing nothing else."""
+    out: multiprocessing.Queue[int] = multiprocessing.Queue()
+    children = [
+        multiprocessing.Process(target=_incr_child, args=(url, seconds, out)) for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    total = sum(out.get(timeout=seconds + 60) for _ in children)
+    for child in children:
+        child.join()
+    return total / seconds
 
 
 class RedisServer:
@@ -909,6 +942,8 @@ def render_markdown(results: list[Result], meta: dict[str, Any]) -> str:
             add(f"| {label} | " + " | ".join(check(r) for r in conveyor) + " |")
         add("")
 
+    out.extend(ceiling_section(results, meta.get("ceiling_incr_per_s"), p.drain_n, best["drain_per_s"]))
+
     cpu_rows = [r for r in results if r.status == "ok" and r.cpu_per_s is not None]
     if cpu_rows:
         add("## CPU-bound tasks")
@@ -986,6 +1021,41 @@ def render_markdown(results: list[Result], meta: dict[str, Any]) -> str:
         out.extend(notes)
         add("")
     return "\n".join(out)
+
+
+def ceiling_section(
+    results: list[Result], ceiling: float | None, n: int, best: tuple[float, str] | None
+) -> list[str]:
+    """What the drained task itself allows on this machine, next to the targets stated against
+    the best peer: a worker can drain no faster than its task body runs with nothing around it.
+    """
+    started = [r.drain_first_task_s for r in results if r.status == "ok" and r.drain_first_task_s]
+    if ceiling is None or not started or best is None:
+        return []
+    first = min(started)
+    with_start = n / (first + n / ceiling)
+    out = [
+        "## What the task itself allows",
+        "",
+        "Every drained task does one redis-py `INCR`. Two processes doing nothing but that call, back to",
+        f"back, on the same `redis-server` at the end of this run: **{fmt_rate(ceiling)} INCR/s**. No",
+        "worker drains faster: it makes the same call and more (fetch, decode, settle, history) on the",
+        f"same two cores. With the quickest start-up of this run ({first:.2f} s to the first task) and",
+        f"then that rate throughout, {n:,} tasks would drain at **{fmt_rate(with_start)}/s** counting",
+        "start-up, as the drain column does.",
+        "",
+        "| drain target | rate it needs | share of the task body alone (with start-up) |",
+        "|---|---:|---:|",
+    ]
+    for factor in (3.0, 4.0):
+        need = factor * best[0]
+        out.append(f"| {factor:g}x best peer ({best[1]}) | {fmt_rate(need)}/s | {need / with_start:.0%} |")
+    for res in results:
+        if res.is_conveyor and res.status == "ok" and res.drain_per_s is not None:
+            share = res.drain_per_s / with_start
+            out.append(f"| {res.system}: reached | {fmt_rate(res.drain_per_s)}/s | {share:.0%} |")
+    out.append("")
+    return out
 
 
 def saturated(res: Result) -> bool:
@@ -1119,6 +1189,7 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(server.cleanup)
     atexit.register(PROCESSES.stop_all)
     results: list[Result] = []
+    ceiling: float | None = None
     try:
         server.start()
         log(f"redis-server on port {server.port}")
@@ -1135,6 +1206,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 continue
             results.append(bench.run_system(system))
+        if any(r.status == "ok" for r in results):
+            log(f"The task body alone: two processes calling INCR for {CEILING_SECONDS:g} s ...")
+            ceiling = incr_in_processes(server.url, 2, CEILING_SECONDS)
+            log(f"  {fmt_rate(ceiling)} INCR/s")
     finally:
         PROCESSES.stop_all()
         server.cleanup()
@@ -1146,6 +1221,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "params": params,
         "requirements": {k: PEER_REQUIREMENTS[k] for k in peers},
+        "ceiling_incr_per_s": ceiling,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     md_path, json_path = RESULTS_DIR / f"{output}.md", RESULTS_DIR / f"{output}.json"
