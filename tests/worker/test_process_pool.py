@@ -111,6 +111,14 @@ def test_a_time_limit_of_one_second_stops_time_sleep_60_and_a_socket_read(
         with pytest.raises(TimeLimitExceeded, match="hard time limit"):
             result.get(timeout=30)
         assert proc_tasks.pid.delay().get(timeout=30) != started_pids(tmp_path / "sleeps")[0]
+        # The fresh child was started while the kill was being handled: a failure in it is
+        # still the task's own, with no cancellation of the worker's chained to it.
+        failed = proc_tasks.raises_custom.delay()
+        wait_for(lambda: failed.state == states.FAILURE, 30)
+        assert "CancelledError" not in (failed.traceback or "") and "During handling" not in (
+            failed.traceback or ""
+        ), failed.traceback
+        assert_starts_at_the_task(failed.traceback, "proc_tasks.py")
     # Where it was stuck: read from the child (faulthandler) just before it was killed.
     stuck_on = {"sleeps": "time.sleep(seconds)", "socket_read": "return ours.recv(1)"}[blocked]
     assert_stopped_at(result.traceback, "proc_tasks.py", stuck_on)

@@ -363,8 +363,14 @@ class ProcessPool:
         if signum != signal.SIGKILL and self._loop is not None:
             self._loop.call_later(TERMINATE_GRACE, self._kill_if_alive, child)
         if not self.stopping:
-            self._spawn(child.index)
             self.replaced += 1
+            # From a loop callback, not from here: kill() is called while the run's
+            # cancellation is being handled, and a child forked inside that handler would
+            # run its whole life in it (every task's exception chained to CancelledError).
+            if self._loop is not None:
+                self._loop.call_soon(self._respawn, child.index)
+            else:
+                self._spawn(child.index)
 
     async def where(self, child: Child) -> StackSummary | None:
         """Where ``child``'s task is now (outermost frame first), or None if the child does not
