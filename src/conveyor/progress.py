@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -177,6 +178,17 @@ class ProgressWriter:
             t for t, s in self._slots.items() if s.timer is None and now - s.last > self.min_interval
         ]:
             del self._slots[task_id]
+
+
+def forget_progress(store: KeyValueStore, task_ids: Iterable[str]) -> None:
+    """Drop what these tasks last reported: they are to run afresh (dead letters retried), and
+    a waiting task must not read as the old run's ``PROGRESS``. One read per task, and a
+    delete only where there is a report (a report written meanwhile by a run is kept)."""
+    for task_id in task_ids:
+        key = progress_key(task_id)
+        entry = store.kv_get(key)
+        if entry is not None:
+            store.kv_compare_and_set(key, entry.value, None)
 
 
 writer = ProgressWriter()

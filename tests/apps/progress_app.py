@@ -49,3 +49,13 @@ def retried(self: Any, gate: str) -> str:
         raise self.retry()
     _gate(gate)
     return "second"
+
+
+@app.task(bind=True, name="progress.fails_once", max_retries=0)
+def fails_once(self: Any, fixed: str) -> str:
+    """Reports 3/5, then fails for good (to the dead letters) unless the file ``fixed`` exists."""
+    self.progress(3, 5, "embed")
+    time.sleep(0.2)  # past the throttle window: the report is written before the failure
+    if not (Path(os.environ.get("CONVEYOR_TEST_DIR", ".")) / fixed).exists():
+        raise ValueError("embedding service down")
+    return "embedded"

@@ -29,7 +29,7 @@ def app(process_broker_url: str) -> Iterator[Conveyor]:
     progress_app.app.close()
 
 
-def test_progress_is_visible_while_the_task_runs_then_the_result_and_the_last_value_is_kept(
+def test_progress_is_visible_while_the_task_runs_then_the_result_alone(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
     worker = WorkerProcess(process_broker_url, tmp_path, "-c", "4", app=APP).wait_ready()
@@ -58,9 +58,36 @@ def test_progress_is_visible_while_the_task_runs_then_the_result_and_the_last_va
         assert r.get(timeout=20) == 500 and c.get(timeout=20) == "resized"
         assert (r.state, r.info, c.state, c.info) == ("SUCCESS", 500, "SUCCESS", "resized")
         done = app.admin.task(r.id)
-        assert done.state == "succeeded" and done.progress is not None  # the last report, kept
+        assert done.state == "succeeded" and done.progress is None  # "500/500" beside a success: noise
         out = json.loads(conveyor("task", r.id, "--json", url=process_broker_url).stdout)
-        assert out["progress"]["meta"]["done"] == 500
+        assert out["state"] == "succeeded" and out["progress"] is None
+    finally:
+        worker.stop()
+
+
+def test_a_failed_task_keeps_its_last_progress_and_a_retried_dead_letter_waits_without_it(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """How far a failed run got stays readable; once its dead letter is retried the task waits
+    (PENDING, no info), not showing the old run's PROGRESS, and then runs afresh."""
+    worker = WorkerProcess(process_broker_url, tmp_path, app=APP).wait_ready()
+    try:
+        r = progress_app.fails_once.delay("fixed")
+        wait_for(lambda: r.state == "FAILURE", 20)
+        wait_for(lambda: [d.id for d in app.broker.dead_letters()] == [r.id], 20)
+        failed = app.admin.task(r.id)
+        assert failed.progress is not None and failed.progress.meta["done"] == 3
+    finally:
+        worker.stop()
+    assert app.admin.retry_dead([r.id]) == 1  # no worker now: it waits
+    assert (r.state, r.info) == ("PENDING", None)
+    assert app.admin.task(r.id).progress is None
+    shown = conveyor("task", r.id, url=process_broker_url)
+    assert shown.returncode == 0 and "progress:" not in shown.stdout, shown
+    (tmp_path / "fixed").touch()
+    worker = WorkerProcess(process_broker_url, tmp_path, app=APP).wait_ready()
+    try:
+        assert r.get(timeout=20) == "embedded"
     finally:
         worker.stop()
 

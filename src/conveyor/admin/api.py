@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from ..brokers import Broker, LostContinuation, MinuteCounts
 from ..coordination import pauses
+from ..progress import forget_progress
 from . import actions, deadletters, history, schedules
 from .control import Control
 from .deadletters import DeadFilter
@@ -213,7 +214,10 @@ class Admin:
         >>> admin.retry_dead(["5b1e..."])                               # doctest: +SKIP
         1
         """
-        return self.broker.requeue_dead(list(ids))
+        ids = list(ids)
+        requeued = self.broker.requeue_dead(ids)
+        forget_progress(self.broker, ids)  # waiting again: not the old run's PROGRESS
+        return requeued
 
     def delete_dead(self, ids: Sequence[str]) -> int:
         """Delete these dead letters. Returns how many were deleted.

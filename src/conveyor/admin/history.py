@@ -145,6 +145,8 @@ def one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str) 
     """A task's full record: running now, else its history record, else what the broker
     knows; with the progress it last reported, if any."""
     info = _one(broker, running, task_id)
+    if info.state == "succeeded":  # "4/5" next to a success would only mislead
+        return info
     reported = read_progress(broker, task_id)
     if reported is None:
         return info

@@ -140,7 +140,7 @@ class TaskInfo:
     their errors. ``result`` is left out (None) for an ``ignore_result`` task; ``error`` and
     ``traceback`` are the latest failure's. ``next_attempt`` is when a retrying task runs again.
     ``progress`` is what it last reported while running (``task(id)`` only; kept as long as
-    its result).
+    its result, not shown once it succeeded, dropped when its dead letter is retried).
     """
 
     id: str
