@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from conveyor.log import JsonFormatter, TaskFormatter, configure, get_task_logger, install_task_context
+from conveyor.log import (
+    JsonFormatter,
+    TaskFormatter,
+    WorkerFormatter,
+    configure,
+    get_task_logger,
+    install_task_context,
+)
 from conveyor.request import Request, current_request
 from conveyor.signals import setup_logging
 
@@ -85,3 +92,19 @@ def test_a_connected_setup_logging_handler_replaces_conveyors_logging_setup() ->
     assert root.handlers == handlers  # Conveyor configured nothing (and opened no file)
     assert heard[0]["loglevel"] == logging.WARNING and heard[0]["format"] == "json"
     assert heard[0]["logfile"] == "/nonexistent/never-opened.log"
+
+
+def test_the_worker_text_format_prints_an_outcome_line_plainly_though_it_carries_its_task(
+    in_task: Request,
+) -> None:
+    """An outcome line says its task in its message; the in-task prefix would say it twice."""
+    outcome = logging.getLogger("conveyor.worker.outcome").makeRecord(
+        "conveyor.worker.outcome", logging.INFO, __file__, 1, "task t[id] succeeded", (), None
+    )
+    inside = logging.getLogger("proj.tasks").makeRecord(
+        "proj.tasks", logging.INFO, __file__, 1, "refreshing", (), None
+    )
+    formatter = WorkerFormatter()
+    assert outcome.task_id == inside.task_id == in_task.id
+    assert formatter.format(outcome).endswith("] task t[id] succeeded")
+    assert formatter.format(inside).endswith(f"] {in_task.task}[{in_task.id}]: refreshing")

@@ -41,6 +41,7 @@ from .request import current_request
 from .signals import setup_logging
 
 TASK_LOGGER = "conveyor.task"
+OUTCOME_LOGGER = "conveyor.worker.outcome"  # one line per task outcome (worker/reporter.py)
 RESERVED = frozenset({"conveyor", TASK_LOGGER})
 LOG_FORMATS = ("text", "json")
 
@@ -121,7 +122,9 @@ class WorkerFormatter(logging.Formatter):
         self._in_task = logging.Formatter(TASK_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
-        if getattr(record, "task_id", None) is not None:
+        # An outcome line names its task in its own words ("task add[id] succeeded"), and
+        # carries task_id only for a TaskFormatter or the JSON format: the plain format here.
+        if getattr(record, "task_id", None) is not None and record.name != OUTCOME_LOGGER:
             return self._in_task.format(record)
         return super().format(record)
 

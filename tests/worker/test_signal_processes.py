@@ -42,6 +42,32 @@ def log_entries(workdir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines(workdir / "worker.log")]
 
 
+def test_outcome_lines_carry_their_task_for_a_task_formatter_or_the_json_format(
+    worker: tuple[ConveyorProcess, Path],
+) -> None:
+    """Logged by the worker's loop, outside the task's context, yet named by it: Celery's
+    TaskFormatter users get ``fails[<id>] task ... failed``, not ``???[???]``."""
+    _proc, workdir = worker
+    ok, failed = signal_app.double.delay(17), signal_app.fails.delay()
+    assert ok.get(timeout=20) == 34
+    with pytest.raises(ValueError):
+        failed.get(timeout=20)
+
+    def outcome(task_id: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in log_entries(workdir)
+            if e["logger"] == "conveyor.worker.outcome" and task_id in e["message"]
+        ]
+
+    wait_for(lambda: outcome(ok.id) and outcome(failed.id), 20)
+    assert {(e["task_id"], e["task_name"]) for e in outcome(failed.id)} == {
+        (failed.id, signal_app.fails.name)
+    }
+    assert next(e["worker"] for e in outcome(failed.id)).startswith("sig")
+    assert {(e["task_id"], e["task_name"]) for e in outcome(ok.id)} <= {(ok.id, signal_app.double.name)}
+
+
 def test_handlers_and_hooks_that_raise_lose_no_task_in_a_worker_process(
     worker: tuple[ConveyorProcess, Path],
 ) -> None:

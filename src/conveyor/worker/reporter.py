@@ -16,6 +16,8 @@ from ..brokers import Outcome
 from ..brokers.payloads import worker_lost_payload
 from ..exceptions import WorkerLostError
 from ..execution import decide, describe, outcomes
+from ..log import OUTCOME_LOGGER
+from ..request import current_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,7 +32,24 @@ if TYPE_CHECKING:
 
 # Its own logger (Celery's ``celery.app.trace``): per-task lines can be quietened alone, and
 # conveyor.contrib.sentry keeps them out of Sentry (it reports the failure with its context).
-logger = logging.getLogger("conveyor.worker.outcome")
+logger = logging.getLogger(OUTCOME_LOGGER)
+
+
+def _log(level: int, request: Request | None, msg: str, *args: object) -> None:
+    """An outcome line, logged as from inside its task (``task_id``, ``task_name`` and the
+    worker on the record): a ``TaskFormatter`` or the JSON format names the task, as Celery's
+    trace lines do. The loop and the settle thread log these, outside any task's context."""
+    if not logger.isEnabledFor(level):
+        return
+    if request is None:
+        logger.log(level, msg, *args)
+        return
+    token = current_request.set(request)
+    try:
+        logger.log(level, msg, *args)
+    finally:
+        current_request.reset(token)
+
 
 EWMA_WEIGHT = 0.05  # how fast the runtime average follows recent tasks
 
@@ -103,8 +122,7 @@ class Reporter:
         self._settle(outcome, d, request, runtime, enqueued, value=value)
         stats.processed += 1
         stats.succeeded += 1
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("task %s[%s] succeeded in %.3fs", task.name, d.id, runtime)
+        _log(logging.INFO, request, "task %s[%s] succeeded in %.3fs", task.name, d.id, runtime)
 
     def error(
         self,
@@ -122,7 +140,9 @@ class Reporter:
             self.stats.retried += 1
             retry = outcomes.retry(d, env, request, decision, self.hostname)
             self._settle(retry, d, request, runtime, env.created, decision.exc or exc)
-            logger.warning(
+            _log(
+                logging.WARNING,
+                request,
                 "task %s[%s] will retry in %.1fs (attempt %d): %s: %s",
                 task.name,
                 d.id,
@@ -146,7 +166,9 @@ class Reporter:
                 d, request, failed, decision.traceback, self.hostname, self.dead_letter_failures
             )
             self._settle(failure, d, request, runtime, env.created, failed)
-            logger.error(
+            _log(
+                logging.ERROR,
+                request,
                 "task %s[%s] failed after %.3fs: %s: %s\n%s",
                 task.name,
                 d.id,
@@ -169,7 +191,7 @@ class Reporter:
         self.stats.dead_lettered += 1
         # Named like every other task line when known (a refused message may name no task).
         where = d.id if request is None else f"{request.task}[{d.id}]"
-        logger.error("task %s moved to dead letters: %s", where, reason)
+        _log(logging.ERROR, request, "task %s moved to dead letters: %s", where, reason)
         dead = outcomes.dead(d, request, exc, trace, self.hostname, reason)
         self._settle(dead, d, request, runtime, enqueued, error=exc)
 
@@ -186,7 +208,9 @@ class Reporter:
         while prefetched, or expired) is recorded from its message."""
         self.stats.revoked += 1
         # A task stopped while it ran (terminate) did run: its reason says so.
-        logger.info("task %s %s: %s", d.id, "not run" if request is None else "stopped", reason)
+        _log(
+            logging.INFO, request, "task %s %s: %s", d.id, "not run" if request is None else "stopped", reason
+        )
         self._settle(outcomes.revoked(d, reason, retries), d, request, runtime, enqueued)
 
     def died(
@@ -213,12 +237,14 @@ class Reporter:
         elif final:
             reason = f"its pool process died {deaths} times while running it (last: {how})"
             self.stats.dead_lettered += 1
-            logger.error("task %s[%s] moved to dead letters: %s", task.name, d.id, reason)
+            _log(logging.ERROR, request, "task %s[%s] moved to dead letters: %s", task.name, d.id, reason)
             payload = worker_lost_payload(reason, request.retries)
             died = Outcome("died", d.id, d.delivery, payload=payload, reason=reason, retries=request.retries)
             self._settle(died, d, request, runtime, enqueued, error=WorkerLostError(reason))
         else:
-            logger.error(
+            _log(
+                logging.ERROR,
+                request,
                 "task %s[%s]: its pool process died (%s); redelivered (death %d of %d)",
                 task.name,
                 d.id,
