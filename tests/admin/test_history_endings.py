@@ -131,6 +131,12 @@ def _requeue_then_succeed(app: Conveyor, tmp_path: Path, start: object) -> None:
     [listed] = app.admin.tasks().items
     assert (listed.id, listed.state, listed.dead) == (r.id, "waiting", False)
     assert [a.state for a in listed.attempts] == ["failed"]
+    with start():  # type: ignore[operator]  # fails again: a second run with the same retries
+        wait_for(lambda: [t.id for t in app.admin.tasks(state="dead").items] == [r.id], 20)
+    again = app.admin.task(r.id)
+    # Numbered as runs, though both ran with retries 0: attempts 1 and 2, not 1 and 1.
+    assert ([a.attempt for a in again.attempts], again.attempts_made) == ([1, 2], 2)
+    assert app.admin.retry_dead([r.id]) == 1
     (tmp_path / "present").touch()
     with start():  # type: ignore[operator]
         assert r.get(timeout=20) == "present"
@@ -138,7 +144,9 @@ def _requeue_then_succeed(app: Conveyor, tmp_path: Path, start: object) -> None:
     assert app.admin.tasks(state="failed").items == ()
     [listed] = app.admin.tasks().items
     assert (listed.id, listed.state) == (r.id, "succeeded")
-    assert app.admin.task(r.id).state == "succeeded"
+    done = app.admin.task(r.id)
+    assert done.state == "succeeded"
+    assert ([a.attempt for a in done.attempts], done.attempts_made) == ([1, 2], 3)
 
 
 def test_a_requeued_dead_letter_is_waiting_again_then_shows_its_new_outcome_not_failed(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,7 +162,13 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
             recorded = task_info(row)
             if recorded.finished is not None and recorded.finished >= task.started:
                 return recorded  # it ended since the heartbeat that still lists it (<= 1 s old)
-            return dataclasses.replace(_from_running(task), attempts=recorded.attempts)
+            live = _from_running(task)
+            made = (
+                max(live.attempts_made, recorded.attempts[-1].attempt + 1) if recorded.attempts else None
+            )
+            return dataclasses.replace(
+                live, attempts=recorded.attempts, attempts_made=made or live.attempts_made
+            )
     pending = broker.pending_job(task_id)
     row = broker.history_row(task_id)
     if pending is not None:  # waiting, or scheduled (a retry: with its attempts so far)
@@ -206,17 +212,31 @@ def totals(rows: list[MinuteCounts]) -> list[TaskCounts]:
     return found
 
 
+def _numbered(attempts: Iterable[AttemptInfo]) -> tuple[AttemptInfo, ...]:
+    """Failed attempts numbered as runs. A worker numbers a run ``retries + 1``, and a dead
+    letter retried runs again with the retries it had (one more attempt, as Sidekiq's and
+    Oban's retry of a dead job gives): its failure would repeat the last number."""
+    numbered: list[AttemptInfo] = []
+    for a in attempts:
+        floor = numbered[-1].attempt + 1 if numbered else 1
+        numbered.append(a if a.attempt >= floor else dataclasses.replace(a, attempt=floor))
+    return tuple(numbered)
+
+
 def task_info(row: HistoryRow) -> TaskInfo:
     try:
         rec = decode_record(row.record)
     except DecodeError:
         return TaskInfo(row.id, "<malformed>", "", "unknown")
-    attempts = tuple(
+    attempts = _numbered(
         AttemptInfo(a.attempt, _NAMES.get(a.state, a.state.lower()), a.at, a.worker, a.runtime, a.error)
         for a in map(decode_attempt, row.attempts)
         if a is not None
     )
     result, error, trace = _payload(row.payload)
+    made = rec.retries + 1
+    if attempts:  # a run after the last failed one (its success) counts too
+        made = max(made, attempts[-1].attempt + (rec.state == states.SUCCESS))
     return TaskInfo(
         id=row.id,
         name=rec.name,
@@ -228,7 +248,7 @@ def task_info(row: HistoryRow) -> TaskInfo:
         started=None if rec.finished is None or rec.runtime is None else rec.finished - rec.runtime,
         finished=rec.finished,
         runtime=rec.runtime,
-        attempts_made=rec.retries + 1,
+        attempts_made=made,
         worker=rec.worker,
         result=result,
         error=error,
