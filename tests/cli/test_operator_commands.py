@@ -130,6 +130,33 @@ def test_inspect_active_shows_a_running_task_with_its_worker_and_status_drops_a_
     assert time.monotonic() - killed < lease + 5.0
 
 
+def test_status_and_health_queue_name_a_queue_whose_ready_tasks_no_worker_consumes(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """A task routed to a queue the worker was not started with (-Q) waits for ever: status
+    says so, and ``health -Q NAME`` fails for that queue and passes for a consumed one."""
+    url = process_broker_url
+    basic.add.apply_async((1, 2), queue="reports")
+    worker = WorkerProcess(url, tmp_path, "-Q", "default", name="only-default").wait_ready()
+    try:
+        status = conveyor("status", url=url)
+        assert status.returncode == 0, status
+        said = "queue 'reports': 1 task(s) ready and no live worker consumes it"
+        assert f"problem: {said}" in status.stdout.splitlines()
+        orphan = conveyor("health", "-Q", "reports", url=url)
+        assert (orphan.returncode, orphan.stderr.strip()) == (
+            1,
+            "unhealthy: queue 'reports': no live worker consumes it",
+        )
+        served = conveyor("health", "--queue", "default", url=url)
+        assert served.returncode == 0 and served.stdout.startswith("ok: consumed: default (only-default@")
+        assert conveyor("health", "-Q", "default", "--local", url=url).returncode == 2
+    finally:
+        worker.stop()
+    conveyor("pause", "reports", url=url)  # paused on purpose: no problem to report
+    assert "problem:" not in conveyor("status", url=url).stdout
+
+
 def test_inspect_without_a_live_worker_says_no_node_reported(sqlite_url: str) -> None:
     for args, said in [
         (["inspect", "stats"], "no live worker: no node reported by heartbeat\n"),

@@ -19,13 +19,21 @@ import time
 import click
 
 from ..admin import Admin, UnknownWorker, WorkerInfo
-from ..admin.health import MAX_FETCH_AGE, problem
+from ..admin.health import MAX_FETCH_AGE, check, problem
 from .common import State
 
 
 @click.command("health")
 @click.option("--worker", "worker_name", metavar="NAME", help="Check this worker (-n name, e.g. w1@web-1).")
 @click.option("--local", is_flag=True, help="Check the worker(s) running on this host (or pod).")
+@click.option(
+    "-Q",
+    "--queue",
+    "queues",
+    multiple=True,
+    metavar="NAME",
+    help="Check that a live, fetching worker consumes this queue (repeatable).",
+)
 @click.option(
     "-t",
     "--timeout",
@@ -42,28 +50,39 @@ from .common import State
     help="Seconds a fetching worker may go without an answer to a fetch.",
 )
 @click.pass_obj
-def health(state: State, worker_name: str | None, local: bool, timeout: float, max_fetch_age: float) -> None:
+def health(
+    state: State,
+    worker_name: str | None,
+    local: bool,
+    queues: tuple[str, ...],
+    timeout: float,
+    max_fetch_age: float,
+) -> None:
     """Exit 0 if healthy, 1 (with a one-line reason) if not.
 
     Without options: the broker answers. With --worker NAME or --local: that worker is alive
     (heartbeat within its lease) and fetching (its fetch loop got a broker answer within
     --max-fetch-age seconds, or it is busy or paused on purpose). A worker alive but idle
-    because its broker connection died fails the probe.
+    because its broker connection died fails the probe. With -Q NAME: a live, fetching worker
+    consumes that queue (tasks routed there would otherwise wait for ever).
 
     \b
     Example (Kubernetes livenessProbe, see docs/operations.md):
       conveyor -b redis://redis:6379/0 health --local
       ok: w1@web-1 is alive and fetching
     """
-    if worker_name and local:
-        raise click.UsageError("give --worker NAME or --local, not both")
+    if sum((bool(worker_name), local, bool(queues))) > 1:
+        raise click.UsageError("give one of --worker NAME, --local or --queue NAME")
     outcome: list[tuple[int, str]] = []
     if state.app_spec and not state.broker:
         state.app  # noqa: B018 - imported before the broker's --timeout starts counting
 
     def check() -> None:
         try:
-            outcome.append(_check(state.admin(import_app=False), worker_name, local, max_fetch_age))
+            admin = state.admin(import_app=False)
+            outcome.append(
+                _check_queues(admin, queues) if queues else _check(admin, worker_name, local, max_fetch_age)
+            )
         except click.UsageError as exc:
             outcome.append((2, f"Error: {exc.format_message()}"))
         except Exception as exc:
@@ -97,6 +116,15 @@ def _check(admin: Admin, worker_name: str | None, local: bool, max_fetch_age: fl
     return 0, "ok: " + ", ".join(w.hostname for w in live) + (" is" if len(live) == 1 else " are") + (
         " alive and fetching"
     )
+
+
+def _check_queues(admin: Admin, queues: tuple[str, ...]) -> tuple[int, str]:
+    report = check(admin, list(queues))
+    failing = [p for p in report["problems"] if any(p.startswith(f"queue {q!r}:") for q in queues)]
+    if failing:
+        return 1, "unhealthy: " + "; ".join(failing)
+    served = [f"{q} ({', '.join(report['queues'][q]['workers'])})" for q in queues]
+    return 0, "ok: consumed: " + ", ".join(served)
 
 
 def _chosen(admin: Admin, worker_name: str | None) -> list[WorkerInfo]:

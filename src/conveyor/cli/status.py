@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..admin.health import problem
+from ..admin.health import check, problem
 from .common import State
 from .display import duration, echo_json
 
@@ -19,16 +19,19 @@ def status(state: State, as_json: bool) -> None:
 
     Each says OK, or what is wrong with it as ``conveyor health`` says it (shutting down, its
     fetches fail, ...). A worker that stopped heartbeating for longer than its lease (3 s by
-    default) is no longer listed: its tasks are being handed to live workers. Exits 1 when no
-    worker is online (as ``celery status`` does), so a script can test it.
+    default) is no longer listed: its tasks are being handed to live workers. Then a line for
+    each queue with ready tasks that no live worker consumes (they would wait for ever). Exits
+    1 when no worker is online (as ``celery status`` does), so a script can test it.
 
     \b
     Example:
       conveyor -A proj status
       w1@web-1: OK  pid=4242 queues=default,emails running=2 processed=1042 up=3.1h
       1 node online.
+      problem: queue 'reports': 12 task(s) ready and no live worker consumes it
     """
-    workers = state.admin().workers()
+    admin = state.admin()
+    workers = admin.workers()
     if as_json:
         echo_json(workers)
     else:
@@ -43,5 +46,8 @@ def status(state: State, as_json: bool) -> None:
             )
         if workers:
             click.echo(f"{len(workers)} node{'s' if len(workers) != 1 else ''} online.")
+        # Tasks routed to a queue no worker consumes wait for ever: the operator's first question.
+        for line in check(admin, [])["problems"]:
+            click.echo(f"problem: {line}")
     if not workers:
         raise click.ClickException("no workers online")

@@ -15,7 +15,6 @@ make the load balancer's own timeout the error message.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -23,8 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..admin import Admin
-from ..admin.health import problem
+from ..admin.health import check
 from ..app import Conveyor
 from .endpoint import json_response
 
@@ -56,47 +54,4 @@ def unhealthy(reason: str) -> dict[str, Any]:
         "problems": [reason],
         "queues": {},
         "unhealthy_workers": [],
-    }
-
-
-def check(admin: Admin, required: list[str]) -> dict[str, Any]:
-    """The health report: ``status`` ok or unhealthy, ``problems`` (one line each), and per
-    queue its ready count, paused flag and the live fetching workers consuming it;
-    ``unhealthy_workers`` lists workers alive but not fetching (they fail the report only when
-    a queue is left without a worker)."""
-    now = time.time()
-    workers = admin.workers()
-    queues = {q.name: q for q in admin.queues()}
-    serving: dict[str, list[str]] = {name: [] for name in [*queues, *required]}
-    problems: list[str] = []
-    for worker in workers:
-        why = problem(worker, now)
-        if why is not None:
-            problems.append(why)
-            continue
-        for name in worker.queues:
-            serving.setdefault(name, []).append(worker.hostname)
-    failing: list[str] = []
-    for name, hosts in sorted(serving.items()):
-        if hosts:
-            continue
-        info = queues.get(name)
-        if name in required:
-            failing.append(f"queue {name!r}: no live worker consumes it")
-        elif info is not None and info.ready and not info.paused:
-            failing.append(f"queue {name!r}: {info.ready} task(s) ready and no live worker consumes it")
-    report_queues = {
-        name: {
-            "ready": queues[name].ready if name in queues else 0,
-            "paused": queues[name].paused if name in queues else False,
-            "workers": sorted(hosts),
-        }
-        for name, hosts in sorted(serving.items())
-    }
-    return {
-        "status": "unhealthy" if failing else "ok",
-        "broker": "ok",
-        "problems": failing,
-        "unhealthy_workers": problems,
-        "queues": report_queues,
     }
