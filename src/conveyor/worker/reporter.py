@@ -122,7 +122,8 @@ class Reporter:
         self._settle(outcome, d, request, runtime, enqueued, value=value)
         stats.processed += 1
         stats.succeeded += 1
-        _log(logging.INFO, request, "task %s[%s] succeeded in %.3fs", task.name, d.id, runtime)
+        if logger.isEnabledFor(logging.INFO):  # checked here too: no call per task when off
+            _log(logging.INFO, request, "task %s[%s] succeeded in %.3fs", task.name, d.id, runtime)
 
     def error(
         self,
