@@ -306,6 +306,21 @@ def test_results_expire(broker: Broker) -> None:
     assert broker.status("a") is None
 
 
+def test_bring_forward_makes_only_delayed_jobs_ready_now(broker: Broker) -> None:
+    far = time.time() + 3600
+    broker.enqueue(
+        [job("later", eta=far), job("also", priority=7, eta=far), job("stays", eta=far), job("ready")]
+    )
+    held = broker.fetch(["q"], "w1", 1, 30, 0)  # "ready": leased, not delayed
+    assert [d.id for d in held] == ["ready"]
+    # Leased, unknown and already-ready ids are skipped; each delayed one moves once.
+    assert broker.bring_forward(["later", "also", "ready", "nope", "later"]) == 2
+    assert broker.bring_forward(["later"]) == 0
+    got = broker.fetch(["q"], "w1", 10, 30, 0)
+    assert [d.id for d in got] == ["also", "later"]  # by priority, as any ready jobs
+    assert broker.queue_stats()["q"].delayed == 1  # "stays" still waits for its eta
+
+
 def test_purge_dead(broker: Broker) -> None:
     broker.enqueue([job("a")])
     d = broker.fetch(["q"], "w1", 1, 30, 0)[0]

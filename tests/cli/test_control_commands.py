@@ -151,6 +151,11 @@ def test_control_commands_reach_the_named_worker_and_a_gone_one_is_reported_not_
         wait_for(lambda: sum(r.status == states.SUCCESS for r in limited) == 1, 20)
         wait_for(lambda: app.admin.queue("default").delayed == 2, 20)  # deferred, not run
         assert sum(r.status == states.SUCCESS for r in limited) == 1
+        # Removing the limit frees the runs it held back (due in one and two hours): now.
+        assert set(_replies(url, "control", "rate_limit", basic.add.name, "0").values()) == {
+            "new rate limit set successfully: none"
+        }
+        assert [r.get(timeout=20) for r in limited] == [0, 2, 4]
 
         # shutdown -d drains that worker only; the other keeps working.
         assert _replies(url, "control", "shutdown", "-d", first) == {first: "shutting down"}

@@ -3,7 +3,10 @@ limited task waits in the broker, not in a worker slot."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import pytest
 
 from conveyor import Conveyor
 
@@ -62,3 +65,36 @@ def test_rate_limit_holds_across_two_worker_processes(
         for worker in workers:
             worker.stop()
     assert_rate_held(start_times(tmp_path / "limited"))
+
+
+@pytest.mark.parametrize("change", ["raise", "lower"])
+def test_a_rate_limit_changed_at_run_time_retimes_the_runs_it_held_back(
+    coord_shared: Conveyor, process_broker_url: str, tmp_path: Path, change: str
+) -> None:
+    """Under "1/m" one run starts and two wait in the broker for their reserved start times (in
+    one and two minutes). Raised to "100/s", they run at once; lowered to "1/h" instead, they
+    are re-timed under the new limit (an hour and two hours away), not left to run at the old
+    one's times."""
+    worker = WorkerProcess(
+        process_broker_url, tmp_path, "-c", "4", app="tests.apps.coord_tasks", name="rl"
+    ).wait_ready()
+    try:
+        coord_shared.admin.control.rate_limit(t.limited.name, "1/m", timeout=10)
+        held = [t.limited.delay(f"r{i}") for i in range(3)]
+        wait_for(lambda: len(lines(tmp_path / "limited")) == 1, 20)
+        wait_for(lambda: coord_shared.admin.queue("default").delayed == 2, 20)
+        if change == "raise":
+            coord_shared.admin.control.rate_limit(t.limited.name, "100/s", timeout=10)
+            assert sorted(r.get(timeout=20) for r in held) == ["r0", "r1", "r2"]
+            assert all(r.retries == 0 for r in held)  # waiting for the limit is no retry
+        else:
+            coord_shared.admin.control.rate_limit(t.limited.name, "1/h", timeout=10)
+
+            def retimed() -> bool:  # both back in the delayed set, now an hour or more away
+                etas = sorted(j.eta or 0.0 for j in coord_shared.broker.pending(delayed=True))
+                return len(etas) == 2 and etas[0] > time.time() + 1800 and etas[1] > etas[0] + 1800
+
+            wait_for(retimed, 20)
+            assert len(lines(tmp_path / "limited")) == 1  # the first run's start counts as now
+    finally:
+        worker.stop()

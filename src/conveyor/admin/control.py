@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..coordination.rate_limit import parse_rate
+from ..coordination.retime import retime
 from ..message import new_task_id
 from ..worker import mailbox
 from ..worker.history import record_revoked
@@ -110,7 +111,8 @@ class Control:
     ) -> list[Reply]:
         """Change ``task``'s rate limit cluster-wide at run time (``rate`` None or "0": no
         limit). Stored in the broker, so workers started later honour it too; the live workers
-        are told at once. ``ValueError`` for a bad rate, ``UnknownTask`` if no live worker
+        are told at once, and the runs the old limit held back take the new one
+        (coordination/retime.py). ``ValueError`` for a bad rate, ``UnknownTask`` if no live worker
         registers the task (nor is it in ``known``: the caller's own task names).
 
         >>> app.admin.control.rate_limit("proj.tasks.scrape", "10/m")  # doctest: +SKIP
@@ -121,7 +123,11 @@ class Control:
             raise UnknownTask(f"unknown task {task!r}: no live worker registers it")
         override = RateOverride(text, time.time())
         self.broker.kv_put(mailbox.RATE_PREFIX + task, mailbox.encode(override))
-        return self.send("rate_limit", {"task": task, "rate": text}, destination, timeout)
+        replies = self.send("rate_limit", {"task": task, "rate": text}, destination, timeout)
+        # After the workers were told (or the reply timeout passed): a run brought forward
+        # before its worker knew the new limit would only reserve again under the old one.
+        retime(self.broker, task, None if text is None else parse_rate(text))
+        return replies
 
     def rate_limits(self) -> dict[str, str | None]:
         """The rate limits set at run time, by task name (None: the limit was removed)."""

@@ -200,6 +200,11 @@ class BrokerAdmin(Protocol):
         """Delete ready and delayed jobs of ``queues`` (leased ones are left alone). Returns the count."""
 
     @abc.abstractmethod
+    def bring_forward(self, task_ids: Sequence[str]) -> int:
+        """Make these delayed jobs ready now (ids that are not delayed are skipped): the start
+        times a changed rate limit gave them are void. Returns how many moved."""
+
+    @abc.abstractmethod
     def workers(self) -> list[WorkerRecord]:
         """Workers that sent a heartbeat recently."""
 

@@ -16,6 +16,7 @@ retry, time limit, revoke-terminate). A worker that dies stops renewing, and the
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("conveyor.coordination")
 
-#: Header carrying a rate-limit reservation: [start time, delivery number when deferred].
+#: Header carrying a rate-limit reservation: [start time, delivery number when deferred, the
+#: interval of the rate it was made under] (two items in messages of earlier versions: honoured as they are).
 RATE_HEADER = "conveyor.rate"
 EARLY = 0.01  # a reserved run that comes back this early (clock granularity) runs anyway
 
@@ -172,12 +174,14 @@ class CoordinationGuard:
         now = time.time()
         reserved = request.headers.get(RATE_HEADER)
         # A reservation is good for the next hand-out of the job that made it (the first since
-        # the deferral, so not a redelivery): not for a rerun after a crash (redelivered) or for
-        # a later retry (whose body no longer carries this reservation's delivery).
+        # the deferral, so not a redelivery): not for a rerun after a crash (redelivered), for a
+        # later retry (whose body no longer carries this reservation's delivery), or once the
+        # limit it was made under changed (``control rate_limit``: a new one is made).
         if (
             isinstance(reserved, list)
-            and len(reserved) == 2
+            and len(reserved) in (2, 3)
             and all(isinstance(x, int | float) for x in reserved)
+            and (len(reserved) == 2 or math.isclose(reserved[2], self.limiter.rate.interval))
             and d.delivery > reserved[1]
             and not d.redelivered
         ):
@@ -187,7 +191,7 @@ class CoordinationGuard:
                 # these headers) and reserves a slot of its own.
                 del request.headers[RATE_HEADER]
                 return None
-            return defer(d, start, {RATE_HEADER: [start, d.delivery]})  # back early (clock skew)
+            return defer(d, start, self._reservation(start, d))  # back early (clock skew)
         try:
             start = self.limiter.reserve(self.app.broker, now)
         except RuntimeError as exc:
@@ -195,7 +199,13 @@ class CoordinationGuard:
             return defer(d, now + wait_delay(0))
         if start <= now + EARLY:
             return None
-        return defer(d, start, {RATE_HEADER: [start, d.delivery]})
+        return defer(d, start, self._reservation(start, d))
+
+    def _reservation(self, start: float, d: Delivery) -> dict[str, Any]:
+        """The header a deferred run carries: its start time, the delivery that made it, and
+        the limit it was made under (a changed limit voids it)."""
+        assert self.limiter is not None
+        return {RATE_HEADER: [start, d.delivery, self.limiter.rate.interval]}
 
     # -- giving back -------------------------------------------------------------------------
     def _release(self, held: _Held) -> None:

@@ -33,6 +33,18 @@ class MemoryAdmin(MemoryParts, BrokerAdmin):
             for q, c in sorted(counts.items())
         }
 
+    def bring_forward(self, task_ids: Sequence[str]) -> int:
+        moved = 0
+        with self._cond:
+            for task_id in dict.fromkeys(task_ids):
+                job = self._jobs.get(task_id)
+                if job is not None and job.owner is None and job.eta is not None:
+                    self._push_ready(job)  # its heap entry goes stale (_promote checks seq)
+                    moved += 1
+            if moved:
+                self._cond.notify_all()
+        return moved
+
     def purge(self, queues: Sequence[str]) -> int:
         with self._cond:
             doomed = [j.id for j in self._jobs.values() if j.queue in queues and j.owner is None]

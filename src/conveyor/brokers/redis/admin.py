@@ -39,6 +39,14 @@ class RedisAdmin(RedisParts, BrokerAdmin):
         count: int = self._conn.run(self._conn.scripts.purge, k.job_store, args)
         return count
 
+    def bring_forward(self, task_ids: Sequence[str]) -> int:
+        if not task_ids:
+            return 0
+        k = self._keys
+        args = [k.ready_prefix, k.delayed_prefix, k.notify_prefix, *dict.fromkeys(task_ids)]
+        moved: int = self._conn.run(self._conn.scripts.bring_forward, k.job_store, args)
+        return moved
+
     def workers(self) -> list[WorkerRecord]:
         k = self._keys
         cutoff = time.time() - WORKER_EXPIRY

@@ -21,6 +21,7 @@ _WITH_LIB = (
     "revoke",
     "queue_stats",
     "purge",
+    "bring_forward",
     "requeue_dead",
     "heartbeat",
     "reconcile",
@@ -58,6 +59,7 @@ class Scripts:
     revoke: Script
     queue_stats: Script
     purge: Script
+    bring_forward: Script
     requeue_dead: Script
     heartbeat: Script
     reconcile: Script

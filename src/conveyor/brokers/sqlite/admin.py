@@ -12,6 +12,7 @@ from .connection import SQLiteParts, _mapped
 from .history import history_requeued
 
 WORKER_EXPIRY = 30.0  # a worker with no heartbeat for this long is not listed
+BRING_FORWARD_SLICE = 500  # ids per UPDATE (SQLite bounds a statement's parameters)
 
 
 class SQLiteAdmin(SQLiteParts, BrokerAdmin):
@@ -62,6 +63,23 @@ class SQLiteAdmin(SQLiteParts, BrokerAdmin):
                 f"DELETE FROM jobs WHERE queue IN ({marks}) AND lease_owner IS NULL", tuple(queues)
             )
             return cur.rowcount
+
+    @_mapped
+    def bring_forward(self, task_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(task_ids))
+        moved = 0
+        with self._conn.tx() as db:
+            for start in range(0, len(ids), BRING_FORWARD_SLICE):
+                part = ids[start : start + BRING_FORWARD_SLICE]
+                marks = ",".join("?" * len(part))
+                # Ready from now, as a job whose eta passed is (broker.py's _lease).
+                cur = db.execute(
+                    f"UPDATE jobs SET eta = NULL WHERE id IN ({marks}) AND eta IS NOT NULL"
+                    " AND lease_owner IS NULL",
+                    tuple(part),
+                )
+                moved += cur.rowcount
+        return moved
 
     @_mapped
     def workers(self) -> list[WorkerRecord]:
