@@ -163,9 +163,7 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
             if recorded.finished is not None and recorded.finished >= task.started:
                 return recorded  # it ended since the heartbeat that still lists it (<= 1 s old)
             live = _from_running(task)
-            made = (
-                max(live.attempts_made, recorded.attempts[-1].attempt + 1) if recorded.attempts else None
-            )
+            made = max(live.attempts_made, recorded.attempts[-1].attempt + 1) if recorded.attempts else None
             return dataclasses.replace(
                 live, attempts=recorded.attempts, attempts_made=made or live.attempts_made
             )
