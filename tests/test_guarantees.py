@@ -170,7 +170,7 @@ def test_a_hard_stop_ends_a_task_that_catches_every_exception(
             wait_for(lambda: result.state == states.STARTED, 15)
             result.revoke(terminate=True)
             wait_for(lambda: result.state == states.REVOKED, 15)
-        # The loop would take 4 s and log what it swallowed; stopped, it unwinds at once.
+        # The loop would take 30 s and log what it swallowed; stopped, it unwinds at once.
         wait_for(lambda: "unwound" in lines(tmp_path / "swallow"), 15)
         assert lines(tmp_path / "swallow") == ["unwound"]
         assert basic.add.delay(2, 3).get(timeout=15) == 5  # the worker goes on

@@ -137,10 +137,10 @@ async def async_sleeper(seconds: float) -> float:
 
 
 @app.task
-def swallowing_loop(name: str, steps: int = 40) -> int:
+def swallowing_loop(name: str, steps: int = 300) -> int:
     """A loop that logs and goes on past every Exception (``except Exception:``, as batch jobs
-    do per item): a hard stop must still end it. Appends ``swallowed <type>`` for each one it
-    caught, and ``unwound`` when its thread leaves the body."""
+    do per item), 30 s long unless stopped: a hard stop must still end it. Appends
+    ``swallowed <type>`` for each one it caught, and ``unwound`` when its thread leaves the body."""
     done = 0
     try:
         for _ in range(steps):

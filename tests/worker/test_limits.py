@@ -62,3 +62,37 @@ def test_nothing_is_raised_in_a_thread_whose_call_is_done() -> None:
     with pytest.raises(ZeroDivisionError):
         call.run(lambda: 1 / 0)
     assert call.done and not call.interrupt(SoftTimeLimitExceeded)
+
+
+def test_a_hard_stop_passes_except_exception_and_is_raised_once_as_the_public_error() -> None:
+    """The terminating revoke asks twice (control thread and loop): one stop is raised, the
+    body's ``except Exception`` does not see it, and the call ends in TaskRevokedError."""
+    from conveyor.exceptions import TaskRevokedError
+
+    call = RunningCall()
+    started = threading.Event()
+    swallowed: list[str] = []
+    outcome: list[BaseException] = []
+
+    def body() -> None:
+        started.set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                time.sleep(0.001)
+            except Exception as exc:  # a loop that logs each item's error and goes on
+                swallowed.append(type(exc).__name__)
+
+    def thread() -> None:
+        try:
+            call.run(body)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=thread)
+    t.start()
+    assert started.wait(10)
+    assert call.interrupt(TaskRevokedError) and call.interrupt(TaskRevokedError)
+    t.join(10)
+    assert not t.is_alive() and swallowed == []
+    assert len(outcome) == 1 and type(outcome[0]) is TaskRevokedError

@@ -75,7 +75,7 @@ class WorkerInfo:
     retried: int = 0
     dead_lettered: int = 0
     revoked: int = 0
-    abandoned_threads: int = 0  # bodies past a hard stop still running in their thread
+    abandoned_threads: int = 0  # since it started: bodies it stopped waiting for at a hard stop
     memory_rss: int | None = None  # bytes
     running: tuple[RunningTask, ...] = ()
     registered: tuple[str, ...] = ()

@@ -65,29 +65,33 @@ _RAISED: dict[type[BaseException], type[BaseException]] = {
 class RunningCall:
     """A sync task body running in some thread; exceptions may be raised in it only while it runs."""
 
-    __slots__ = ("_lock", "done", "interrupted", "thread_id")
+    __slots__ = ("_lock", "done", "interrupted", "stopped", "thread_id")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.thread_id: int | None = None
         self.done = False
         self.interrupted = False
+        self.stopped = False  # a hard stop was raised: a second one (revoke + limit) is not
 
     def run(self, fn: Callable[[], Any]) -> Any:
         with self._lock:
             self.thread_id = threading.get_ident()
         try:
-            return fn()
+            try:
+                return fn()
+            finally:
+                with self._lock:
+                    self.done = True
+                    if self.interrupted:
+                        # Drop an exception injected too late to matter, so it cannot surface
+                        # in whatever this thread runs next.
+                        _set_async_exc(ctypes.c_ulong(threading.get_ident()), ctypes.py_object())
         except _Stop as stop:
+            # Outside the finally: a stop that lands after fn() returned, before it was
+            # dropped, is translated too (one stop only: ``interrupt`` raises no second).
             tb = stop.__traceback__  # from this frame: the raise below adds it again
             raise stop.public().with_traceback(tb.tb_next if tb else None) from None
-        finally:
-            with self._lock:
-                self.done = True
-                if self.interrupted:
-                    # Drop an exception injected too late to matter, so it cannot surface in
-                    # whatever this thread runs next.
-                    _set_async_exc(ctypes.c_ulong(threading.get_ident()), ctypes.py_object())
 
     def stack(self) -> traceback.StackSummary | None:
         """Where the body is now (outermost frame first); None if it is not running. Read when
@@ -108,6 +112,9 @@ class RunningCall:
         with self._lock:
             if self.done or self.thread_id is None:
                 return False
+            if self.stopped:  # already on its way out (a revoke's control and loop paths both ask)
+                return True
+            self.stopped = raised is not exc_type
             self.interrupted = True
             changed: int = _set_async_exc(ctypes.c_ulong(self.thread_id), ctypes.py_object(raised))
             return changed == 1
