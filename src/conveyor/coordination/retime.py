@@ -10,13 +10,22 @@ rate_limit`` (``Control.rate_limit``) calls ``retime`` once, after storing the n
    when it lies ahead (a run started within the old interval, or runs were reserved) it is
    set one new interval from now, as the last run may have started just now; a limit set
    where none was lets the next run start at once;
-2. every delayed run of that task holding a reservation is made ready now; each worker that
-   takes one sees its reservation was made under another rate (the interval is in the header)
-   and reserves again under the new limit, or runs it at once when there is none.
+2. every delayed run of that task holding a reservation made under another interval is made
+   ready now; the worker that takes one sees its reservation was made under another rate (the
+   interval is in the header) and reserves again under the new limit, or runs it at once when
+   there is none.
+
+Setting the same limit again voids nothing: its reservations stand, and so does the key while
+any waits (resetting it under them would let new runs start between theirs, twice the limit). Runs held
+back by a version before 2026-12-02 name no interval: they keep their start times, and the key
+is left alone while any waits. The scan reads every delayed job (``pending``, a page at a
+time): a job that moves meanwhile can be missed, and then reserves again when its old time
+comes (its header names the old interval).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -33,33 +42,58 @@ PAGE = 500  # delayed jobs read per broker call, and ids brought forward per cal
 
 
 def retime(broker: Broker, task: str, rate: Rate | None) -> int:
-    """Void ``task``'s rate-limit reservations, now that its limit is ``rate`` (None: none;
-    see the module doc); how many held-back runs it made ready."""
-    key = rate_key(task)
-    entry = broker.kv_get(key)
-    now = time.time()
-    if entry is not None and rate is None:
-        broker.kv_compare_and_set(key, entry.value, None)
-    elif entry is not None and rate is not None and _tat(entry.value) > now:
-        # A run started within the old interval, or runs were reserved: the last one may have
-        # started just now. (No key, or a passed one: no recent run, the next may start now.)
-        interval = rate.interval  # the key's form and expiry as RateLimiter.reserve writes them
-        broker.kv_put(key, repr(now + interval).encode(), 2 * interval)
-    held: list[str] = []
+    """Void ``task``'s rate-limit reservations made under another limit than ``rate`` (None:
+    no limit; see the module doc); how many held-back runs it made ready."""
+    voided: list[str] = []
+    kept = 0  # reservations still good under ``rate`` (set again unchanged), or of old versions
     offset = 0
     while True:
         page = broker.pending(delayed=True, limit=PAGE, offset=offset)
         for job in page:
-            try:
-                env = decode_envelope(job.body)
-            except DecodeError:
+            interval = _reserved_under(job.body, task)
+            if interval is None:
                 continue
-            if env.task == task and RATE_HEADER in env.headers:
-                held.append(job.id)
+            if rate is not None and (interval < 0 or math.isclose(interval, rate.interval)):
+                kept += 1
+            else:
+                voided.append(job.id)
         if len(page) < PAGE:
             break
         offset += PAGE
-    return sum(broker.bring_forward(held[i : i + PAGE]) for i in range(0, len(held), PAGE))
+    if not kept:  # with reservations still good, the key holds their times: left alone
+        _restart(broker, rate_key(task), rate)
+    return sum(broker.bring_forward(voided[i : i + PAGE]) for i in range(0, len(voided), PAGE))
+
+
+def _reserved_under(body: bytes, task: str) -> float | None:
+    """The interval a held-back run of ``task`` was reserved under (-1: a reservation of an
+    earlier version, which names none); None for any other job."""
+    try:
+        env = decode_envelope(body)
+    except DecodeError:
+        return None
+    reserved = env.headers.get(RATE_HEADER) if env.task == task else None
+    if not isinstance(reserved, list):
+        return None
+    if len(reserved) == 3 and isinstance(reserved[2], int | float):
+        return float(reserved[2])
+    return -1.0
+
+
+def _restart(broker: Broker, key: str, rate: Rate | None) -> None:
+    """Set the limiter's next free start for the new limit (compare-and-set, so a reservation
+    made meanwhile is not overwritten: then it stands)."""
+    entry = broker.kv_get(key)
+    if entry is None:
+        return  # no recent run: the next may start at once
+    now = time.time()
+    if rate is None:
+        broker.kv_compare_and_set(key, entry.value, None)
+    elif _tat(entry.value) > now:
+        # A run started within the old interval (or runs were reserved and are voided): the
+        # last one may have started just now. Form and expiry as RateLimiter.reserve writes.
+        interval = rate.interval
+        broker.kv_compare_and_set(key, entry.value, repr(now + interval).encode(), 2 * interval)
 
 
 def _tat(raw: bytes) -> float:
