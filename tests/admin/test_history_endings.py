@@ -137,6 +137,12 @@ def _requeue_then_succeed(app: Conveyor, tmp_path: Path, start: object) -> None:
     # Numbered as runs, though both ran with retries 0: attempts 1 and 2, not 1 and 1.
     assert ([a.attempt for a in again.attempts], again.attempts_made) == ([1, 2], 2)
     assert app.admin.retry_dead([r.id]) == 1
+    waiting = app.admin.task(r.id)  # two runs made so far, the third to come
+    assert (waiting.state, [a.attempt for a in waiting.attempts], waiting.attempts_made) == (
+        "waiting",
+        [1, 2],
+        2,
+    )
     (tmp_path / "present").touch()
     with start():  # type: ignore[operator]
         assert r.get(timeout=20) == "present"

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from .. import states
 from ..brokers import Broker, LostContinuation, MinuteCounts
 from ..coordination import pauses
 from ..progress import forget_progress
@@ -215,9 +216,12 @@ class Admin:
         1
         """
         ids = list(ids)
-        requeued = self.broker.requeue_dead(ids)
-        forget_progress(self.broker, ids)  # waiting again: not the old run's PROGRESS
-        return requeued
+        # First, so that the new run's first report is never the one dropped; and only for
+        # tasks that ended FAILURE (a dead letter): a running task's id given by mistake, or a
+        # letter retried twice and already running, keeps what it reported.
+        ended = [i for i in ids if (rec := self.broker.status(i)) is not None and rec.state == states.FAILURE]
+        forget_progress(self.broker, ended)  # waiting again: not the old run's PROGRESS
+        return self.broker.requeue_dead(ids)
 
     def delete_dead(self, ids: Sequence[str]) -> int:
         """Delete these dead letters. Returns how many were deleted.

@@ -171,7 +171,11 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
     row = broker.history_row(task_id)
     if pending is not None:  # waiting, or scheduled (a retry: with its attempts so far)
         info = _from_pending(pending)
-        return info if row is None else dataclasses.replace(info, attempts=task_info(row).attempts)
+        if row is None:
+            return info
+        attempts = task_info(row).attempts
+        made = max(info.attempts_made, attempts[-1].attempt) if attempts else info.attempts_made
+        return dataclasses.replace(info, attempts=attempts, attempts_made=made)
     if row is not None:
         return task_info(row)
     status = broker.status(task_id)
