@@ -62,7 +62,7 @@ def test_every_operator_command_has_help_with_an_example(sqlite_url: str) -> Non
         (["pause", "nope"], "unknown queue 'nope'"),
         (["resume", "nope"], "unknown queue 'nope'"),
         (["health", "--worker", "nobody@nowhere"], "unknown worker 'nobody@nowhere'"),
-        (["health", "--worker", "a", "--local"], "not both"),
+        (["health", "--worker", "a", "--local"], "give one of --worker NAME, --local or --queue NAME"),
     ],
 )
 def test_a_bad_flag_or_unknown_name_is_a_one_line_error_with_exit_2(
@@ -143,12 +143,12 @@ def test_status_and_health_queue_name_a_queue_whose_ready_tasks_no_worker_consum
         assert status.returncode == 0, status
         said = "queue 'reports': 1 task(s) ready and no live worker consumes it"
         assert f"problem: {said}" in status.stdout.splitlines()
-        orphan = conveyor("health", "-Q", "reports", url=url)
+        orphan = conveyor("health", "-Q", "reports", "-t", "5", url=url)  # -t: a loaded machine
         assert (orphan.returncode, orphan.stderr.strip()) == (
             1,
             "unhealthy: queue 'reports': no live worker consumes it",
         )
-        served = conveyor("health", "--queue", "default", url=url)
+        served = conveyor("health", "--queue", "default", "-t", "5", url=url)
         assert served.returncode == 0 and served.stdout.startswith("ok: consumed: default (only-default@")
         assert conveyor("health", "-Q", "default", "--local", url=url).returncode == 2
     finally:

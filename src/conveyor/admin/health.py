@@ -48,7 +48,7 @@ def problem(worker: WorkerInfo, now: float, max_fetch_age: float = MAX_FETCH_AGE
     return None
 
 
-def check(admin: Admin, required: list[str]) -> dict[str, Any]:
+def check(admin: Admin, required: list[str], max_fetch_age: float = MAX_FETCH_AGE) -> dict[str, Any]:
     """The health report: ``status`` ok or unhealthy, ``problems`` (one line each), and per
     queue its ready count, paused flag and the live fetching workers consuming it;
     ``unhealthy_workers`` lists workers alive but not fetching (they fail the report only when
@@ -59,7 +59,7 @@ def check(admin: Admin, required: list[str]) -> dict[str, Any]:
     serving: dict[str, list[str]] = {name: [] for name in [*queues, *required]}
     problems: list[str] = []
     for worker in workers:
-        why = problem(worker, now)
+        why = problem(worker, now, max_fetch_age)
         if why is not None:
             problems.append(why)
             continue

@@ -81,7 +81,9 @@ def health(
         try:
             admin = state.admin(import_app=False)
             outcome.append(
-                _check_queues(admin, queues) if queues else _check(admin, worker_name, local, max_fetch_age)
+                _check_queues(admin, queues, max_fetch_age)
+                if queues
+                else _check(admin, worker_name, local, max_fetch_age)
             )
         except click.UsageError as exc:
             outcome.append((2, f"Error: {exc.format_message()}"))
@@ -118,8 +120,8 @@ def _check(admin: Admin, worker_name: str | None, local: bool, max_fetch_age: fl
     )
 
 
-def _check_queues(admin: Admin, queues: tuple[str, ...]) -> tuple[int, str]:
-    report = check(admin, list(queues))
+def _check_queues(admin: Admin, queues: tuple[str, ...], max_fetch_age: float) -> tuple[int, str]:
+    report = check(admin, list(queues), max_fetch_age)
     failing = [p for p in report["problems"] if any(p.startswith(f"queue {q!r}:") for q in queues)]
     if failing:
         return 1, "unhealthy: " + "; ".join(failing)
