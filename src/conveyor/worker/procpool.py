@@ -528,8 +528,17 @@ class ProcessPool:
         loop.call_later(RESTART_DELAY, self._respawn, child.index)
 
     def _respawn(self, index: int) -> None:
-        if not self.stopping:
+        """(A loop callback) Start the child of slot ``index`` again; a start that fails (fork
+        refused, no temporary file) is tried again later, not left a slot short for good."""
+        if self.stopping:
+            return
+        try:
             self._spawn(index)
+        except Exception:
+            logger.exception("could not start a pool process; trying again in %.0fs", RESTART_DELAY)
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_later(RESTART_DELAY, self._respawn, index)
 
     def _kill_if_alive(self, child: Child) -> None:
         if self.children.get(child.pid) is child and not child.exited:  # not reaped (nor its pid reused)
