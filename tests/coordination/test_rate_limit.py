@@ -67,14 +67,14 @@ def test_rate_limit_holds_across_two_worker_processes(
     assert_rate_held(start_times(tmp_path / "limited"))
 
 
-@pytest.mark.parametrize("change", ["raise", "lower"])
+@pytest.mark.parametrize("change", ["raise", "lower", "same"])
 def test_a_rate_limit_changed_at_run_time_retimes_the_runs_it_held_back(
     coord_shared: Conveyor, process_broker_url: str, tmp_path: Path, change: str
 ) -> None:
     """Under "1/m" one run starts and two wait in the broker for their reserved start times (in
     one and two minutes). Raised to "100/s", they run at once; lowered to "1/h" instead, they
     are re-timed under the new limit (an hour and two hours away), not left to run at the old
-    one's times."""
+    one's times. Set to "1/m" again, nothing changes."""
     worker = WorkerProcess(
         process_broker_url, tmp_path, "-c", "4", app="tests.apps.coord_tasks", name="rl"
     ).wait_ready()
@@ -83,6 +83,18 @@ def test_a_rate_limit_changed_at_run_time_retimes_the_runs_it_held_back(
         held = [t.limited.delay(f"r{i}") for i in range(3)]
         wait_for(lambda: len(lines(tmp_path / "limited")) == 1, 20)
         wait_for(lambda: coord_shared.admin.queue("default").delayed == 2, 20)
+
+        def etas() -> list[float]:
+            return sorted(j.eta or 0.0 for j in coord_shared.broker.pending(delayed=True))
+
+        if change == "same":  # set again: the reservations stand, nothing runs early or twice
+            before = etas()
+            coord_shared.admin.control.rate_limit(t.limited.name, "1/m", timeout=10)
+            assert etas() == before and len(lines(tmp_path / "limited")) == 1
+            t.limited.delay("r3")  # reserves after the two that wait, not between them
+            wait_for(lambda: len(etas()) == 3, 20)
+            assert etas()[2] >= before[1] + 59, (before, etas())
+            return
         if change == "raise":
             coord_shared.admin.control.rate_limit(t.limited.name, "100/s", timeout=10)
             assert sorted(r.get(timeout=20) for r in held) == ["r0", "r1", "r2"]
@@ -91,8 +103,8 @@ def test_a_rate_limit_changed_at_run_time_retimes_the_runs_it_held_back(
             coord_shared.admin.control.rate_limit(t.limited.name, "1/h", timeout=10)
 
             def retimed() -> bool:  # both back in the delayed set, now an hour or more away
-                etas = sorted(j.eta or 0.0 for j in coord_shared.broker.pending(delayed=True))
-                return len(etas) == 2 and etas[0] > time.time() + 1800 and etas[1] > etas[0] + 1800
+                now = etas()
+                return len(now) == 2 and now[0] > time.time() + 1800 and now[1] > now[0] + 1800
 
             wait_for(retimed, 20)
             assert len(lines(tmp_path / "limited")) == 1  # the first run's start counts as now
