@@ -20,6 +20,8 @@ from conveyor.options import ENQUEUE_OPTIONS
 from conveyor.retry import backoff_delay
 from conveyor.routing import resolve_route
 
+from .conftest import ThreadWorker
+
 
 @pytest.fixture
 def app(tmp_path: Path) -> Conveyor:
@@ -413,3 +415,21 @@ def test_bulk_enqueue_honours_a_callable_router_per_call(app: Conveyor) -> None:
 
     size.delay_many([(n,) for n in range(10)])
     assert {q: s.ready for q, s in app.broker.queue_stats().items()} == {"default": 6, "big": 4}
+
+
+def test_async_result_and_group_result_without_an_app_use_the_current_one(
+    app: Conveyor, run_worker: type[ThreadWorker]
+) -> None:
+    """Celery code reads a task by id with ``AsyncResult(task_id)`` (a Django view polling a
+    task): the app is the one created last, as Celery's current_app."""
+    from conveyor import AsyncResult, GroupResult
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    sent = add.delay(2, 3)
+    assert AsyncResult(sent.id).app is app and AsyncResult(sent.id).state == states.PENDING
+    with run_worker(app):
+        assert AsyncResult(sent.id).get(timeout=20) == 5
+        assert GroupResult("g-1", [AsyncResult(sent.id)]).get(timeout=20) == [5]

@@ -28,7 +28,10 @@ def _current_app() -> Conveyor:
     """The most recently created app (what ``@shared_task`` tasks use)."""
     app = _current() if _current is not None else None
     if app is None:
-        raise ConfigurationError("no Conveyor app has been created yet (shared_task needs one)")
+        raise ConfigurationError(
+            "no Conveyor app has been created yet (shared_task, current_app and AsyncResult(id) "
+            "without app= use the one created last)"
+        )
     return app
 
 

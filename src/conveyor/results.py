@@ -11,6 +11,7 @@ from . import states
 from .exceptions import DecodeError, RemoteError, TimeoutError
 from .message import ResultPayload, decode_json, decode_result, encode_json
 from .progress import read_progress
+from .registry import _current_app
 
 if TYPE_CHECKING:
     from .appproto import AppLike
@@ -52,13 +53,22 @@ class AsyncResult(Generic[R]):
     >>> r = add.delay(2, 2)              # doctest: +SKIP
     >>> r.get(timeout=5)                 # doctest: +SKIP
     4
+    >>> AsyncResult(task_id).state       # doctest: +SKIP
+    'SUCCESS'
+
+    ``app`` defaults to the current app (the one created last), as in Celery.
     """
 
     def __init__(
-        self, task_id: str, app: AppLike, parent: AsyncResult[Any] | GroupResult | None = None
+        self,
+        task_id: str,
+        app: AppLike | None = None,
+        parent: AsyncResult[Any] | GroupResult | None = None,
     ) -> None:
         self.id = task_id
-        self.app = app
+        # Without an app: the current one (the app last created), as Celery's ``AsyncResult(id)``
+        # in a Django view uses ``current_app``.
+        self.app: AppLike = app if app is not None else _current_app()
         #: The result this one's task follows in a workflow (a chain's previous step, a chord's
         #: header group), when this handle was made by the code that started the workflow.
         self.parent = parent
@@ -271,12 +281,12 @@ class GroupResult:
         self,
         group_id: str,
         results: list[AsyncResult[Any]],
-        app: AppLike,
+        app: AppLike | None = None,
         parent: AsyncResult[Any] | None = None,
     ) -> None:
         self.id = group_id
         self.results = list(results)
-        self.app = app
+        self.app: AppLike = app if app is not None else _current_app()
         self.parent = parent
 
     def __repr__(self) -> str:
