@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 
 from conveyor import Conveyor
 from conveyor.beat.claims import slot_task_id
 
 from ..procs import WorkerProcess, wait_for
+from ..redis_server import RedisServer
 from .helpers import duplicates
 from .procs import APP, BeatProcess, sent_slots
 
@@ -141,3 +143,24 @@ def test_a_restarted_scheduler_continues_from_its_stored_cursor(
 def _slot_of(task_id: str) -> float:
     stamp = task_id.split(":", 2)[2]  # beat:<entry>:<slot, ISO 8601 UTC>
     return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+def test_a_scheduler_whose_redis_lost_its_data_writes_its_declared_entries_again(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A Redis restarted without persistence comes back empty: the entries, the lease and the
+    claims are gone. The scheduler loses the lease, takes it again, writes its declared
+    entries again (create-only) and goes on sending, instead of leading an empty schedule."""
+    url = redis_server.url
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    beat = BeatProcess(url, tmp_path, "lonely").wait_ready()
+    try:
+        wait_for(lambda: sent_slots([beat.log()]).get("tick"), 15)
+        client.flushall()
+        lost = time.time()
+        wait_for(lambda: any(s > lost for s in sent_slots([beat.log()]).get("tick", [])), 30)
+        assert "declared entries missing from the broker were written again" in beat.log()
+    finally:
+        beat.stop()
+        client.close()

@@ -37,7 +37,7 @@ from .claims import ClaimKind, finish_claim, slot_task_id, take_claim
 from .entry import Entry, EntryState
 from .lease import FOLLOWER_POLL, LeaderLease
 from .store import ScheduleStore, Stored
-from .sync import SyncReport, declared_entries, sync_declared
+from .sync import SyncReport, declared_entries, restore_missing, sync_declared
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
@@ -90,6 +90,7 @@ class Scheduler:
         self._version = -1
         self._reload_at = -math.inf
         self._stop = threading.Event()
+        self._declared: dict[str, Entry] = {}  # what prepare() synced: restored if it goes missing
 
     # -- start -------------------------------------------------------------------------------
     def prepare(self, *, check_tasks: bool = True) -> SyncReport:
@@ -101,6 +102,7 @@ class Scheduler:
         now = self.clock()
         declared = declared_entries(self.app, now, check_tasks=check_tasks)
         report = sync_declared(self.store, self.app, declared, now)
+        self._declared = declared
         for name, stored in sorted(self.store.load().items()):
             if check_tasks and stored.entry.task not in self.app.tasks:
                 # Entries added at runtime may name tasks this app does not import; like
@@ -230,6 +232,7 @@ class Scheduler:
         """Lead or follow until :meth:`stop`; safe to run in any number of processes."""
         self._stop.clear()
         failing = False
+        leading = False
         beat_init.send(self)
         logger.info("beat %s ready: %d entries stored", self.owner, len(self.store.load()))
         try:
@@ -237,8 +240,12 @@ class Scheduler:
                 now = self.clock()
                 try:
                     if self.lease.keep(time.time()):
+                        if not leading:  # a broker that lost its data lost the lease too
+                            restore_missing(self.store, self._declared)
+                            leading = True
                         wake = min(self.tick(now), now + CHECK_INTERVAL, now + self.lease.renew_in)
                     else:
+                        leading = False
                         self._reload_at = -math.inf  # reload on becoming the leader
                         wake = now + FOLLOWER_POLL
                     if failing:

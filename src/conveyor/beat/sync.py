@@ -98,3 +98,21 @@ def sync_declared(store: ScheduleStore, app: AppLike, declared: dict[str, Entry]
         if names:
             logger.info("beat: declared entries %s: %s", verb, ", ".join(sorted(names)))
     return report
+
+
+def restore_missing(store: ScheduleStore, declared: dict[str, Entry]) -> list[str]:
+    """Create the declared entries the broker no longer has (create-only: an entry that exists
+    is left as it is, whoever wrote it). A scheduler calls it when it becomes the leader: after a
+    broker that lost its data (a Redis restarted without persistence) it would otherwise lead
+    an empty schedule and send nothing. Returns the names it created."""
+    restored = [
+        name
+        for name, entry in declared.items()
+        if store.broker.kv_get(ENTRY_PREFIX + name) is None and store.put_entry(entry, None)
+    ]
+    if restored:
+        logger.warning(
+            "beat: declared entries missing from the broker were written again (did it lose its data?): %s",
+            ", ".join(sorted(restored)),
+        )
+    return restored
