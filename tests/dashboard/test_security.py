@@ -63,6 +63,13 @@ def test_a_forged_action_without_the_csrf_token_is_refused(
         )
         assert bare.status_code == 403  # no cookie at all
         assert not any(q.paused for q in producer.admin.queues() if q.name == "dash-b")
+        # The JSON API refuses in JSON (every answer of it is), the pages in plain text.
+        api = admin.post("/api/queues/dash-b/pause")
+        assert (api.status_code, api.headers["content-type"]) == (403, "application/json")
+        assert api.json() == {"error": "CSRF token missing or wrong: reload the page and try again"}
+        assert admin.post("/queues/dash-b/pause").headers["content-type"].startswith("text/plain")
+        anonymous = httpx.get(server.url + "/api/queues")
+        assert (anonymous.status_code, anonymous.json()) == (401, {"error": "authentication required"})
         done = csrf_post(admin, "/queues/dash-b/pause")
         assert done.status_code == 303
         assert producer.admin.queue("dash-b").paused

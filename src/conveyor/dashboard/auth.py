@@ -29,6 +29,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import math
 import os
 import threading
@@ -311,6 +312,7 @@ class AuthMiddleware:
                     429,
                     f"too many failed logins from {client}: try again in {wait} s",
                     [(b"retry-after", str(wait).encode())],
+                    scope,
                 )
                 return
             # In the thread pool: a first check of a scrypt hash takes tens of milliseconds,
@@ -321,26 +323,45 @@ class AuthMiddleware:
                 if header:  # a browser's first request carries no credentials: no failure
                     self.failures.failed(client)
                 await plain_response(
-                    send, 401, "authentication required", [(b"www-authenticate", b'Basic realm="Conveyor"')]
+                    send,
+                    401,
+                    "authentication required",
+                    [(b"www-authenticate", b'Basic realm="Conveyor"')],
+                    scope,
                 )
                 return
             scope[USER_KEY] = user
         if scope["method"] not in SAFE_METHODS and not user.can_act:
-            await plain_response(send, 403, f"user {user.name!r} is read-only: it cannot act")
+            await plain_response(send, 403, f"user {user.name!r} is read-only: it cannot act", scope=scope)
             return
         await self.app(scope, receive, send)
 
 
+def _api(scope: Scope) -> bool:
+    """A request to the JSON API (``/api/...`` under the dashboard's root path)."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    relative = path[len(root) :] if root and path.startswith(root) else path
+    return relative == "/api" or relative.startswith("/api/")
+
+
 async def plain_response(
-    send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    status: int,
+    text: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    scope: Scope | None = None,
 ) -> None:
-    body = (text + "\n").encode()
+    """A refusal in one line: plain text for pages, ``{"error": text}`` for the JSON API (whose
+    every answer is JSON, http-api.md), told apart by ``scope``'s path."""
+    api = scope is not None and _api(scope)
+    body = (json.dumps({"error": text}) if api else text).encode() + b"\n"
+    kind = b"application/json" if api else b"text/plain; charset=utf-8"
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", kind),
                 (b"content-length", str(len(body)).encode()),
                 *(headers or []),
             ],

@@ -58,11 +58,13 @@ class CSRFMiddleware:
         if scope["method"] not in SAFE_METHODS and not _bearer(headers):
             body, receive = await _buffer(receive)
             if body is None:
-                await plain_response(send, 413, "request body too large")
+                await plain_response(send, 413, "request body too large", scope=scope)
                 return
             sent = headers.get(HEADER, b"").decode("latin-1") or _form_token(headers, body)
             if not cookie or not sent or not hmac.compare_digest(sent.encode(), cookie.encode()):
-                await plain_response(send, 403, "CSRF token missing or wrong: reload the page and try again")
+                await plain_response(
+                    send, 403, "CSRF token missing or wrong: reload the page and try again", scope=scope
+                )
                 return
         if cookie:
             await self.app(scope, receive, send)

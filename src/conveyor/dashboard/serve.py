@@ -81,6 +81,7 @@ class LoopbackHostsOnly:
                     f"host {name!r} refused: without authentication this dashboard answers only to "
                     "localhost, 127.0.0.1 and [::1] (a guard against DNS rebinding). Add "
                     f"--allow-host {name} if a proxy of yours sends that name, or use --auth/--token.",
+                    scope=scope,
                 )
                 return
         await self.app(scope, receive, send)
