@@ -226,6 +226,8 @@ def test_purge_asks_unless_forced(app: Conveyor, url: str) -> None:
     forced = conveyor("purge", "-Q", "default", "-f", url=url)
     assert forced.returncode == 0 and "purged 2 task(s)" in forced.stdout
     assert app.broker.queue_stats().get("default") is None
+    empty = conveyor("purge", "-Q", "default", url=url, stdin="")  # nothing to ask about
+    assert (empty.returncode, empty.stdout.strip()) == (0, "no waiting tasks in default")
 
 
 def test_dead_list_and_retry(app: Conveyor, url: str, tmp_path: Path) -> None:

@@ -141,6 +141,9 @@ def purge(state: State, queues: str | None, force: bool) -> None:
         click.echo("no queues have waiting tasks")
         return
     waiting = sum(s.ready + s.delayed for q, s in broker.queue_stats().items() if q in names)
+    if not waiting:  # nothing to ask about
+        click.echo(f"no waiting tasks in {', '.join(names)}")
+        return
     if not force:
         click.confirm(f"Delete {waiting} waiting task(s) from {', '.join(names)}?", abort=True)
     purged = broker.purge(names)
