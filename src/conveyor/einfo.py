@@ -6,7 +6,8 @@ what Celery code usually does with it (mail it, log it).
 
 ``task_traceback`` formats every traceback of a task's failure (the result's, the task
 history's, the worker's log line, ``einfo``): from the first frame outside Conveyor, so that it
-starts at the task's own code instead of the half-dozen worker frames that led into it.
+starts at the task's own code instead of the half-dozen worker frames that led into it, and
+without Conveyor frames between two of the task's own.
 """
 
 from __future__ import annotations
@@ -42,7 +43,17 @@ def task_traceback(exc: BaseException) -> str:
     start = first = exc.__traceback__
     while first is not None and first.tb_frame.f_code.co_filename.startswith(_PACKAGE):
         first = first.tb_next
-    return "".join(tb.format_exception(type(exc), exc, first if first is not None else start))
+    shown = tb.TracebackException(type(exc), exc, first if first is not None else start)
+    # Conveyor frames between two of the task's own are left out too: ``self.retry(exc=e)`` past
+    # max_retries re-raises ``e`` from inside Conveyor, which would put its frames between the
+    # task's call and the line that raised ``e``. Trailing ones stay (a Conveyor call that
+    # failed, or MaxRetriesExceededError: where it was raised).
+    frames = list(shown.stack)
+    last_own = max((i for i, f in enumerate(frames) if not f.filename.startswith(_PACKAGE)), default=-1)
+    kept = [f for i, f in enumerate(frames) if i > last_own or not f.filename.startswith(_PACKAGE)]
+    if len(kept) != len(frames):
+        shown.stack = StackSummary.from_list(kept)
+    return "".join(shown.format())
 
 
 def stopped_traceback(stack: StackSummary, exc: BaseException) -> str:

@@ -78,6 +78,15 @@ def manual_retry(self, fail_times: int) -> int:
     return self.request.retries
 
 
+@app.task(bind=True, max_retries=0)
+def retries_with_exc(self) -> None:
+    """Past max_retries, ``self.retry(exc=e)`` raises ``e`` itself (Celery's rule)."""
+    try:
+        raise KeyError("upstream down")
+    except KeyError as exc:
+        raise self.retry(exc=exc, countdown=0) from None
+
+
 @app.task
 def boom() -> None:
     raise ValueError("boom")

@@ -111,6 +111,20 @@ def test_a_result_that_does_not_serialise_fails_the_task_clearly(app: Conveyor, 
             result.get(timeout=10)
 
 
+def test_retry_past_max_retries_raises_the_tasks_exception_with_only_the_tasks_frames(
+    app: Conveyor, run_worker
+) -> None:
+    """``self.retry(exc=e)`` past max_retries re-raises ``e`` from inside Conveyor: the stored
+    traceback shows the task's call and the line that raised ``e``, none of Conveyor's frames."""
+    with run_worker(app):
+        result = basic.retries_with_exc.delay()
+        with pytest.raises(KeyError):
+            result.get(timeout=20)
+    trace = result.traceback or ""
+    assert 'raise KeyError("upstream down")' in trace and "raise self.retry(exc=exc" in trace, trace
+    assert "/conveyor/" not in trace, trace
+
+
 @pytest.mark.parametrize("pool", ["threads", "solo"])
 def test_soft_time_limit_raises_inside_a_sync_task(app: Conveyor, run_worker, pool: str) -> None:
     with run_worker(app, pool=pool):
