@@ -8,7 +8,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 # Three pytest-xdist workers: most tests wait on real processes and deadlines, not on the CPU
 # (the suite used a third of two cores with two workers), so three at a time cut the wall time
-# even on a loaded 2-core machine: 11.4 min of pytest with a CPU hog beside it, against 16.8
+# even on a loaded 2-core machine: 11.4-11.9 min of pytest with a CPU hog beside it, against 16.8
 # with two (each worker starts its own throwaway servers). PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 3
 
