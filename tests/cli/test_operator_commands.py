@@ -157,6 +157,25 @@ def test_status_and_health_queue_name_a_queue_whose_ready_tasks_no_worker_consum
     assert "problem:" not in conveyor("status", url=url).stdout
 
 
+def test_inspect_stats_counts_a_body_abandoned_at_its_hard_limit(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """Blocked in C (time.sleep(5)) past a 0.5 s hard limit: the threads pool stops waiting and
+    leaves the thread to finish; ``inspect stats`` shows it in ``abandoned_threads``."""
+    worker = WorkerProcess(process_broker_url, tmp_path, name="abandons").wait_ready()
+    try:
+        result = basic.sleeper.apply_async((5.0,), time_limit=0.5)
+        wait_for(lambda: result.state == states.FAILURE, 20)
+
+        def abandoned() -> list[int]:
+            out = conveyor("inspect", "stats", "--json", url=process_broker_url)
+            return [r["abandoned_threads"] for r in json.loads(out.stdout).values()]
+
+        wait_for(lambda: abandoned() == [1], 20)
+    finally:
+        worker.stop()
+
+
 def test_inspect_without_a_live_worker_says_no_node_reported(sqlite_url: str) -> None:
     for args, said in [
         (["inspect", "stats"], "no live worker: no node reported by heartbeat\n"),
