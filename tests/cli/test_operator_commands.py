@@ -63,6 +63,11 @@ def test_every_operator_command_has_help_with_an_example(sqlite_url: str) -> Non
         (["resume", "nope"], "unknown queue 'nope'"),
         (["health", "--worker", "nobody@nowhere"], "unknown worker 'nobody@nowhere'"),
         (["health", "--worker", "a", "--local"], "give one of --worker NAME, --local or --queue NAME"),
+        # Celery subcommands Conveyor lacks: what to use instead, not only "No such command".
+        (["inspect", "failed"], "failed tasks are `conveyor tasks --state failed`"),
+        (["inspect", "memdump"], "shows each worker's memory_rss"),
+        (["control", "time_limit", "proj.add", "10"], "control time_limit: not provided at run time"),
+        (["control", "autoscale", "10", "3"], "the pool size is -c at start"),
     ],
 )
 def test_a_bad_flag_or_unknown_name_is_a_one_line_error_with_exit_2(

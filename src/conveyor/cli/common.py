@@ -133,3 +133,18 @@ def log_options(command: Callable[..., Any]) -> Callable[..., Any]:
         default="info",
         show_default=True,
     )(command)
+
+
+class HintedGroup(click.Group):
+    """A group that answers a Celery subcommand it does not have with what to use instead
+    (``hints``: name -> one line), not only click's "No such command"."""
+
+    hints: dict[str, str] = {}
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0]) if args else ""
+        if name in self.hints and self.get_command(ctx, name) is None:
+            raise click.UsageError(f"{self.name} {name}: {self.hints[name]}", ctx)
+        return super().resolve_command(ctx, args)

@@ -17,7 +17,7 @@ import click
 
 from ..admin import Reply
 from ..admin.control import DEFAULT_TIMEOUT, SIGNALS
-from .common import State, lookups
+from .common import HintedGroup, State, lookups
 from .display import echo_json
 
 Lines = Callable[[Any], list[str]]
@@ -92,7 +92,24 @@ def _key(reply: Reply, replies: list[Reply]) -> str:
     return reply.hostname if sum(r.hostname == reply.hostname for r in replies) == 1 else reply.worker
 
 
-@click.group("control")
+class _Control(HintedGroup):
+    hints = {
+        "time_limit": "not provided at run time: set time_limit/soft_time_limit on the task, or "
+        "worker --time-limit/--soft-time-limit, and restart the worker",
+        **dict.fromkeys(
+            ("pool_grow", "pool_shrink", "autoscale"),
+            "not provided: the pool size is -c at start; run more worker processes (--processes N) to grow",
+        ),
+        **dict.fromkeys(
+            ("enable_events", "disable_events"),
+            "not needed: task states are always recorded in the broker (`conveyor monitor`)",
+        ),
+        "heartbeat": "not needed: workers heartbeat to the broker on their own (`inspect stats`)",
+        "election": "not provided: schedulers elect their leader through a broker lease",
+    }
+
+
+@click.group("control", cls=_Control)
 def control() -> None:
     """Send commands to live workers through the broker; each worker replies.
 

@@ -23,12 +23,26 @@ from typing import Any
 import click
 
 from ..admin import Admin, WorkerInfo
-from .common import State
+from .common import HintedGroup, State
 from .control import checked, destination_option, json_option, names, report, timeout_option
 from .display import duration, echo_json, size
 
 
-@click.group("inspect")
+class _Inspect(HintedGroup):
+    hints = {
+        "failed": "not a Celery command either: failed tasks are `conveyor tasks --state failed`, "
+        "dead letters `conveyor dead list`",
+        "report": "not provided: `conveyor status` and `conveyor inspect stats` describe each worker",
+        "conf": "not provided: a worker's settings are its app's (`app.conf`, the settings module)",
+        "clock": "not provided: workers keep no logical clock; `inspect stats` shows heartbeat_age",
+        **dict.fromkeys(
+            ("memdump", "memsample", "objgraph"),
+            "not provided: `inspect stats` shows each worker's memory_rss",
+        ),
+    }
+
+
+@click.group("inspect", cls=_Inspect)
 def inspect() -> None:
     """Inspect live workers: what they run, hold and know, their counters and queues.
 
