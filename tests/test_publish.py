@@ -45,8 +45,12 @@ def test_enqueue_survives_a_restart_within_the_retry_policy(server: RedisServer)
     )
     app.tasks["publish.add"].delay(1, 1)  # connected before the outage
     server.stop()
-    threading.Timer(0.5, server.start).start()
+    restart = threading.Timer(0.5, server.start)
+    restart.start()
     result = app.tasks["publish.add"].delay(2, 3)  # retried until the server is back
+    # start() returns once it saw PONG itself; joined here, or the fixture's teardown could kill
+    # the server under it on a loaded machine (the thread then fails in a later test).
+    restart.join(15)
     assert result.state == states.PENDING
     assert app.broker.queue_stats()["default"].ready == 2
     app.close()
