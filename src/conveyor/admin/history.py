@@ -163,10 +163,8 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
             if recorded.finished is not None and recorded.finished >= task.started:
                 return recorded  # it ended since the heartbeat that still lists it (<= 1 s old)
             live = _from_running(task)
-            made = max(live.attempts_made, recorded.attempts[-1].attempt + 1) if recorded.attempts else None
-            return dataclasses.replace(
-                live, attempts=recorded.attempts, attempts_made=made or live.attempts_made
-            )
+            made = _runs(live.attempts_made, recorded.attempts, running_now=True)
+            return dataclasses.replace(live, attempts=recorded.attempts, attempts_made=made)
     pending = broker.pending_job(task_id)
     row = broker.history_row(task_id)
     if pending is not None:  # waiting, or scheduled (a retry: with its attempts so far)
@@ -174,7 +172,7 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
         if row is None:
             return info
         attempts = task_info(row).attempts
-        made = max(info.attempts_made, attempts[-1].attempt) if attempts else info.attempts_made
+        made = _runs(info.attempts_made, attempts, running_now=False)
         return dataclasses.replace(info, attempts=attempts, attempts_made=made)
     if row is not None:
         return task_info(row)
@@ -225,6 +223,13 @@ def _numbered(attempts: Iterable[AttemptInfo]) -> tuple[AttemptInfo, ...]:
     return tuple(numbered)
 
 
+def _runs(counted: int, attempts: tuple[AttemptInfo, ...], running_now: bool) -> int:
+    """Runs made: ``counted`` (retries + 1), or more when the numbered failed attempts say so
+    (a retried dead letter runs again with the retries it had), plus the run going on or
+    succeeded after the last failed one when ``running_now``."""
+    return max(counted, attempts[-1].attempt + running_now) if attempts else counted
+
+
 def task_info(row: HistoryRow) -> TaskInfo:
     try:
         rec = decode_record(row.record)
@@ -236,9 +241,8 @@ def task_info(row: HistoryRow) -> TaskInfo:
         if a is not None
     )
     result, error, trace = _payload(row.payload)
-    made = rec.retries + 1
-    if attempts:  # a run after the last failed one (its success) counts too
-        made = max(made, attempts[-1].attempt + (rec.state == states.SUCCESS))
+    # A success came after the last failed attempt: that run counts too.
+    made = _runs(rec.retries + 1, attempts, running_now=rec.state == states.SUCCESS)
     return TaskInfo(
         id=row.id,
         name=rec.name,

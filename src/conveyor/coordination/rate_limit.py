@@ -107,6 +107,22 @@ class RateLimiter:
         )
 
 
+def restart(broker: Broker, key: str, rate: Rate | None, now: float) -> None:
+    """The limit on ``key`` changed to ``rate`` (None: none) and its reservations are void
+    (coordination/retime.py): no key when there is no limit; a next free start one new interval
+    from now when the key lies ahead (a run started within the old interval: it may have been
+    just now); left absent or passed otherwise (the next run may start at once). Compare-and-set:
+    a reservation made meanwhile stands."""
+    entry = broker.kv_get(key)
+    if entry is None:
+        return
+    if rate is None:
+        broker.kv_compare_and_set(key, entry.value, None)
+    elif _float(entry.value) > now:
+        new_tat = now + rate.interval
+        broker.kv_compare_and_set(key, entry.value, repr(new_tat).encode(), new_tat - now + rate.interval)
+
+
 def _float(raw: bytes | None) -> float:
     if raw is None:
         return 0.0

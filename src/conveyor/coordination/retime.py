@@ -33,6 +33,7 @@ from ..exceptions import DecodeError
 from ..message import decode_envelope
 from .guards import RATE_HEADER
 from .keys import rate_key
+from .rate_limit import restart
 
 if TYPE_CHECKING:
     from ..brokers import Broker
@@ -61,7 +62,7 @@ def retime(broker: Broker, task: str, rate: Rate | None) -> int:
             break
         offset += PAGE
     if not kept:  # with reservations still good, the key holds their times: left alone
-        _restart(broker, rate_key(task), rate)
+        restart(broker, rate_key(task), rate, time.time())
     return sum(broker.bring_forward(voided[i : i + PAGE]) for i in range(0, len(voided), PAGE))
 
 
@@ -78,26 +79,3 @@ def _reserved_under(body: bytes, task: str) -> float | None:
     if len(reserved) == 3 and isinstance(reserved[2], int | float):
         return float(reserved[2])
     return -1.0
-
-
-def _restart(broker: Broker, key: str, rate: Rate | None) -> None:
-    """Set the limiter's next free start for the new limit (compare-and-set, so a reservation
-    made meanwhile is not overwritten: then it stands)."""
-    entry = broker.kv_get(key)
-    if entry is None:
-        return  # no recent run: the next may start at once
-    now = time.time()
-    if rate is None:
-        broker.kv_compare_and_set(key, entry.value, None)
-    elif _tat(entry.value) > now:
-        # A run started within the old interval (or runs were reserved and are voided): the
-        # last one may have started just now. Form and expiry as RateLimiter.reserve writes.
-        interval = rate.interval
-        broker.kv_compare_and_set(key, entry.value, repr(now + interval).encode(), 2 * interval)
-
-
-def _tat(raw: bytes) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        return 0.0
