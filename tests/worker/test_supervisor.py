@@ -76,6 +76,21 @@ def test_sigterm_to_the_whole_process_group_drains_running_tasks(tmp_path: Path)
     assert "second signal" not in (tmp_path / "group.log").read_text()
 
 
+def test_a_supervisor_stopped_while_its_children_start_exits_cleanly(tmp_path: Path) -> None:
+    """SIGTERM as the children are forked: it reaches a child before its worker has installed
+    its own handler. That child must end cleanly, not die of the signal (the supervisor then
+    exited -15, so ``systemctl stop`` reported a failure), and must not run the supervisor's
+    inherited handler (it then started a worker no one stopped). Several rounds at different
+    moments: the window is a few milliseconds wide."""
+    for round_ in range(8):
+        url = f"sqlite:///{tmp_path / f'start{round_}.db'}"
+        supervisor = WorkerProcess(url, tmp_path, "--processes", "2", name=f"start{round_}")
+        wait_for(lambda s=supervisor: "started worker process 2" in s.log(), 30, interval=0.001)
+        time.sleep(0.003 * round_)
+        code = supervisor.stop(timeout=30)
+        assert code == 0, f"round {round_}: exit {code}\n{supervisor.log()}"
+
+
 def alive(pid: int) -> bool:
     """Running, not a zombie nobody reaped yet (a container's init may never reap orphans)."""
     try:

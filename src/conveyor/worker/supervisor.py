@@ -35,6 +35,7 @@ RECYCLED = 75  # EX_TEMPFAIL
 # Exit code of a child stopped by a ``shutdown`` control command (worker/control.py): the
 # operator asked for one process fewer, so it is not replaced.
 SHUT_DOWN = 64
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Supervisor:
@@ -51,12 +52,21 @@ class Supervisor:
 
     def _spawn(self, index: int) -> None:
         supervisor = os.getpid()
-        pid = os.fork()
+        # Stop signals are held across the fork: one landing in the child before it has its
+        # own handler would run the supervisor's (forwarding it to the siblings, while the
+        # child went on to start a worker no one would stop).
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            raise
         if pid == 0:  # the child: run the worker, never return into the supervisor's code
             code = 1
             try:
-                for signum in (signal.SIGTERM, signal.SIGINT):
-                    signal.signal(signum, signal.SIG_DFL)  # the worker installs its own
+                for signum in STOP_SIGNALS:
+                    signal.signal(signum, _stop_before_work)  # until the worker installs its own
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
                 _stop_with(supervisor)
                 os.environ["CONVEYOR_PROCESS_INDEX"] = str(index)
                 self.target(index)
@@ -70,6 +80,7 @@ class Supervisor:
                 sys.stderr.flush()
                 os._exit(code)
         self.children[pid] = index
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # now forwarded to it as well
         logger.info("started worker process %d (pid %d)", index, pid)
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -79,7 +90,7 @@ class Supervisor:
                 os.kill(pid, signum)
 
     def run(self) -> int:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
         for index in range(1, self.processes + 1):
             self._spawn(index)
@@ -109,6 +120,23 @@ class Supervisor:
             if not self.stopping:
                 self._spawn(index)
         return exit_code
+
+
+def _stop_before_work(_signum: int, _frame: Any) -> None:
+    """A child asked to stop before its worker took over the stop signals: it has leased
+    nothing yet, so it ends at once, cleanly (with SIG_DFL it would die "killed by SIGTERM",
+    and the supervisor would report the stop as a failure)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def ignore_stop_signals() -> None:
+    """(A supervised child whose worker has drained) A stop signal arriving now would find
+    ``_stop_before_work`` again, restored by the worker: nothing is left to stop, and the
+    child's own exit (its code, a scheduler giving up its lease) must not be cut short."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _stop_with(supervisor: int) -> None:
