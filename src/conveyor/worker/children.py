@@ -51,6 +51,7 @@ from ..log import configure, install_task_context, set_worker_name
 from ..request import Request, current_request
 from ..signals import worker_process_init
 from .parentdeath import signal_on_parent_death
+from .supervisor import STOP_SIGNALS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -143,8 +144,9 @@ def child_main(start: Start, conn: Connection, stack_path: str, app: AppLike | N
     _die_with_parent()
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)  # the worker's event loop's, inherited by the fork
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held by the worker across the start
     signal.signal(signal.SIGUSR1, _soft_limit)
     _dump_stacks_on_request(stack_path)
     if app is None:

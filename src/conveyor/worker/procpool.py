@@ -68,6 +68,7 @@ from .children import (
 )
 from .pools import START_METHODS, PoolBroken, ProcessDied
 from .runners import _killed
+from .supervisor import STOP_SIGNALS
 
 __all__ = ["START_METHODS", "PoolBroken", "ProcessDied", "ProcessPool", "ProcessRunner"]
 
@@ -228,12 +229,18 @@ class ProcessPool:
         if self.method == "fork":
             args += (self.app,)  # inherited by the fork, never pickled
         process = self.context.Process(target=child_main, args=args, name=f"PoolWorker-{index}", daemon=False)
+        # Stop signals are held until the child ignores them (child_main): one landing in
+        # between would run the worker's own handler in the child. The mask survives exec, so
+        # this holds under spawn too.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             process.start()
         except BaseException:
             if stack_fd is not None:
                 _remove_stack_file(stack_fd, stack_path)
             raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         theirs.close()  # only the child holds it now: its death is an EOF here
         child = Child(process, ours, index, stack_fd, stack_path)
         self.children[child.pid] = child

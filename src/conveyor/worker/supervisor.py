@@ -35,6 +35,7 @@ RECYCLED = 75  # EX_TEMPFAIL
 # Exit code of a child stopped by a ``shutdown`` control command (worker/control.py): the
 # operator asked for one process fewer, so it is not replaced.
 SHUT_DOWN = 64
+# What a worker drains on; held across the forks of --processes and of -P processes.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
