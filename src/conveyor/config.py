@@ -93,7 +93,9 @@ class Settings(MutableMapping[str, Any]):
     worker_concurrency: int | None = None  # None: 8 for threads, 100 for asyncio, 1 for solo
     worker_pool: str = "threads"
     worker_pool_start_method: str = "fork"  # -P processes: "fork" (after the app import) or "spawn"
-    worker_prefetch_multiplier: int = 4
+    # The floor of what a worker holds, per slot: 1 (not Celery's 4), raised for short tasks
+    # (worker/fetcher.py), so a busy worker never sits on long tasks an idle one could run.
+    worker_prefetch_multiplier: int = 1
     worker_max_tasks_per_child: int | None = None  # retire a worker process after this many tasks
     worker_max_memory_per_child: int | None = None  # ... or once its resident memory passes this (KiB)
     worker_lease_timeout: float = 3.0  # a lease not renewed for this long is reclaimed

@@ -57,8 +57,9 @@ def test_a_task_revoked_while_queued_or_prefetched_is_listed_as_revoked_and_sign
     assert out.returncode == 0, out
     assert app.admin.task(by_cli.id).state == "revoked" and len(_signals(tmp_path)) == 1
     # Prefetched by a one-slot worker busy with another task (its fetch loop stays free to
-    # prefetch): dropped by that worker when its turn comes.
-    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "1", app=APP, name="hr").wait_ready()
+    # prefetch, four per slot): dropped by that worker when its turn comes.
+    one_slot = ["-c", "1", "--prefetch-multiplier", "4"]
+    worker = WorkerProcess(process_broker_url, tmp_path, *one_slot, app=APP, name="hr").wait_ready()
     try:
         busy = slow.delay("gate")
         wait_for(lambda: app.admin.task(busy.id).state == "running", 20)

@@ -68,7 +68,17 @@ def test_a_pause_gives_back_the_tasks_a_worker_prefetched_and_they_run_after_res
     blocker = basic.gated.apply_async(("pause-gate", "b"), queue="prefetched")
     behind = [basic.add.apply_async((i, i), queue="prefetched") for i in range(3)]
     worker = WorkerProcess(
-        process_broker_url, tmp_path, "-Q", "prefetched,other", "-c", "1", "-P", pool
+        # Four held per slot, as Celery's default (Conveyor's holds only the running one here).
+        process_broker_url,
+        tmp_path,
+        "-Q",
+        "prefetched,other",
+        "-c",
+        "1",
+        "-P",
+        pool,
+        "--prefetch-multiplier",
+        "4",
     ).wait_ready()
     try:
         wait_for((tmp_path / "pause-gate").exists, 30)  # the blocker holds the slot

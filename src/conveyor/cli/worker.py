@@ -108,7 +108,7 @@ def default_processes(pool: str, concurrency_set: bool, broker_url: str) -> int:
 @click.option(
     "--prefetch-multiplier",
     type=click.IntRange(min=1),
-    help="Jobs held per concurrency slot (default: worker_prefetch_multiplier = 4).",
+    help="Jobs held at least per slot, more for short tasks (default: worker_prefetch_multiplier = 1).",
 )
 @click.option(
     "--shutdown-timeout",

@@ -4,7 +4,11 @@
   is Celery's ``concurrency x prefetch multiplier``, raised for short tasks so that a worker
   holds up to ``PREFETCH_HORIZON`` seconds of work per slot (never more than ``PREFETCH_MAX``
   jobs): tiny tasks then come in large batches, and jobs held that briefly could not have
-  started sooner on another worker, so this costs no fairness.
+  started sooner on another worker, so this costs no fairness. The multiplier defaults to 1,
+  not Celery's 4: tasks of a second or more are then held only by the slot that runs them, and
+  one busy worker never holds long tasks that an idle one could start (Celery's best-known
+  surprise; before the first task has finished nothing is known of its length, so that holds
+  for the first fetch too).
 - Leases: every delivery held, from its fetch until the broker confirmed its settle, is in
   ``leases``. After the broker failed any call, the fetcher *reconciles* before its next fetch:
   it tells the broker what it holds, and the broker gives back every other job it still leases
