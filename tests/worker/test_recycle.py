@@ -3,6 +3,7 @@ after the task that reached the limit; real processes, on both brokers processes
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -99,3 +100,23 @@ def test_a_memory_limit_below_the_start_size_warns_at_start(caplog: pytest.LogCa
         assert worker.recycled is not None
     finally:
         app.close()
+
+
+def test_a_recycled_worker_counts_each_task_it_gives_back_once(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """Ten tiny tasks, two per process: each retiring process gives back what is left (8, then
+    6, 4, 2). A fetch under way as it stopped leased again the tasks just released, and the
+    log line counted them twice (16, 12, 8, 4)."""
+    results = [basic.add.delay(i, 1) for i in range(10)]
+    flags = ("-c", "1", "--burst", "--max-tasks-per-child", "2")
+    worker = WorkerProcess(process_broker_url, tmp_path, *flags)
+    assert worker.proc.wait(timeout=120) == 0
+    worker.stop()
+    assert sorted(r.get(timeout=5) for r in results) == list(range(1, 11))
+    given = [int(n) for n in re.findall(r"gave (\d+) prefetched task\(s\) back", worker.log())]
+    assert given, worker.log()
+    left = 8
+    for n in given:  # a later process may find fewer than were left (the broker's order)
+        assert n <= left, given
+        left -= 2

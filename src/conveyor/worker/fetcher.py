@@ -77,7 +77,10 @@ class Fetcher:
         self.inbox = Inbox()
         self.room = Alarm()  # the fetcher sleeps on it while full; done() rings it
         self.held = 0
-        self.given_back = 0  # deliveries released unstarted (shutdown), for the log line
+        # Tasks released unstarted at shutdown, for the log line. Ids, not a count: a fetch
+        # already under way when the worker stopped may lease again the ones a consumer had
+        # just released, and they are released twice.
+        self.given_back: set[str] = set()
         self.leases: dict[str, int] = {}  # id -> delivery, see the module doc
         self.trouble = False  # the broker failed a call: reconcile once it answers again
         self.stopping = False
@@ -233,7 +236,7 @@ class Fetcher:
         self.settler.add(Outcome("release", d.id, d.delivery))
         self.done()
         if shutting_down:
-            self.given_back += 1
+            self.given_back.add(d.id)
 
     def release_inbox(self) -> int:
         """Give every not-yet-started delivery back. Stop sentinels (None) are kept: a fetch that

@@ -412,7 +412,7 @@ class Worker:
         # whatever it still brings back is released by the loop itself, and counted too.
         await asyncio.wait({fetching}, timeout=FETCH_WAIT + 1)
         fetcher.release_inbox()
-        released = fetcher.given_back
+        released = len(fetcher.given_back)
         if released:
             logger.info("%s: gave %d prefetched task(s) back to the queue", self.hostname, released)
         for _ in consumers:
