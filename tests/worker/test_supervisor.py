@@ -91,6 +91,30 @@ def test_a_supervisor_stopped_while_its_children_start_exits_cleanly(tmp_path: P
         assert code == 0, f"round {round_}: exit {code}\n{supervisor.log()}"
 
 
+def test_a_burst_worker_whose_output_reader_has_gone_still_exits(tmp_path: Path) -> None:
+    """``conveyor worker --burst ... | head -3``: once ``head`` has gone, the child's last flush
+    of its buffered output raises. It raised out of the child's ``finally:`` (the child then ran
+    on as a second supervisor) and made the exit a failure, so the supervisor replaced the
+    child, which failed the same way, for ever. The child exits with its own code now."""
+    url = f"sqlite:///{tmp_path / 'pipe.db'}"
+    env = {k: v for k, v in process_env(tmp_path).items() if k != "PYTHONUNBUFFERED"}
+    cmd = [sys.executable, "-m", "conveyor", "-A", "tests.apps.basic", "-b", url, "worker"]
+    # --max-tasks-per-child: a recycling worker runs under the supervisor even as one process.
+    flags = ["-Q", "nothing", "-c", "1", "--burst", "--max-tasks-per-child", "1000"]
+    proc = subprocess.Popen(
+        [*cmd, *flags], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "started worker process 1", then the reader goes, as head's does
+        proc.stdout.close()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def alive(pid: int) -> bool:
     """Running, not a zombie nobody reaped yet (a container's init may never reap orphans)."""
     try:

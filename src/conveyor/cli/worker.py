@@ -13,7 +13,7 @@ import click
 
 from ..worker.naming import expand_name
 from ..worker.pools import START_METHODS
-from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor, ignore_stop_signals
+from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor, flush_output, ignore_stop_signals
 from ..worker.worker import POOLS, Worker
 from .celery_flags import (
     WORKER_NOTES,
@@ -281,11 +281,9 @@ def _run(w: Worker, beat: Any, supervised: bool = False) -> None:
         # The worker's loop crashed (logged by Worker.run). Exit now: threads still running
         # tasks would keep the process alive but idle; the leases return its tasks.
         traceback.print_exc()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        flush_output()
         os._exit(1)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_output()  # a reader gone from a piped output must not change the exit code
     code = RECYCLED if w.recycled else 0  # the supervisor starts a fresh process in its place
     if w.pool_broken:
         code = 1  # its -P processes children cannot start: a failure, for the operator to see

@@ -77,8 +77,7 @@ class Supervisor:
             except BaseException:
                 logger.exception("worker process %d failed", index)
             finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
+                flush_output()
                 os._exit(code)
         self.children[pid] = index
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # now forwarded to it as well
@@ -123,12 +122,21 @@ class Supervisor:
         return exit_code
 
 
+def flush_output() -> None:
+    """Flush stdout and stderr before ``os._exit``, ignoring a failure: with its output piped to
+    a reader that has gone (``| head``), the flush raises, and a child must still exit with its
+    own code. (It once raised out of the child's ``finally:`` and the child ran on as a second
+    supervisor; and a --burst child that failed so was replaced for ever.)"""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
 def _stop_before_work(_signum: int, _frame: Any) -> None:
     """A child asked to stop before its worker took over the stop signals: it has leased
     nothing yet, so it ends at once, cleanly (with SIG_DFL it would die "killed by SIGTERM",
     and the supervisor would report the stop as a failure)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_output()
     os._exit(0)
 
 
