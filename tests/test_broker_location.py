@@ -121,3 +121,37 @@ def test_a_producer_and_a_worker_started_in_other_directories_share_one_sqlite_b
     ready = next(line for line in banner.splitlines() if " ready: " in line)
     assert "queues=default" in ready and ready.endswith(f" broker=sqlite:///{project}/conveyor.db")
     assert "  [queues]\n    . default\n  [tasks]\n    . portapp.add\n" in banner
+
+
+def test_an_app_setting_that_overrides_conveyor_broker_url_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app's own broker setting comes before the variable; a deploy that sets the variable
+    for every process must hear that a process whose code names a broker does not follow it."""
+    env_url, own = f"sqlite:///{tmp_path}/env.db", f"sqlite:///{tmp_path}/own.db"
+    monkeypatch.setenv("CONVEYOR_BROKER_URL", env_url)
+    with caplog.at_level("WARNING", logger="conveyor"):
+        same = Conveyor("same", broker=env_url)
+        _ = same.broker
+        assert caplog.records == []  # the same broker either way: nothing to say
+        app = Conveyor("own", broker=own)
+        _ = app.broker
+    [record] = caplog.records
+    assert f"$CONVEYOR_BROKER_URL is {env_url}, but app 'own' sets broker_url {own}" in record.getMessage()
+    same.close()
+    app.close()
+    # A command: the app's broker is used and the line says so; with -b nothing is overridden.
+    env = {**os.environ, "CONVEYOR_BROKER_URL": env_url, "HEALTH_APP_BROKER": own}
+    cmd = [sys.executable, "-m", "conveyor", "-A", "tests.apps.health_app"]
+    root = os.path.dirname(HERE)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cmd, *args], cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    out = run("queues")
+    assert out.returncode == 0, out.stderr
+    assert "which comes first and is the one used" in out.stderr
+    given = run("-b", env_url, "queues")
+    assert given.returncode == 0 and "CONVEYOR_BROKER_URL" not in given.stderr, given.stderr

@@ -104,6 +104,24 @@ class Conveyor:
         """
         return resolve_broker_url(self.conf.broker(), self.root)
 
+    def _warn_if_environment_overridden(self) -> None:
+        """The ``broker_url`` setting (or ``broker=``) comes before ``$CONVEYOR_BROKER_URL``:
+        say so when both are set and differ, once per broker opened. Otherwise a deploy that
+        sets the variable for every process would leave the ones whose code names a broker on
+        another broker, silently (producers enqueueing where no worker looks)."""
+        setting, env = self.conf.broker_url, os.environ.get("CONVEYOR_BROKER_URL")
+        if not setting or not env or resolve_broker_url(env, self.root) == self.resolved_broker_url():
+            return
+        import logging
+
+        logging.getLogger("conveyor").warning(
+            "$CONVEYOR_BROKER_URL is %s, but app %r sets broker_url %s, which comes first and is "
+            "the one used (unset one of them, or give the command -b URL)",
+            redacted_url(env),
+            self.main,
+            redacted_url(setting),
+        )
+
     def _setting_changed(self, key: str) -> None:
         if key in ("broker_url", "broker_transport_options") and self._broker is not None:
             with self._broker_lock:
@@ -173,6 +191,7 @@ class Conveyor:
                 if self._broker is None:
                     options = self.conf.broker_transport_options
                     self._broker = broker_from_url(self.resolved_broker_url(), options)
+                    self._warn_if_environment_overridden()
                 broker = self._broker
         return broker
 

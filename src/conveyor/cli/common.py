@@ -35,6 +35,9 @@ class State:
         if self._app is None:
             self._app = load_app(self.app_spec)
             if self.broker:
+                # -b for this command and everything it starts: the setting and the variable
+                # (which the app would otherwise warn is overridden by its own setting).
+                os.environ["CONVEYOR_BROKER_URL"] = self.broker
                 self._app.conf.broker_url = self.broker
             # As manage.py does: a Django project is set up for every command, so the commands
             # that read the task registry (call, schedule add) see the autodiscovered tasks.
