@@ -194,6 +194,9 @@ def test_result_of_an_unknown_id_says_unknown(url: str) -> None:
         (["worker", "-X", "celery"], "-X/--exclude-queues: not supported: list the queues"),
         (["worker", "--time-limit", "0"], "0 is not in the range x>0"),
         (["multi", "start", "w1", "-c", "4"], "multi: not provided: `conveyor worker --processes N`"),
+        (["flower", "--port=5556"], "the dashboard is built in: `conveyor -A APP dashboard --port 5556`"),
+        (["flower"], "`conveyor -A APP dashboard --port 5555`"),
+        (["events"], "events: not provided: `conveyor -A APP monitor`"),
     ],
 )
 def test_bad_input_gets_a_one_line_error(url: str, args: list[str], message: str) -> None:

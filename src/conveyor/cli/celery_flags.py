@@ -216,6 +216,28 @@ def _alive(pid: int) -> bool:
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def flower(ctx: click.Context) -> None:
+    """Celery's Flower: built in here as the dashboard; says the command to use."""
+    port = next((a.split("=", 1)[1] for a in ctx.args if a.startswith("--port=")), None)
+    if port is None and "--port" in ctx.args[:-1]:
+        port = ctx.args[ctx.args.index("--port") + 1]
+    raise Refused(
+        f"flower: not a separate program here: the dashboard is built in: "
+        f"`conveyor -A APP dashboard --port {port or 5555}` (docs/dashboard.md)"
+    )
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def events() -> None:
+    """Celery's `celery events`: not provided; says what to use instead."""
+    raise Refused(
+        "events: not provided: `conveyor -A APP monitor` is the live view of workers, queues and "
+        "running tasks (and the dashboard, `conveyor -A APP dashboard`); no event stream is needed"
+    )
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def multi() -> None:
     """Celery's `celery multi`: not provided; says what to use instead."""
     raise Refused(

@@ -42,6 +42,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Serve the web dashboard (with the JSON API under /api, /health and /metrics).",
     ),
     "dead": ("dead", "dead", "Inspect and retry dead letters."),
+    "events": ("celery_flags", "events", "Celery's `celery events`: not provided; says what to use instead."),
+    "flower": (
+        "celery_flags",
+        "flower",
+        "Celery's Flower: built in here as the dashboard; says the command to use.",
+    ),
     "health": ("health", "health", "Exit 0 if healthy, 1 (with a one-line reason) if not."),
     "inspect": (
         "inspect",
