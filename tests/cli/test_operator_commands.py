@@ -94,7 +94,7 @@ def test_an_unreachable_broker_exits_1(args: list[str]) -> None:
 def test_queues_pause_and_resume_from_the_command_line(app: Conveyor) -> None:
     url = str(app.conf.broker())
     basic.add.delay(1, 2)
-    assert conveyor("pause", "default", url=url).stdout.strip() == "paused queue default"
+    assert conveyor("pause", "default", url=url).stdout.startswith("paused queue default (workers stop")
     [queue] = json.loads(conveyor("queues", "--json", url=url).stdout)
     assert (queue["name"], queue["ready"], queue["paused"]) == ("default", 1, True)
     assert "default  1      0        0" in conveyor("queues", url=url).stdout
@@ -156,6 +156,10 @@ def test_status_and_health_queue_name_a_queue_whose_ready_tasks_no_worker_consum
         served = conveyor("health", "--queue", "default", "-t", "5", url=url)
         assert served.returncode == 0 and served.stdout.startswith("ok: consumed: default (only-default@")
         assert conveyor("health", "-Q", "default", "--local", url=url).returncode == 2
+        conveyor("pause", "default", url=url)  # still consumed, and the line says it waits on purpose
+        paused = conveyor("health", "-Q", "default", "-t", "5", url=url)
+        assert paused.returncode == 0 and paused.stdout.rstrip().endswith("), paused"), paused
+        conveyor("resume", "default", url=url)
     finally:
         worker.stop()
     conveyor("pause", "reports", url=url)  # paused on purpose: no problem to report

@@ -125,7 +125,10 @@ def _check_queues(admin: Admin, queues: tuple[str, ...], max_fetch_age: float) -
     failing = [p for p in report["problems"] if any(p.startswith(f"queue {q!r}:") for q in queues)]
     if failing:
         return 1, "unhealthy: " + "; ".join(failing)
-    served = [f"{q} ({', '.join(report['queues'][q]['workers'])})" for q in queues]
+    found = report["queues"]
+    served = [
+        f"{q} ({', '.join(found[q]['workers'])})" + (", paused" if found[q]["paused"] else "") for q in queues
+    ]
     return 0, "ok: consumed: " + ", ".join(served)
 
 

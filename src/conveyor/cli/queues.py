@@ -59,11 +59,16 @@ def pause(state: State, queue: str, force: bool) -> None:
     \b
     Example:
       conveyor -A proj pause emails
-      paused queue emails
+      paused queue emails (workers stop starting its tasks within a heartbeat, about 1 s)
     """
     with lookups():
         changed = state.admin().pause(queue, allow_unknown=force)
-    click.echo(f"paused queue {queue}" if changed else f"queue {queue} was already paused")
+    # The workers read the pause with their next heartbeat: a task may still start until then.
+    click.echo(
+        f"paused queue {queue} (workers stop starting its tasks within a heartbeat, about 1 s)"
+        if changed
+        else f"queue {queue} was already paused"
+    )
 
 
 @click.command("resume")
