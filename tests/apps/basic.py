@@ -93,6 +93,13 @@ def boom() -> None:
 
 
 @app.task
+def upstream_down() -> None:
+    from . import upstream  # imported here only: a command reading the result has not
+
+    raise upstream.UpstreamError("upstream answered 503")
+
+
+@app.task
 def reject(requeue: bool = False) -> None:
     raise Reject("not today", requeue=requeue)
 

@@ -69,6 +69,23 @@ def test_call_then_result_through_a_worker(app: Conveyor, url: str, tmp_path: Pa
         worker.stop()
 
 
+def test_result_names_a_failure_whose_class_it_cannot_import_as_task_does(
+    app: Conveyor, url: str, tmp_path: Path
+) -> None:
+    """`result` imports no task module, so the exception comes back as a RemoteError; it is
+    still shown as the task's own (`UpstreamError: ...`), as `task ID` shows it."""
+    task_id = conveyor("call", "tests.apps.basic.upstream_down", url=url).stdout.strip()
+    worker = WorkerProcess(url, tmp_path).wait_ready()
+    try:
+        shown = conveyor("result", task_id, "--wait", "10", url=url)
+        assert shown.stdout.splitlines()[:2] == [
+            "state: FAILURE",
+            "error: UpstreamError: upstream answered 503",
+        ]
+    finally:
+        worker.stop()
+
+
 def serial_call(url: str, *args: str, accept: str = "json,msgpack", compression: str = "") -> str:
     """``conveyor -A tests.apps.serial_app call serial.echo ARGS``: the task id (exit 0 asserted).
     ``accept`` and ``compression`` become the app's accept_content and task_compression."""

@@ -10,7 +10,7 @@ import click
 
 from .. import states
 from ..codecs import COMPRESSIONS, SERIALIZERS
-from ..exceptions import ConfigurationError, TimeoutError
+from ..exceptions import ConfigurationError, RemoteError, TimeoutError
 from ..options import EnqueueOptions
 from .common import State
 
@@ -121,7 +121,11 @@ def result(state: State, task_id: str, wait: float | None, show_traceback: bool)
         click.echo(f"result: {json.dumps(res.result)}")
     elif current in states.EXCEPTION_STATES:
         exc = res.result
-        if exc is not None:
+        if isinstance(exc, RemoteError):
+            # Its class is not importable here (this command imports no task module): the
+            # task's own exception, named as `task ID` and the dashboard name it.
+            click.echo(f"error: {exc.exc_type.rpartition('.')[2]}: {exc.message}")
+        elif exc is not None:
             click.echo(f"error: {type(exc).__name__}: {exc}")
         if show_traceback and res.traceback:
             click.echo(res.traceback.rstrip())
