@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 
 from conveyor import Conveyor
 
-from ..procs import WorkerProcess, wait_for
+from ..procs import ConveyorProcess, WorkerProcess, wait_for
+from ..redis_server import free_port
 
 
 def state_of(api: httpx.Client, task_id: str) -> str | None:
@@ -147,3 +149,35 @@ def test_revoke_an_unknown_id_is_404_and_a_bad_signal_400(api: httpx.Client) -> 
     task_id = api.post("/api/tasks", json={"task": "api.add", "args": [1, 2]}).json()["id"]
     bad = api.post(f"/api/tasks/{task_id}/revoke", json={"terminate": True, "signal": "SIGBOGUS"})
     assert bad.status_code == 400
+
+
+def test_the_dashboard_sends_a_task_of_a_module_named_by_include(tmp_path: Path) -> None:
+    """`conveyor -A APP dashboard` imports the app's task modules as a worker does: a task
+    in a module named only by ``include=`` (the layout the migration guide shows) is
+    registered, so ``POST /api/tasks`` sends it instead of answering 404 "unknown task"."""
+    url, port, token = f"sqlite:///{tmp_path / 'inc.db'}", free_port(), "include-token-0123456789"
+    command = ["dashboard", "--port", str(port), "--token", token]
+    server = ConveyorProcess(url, tmp_path, command, "tests.apps.include_app", "dash-include")
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        assert server.proc.poll() is None, server.log()
+        try:
+            return httpx.get(base + "/api/workers", timeout=2).status_code in (200, 401)
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(answers, 30, interval=0.1)
+        sent = httpx.post(
+            base + "/api/tasks",
+            json={"task": "tests.apps.include_tasks.double", "args": [21]},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert sent.status_code == 202, sent.text
+        reader = Conveyor("inc", broker=url)
+        assert [(q.name, q.ready) for q in reader.admin.queues()] == [("default", 1)]
+        reader.close()
+    finally:
+        server.stop()

@@ -123,8 +123,10 @@ def _password(user: str) -> str:
 
 
 def _app(state: State) -> Conveyor:
-    """The -A app, or (without -A) a bare one on the broker: the dashboard needs no task module."""
+    """The -A app with its task modules imported (``include=``, ``imports``, as a worker
+    imports them: ``POST /api/tasks`` sends only registered tasks), or (without -A) a bare one
+    on the broker: the pages need no task module."""
     if state.app_spec:
-        return state.app
+        return state.app_with_tasks
     url = state.broker or os.environ.get("CONVEYOR_BROKER_URL") or DEFAULT_BROKER_URL
     return Conveyor("conveyor-dashboard", broker=url)
