@@ -25,6 +25,11 @@ def test_skip_policy_settles_the_run_as_revoked_skipped_without_running_it(
             result.get(timeout=10)
     assert result.state == states.REVOKED
     assert lines(tmp_path / "scrapes") == []
+    # In the task history like any revoked task: named, with its queue and why.
+    info = coord.admin.task(result.id)
+    assert (info.state, info.name, info.queue) == ("revoked", t.manual_refresh.name, "default")
+    assert "skipped: lock 'scrape:nasa' is held" in (info.error or "")
+    assert [r.id for r in coord.admin.tasks(state="revoked").items] == [result.id]
 
 
 def test_wait_policy_waits_in_the_broker_not_in_a_worker_slot(

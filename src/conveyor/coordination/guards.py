@@ -22,9 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import states
 from ..brokers import Delivery, Outcome
-from ..brokers.payloads import revoked_payload
 from ..exceptions import LockNotOwnedError
 from ..execution import outcomes
 from .concurrency import Slot, acquire_slot
@@ -155,9 +153,7 @@ class CoordinationGuard:
             info = read_lock(self.app.broker, name)
             reason = f"skipped: lock {name!r} is held" + (f" by {info.holder}" if info else "")
             logger.info("task %s[%s] %s", task.name, d.id, reason)
-            return Outcome(
-                "ack", d.id, d.delivery, states.REVOKED, revoked_payload(reason), retries=request.retries
-            )
+            return outcomes.revoked(d, reason, request.retries)
         # Debug, not info: a waiting job comes back every few seconds and would flood the log.
         then = "tries again later" if policy == "retry" else "waits"
         logger.debug("task %s[%s] %s: lock %r is held", task.name, d.id, then, name)

@@ -174,7 +174,7 @@ class Processor:
                 self.guard_executor, _guards_before, guards, task, request, d
             )
             if instead is not None:
-                self.settler.add(instead)
+                self.reporter.instead_of_run(instead, d, request, env.created)
                 return
         try:
             if not plan.acks_late:

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .. import states
 from ..brokers import Outcome
 from ..brokers.payloads import worker_lost_payload
 from ..exceptions import WorkerLostError
@@ -213,6 +214,16 @@ class Reporter:
             logging.INFO, request, "task %s %s: %s", d.id, "not run" if request is None else "stopped", reason
         )
         self._settle(outcomes.revoked(d, reason, retries), d, request, runtime, enqueued)
+
+    def instead_of_run(self, outcome: Outcome, d: Delivery, request: Request, enqueued: float | None) -> None:
+        """A run guard's answer in place of the run. A skip (``on_locked="skip"``) ends the task
+        REVOKED: recorded like any revoke (its history record, its workflow's continuation).
+        A deferral (retry later, wait for the lock, a rate-limit slot) ends nothing."""
+        if outcome.state == states.REVOKED:
+            self.stats.revoked += 1
+            self._settle(outcome, d, request, 0.0, enqueued)
+        else:
+            self.settler.add(outcome)
 
     def died(
         self,
