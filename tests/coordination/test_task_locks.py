@@ -32,6 +32,18 @@ def test_skip_policy_settles_the_run_as_revoked_skipped_without_running_it(
     assert [r.id for r in coord.admin.tasks(state="revoked").items] == [result.id]
 
 
+def test_a_chain_step_skipped_by_its_lock_ends_the_chain_as_a_revoke_would(
+    coord: Conveyor, run_worker: type[ThreadWorker], tmp_path: Path
+) -> None:
+    from conveyor import chain
+
+    with coord.lock("scrape:esa", timeout=30), run_worker(coord):
+        result = chain(t.manual_refresh.si("esa"), t.unlimited.si("after")).delay()
+        with pytest.raises(TaskRevokedError, match="skipped: lock 'scrape:esa' is held"):
+            result.get(timeout=15)  # the last step, never run: not PENDING for ever
+    assert lines(tmp_path / "unlimited") == []
+
+
 def test_wait_policy_waits_in_the_broker_not_in_a_worker_slot(
     coord: Conveyor, run_worker: type[ThreadWorker], tmp_path: Path
 ) -> None:
