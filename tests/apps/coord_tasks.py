@@ -163,3 +163,10 @@ def retry_later(self: Any, n: int) -> int:
     if self.request.retries == 0:
         self.retry()
     return n
+
+
+@app.task
+def holder_of_inner_lock(name: str) -> str:
+    """Takes ``app.lock(name)`` inside its body and returns the holder the lock records."""
+    with app.lock(name, timeout=30) as lock:
+        return lock.holder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +14,7 @@ from conveyor import Conveyor
 from conveyor.cli.main import cli
 from conveyor.exceptions import LockNotOwnedError
 
+from ..apps import coord_tasks as t
 from ..procs import ROOT
 
 
@@ -73,3 +75,31 @@ def test_release_lock_force_from_another_process(coord_shared: Conveyor, process
     )
     assert done.returncode == 0 and "released lock 'stuck'" in done.stdout, done.stderr
     assert not lock.locked()
+
+
+def test_locks_says_when_the_process_holding_a_lock_no_longer_runs(
+    coord_shared: Conveyor, process_broker_url: str
+) -> None:
+    """A `with app.lock(...)` in a process killed outright (SIGKILL, a pool child stopped by
+    `revoke --terminate`) stays until its expiry; `locks` shows that its holder is gone."""
+    code = (
+        "import os; from tests.apps.coord_tasks import app; "
+        f"app.conf.broker_url = {process_broker_url!r}; "
+        "app.lock('orphaned', timeout=3600).acquire(); os._exit(0)"  # never released
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60, check=True)
+    alive = coord_shared.lock("alive", timeout=3600)
+    alive.acquire()
+    _, out = run(process_broker_url, "locks")
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "(not running)" in rows["orphaned"] and "(not running)" not in rows["alive"], out
+    _, out = run(process_broker_url, "locks", "--json")
+    running = {e["name"]: e["holder_running"] for e in map(json.loads, out.splitlines())}
+    assert running == {"orphaned": False, "alive": True}
+    alive.release()
+
+
+def test_a_lock_taken_inside_a_task_names_the_task_as_its_holder(coord: Conveyor, run_worker: Any) -> None:
+    with run_worker(coord):
+        holder = t.holder_of_inner_lock.delay("inner").get(timeout=10)
+    assert f" in task {t.holder_of_inner_lock.name}[" in holder and holder.endswith("]")

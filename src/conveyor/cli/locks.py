@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import time
 
 import click
@@ -12,10 +15,31 @@ from .common import State
 from .display import duration
 
 
+def holder_running(holder: str) -> bool | None:
+    """Whether the process a lock's holder names (``HOST pid PID ...``, the default holder)
+    still runs; None when that cannot be told from here (another host, another form). A lock
+    taken by ``with app.lock(...)`` in a process killed outright (SIGKILL, a child of
+    ``-P processes`` stopped by ``revoke --terminate``) stays until its expiry: this shows it."""
+    match = _HOLDER.match(holder)
+    if match is None or match["host"] != socket.gethostname():
+        return None
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it runs
+    return True
+
+
+_HOLDER = re.compile(r"(?P<host>\S+) pid (?P<pid>\d+)(?: |$)")
+
+
 def _row(info: LockInfo, now: float) -> list[str]:
     expires = "never" if info.expires_at is None else duration(info.expires_at - now)
     age = duration(now - info.acquired) if info.acquired else "?"
-    return [info.name, info.holder, info.token[:8], str(info.fence), age, expires]
+    holder = info.holder + (" (not running)" if holder_running(info.holder) is False else "")
+    return [info.name, holder, info.token[:8], str(info.fence), age, expires]
 
 
 @click.command("locks")
@@ -35,6 +59,7 @@ def locks(state: State, as_json: bool) -> None:
                     {
                         "name": info.name,
                         "holder": info.holder,
+                        "holder_running": holder_running(info.holder),
                         "token": info.token[:8],
                         "fence": info.fence,
                         "acquired": info.acquired,

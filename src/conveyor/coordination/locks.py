@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..exceptions import LockError, LockNotOwnedError, LockTimeout
+from ..request import current_request
 from .keys import FENCE_KEY, LOCK_PREFIX, lock_key
 from .renewer import renewer
 
@@ -87,7 +88,11 @@ class LockInfo:
 
 
 def default_holder() -> str:
-    return f"{socket.gethostname()} pid {os.getpid()}"
+    """``HOST pid PID``, and the task when taken inside one (``conveyor locks`` then says which
+    task holds it, and whether that process still runs: cli/locks.py)."""
+    request = current_request.get()
+    where = f"{socket.gethostname()} pid {os.getpid()}"
+    return where if request is None else f"{where} in task {request.task}[{request.id}]"
 
 
 def _positive(name: str, value: Any) -> float:
