@@ -155,3 +155,20 @@ def test_an_app_setting_that_overrides_conveyor_broker_url_says_so(
     assert "which comes first and is the one used" in out.stderr
     given = run("-b", env_url, "queues")
     assert given.returncode == 0 and "CONVEYOR_BROKER_URL" not in given.stderr, given.stderr
+
+
+def test_b_sets_conveyor_broker_url_only_while_its_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from conveyor.cli.main import cli
+
+    monkeypatch.delenv("CONVEYOR_BROKER_URL", raising=False)
+    url = f"sqlite:///{tmp_path}/b.db"
+    result = CliRunner().invoke(cli, ["-A", "tests.apps.basic", "-b", url, "queues"])
+    assert result.exit_code == 0, result.output
+    assert "CONVEYOR_BROKER_URL" not in os.environ  # run in-process (a test, a script): no trace left
+    monkeypatch.setenv("CONVEYOR_BROKER_URL", "sqlite:///before.db")
+    CliRunner().invoke(cli, ["-A", "tests.apps.basic", "-b", url, "queues"])
+    assert os.environ["CONVEYOR_BROKER_URL"] == "sqlite:///before.db"

@@ -29,6 +29,7 @@ class State:
         self._app: Conveyor | None = None
         self._admin: Admin | None = None  # built from a URL alone (no app)
         self._tasks_imported = False
+        self._environment: tuple[str | None] | None = None  # $CONVEYOR_BROKER_URL before -b set it
 
     @property
     def app(self) -> Conveyor:
@@ -37,6 +38,7 @@ class State:
             if self.broker:
                 # -b for this command and everything it starts: the setting and the variable
                 # (which the app would otherwise warn is overridden by its own setting).
+                self._environment = (os.environ.get("CONVEYOR_BROKER_URL"),)
                 os.environ["CONVEYOR_BROKER_URL"] = self.broker
                 self._app.conf.broker_url = self.broker
             # As manage.py does: a Django project is set up for every command, so the commands
@@ -82,6 +84,13 @@ class State:
             self._admin = None
         if self._app is not None:
             self._app.close()
+        if self._environment is not None:  # as it was: a command run in-process (a test) leaves no trace
+            (before,) = self._environment
+            if before is None:
+                os.environ.pop("CONVEYOR_BROKER_URL", None)
+            else:
+                os.environ["CONVEYOR_BROKER_URL"] = before
+            self._environment = None
 
 
 @contextlib.contextmanager
