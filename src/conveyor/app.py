@@ -187,12 +187,15 @@ class Conveyor:
         """The broker, connected on first use."""
         broker = self._broker
         if broker is None:
+            opened = False
             with self._broker_lock:
                 if self._broker is None:
                     options = self.conf.broker_transport_options
                     self._broker = broker_from_url(self.resolved_broker_url(), options)
-                    self._warn_if_environment_overridden()
+                    opened = True
                 broker = self._broker
+            if opened:  # outside the lock: a log handler may use the app itself
+                self._warn_if_environment_overridden()
         return broker
 
     @property

@@ -606,7 +606,9 @@ class Task(Generic[P, R]):
 
         The arguments, options and message are checked now, in the caller's code, not at commit.
         The task id is chosen now: the returned result is the task's once it is sent (an id
-        whose transaction rolled back stays ``UNKNOWN``). Celery's version returns None.
+        whose transaction rolled back stays ``UNKNOWN``, and so does one run eagerly, under
+        ``task_always_eager``: an eager run stores nothing in the broker). Celery's version
+        returns None.
         """
         from django.db import transaction
 

@@ -158,7 +158,7 @@ def test_status_and_health_queue_name_a_queue_whose_ready_tasks_no_worker_consum
         assert conveyor("health", "-Q", "default", "--local", url=url).returncode == 2
         conveyor("pause", "default", url=url)  # still consumed, and the line says it waits on purpose
         paused = conveyor("health", "-Q", "default", "-t", "5", url=url)
-        assert paused.returncode == 0 and paused.stdout.rstrip().endswith("), paused"), paused
+        assert paused.returncode == 0 and paused.stdout.rstrip().endswith("; paused)"), paused
         conveyor("resume", "default", url=url)
     finally:
         worker.stop()

@@ -92,7 +92,7 @@ def test_locks_says_when_the_process_holding_a_lock_no_longer_runs(
     alive.acquire()
     _, out = run(process_broker_url, "locks")
     rows = {line.split()[0]: line for line in out.splitlines()[1:]}
-    assert "(not running)" in rows["orphaned"] and "(not running)" not in rows["alive"], out
+    assert "(no such process here)" in rows["orphaned"] and "(no such process here)" not in rows["alive"], out
     _, out = run(process_broker_url, "locks", "--json")
     running = {e["name"]: e["holder_running"] for e in map(json.loads, out.splitlines())}
     assert running == {"orphaned": False, "alive": True}

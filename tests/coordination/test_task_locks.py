@@ -148,3 +148,6 @@ def test_a_message_that_cannot_fill_the_lock_key_is_dead_lettered_with_the_reaso
             result.get(timeout=10)
     [letter] = coord.broker.dead_letters()
     assert letter.id == "no-source" and "missing a required argument: 'source'" in letter.reason
+    # Recorded like any dead letter: in the task history, named, as failed and dead.
+    info = coord.admin.task("no-source")
+    assert (info.state, info.name, info.dead) == ("failed", t.scrape.name, True)

@@ -38,9 +38,11 @@ class State:
             if self.broker:
                 # -b for this command and everything it starts: the setting and the variable
                 # (which the app would otherwise warn is overridden by its own setting).
-                self._environment = (os.environ.get("CONVEYOR_BROKER_URL"),)
-                os.environ["CONVEYOR_BROKER_URL"] = self.broker
+                # Resolved (a relative SQLite path made absolute against the app's root), so
+                # that another app started meanwhile opens the same file.
                 self._app.conf.broker_url = self.broker
+                self._environment = (os.environ.get("CONVEYOR_BROKER_URL"),)
+                os.environ["CONVEYOR_BROKER_URL"] = self._app.resolved_broker_url()
             # As manage.py does: a Django project is set up for every command, so the commands
             # that read the task registry (call, schedule add) see the autodiscovered tasks.
             self._app.loader.setup()
@@ -93,15 +95,22 @@ class State:
             self._environment = None
 
 
+class NotFound(click.ClickException):
+    """No such queue, worker, task id or task name: one line, exit 2 (as for a usage error,
+    without the usage lines: the command was written right, the name is not there)."""
+
+    exit_code = 2
+
+
 @contextlib.contextmanager
 def lookups() -> Iterator[None]:
-    """An unknown queue or worker is a usage error: one line, exit 2."""
+    """An unknown queue, worker or task id: one line, exit 2."""
     from ..admin import UnknownName
 
     try:
         yield
     except UnknownName as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise NotFound(str(exc)) from exc
 
 
 def import_task_modules(app: Conveyor) -> None:

@@ -127,7 +127,7 @@ def _check_queues(admin: Admin, queues: tuple[str, ...], max_fetch_age: float) -
         return 1, "unhealthy: " + "; ".join(failing)
     found = report["queues"]
     served = [
-        f"{q} ({', '.join(found[q]['workers'])})" + (", paused" if found[q]["paused"] else "") for q in queues
+        f"{q} ({', '.join(found[q]['workers'])}{'; paused' if found[q]['paused'] else ''})" for q in queues
     ]
     return 0, "ok: consumed: " + ", ".join(served)
 

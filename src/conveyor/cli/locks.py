@@ -25,7 +25,7 @@ def holder_running(holder: str) -> bool | None:
         return None
     try:
         os.kill(int(match["pid"]), 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: no such pid can exist
         return False
     except PermissionError:
         return True  # someone else's process: it runs
@@ -38,7 +38,7 @@ _HOLDER = re.compile(r"(?P<host>\S+) pid (?P<pid>\d+)(?: |$)")
 def _row(info: LockInfo, now: float) -> list[str]:
     expires = "never" if info.expires_at is None else duration(info.expires_at - now)
     age = duration(now - info.acquired) if info.acquired else "?"
-    holder = info.holder + (" (not running)" if holder_running(info.holder) is False else "")
+    holder = info.holder + (" (no such process here)" if holder_running(info.holder) is False else "")
     return [info.name, holder, info.token[:8], str(info.fence), age, expires]
 
 

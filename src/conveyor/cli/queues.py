@@ -59,13 +59,13 @@ def pause(state: State, queue: str, force: bool) -> None:
     \b
     Example:
       conveyor -A proj pause emails
-      paused queue emails (workers stop starting its tasks within a heartbeat, about 1 s)
+      paused queue emails (workers stop starting its tasks within a heartbeat)
     """
     with lookups():
         changed = state.admin().pause(queue, allow_unknown=force)
     # The workers read the pause with their next heartbeat: a task may still start until then.
     click.echo(
-        f"paused queue {queue} (workers stop starting its tasks within a heartbeat, about 1 s)"
+        f"paused queue {queue} (workers stop starting its tasks within a heartbeat)"
         if changed
         else f"queue {queue} was already paused"
     )

@@ -12,7 +12,7 @@ from .. import states
 from ..codecs import COMPRESSIONS, SERIALIZERS
 from ..exceptions import ConfigurationError, RemoteError, TimeoutError
 from ..options import EnqueueOptions
-from .common import State
+from .common import NotFound, State
 
 #: ``--compression none``: no compression for this call, whatever the task or app sets.
 NO_COMPRESSION = "none"
@@ -80,7 +80,7 @@ def call(
     task = app.tasks.get(task_name)
     if task is None:
         known = ", ".join(sorted(n for n in app.tasks if not n.startswith("conveyor."))) or "none"
-        raise click.UsageError(f"unknown task {task_name!r}; registered tasks: {known}")
+        raise NotFound(f"unknown task {task_name!r}; registered tasks: {known}")
     options: EnqueueOptions = {
         "countdown": countdown,
         "expires": expires,

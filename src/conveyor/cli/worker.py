@@ -283,7 +283,7 @@ def _run(w: Worker, beat: Any, supervised: bool = False) -> None:
         traceback.print_exc()
         flush_output()
         os._exit(1)
-    flush_output()  # a reader gone from a piped output must not change the exit code
+    flush_output()  # a reader gone from a piped output must not change a supervised child's exit code
     code = RECYCLED if w.recycled else 0  # the supervisor starts a fresh process in its place
     if w.pool_broken:
         code = 1  # its -P processes children cannot start: a failure, for the operator to see

@@ -231,8 +231,13 @@ class ProcessPool:
         process = self.context.Process(target=child_main, args=args, name=f"PoolWorker-{index}", daemon=False)
         # Stop signals are held until the child ignores them (child_main): one landing in
         # between would run the worker's own handler in the child. The mask survives exec, so
-        # this holds under spawn too.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        # this holds under spawn too, once multiprocessing's resource tracker runs: starting it
+        # (at the first spawn) unblocks SIGINT and SIGTERM, so it is started first.
+        if self.method == "spawn":
+            from multiprocessing import resource_tracker
+
+            resource_tracker.ensure_running()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             process.start()
         except BaseException:
@@ -240,7 +245,7 @@ class ProcessPool:
                 _remove_stack_file(stack_fd, stack_path)
             raise
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         theirs.close()  # only the child holds it now: its death is an EOF here
         child = Child(process, ours, index, stack_fd, stack_path)
         self.children[child.pid] = child

@@ -216,14 +216,19 @@ class Reporter:
         self._settle(outcomes.revoked(d, reason, retries), d, request, runtime, enqueued)
 
     def instead_of_run(self, outcome: Outcome, d: Delivery, request: Request, enqueued: float | None) -> None:
-        """A run guard's answer in place of the run. A skip (``on_locked="skip"``) ends the task
-        REVOKED: recorded like any revoke (its history record, its workflow's continuation).
-        A deferral (retry later, wait for the lock, a rate-limit slot) ends nothing."""
-        if outcome.state == states.REVOKED:
-            self.stats.revoked += 1
-            self._settle(outcome, d, request, 0.0, enqueued)
-        else:
+        """A run guard's answer in place of the run. One that ends the task is recorded like
+        any ending (its history record, its workflow's continuation): a skip
+        (``on_locked="skip"``, REVOKED), or a dead letter (a lock or concurrency key its
+        arguments cannot fill). A deferral (retry later, wait for the lock, a rate-limit slot)
+        ends nothing."""
+        if outcome.state is None:
             self.settler.add(outcome)
+            return
+        if outcome.kind == "dead":
+            self.stats.dead_lettered += 1
+        elif outcome.state == states.REVOKED:
+            self.stats.revoked += 1
+        self._settle(outcome, d, request, 0.0, enqueued)
 
     def died(
         self,

@@ -56,18 +56,21 @@ class Supervisor:
         # Stop signals are held across the fork: one landing in the child before it has its
         # own handler would run the supervisor's (forwarding it to the siblings, while the
         # child went on to start a worker no one would stop).
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        if self.stopping:  # asked to stop since this start was decided (a restart's pause)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            return
         try:
             pid = os.fork()
         except BaseException:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             raise
         if pid == 0:  # the child: run the worker, never return into the supervisor's code
             code = 1
             try:
                 for signum in STOP_SIGNALS:
                     signal.signal(signum, _stop_before_work)  # until the worker installs its own
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 _stop_with(supervisor)
                 os.environ["CONVEYOR_PROCESS_INDEX"] = str(index)
                 self.target(index)
@@ -80,7 +83,8 @@ class Supervisor:
                 flush_output()
                 os._exit(code)
         self.children[pid] = index
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # now forwarded to it as well
+        # A stop that came meanwhile is handled now, and forwarded to this child as well.
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         logger.info("started worker process %d (pid %d)", index, pid)
 
     def _on_signal(self, signum: int, _frame: Any) -> None:

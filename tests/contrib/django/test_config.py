@@ -32,7 +32,7 @@ def test_celery_namespaced_django_settings_are_the_apps_settings(project: Django
     assert got["broker"] == project.broker_url
     assert got["routes"] == {"billing.tasks.*": {"queue": "billing"}}
     assert got["time_limit"] == 1800.0 and got["soft_time_limit"] == 1680.0
-    assert got["prefetch"] == 1
+    assert got["prefetch"] == 2
     assert got["beat"] == ["count-orders"]
     # CELERY_RESULT_BACKEND = None is accepted silently; a setting Conveyor does not read is not.
     assert got["warnings"] == [

@@ -77,7 +77,7 @@ CELERY_RESULT_EXTENDED = True  # a Celery setting Conveyor does not read: warned
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 28 * 60
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_PREFETCH_MULTIPLIER = 2  # not the default (1): the test sees it was read
 CELERY_TASK_ROUTES = {
     "billing.tasks.*": {"queue": "billing"},
 }
