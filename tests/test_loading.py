@@ -147,3 +147,32 @@ def test_an_include_module_whose_own_import_is_missing_reports_that_import(tmp_p
     finally:
         sys.path.remove(str(tmp_path))
         app.close()
+
+
+def test_a_task_module_still_defining_celery_tasks_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Half a port: a module below the task package still on ``from celery import
+    shared_task`` registers nothing here (the worker would never run it, and its ``.delay()``
+    sends through Celery). The worker says which."""
+    package = f"pkg_{uuid.uuid4().hex[:8]}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "tasks").mkdir()
+    (tmp_path / package / "tasks" / "__init__.py").write_text("from . import ported, transcription\n")
+    (tmp_path / package / "tasks" / "ported.py").write_text(TASKS_MODULE.format(name="poll"))
+    (tmp_path / package / "tasks" / "transcription.py").write_text(
+        "from celery import shared_task\n\n\n@shared_task\ndef transcribe(x):\n    return x\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    app = Conveyor("half", broker="memory://half", include=[f"{package}.tasks"])
+    try:
+        with caplog.at_level("WARNING", logger="conveyor.loader"):
+            app.loader.import_default_modules()
+        [record] = caplog.records
+        assert f"Celery task(s) {package}.tasks.transcription.transcribe:" in record.getMessage()
+        assert "ported" not in record.getMessage()  # Conveyor's own tasks are not named
+        assert f"{package}.tasks.ported.poll" in app.tasks
+    finally:
+        sys.path.remove(str(tmp_path))
+        app.close()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -83,7 +84,9 @@ class Loader:
         names = [*_names("imports", conf.imports), *_names("include", conf.include)]
         for name in names:
             _import(name, "include")
-        return names + self.finalize(strict=True)
+        imported = names + self.finalize(strict=True)
+        warn_celery_tasks(imported)
+        return imported
 
     def finalize(self, strict: bool = False) -> list[str]:
         """Run the discoveries whose packages can be known now; returns the modules imported.
@@ -123,6 +126,33 @@ class Loader:
         if callable(packages):
             return list(packages())
         return list(packages)
+
+
+_CELERY_TASK_TYPES = ("celery.local", "celery.app.task")
+
+
+def warn_celery_tasks(modules: list[str]) -> None:
+    """Warn of Celery task objects left in the task modules (and the modules they import
+    below them): a module still on ``from celery import shared_task`` registers nothing here,
+    so the worker never runs its tasks, and their ``.delay()`` quietly sends through Celery."""
+    if "celery" not in sys.modules or not modules:  # no Celery object can exist
+        return
+    found = []
+    for name, module in list(sys.modules.items()):
+        if module is None or not any(name == m or name.startswith(m + ".") for m in modules):
+            continue
+        for attr, obj in list(vars(module).items()):
+            # By type only: touching a Celery proxy's attributes would evaluate it. A task is
+            # a proxy (shared_task, @app.task before the app is finalized) or a Task.
+            if any(c.__module__ in _CELERY_TASK_TYPES for c in type(obj).__mro__):
+                found.append(f"{name}.{attr}")
+    if found:
+        logger.warning(
+            "Celery task(s) %s: defined with Celery (`from celery import shared_task`?), so this "
+            "worker does not run them and their .delay() sends through Celery; use "
+            "`from conveyor import shared_task` (docs/migrating-from-celery.md)",
+            ", ".join(sorted(found)),
+        )
 
 
 def _names(setting: str, value: object) -> list[str]:
