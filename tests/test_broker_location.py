@@ -172,3 +172,19 @@ def test_b_sets_conveyor_broker_url_only_while_its_command_runs(
     monkeypatch.setenv("CONVEYOR_BROKER_URL", "sqlite:///before.db")
     CliRunner().invoke(cli, ["-A", "tests.apps.basic", "-b", url, "queues"])
     assert os.environ["CONVEYOR_BROKER_URL"] == "sqlite:///before.db"
+
+
+def test_an_operator_command_on_a_sqlite_file_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    """`conveyor -b sqlite:///rel.db queues` from the wrong directory: an empty broker and
+    "no queues" without a word would send the operator looking in the wrong place."""
+    env = {k: v for k, v in os.environ.items() if k != "CONVEYOR_BROKER_URL"}
+    cmd = [sys.executable, "-m", "conveyor", "-b", "sqlite:///rel.db", "queues"]
+    first = subprocess.run(
+        cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert first.returncode == 0
+    assert f"warning: no SQLite broker at {tmp_path}/rel.db yet" in first.stderr
+    again = subprocess.run(
+        cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "warning" not in again.stderr  # it exists now: nothing to say

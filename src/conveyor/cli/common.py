@@ -68,9 +68,12 @@ class State:
         from ..brokers import broker_from_url
 
         if self.app_spec and (import_app or not self.broker):
-            return self.app.admin  # the app's broker: its own setting, else the environment's
+            app = self.app  # the app's broker: its own setting, else the environment's
+            existing_broker(app.resolved_broker_url())
+            return app.admin
         if self._admin is None:
             url = self.broker or os.environ.get("CONVEYOR_BROKER_URL") or DEFAULT_BROKER_URL
+            existing_broker(url)
             # No app: a revoke still ends the workflow of a step it drops from its queue; the
             # callbacks that needs are built by task name, with their signatures' own options.
             from ..app import Conveyor
@@ -93,6 +96,27 @@ class State:
             else:
                 os.environ["CONVEYOR_BROKER_URL"] = before
             self._environment = None
+
+
+def existing_broker(url: str) -> None:
+    """(Operator commands) Warn when a SQLite broker's file does not exist yet: opening it
+    creates an empty one, and the command would report "no queues", "no workers" without a
+    word while the real broker is elsewhere (a relative path given to -b is relative to the
+    working directory; the app's is relative to the app's module)."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).scheme != "sqlite":
+        return
+    from ..brokers.sqlite.url import parse_sqlite_url
+
+    path = parse_sqlite_url(url)[0]
+    if path != ":memory:" and not os.path.exists(path):
+        click.echo(
+            f"warning: no SQLite broker at {os.path.abspath(path)} yet (nothing was ever sent "
+            "there), so it is created empty: check -b or the app's broker_url if you expected "
+            "tasks (a relative -b path is relative to the working directory, the app's to its module)",
+            err=True,
+        )
 
 
 class NotFound(click.ClickException):
