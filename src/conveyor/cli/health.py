@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sys
 import threading
 import time
 
@@ -20,6 +19,7 @@ import click
 
 from ..admin import Admin, UnknownWorker, WorkerInfo
 from ..admin.health import MAX_FETCH_AGE, check, problem
+from ..worker.supervisor import flush_output
 from .common import State
 
 
@@ -98,8 +98,7 @@ def health(
     thread.join(timeout)
     code, message = outcome[0] if outcome else (1, f"unhealthy: broker did not answer within {timeout}s")
     click.echo(message, err=code != 0)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_output()
     os._exit(code)  # at once: a broker call still hanging in the thread must not delay the exit
 
 

@@ -56,6 +56,7 @@ from .runners import AsyncRunner, InlineRunner, ThreadRunner
 from .settler import Settler
 from .slots import SlotThreads
 from .streaks import Streaks
+from .supervisor import STOP_SIGNALS
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
@@ -195,7 +196,7 @@ class Worker:
         if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
             # signal.signal, not loop.add_signal_handler: the handler must run even while a
             # solo-pool task occupies the loop thread.
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 previous[signum] = signal.signal(signum, self._on_signal)
         try:
             asyncio.run(self.run_async())
