@@ -337,7 +337,7 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
-def _api(scope: Scope) -> bool:
+def is_api(scope: Scope) -> bool:
     """A request to the JSON API (``/api/...`` under the dashboard's root path)."""
     path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
     relative = path[len(root) :] if root and path.startswith(root) else path
@@ -353,7 +353,7 @@ async def plain_response(
 ) -> None:
     """A refusal in one line: plain text for pages, ``{"error": text}`` for the JSON API (whose
     every answer is JSON, http-api.md), told apart by ``scope``'s path."""
-    api = scope is not None and _api(scope)
+    api = scope is not None and is_api(scope)
     body = (json.dumps({"error": text}) if api else text).encode() + b"\n"
     kind = b"application/json" if api else b"text/plain; charset=utf-8"
     await send(

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import SAFE_METHODS, USER_KEY, plain_response
+from .auth import SAFE_METHODS, USER_KEY, is_api, plain_response
 from .signing import Signer
 
 COOKIE = "conveyor_csrf"
@@ -62,9 +62,14 @@ class CSRFMiddleware:
                 return
             sent = headers.get(HEADER, b"").decode("latin-1") or _form_token(headers, body)
             if not cookie or not sent or not hmac.compare_digest(sent.encode(), cookie.encode()):
-                await plain_response(
-                    send, 403, "CSRF token missing or wrong: reload the page and try again", scope=scope
+                # A script (curl) cannot "reload the page": it is told what it can send instead.
+                advice = (
+                    "send a bearer token (conveyor dashboard --token), or the conveyor_csrf "
+                    "cookie's value in an X-CSRF-Token header"
+                    if is_api(scope)
+                    else "reload the page and try again"
                 )
+                await plain_response(send, 403, f"CSRF token missing or wrong: {advice}", scope=scope)
                 return
         if cookie:
             await self.app(scope, receive, send)
