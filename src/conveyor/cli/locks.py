@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import socket
 import time
 
 import click
 
-from ..coordination.locks import LockInfo, read_lock
+from ..coordination.locks import LockInfo, holder_running, read_lock
 from .common import State
 from .display import duration
-
-
-def holder_running(holder: str) -> bool | None:
-    """Whether the process a lock's holder names (``HOST pid PID ...``, the default holder)
-    still runs; None when that cannot be told from here (another host, another form). A lock
-    taken by ``with app.lock(...)`` in a process killed outright (SIGKILL, a child of
-    ``-P processes`` stopped by ``revoke --terminate``) stays until its expiry: this shows it."""
-    match = _HOLDER.match(holder)
-    if match is None or match["host"] != socket.gethostname():
-        return None
-    try:
-        os.kill(int(match["pid"]), 0)
-    except (ProcessLookupError, OverflowError):  # OverflowError: no such pid can exist
-        return False
-    except PermissionError:
-        return True  # someone else's process: it runs
-    return True
-
-
-_HOLDER = re.compile(r"(?P<host>\S+) pid (?P<pid>\d+)(?: |$)")
 
 
 def _row(info: LockInfo, now: float) -> list[str]:

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import random
+import re
 import socket
 import time
 import uuid
@@ -93,6 +94,27 @@ def default_holder() -> str:
     request = current_request.get()
     where = f"{socket.gethostname()} pid {os.getpid()}"
     return where if request is None else f"{where} in task {request.task}[{request.id}]"
+
+
+# The default holder's form (default_holder), read back by holder_running.
+_HOLDER = re.compile(r"(?P<host>\S+) pid (?P<pid>\d+)(?: |$)")
+
+
+def holder_running(holder: str) -> bool | None:
+    """Whether the process a lock's holder names (``HOST pid PID ...``, the default holder)
+    still runs; None when that cannot be told from here (another host, another form). A lock
+    taken by ``with app.lock(...)`` in a process killed outright (SIGKILL, a child of
+    ``-P processes`` stopped by ``revoke --terminate``) stays until its expiry: this shows it."""
+    match = _HOLDER.match(holder)
+    if match is None or match["host"] != socket.gethostname():
+        return None
+    try:
+        os.kill(int(match["pid"]), 0)
+    except (ProcessLookupError, OverflowError):  # OverflowError: no such pid can exist
+        return False
+    except PermissionError:
+        return True  # someone else's process: it runs
+    return True
 
 
 def _positive(name: str, value: Any) -> float:
