@@ -69,11 +69,11 @@ class State:
 
         if self.app_spec and (import_app or not self.broker):
             app = self.app  # the app's broker: its own setting, else the environment's
-            existing_broker(app.resolved_broker_url())
+            warn_if_no_sqlite_file(app.resolved_broker_url())
             return app.admin
         if self._admin is None:
             url = self.broker or os.environ.get("CONVEYOR_BROKER_URL") or DEFAULT_BROKER_URL
-            existing_broker(url)
+            warn_if_no_sqlite_file(url)
             # No app: a revoke still ends the workflow of a step it drops from its queue; the
             # callbacks that needs are built by task name, with their signatures' own options.
             from ..app import Conveyor
@@ -98,7 +98,7 @@ class State:
             self._environment = None
 
 
-def existing_broker(url: str) -> None:
+def warn_if_no_sqlite_file(url: str) -> None:
     """(Operator commands) Warn when a SQLite broker's file does not exist yet: opening it
     creates an empty one, and the command would report "no queues", "no workers" without a
     word while the real broker is elsewhere (a relative path given to -b is relative to the
