@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -12,7 +13,7 @@ import click
 
 from ..worker.naming import expand_name
 from ..worker.pools import START_METHODS
-from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor, flush_output
+from ..worker.supervisor import RECYCLED, SHUT_DOWN, Supervisor, flush_output, ignore_stop_signals
 from ..worker.worker import POOLS, Worker
 from .celery_flags import (
     WORKER_NOTES,
@@ -269,10 +270,13 @@ def _run(w: Worker, beat: Any, supervised: bool = False) -> None:
         if beat is not None:
             from .beat import BeatThread
 
-            with BeatThread(beat):
-                w.run()
+            scheduler: contextlib.AbstractContextManager[Any] = BeatThread(beat)
         else:
+            scheduler = contextlib.nullcontext()
+        with scheduler:
             w.run()
+            if supervised:
+                ignore_stop_signals()
     except BaseException:
         # The worker's loop crashed (logged by Worker.run). Exit now: threads still running
         # tasks would keep the process alive but idle; the leases return its tasks.

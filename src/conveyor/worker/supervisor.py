@@ -136,27 +136,20 @@ def flush_output() -> None:
             stream.flush()
 
 
-# Set by Worker.run once it has installed its own stop handlers in this process.
-_worker_took_signals = False
-
-
-def worker_took_signals() -> None:
-    """(Worker.run) This process's worker handles the stop signals from now on."""
-    global _worker_took_signals
-    _worker_took_signals = True
-
-
 def _stop_before_work(_signum: int, _frame: Any) -> None:
-    """A supervised child's stop handler outside its worker's. Before the worker took the
-    signals the child has leased nothing, so it ends at once, cleanly (with SIG_DFL it would
-    die "killed by SIGTERM", and the supervisor would report the stop as a failure). After
-    the worker drained (it restores this handler), nothing is left to stop: the signal is
-    ignored, so the child's own exit (its code, a scheduler giving up its lease) is not cut
-    short."""
-    if _worker_took_signals:
-        return
+    """A child asked to stop before its worker took over the stop signals: it has leased
+    nothing yet, so it ends at once, cleanly (with SIG_DFL it would die "killed by SIGTERM",
+    and the supervisor would report the stop as a failure)."""
     flush_output()
     os._exit(0)
+
+
+def ignore_stop_signals() -> None:
+    """(A supervised child whose worker has drained) A stop signal arriving now would find
+    ``_stop_before_work`` again, restored by the worker: nothing is left to stop, and the
+    child's own exit (its code, a scheduler giving up its lease) must not be cut short."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _stop_with(supervisor: int) -> None:

@@ -56,7 +56,7 @@ from .runners import AsyncRunner, InlineRunner, ThreadRunner
 from .settler import Settler
 from .slots import SlotThreads
 from .streaks import Streaks
-from .supervisor import STOP_SIGNALS, worker_took_signals
+from .supervisor import STOP_SIGNALS
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
@@ -198,7 +198,6 @@ class Worker:
             # solo-pool task occupies the loop thread.
             for signum in STOP_SIGNALS:
                 previous[signum] = signal.signal(signum, self._on_signal)
-            worker_took_signals()
         try:
             asyncio.run(self.run_async())
         except BaseException:
