@@ -195,3 +195,51 @@ def test_an_outcome_waited_for_is_settled_without_waiting_for_the_gap(broker: Br
 
     asyncio.run(main())
     assert still_leased(broker) == 0
+
+
+def test_after_a_busy_batch_the_next_flush_waits_the_longer_gap_and_a_trickle_does_not(
+    broker: Broker,
+) -> None:
+    """Under load (a batch of ``BUSY_BATCH`` or more) the next flush waits ``BUSY_GAP`` after
+    the last one started, so batches grow; outcomes arriving one at a time (a chain's steps)
+    keep the short gap. With ``BUSY_GAP`` made an hour long: after a batch of one, the next
+    outcome is settled at once; after a busy batch, the next waits until the settler closes."""
+    import conveyor.worker.settler as settler_module
+
+    n = settler_module.BUSY_BATCH
+    outcomes = leased(broker, n + 3)
+    first, trickle, busy, late = outcomes[0], outcomes[1], outcomes[2 : 2 + n], outcomes[-1]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+
+        async def settled_count(count: int) -> None:
+            while len(settled) < count and loop.time() < deadline:
+                await asyncio.sleep(0.005)
+            assert len(settled) == count
+
+        with ThreadPoolExecutor(1) as executor:
+            settled: list[Outcome] = []
+            settler = Settler(broker, executor, lambda: 60.0, settled.extend, lambda: None)
+            long_gap, settler_module.BUSY_GAP = settler_module.BUSY_GAP, 3600.0
+            try:
+                settler.start()
+                settler.add(first)
+                await settled_count(1)
+                settler.add(trickle)  # after a batch of one: only the short gap
+                await settled_count(2)
+                await asyncio.sleep(0.05)  # well past the short gap
+                for o in busy:  # added before the settler runs again: one batch
+                    settler.add(o)
+                await settled_count(2 + n)
+                settler.add(late)
+                await asyncio.sleep(0.5)  # a hundred short gaps
+                assert late not in settled and settler._alarm.sleeping  # asleep in the long gap
+            finally:
+                settler_module.BUSY_GAP = long_gap
+            assert await settler.close(loop.time() + 30) == 0  # closing ends the gap
+            assert late in settled
+
+    asyncio.run(main())
+    assert still_leased(broker) == 0

@@ -4,7 +4,13 @@
   is Celery's ``concurrency x prefetch multiplier``, raised for short tasks so that a worker
   holds up to ``PREFETCH_HORIZON`` seconds of work per slot (never more than ``PREFETCH_MAX``
   jobs): tiny tasks then come in large batches, and jobs held that briefly could not have
-  started sooner on another worker, so this costs no fairness. The multiplier defaults to 1,
+  started sooner on another worker, so this costs no fairness. "Per slot" means per run going
+  on at once: under the threads pool short tasks share one slot thread's streak (streaks.py),
+  which runs them one after another, so there the horizon is counted for the runs going on
+  when the target is worked out (one for tiny tasks, every slot for tasks that wait). Counted
+  for every slot, a worker held eight times 100 ms of tiny tasks, which other worker
+  processes, idle at the end of a backlog, could have run.
+  The multiplier defaults to 1,
   not Celery's 4: tasks of a second or more are then held only by the slot that runs them, and
   one busy worker never holds long tasks that an idle one could start (Celery's best-known
   surprise; before the first task has finished nothing is known of its length, so that holds
@@ -89,13 +95,16 @@ class Fetcher:
         self.fetched_at: float | None = None  # epoch seconds of the broker's last fetch answer
         # Runs the slot threads' streaks finished since the last call (set by streaks.py).
         self.collect_done: Callable[[], int] | None = None
+        # How many runs go on at once, when not ``concurrency`` (set by streaks.py).
+        self.runs_at_once: Callable[[], int] | None = None
 
     def target(self) -> int:
         """How many deliveries to hold: concurrency x multiplier, more for short tasks."""
         ewma = self.stats.runtime_ewma
         if ewma is None:
             return self.prefetch_limit
-        adaptive = int(self.concurrency * PREFETCH_HORIZON / max(ewma, 1e-6))
+        at_once = self.concurrency if self.runs_at_once is None else self.runs_at_once()
+        adaptive = int(at_once * PREFETCH_HORIZON / max(ewma, 1e-6))
         return max(self.prefetch_limit, min(PREFETCH_MAX, adaptive))
 
     async def run(self) -> None:

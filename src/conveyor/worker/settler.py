@@ -4,7 +4,12 @@ A flush starts as soon as an outcome arrives and no flush is running; whatever a
 a flush goes in the next one. Under load batches grow by themselves; when idle an ack goes out
 immediately. Two flushes start at least ``SETTLE_GAP`` apart: a threads pool finishes tasks one
 by one, and without the gap each flush would carry a handful of them (a broker round trip per
-few tasks, measured in docs/benchmarks.md). An outcome someone waits for (``add_and_wait``: an
+few tasks, measured in docs/benchmarks.md). After a batch of ``BUSY_BATCH`` or more the gap is
+``BUSY_GAP``: at thousands of tasks a second a flush of a dozen outcomes still cost the worker
+and Redis about as much CPU per task as the task itself (the call, the GIL passed to the
+settling thread and back, the script's fixed work; profiled in docs/benchmarks.md), so a
+result may then become visible up to 25 ms later. A trickle of outcomes (a chain's steps one
+after another) keeps the short gap. An outcome someone waits for (``add_and_wait``: an
 at-most-once task's ``start``) is never held back.
 
 If the broker is unreachable the batch is kept and retried with backoff: an outcome is only
@@ -37,6 +42,8 @@ from .alarm import Alarm
 logger = logging.getLogger("conveyor.worker")
 
 SETTLE_GAP = 0.005  # shortest time between the starts of two flushes under load; see _run
+BUSY_GAP = 0.025  # the same once a batch carried BUSY_BATCH outcomes or more
+BUSY_BATCH = 8  # outcomes arrive faster than one in 0.6 ms: the settle calls' fixed cost counts
 CLOSING_RETRY = 0.5  # longest wait between two settle attempts once closing (a deadline runs)
 
 
@@ -138,7 +145,8 @@ class Settler:
         loop = asyncio.get_running_loop()
         delay = 0.05
         failing = False
-        started = -SETTLE_GAP
+        started = -BUSY_GAP
+        busy = False  # the last batch had BUSY_BATCH outcomes or more: the longer gap follows it
         while True:
             with self._lock:
                 idle = self._idle = not self._pending
@@ -149,7 +157,7 @@ class Settler:
                 with self._lock:
                     self._idle = False
                 continue
-            gap = started + SETTLE_GAP - loop.time()
+            gap = started + (BUSY_GAP if busy else SETTLE_GAP) - loop.time()
             if gap > 0 and not self._closing and not self._waiters:
                 # The previous flush started moments ago: outcomes are arriving one by one (a
                 # busy threads pool). Let them gather for the rest of the gap, so that the
@@ -158,6 +166,7 @@ class Settler:
                 await self._alarm.sleep(gap)
             started = loop.time()
             batch = self._take()
+            busy = len(batch) >= BUSY_BATCH
             waiters, self._waiters = self._waiters, []
             self._flushing = batch
             try:

@@ -124,6 +124,7 @@ class Streaks:
         self._done_lock = threading.Lock()
         self._wake_pending = False
         processor.fetcher.collect_done = self.collect_done
+        processor.fetcher.runs_at_once = self.runs_at_once
         self.given_up = False  # shutdown gave back what still runs: late outcomes are dropped
         self._running: set[Streak] = set()
         self._held_back: list[asyncio.Future[None]] = []  # consumers waiting to look again
@@ -221,6 +222,12 @@ class Streaks:
         self._processor.fetcher.done()
         if not job.future.done():
             job.future.set_result((None, None))  # the consumer goes on; nothing is left over
+
+    def runs_at_once(self) -> int:
+        """(Any thread) How many runs go on now, for the fetcher's prefetch target: short runs
+        share one streak, runs that wait get a streak each, up to every slot."""
+        processor = self._processor
+        return max(1, min(len(processor.active), processor.fetcher.concurrency))
 
     def collect_done(self) -> int:
         """(Loop) How many runs the streaks finished since the last call."""
