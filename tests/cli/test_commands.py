@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -319,6 +321,44 @@ def test_a_pidfile_of_a_live_process_refuses_a_second_start(url: str, tmp_path: 
     pidfile.write_text("999999\n")  # stale: that process is gone
     third = conveyor("worker", "--burst", "--pidfile", str(pidfile), url=url)
     assert third.returncode == 0, third.stderr
+
+
+def _take_pidfile_at_once(path: str, ready: Any, done: Any, outcomes: Any) -> None:
+    """(A child process) Take ``path`` at the barrier; say whether it did; stay alive until told."""
+    from conveyor.cli.celery_flags import PidfileTaken, write_pidfile
+
+    ready.wait()
+    try:
+        write_pidfile(path)
+        outcomes.put(("took", os.getpid()))
+    except PidfileTaken:
+        outcomes.put(("refused", os.getpid()))
+    done.wait()
+
+
+def test_commands_started_at_once_with_one_pidfile_let_exactly_one_take_it(tmp_path: Path) -> None:
+    """Eight processes (as eight ``worker --pidfile`` commands) take the same pid file at the
+    same moment, each staying alive: one takes it, seven are refused, and the file names the
+    one (checking for the file and then writing it let several take it)."""
+    ctx = multiprocessing.get_context("fork")
+    path = str(tmp_path / "w.pid")
+    for _ in range(3):  # a few rounds: each is a fresh race
+        ready, done, outcomes = ctx.Barrier(8), ctx.Event(), ctx.Queue()
+        procs = [
+            ctx.Process(target=_take_pidfile_at_once, args=(path, ready, done, outcomes)) for _ in range(8)
+        ]
+        for p in procs:
+            p.start()
+        try:
+            said = [outcomes.get(timeout=60) for _ in procs]
+        finally:
+            done.set()
+            for p in procs:
+                p.join(30)
+        took = [pid for what, pid in said if what == "took"]
+        assert len(took) == 1, said
+        assert Path(path).read_text().strip() == str(took[0])
+        os.unlink(path)  # its taker exited without atexit (a forked child): gone for the next round
 
 
 def test_beat_schedule_file_is_accepted_with_one_line(app: Conveyor, url: str, tmp_path: Path) -> None:

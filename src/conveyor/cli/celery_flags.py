@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -180,6 +181,9 @@ def _take_pidfile(_ctx: click.Context, _param: click.Parameter, path: str | None
     return path
 
 
+PIDFILE_TRIES = 5  # stale files removed and taken again by others, before giving up
+
+
 class PidfileTaken(Exception):
     """The pid file names a process that is alive."""
 
@@ -187,24 +191,59 @@ class PidfileTaken(Exception):
 def write_pidfile(path: str) -> None:
     """Write this process's pid to ``path`` (as Celery's ``--pidfile``): refused while the pid in
     an existing file is alive; a stale one is replaced. Removed when this process exits (not by
-    the worker processes it forks)."""
-    try:
-        with open(path, encoding="ascii") as existing:
-            old = int(existing.read().strip() or 0)
-    except (FileNotFoundError, ValueError):
-        old = 0
-    if old and old != os.getpid() and _alive(old):
-        raise PidfileTaken(f"--pidfile {path}: pid {old} in it is still running; stop it first")
+    the worker processes it forks).
+
+    The file appears whole or not at all (written beside it, then hard-linked into place, which
+    fails if it exists), so two commands started at once with the same pid file cannot both
+    take it, and neither reads a half-written pid."""
     ours = os.getpid()
-    with open(path, "w", encoding="ascii") as out:
-        out.write(f"{ours}\n")
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, draft = tempfile.mkstemp(prefix=".pid-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(f"{ours}\n")
+        for _ in range(PIDFILE_TRIES):
+            try:
+                os.link(draft, path)
+                break
+            except FileExistsError:
+                old = _read_pid(path)
+                if old is None:
+                    continue  # removed meanwhile: try again
+                if old and old != ours and _alive(old):
+                    raise PidfileTaken(
+                        f"--pidfile {path}: pid {old} in it is still running; stop it first"
+                    ) from None
+                if old == ours:
+                    break  # written by this very process before
+                # Stale. Removed only if it still names that pid: another command may have
+                # replaced it since it was read.
+                if _read_pid(path) == old:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+        else:
+            raise PidfileTaken(f"--pidfile {path}: other commands keep taking it; try again")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(draft)
 
     def remove() -> None:
-        if os.getpid() == ours:  # a forked worker process exiting leaves it to the command
-            with contextlib.suppress(OSError):
+        if os.getpid() == ours and _read_pid(path) == ours:  # not a forked worker's exit, nor
+            with contextlib.suppress(OSError):  # a file another command took since
                 os.unlink(path)
 
     atexit.register(remove)
+
+
+def _read_pid(path: str) -> int | None:
+    """The pid in ``path``: None if there is no such file, 0 if it holds no number."""
+    try:
+        with open(path, encoding="ascii") as existing:
+            return int(existing.read().strip() or 0)
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError):
+        return 0
 
 
 def _alive(pid: int) -> bool:
