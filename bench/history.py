@@ -60,11 +60,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 def drain(
-    server: RedisServer, broker_url: str, n: int, worker: list[str], history: bool, log: Path
+    server: RedisServer,
+    broker_url: str,
+    n: int,
+    worker: list[str],
+    history: bool,
+    log: Path,
+    src: str = "",
 ) -> tuple[float, float, float]:
     """(tasks/s including start-up, steady tasks/s after WARMUP, CPU microseconds per task of
     the workers and redis-server together after WARMUP) for one drain of n tasks by
-    ``conveyor WORKER...`` (also bench/pools.py's)."""
+    ``conveyor WORKER...`` (also bench/pools.py's); ``src``: another checkout's Conveyor
+    source, imported by the workers instead of this one."""
     os.environ["BENCH_REDIS_URL"] = server.url  # read by bench/conveyor_tasks.py at import
     from bench import conveyor_tasks
 
@@ -80,7 +87,7 @@ def drain(
         "CONVEYOR_BROKER_URL": broker_url,
         "BENCH_REDIS_URL": server.url,
         "CONVEYOR_TASK_HISTORY": "1" if history else "0",
-        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONPATH": os.pathsep.join(filter(None, (src, str(REPO_ROOT)))),
     }
     assert server.proc is not None
     start = time.perf_counter()

@@ -4,7 +4,7 @@ with the same number of worker processes, rounds interleaved, as ratios measured
 Usage (with the project's virtualenv)::
 
     .venv/bin/python bench/pools.py [--tasks 10000] [--rounds 3] [--broker redis,sqlite]
-        [--processes 1[,2]] [--pools solo,threads,asyncio] [--history]
+        [--processes 1[,2]] [--pools solo,threads,asyncio] [--history] [--against DIR]
 
 Each round drains N ``incr`` tasks (bench/conveyor_tasks.py: one Redis ``INCR``, the benchmark's
 task) once with each pool and number of processes, in an order that rotates every round, each a
@@ -15,6 +15,10 @@ after the first 1,000 tasks, their ratio to the first combination's (solo, the f
 processes) from the same rounds, and the CPU time per task of the worker processes and
 redis-server together. The machine being shared, read the ratios, not the absolute rates: every
 pool meets the same disturbances, round after round.
+
+``--against DIR`` measures a change: every pool after the first (the reference) runs once more
+from the Conveyor source of another checkout (``git worktree add DIR COMMIT``; its ``src`` goes
+first on the workers' ``PYTHONPATH``), in the same rotating rounds, labelled ``@DIR``.
 """
 
 from __future__ import annotations
@@ -48,9 +52,14 @@ def main() -> None:
         help="the first is the reference; POOL:N sets -c N (e.g. threads:4)",
     )
     parser.add_argument("--history", action="store_true", help="task history on (the default in production)")
+    parser.add_argument("--against", help="another checkout: its src/ runs every pool but the first too")
     parser.add_argument("--redis-server", default="redis-server")
     args = parser.parse_args()
-    variants = [(pool, int(p)) for p in args.processes.split(",") for pool in args.pools.split(",")]
+    pools = args.pools.split(",")
+    variants = [(pool, int(p), "") for p in args.processes.split(",") for pool in pools]
+    if args.against:
+        against = str(Path(args.against).resolve() / "src")
+        variants += [(pool, int(p), against) for p in args.processes.split(",") for pool in pools[1:]]
     server = RedisServer(args.redis_server)
     server.start()
     tmp = Path(tempfile.mkdtemp(prefix="conveyor-pools-bench-"))
@@ -60,10 +69,10 @@ def main() -> None:
     )
     try:
         for broker in args.broker.split(","):
-            runs: dict[tuple[str, int], list[tuple[float, float, float]]] = {v: [] for v in variants}
+            runs: dict[tuple[str, int, str], list[tuple[float, float, float]]] = {v: [] for v in variants}
             for r in range(args.rounds):
                 for i in range(len(variants)):
-                    pool, processes = variant = variants[(i + r) % len(variants)]  # rotating order
+                    pool, processes, src = variant = variants[(i + r) % len(variants)]  # rotating order
                     url = (
                         server.url.replace("/0", "/1")
                         if broker == "redis"
@@ -74,8 +83,8 @@ def main() -> None:
                     worker = ["-A", "bench.conveyor_tasks", "worker", "-P", name]
                     worker += ["--processes", str(processes)]
                     worker += ["-c", concurrency] if concurrency else []
-                    log = tmp / f"{broker}-{name}{concurrency}-{processes}-{r}.log"
-                    runs[variant].append(drain(server, url, args.tasks, worker, args.history, log))
+                    log = tmp / f"{broker}-{name}{concurrency}-{processes}-{bool(src)}-{r}.log"
+                    runs[variant].append(drain(server, url, args.tasks, worker, args.history, log, src))
             ref = variants[0]
             for variant in variants:
                 cells = []
@@ -86,6 +95,7 @@ def main() -> None:
                     cells.append(f"{label} {rate:7,.0f}/s ({statistics.median(ratios):4.2f}x)")
                 cpu = statistics.median(x[2] for x in runs[variant])
                 name = f"-P {variant[0].replace(':', ' -c ')} --processes {variant[1]}"
+                name += f" @{args.against}" if variant[2] else ""
                 print(f"{broker:6} {name:33} " + "   ".join(cells) + f"   CPU/task {cpu:6.1f} µs")
     finally:
         PROCESSES.stop_all()
