@@ -136,6 +136,8 @@ def test_an_app_setting_that_overrides_conveyor_broker_url_says_so(
         assert caplog.records == []  # the same broker either way: nothing to say
         app = Conveyor("own", broker=own)
         _ = app.broker
+        app.close()
+        _ = app.broker  # reopened (as each process of worker --processes N does): said once
     [record] = caplog.records
     assert f"$CONVEYOR_BROKER_URL is {env_url}, but app 'own' sets broker_url {own}" in record.getMessage()
     same.close()
@@ -155,6 +157,10 @@ def test_an_app_setting_that_overrides_conveyor_broker_url_says_so(
     assert "which comes first and is the one used" in out.stderr
     given = run("-b", env_url, "queues")
     assert given.returncode == 0 and "CONVEYOR_BROKER_URL" not in given.stderr, given.stderr
+    # Two worker processes: one line, said by the command before it starts them (not by each).
+    workers = run("worker", "--burst", "--processes", "2")
+    assert workers.returncode == 0, workers.stderr
+    assert workers.stderr.count("which comes first and is the one used") == 1, workers.stderr
 
 
 def test_b_sets_conveyor_broker_url_only_while_its_command_runs(

@@ -84,6 +84,7 @@ class Conveyor:
         self.guard_factories.append(coordination_guard)
         self._broker: Broker | None = None
         self._broker_lock = threading.Lock()
+        self._override_warned: tuple[str, str] | None = None  # (variable, setting) said once
         self._conf.on_change(self._setting_changed)
         activate(self)  # the current app from now on; shared tasks join it
         if os.environ.get("DJANGO_SETTINGS_MODULE"):  # a Django project: its fix-up, as Celery's
@@ -104,14 +105,18 @@ class Conveyor:
         """
         return resolve_broker_url(self.conf.broker(), self.root)
 
-    def _warn_if_environment_overridden(self) -> None:
+    def warn_if_broker_url_overridden(self) -> None:
         """The ``broker_url`` setting (or ``broker=``) comes before ``$CONVEYOR_BROKER_URL``:
-        say so when both are set and differ, once per broker opened. Otherwise a deploy that
+        say so when both are set and differ, once per pair (not again when the broker is
+        reopened, as each process of ``worker --processes N`` does). Otherwise a deploy that
         sets the variable for every process would leave the ones whose code names a broker on
         another broker, silently (producers enqueueing where no worker looks)."""
         setting, env = self.conf.broker_url, os.environ.get("CONVEYOR_BROKER_URL")
-        if not setting or not env or resolve_broker_url(env, self.root) == self.resolved_broker_url():
+        if not setting or not env or (env, setting) == self._override_warned:
             return
+        if resolve_broker_url(env, self.root) == self.resolved_broker_url():
+            return
+        self._override_warned = (env, setting)
         import logging
 
         logging.getLogger("conveyor").warning(
@@ -195,7 +200,7 @@ class Conveyor:
                     opened = True
                 broker = self._broker
             if opened:  # outside the lock: a log handler may use the app itself
-                self._warn_if_environment_overridden()
+                self.warn_if_broker_url_overridden()
         return broker
 
     @property

@@ -253,6 +253,7 @@ def worker(
         # (with -P processes the worker replaces its own retired children instead).
         # Each child builds its own Worker: its lease-owner id must be unique per process.
         # One scheduler is enough (more would be safe, only redundant): it runs in child 1.
+        app.warn_if_broker_url_overridden()  # here, once: not by each child opening its broker
         app.close()  # no broker connection may cross the fork: each child opens its own
         supervisor = Supervisor(
             lambda index: _run(
