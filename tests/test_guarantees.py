@@ -55,6 +55,30 @@ def test_sigkilled_workers_in_flight_task_runs_again_on_a_live_worker_within_5s(
         survivor.stop()
 
 
+def test_a_run_its_worker_died_on_shows_in_the_tasks_history_as_lost(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """Killed mid-task once its heartbeat had told the broker the task was running: the run on
+    the next worker succeeds, and the task's history shows both runs, the first as lost."""
+    doomed = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE, name="doomed").wait_ready()
+    log = tmp_path / "runs"
+    result = basic.record.delay("runs", "t1", 2.0)
+    wait_for(lambda: any(t.id == result.id for t in app.admin.running()), 15)  # heartbeat said so
+    doomed.kill()
+    survivor = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE, name="survivor").wait_ready()
+    try:
+        assert result.get(timeout=30) == "t1"
+        assert len(starts(log, "t1")) == 2
+        info = app.admin.task(result.id)
+        assert info.state == "succeeded" and info.attempts_made == 2
+        [lost] = info.attempts
+        assert (lost.attempt, lost.state) == (1, "lost")
+        assert lost.error is not None
+        assert "WorkerLostError: its worker or pool process died while running it" in lost.error
+    finally:
+        survivor.stop()
+
+
 @pytest.mark.parametrize("pool", ["threads", "solo"])
 def test_long_task_on_a_live_worker_is_never_redelivered(
     app: Conveyor, process_broker_url: str, tmp_path: Path, pool: str

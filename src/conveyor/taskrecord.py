@@ -21,11 +21,14 @@ from .exceptions import DecodeError
 ARGS_LIMIT = 1000  # characters of the arguments' repr kept for display and --search
 
 
+LOST = "LOST"  # an attempt's state: its worker died while running it
+
+
 class Attempt(msgspec.Struct, omit_defaults=True, gc=False):
     """One run that did not succeed: which attempt, how it ended, and its error."""
 
     attempt: int  # 1 on the first run
-    state: str  # RETRY, FAILURE or REVOKED
+    state: str  # RETRY, FAILURE, REVOKED, or LOST (its worker died; see worker/history.py)
     at: float  # when it ended
     worker: str | None = None
     runtime: float | None = None

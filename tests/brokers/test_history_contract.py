@@ -12,6 +12,7 @@ from conveyor import states
 from conveyor.brokers import Broker, HistoryEntry, HistoryQuery, JobSpec, Outcome, broker_from_url
 from conveyor.brokers.history import minute
 from conveyor.taskrecord import (
+    LOST,
     Attempt,
     TaskRecord,
     decode_attempt,
@@ -93,6 +94,23 @@ def test_a_retried_task_keeps_every_failed_attempt_and_ends_in_one_state(broker:
     row = broker.history_row("r")
     assert row is not None and len(row.attempts) == 2
     assert ids(broker, state=states.RETRY) == [] and ids(broker, state=states.FAILURE) == ["r"]
+
+
+def test_an_ending_may_bring_several_attempts_and_each_is_kept_apart(broker: Broker) -> None:
+    """A run after runs its worker died on brings their LOST attempts with its own, in one
+    newline-separated ``attempt``: every broker keeps them as separate attempts, after any
+    earlier one."""
+    now = time.time()
+    run(broker, "r", "retry", states.RETRY, now - 2, due=0)
+    d = broker.fetch(["q"], "w1", 1, 30, 0)[0]
+    lost = [encode_attempt(Attempt(n, LOST, now - 1, error=f"lost {n}")) for n in (2, 3)]
+    failed = encode_attempt(Attempt(4, states.FAILURE, now, error="E: last"))
+    hist = entry("r", states.FAILURE, now)._replace(attempt=b"\n".join([*lost, failed]))
+    broker.settle([Outcome("dead", "r", d.delivery, states.FAILURE, b"{}", history=hist)], 60)
+    row = broker.history_row("r")
+    assert row is not None
+    errors = [a.error for a in map(decode_attempt, row.attempts) if a is not None]
+    assert errors == ["E: r", "lost 2", "lost 3", "E: last"]
 
 
 def test_a_stale_outcome_records_no_history(broker: Broker) -> None:

@@ -32,7 +32,7 @@ from ..brokers import Broker, HistoryQuery, HistoryRow, MinuteCounts, PendingJob
 from ..exceptions import DecodeError
 from ..message import decode_envelope, decode_result, describe_message_args
 from ..progress import read_progress
-from ..taskrecord import ARGS_LIMIT, decode_attempt, decode_record
+from ..taskrecord import ARGS_LIMIT, LOST, decode_attempt, decode_record
 from .errors import UnknownState, UnknownTask
 from .records import AttemptInfo, MinuteInfo, Page, ProgressInfo, RunningTask, TaskCounts, TaskInfo
 
@@ -54,6 +54,7 @@ _NAMES = {
     states.REVOKED: "revoked",
     states.PENDING: "waiting",
     states.STARTED: "running",
+    LOST: "lost",  # an attempt only: its worker died while running it
 }
 LISTED = ("waiting", "scheduled", "running", "succeeded", "failed", "retrying", "revoked", "dead")
 SCAN = 200  # broker rows read per round when a filter the broker cannot apply is given

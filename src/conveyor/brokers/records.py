@@ -138,7 +138,8 @@ class HistoryEntry(NamedTuple):
     """A run's ending for the task history, settled with its outcome (same script or
     transaction), and only if that outcome is current. ``record`` is an encoded
     ``taskrecord.TaskRecord``; the broker stores it with the outcome's payload (the result or
-    error) and appends ``attempt`` (an encoded ``taskrecord.Attempt``) to the task's attempts.
+    error) and appends ``attempt`` (encoded ``taskrecord.Attempt``s, newline-separated: a run
+    that follows runs its worker died on brings those too) to the task's attempts.
     The other fields are what the broker indexes and counts, so it never decodes ``record``.
 
     A ``NamedTuple``, not a frozen dataclass like the other records: one is built per task

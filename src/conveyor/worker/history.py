@@ -6,6 +6,14 @@ settle (one Lua script on Redis, one transaction on SQLite), only if that outcom
 Only endings that leave a state worth listing get one: success, failure, retry, dead letter,
 revoke. Releases and start marks do not (waiting and running come from the queues and leases).
 
+A run its worker died on has no ending of its own: nobody is left to settle it. The run after
+it brings it: a first attempt redelivered with deaths counted (``Delivery.deaths``: the broker
+had been told it was running) attaches one ``LOST`` attempt per death before its own, so
+``conveyor task ID`` shows two runs where a worker was killed under the first. Only on a first
+attempt (``retries == 0``): deaths are counted for a task's whole life, so after a retry the
+count no longer says how many of them an earlier ending already brought. A worker killed before
+its heartbeat told the broker the task was running leaves no death, and no attempt.
+
 ``ignore_result`` tasks are recorded too (their state, not their result): the outcome carries
 no payload for them, and the record is the same.
 """
@@ -21,7 +29,7 @@ from ..brokers import HistoryEntry, Outcome
 from ..brokers.payloads import revoked_payload, worker_lost_payload
 from ..execution import describe
 from ..message import decode_envelope, describe_args, describe_message_args
-from ..taskrecord import ARGS_LIMIT, Attempt, TaskRecord, encode_attempt, encode_record
+from ..taskrecord import ARGS_LIMIT, LOST, Attempt, TaskRecord, encode_attempt, encode_record
 
 if TYPE_CHECKING:
     from ..brokers import Broker, Delivery, LostContinuation, PendingJob
@@ -62,6 +70,9 @@ class HistoryWriter:
             attempt = encode_attempt(
                 Attempt(request.retries + 1, state, now, self.hostname, runtime or None, text)
             )
+        if d.redelivered and d.deaths > 0 and not request.retries:
+            lost = _lost_attempts(d.deaths, now - runtime)
+            attempt = lost if attempt is None else lost + b"\n" + attempt
         args = (
             describe_args(request.args, request.kwargs, ARGS_LIMIT) if request.args or request.kwargs else ""
         )
@@ -105,6 +116,15 @@ class HistoryWriter:
         )
         object.__setattr__(outcome, "history", entry)
         return outcome
+
+
+def _lost_attempts(deaths: int, found: float) -> bytes:
+    """The ``LOST`` attempts of a first attempt's ``deaths`` runs, newline-separated, each dated
+    ``found`` (when the run after them started: the time each was lost is not known)."""
+    why = "WorkerLostError: its worker or pool process died while running it (death {})"
+    return b"\n".join(
+        encode_attempt(Attempt(n, LOST, found, None, None, why.format(n))) for n in range(1, deaths + 1)
+    )
 
 
 def body_entry(

@@ -38,7 +38,7 @@ class MemoryHistory(MemoryParts, TaskHistory):
             old = self._history.pop(o.id, None)  # re-inserted: the dict stays in time order
             attempts = old.attempts if old is not None else ()
             if entry.attempt is not None:
-                attempts = (*attempts, entry.attempt)
+                attempts = (*attempts, *entry.attempt.split(b"\n"))  # one or more, as stored elsewhere
             self._history[o.id] = _Stored(entry.at, entry.record, o.payload, attempts)
             entries.append(entry)
         for key, (processed, failed, retried, runtime) in tally(entries).items():
