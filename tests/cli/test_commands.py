@@ -339,10 +339,13 @@ def _take_pidfile_at_once(path: str, ready: Any, done: Any, outcomes: Any) -> No
 def test_commands_started_at_once_with_one_pidfile_let_exactly_one_take_it(tmp_path: Path) -> None:
     """Eight processes (as eight ``worker --pidfile`` commands) take the same pid file at the
     same moment, each staying alive: one takes it, seven are refused, and the file names the
-    one (checking for the file and then writing it let several take it)."""
+    one — whether the file was missing or named a process that is gone (checking for the file
+    and then writing it let several take it)."""
     ctx = multiprocessing.get_context("fork")
     path = str(tmp_path / "w.pid")
-    for _ in range(3):  # a few rounds: each is a fresh race
+    for i in range(6):  # a few rounds: each is a fresh race, on a missing or a stale file
+        if i % 2:
+            Path(path).write_text("999999\n")  # stale: no such process
         ready, done, outcomes = ctx.Barrier(8), ctx.Event(), ctx.Queue()
         procs = [
             ctx.Process(target=_take_pidfile_at_once, args=(path, ready, done, outcomes)) for _ in range(8)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import logging
 import os
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -181,9 +181,6 @@ def _take_pidfile(_ctx: click.Context, _param: click.Parameter, path: str | None
     return path
 
 
-PIDFILE_TRIES = 5  # stale files removed and taken again by others, before giving up
-
-
 class PidfileTaken(Exception):
     """The pid file names a process that is alive."""
 
@@ -193,57 +190,51 @@ def write_pidfile(path: str) -> None:
     an existing file is alive; a stale one is replaced. Removed when this process exits (not by
     the worker processes it forks).
 
-    The file appears whole or not at all (written beside it, then hard-linked into place, which
-    fails if it exists), so two commands started at once with the same pid file cannot both
-    take it, and neither reads a half-written pid."""
+    The check and the write happen under an exclusive lock on the file's directory, so of
+    commands started at once with the same pid file — missing or stale — exactly one takes it.
+    (Where the directory cannot be locked, the check is done without the lock, as before.)"""
     ours = os.getpid()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, draft = tempfile.mkstemp(prefix=".pid-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as out:
+    with _directory_lock(os.path.dirname(os.path.abspath(path))):
+        old = _read_pid(path)
+        if old and old != ours and _alive(old):
+            raise PidfileTaken(f"--pidfile {path}: pid {old} in it is still running; stop it first")
+        with open(path, "w", encoding="ascii") as out:
             out.write(f"{ours}\n")
-        for _ in range(PIDFILE_TRIES):
-            try:
-                os.link(draft, path)
-                break
-            except FileExistsError:
-                old = _read_pid(path)
-                if old is None:
-                    continue  # removed meanwhile: try again
-                if old and old != ours and _alive(old):
-                    raise PidfileTaken(
-                        f"--pidfile {path}: pid {old} in it is still running; stop it first"
-                    ) from None
-                if old == ours:
-                    break  # written by this very process before
-                # Stale. Removed only if it still names that pid: another command may have
-                # replaced it since it was read.
-                if _read_pid(path) == old:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-        else:
-            raise PidfileTaken(f"--pidfile {path}: other commands keep taking it; try again")
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(draft)
 
     def remove() -> None:
-        if os.getpid() == ours and _read_pid(path) == ours:  # not a forked worker's exit, nor
-            with contextlib.suppress(OSError):  # a file another command took since
+        # Not by a forked worker process exiting, nor once another command has taken the file.
+        with contextlib.suppress(OSError):
+            if os.getpid() == ours and _read_pid(path) == ours:
                 os.unlink(path)
 
     atexit.register(remove)
 
 
-def _read_pid(path: str) -> int | None:
-    """The pid in ``path``: None if there is no such file, 0 if it holds no number."""
+@contextlib.contextmanager
+def _directory_lock(directory: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``directory`` while the block runs (nothing if it cannot be had)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_pid(path: str) -> int:
+    """The pid in ``path``; 0 if there is no such file or it holds no plausible pid (Linux pids
+    are below 2**22; ``-1`` would ask ``kill`` about every process)."""
     try:
         with open(path, encoding="ascii") as existing:
-            return int(existing.read().strip() or 0)
-    except FileNotFoundError:
-        return None
-    except (ValueError, UnicodeDecodeError):
+            pid = int(existing.read().strip() or 0)
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
         return 0
+    return pid if 0 < pid < 2**22 else 0
 
 
 def _alive(pid: int) -> bool:
