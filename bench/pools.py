@@ -16,9 +16,11 @@ processes) from the same rounds, and the CPU time per task of the worker process
 redis-server together. The machine being shared, read the ratios, not the absolute rates: every
 pool meets the same disturbances, round after round.
 
-``--against DIR`` measures a change: every pool after the first (the reference) runs once more
-from the Conveyor source of another checkout (``git worktree add DIR COMMIT``; its ``src`` goes
-first on the workers' ``PYTHONPATH``), in the same rotating rounds, labelled ``@DIR``.
+``--against DIR`` measures a change: every pool runs once more from the Conveyor source of
+another checkout (``git worktree add DIR COMMIT``; its ``src`` goes first on the workers'
+``PYTHONPATH``), in the same rotating rounds, labelled ``@DIR``; each source's ratios are to its
+own reference pool, and a last line gives each pool's steady rate and CPU per task from this
+checkout against the other's, from the same rounds.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def main() -> None:
     variants = [(pool, int(p), "") for p in args.processes.split(",") for pool in pools]
     if args.against:
         against = str(Path(args.against).resolve() / "src")
-        variants += [(pool, int(p), against) for p in args.processes.split(",") for pool in pools[1:]]
+        variants += [(pool, int(p), against) for p in args.processes.split(",") for pool in pools]
     server = RedisServer(args.redis_server)
     server.start()
     tmp = Path(tempfile.mkdtemp(prefix="conveyor-pools-bench-"))
@@ -85,8 +87,8 @@ def main() -> None:
                     worker += ["-c", concurrency] if concurrency else []
                     log = tmp / f"{broker}-{name}{concurrency}-{processes}-{bool(src)}-{r}.log"
                     runs[variant].append(drain(server, url, args.tasks, worker, args.history, log, src))
-            ref = variants[0]
             for variant in variants:
+                ref = next(v for v in variants if v[2] == variant[2])  # this source's reference
                 cells = []
                 for label, i in (("drain", 0), ("steady", 1)):
                     rate = statistics.median(x[i] for x in runs[variant])
@@ -97,6 +99,17 @@ def main() -> None:
                 name = f"-P {variant[0].replace(':', ' -c ')} --processes {variant[1]}"
                 name += f" @{args.against}" if variant[2] else ""
                 print(f"{broker:6} {name:33} " + "   ".join(cells) + f"   CPU/task {cpu:6.1f} µs")
+            for variant in variants if args.against else []:
+                if variant[2]:
+                    continue
+                other = runs[(variant[0], variant[1], against)]
+                steady = [a[1] / b[1] for a, b in zip(runs[variant], other, strict=True)]
+                cpu_ratio = [a[2] / b[2] for a, b in zip(runs[variant], other, strict=True)]
+                print(
+                    f"{broker:6} -P {variant[0]} --processes {variant[1]}: this checkout against "
+                    f"{args.against}: steady {statistics.median(steady):4.2f}x, "
+                    f"CPU/task {statistics.median(cpu_ratio):4.2f}x"
+                )
     finally:
         PROCESSES.stop_all()
         server.cleanup()

@@ -197,16 +197,17 @@ def test_an_outcome_waited_for_is_settled_without_waiting_for_the_gap(broker: Br
     assert still_leased(broker) == 0
 
 
-def test_after_a_busy_batch_the_next_flush_waits_the_longer_gap_and_a_trickle_does_not(
+def test_while_outcomes_come_fast_the_next_flush_waits_the_longer_gap_and_a_trickle_does_not(
     broker: Broker,
 ) -> None:
-    """Under load (a batch of ``BUSY_BATCH`` or more) the next flush waits ``BUSY_GAP`` after
-    the last one started, so batches grow; outcomes arriving one at a time (a chain's steps)
-    keep the short gap. With ``BUSY_GAP`` made an hour long: after a batch of one, the next
-    outcome is settled at once; after a busy batch, the next waits until the settler closes."""
+    """Under load (outcomes at ``BUSY_RATE`` a second or faster) the next flush waits
+    ``BUSY_GAP`` after the last one started, so batches grow; outcomes arriving one at a time (a
+    chain's steps) keep the short gap. With ``BUSY_GAP`` made an hour long: after a batch of
+    one, the next outcome is settled at once; after a quarter second's worth at that rate,
+    arriving together, the next waits until the settler closes."""
     import conveyor.worker.settler as settler_module
 
-    n = settler_module.BUSY_BATCH
+    n = int(settler_module.BUSY_RATE * 0.25)  # busy if they came within 0.25 s of the last flush
     outcomes = leased(broker, n + 3)
     first, trickle, busy, late = outcomes[0], outcomes[1], outcomes[2 : 2 + n], outcomes[-1]
 
@@ -229,8 +230,7 @@ def test_after_a_busy_batch_the_next_flush_waits_the_longer_gap_and_a_trickle_do
                 await settled_count(1)
                 settler.add(trickle)  # after a batch of one: only the short gap
                 await settled_count(2)
-                await asyncio.sleep(0.05)  # well past the short gap
-                for o in busy:  # added before the settler runs again: one batch
+                for o in busy:  # at once, moments after the last flush: one batch, a high rate
                     settler.add(o)
                 await settled_count(2 + n)
                 settler.add(late)

@@ -115,8 +115,9 @@ class Fetcher:
         while not self.stopping:
             if self.collect_done is not None:
                 self.held -= self.collect_done()
-            room = self.target() - self.held
-            if not self._wants(room):
+            target = self.target()
+            room = target - self.held
+            if not self._wants(room, target):
                 self.state = "full"
                 # A slot thread on a streak counts its runs done in a batch, and may miss the
                 # moment this fetcher starts waiting (streaks.py): look again now and then.
@@ -215,21 +216,22 @@ class Fetcher:
             if o.kind not in ("start", "running") and leases.get(o.id) == o.delivery:
                 del leases[o.id]
 
-    def _wants(self, room: int) -> bool:
+    def _wants(self, room: int, target: int) -> bool:
         """Fetch now? When there is room for half the target, or for anything once the inbox is
         empty (so no slot ever waits for a fetch). Not at every freed slot: a worker whose
         deliveries finish one by one (threads) would fetch a few jobs per round trip, and the
         round trips, not the tasks, would take the time."""
-        return room > 0 and (2 * room >= self.target() or self.inbox.empty())
+        return room > 0 and (2 * room >= target or self.inbox.empty())
 
     def wants_room(self, finished: int) -> bool:
         """(Any thread) Would ``finished`` more deliveries done make this fetcher fetch?"""
-        return self._wants(self.target() - self.held + finished)
+        target = self.target()
+        return self._wants(target - self.held + finished, target)
 
     def done(self, count: int = 1) -> None:
         """A delivery left the worker's hands (run and reported, or given back)."""
         self.held -= count
-        if self.room.sleeping and self._wants(self.target() - self.held):
+        if self.room.sleeping and self._wants((target := self.target()) - self.held, target):
             self.room.ring()
 
     def stop(self) -> None:

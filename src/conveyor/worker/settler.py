@@ -4,13 +4,15 @@ A flush starts as soon as an outcome arrives and no flush is running; whatever a
 a flush goes in the next one. Under load batches grow by themselves; when idle an ack goes out
 immediately. Two flushes start at least ``SETTLE_GAP`` apart: a threads pool finishes tasks one
 by one, and without the gap each flush would carry a handful of them (a broker round trip per
-few tasks, measured in docs/benchmarks.md). After a batch of ``BUSY_BATCH`` or more the gap is
-``BUSY_GAP``: at thousands of tasks a second a flush of a dozen outcomes still cost the worker
-and Redis about as much CPU per task as the task itself (the call, the GIL passed to the
-settling thread and back, the script's fixed work; profiled in docs/benchmarks.md), so a
-result may then become visible up to 25 ms later. A trickle of outcomes (a chain's steps one
-after another) keeps the short gap. An outcome someone waits for (``add_and_wait``: an
-at-most-once task's ``start``) is never held back.
+few tasks, measured in docs/benchmarks.md). While outcomes arrive at ``BUSY_RATE`` or faster
+(the last batch over the time since the flush before it) the gap is ``BUSY_GAP``: at thousands
+of tasks a second a flush of a dozen outcomes still cost the worker and Redis about as much CPU
+per task as the task itself (the call, the GIL passed to the settling thread and back, the
+script's fixed work; profiled in docs/benchmarks.md), so a result may then become visible up
+to 25 ms later. Below that rate (a chain's steps one after another, a worker running a few
+hundred tasks a second) the short gap holds. A rate, not a batch size: after a long gap a
+batch is larger at the same rate, and would keep the long gap once the rate fell. An outcome
+someone waits for (``add_and_wait``: an at-most-once task's ``start``) is never held back.
 
 If the broker is unreachable the batch is kept and retried with backoff: an outcome is only
 dropped once the broker accepted it (and if this process dies first, the leases expire and
@@ -42,8 +44,8 @@ from .alarm import Alarm
 logger = logging.getLogger("conveyor.worker")
 
 SETTLE_GAP = 0.005  # shortest time between the starts of two flushes under load; see _run
-BUSY_GAP = 0.025  # the same once a batch carried BUSY_BATCH outcomes or more
-BUSY_BATCH = 8  # outcomes arrive faster than one in 0.6 ms: the settle calls' fixed cost counts
+BUSY_GAP = 0.025  # the same while outcomes arrive at BUSY_RATE or faster
+BUSY_RATE = 1600  # outcomes a second (8 per SETTLE_GAP): the settle calls' fixed cost counts
 CLOSING_RETRY = 0.5  # longest wait between two settle attempts once closing (a deadline runs)
 
 
@@ -146,7 +148,7 @@ class Settler:
         delay = 0.05
         failing = False
         started = -BUSY_GAP
-        busy = False  # the last batch had BUSY_BATCH outcomes or more: the longer gap follows it
+        busy = False  # the last batch came at BUSY_RATE or faster: the longer gap follows it
         while True:
             with self._lock:
                 idle = self._idle = not self._pending
@@ -164,9 +166,10 @@ class Settler:
                 # broker gets one call per batch instead of one per few tasks. An outcome
                 # someone waits for, or closing, ends the wait.
                 await self._alarm.sleep(gap)
-            started = loop.time()
+            now = loop.time()
             batch = self._take()
-            busy = len(batch) >= BUSY_BATCH
+            busy = len(batch) >= BUSY_RATE * max(now - started, SETTLE_GAP)
+            started = now
             waiters, self._waiters = self._waiters, []
             self._flushing = batch
             try:
