@@ -74,7 +74,7 @@ def test_a_run_its_worker_died_on_shows_in_the_tasks_history_as_lost(
         [lost] = info.attempts
         assert (lost.attempt, lost.state) == (1, "lost")
         assert lost.error is not None
-        assert "WorkerLostError: its worker or pool process died while running it" in lost.error
+        assert "WorkerLostError: lost while it ran (its worker or pool process died" in lost.error
     finally:
         survivor.stop()
 
@@ -110,9 +110,9 @@ def test_task_whose_worker_dies_on_it_5_times_goes_to_dead_letters(
     while app.AsyncResult(result.id).state != states.FAILURE:
         assert deaths < 9, "task was not dead-lettered"
         worker = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE, name=f"w{deaths}")
+        # Until it died on the task, or its keeper dead-lettered the task and wrote its record.
         wait_for(
-            lambda w=worker: w.proc.poll() is not None or app.AsyncResult(result.id).state == states.FAILURE,
-            30,
+            lambda w=worker: w.proc.poll() is not None or app.admin.task(result.id).state == "failed", 30
         )
         worker.kill()
         deaths += 1
@@ -124,6 +124,9 @@ def test_task_whose_worker_dies_on_it_5_times_goes_to_dead_letters(
     assert letters and "worker lost 5 times" in letters[0].reason
     with pytest.raises(Exception, match="worker lost 5 times"):
         result.get(timeout=1)
+    # Its history, written from the dead letter: four lost runs, then the fifth death's failure.
+    info = app.admin.task(result.id)
+    assert [a.state for a in info.attempts] == ["lost"] * 4 + ["failed"] and info.attempts_made == 5
 
 
 def test_at_most_once_task_is_not_run_again_after_its_worker_dies(

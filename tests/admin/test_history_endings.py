@@ -115,6 +115,10 @@ def test_refused_messages_and_tasks_whose_worker_died_leave_a_failed_record_with
     lost = app.admin.task(killer.id)
     assert (lost.state, lost.dead, lost.name) == ("failed", True, "hist.dies")
     assert "worker" in (lost.error or "") and "worker" in (lost.attempts[-1].error or "")
+    # The runs its workers died on before the last: lost attempts, then the last death's failure.
+    [letter] = [d for d in app.broker.dead_letters() if d.id == killer.id]  # 1 death here
+    assert [a.state for a in lost.attempts] == ["lost"] * (letter.deaths - 1) + ["failed"]
+    assert lost.attempts_made == letter.deaths
     counts = {c.name: c for c in app.admin.counters()}
     assert counts["hist.dies"].failed == 1
 

@@ -184,6 +184,9 @@ def test_a_segfaulting_child_is_replaced_its_task_redelivered_then_dead_lettered
         # The worker's counters (inspect stats, status, the dashboard) count the task as
         # failed once, like the task history's counters: not each death, not zero times.
         wait_for(lambda: [(x.processed, x.failed) for x in app.admin.workers()] == [(2, 1)], 30)
+        # Its history: two lost runs, brought by the third, whose death ended it.
+        info = app.admin.task(result.id)
+        assert [a.state for a in info.attempts] == ["lost", "lost", "failed"] and info.attempts_made == 3
     assert "redelivered (death 1 of 3)" in w.log()
     assert f"task {getattr(proc_tasks, crash).name}[{result.id}] moved to dead letters" in w.log()
 

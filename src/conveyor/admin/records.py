@@ -112,7 +112,7 @@ class AttemptInfo:
     """One run of a task that did not succeed: attempt 1 is the first run."""
 
     attempt: int
-    state: str  # retrying, failed or revoked
+    state: str  # retrying, failed, revoked, or lost (its worker died while it ran)
     at: float  # when it ended
     worker: str | None = None
     runtime: float | None = None

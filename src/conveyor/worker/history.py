@@ -7,8 +7,9 @@ Only endings that leave a state worth listing get one: success, failure, retry, 
 revoke. Releases and start marks do not (waiting and running come from the queues and leases).
 
 A run its worker died on has no ending of its own: nobody is left to settle it. The run after
-it brings it: a first attempt redelivered with deaths counted (``Delivery.deaths``: the broker
-had been told it was running) attaches one ``LOST`` attempt per death before its own, so
+it brings it: a first attempt with deaths counted (``Delivery.deaths``: the broker had been told it
+was running) attaches one ``LOST`` attempt per death before its own — or its refusal at intake
+does, or the dead letter its last death made does — so
 ``conveyor task ID`` shows two runs where a worker was killed under the first. Only on a first
 attempt (``retries == 0``): deaths are counted for a task's whole life, so after a retry the
 count no longer says how many of them an earlier ending already brought. A worker killed before
@@ -70,7 +71,7 @@ class HistoryWriter:
             attempt = encode_attempt(
                 Attempt(request.retries + 1, state, now, self.hostname, runtime or None, text)
             )
-        if d.redelivered and d.deaths > 0 and not request.retries:
+        if d.deaths > 0 and not request.retries:
             lost = _lost_attempts(d.deaths, now - runtime)
             attempt = lost if attempt is None else lost + b"\n" + attempt
         args = (
@@ -112,7 +113,7 @@ class HistoryWriter:
             return outcome
         text = outcome.reason or _error_text(error)  # the refusal says why, with advice
         entry = body_entry(
-            d.id, d.body, d.queue, state, time.time(), self.hostname, text, outcome.kind == "dead"
+            d.id, d.body, d.queue, state, time.time(), self.hostname, text, outcome.kind == "dead", d.deaths
         )
         object.__setattr__(outcome, "history", entry)
         return outcome
@@ -121,7 +122,10 @@ class HistoryWriter:
 def _lost_attempts(deaths: int, found: float) -> bytes:
     """The ``LOST`` attempts of a first attempt's ``deaths`` runs, newline-separated, each dated
     ``found`` (when the run after them started: the time each was lost is not known)."""
-    why = "WorkerLostError: its worker or pool process died while running it (death {})"
+    why = (
+        "WorkerLostError: lost while it ran "
+        "(its worker or pool process died, hung or lost the broker: death {})"
+    )
     return b"\n".join(
         encode_attempt(Attempt(n, LOST, found, None, None, why.format(n))) for n in range(1, deaths + 1)
     )
@@ -136,9 +140,11 @@ def body_entry(
     worker: str | None,
     error: str | None,
     dead: bool,
+    lost: int = 0,
 ) -> HistoryEntry:
     """The history entry of a task that ended without running, from its message: name,
-    arguments and attempt as far as the message decodes (``<malformed>`` otherwise)."""
+    arguments and attempt as far as the message decodes (``<malformed>`` otherwise). ``lost``:
+    runs its workers died on before, brought as ``LOST`` attempts on a first attempt."""
     try:
         env = decode_envelope(body)
         name, retries, enqueued = env.task, env.retries, env.created or None
@@ -147,6 +153,8 @@ def body_entry(
     except Exception:  # anything at all: this records a message that is already being refused
         name, args, retries, priority, enqueued = "<malformed>", "", 0, 5, None
     attempt = encode_attempt(Attempt(retries + 1, state, at, worker, None, error))
+    if lost > 0 and not retries:
+        attempt = _lost_attempts(lost, at) + b"\n" + attempt
     record = TaskRecord(
         name=name,
         queue=queue,
@@ -216,7 +224,8 @@ def record_lost(broker: Broker, dead: Sequence[str]) -> None:
         [
             (
                 d.id,
-                body_entry(d.id, d.body, d.queue, states.FAILURE, now, None, d.reason, True),
+                # Its last death is the failure itself; the ones before it were lost runs.
+                body_entry(d.id, d.body, d.queue, states.FAILURE, now, None, d.reason, True, d.deaths - 1),
                 worker_lost_payload(d.reason, 0),
             )
             for d in letters
