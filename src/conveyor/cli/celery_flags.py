@@ -12,7 +12,8 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
@@ -181,6 +182,9 @@ def _take_pidfile(_ctx: click.Context, _param: click.Parameter, path: str | None
     return path
 
 
+PIDFILE_LOCK_WAIT = 10.0  # seconds a start waits for the pid file's lock before refusing
+
+
 class PidfileTaken(Exception):
     """The pid file names a process that is alive."""
 
@@ -190,16 +194,41 @@ def write_pidfile(path: str) -> None:
     an existing file is alive; a stale one is replaced. Removed when this process exits (not by
     the worker processes it forks).
 
-    The check and the write happen under an exclusive lock on the file's directory, so of
-    commands started at once with the same pid file — missing or stale — exactly one takes it.
-    (Where the directory cannot be locked, the check is done without the lock, as before.)"""
+    The file itself is locked (``flock``, which NFS emulates with a byte-range lock on the
+    writable descriptor) while it is checked and written, so of commands started at once with
+    the same pid file — missing or stale — exactly one takes it. It is opened without following
+    a symlink, and written in place (never removed by a starting command, so a lock is always
+    on the file that is there: one removed by an exiting command meanwhile is opened again)."""
     ours = os.getpid()
-    with _directory_lock(os.path.dirname(os.path.abspath(path))):
-        old = _read_pid(path)
-        if old and old != ours and _alive(old):
-            raise PidfileTaken(f"--pidfile {path}: pid {old} in it is still running; stop it first")
-        with open(path, "w", encoding="ascii") as out:
-            out.write(f"{ours}\n")
+    deadline = time.monotonic() + PIDFILE_LOCK_WAIT
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise PidfileTaken(
+                            f"--pidfile {path}: locked by another process for {PIDFILE_LOCK_WAIT:.0f}s"
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                continue  # removed (or replaced) while this one waited for the lock: again
+            old = _pid_in(os.read(fd, 64))
+            if old and old != ours and _alive(old):
+                raise PidfileTaken(f"--pidfile {path}: pid {old} in it is still running; stop it first")
+            data = f"{ours}\n".encode()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+            break
+        finally:
+            os.close(fd)  # releases the lock
 
     def remove() -> None:
         # Not by a forked worker process exiting, nor once another command has taken the file.
@@ -210,29 +239,21 @@ def write_pidfile(path: str) -> None:
     atexit.register(remove)
 
 
-@contextlib.contextmanager
-def _directory_lock(directory: str) -> Iterator[None]:
-    """An exclusive ``flock`` on ``directory`` while the block runs (nothing if it cannot be had)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        yield
-        return
-    try:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def _read_pid(path: str) -> int:
-    """The pid in ``path``; 0 if there is no such file or it holds no plausible pid (Linux pids
-    are below 2**22; ``-1`` would ask ``kill`` about every process)."""
+    """The pid in ``path``; 0 if there is no such file or it holds no plausible pid."""
     try:
-        with open(path, encoding="ascii") as existing:
-            pid = int(existing.read().strip() or 0)
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        with open(path, "rb") as existing:
+            return _pid_in(existing.read(64))
+    except FileNotFoundError:
+        return 0
+
+
+def _pid_in(data: bytes) -> int:
+    """The pid a pid file's bytes name; 0 for none or an implausible one (Linux pids are below
+    2**22; ``-1`` would ask ``kill`` about every process)."""
+    try:
+        pid = int(data.strip() or 0)
+    except ValueError:
         return 0
     return pid if 0 < pid < 2**22 else 0
 

@@ -10,8 +10,9 @@ of tasks a second a flush of a dozen outcomes still cost the worker and Redis ab
 per task as the task itself (the call, the GIL passed to the settling thread and back, the
 script's fixed work; profiled in docs/benchmarks.md), so a result may then become visible up
 to 25 ms later. Below that rate (a chain's steps one after another, a worker running a few
-hundred tasks a second) the short gap holds. A rate, not a batch size: after a long gap a
-batch is larger at the same rate, and would keep the long gap once the rate fell. An outcome
+hundred tasks a second) the short gap holds, and comes back once the rate falls below
+``IDLE_FRACTION`` of it. A rate, not a batch size: after a long gap a batch is larger at the
+same rate, and would keep the long gap once the rate fell. An outcome
 someone waits for (``add_and_wait``: an at-most-once task's ``start``) is never held back.
 
 If the broker is unreachable the batch is kept and retried with backoff: an outcome is only
@@ -46,6 +47,7 @@ logger = logging.getLogger("conveyor.worker")
 SETTLE_GAP = 0.005  # shortest time between the starts of two flushes under load; see _run
 BUSY_GAP = 0.025  # the same while outcomes arrive at BUSY_RATE or faster
 BUSY_RATE = 1600  # outcomes a second (8 per SETTLE_GAP): the settle calls' fixed cost counts
+IDLE_FRACTION = 0.6  # ...and the short gap again below this share of it (about 1,000 a second)
 CLOSING_RETRY = 0.5  # longest wait between two settle attempts once closing (a deadline runs)
 
 
@@ -168,9 +170,13 @@ class Settler:
                 await self._alarm.sleep(gap)
             now = loop.time()
             batch = self._take()
-            busy = len(batch) >= BUSY_RATE * max(now - started, SETTLE_GAP)
-            started = now
             waiters, self._waiters = self._waiters, []
+            if not waiters:  # a flush someone waits for came early: its batch says nothing of the rate
+                # Busy from BUSY_RATE; idle again only well below it, so that a rate near the
+                # line does not switch the gap at every flush.
+                rate = len(batch) / max(now - started, SETTLE_GAP)
+                busy = rate >= (BUSY_RATE * IDLE_FRACTION if busy else BUSY_RATE)
+            started = now
             self._flushing = batch
             try:
                 await loop.run_in_executor(self._executor, self._broker.settle, batch, self._result_ttl())
