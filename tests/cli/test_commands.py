@@ -321,6 +321,11 @@ def test_a_pidfile_of_a_live_process_refuses_a_second_start(url: str, tmp_path: 
     pidfile.write_text("999999\n")  # stale: that process is gone
     third = conveyor("worker", "--burst", "--pidfile", str(pidfile), url=url)
     assert third.returncode == 0, third.stderr
+    assert f"--pidfile {pidfile}: replacing a stale file (pid 999999 is not running)" in third.stderr
+    link = tmp_path / "link.pid"
+    link.symlink_to(pidfile)
+    fourth = conveyor("worker", "--burst", "--pidfile", str(link), url=url)
+    assert fourth.returncode == 2 and "is a symbolic link, not followed" in fourth.stderr
 
 
 def _take_pidfile_at_once(path: str, ready: Any, done: Any, outcomes: Any) -> None:

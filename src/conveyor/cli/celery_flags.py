@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -178,6 +179,10 @@ def _take_pidfile(_ctx: click.Context, _param: click.Parameter, path: str | None
     except PidfileTaken as exc:
         raise Refused(str(exc)) from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # opened with O_NOFOLLOW
+            raise Refused(
+                f"--pidfile {path}: is a symbolic link, not followed: give the file itself"
+            ) from None
         raise Refused(f"--pidfile {path}: cannot write it: {exc.strerror or exc}") from None
     return path
 
@@ -223,6 +228,8 @@ def write_pidfile(path: str) -> None:
             old = _pid_in(os.read(fd, 64))
             if old and old != ours and _alive(old):
                 raise PidfileTaken(f"--pidfile {path}: pid {old} in it is still running; stop it first")
+            if old and old != ours:
+                click.echo(f"--pidfile {path}: replacing a stale file (pid {old} is not running)", err=True)
             data = f"{ours}\n".encode()
             os.pwrite(fd, data, 0)
             os.ftruncate(fd, len(data))

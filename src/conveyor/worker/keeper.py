@@ -133,7 +133,8 @@ class Keeper:
             # At-most-once and lost (worker dead, or an acknowledgement lost in a broker crash),
             # or past its max deaths: the dead letter holds which.
             logger.error(
-                "task %s: its lease expired and it may not run again; moved to dead letters (see its reason)",
+                "task %s: its lease expired and it is not to run again (at-most-once, or its workers "
+                "died under it task_max_worker_deaths times); moved to dead letters (see its reason)",
                 task_id,
             )
         if report.dead:
