@@ -204,3 +204,13 @@ def test_a_running_task_and_one_terminated_while_running_keep_their_enqueued_tim
         assert app.admin.task(busy.id).enqueued == pytest.approx(running.enqueued)
     finally:
         worker.stop()
+
+
+def test_a_task_a_worker_holds_without_running_it_is_leased_not_running(app: Conveyor) -> None:
+    """Leased by a worker whose heartbeat does not list it (prefetched, or the worker died):
+    ``task ID`` says ``leased``, not ``running`` (a user trial: a task whose worker was killed
+    showed as running for as long as no worker came to requeue it)."""
+    r = quick.delay(1)
+    [held] = app.broker.fetch(["default"], "gone-worker", 1, 30, 0)
+    assert held.id == r.id
+    assert app.admin.task(r.id).state == "leased"

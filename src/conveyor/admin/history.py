@@ -56,6 +56,7 @@ _NAMES = {
     states.STARTED: "running",
     LOST: "lost",  # an attempt only: its worker died while running it
 }
+LEASED = "leased"  # held by a worker that does not say it runs it (prefetched, or the worker is gone)
 LISTED = ("waiting", "scheduled", "running", "succeeded", "failed", "retrying", "revoked", "dead")
 SCAN = 200  # broker rows read per round when a filter the broker cannot apply is given
 
@@ -180,7 +181,13 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
     status = broker.status(task_id)
     if status is None:
         raise UnknownTask(f"unknown task id {task_id!r} (never enqueued, or its record expired)")
-    return _from_status(task_id, status.state, status.payload, status.retries)
+    info = _from_status(task_id, status.state, status.payload, status.retries)
+    if status.state == states.STARTED:
+        # Leased, yet no live worker's heartbeat says it runs: a worker holds it prefetched, or
+        # its worker stopped heartbeating (a live worker's keeper requeues it once the lease
+        # expires). "running" would say more than is known.
+        return dataclasses.replace(info, state=LEASED)
+    return info
 
 
 def counters(broker: Broker, since: float, until: float, name: str | None) -> list[MinuteCounts]:
