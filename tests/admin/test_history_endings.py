@@ -194,8 +194,9 @@ def test_a_running_task_and_one_terminated_while_running_keep_their_enqueued_tim
     try:
         sent_at = time.time()
         busy = slow.delay("never-opened")
-        # Running, as the worker's heartbeat describes it (before it, the broker only knows "started").
-        wait_for(lambda: app.admin.task(busy.id).worker is not None, 20)
+        # Running, as the worker's heartbeat describes it (before it, the broker only knows it
+        # is leased, and by whom).
+        wait_for(lambda: app.admin.task(busy.id).state == "running", 20)
         running = app.admin.task(busy.id)
         assert running.state == "running" and running.enqueued is not None and running.started is not None
         assert sent_at - 1 <= running.enqueued <= running.started
@@ -213,4 +214,5 @@ def test_a_task_a_worker_holds_without_running_it_is_leased_not_running(app: Con
     r = quick.delay(1)
     [held] = app.broker.fetch(["default"], "gone-worker", 1, 30, 0)
     assert held.id == r.id
-    assert app.admin.task(r.id).state == "leased"
+    info = app.admin.task(r.id)
+    assert (info.state, info.name, info.args, info.worker) == ("leased", "hist.quick", "1", "gone-worker")

@@ -211,3 +211,20 @@ def test_a_requeued_dead_letter_is_waiting_again_and_its_next_ending_replaces_it
     assert ids(broker) == ["bad"] and ids(broker, state=states.SUCCESS) == ["bad"]
     row = broker.history_row("bad")
     assert row is not None and decode_record(row.record).state == states.SUCCESS
+
+
+def test_held_job_names_the_lease_owner_of_a_leased_job_only(broker: Broker) -> None:
+    broker.enqueue([JobSpec("h", "q", b'{"id":"h","task":"t"}', 7)])
+    assert broker.held_job("h") is None  # waiting: pending_job's, not this
+    d = broker.fetch(["q"], "w1@vm/123-abc", 1, 30, 0)[0]
+    held = broker.held_job("h")
+    assert held is not None and broker.pending_job("h") is None
+    assert (held.queue, held.body, held.owner, held.deaths, held.priority) == (
+        "q",
+        b'{"id":"h","task":"t"}',
+        "w1@vm/123-abc",
+        0,
+        7,
+    )
+    broker.settle([Outcome("ack", "h", d.delivery)], 60)
+    assert broker.held_job("h") is None and broker.held_job("never") is None

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import states
-from ..brokers import Broker, HistoryQuery, HistoryRow, MinuteCounts, PendingJob, SearchReach
+from ..brokers import Broker, HeldJob, HistoryQuery, HistoryRow, MinuteCounts, PendingJob, SearchReach
 from ..exceptions import DecodeError
 from ..message import decode_envelope, decode_result, describe_message_args
 from ..progress import read_progress
@@ -176,18 +176,23 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
         attempts = task_info(row).attempts
         made = _runs(info.attempts_made, attempts, running_now=False)
         return dataclasses.replace(info, attempts=attempts, attempts_made=made)
+    held = broker.held_job(task_id)
+    if held is not None:
+        # Leased, yet no live worker's heartbeat says it runs: a worker holds it prefetched, or
+        # its worker stopped heartbeating (a live worker's keeper requeues it once the lease
+        # expires). "running" would say more than is known.
+        info = _from_held(held)
+        if row is None:
+            return info
+        attempts = task_info(row).attempts  # a retry's, so far
+        made = _runs(info.attempts_made, attempts, running_now=False)
+        return dataclasses.replace(info, attempts=attempts, attempts_made=made)
     if row is not None:
         return task_info(row)
     status = broker.status(task_id)
     if status is None:
         raise UnknownTask(f"unknown task id {task_id!r} (never enqueued, or its record expired)")
-    info = _from_status(task_id, status.state, status.payload, status.retries)
-    if status.state == states.STARTED:
-        # Leased, yet no live worker's heartbeat says it runs: a worker holds it prefetched, or
-        # its worker stopped heartbeating (a live worker's keeper requeues it once the lease
-        # expires). "running" would say more than is known.
-        return dataclasses.replace(info, state=LEASED)
-    return info
+    return _from_status(task_id, status.state, status.payload, status.retries)
 
 
 def counters(broker: Broker, since: float, until: float, name: str | None) -> list[MinuteCounts]:
@@ -323,6 +328,19 @@ def _from_pending(job: PendingJob) -> TaskInfo:
         enqueued=enqueued,
         attempts_made=job.retries,
         next_attempt=job.eta,
+    )
+
+
+def _from_held(job: HeldJob) -> TaskInfo:
+    """A leased job no heartbeat lists: ``leased``, held by its lease owner's worker; its runs
+    so far count the ones its workers died on."""
+    info = _from_pending(PendingJob(job.id, job.queue, job.body, job.priority, None, job.retries))
+    return dataclasses.replace(
+        info,
+        state=LEASED,
+        worker=job.owner.rsplit("/", 1)[0],  # lease owners are "NAME/pid-nonce" (worker/naming.py)
+        attempts_made=job.retries + max(job.deaths, 0),
+        next_attempt=None,
     )
 
 

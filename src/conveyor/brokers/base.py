@@ -38,6 +38,7 @@ from .records import (
     DeadLetter,
     Delivery,
     GroupState,
+    HeldJob,
     HistoryEntry,
     HistoryQuery,
     HistoryRow,
@@ -303,6 +304,10 @@ class TaskHistory(Protocol):
     @abc.abstractmethod
     def pending_job(self, task_id: str) -> PendingJob | None:
         """The job if it is ready or delayed (not leased, not finished), else None."""
+
+    @abc.abstractmethod
+    def held_job(self, task_id: str) -> HeldJob | None:
+        """The job if a worker holds its lease (running it, or prefetched), else None."""
 
     @abc.abstractmethod
     def history_row(self, task_id: str) -> HistoryRow | None:

@@ -207,6 +207,19 @@ class PendingJob:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldJob:
+    """A job leased to a worker (``owner``: its lease-owner id), with the deaths counted so far."""
+
+    id: str
+    queue: str
+    body: bytes
+    owner: str
+    deaths: int = 0
+    priority: int = 5
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class MinuteCounts:
     """What one task name did in one minute (``minute``: its start, epoch seconds): runs ended
     (successes, failures and retries), failures, retries, and the runs' total seconds."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..base import TaskHistory
 from ..history import COUNTERS_KEPT, matches, requeued_record, tally
-from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
+from ..records import HeldJob, HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
 from .state import MemoryParts
 
 
@@ -85,6 +85,13 @@ class MemoryHistory(MemoryParts, TaskHistory):
             if j is None or j.owner is not None:
                 return None
             return PendingJob(j.id, j.queue, j.body, j.priority, j.eta, j.retries)
+
+    def held_job(self, task_id: str) -> HeldJob | None:
+        with self._cond:
+            j = self._jobs.get(task_id)
+            if j is None or j.owner is None:
+                return None
+            return HeldJob(j.id, j.queue, j.body, j.owner, j.deaths, j.priority, j.retries)
 
     def history_row(self, task_id: str) -> HistoryRow | None:
         with self._cond:

@@ -17,7 +17,16 @@ from ...exceptions import DecodeError
 from ...taskrecord import decode_record
 from ..base import TaskHistory
 from ..history import COUNTERS_KEPT, HISTORY_STATES, matches, minute, requeued_record, tally
-from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob, SearchReach
+from ..records import (
+    HeldJob,
+    HistoryEntry,
+    HistoryQuery,
+    HistoryRow,
+    MinuteCounts,
+    Outcome,
+    PendingJob,
+    SearchReach,
+)
 from .connection import Arg, RedisParts
 
 SCAN_SLICE = 500  # ids read per round while listing
@@ -181,6 +190,30 @@ class RedisHistory(RedisParts, TaskHistory):
             eta = self._conn.client.zscore(k.delayed(queue), task_id)
         done = 0 if retry is None else int(retry.split(b"|", 1)[0])
         return PendingJob(task_id, queue, body, int(priority), eta, done)
+
+    def held_job(self, task_id: str) -> HeldJob | None:
+        k = self._keys
+        with self._conn.errors():
+            pipe = self._conn.client.pipeline(transaction=False)
+            for key in (k.job_meta, k.job_body, k.job_state, k.job_retry):
+                pipe.hget(key, task_id)
+            meta, body, state, retry = pipe.execute()
+        if meta is None or body is None or state is None:
+            return None
+        _, deaths, owner = state.split(b"|", 2)  # "delivery|deaths[r]|owner" (lib.lua)
+        if not owner:
+            return None
+        priority, _, queue = meta.decode().split("|", 2)
+        done = 0 if retry is None else int(retry.split(b"|", 1)[0])
+        return HeldJob(
+            task_id,
+            queue,
+            body,
+            owner.decode(errors="replace"),
+            int(deaths.rstrip(b"r")),
+            int(priority),
+            done,
+        )
 
     def history_row(self, task_id: str) -> HistoryRow | None:
         k = self._keys

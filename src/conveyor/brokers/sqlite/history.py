@@ -14,7 +14,7 @@ from typing import Any
 from ... import states
 from ..base import TaskHistory
 from ..history import COUNTERS_KEPT, requeued_record, tally
-from ..records import HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
+from ..records import HeldJob, HistoryEntry, HistoryQuery, HistoryRow, MinuteCounts, Outcome, PendingJob
 from .connection import SQLiteParts, _mapped
 
 # Only rows the index has: telling it to forget a row it never took corrupts it ("database disk
@@ -144,6 +144,19 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
             .fetchone()
         )
         return None if r is None else PendingJob(r[0], r[1], bytes(r[2]), r[3], r[4], r[5])
+
+    @_mapped
+    def held_job(self, task_id: str) -> HeldJob | None:
+        r = (
+            self._conn.db()
+            .execute(
+                "SELECT id, queue, body, lease_owner, deaths, priority, retries FROM jobs"
+                " WHERE id = ? AND lease_owner IS NOT NULL",
+                (task_id,),
+            )
+            .fetchone()
+        )
+        return None if r is None else HeldJob(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], r[6])
 
     @_mapped
     def history_row(self, task_id: str) -> HistoryRow | None:
