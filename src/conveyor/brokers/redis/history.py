@@ -177,27 +177,27 @@ class RedisHistory(RedisParts, TaskHistory):
         jobs.sort(key=lambda item: item[0], reverse=True)
         return [job for _, job in jobs[offset:want]]
 
-    def pending_job(self, task_id: str) -> PendingJob | None:
+    def _job_fields(self, task_id: str) -> list[bytes | None]:
+        """A job's meta, body, state and retry fields (lib.lua), each None where absent."""
         k = self._keys
         with self._conn.errors():
             pipe = self._conn.client.pipeline(transaction=False)
             for key in (k.job_meta, k.job_body, k.job_state, k.job_retry):
                 pipe.hget(key, task_id)
-            meta, body, state, retry = pipe.execute()
-            if meta is None or body is None or (state is not None and state.split(b"|", 2)[2]):
-                return None  # unknown, finished, or leased ("delivery|deaths|owner")
-            priority, _, queue = meta.decode().split("|", 2)
-            eta = self._conn.client.zscore(k.delayed(queue), task_id)
+            return pipe.execute()
+
+    def pending_job(self, task_id: str) -> PendingJob | None:
+        meta, body, state, retry = self._job_fields(task_id)
+        if meta is None or body is None or (state is not None and state.split(b"|", 2)[2]):
+            return None  # unknown, finished, or leased ("delivery|deaths|owner")
+        priority, _, queue = meta.decode().split("|", 2)
+        with self._conn.errors():
+            eta = self._conn.client.zscore(self._keys.delayed(queue), task_id)
         done = 0 if retry is None else int(retry.split(b"|", 1)[0])
         return PendingJob(task_id, queue, body, int(priority), eta, done)
 
     def held_job(self, task_id: str) -> HeldJob | None:
-        k = self._keys
-        with self._conn.errors():
-            pipe = self._conn.client.pipeline(transaction=False)
-            for key in (k.job_meta, k.job_body, k.job_state, k.job_retry):
-                pipe.hget(key, task_id)
-            meta, body, state, retry = pipe.execute()
+        meta, body, state, retry = self._job_fields(task_id)
         if meta is None or body is None or state is None:
             return None
         _, deaths, owner = state.split(b"|", 2)  # "delivery|deaths[r]|owner" (lib.lua)
