@@ -219,6 +219,8 @@ def write_pidfile(path: str) -> None:
                             f"--pidfile {path}: locked by another process for {PIDFILE_LOCK_WAIT:.0f}s"
                         ) from None
                     time.sleep(0.05)
+                except OSError:  # no locks on this file system (NFS without its lock service)
+                    break  # checked and written without one, as before locks were taken
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
             except FileNotFoundError:
