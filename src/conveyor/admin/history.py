@@ -182,6 +182,11 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
         # its worker stopped heartbeating (a live worker's keeper requeues it once the lease
         # expires). "running" would say more than is known.
         info = _from_held(held)
+        reported = read_progress(broker, task_id)
+        if reported is not None and reported.retries == held.retries:
+            # It reported progress on this attempt: it runs (its worker's heartbeat, up to a
+            # second old, has not listed it yet), rather than waiting prefetched.
+            info = dataclasses.replace(info, state="running")
         if row is None:
             return info
         attempts = task_info(row).attempts  # a retry's, so far
