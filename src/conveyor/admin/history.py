@@ -170,12 +170,7 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
     pending = broker.pending_job(task_id)
     row = broker.history_row(task_id)
     if pending is not None:  # waiting, or scheduled (a retry: with its attempts so far)
-        info = _from_pending(pending)
-        if row is None:
-            return info
-        attempts = task_info(row).attempts
-        made = _runs(info.attempts_made, attempts, running_now=False)
-        return dataclasses.replace(info, attempts=attempts, attempts_made=made)
+        return _with_attempts_so_far(_from_pending(pending), row)
     held = broker.held_job(task_id)
     if held is not None:
         # Leased, yet no live worker's heartbeat says it runs: a worker holds it prefetched, or
@@ -187,17 +182,23 @@ def _one(broker: Broker, running: Callable[[], list[RunningTask]], task_id: str)
             # It reported progress on this attempt: it runs (its worker's heartbeat, up to a
             # second old, has not listed it yet), rather than waiting prefetched.
             info = dataclasses.replace(info, state="running")
-        if row is None:
-            return info
-        attempts = task_info(row).attempts  # a retry's, so far
-        made = _runs(info.attempts_made, attempts, running_now=False)
-        return dataclasses.replace(info, attempts=attempts, attempts_made=made)
+        return _with_attempts_so_far(info, row)
     if row is not None:
         return task_info(row)
     status = broker.status(task_id)
     if status is None:
         raise UnknownTask(f"unknown task id {task_id!r} (never enqueued, or its record expired)")
     return _from_status(task_id, status.state, status.payload, status.retries)
+
+
+def _with_attempts_so_far(info: TaskInfo, row: HistoryRow | None) -> TaskInfo:
+    """A task not ended yet (waiting, scheduled, leased) with the failed attempts its history
+    record holds so far (a retry's), counted in its runs."""
+    if row is None:
+        return info
+    attempts = task_info(row).attempts
+    made = _runs(info.attempts_made, attempts, running_now=False)
+    return dataclasses.replace(info, attempts=attempts, attempts_made=made)
 
 
 def counters(broker: Broker, since: float, until: float, name: str | None) -> list[MinuteCounts]:

@@ -6,14 +6,14 @@ settle (one Lua script on Redis, one transaction on SQLite), only if that outcom
 Only endings that leave a state worth listing get one: success, failure, retry, dead letter,
 revoke. Releases and start marks do not (waiting and running come from the queues and leases).
 
-A run its worker died on has no ending of its own: nobody is left to settle it. The run after
-it brings it: a first attempt with deaths counted (``Delivery.deaths``: the broker had been told it
-was running) attaches one ``LOST`` attempt per death before its own — or its refusal at intake
-does, or the dead letter its last death made does — so
-``conveyor task ID`` shows two runs where a worker was killed under the first. Only on a first
-attempt (``retries == 0``): deaths are counted for a task's whole life, so after a retry the
-count no longer says how many of them an earlier ending already brought. A worker killed before
-its heartbeat told the broker the task was running leaves no death, and no attempt.
+A run its worker died on has no ending of its own: nobody is left to settle it. The ending
+after it brings it: a first attempt with deaths counted (``Delivery.deaths``: the broker had
+been told it was running) attaches one ``LOST`` attempt per death before its own — as do its
+refusal at intake and the dead letter its last death made — so ``conveyor task ID`` shows two
+runs where a worker was killed under the first. Only on a first attempt (``retries == 0``):
+deaths are counted for a task's whole life, so after a retry the count no longer says how many
+of them an earlier ending already brought. A worker killed before its heartbeat told the
+broker the task was running leaves no death, and no attempt.
 
 ``ignore_result`` tasks are recorded too (their state, not their result): the outcome carries
 no payload for them, and the record is the same.

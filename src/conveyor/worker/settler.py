@@ -12,8 +12,9 @@ script's fixed work; profiled in docs/benchmarks.md), so a result may then becom
 to 25 ms later. Below that rate (a chain's steps one after another, a worker running a few
 hundred tasks a second) the short gap holds, and comes back once the rate falls below
 ``IDLE_FRACTION`` of it. A rate, not a batch size: after a long gap a batch is larger at the
-same rate, and would keep the long gap once the rate fell. An outcome
-someone waits for (``add_and_wait``: an at-most-once task's ``start``) is never held back.
+same rate, and would keep the long gap once the rate fell. An outcome someone waits for
+(``add_and_wait``: an at-most-once task's ``start``) is never held back, and its early flush
+does not count for the rate.
 
 If the broker is unreachable the batch is kept and retried with backoff: an outcome is only
 dropped once the broker accepted it (and if this process dies first, the leases expire and
@@ -149,7 +150,7 @@ class Settler:
         loop = asyncio.get_running_loop()
         delay = 0.05
         failing = False
-        started = -BUSY_GAP
+        started = -SETTLE_GAP
         busy = False  # the last batch came at BUSY_RATE or faster: the longer gap follows it
         while True:
             with self._lock:
