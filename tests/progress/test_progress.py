@@ -49,7 +49,9 @@ def test_progress_is_visible_while_the_task_runs_then_the_result_alone(
         assert c.info == {"file": "a.png", "step": 2}
         again = progress_app.retried.delay("retried-done")
         # Its second attempt runs and has reported nothing yet: the first one's report is hidden.
-        wait_for(lambda: again.state == "STARTED" and again.retries == 1, 20)
+        # The retry count is read first: STARTED read before it may still be the first attempt
+        # (about to retry), and RETRY would follow.
+        wait_for(lambda: again.retries == 1 and again.state == "STARTED", 20)
         assert again.info is None
         (tmp_path / "retried-done").touch()
         assert again.get(timeout=20) == "second"
