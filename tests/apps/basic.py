@@ -20,6 +20,8 @@ app.conf.worker_lease_timeout = float(os.environ.get("CONVEYOR_TEST_LEASE", "3.0
 app.conf.worker_heartbeat_interval = float(os.environ.get("CONVEYOR_TEST_HEARTBEAT", "1.0"))
 if os.environ.get("CONVEYOR_TEST_CONCURRENCY"):  # worker_concurrency set in the app, not by -c
     app.conf.worker_concurrency = int(os.environ["CONVEYOR_TEST_CONCURRENCY"])
+if os.environ.get("CONVEYOR_TEST_PIN_CPUS"):  # worker_pin_cpus set in the app, not by a flag
+    app.conf.worker_pin_cpus = os.environ["CONVEYOR_TEST_PIN_CPUS"] == "1"
 
 
 def _mark(name: str, text: str) -> None:

@@ -125,6 +125,12 @@ def default_processes(pool: str, concurrency_set: bool, broker_url: str) -> int:
     "broker is not memory://, else 1.",
 )
 @click.option(
+    "--pin-cpus/--no-pin-cpus",
+    default=None,
+    help="Hold each worker process (and its threads) to one CPU. Default (worker_pin_cpus): only "
+    "when there is one worker process per CPU this command may use, as no flags starts.",
+)
+@click.option(
     "-B", "--beat", "with_beat", is_flag=True, help="Also run the periodic scheduler (safe on many workers)."
 )
 @click.option(
@@ -182,6 +188,7 @@ def worker(
     shutdown_timeout: float | None,
     burst: bool,
     processes: int | None,
+    pin_cpus: bool | None,
     with_beat: bool,
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
@@ -248,6 +255,7 @@ def worker(
         from .beat import prepared_scheduler
 
         beat = prepared_scheduler(app)
+    cpus = _pinned(processes, app.conf.worker_pin_cpus if pin_cpus is None else pin_cpus, single.pool)
     if processes > 1 or single.recycles_itself:
         # A recycling worker runs under the supervisor even alone: it replaces a retired one
         # (with -P processes the worker replaces its own retired children instead).
@@ -261,9 +269,30 @@ def worker(
             ),
             processes,
             replace_clean_exits=not burst,  # a burst worker exits 0 when the queues are empty
+            cpus=cpus,
         )
         sys.exit(supervisor.run())
+    if cpus:  # --pin-cpus with one process: held to the first CPU of its mask
+        from ..worker.cpus import pin_process
+
+        pin_process(cpus[0])
     _run(single, beat)
+
+
+def _pinned(processes: int, pin: bool | None, pool: str) -> list[int] | None:
+    """The CPU of each worker process (worker/cpus.py), or None. Asked for where it cannot be
+    done: said in one line, not ignored. Never under ``-P processes``: its pool children would
+    inherit their worker's one CPU, and share it."""
+    from ..worker.cpus import pinned_cpus
+
+    if pool == "processes":
+        if pin:
+            click.echo("--pin-cpus: -P processes children would all share one CPU; not pinned", err=True)
+        return None
+    cpus = pinned_cpus(processes, pin)
+    if pin and cpus is None:
+        click.echo("--pin-cpus: this platform cannot hold a process to a CPU; not pinned", err=True)
+    return cpus
 
 
 def _run(w: Worker, beat: Any, supervised: bool = False) -> None:

@@ -10,9 +10,12 @@ only with ``--burst`` is a clean exit the end of the child's work. A child that 
 (``--max-tasks-per-child``, ``--max-memory-per-child``) exits with ``RECYCLED`` and is replaced
 at once, even with ``--burst``. A child stopped by ``conveyor control shutdown`` exits with
 ``SHUT_DOWN`` and is not replaced. The supervisor exits when all children have. SIGTERM/SIGINT are
-forwarded to the children. A supervisor killed outright (SIGKILL, the OOM killer) takes its
-children with it: on Linux each child gets SIGTERM the moment the supervisor is gone and shuts
-down as if asked, so no orphaned worker keeps taking tasks beside the replacement command.
+forwarded to the children. With ``cpus`` (worker/cpus.py), child ``i`` holds itself to the
+``i``-th CPU of the list before it starts a thread, so that every thread it starts later is held
+there too; a replacement takes the CPU of the child it replaces. A supervisor killed outright
+(SIGKILL, the OOM killer) takes its children with it: on Linux each child gets SIGTERM the
+moment the supervisor is gone and shuts down as if asked, so no orphaned worker keeps taking
+tasks beside the replacement command.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from .cpus import pin_process
 
 logger = logging.getLogger("conveyor.supervisor")
 
@@ -43,16 +48,22 @@ class Supervisor:
     """Runs ``target(index)`` in ``processes`` forked children (index 1..N)."""
 
     def __init__(
-        self, target: Callable[[int], None], processes: int, replace_clean_exits: bool = True
+        self,
+        target: Callable[[int], None],
+        processes: int,
+        replace_clean_exits: bool = True,
+        cpus: list[int] | None = None,
     ) -> None:
         self.target = target
         self.processes = processes
         self.replace_clean_exits = replace_clean_exits
+        self.cpus = cpus
         self.children: dict[int, int] = {}  # pid -> index
         self.stopping = 0
 
     def _spawn(self, index: int) -> None:
         supervisor = os.getpid()
+        cpu = None if not self.cpus else self.cpus[(index - 1) % len(self.cpus)]
         # Stop signals are held across the fork: one landing in the child before it has its
         # own handler would run the supervisor's (forwarding it to the siblings, while the
         # child went on to start a worker no one would stop).
@@ -73,6 +84,8 @@ class Supervisor:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 _stop_with(supervisor)
                 os.environ["CONVEYOR_PROCESS_INDEX"] = str(index)
+                if cpu is not None:
+                    pin_process(cpu)
                 self.target(index)
                 code = 0
             except SystemExit as exc:
@@ -85,7 +98,8 @@ class Supervisor:
         self.children[pid] = index
         # A stop that came meanwhile is handled now, and forwarded to this child as well.
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        logger.info("started worker process %d (pid %d)", index, pid)
+        on = "" if cpu is None else f" on CPU {cpu}"
+        logger.info("started worker process %d (pid %d)%s", index, pid, on)
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.stopping += 1
