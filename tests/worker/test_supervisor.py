@@ -144,6 +144,10 @@ def test_killing_the_supervisor_stops_its_worker_processes(tmp_path: Path) -> No
         wait_for(lambda: not any(alive(pid) for pid in children), 30)
         assert result.get(timeout=10) == "t0"  # drained: the running task finished, not abandoned
         assert lines(tmp_path / "orphan")[-1].startswith("done t0")
+        # Each says why it stops: not a bare "SIGTERM received", which an operator never sent.
+        said = supervisor.log()
+        assert said.count(f"its supervisor (pid {supervisor.pid}) is gone (killed?)") == 2, said
+        assert "SIGTERM received" not in said, said
     finally:
         supervisor.kill()
         for pid in children:  # if the kernel did not stop them, this test must not leave them

@@ -42,6 +42,9 @@ RECYCLED = 75  # EX_TEMPFAIL
 SHUT_DOWN = 64
 # What a worker drains on; held across the forks of --processes and of -P processes.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# (In a --processes child) the pid of the supervisor that forked it: a stop signal that finds
+# another parent came from the kernel because the supervisor died (``supervisor_gone``).
+SUPERVISOR_PID: int | None = None
 
 
 class Supervisor:
@@ -140,6 +143,14 @@ class Supervisor:
         return exit_code
 
 
+def supervisor_gone() -> int | None:
+    """(A --processes child) The pid of its supervisor if that has died (this child was handed
+    to another parent), else None: a SIGTERM then came from the kernel, not from an operator."""
+    if SUPERVISOR_PID is None or os.getppid() == SUPERVISOR_PID:
+        return None
+    return SUPERVISOR_PID
+
+
 def flush_output() -> None:
     """Flush stdout and stderr before ``os._exit``, ignoring a failure: with its output piped to
     a reader that has gone (``| head``), the flush raises, and a child must still exit with its
@@ -172,6 +183,8 @@ def _stop_with(supervisor: int) -> None:
     parent check: the child exits at once."""
     from .parentdeath import signal_on_parent_death  # here: only a supervised child needs ctypes
 
+    global SUPERVISOR_PID
+    SUPERVISOR_PID = supervisor
     signal_on_parent_death(signal.SIGTERM)
     if os.getppid() != supervisor:
         os._exit(1)

@@ -56,7 +56,7 @@ from .runners import AsyncRunner, InlineRunner, ThreadRunner
 from .settler import Settler
 from .slots import SlotThreads
 from .streaks import Streaks
-from .supervisor import STOP_SIGNALS
+from .supervisor import STOP_SIGNALS, supervisor_gone
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
@@ -248,11 +248,20 @@ class Worker:
         self._signals += 1
         if self._signals == 1:
             self._first_signal = (signum, now)
-            logger.warning(
-                "%s: %s received, shutting down gracefully (again to stop at once)",
-                self.hostname,
-                signal.Signals(signum).name,
-            )
+            gone = supervisor_gone()
+            if gone is not None:  # told by the kernel (PR_SET_PDEATHSIG), not by an operator
+                logger.warning(
+                    "%s: its supervisor (pid %d) is gone (killed?), shutting down gracefully "
+                    "(again to stop at once)",
+                    self.hostname,
+                    gone,
+                )
+            else:
+                logger.warning(
+                    "%s: %s received, shutting down gracefully (again to stop at once)",
+                    self.hostname,
+                    signal.Signals(signum).name,
+                )
             self.stop()
         else:
             logger.warning(
