@@ -133,6 +133,12 @@ def test_inspect_active_shows_a_running_task_with_its_worker_and_status_drops_a_
     # Dropped once its heartbeat is a lease old; the slack covers two `conveyor status`
     # start-ups (the poll just before the drop and the one that sees it) on a busy machine.
     assert time.monotonic() - killed < lease + 5.0
+    # --all still lists it, as gone, with its last heartbeat: where did my worker go?
+    every = conveyor("status", "--all", url=process_broker_url)
+    assert every.returncode == 1 and f"{name}: gone (last heartbeat " in every.stdout, every
+    assert "0 nodes online, 1 gone." in every.stdout, every
+    [listed] = json.loads(conveyor("status", "--all", "--json", url=process_broker_url).stdout)
+    assert (listed["hostname"], listed["gone"]) == (name, True)
 
 
 def test_status_and_health_queue_name_a_queue_whose_ready_tasks_no_worker_consumes(
