@@ -262,6 +262,8 @@ def test_dead_list_and_retry(app: Conveyor, url: str, tmp_path: Path) -> None:
         worker.stop()
     listed = conveyor("dead", "list", url=url)
     assert result.id in listed.stdout and "failed: builtins.ValueError: boom" in listed.stdout
+    alone = conveyor("dead", url=url)  # no subcommand: the list, not a usage message
+    assert (alone.returncode, alone.stdout) == (0, listed.stdout), alone
     retried = conveyor("dead", "retry", result.id, url=url)
     assert "requeued 1 task(s)" in retried.stdout
     assert app.AsyncResult(result.id).state == states.PENDING

@@ -1,4 +1,4 @@
-"""``conveyor dead list|retry|delete|purge``: the dead-letter set, paged and filtered."""
+"""``conveyor dead [list|retry|delete|purge]``: the dead-letter set, paged and filtered."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from .common import State
 from .display import echo_json
 
 
-@click.group()
-def dead() -> None:
-    """Inspect and retry dead letters.
+@click.group(invoke_without_command=True)
+@click.pass_context
+def dead(ctx: click.Context) -> None:
+    """Inspect and retry dead letters (alone: the newest page, as ``dead list``).
 
     A dead letter is a task that failed for good, was malformed or unknown, or whose worker
     died on it too often.
     """
+    if ctx.invoked_subcommand is None:  # `conveyor dead`: what an operator wants first is the list
+        ctx.invoke(list_dead)
 
 
 def _filters(fn: Callable[..., None]) -> Callable[..., None]:
