@@ -216,3 +216,14 @@ def test_a_task_a_worker_holds_without_running_it_is_leased_not_running(app: Con
     assert held.id == r.id
     info = app.admin.task(r.id)
     assert (info.state, info.name, info.args, info.worker) == ("leased", "hist.quick", "1", "gone-worker")
+
+
+def test_a_task_requeued_after_its_worker_died_waits_with_that_run_counted(app: Conveyor) -> None:
+    """A user trial: a task whose worker was killed under it, requeued by another worker's
+    keeper and not fetched yet, showed ``attempts: 0``; the run it lost is one of its runs."""
+    r = quick.delay(1)
+    [held] = app.broker.fetch(["default"], "dying-worker", 1, 0.05, 0)
+    app.broker.heartbeat("dying-worker", 0.05, b"{}", [(r.id, held.delivery)])  # it was running
+    wait_for(lambda: app.broker.reclaim(5, 60).requeued == [r.id], 10)
+    info = app.admin.task(r.id)
+    assert (info.state, info.attempts_made) == ("waiting", 1)

@@ -213,6 +213,18 @@ def test_a_requeued_dead_letter_is_waiting_again_and_its_next_ending_replaces_it
     assert row is not None and decode_record(row.record).state == states.SUCCESS
 
 
+def test_pending_job_counts_the_deaths_of_a_job_requeued_after_its_worker_died(broker: Broker) -> None:
+    """Its worker died running it and another requeued it: waiting again, with one run lost."""
+    broker.enqueue([JobSpec("p", "q", b'{"id":"p","task":"t"}', 7)])
+    assert broker.pending_job("p").deaths == 0  # type: ignore[union-attr]  # never leased yet
+    d = broker.fetch(["q"], "w1", 1, 0.05, 0)[0]
+    broker.heartbeat("w1", 0.05, b"{}", [("p", d.delivery)])  # it was running
+    time.sleep(0.1)
+    assert broker.reclaim(5, 60).requeued == ["p"]
+    pending = broker.pending_job("p")
+    assert pending is not None and (pending.deaths, pending.retries, pending.eta) == (1, 0, None)
+
+
 def test_held_job_names_the_lease_owner_of_a_leased_job_only(broker: Broker) -> None:
     broker.enqueue([JobSpec("h", "q", b'{"id":"h","task":"t"}', 7)])
     assert broker.held_job("h") is None  # waiting: pending_job's, not this

@@ -332,7 +332,8 @@ def _from_pending(job: PendingJob) -> TaskInfo:
         args=args,
         priority=job.priority,
         enqueued=enqueued,
-        attempts_made=job.retries,
+        # Its runs so far: retries, and the runs its workers died on (-1: an at-most-once start).
+        attempts_made=job.retries + max(job.deaths, 0),
         next_attempt=job.eta,
     )
 
@@ -340,12 +341,11 @@ def _from_pending(job: PendingJob) -> TaskInfo:
 def _from_held(job: HeldJob) -> TaskInfo:
     """A leased job no heartbeat lists: ``leased``, held by its lease owner's worker; its runs
     so far count the ones its workers died on."""
-    info = _from_pending(PendingJob(job.id, job.queue, job.body, job.priority, None, job.retries))
+    pending = PendingJob(job.id, job.queue, job.body, job.priority, None, job.retries, job.deaths)
     return dataclasses.replace(
-        info,
+        _from_pending(pending),
         state=LEASED,
         worker=job.owner.rsplit("/", 1)[0],  # lease owners are "NAME/pid-nonce" (worker/naming.py)
-        attempts_made=job.retries + max(job.deaths, 0),
         next_attempt=None,
     )
 

@@ -196,7 +196,8 @@ class SearchReach:
 @dataclass(frozen=True, slots=True)
 class PendingJob:
     """A job not leased to a worker: ready (``eta`` None) or delayed until ``eta`` (a countdown,
-    an eta, a retry's backoff)."""
+    an eta, a retry's backoff), with the deaths counted so far (a worker died running it and
+    another requeued it)."""
 
     id: str
     queue: str
@@ -204,6 +205,7 @@ class PendingJob:
     priority: int = 5
     eta: float | None = None
     retries: int = 0
+    deaths: int = 0
 
 
 @dataclass(frozen=True, slots=True)

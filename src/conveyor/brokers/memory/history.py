@@ -84,7 +84,7 @@ class MemoryHistory(MemoryParts, TaskHistory):
             j = self._jobs.get(task_id)
             if j is None or j.owner is not None:
                 return None
-            return PendingJob(j.id, j.queue, j.body, j.priority, j.eta, j.retries)
+            return PendingJob(j.id, j.queue, j.body, j.priority, j.eta, j.retries, j.deaths)
 
     def held_job(self, task_id: str) -> HeldJob | None:
         with self._cond:

@@ -194,7 +194,9 @@ class RedisHistory(RedisParts, TaskHistory):
         with self._conn.errors():
             eta = self._conn.client.zscore(self._keys.delayed(queue), task_id)
         done = 0 if retry is None else int(retry.split(b"|", 1)[0])
-        return PendingJob(task_id, queue, body, int(priority), eta, done)
+        # "delivery|deaths[r]|" once it was leased (lib.lua); never leased: no state yet.
+        deaths = 0 if state is None else int(state.split(b"|", 2)[1].rstrip(b"r") or 0)
+        return PendingJob(task_id, queue, body, int(priority), eta, done, deaths)
 
     def held_job(self, task_id: str) -> HeldJob | None:
         meta, body, state, retry = self._job_fields(task_id)

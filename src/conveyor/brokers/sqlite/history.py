@@ -137,13 +137,13 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         r = (
             self._conn.db()
             .execute(
-                "SELECT id, queue, body, priority, eta, retries FROM jobs"
+                "SELECT id, queue, body, priority, eta, retries, deaths FROM jobs"
                 " WHERE id = ? AND lease_owner IS NULL",
                 (task_id,),
             )
             .fetchone()
         )
-        return None if r is None else PendingJob(r[0], r[1], bytes(r[2]), r[3], r[4], r[5])
+        return None if r is None else PendingJob(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], r[6])
 
     @_mapped
     def held_job(self, task_id: str) -> HeldJob | None:
