@@ -5,6 +5,7 @@ Run against the brokers several processes can share (SQLite and Redis).
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from conveyor import Conveyor, TimeLimitExceeded, states
 from conveyor.brokers import JobSpec
 
 from .apps import basic
+from .cli.helpers import conveyor
 from .procs import WorkerProcess, lines, wait_for
 
 FAST_LEASE = {"CONVEYOR_TEST_LEASE": "1.0", "CONVEYOR_TEST_HEARTBEAT": "0.25"}
@@ -75,6 +77,34 @@ def test_a_run_its_worker_died_on_shows_in_the_tasks_history_as_lost(
         assert (lost.attempt, lost.state) == (1, "lost")
         assert lost.error is not None
         assert "WorkerLostError: lost while it ran (its worker or pool process died" in lost.error
+    finally:
+        survivor.stop()
+
+
+def test_a_task_revoked_while_its_dead_worker_held_it_ends_revoked_in_its_history(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """A user trial: the worker running it was killed, the operator revoked it before any live
+    worker requeued it, and it vanished (the next fetch dropped it: no ``revoked`` listing, no
+    record of the run that was lost). Now the next worker settles it as revoked, never running
+    it again, and its history holds the lost run and the revoke."""
+    doomed = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE, name="doomed").wait_ready()
+    result = basic.record.delay("revoked-runs", "t1", 30.0)
+    wait_for(lambda: any(t.id == result.id for t in app.admin.running()), 15)  # heartbeat said so
+    doomed.kill()
+    # (`conveyor revoke` says the dead worker did not reply, and exits 1; the revoke is kept.)
+    revoked = conveyor("revoke", result.id, url=process_broker_url)
+    assert "did not reply" in revoked.stderr, revoked
+    survivor = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE, name="survivor").wait_ready()
+    try:
+        wait_for(lambda: app.admin.task(result.id).state == "revoked" and app.admin.task(result.id).name, 30)
+        assert len(starts(tmp_path / "revoked-runs", "t1")) == 1  # not run again
+        info = app.admin.task(result.id)
+        assert (info.name, info.attempts_made) == (basic.record.name, 2)
+        assert [(a.attempt, a.state) for a in info.attempts] == [(1, "lost"), (2, "revoked")]
+        listed = json.loads(conveyor("tasks", "--state", "revoked", "--json", url=process_broker_url).stdout)
+        assert [t["id"] for t in listed["items"]] == [result.id]
+        assert result.state == "REVOKED"
     finally:
         survivor.stop()
 

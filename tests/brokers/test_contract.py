@@ -244,10 +244,28 @@ def test_revoke_of_a_leased_job_is_reported_to_its_worker(broker: Broker) -> Non
 
 
 def test_revoke_before_enqueue_is_honoured_at_fetch(broker: Broker) -> None:
+    """Handed out flagged, for its worker to settle as REVOKED (with its history), never run."""
     broker.revoke(["a"], False, 60)
-    broker.enqueue([job("a")])
-    assert fetch_ids(broker) == []
+    broker.enqueue([job("a"), job("b")])
+    got = broker.fetch(["q"], "w1", 10, 30, 0)
+    assert sorted((d.id, d.revoked) for d in got) == [("a", True), ("b", False)]
+    [a] = [d for d in got if d.id == "a"]
+    broker.settle([Outcome("ack", "a", a.delivery, states.REVOKED, b'{"exc_message":"revoked"}')], 60)
     assert broker.status("a").state == states.REVOKED
+
+
+def test_a_job_revoked_while_held_then_requeued_comes_back_flagged_revoked(broker: Broker) -> None:
+    """Its worker died (or gave it back) after the revoke: the next fetch flags it, so that a
+    worker settles it as REVOKED with a history record, rather than the broker dropping it."""
+    broker.enqueue([job("a")])
+    first = broker.fetch(["q"], "w1", 1, 0.05, 0)[0]
+    broker.heartbeat("w1", 0.05, b"{}", [("a", first.delivery)])  # it was running
+    broker.revoke(["a"], False, 60)
+    assert broker.status("a").state != states.REVOKED  # its worker holds it: its worker says
+    time.sleep(0.1)
+    assert broker.reclaim(5, 60).requeued == ["a"]
+    [again] = broker.fetch(["q"], "w2", 1, 30, 0)
+    assert (again.id, again.revoked, again.deaths) == ("a", True, 1)
 
 
 def test_unknown_id_has_no_status(broker: Broker) -> None:

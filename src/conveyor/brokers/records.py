@@ -32,9 +32,10 @@ class Delivery:
     delivery: int  # grows with every hand-out, never repeats; fences stale settles
     deaths: int  # how many times a worker died running this job (-1: at-most-once, started)
     redelivered: bool = False  # handed out before and not settled since (a crash, a release)
-    #: Revoked before it was ever fetched, and a workflow step: handed out only so that its worker
-    #: settles it as REVOKED with its workflow's continuation (never run). A revoked job outside
-    #: any workflow is dropped by the fetch instead.
+    #: Revoked, and not run yet: handed out only so that its worker settles it as REVOKED (never
+    #: running it) with its history record, and a workflow step with its workflow's
+    #: continuation. Not dropped by the fetch: a job revoked while a worker held it, then
+    #: requeued (its worker died, or gave it back at shutdown), would end with no record.
     revoked: bool = False
 
 

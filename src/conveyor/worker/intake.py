@@ -63,6 +63,10 @@ def intake(
     except DecodeError as exc:
         return Refused("dead", f"malformed message: {exc}", exc)
     task = tasks.get(env.task)
+    if d.revoked or d.id in revoked:
+        # Before the unknown-task check: a revoked job is REVOKED on any worker, even one that
+        # does not know its task (it was never to run).
+        return Refused("revoked", "revoked", retries=env.retries, task=task, request=_bare(env, d, hostname))
     if task is None:
         missing = NotRegistered(f"task {env.task!r} is not registered on worker {hostname}")
         reason = (
@@ -70,8 +74,6 @@ def intake(
             "(is its module imported by the app given with -A?)"
         )
         return Refused("dead", reason, missing, unknown=env.task)
-    if d.revoked or d.id in revoked:
-        return Refused("revoked", "revoked", retries=env.retries, task=task, request=_bare(env, d, hostname))
     if env.expires is not None and env.expires < time.time():
         reason = f"expired at {_utc(env.expires)}"
         return Refused(

@@ -176,11 +176,7 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
                 break
             heapq.heappop(self._ready[best_queue])
             job = self._jobs[best[2]]
-            revoked = job.id in self._revoked
-            if revoked and WORKFLOW_MARK not in job.body:
-                del self._jobs[job.id]
-                self._revoked_result(job.id, 86400.0)
-                continue
+            revoked = job.id in self._revoked  # handed out flagged (records.py Delivery.revoked)
             job.owner, job.lease_expires, job.running = owner, lease_until, False
             redelivered = job.delivery > 0
             job.delivery = abs(job.delivery) + 1

@@ -49,7 +49,7 @@ DUE_SPREAD = 0.01  # seconds of random spread on waking for a delayed job
 WAITER_SLACK = 10.0  # a waiter registration outlives its BLPOP by this much
 PROMOTE_CAP = 1000  # most delayed jobs one fetch promotes per queue (the next one goes on)
 RECLAIM_BATCH = 100  # most expired owners one reclaim call handles
-REVOKED_AT_FETCH_TTL = 86400.0  # a job dropped at fetch for a revoke keeps its result this long
+QUARANTINE_RESULT_TTL = 86400.0  # a job quarantined at fetch (id not UTF-8) keeps its result this long
 LOST_FETCHES_KEPT = 8
 
 
@@ -101,15 +101,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
             k.queues,
         ]
         self._fetch_keys: dict[str, list[str]] = {}
-        self._fetch_head: list[Arg] = [
-            k.ready_prefix,
-            k.delayed_prefix,
-            k.notify_prefix,
-            k.result_prefix,
-            k.waiting_prefix,
-            k.done_prefix,
-        ]
-        self._revoked_cache: tuple[float, bytes] = (0.0, b"")
+        self._fetch_head: list[Arg] = [k.ready_prefix, k.delayed_prefix, k.notify_prefix]
         self._settle_head: list[Arg] = [
             k.ready_prefix,
             k.delayed_prefix,
@@ -246,15 +238,6 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
         with self._conn.errors():
             self._conn.client.delete(self._keys.result(task_id))
 
-    def _revoked_result(self, now: float) -> bytes:
-        """The REVOKED result a fetch stores for a revoked job, rebuilt once a second: every
-        fetch carries it, few use it."""
-        built_at, packed = self._revoked_cache
-        if now - built_at > 1.0:
-            packed = pack_result(states.REVOKED, revoked_payload())
-            self._revoked_cache = (now, packed)
-        return packed
-
     # -- workers ---------------------------------------------------------------------------
     def fetch(
         self, queues: Sequence[str], owner: str, limit: int, lease_timeout: float, wait: float
@@ -295,7 +278,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
                 k.fetched(owner),
             ]
         args = [*self._fetch_head, now, limit, now + lease_timeout, owner, nonce, lost]
-        args += (self._revoked_result(now), _ms(REVOKED_AT_FETCH_TTL), PROMOTE_CAP, *queues)
+        args += (PROMOTE_CAP, *queues)
         try:
             reply = self._conn.scripts.fetch(keys, args)
         except (redis.RedisError, RedisClusterException) as exc:
@@ -315,7 +298,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
                 self._quarantine(reply[i], owner, reply[i + 1], reply[i + 2], int(reply[i + 4]))
                 continue
             queue, body, delivery, deaths = reply[i + 1].decode(), reply[i + 2], reply[i + 3], reply[i + 4]
-            flag = reply[i + 5]  # 1: redelivered; 2: a revoked workflow step (fetch.lua)
+            flag = reply[i + 5]  # 1: redelivered; 2: revoked (fetch.lua)
             out.append(Delivery(job_id, queue, body, delivery, deaths, flag == 1, flag == 2))
         return out, (float(reply[0]) if reply[0] else None)
 
@@ -382,7 +365,7 @@ class RedisBroker(RedisAdmin, RedisCoordination, RedisHistory, RedisWorkflows, B
             fields.update(reason=reason, failed_at=now, deaths=max(deaths, 0))
             pipe.hset(k.dead_letter_prefix + task_id, mapping=fields)  # type: ignore[arg-type]
             pipe.zadd(k.dead_letters, {task_id: now})
-            pipe.set(k.result(task_id), pack_result(states.FAILURE, payload), px=_ms(REVOKED_AT_FETCH_TTL))
+            pipe.set(k.result(task_id), pack_result(states.FAILURE, payload), px=_ms(QUARANTINE_RESULT_TTL))
             pipe.execute()
 
     def reclaim(

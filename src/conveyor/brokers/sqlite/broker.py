@@ -225,14 +225,12 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
             out: list[Delivery] = []
             leased: list[tuple[str, float, str]] = []
             for job_id, queue, body, delivery, deaths in chosen:
-                # A revoked workflow step is handed out so that its worker ends its workflow.
-                dropped = job_id in revoked
-                if dropped and WORKFLOW_MARK not in body:
-                    db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-                    self._store(db, job_id, states.REVOKED, revoked_payload(), now + 86400.0, 0)
-                    continue
+                # A revoked job is handed out flagged: its worker settles it as REVOKED, never
+                # running it, with its history (records.py Delivery.revoked).
                 leased.append((owner, now + lease_timeout, job_id))
-                out.append(Delivery(job_id, queue, body, abs(delivery) + 1, deaths, delivery > 0, dropped))
+                out.append(
+                    Delivery(job_id, queue, body, abs(delivery) + 1, deaths, delivery > 0, job_id in revoked)
+                )
             db.executemany(
                 "UPDATE jobs SET lease_owner = ?, lease_expires = ?, delivery = ABS(delivery) + 1,"
                 " running = 0 WHERE id = ?",

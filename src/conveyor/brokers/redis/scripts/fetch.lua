@@ -1,17 +1,16 @@
 -- fetch.lua: lease up to `limit` ready jobs of the given queues to one owner: highest priority
--- first, then oldest (by enqueue seq) across the queues. Promotes due delayed jobs first; drops
--- revoked jobs (storing a REVOKED result); and, when the caller names fetches whose reply was
--- lost, hands their jobs out again if this owner still holds them (else they would stay
--- leased to a live worker that does not know it has them).
+-- first, then oldest (by enqueue seq) across the queues. Promotes due delayed jobs first; flags
+-- revoked jobs (their worker settles them as REVOKED, with their history, never running them);
+-- and, when the caller names fetches whose reply was lost, hands their jobs out again if this
+-- owner still holds them (else they would stay leased to a live worker that does not know it
+-- has them).
 -- KEYS[1..4] job store (see lib.lua)   KEYS[5] leases   KEYS[6] revoked
 -- KEYS[7] owned:<owner>   KEYS[8] fetched:<owner>
--- ARGV[1] ready prefix   ARGV[2] delayed prefix   ARGV[3] notify prefix   ARGV[4] result prefix
--- ARGV[5] waiting prefix   ARGV[6] done prefix   ARGV[7] now   ARGV[8] limit
--- ARGV[9] lease expires at   ARGV[10] owner   ARGV[11] this call's nonce
--- ARGV[12] nonces of earlier calls whose reply was lost, "," separated ("" = none)
--- ARGV[13] packed REVOKED result   ARGV[14] its ttl (ms)   ARGV[15] most delayed jobs to promote
--- ARGV[16..] queue names (distinct)
--- Returns {next_eta, id, queue, body, delivery, deaths, redelivered (0/1), id, ...}; next_eta
+-- ARGV[1] ready prefix   ARGV[2] delayed prefix   ARGV[3] notify prefix   ARGV[4] now
+-- ARGV[5] limit   ARGV[6] lease expires at   ARGV[7] owner   ARGV[8] this call's nonce
+-- ARGV[9] nonces of earlier calls whose reply was lost, "," separated ("" = none)
+-- ARGV[10] most delayed jobs to promote   ARGV[11..] queue names (distinct)
+-- Returns {next_eta, id, queue, body, delivery, deaths, redelivered (0/1; 2: revoked), id, ...}; next_eta
 -- ("" = none) is the earliest due time among the queues' delayed jobs, given when nothing was
 -- leased.
 --
@@ -21,9 +20,9 @@
 -- the old one + 1 and the server's clock in milliseconds: a rewound counter restarts above
 -- anything handed out before the crash. A negative stored number means "not handed out since
 -- its last retry" (settle.lua), so `redelivered` is true only after a crash or a release.
-local now, limit, owner = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[10]
+local now, limit, owner = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[7]
 local queues = {}
-for i = 16, #ARGV do queues[#queues + 1] = ARGV[i] end
+for i = 11, #ARGV do queues[#queues + 1] = ARGV[i] end
 
 local out = {''}
 local leased = {} -- ids handed out by this call, in order
@@ -31,11 +30,11 @@ local clock = redis.call('TIME')
 local clock_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 -- 1. A lost reply: hand that fetch's jobs out again if this owner still holds them.
-if ARGV[12] ~= '' then
+if ARGV[9] ~= '' then
   local last = redis.call('GET', KEYS[8])
   if last then
     local record = cmsgpack.unpack(last)
-    if string.find(',' .. ARGV[12] .. ',', ',' .. record[1] .. ',', 1, true) then
+    if string.find(',' .. ARGV[9] .. ',', ',' .. record[1] .. ',', 1, true) then
       for i = 2, #record do
         local id = record[i]
         local delivery, deaths, holder = parse_state(redis.call('HGET', J_STATE, id))
@@ -52,7 +51,7 @@ if ARGV[12] ~= '' then
 end
 
 -- 2. Promote due delayed jobs of these queues to the end of their ready lists, in eta order.
-local cap = tonumber(ARGV[15])
+local cap = tonumber(ARGV[10])
 for _, queue in ipairs(queues) do
   local key = ARGV[2] .. queue
   local due = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, cap)
@@ -152,29 +151,19 @@ end
 -- need > 0 now means every ready list of these queues is empty.
 local drained = need > 0
 
--- 4. Drop revoked jobs: they get a REVOKED result instead of a lease. A revoked workflow step
--- (its body has a "workflow" key) is leased instead, flagged 2, so that its worker settles it
--- as REVOKED with its workflow's continuation (records.py WORKFLOW_MARK).
-local revoked_steps = {}
+-- 4. Flag revoked jobs (2): leased like any other, so that their worker settles them as REVOKED
+-- without running them, with their history record (and a workflow step with its workflow's
+-- continuation). Dropped here, a job revoked while a worker held it, then requeued (its worker
+-- died, or gave it back at shutdown), would end with no record of it.
+local revoked_jobs = {}
 if #chosen > 0 and redis.call('HLEN', KEYS[6]) > 0 then
   local revokes = hmget(KEYS[6], chosen)
-  local keep, keep_queue, dropped = {}, {}, {}
   for i = 1, #chosen do
     local revoke = revokes[i]
-    local live = revoke and tonumber(string.sub(revoke, string.find(revoke, '|', 1, true) + 1)) > now
-    local step = live and string.find(redis.call('HGET', J_BODY, chosen[i]) or '', '"workflow"', 1, true)
-    if live and not step then
-      dropped[#dropped + 1] = chosen[i]
-      redis.call('SET', ARGV[4] .. chosen[i], ARGV[13], 'PX', ARGV[14])
-    else
-      if step then revoked_steps[chosen[i]] = true end
-      keep[#keep + 1] = chosen[i]
-      keep_queue[#keep] = chosen_queue[i]
+    if revoke and tonumber(string.sub(revoke, string.find(revoke, '|', 1, true) + 1)) > now then
+      revoked_jobs[chosen[i]] = true
     end
   end
-  drop_jobs(dropped)
-  wake_waiters(ARGV[5], ARGV[6], dropped)
-  chosen, chosen_queue = keep, keep_queue
 end
 
 -- 5. Lease the rest: one call per field for the whole batch.
@@ -193,7 +182,7 @@ if #chosen > 0 then
       leased[#leased + 1] = id
       local n = #out
       out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, chosen_queue[i], body, delivery
-      out[n + 5], out[n + 6] = deaths, revoked_steps[id] and 2 or (old > 0 and 1 or 0)
+      out[n + 5], out[n + 6] = deaths, revoked_jobs[id] and 2 or (old > 0 and 1 or 0)
     end
   end
   if #ids > 0 then
@@ -209,9 +198,9 @@ end
 
 if #leased > 0 then
   -- The owner's leases all expire together; its heartbeat (or this fetch) renews them.
-  redis.call('ZADD', KEYS[5], ARGV[9], owner)
+  redis.call('ZADD', KEYS[5], ARGV[6], owner)
   -- 7. Remember what this call handed out, in case its reply is lost on the way.
-  local record = {ARGV[11]}
+  local record = {ARGV[8]}
   for i = 1, #leased do record[i + 1] = leased[i] end
   redis.call('SET', KEYS[8], cmsgpack.pack(record), 'PX', 600000)
 else
