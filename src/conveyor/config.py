@@ -98,8 +98,8 @@ class Settings(MutableMapping[str, Any]):
     worker_prefetch_multiplier: int = 1
     worker_max_tasks_per_child: int | None = None  # retire a worker process after this many tasks
     worker_max_memory_per_child: int | None = None  # ... or once its resident memory passes this (KiB)
-    # Hold each of --processes N to one CPU (worker/cpus.py): None (auto) when there is one per CPU
-    worker_pin_cpus: bool | None = None
+    # Hold worker process i (and its threads) to the i-th CPU of its mask (worker/cpus.py)
+    worker_pin_cpus: bool = False
     worker_lease_timeout: float = 3.0  # a lease not renewed for this long is reclaimed
     worker_heartbeat_interval: float = 1.0
     worker_shutdown_timeout: float = 30.0  # grace period on SIGTERM before unfinished tasks go back

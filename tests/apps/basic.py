@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,15 @@ app.conf.worker_lease_timeout = float(os.environ.get("CONVEYOR_TEST_LEASE", "3.0
 app.conf.worker_heartbeat_interval = float(os.environ.get("CONVEYOR_TEST_HEARTBEAT", "1.0"))
 if os.environ.get("CONVEYOR_TEST_CONCURRENCY"):  # worker_concurrency set in the app, not by -c
     app.conf.worker_concurrency = int(os.environ["CONVEYOR_TEST_CONCURRENCY"])
+if os.environ.get("CONVEYOR_TEST_IMPORT_THREAD"):  # a thread an app starts at import (pinning)
+
+    def _import_thread() -> None:
+        """Says which thread it is (``import-thread-PID``: its native id), then waits."""
+        here = Path(os.environ.get("CONVEYOR_TEST_DIR", "."))
+        (here / f"import-thread-{os.getpid()}").write_text(str(threading.get_native_id()))
+        threading.Event().wait()
+
+    threading.Thread(target=_import_thread, name="import-thread", daemon=True).start()
 if os.environ.get("CONVEYOR_TEST_PIN_CPUS"):  # worker_pin_cpus set in the app, not by a flag
     app.conf.worker_pin_cpus = os.environ["CONVEYOR_TEST_PIN_CPUS"] == "1"
 

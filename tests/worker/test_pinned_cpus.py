@@ -1,6 +1,6 @@
-"""Each of ``--processes N`` held to one CPU with all its threads (worker/cpus.py): by default only
-when the command runs one process per CPU of its affinity mask, with ``--pin-cpus`` always, with
-``--no-pin-cpus`` never. Real worker processes; their threads' affinity read from /proc."""
+"""``--pin-cpus`` / ``worker_pin_cpus = True``: worker process ``i`` held to the ``i``-th CPU of
+its affinity mask with all its threads (worker/cpus.py); off by default. Real worker processes;
+their threads' affinity read from /proc."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.worker.cpus import pinned_cpus, usable_cpus
+from conveyor import Conveyor
+from conveyor.worker.cpus import cpu_for
 
 from ..apps import basic
 from ..procs import wait_for
-from .test_usable_cpus import cpu_quota_cgroup, heartbeats, url, worker
+from .test_usable_cpus import heartbeats, url, worker
 
 __all__ = ["url"]  # the fixture, used by name
 
 MASK = sorted(os.sched_getaffinity(0))
+two_cpus = pytest.mark.skipif(len(MASK) < 2, reason="one CPU: pinned and unpinned look the same")
 
 
 def cpus_of_threads(pid: int) -> set[frozenset[int]]:
@@ -47,10 +49,18 @@ def replacement_of(index: int, old: int) -> int | None:
     return None
 
 
+def log_of(tmp_path: Path) -> str:
+    return "".join(p.read_text() for p in tmp_path.glob("worker-*.log"))
+
+
+@two_cpus
+@pytest.mark.parametrize(
+    ("args", "env"), [(["--pin-cpus"], None), ([], {"CONVEYOR_TEST_PIN_CPUS": "1"})], ids=["flag", "setting"]
+)
 def test_each_worker_process_is_held_with_all_its_threads_to_its_own_cpu_and_a_replacement_keeps_it(
-    tmp_path: Path, url: str
+    tmp_path: Path, url: str, args: list[str], env: dict[str, str] | None
 ) -> None:
-    with worker(tmp_path, url, "--processes", "2", "--pin-cpus", "-l", "info"):
+    with worker(tmp_path, url, "--processes", "2", *args, "-l", "info", env=env):
         assert basic.add.delay(2, 3).get(timeout=30) == 5  # slot threads started after the pinning
         pids = worker_processes(2)
         for index, pid in pids.items():
@@ -59,41 +69,41 @@ def test_each_worker_process_is_held_with_all_its_threads_to_its_own_cpu_and_a_r
         wait_for(lambda: replacement_of(2, pids[2]) is not None, 60)
         replacement = replacement_of(2, pids[2])
         assert replacement is not None
-        assert cpus_of_threads(replacement) == {frozenset({MASK[1 % len(MASK)]})}
-    log = "".join(p.read_text() for p in tmp_path.glob("worker-*.log"))
-    assert f"started worker process 1 (pid {pids[1]}) on CPU {MASK[0]}" in log, log
+        assert cpus_of_threads(replacement) == {frozenset({MASK[1]})}
+    assert f"started worker process 1 (pid {pids[1]}) on CPU {MASK[0]}" in log_of(tmp_path)
 
 
+@two_cpus
 @pytest.mark.parametrize(
     ("args", "env"),
-    [(["--no-pin-cpus"], None), ([], {"CONVEYOR_TEST_PIN_CPUS": "0"})],
-    ids=["flag", "worker_pin_cpus"],
+    [([], None), (["--no-pin-cpus"], {"CONVEYOR_TEST_PIN_CPUS": "1"})],
+    ids=["default", "flag-over-setting"],
 )
-def test_no_pin_cpus_leaves_every_worker_process_its_whole_mask(
+def test_by_default_and_with_no_pin_cpus_every_worker_process_keeps_its_whole_mask(
     tmp_path: Path, url: str, args: list[str], env: dict[str, str] | None
 ) -> None:
-    """(Two processes on two CPUs would be pinned by default.)"""
+    """Off unless asked: a task's subprocesses and native thread pools would share one CPU."""
     with worker(tmp_path, url, "--processes", "2", *args, env=env):
         for pid in worker_processes(2).values():
             assert cpus_of_threads(pid) == {frozenset(MASK)}
 
 
-def test_no_flags_pins_one_process_per_cpu(tmp_path: Path, url: str) -> None:
-    """What no flags starts on a machine (or cpuset) of its own: one process per CPU, each held."""
-    if len(MASK) < 2 or usable_cpus() != len(MASK):
-        pytest.skip("needs two CPUs or more, and no CPU quota below them")
-    with worker(tmp_path, url):
-        pids = worker_processes(len(MASK))
-        assert {index: cpus_of_threads(pid) for index, pid in pids.items()} == {
-            i + 1: {frozenset({cpu})} for i, cpu in enumerate(MASK)
-        }
-
-
-def test_pin_cpus_holds_a_single_worker_process_to_the_first_cpu(tmp_path: Path, url: str) -> None:
-    with worker(tmp_path, url, "-c", "2", "--pin-cpus"):
+@two_cpus
+def test_pin_cpus_holds_a_single_worker_process_and_every_thread_it_had_already(
+    tmp_path: Path, url: str
+) -> None:
+    """One process (``-c 2``) pins itself in place: the app started a thread at import, before
+    the pinning, and that thread is held too."""
+    env = {"CONVEYOR_TEST_IMPORT_THREAD": "1"}
+    with worker(tmp_path, url, "-c", "2", "--pin-cpus", "-l", "info", env=env):
         assert basic.add.delay(2, 3).get(timeout=30) == 5
         wait_for(lambda: len(heartbeats()) == 1, 60)
-        assert cpus_of_threads(int(str(heartbeats()[0]["pid"]))) == {frozenset({MASK[0]})}
+        pid = int(str(heartbeats()[0]["pid"]))
+        # The thread the app started at import, before the pinning, is held too.
+        started_at_import = int((tmp_path / f"import-thread-{pid}").read_text())
+        assert os.sched_getaffinity(started_at_import) == {MASK[0]}
+        assert cpus_of_threads(pid) == {frozenset({MASK[0]})}
+    assert f"worker process {pid} on CPU {MASK[0]}" in log_of(tmp_path)
 
 
 def test_pin_cpus_with_the_process_pool_says_its_children_are_not_pinned(tmp_path: Path, url: str) -> None:
@@ -102,30 +112,30 @@ def test_pin_cpus_with_the_process_pool_says_its_children_are_not_pinned(tmp_pat
         wait_for(lambda: len(heartbeats()) == 1 and heartbeats()[0].get("pool_processes"), 60)
         assert basic.add.delay(2, 3).get(timeout=30) == 5
         beat = heartbeats()[0]
-        for pid in [int(str(beat["pid"])), *(int(str(p)) for p in beat["pool_processes"])]:  # type: ignore[attr-defined]
+        children = beat["pool_processes"]
+        assert isinstance(children, list)
+        for pid in [int(str(beat["pid"])), *(int(str(p)) for p in children)]:
             assert cpus_of_threads(pid) == {frozenset(MASK)}
-    log = "".join(p.read_text() for p in tmp_path.glob("worker-*.log"))
-    assert "--pin-cpus: -P processes children would all share one CPU; not pinned" in log, log
+    assert "--pin-cpus: -P processes children would all share one CPU; not pinned" in log_of(tmp_path)
 
 
-def test_a_cpu_quota_below_the_mask_leaves_the_processes_unpinned(tmp_path: Path, url: str) -> None:
-    """A Kubernetes pod limited to one CPU's time on a node it sees whole: two commands so on one
-    node would both crowd onto its first CPUs, so nothing is pinned unless asked."""
-    if len(MASK) < 2:
-        pytest.skip("needs two CPUs to set a quota below the mask")
-    with cpu_quota_cgroup(1.0) as procs:
-        join = ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"]
-        with worker(tmp_path, url, "--processes", "2", prefix=join):
-            for pid in worker_processes(2).values():
-                assert cpus_of_threads(pid) == {frozenset(MASK)}
+def test_worker_pin_cpus_in_an_embedded_worker_says_it_is_not_pinned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``app.Worker(...).run()`` in your own process: it would hold the embedding process."""
+    app = Conveyor("pin-embedded", broker="memory://pin-embedded")
+    app.conf.worker_pin_cpus = True
+    try:
+        with caplog.at_level("WARNING", logger="conveyor.worker"):
+            app.Worker(burst=True, install_signal_handlers=False).run()
+        assert "worker_pin_cpus applies to `conveyor worker`" in caplog.text
+        assert os.sched_getaffinity(0) == set(MASK)
+    finally:
+        app.close()
 
 
-def test_by_default_only_one_process_per_cpu_of_the_mask_is_pinned() -> None:
-    assert pinned_cpus(4, None, mask=[0, 1, 2, 3], usable=4) == [0, 1, 2, 3]
-    assert pinned_cpus(2, None, mask=[4, 7], usable=2) == [4, 7]  # a cpuset: its own CPUs
-    assert pinned_cpus(2, None, mask=[0, 1, 2, 3], usable=4) is None  # fewer: all would crowd CPU 0
-    assert pinned_cpus(8, None, mask=[0, 1, 2, 3], usable=4) is None  # more than the CPUs
-    assert pinned_cpus(2, None, mask=[0, 1], usable=1) is None  # a quota below the mask
-    assert pinned_cpus(1, None, mask=[3], usable=1) is None  # one CPU: nothing to choose
-    assert pinned_cpus(3, True, mask=[0, 1], usable=1) == [0, 1, 0]  # asked: round the mask
-    assert pinned_cpus(2, False, mask=[0, 1], usable=2) is None
+def test_process_n_takes_the_nth_cpu_of_the_mask_round_the_mask() -> None:
+    assert [cpu_for(i, [0, 1, 2, 3]) for i in (1, 2, 3, 4)] == [0, 1, 2, 3]
+    assert [cpu_for(i, [4, 7]) for i in (1, 2, 3)] == [4, 7, 4]  # a cpuset: its own CPUs
+    assert cpu_for(1, []) is None
+    assert cpu_for(1) == MASK[0]  # this process's mask

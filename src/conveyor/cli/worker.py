@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import traceback
@@ -127,8 +128,9 @@ def default_processes(pool: str, concurrency_set: bool, broker_url: str) -> int:
 @click.option(
     "--pin-cpus/--no-pin-cpus",
     default=None,
-    help="Hold each worker process (and its threads) to one CPU. Default (worker_pin_cpus): only "
-    "when there is one worker process per CPU this command may use, as no flags starts.",
+    help="Hold worker process N, with all its threads, to the N-th CPU of its affinity mask: more "
+    "tiny tasks a second, but a task's subprocesses and native thread pools share that CPU "
+    "(default: worker_pin_cpus, off).",
 )
 @click.option(
     "-B", "--beat", "with_beat", is_flag=True, help="Also run the periodic scheduler (safe on many workers)."
@@ -228,7 +230,7 @@ def worker(
         if index is not None:  # one of --processes: tell the processes apart in listings
             base, at, host = (hostname or "worker@%h").partition("@")
             name = f"{base}.{index}{at}{host}"
-        return Worker(
+        w = Worker(
             app,
             queues=_queues(queues),
             concurrency=concurrency,
@@ -242,6 +244,8 @@ def worker(
             pool_start_method=pool_start_method,
             group=group if index is not None else None,
         )
+        w.pinning_by_command = True  # this command holds its processes to CPUs (or says why not)
+        return w
 
     try:
         single = build(None)  # checks every option before anything starts
@@ -255,7 +259,7 @@ def worker(
         from .beat import prepared_scheduler
 
         beat = prepared_scheduler(app)
-    cpus = _pinned(processes, app.conf.worker_pin_cpus if pin_cpus is None else pin_cpus, single.pool)
+    pin = _pin(pin_cpus, app.conf.worker_pin_cpus, single.pool)
     if processes > 1 or single.recycles_itself:
         # A recycling worker runs under the supervisor even alone: it replaces a retired one
         # (with -P processes the worker replaces its own retired children instead).
@@ -269,30 +273,35 @@ def worker(
             ),
             processes,
             replace_clean_exits=not burst,  # a burst worker exits 0 when the queues are empty
-            cpus=cpus,
+            pin=pin,
         )
         sys.exit(supervisor.run())
-    if cpus:  # --pin-cpus with one process: held to the first CPU of its mask
-        from ..worker.cpus import pin_process
+    if pin:  # one process: held to the first CPU of its mask
+        from ..worker.cpus import cpu_for, pin_process
 
-        pin_process(cpus[0])
+        cpu = cpu_for(1)
+        if cpu is not None:
+            pin_process(cpu)
+            logging.getLogger("conveyor.worker").info("worker process %d on CPU %d", os.getpid(), cpu)
     _run(single, beat)
 
 
-def _pinned(processes: int, pin: bool | None, pool: str) -> list[int] | None:
-    """The CPU of each worker process (worker/cpus.py), or None. Asked for where it cannot be
-    done: said in one line, not ignored. Never under ``-P processes``: its pool children would
-    inherit their worker's one CPU, and share it."""
-    from ..worker.cpus import pinned_cpus
-
+def _pin(flag: bool | None, setting: bool, pool: str) -> bool:
+    """Whether to hold each worker process to a CPU (worker/cpus.py). Asked for where it cannot
+    be done: said in one line, naming the flag or the setting that asked, not ignored. Never
+    under ``-P processes``: its pool children would inherit their worker's one CPU, and share it."""
+    asked = setting if flag is None else flag
+    if not asked:
+        return False
+    source = "--pin-cpus" if flag else "worker_pin_cpus = True"
+    log = logging.getLogger("conveyor.worker")
     if pool == "processes":
-        if pin:
-            click.echo("--pin-cpus: -P processes children would all share one CPU; not pinned", err=True)
-        return None
-    cpus = pinned_cpus(processes, pin)
-    if pin and cpus is None:
-        click.echo("--pin-cpus: this platform cannot hold a process to a CPU; not pinned", err=True)
-    return cpus
+        log.warning("%s: -P processes children would all share one CPU; not pinned", source)
+        return False
+    if not hasattr(os, "sched_setaffinity"):
+        log.warning("%s: this platform cannot hold a process to a CPU; not pinned", source)
+        return False
+    return True
 
 
 def _run(w: Worker, beat: Any, supervised: bool = False) -> None:

@@ -10,18 +10,15 @@ tightest CPU quota of this process's cgroup and its ancestors (cgroup v2 ``cpu.m
 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), a fractional quota rounded up (1.5 CPUs: two
 processes, as the JVM and .NET count it), never less than one.
 
-Pinning (``pinned_cpus``): when a command runs one worker process per CPU of its affinity mask
-(what no flags starts on a machine, VM or cpuset of its own), each process is held to one CPU,
-with all its threads. A worker process's threads (the event loop, the slot threads, the fetch
-and settle threads) pass the GIL to one another thousands of times a second; left to the
-kernel, the thread woken for it is often on the other CPU, and every hand-off becomes a
-cross-CPU wake-up (on a VM, an interrupt between virtual CPUs) with the interpreter's state
-moving between caches. Held to one CPU, a hand-off is a switch on the same core. Measured on
-the benchmark's two-core VM (docs/benchmarks.md): 20-60 % more tiny tasks a second, and less
-CPU per task, for the threads pool and ``-P solo`` alike. Only then by default: with fewer
-processes than CPUs in the mask (a CPU quota below it, ``--processes 2`` on 64 cores), every
-command on the host would crowd onto the same first CPUs; with one process per CPU, two
-commands on one host spread over all of them alike.
+Pinning (``--pin-cpus``, ``worker_pin_cpus = True``; off by default): worker process ``i`` is
+held to the ``i``-th CPU of the affinity mask, with all its threads. A worker process's threads
+(the event loop, the slot threads, the fetch and settle threads) pass the GIL to one another
+at every Redis round trip of a tiny task; left to the kernel, the thread woken for it is often
+on the other CPU (on a VM, an interrupt between virtual CPUs). Held to one CPU, a hand-off is a
+switch on the same core: on the benchmark's two-core VM 19-52 % more one-``INCR`` tasks a
+second, and 9-23 % less CPU per task (docs/benchmarks.md). Not by default, because everything
+a task starts is held there too: its subprocesses, and the thread pools of native libraries
+(BLAS, OpenMP, PyTorch), which would then share one core.
 """
 
 from __future__ import annotations
@@ -135,47 +132,46 @@ def _v1_quota(directory: Path) -> float | None:
     return None if quota <= 0 or period <= 0 else quota / period
 
 
-def pinned_cpus(
-    processes: int, pin: bool | None, mask: Sequence[int] | None = None, usable: int | None = None
-) -> list[int] | None:
-    """The CPU each of ``processes`` worker processes is held to (process ``i``, from 1, the
-    ``i``-th of the affinity mask, round the list), or None to leave them to the kernel. ``pin``:
-    ``worker_pin_cpus`` (None: only when there is one process per CPU of the mask, more than
-    one, and no CPU quota below it; see the module doc). ``mask`` and ``usable``: this
-    process's affinity mask and ``usable_cpus()`` unless given.
+def cpu_for(index: int, mask: Sequence[int] | None = None) -> int | None:
+    """The CPU worker process ``index`` (from 1) is held to: the ``index``-th of the affinity
+    mask (this process's now, unless given), round the mask; None where the platform has no CPU
+    affinity (macOS).
 
-    >>> pinned_cpus(2, None, mask=[0, 1], usable=2), pinned_cpus(2, None, mask=[0, 1], usable=1)
-    ([0, 1], None)
+    >>> cpu_for(1, [2, 5]), cpu_for(2, [2, 5]), cpu_for(3, [2, 5])
+    (2, 5, 2)
     """
-    if pin is False:
-        return None
     if mask is None:
         try:
             mask = sorted(os.sched_getaffinity(0))
-        except (AttributeError, OSError):  # no affinity on this platform (macOS)
+        except (AttributeError, OSError):
             return None
-    if not mask:
-        return None
-    if pin is None:
-        usable = usable_cpus() if usable is None else usable
-        if not 1 < len(mask) == processes == usable:
-            return None
-    return [mask[i % len(mask)] for i in range(processes)]
+    return mask[(index - 1) % len(mask)] if mask else None
 
 
 def pin_process(cpu: int) -> None:
     """Hold this process to ``cpu``: every thread it has (each has its own affinity on Linux) and,
-    through the calling thread, every thread it starts later. A CPU it may not use (a cpuset
-    changed, a CPU went offline) leaves it to the kernel, said in one line."""
-    try:
-        threads = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:  # no /proc: the calling thread, which is all a process has at a fork
-        threads = [0]
-    try:
+    through them, every thread they start later; the threads are listed again until no new one
+    appeared meanwhile. A CPU it may not use (a cpuset changed, a CPU went offline) leaves the
+    threads not yet held to the kernel, said in one line."""
+    done: set[int] = set()
+    while True:
+        try:
+            threads = {int(t) for t in os.listdir("/proc/self/task")} - done
+        except OSError:  # no /proc: the calling thread, which is all a process has at a fork
+            threads = {0} - done
+        if not threads:
+            return
         for tid in threads:
             try:
                 os.sched_setaffinity(tid, {cpu})
             except ProcessLookupError:  # that thread has ended
-                continue
-    except OSError as exc:
-        logger.warning("could not hold worker process %d to CPU %d (%s); not pinned", os.getpid(), cpu, exc)
+                pass
+            except OSError as exc:
+                logger.warning(
+                    "could not hold worker process %d to CPU %d (%s); left to the kernel",
+                    os.getpid(),
+                    cpu,
+                    exc,
+                )
+                return
+            done.add(tid)

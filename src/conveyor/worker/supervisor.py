@@ -10,9 +10,10 @@ only with ``--burst`` is a clean exit the end of the child's work. A child that 
 (``--max-tasks-per-child``, ``--max-memory-per-child``) exits with ``RECYCLED`` and is replaced
 at once, even with ``--burst``. A child stopped by ``conveyor control shutdown`` exits with
 ``SHUT_DOWN`` and is not replaced. The supervisor exits when all children have. SIGTERM/SIGINT are
-forwarded to the children. With ``cpus`` (worker/cpus.py), child ``i`` holds itself to the
-``i``-th CPU of the list before it starts a thread, so that every thread it starts later is held
-there too; a replacement takes the CPU of the child it replaces. A supervisor killed outright
+forwarded to the children. With ``pin`` (worker/cpus.py), child ``i`` holds itself to the
+``i``-th CPU of the supervisor's affinity mask, read when the child starts (a cpuset may have
+changed), before it starts a thread, so that every thread it starts later is held there too; a
+replacement takes the CPU of the child it replaces. A supervisor killed outright
 (SIGKILL, the OOM killer) takes its children with it: on Linux each child gets SIGTERM the
 moment the supervisor is gone and shuts down as if asked, so no orphaned worker keeps taking
 tasks beside the replacement command.
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .cpus import pin_process
+from .cpus import cpu_for, pin_process
 
 logger = logging.getLogger("conveyor.supervisor")
 
@@ -55,18 +56,18 @@ class Supervisor:
         target: Callable[[int], None],
         processes: int,
         replace_clean_exits: bool = True,
-        cpus: list[int] | None = None,
+        pin: bool = False,
     ) -> None:
         self.target = target
         self.processes = processes
         self.replace_clean_exits = replace_clean_exits
-        self.cpus = cpus
+        self.pin = pin
         self.children: dict[int, int] = {}  # pid -> index
         self.stopping = 0
 
     def _spawn(self, index: int) -> None:
         supervisor = os.getpid()
-        cpu = None if not self.cpus else self.cpus[(index - 1) % len(self.cpus)]
+        cpu = cpu_for(index) if self.pin else None
         # Stop signals are held across the fork: one landing in the child before it has its
         # own handler would run the supervisor's (forwarding it to the siblings, while the
         # child went on to start a worker no one would stop).

@@ -160,6 +160,9 @@ class Worker:
         self.pool_broken: str | None = None  # why its children cannot start, if they cannot
         self._keep_fds: list[tuple[int, int, int]] = []  # ... and what they may inherit
         self.shut_down = False  # stopped by a ``shutdown`` control command (control.py)
+        # Set by ``conveyor worker``, which holds its processes to CPUs (worker_pin_cpus): an
+        # embedded worker cannot (it would hold the embedding process), and says so.
+        self.pinning_by_command = False
         self.stats = Stats()
         self.started = time.time()
         self.stuck_threads = False
@@ -186,6 +189,12 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
         """Run until stopped (SIGTERM/SIGINT, ``stop()``, or an empty queue with ``burst``)."""
+        if self.app.conf.worker_pin_cpus and not self.pinning_by_command:
+            logger.warning(
+                "%s: worker_pin_cpus applies to `conveyor worker`; this worker, run in your own "
+                "process, is not held to a CPU",
+                self.hostname,
+            )
         if self.pool == "processes":
             # Before the worker opens anything of its own (event loop, broker connection): the
             # files forked pool children may keep open (log files, the app's own).
