@@ -68,6 +68,7 @@ CONVEYOR_BROKERS = ("redis", "sqlite")
 PROCESSES_WORKER = "conveyor -A bench.conveyor_tasks worker -P processes -c 2 -l warning"
 SOLO_WORKER = "conveyor -A bench.conveyor_tasks worker -P solo --processes 2 -l warning"
 ONE_WORKER = "conveyor -A bench.conveyor_tasks worker --processes 1 -l warning"
+PINNED_WORKER = "conveyor -A bench.conveyor_tasks worker --pin-cpus -l warning"
 
 INSTALL_TIMEOUT = 900.0
 WORKER_STOP_GRACE = 3.0
@@ -453,6 +454,7 @@ def all_systems() -> list[System]:
         ("conveyor -P processes (redis)", "conveyor-processes", PROCESSES_WORKER),
         ("conveyor --processes 1 (redis)", "conveyor-one", ONE_WORKER),
         ("conveyor -P solo --processes 2 (redis)", "conveyor-solo", SOLO_WORKER),
+        ("conveyor --pin-cpus (redis)", "conveyor-pinned", PINNED_WORKER),
     ):
         systems.append(
             System(

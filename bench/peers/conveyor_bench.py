@@ -26,7 +26,7 @@ from bench.conveyor_tasks import cpu, incr, mark  # noqa: E402  (needs the env a
 # override it for one run with $BENCH_CONVEYOR_WORKER (a shell-quoted command line).
 # What a user gets with no flags: `conveyor worker` (one process per usable CPU, the threads
 # pool, 8 slot threads each). The harness's other Conveyor rows (`-P processes -c 2`,
-# `--processes 1`, `-P solo --processes 2`) set $BENCH_CONVEYOR_WORKER.
+# `--processes 1`, `-P solo --processes 2`, `--pin-cpus`) set $BENCH_CONVEYOR_WORKER.
 WORKER_CMD = ["conveyor", "-A", "bench.conveyor_tasks", "worker", "-l", "warning"]
 if os.environ.get("BENCH_CONVEYOR_WORKER"):
     WORKER_CMD = shlex.split(os.environ["BENCH_CONVEYOR_WORKER"])

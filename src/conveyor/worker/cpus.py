@@ -16,7 +16,7 @@ held to the ``i``-th CPU of the affinity mask, with all its threads. A worker pr
 at every Redis round trip of a tiny task; left to the kernel, the thread woken for it is often
 on the other CPU (on a VM, an interrupt between virtual CPUs). Held to one CPU, a hand-off is a
 switch on the same core: on the benchmark's two-core VM 19-52 % more one-``INCR`` tasks a
-second, and 9-23 % less CPU per task (docs/benchmarks.md). Not by default, because everything
+second, and 5-23 % less CPU per task (docs/benchmarks.md). Not by default, because everything
 a task starts is held there too: its subprocesses, and the thread pools of native libraries
 (BLAS, OpenMP, PyTorch), which would then share one core.
 """
