@@ -223,6 +223,7 @@ def test_pending_job_counts_the_deaths_of_a_job_requeued_after_its_worker_died(b
     assert broker.reclaim(5, 60).requeued == ["p"]
     pending = broker.pending_job("p")
     assert pending is not None and (pending.deaths, pending.retries, pending.eta) == (1, 0, None)
+    assert [(j.id, j.deaths) for j in broker.pending(False)] == [("p", 1)]  # listed so too
 
 
 def test_held_job_names_the_lease_owner_of_a_leased_job_only(broker: Broker) -> None:

@@ -263,6 +263,22 @@ def test_a_fetch_whose_reply_was_lost_is_handed_out_again(
     assert broker.fetch(["q"], "w1", 10, 30, 0) == []  # recovered once, not again
 
 
+def test_a_revoked_job_handed_out_again_after_a_lost_reply_is_still_flagged_revoked(
+    broker: RedisBroker, client: redis.Redis, prefix: str
+) -> None:
+    """Revoked before it was fetched: the lost fetch flagged it; handed out again unflagged, the
+    worker would run it."""
+    broker.revoke(["a"], False, 60)
+    broker.enqueue([job("a"), job("b")])
+    lost = broker.fetch(["q"], "w1", 2, 30, 0)  # pretend this reply never arrived
+    assert sorted((d.id, d.revoked) for d in lost) == [("a", True), ("b", False)]
+    raw = client.get(f"{{{prefix}}}:fetched:w1")
+    assert isinstance(raw, bytes)
+    broker._lost["w1"] = [msgspec.msgpack.decode(raw)[0]]
+    again = broker.fetch(["q"], "w1", 10, 30, 0)
+    assert sorted((d.id, d.revoked) for d in again) == [("a", True), ("b", False)]
+
+
 # -- waiting for results ------------------------------------------------------------------------
 def test_result_wait_wakes_on_settle_from_another_thread(broker: RedisBroker, client: redis.Redis) -> None:
     broker.enqueue([job("a")])

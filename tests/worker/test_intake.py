@@ -69,6 +69,19 @@ def test_a_revoked_delivery_is_refused_as_revoked() -> None:
 
 
 @pytest.mark.parametrize(
+    "body", [b'{"id":"t1","task":"nobody.registered"}', b"not json"], ids=["unknown-task", "malformed"]
+)
+def test_a_delivery_flagged_revoked_is_revoked_even_when_this_worker_could_not_run_it(body: bytes) -> None:
+    """The broker hands revoked jobs out flagged (never to run): REVOKED, not a dead letter, even
+    of a task this worker does not know or a body it cannot read."""
+    flagged = Delivery("t1", "q", body, 3, 0, revoked=True)
+    got = intake(flagged, app.tasks, set(), JSON, "w1@host")
+    assert isinstance(got, Refused) and got.kind == "revoked"
+    plain = check(body)  # not revoked: dead-lettered as before
+    assert isinstance(plain, Refused) and plain.kind == "dead"
+
+
+@pytest.mark.parametrize(
     ("expires", "shown"), [(time.time() - 5, "UTC"), (-1e300, "-1e+300")], ids=["recent", "far-past"]
 )
 def test_an_expired_delivery_is_refused_as_revoked(expires: float, shown: str) -> None:

@@ -80,7 +80,7 @@ def test_a_chain_whose_middle_step_is_revoked_before_it_was_enqueued_stops_at_it
     canvas.revoke(middle.id)  # only the first step is queued yet
     with run_worker(canvas):
         # The fetch that finds the revoked step hands it to the worker, which settles it as
-        # REVOKED with the chain's continuation (a plain revoked job is dropped by the fetch).
+        # REVOKED with the chain's continuation (as any revoked job is handed out flagged).
         with pytest.raises(TaskRevokedError):
             result.get(timeout=20)
         with pytest.raises(TaskRevokedError):

@@ -146,7 +146,8 @@ class JobLifecycle(Protocol):
         self, queues: Sequence[str], owner: str, limit: int, lease_timeout: float, wait: float
     ) -> list[Delivery]:
         """Lease up to ``limit`` ready jobs from ``queues`` (highest priority first, then oldest),
-        promoting due delayed jobs first and dropping revoked ones. Blocks up to ``wait`` seconds
+        promoting due delayed jobs first; a revoked one is handed out flagged ``revoked`` (its
+        worker settles it as REVOKED, never running it). Blocks up to ``wait`` seconds
         when there is nothing to lease. ``owner`` is the worker's unique name."""
 
     @abc.abstractmethod

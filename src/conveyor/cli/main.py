@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "dashboard",
         "Serve the web dashboard (with the JSON API under /api, /health and /metrics).",
     ),
-    "dead": ("dead", "dead", "Inspect and retry dead letters."),
+    "dead": ("dead", "dead", "Inspect and retry dead letters (alone: the newest page, as ``dead list``)."),
     "events": ("celery_flags", "events", "Celery's `celery events`: not provided; says what to use instead."),
     "flower": (
         "celery_flags",
@@ -105,7 +105,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "schedule",
         "Periodic entries stored in the broker: list them, add, change, enable, disable, run now.",
     ),
-    "status": ("status", "status", "One line per live worker."),
+    "status": ("status", "status", "One line per live worker (with --all, gone ones too)."),
     "task": (
         "history",
         "task",

@@ -61,6 +61,8 @@ def intake(
     try:
         env = decode_envelope(d.body)
     except DecodeError as exc:
+        if d.revoked or d.id in revoked:  # never to run: REVOKED, however it reads
+            return Refused("revoked", "revoked")
         return Refused("dead", f"malformed message: {exc}", exc)
     task = tasks.get(env.task)
     if d.revoked or d.id in revoked:

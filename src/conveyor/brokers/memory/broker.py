@@ -176,7 +176,9 @@ class MemoryBroker(MemoryAdmin, MemoryCoordination, MemoryHistory, MemoryWorkflo
                 break
             heapq.heappop(self._ready[best_queue])
             job = self._jobs[best[2]]
-            revoked = job.id in self._revoked  # handed out flagged (records.py Delivery.revoked)
+            # A live revoke: handed out flagged (records.py Delivery.revoked).
+            revoke = self._revoked.get(job.id)
+            revoked = revoke is not None and revoke[1] > time.time()
             job.owner, job.lease_expires, job.running = owner, lease_until, False
             redelivered = job.delivery > 0
             job.delivery = abs(job.delivery) + 1

@@ -75,7 +75,7 @@ class MemoryHistory(MemoryParts, TaskHistory):
                 jobs.sort(key=lambda j: (j.eta or 0.0, j.seq))
             else:
                 jobs.sort(key=lambda j: j.seq, reverse=True)
-            return [PendingJob(j.id, j.queue, j.body, j.priority, j.eta, j.retries) for j in jobs][
+            return [PendingJob(j.id, j.queue, j.body, j.priority, j.eta, j.retries, j.deaths) for j in jobs][
                 offset : offset + limit
             ]
 

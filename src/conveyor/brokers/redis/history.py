@@ -161,17 +161,19 @@ class RedisHistory(RedisParts, TaskHistory):
             pipe.hmget(k.job_meta, ids)
             pipe.hmget(k.job_body, ids)
             pipe.hmget(k.job_retry, ids)
-            metas, bodies, retries = pipe.execute()
+            pipe.hmget(k.job_state, ids)
+            metas, bodies, retries, states_ = pipe.execute()
         jobs = []
-        for i, (raw, meta, body, retry) in enumerate(zip(ids, metas, bodies, retries, strict=True)):
+        rows = zip(ids, metas, bodies, retries, states_, strict=True)
+        for i, (raw, meta, body, retry, state) in enumerate(rows):
             if meta is None or body is None:
                 continue  # settled or removed between the reads
             priority, seq, queue = meta.decode().split("|", 2)
             eta = etas[i] if delayed else None
             done = 0 if retry is None else int(retry.split(b"|", 1)[0])
-            jobs.append(
-                (int(seq), PendingJob(raw.decode(errors="replace"), queue, body, int(priority), eta, done))
-            )
+            job_id = raw.decode(errors="replace")
+            job = PendingJob(job_id, queue, body, int(priority), eta, done, _deaths(state))
+            jobs.append((int(seq), job))
         if delayed:
             return [job for _, job in jobs]
         jobs.sort(key=lambda item: item[0], reverse=True)
@@ -194,9 +196,7 @@ class RedisHistory(RedisParts, TaskHistory):
         with self._conn.errors():
             eta = self._conn.client.zscore(self._keys.delayed(queue), task_id)
         done = 0 if retry is None else int(retry.split(b"|", 1)[0])
-        # "delivery|deaths[r]|" once it was leased (lib.lua); never leased: no state yet.
-        deaths = 0 if state is None else int(state.split(b"|", 2)[1].rstrip(b"r") or 0)
-        return PendingJob(task_id, queue, body, int(priority), eta, done, deaths)
+        return PendingJob(task_id, queue, body, int(priority), eta, done, _deaths(state))
 
     def held_job(self, task_id: str) -> HeldJob | None:
         meta, body, state, retry = self._job_fields(task_id)
@@ -297,3 +297,8 @@ def history_values(parts: RedisParts, task_ids: Sequence[str]) -> dict[str, byte
     with parts._conn.errors():
         values: list[bytes | None] = parts._conn.client.hmget(parts._keys.history_records, task_ids)  # type: ignore[assignment]
     return {i: v for i, v in zip(task_ids, values, strict=True) if v is not None}
+
+
+def _deaths(state: bytes | None) -> int:
+    """The deaths in a job's state, "delivery|deaths[r]|owner" (lib.lua); never leased: none."""
+    return 0 if state is None else int(state.split(b"|", 2)[1].rstrip(b"r") or 0)

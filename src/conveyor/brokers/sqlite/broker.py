@@ -221,7 +221,8 @@ class SQLiteBroker(SQLiteAdmin, SQLiteCoordination, SQLiteHistory, SQLiteWorkflo
                 return []
             ids = [c[0] for c in chosen]
             marks = ",".join("?" * len(ids))
-            revoked = {r[0] for r in db.execute(f"SELECT id FROM revoked WHERE id IN ({marks})", ids)}
+            live = f"SELECT id FROM revoked WHERE id IN ({marks}) AND expires_at > ?"
+            revoked = {r[0] for r in db.execute(live, [*ids, now])}
             out: list[Delivery] = []
             leased: list[tuple[str, float, str]] = []
             for job_id, queue, body, delivery, deaths in chosen:

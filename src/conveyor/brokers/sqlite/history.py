@@ -126,11 +126,12 @@ class SQLiteHistory(SQLiteParts, TaskHistory):
         where = "eta IS NOT NULL" if delayed else "eta IS NULL"
         order = "eta, seq" if delayed else "seq DESC"
         rows = self._conn.db().execute(
-            f"SELECT id, queue, body, priority, eta, retries FROM jobs WHERE lease_owner IS NULL AND {where}"
+            "SELECT id, queue, body, priority, eta, retries, deaths FROM jobs"
+            f" WHERE lease_owner IS NULL AND {where}"
             f" ORDER BY {order} LIMIT ? OFFSET ?",
             (limit, offset),
         )
-        return [PendingJob(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
+        return [PendingJob(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
 
     @_mapped
     def pending_job(self, task_id: str) -> PendingJob | None:

@@ -29,7 +29,14 @@ local leased = {} -- ids handed out by this call, in order
 local clock = redis.call('TIME')
 local clock_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
--- 1. A lost reply: hand that fetch's jobs out again if this owner still holds them.
+-- A live revoke of `id` (its expiry not passed): such a job is handed out flagged 2 (step 4).
+local function revoked_now(id)
+  local revoke = redis.call('HGET', KEYS[6], id)
+  return revoke and tonumber(string.sub(revoke, string.find(revoke, '|', 1, true) + 1)) > now
+end
+
+-- 1. A lost reply: hand that fetch's jobs out again if this owner still holds them (flagged
+-- again if revoked: handed out unflagged, a revoked job would run).
 if ARGV[9] ~= '' then
   local last = redis.call('GET', KEYS[8])
   if last then
@@ -43,7 +50,7 @@ if ARGV[9] ~= '' then
           leased[#leased + 1] = id
           local n = #out
           out[n + 1], out[n + 2], out[n + 3] = id, queue, redis.call('HGET', J_BODY, id)
-          out[n + 4], out[n + 5], out[n + 6] = delivery, deaths, 0
+          out[n + 4], out[n + 5], out[n + 6] = delivery, deaths, revoked_now(id) and 2 or 0
         end
       end
     end
@@ -157,12 +164,8 @@ local drained = need > 0
 -- died, or gave it back at shutdown), would end with no record of it.
 local revoked_jobs = {}
 if #chosen > 0 and redis.call('HLEN', KEYS[6]) > 0 then
-  local revokes = hmget(KEYS[6], chosen)
   for i = 1, #chosen do
-    local revoke = revokes[i]
-    if revoke and tonumber(string.sub(revoke, string.find(revoke, '|', 1, true) + 1)) > now then
-      revoked_jobs[chosen[i]] = true
-    end
+    if revoked_now(chosen[i]) then revoked_jobs[chosen[i]] = true end
   end
 end
 
