@@ -29,9 +29,8 @@ local leased = {} -- ids handed out by this call, in order
 local clock = redis.call('TIME')
 local clock_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
--- A live revoke of `id` (its expiry not passed): such a job is handed out flagged 2 (step 4).
-local function revoked_now(id)
-  local revoke = redis.call('HGET', KEYS[6], id)
+-- Whether a revoke record ("terminate|expires", or nil) is live: its job is handed out flagged 2.
+local function live(revoke)
   return revoke and tonumber(string.sub(revoke, string.find(revoke, '|', 1, true) + 1)) > now
 end
 
@@ -50,7 +49,8 @@ if ARGV[9] ~= '' then
           leased[#leased + 1] = id
           local n = #out
           out[n + 1], out[n + 2], out[n + 3] = id, queue, redis.call('HGET', J_BODY, id)
-          out[n + 4], out[n + 5], out[n + 6] = delivery, deaths, revoked_now(id) and 2 or 0
+          local flag = live(redis.call('HGET', KEYS[6], id)) and 2 or 0
+          out[n + 4], out[n + 5], out[n + 6] = delivery, deaths, flag
         end
       end
     end
@@ -164,8 +164,9 @@ local drained = need > 0
 -- died, or gave it back at shutdown), would end with no record of it.
 local revoked_jobs = {}
 if #chosen > 0 and redis.call('HLEN', KEYS[6]) > 0 then
+  local revokes = hmget(KEYS[6], chosen) -- one read for the batch: revokes are kept for days
   for i = 1, #chosen do
-    if revoked_now(chosen[i]) then revoked_jobs[chosen[i]] = true end
+    if live(revokes[i]) then revoked_jobs[chosen[i]] = true end
   end
 end
 
