@@ -133,6 +133,12 @@ def test_long_task_on_a_live_worker_is_never_redelivered(
             w.stop()
 
 
+def _recorded_failed(app: Conveyor, task_id: str) -> bool:
+    """Its history record says failed (with its attempts), not only its stored result."""
+    info = app.admin.task(task_id)
+    return info.state == "failed" and bool(info.attempts)
+
+
 def test_task_whose_worker_dies_on_it_5_times_goes_to_dead_letters(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
@@ -141,10 +147,10 @@ def test_task_whose_worker_dies_on_it_5_times_goes_to_dead_letters(
     while app.AsyncResult(result.id).state != states.FAILURE:
         assert deaths < 9, "task was not dead-lettered"
         worker = WorkerProcess(process_broker_url, tmp_path, env=FAST_LEASE, name=f"w{deaths}")
-        # Until it died on the task, or its keeper dead-lettered the task and wrote its record.
-        wait_for(
-            lambda w=worker: w.proc.poll() is not None or app.admin.task(result.id).state == "failed", 30
-        )
+        # Until it died on the task, or its keeper dead-lettered the task and wrote its record
+        # (the record, not only the FAILURE result the dead-lettering stores just before it:
+        # killed in between, the worker would not write the record).
+        wait_for(lambda w=worker: w.proc.poll() is not None or _recorded_failed(app, result.id), 30)
         worker.kill()
         deaths += 1
     # A death counts once the broker knows the task was running: this one kills its worker
@@ -156,9 +162,7 @@ def test_task_whose_worker_dies_on_it_5_times_goes_to_dead_letters(
     with pytest.raises(Exception, match="worker lost 5 times"):
         result.get(timeout=1)
     # Its history, written from the dead letter: four lost runs, then the fifth death's failure.
-    # (The keeper writes the record just after the dead letter's FAILURE result, which ended
-    # the loop above: wait for it.)
-    wait_for(lambda: len(app.admin.task(result.id).attempts) == 5, 30)
+    wait_for(lambda: _recorded_failed(app, result.id), 30)
     info = app.admin.task(result.id)
     assert [a.state for a in info.attempts] == ["lost"] * 4 + ["failed"] and info.attempts_made == 5
 
