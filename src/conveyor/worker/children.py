@@ -50,6 +50,7 @@ from ..execution.trace import run_traced
 from ..log import configure, install_task_context, set_worker_name
 from ..request import Request, current_request
 from ..signals import worker_process_init
+from .heap import freeze_heap
 from .parentdeath import signal_on_parent_death
 from .supervisor import STOP_SIGNALS
 
@@ -149,12 +150,14 @@ def child_main(start: Start, conn: Connection, stack_path: str, app: AppLike | N
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held by the worker across the start
     signal.signal(signal.SIGUSR1, _soft_limit)
     _dump_stacks_on_request(stack_path)
+    forked = app is not None
     if app is None:
         app = _import_app(start)
     _hide_pipe_from_forks(conn)
     set_worker_name(start.hostname)
     install_task_context()
     worker_process_init.send(None)
+    freeze_heap(collect=not forked)  # this process is ours alone (worker/heap.py)
     conn.send_bytes(_encoder.encode(Ready(os.getpid())))
     tasks = app.tasks
     while True:

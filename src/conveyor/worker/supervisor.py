@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .cpus import cpu_for, pin_process
+from .heap import freeze_heap
 
 logger = logging.getLogger("conveyor.supervisor")
 
@@ -114,6 +115,7 @@ class Supervisor:
     def run(self) -> int:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
+        freeze_heap()  # the children share the imported app's pages with it (worker/heap.py)
         for index in range(1, self.processes + 1):
             self._spawn(index)
         exit_code = 0

@@ -43,6 +43,7 @@ from ..signals import worker_init, worker_process_init, worker_ready, worker_shu
 from .banner import ready_banner
 from .control import ControlThread
 from .fetcher import FETCH_WAIT, Fetcher
+from .heap import freeze_heap
 from .history import HistoryWriter, record_lost, trimmer
 from .info import InfoBuilder
 from .keeper import Keeper
@@ -163,6 +164,9 @@ class Worker:
         # Set by ``conveyor worker``, which holds its processes to CPUs (worker_pin_cpus): an
         # embedded worker cannot (it would hold the embedding process), and says so.
         self.pinning_by_command = False
+        # Set by ``conveyor worker`` too: this process is the worker's own, so it freezes its
+        # start-up heap before taking tasks (worker/heap.py); an embedded worker does not.
+        self.freeze_heap = False
         self.stats = Stats()
         self.started = time.time()
         self.stuck_threads = False
@@ -294,6 +298,8 @@ class Worker:
         install_task_context()
         worker_init.send(self)
         worker_process_init.send(self)
+        if self.freeze_heap:  # after the app's own set-up above, before -P processes forks
+            freeze_heap()
         app, conf = self.app, self.app.conf
         broker = app.broker
         self._fetch_exec = ThreadPoolExecutor(1, thread_name_prefix="conveyor-fetch")
