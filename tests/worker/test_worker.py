@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,11 +105,19 @@ def test_reject_dead_letters_or_requeues(app: Conveyor, run_worker) -> None:
     assert (stats.processed, stats.failed, stats.dead_lettered) == (1, 1, 1)
 
 
-def test_a_result_that_does_not_serialise_fails_the_task_clearly(app: Conveyor, run_worker) -> None:
-    with run_worker(app):
+def test_a_result_that_does_not_serialise_fails_the_task_clearly(
+    app: Conveyor, run_worker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure everywhere: its result, the worker's counters and its log line (not "succeeded")."""
+    with caplog.at_level(logging.INFO, logger="conveyor"), run_worker(app) as worker:
         result = basic.unserialisable_result.delay()
         with pytest.raises(EncodeError, match="not JSON-serialisable"):
             result.get(timeout=10)
+    stats = worker.stats
+    assert (stats.processed, stats.succeeded, stats.failed, stats.dead_lettered) == (1, 0, 1, 1)
+    lines = [r.getMessage() for r in caplog.records if result.id in r.getMessage()]
+    assert any("failed: result not serialisable" in line for line in lines), lines
+    assert not any("succeeded" in line for line in lines), lines
 
 
 def test_retry_past_max_retries_raises_the_tasks_exception_with_only_the_tasks_frames(

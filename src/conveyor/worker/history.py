@@ -88,7 +88,7 @@ class HistoryWriter:
             runtime=runtime if runtime else None,
             retries=request.retries,
             worker=self.hostname,
-            dead=outcome.kind == "dead",
+            dead=_dead(outcome),
             eta=outcome.eta if state == states.RETRY else None,
         )
         wf = request.workflow
@@ -113,7 +113,7 @@ class HistoryWriter:
             return outcome
         text = outcome.reason or _error_text(error)  # the refusal says why, with advice
         entry = body_entry(
-            d.id, d.body, d.queue, state, time.time(), self.hostname, text, outcome.kind == "dead", d.deaths
+            d.id, d.body, d.queue, state, time.time(), self.hostname, text, _dead(outcome), d.deaths
         )
         object.__setattr__(outcome, "history", entry)
         return outcome
@@ -233,6 +233,13 @@ def record_lost(broker: Broker, dead: Sequence[str]) -> None:
     )
 
 
+def _dead(outcome: Outcome) -> bool:
+    """Whether the ending put the task in the dead letters: a failure dead-lettered, or a death
+    past ``task_max_worker_deaths`` (a ``died`` outcome with its reason: a -P processes child
+    that died under it, counted by its own worker)."""
+    return outcome.kind == "dead" or (outcome.kind == "died" and bool(outcome.reason))
+
+
 def _state(outcome: Outcome) -> str | None:
     """The history state an outcome leaves the task in, or None for one that leaves none."""
     kind = outcome.kind
@@ -240,7 +247,7 @@ def _state(outcome: Outcome) -> str | None:
         return outcome.state or states.SUCCESS  # None: an ignore_result success
     if kind == "retry":
         return states.RETRY
-    if kind == "dead" or (kind == "died" and outcome.reason):  # died + reason: dead-lettered
+    if _dead(outcome):
         return states.FAILURE
     return None
 

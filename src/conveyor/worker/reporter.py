@@ -122,6 +122,11 @@ class Reporter:
         outcome = outcomes.success(d, request, value, store, self.hostname, self.result_codec)
         self._settle(outcome, d, request, runtime, enqueued, value=value)
         stats.processed += 1
+        if outcome.kind == "dead":  # its return value could not be stored: a failure
+            stats.failed += 1
+            stats.dead_lettered += 1
+            _log(logging.ERROR, request, "task %s[%s] failed: %s", task.name, d.id, outcome.reason)
+            return
         stats.succeeded += 1
         if logger.isEnabledFor(logging.INFO):  # checked here too: no call per task when off
             _log(logging.INFO, request, "task %s[%s] succeeded in %.3fs", task.name, d.id, runtime)
