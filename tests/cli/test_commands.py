@@ -207,6 +207,8 @@ def test_result_of_an_unknown_id_says_unknown(url: str) -> None:
         (["worker", "--autoscale", "3,10"], "--autoscale 3,10: give MAX,MIN"),
         (["worker", "-O", "default"], "-O default: only -O fair is accepted"),
         (["worker", "--max-tasks-per-child", "0"], "0 is not in the range x>=1"),
+        (["worker", "--max-memory-per-child", "abc"], "'abc' is not a valid integer"),
+        (["call", "tests.apps.basic.add", "--countdown", "abc"], "'abc' is not a valid float"),
         (["worker", "--no-such-flag"], "No such option"),
         (["worker", "--detach"], "--detach: not supported: run it under systemd"),
         (["beat", "--detach"], "--detach: not supported: run it under systemd"),
@@ -223,6 +225,9 @@ def test_bad_input_gets_a_one_line_error(url: str, args: list[str], message: str
     assert out.returncode == 2
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+    # One line: no usage lines, no blank line (a warning line before it may say something else).
+    errors = [line for line in out.stderr.splitlines() if not line.lower().startswith("warning")]
+    assert len(errors) == 1 and errors[0].startswith("Error: "), out.stderr
 
 
 def test_bad_app_module_and_bad_broker_url(tmp_path: Path) -> None:

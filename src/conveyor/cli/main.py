@@ -191,12 +191,36 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)  # broker connections closed when the command ends
 
 
+# click >= 8.2 raises this (a UsageError) for a group run without a command: it shows the help.
+NO_ARGS_IS_HELP: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError", click.UsageError)
+
+
 def main() -> None:
+    """The ``conveyor`` command: click's standalone handling, except that a bad flag, value or
+    command name is one line (``Error: ...``, naming the command's ``--help``) and exit code 2,
+    as docs/cli.md says, where click would print its usage lines and a blank line first."""
     try:
-        cli(prog_name="conveyor")
+        code = cli.main(prog_name="conveyor", standalone_mode=False)
+    except NO_ARGS_IS_HELP as exc:  # `conveyor` alone: its help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        ctx = exc.ctx
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
     except ConveyorError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    # Not standalone, click returns instead of exiting: a command's ``ctx.exit(N)`` comes back
+    # as N; a command that simply returned, as its value (None: success).
+    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
