@@ -5,6 +5,7 @@ retry, admin API, signal handlers) seeing the same arguments whatever the encodi
 from __future__ import annotations
 
 import gzip
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,12 +15,13 @@ import pytest
 from conveyor import Conveyor
 from conveyor.brokers import Delivery
 from conveyor.codecs import COMPRESS_THRESHOLD
-from conveyor.exceptions import ConfigurationError, DecodeError
+from conveyor.exceptions import ConfigurationError, DecodeError, EncodeError
 from conveyor.message import Envelope, ResultPayload, decode_result, encode_envelope, encode_result
 from conveyor.signals import before_task_publish
 from conveyor.worker.intake import Accepted, Refused, intake
 
 from .conftest import ThreadWorker
+from .procs import wait_for
 
 BIG = [f"row {i}: {'x' * 40}" for i in range(100)]
 
@@ -216,3 +218,59 @@ def test_a_ported_django_compression_block_is_honoured_without_warnings(app: Con
     assert (
         stored is not None and stored.payload is not None and b'"content_encoding":"gzip"' in stored.payload
     )
+
+
+@pytest.fixture
+def fresh() -> Iterator[Conveyor]:
+    """An app on a memory broker of its own (the ``app`` fixture's is shared by name)."""
+    application = Conveyor("serial-fresh", broker=f"memory://serial-{uuid.uuid4().hex}")
+    try:
+        yield application
+    finally:
+        application.close()
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), [1.0, {"mean": float("-inf")}]], ids=["nan", "inf", "nested"]
+)
+def test_a_nan_or_infinity_in_json_arguments_is_refused_not_turned_into_none(
+    fresh: Conveyor, value: Any
+) -> None:
+    """JSON has no NaN: the message would carry null, and the task get None. Refused, naming
+    what to do; nothing is enqueued. msgpack carries it; None and plain floats are untouched."""
+
+    @fresh.task
+    def store(obj: object, other: object = None) -> object:
+        return obj
+
+    inline, packed = (
+        (lambda: store.delay(value)),
+        (lambda: store.apply_async((1,), {"other": value}, compression="gzip")),
+    )
+    for call in (inline, packed):
+        with pytest.raises(EncodeError, match="a float NaN or infinity, which JSON cannot carry"):
+            call()
+    assert fresh.broker.queue_stats() == {}
+    store.delay(None, 1.5)
+    store.apply_async((value,), serializer="msgpack")
+    assert sum(s.ready for s in fresh.broker.queue_stats().values()) == 2
+
+
+def test_a_nan_result_fails_the_task_instead_of_reading_back_as_none(fresh: Conveyor) -> None:
+    @fresh.task
+    def mean() -> float:
+        return float("nan")
+
+    @fresh.task(ignore_result=True)
+    def unstored() -> float:
+        return float("nan")
+
+    result = mean.delay()
+    unstored.delay()  # its result is not stored: nothing changes on the way, it succeeds
+    with ThreadWorker(fresh) as worker:
+        with pytest.raises(EncodeError, match="it holds a float NaN or infinity"):
+            result.get(timeout=30)
+        wait_for(lambda: (worker.stats.processed, worker.stats.succeeded) == (2, 1), 30)
+    assert [d.id for d in fresh.broker.dead_letters()] == [result.id]
+    payload = encode_result(ResultPayload(result=float("nan")), "msgpack")  # msgpack carries it
+    assert decode_result(payload).result != decode_result(payload).result

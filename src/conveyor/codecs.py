@@ -21,6 +21,7 @@ reader decodes a message whatever its own settings: a worker set to ``json`` run
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -112,12 +113,45 @@ def check_sendable(serializer: str, accept: Iterable[str]) -> None:
         )
 
 
+NOT_FINITE = (
+    "a float NaN or infinity, which JSON cannot carry (it would arrive as None): send None or a "
+    "string instead, or use the msgpack serializer, which carries it"
+)
+
+
+def non_finite(data: bytes, value: Any) -> bool:
+    """Whether ``value``, JSON-encoded as ``data``, held a NaN or an infinity: msgspec writes
+    those as ``null``, and the reader would get None where the writer sent a number (Celery's
+    JSON writes a non-standard ``NaN``). Only ``data`` that has a ``null`` at all is looked
+    into: one scan of the bytes for everything else."""
+    return b"null" in data and _has_non_finite(value, 0)
+
+
+def _has_non_finite(value: Any, depth: int) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if depth > _MAX_DEPTH:  # deeper than any encoder got: it would have failed already
+        return False
+    if isinstance(value, dict):
+        return any(_has_non_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_non_finite(v, depth + 1) for v in value)
+    if isinstance(value, msgspec.Struct):
+        return any(_has_non_finite(getattr(value, f), depth + 1) for f in value.__struct_fields__)
+    return False
+
+
+_MAX_DEPTH = 1000
+
+
 def pack(value: Any, serializer: str, compression: str | None) -> tuple[bytes, str, str | None]:
     """``value`` serialized (and compressed when large enough to gain): (bytes, serializer,
     compression used or None). Raises ``EncodeError`` for a value the serializer cannot take."""
     try:
         if serializer == "json":
             data = _json_encoder.encode(value)
+            if non_finite(data, value):
+                raise EncodeError(f"cannot be serialised with json: it holds {NOT_FINITE}")
         elif serializer == "msgpack":
             data = _msgpack_encoder.encode(value)
         elif serializer == "pickle":

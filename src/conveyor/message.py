@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from .codecs import SAFE_CONTENT, SERIALIZERS, pack, unpack
+from .codecs import NOT_FINITE, SAFE_CONTENT, SERIALIZERS, non_finite, pack, unpack
 from .exceptions import DecodeError, EncodeError
 
 PROTOCOL = 1
@@ -115,12 +115,15 @@ _VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 def encode_envelope(env: Envelope) -> bytes:
     """Encode a message; raises ``EncodeError`` naming the task if an argument does not serialise."""
     try:
-        return _encoder.encode(env)
+        data = _encoder.encode(env)
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise EncodeError(
             f"arguments of task {env.task!r} are not JSON-serialisable: {exc}"
             " (pass plain data such as ids, or enable pickle explicitly)"
         ) from exc
+    if env.payload is None and non_finite(data, (env.args, env.kwargs)):  # inline JSON arguments
+        raise EncodeError(f"arguments of task {env.task!r} hold {NOT_FINITE}")
+    return data
 
 
 def decode_envelope(raw: bytes) -> Envelope:
@@ -215,9 +218,12 @@ def encode_result(payload: ResultPayload, serializer: str = "json", compression:
                 payload, result=None, content_type=kind, content_encoding=encoding, payload=data
             )
     try:
-        return _encoder.encode(payload)
+        data = _encoder.encode(payload)
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise EncodeError(f"task result is not JSON-serialisable: {exc}") from exc
+    if payload.result is not None and non_finite(data, payload.result):
+        raise EncodeError(f"task result is not JSON-serialisable: it holds {NOT_FINITE}")
+    return data
 
 
 def decode_result(raw: bytes, accept: frozenset[str] = frozenset(SAFE_CONTENT)) -> ResultPayload:
