@@ -131,6 +131,7 @@ def first_run_hangs(name: str, seconds: float) -> int:
     _mark(name, f"start {os.getpid()}")
     if first:
         time.sleep(seconds)
+        _mark(name, f"done {os.getpid()}")
     return os.getpid()
 
 

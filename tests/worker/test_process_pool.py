@@ -126,14 +126,22 @@ def test_a_time_limit_of_one_second_stops_time_sleep_60_and_a_socket_read(
 
 @pytest.mark.parametrize(
     "how",
-    ["control-SIGKILL", "control-SIGTERM", "control-SIGQUIT", "control-SIGUSR1", "stored", "result-SIGQUIT"],
+    [
+        "control-SIGKILL",
+        "control-SIGTERM",
+        "control-SIGQUIT",
+        "control-SIGUSR1",
+        "control-HUP",
+        "stored",
+        "result-SIGQUIT",
+    ],
 )
 def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
     app: Conveyor, process_broker_url: str, tmp_path: Path, how: str
 ) -> None:
     """Through the control channel with each kind of --signal (SIGTERM, which children ignore,
-    becomes SIGKILL; SIGQUIT kills by itself; SIGUSR1 is followed by SIGKILL), or stored and
-    seen at the next heartbeat."""
+    becomes SIGKILL; SIGQUIT and SIGHUP, any signal Celery's --signal takes, kill by themselves;
+    SIGUSR1 is followed by SIGKILL), or stored and seen at the next heartbeat."""
     with running(process_broker_url, tmp_path, "-c", "2") as w:
         other = proc_tasks.sleeps.apply_async(("other", 0.8))  # runs in the other child meanwhile
         blocked = proc_tasks.c_blocked.delay("blocked", 60)
@@ -162,6 +170,8 @@ def test_revoke_terminate_kills_only_the_child_running_a_c_blocked_task(
     assert "stopped at proc_tasks.py:" in str(app.admin.task(blocked.id).error), app.admin.task(blocked.id)
     if how == "result-SIGQUIT":
         assert f"running task {blocked.id} (SIGQUIT)" in w.log()  # that very signal, not SIGKILL
+    if how == "control-HUP":
+        assert f"running task {blocked.id} (SIGHUP)" in w.log()
     if how in ("control-SIGTERM", "stored"):  # SIGTERM (the default): the log names what is sent
         assert f"running task {blocked.id} (SIGKILL)" in w.log()
 
@@ -187,6 +197,9 @@ def test_a_segfaulting_child_is_replaced_its_task_redelivered_then_dead_lettered
         # Its history: two lost runs, brought by the third, whose death ended it.
         info = app.admin.task(result.id)
         assert [a.state for a in info.attempts] == ["lost", "lost", "failed"] and info.attempts_made == 3
+        # ...failed and dead: `conveyor tasks --state dead` lists it, as any dead letter.
+        assert info.state == "failed" and info.dead
+        assert [t.id for t in app.admin.tasks(state="dead").items] == [result.id]
     assert "redelivered (death 1 of 3)" in w.log()
     assert f"task {getattr(proc_tasks, crash).name}[{result.id}] moved to dead letters" in w.log()
 
@@ -363,13 +376,17 @@ def test_spawned_children_log_to_the_workers_log_file(
 def test_a_task_outliving_the_shutdown_timeout_is_given_back_and_its_child_killed(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
+    """The child is killed when the grace period ends, before its task goes back to the queue:
+    no other worker runs the task while this child still does. Its first run sleeps 4 s: the
+    child used to be killed only 5 s after the grace period, and so finished it."""
     w = worker(process_broker_url, tmp_path, "-c", "1", "--shutdown-timeout", "1").wait_ready()
-    result = proc_tasks.first_run_hangs.delay("outlives", 60)
+    result = proc_tasks.first_run_hangs.delay("outlives", 4)
     wait_for(lambda: started_pids(tmp_path / "outlives"), 30)
     child = started_pids(tmp_path / "outlives")[0]
     w.signal(signal.SIGTERM)
     assert w.proc.wait(timeout=30) == 0
     wait_for(lambda: not alive(child), 10)
+    assert [line for line in lines(tmp_path / "outlives") if line.startswith("done")] == []
     with running(process_broker_url, tmp_path, "-c", "1", name="w2") as again:
         assert result.get(timeout=60) in children_of(again.pid)  # given back at once, run again
     assert "giving them back to the queue" in w.log()

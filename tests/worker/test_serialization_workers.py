@@ -177,6 +177,34 @@ def test_a_worker_that_accepts_pickle_runs_it(
         w.stop()
 
 
+def test_pickled_arguments_fail_on_the_process_pool_instead_of_arriving_changed(
+    producer: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """Sent on to a child as msgpack, a set would arrive as a list: the task fails with an
+    EncodeError saying why, its message kept in the dead letters; a JSON task still runs."""
+    producer.conf.accept_content = ["json", "pickle"]
+
+    @producer.task(name="serial.describe", serializer="pickle")
+    def describe(value: Any) -> Any: ...
+
+    @producer.task(name="serial.echo")
+    def echo(value: Any) -> Any: ...
+
+    pickled = describe.delay({3, 1, 2})
+    env = {"CONVEYOR_TEST_ACCEPT": "json,pickle"}
+    w = WorkerProcess(process_broker_url, tmp_path, "-P", "processes", "-c", "1", app=APP, env=env, name="pp")
+    try:
+        w.wait_ready(60)
+        with pytest.raises(Exception, match="pickled, and cannot be sent to a -P processes child") as caught:
+            pickled.get(timeout=30)
+        assert type(caught.value).__name__ == "EncodeError"
+        [letter] = producer.admin.dead_letters().items
+        assert letter.id == pickled.id and "EncodeError" in letter.reason
+        assert echo.delay([1, 2]).get(timeout=30) == [1, 2]
+    finally:
+        w.stop()
+
+
 def test_producers_and_workers_with_different_settings_interoperate(
     producer: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ lease — is reported at once without sending it anything.
 
 from __future__ import annotations
 
+import signal as _signal  # `signal` is the name of the revoke argument here
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -266,13 +267,14 @@ def normalise_rate(rate: str | None) -> str | None:
     return str(rate).strip()
 
 
-SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "SIGUSR1")
+SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1")  # the usual ones, for help texts
 
 
 def normalise_signal(signal: str) -> str:
-    """Celery's signal names: ``TERM`` or ``SIGTERM`` (any case) -> ``SIGTERM``."""
+    """Celery's signal names: ``TERM`` or ``SIGTERM`` (any case) -> ``SIGTERM``. Any signal this
+    platform has, as in Celery (a -P processes child that outlives it a second gets SIGKILL)."""
     name = signal.strip().upper()
     name = name if name.startswith("SIG") else "SIG" + name
-    if name not in SIGNALS:
-        raise ValueError(f"unknown signal {signal!r} (use one of {', '.join(SIGNALS)})")
+    if name not in _signal.Signals.__members__ or name.startswith(("SIG_", "SIGRT")):
+        raise ValueError(f"unknown signal {signal!r} (a signal name such as {', '.join(SIGNALS)})")
     return name

@@ -252,7 +252,7 @@ signal_option = click.option(
     "--signal",
     default="SIGTERM",
     show_default=True,
-    help=f"With --terminate: {', '.join(SIGNALS)} (Celery's names; TERM, KILL... work too).",
+    help=f"With --terminate: any signal, such as {', '.join(SIGNALS)} (TERM, KILL... work too).",
 )
 
 

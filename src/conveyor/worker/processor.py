@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..brokers import Delivery, Outcome
 from ..einfo import body_stack, stopped_where
-from ..exceptions import BrokerError, TaskRevokedError
+from ..exceptions import BrokerError, EncodeError, TaskRevokedError
 from . import signalling
 from .intake import Refused, intake
 from .plan import Plan, make_plan
@@ -217,6 +217,16 @@ class Processor:
         runner = plan.runner
         assert not isinstance(runner, InlineRunner)
         active, t0 = self._begin(d, task, request, env.created)
+        if env.content_type == "pickle" and runner.refuses_pickled_arguments:
+            # Decoded from pickle they may hold any object; sent on to a -P processes child
+            # as msgpack a set would arrive as a list, a datetime as text: refused, not changed.
+            exc = EncodeError(
+                f"the arguments of {task.name} are pickled, and cannot be sent to a -P processes "
+                "child (JSON and msgpack arguments can): send them as JSON or msgpack, or run this "
+                "task on a worker with -P threads"
+            )
+            self._end(d, env, task, request, plan, t0, NO_VALUE, exc)
+            return
         soft = request.soft_time_limit or plan.soft_time_limit
         hard = request.time_limit or plan.time_limit
         try:

@@ -280,6 +280,17 @@ class ProcessPool:
         while self.children and loop.time() < deadline + 5:
             await asyncio.sleep(0.05)
 
+    def busy_pids(self) -> list[int]:
+        """The children running a task now."""
+        return [c.pid for c in self.children.values() if c.pending is not None and not c.exited]
+
+    async def wait_gone(self, pids: list[int], timeout: float) -> None:
+        """Until none of ``pids`` is a live child of the pool any more (reaped), or ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(pid in self.children for pid in pids) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
     # -- jobs --------------------------------------------------------------------------------
     async def acquire(self) -> Child:
         """An idle child; ``PoolBroken`` once no child can start (the task was not started)."""
@@ -364,9 +375,13 @@ class ProcessPool:
         return None
 
     def kill(self, child: Child, signum: int) -> None:
-        """Stop ``child`` now (hard time limit, terminating revoke) and start its replacement."""
-        if child.doomed:
+        """Stop ``child`` now (hard time limit, terminating revoke, its task given back at
+        shutdown) and start its replacement (unless the pool is stopping)."""
+        if child.exited:
             return
+        # A child retired at shutdown is doomed too, and may still be running a task being given
+        # back: it is killed all the same; only its replacement is decided once.
+        replace = not child.doomed
         child.doomed = True
         child.pending = None
         signum = signal_sent(signum)
@@ -374,7 +389,7 @@ class ProcessPool:
             os.kill(child.pid, signum)
         if signum != signal.SIGKILL and self._loop is not None:
             self._loop.call_later(TERMINATE_GRACE, self._kill_if_alive, child)
-        if not self.stopping:
+        if replace and not self.stopping:
             self.replaced += 1
             # From a loop callback, not from here: kill() is called while the run's
             # cancellation is being handled, and a child forked inside that handler would
@@ -610,6 +625,10 @@ def app_spec(app: AppLike) -> str:
 
 class ProcessRunner:
     """Runs a sync body in a child of ``pool`` and awaits its reply."""
+
+    # Arguments decoded from pickle may hold any object, which msgpack would change on the way
+    # to the child (a set into a list): the processor fails such a task instead.
+    refuses_pickled_arguments = True
 
     def __init__(self, pool: ProcessPool, max_deaths: int) -> None:
         self.pool = pool

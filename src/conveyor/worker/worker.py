@@ -89,6 +89,9 @@ SAME_SIGNAL = 1.0
 # broker is unreachable.
 FINAL_FLUSH = 3.0
 UNREGISTER_WAIT = 2.0
+# Past the grace period: how long the runs being given back may take to end (a -P processes
+# child to be killed and reaped) before their tasks go back to the queue regardless.
+CANCEL_WAIT = 2.0
 
 
 class Worker:
@@ -455,12 +458,23 @@ class Worker:
             )
             if processor.streaks is not None:
                 processor.streaks.given_up = True  # what they still finish was given back here
-            for active in list(processor.active.values()):
+            given_back = list(processor.active.values())
+            busy: list[int] = []
+            if self._pool is not None:
+                self._pool.stopping = True  # the children killed below are not replaced
+                busy = self._pool.busy_pids()
+            for consumer in pending:
+                consumer.cancel()
+            # The runs end first, the tasks go back after: cancelled, a -P processes run kills
+            # its child, and no other worker may take a task while a child here still runs it.
+            # (A thread cannot be stopped: the process exits soon, and its threads with it.)
+            await asyncio.wait(pending, timeout=CANCEL_WAIT)
+            if self._pool is not None:
+                await self._pool.wait_gone(busy, timeout=CANCEL_WAIT)
+            for active in given_back:
                 task = self.app.tasks.get(active.task)
                 if task is None or task.acks_late:
                     self.settler.add(Outcome("release", active.id, active.delivery))
-            for consumer in pending:
-                consumer.cancel()
             self.stuck_threads = True
         if self._pool is not None:  # its running tasks are done or given back: no child is needed
             await self._pool.close(timeout=5.0)
