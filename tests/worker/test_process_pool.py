@@ -228,6 +228,19 @@ def test_max_tasks_per_child_10_over_100_tasks_uses_at_least_10_children(
     assert "max tasks per child 10); replacing it" in w.log()
 
 
+def test_a_memory_limit_below_a_fresh_childs_size_is_said_before_any_task(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """As the threads pool says it at start (no task sent here): 1,000 KiB is below any Python
+    process. Said once, not for every child that replaces one."""
+    said = "max memory per child 1000 KiB is below what a pool process uses at start"
+    with running(process_broker_url, tmp_path, "-c", "2", "--max-memory-per-child", "1000") as w:
+        wait_for(lambda: said in w.log(), 60)
+        assert proc_tasks.pid.delay().get(timeout=30) > 0  # replaced after it: a fresh child
+        assert proc_tasks.pid.delay().get(timeout=30) > 0
+    assert w.log().count(said) == 1
+
+
 def test_a_child_past_max_memory_per_child_is_replaced_after_its_task(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:

@@ -374,6 +374,26 @@ class ProcessPool:
                 return f"resident memory {used} KiB is over max memory per child {self.max_memory_kib} KiB"
         return None
 
+    def _check_start_size(self, child: Child) -> None:
+        """Said once, as the first child is ready: a memory limit below what a child uses before
+        any task would replace the children after every task (the threads pool says it at start)."""
+        if self.max_memory_kib is None or self._warned_memory:
+            return
+        import psutil
+
+        try:
+            used = psutil.Process(child.pid).memory_info().rss // 1024
+        except psutil.Error:
+            return
+        if used > self.max_memory_kib:
+            self._warned_memory = True
+            logger.warning(
+                "max memory per child %d KiB is below what a pool process uses at start (%d KiB): "
+                "children will be replaced after every task; raise it",
+                self.max_memory_kib,
+                used,
+            )
+
     def kill(self, child: Child, signum: int) -> None:
         """Stop ``child`` now (hard time limit, terminating revoke, its task given back at
         shutdown) and start its replacement (unless the pool is stopping)."""
@@ -457,6 +477,7 @@ class ProcessPool:
             child.ready = True
             _unlink(child)  # the child has its stack file open by now
             self._failed_starts = 0
+            self._check_start_size(child)
             if not child.doomed:
                 self.idle.put_nowait(child)
             return
