@@ -4,6 +4,7 @@ retry, admin API, signal handlers) seeing the same arguments whatever the encodi
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import uuid
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from conveyor import Conveyor
+from conveyor import Conveyor, chain
 from conveyor.brokers import Delivery
 from conveyor.codecs import COMPRESS_THRESHOLD
 from conveyor.exceptions import ConfigurationError, DecodeError, EncodeError
@@ -274,3 +275,32 @@ def test_a_nan_result_fails_the_task_instead_of_reading_back_as_none(fresh: Conv
     assert [d.id for d in fresh.broker.dead_letters()] == [result.id]
     payload = encode_result(ResultPayload(result=float("nan")), "msgpack")  # msgpack carries it
     assert decode_result(payload).result != decode_result(payload).result
+
+
+def test_a_nan_anywhere_in_the_message_is_refused_and_none_deep_down_is_not(fresh: Conveyor) -> None:
+    """A chain's later step, a callback, a header or a dataclass's field carry arguments too."""
+
+    @dataclasses.dataclass
+    class Reading:
+        value: float
+
+    @fresh.task
+    def store(obj: object = None, other: object = None) -> object:
+        return obj
+
+    refused = [
+        lambda: chain(store.s(1), store.s(float("nan"))).apply_async(),
+        lambda: store.s(1).link(store.s(float("inf"))).apply_async(),
+        lambda: store.apply_async((1,), headers={"threshold": float("nan")}),
+        lambda: store.delay(Reading(float("nan"))),
+    ]
+    for call in refused:
+        with pytest.raises(EncodeError, match="a float NaN or infinity, which JSON cannot carry"):
+            call()
+    assert fresh.broker.queue_stats() == {}
+    deep: object = None  # 600 levels down, with a None: encodes as before, nothing to refuse
+    for _ in range(600):
+        deep = [deep, 1.5]
+    store.delay(deep)
+    store.delay(Reading(2.5))
+    assert sum(s.ready for s in fresh.broker.queue_stats().values()) == 2

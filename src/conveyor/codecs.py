@@ -22,6 +22,7 @@ reader decodes a message whatever its own settings: a worker set to ``json`` run
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -122,26 +123,47 @@ NOT_FINITE = (
 def non_finite(data: bytes, value: Any) -> bool:
     """Whether ``value``, JSON-encoded as ``data``, held a NaN or an infinity: msgspec writes
     those as ``null``, and the reader would get None where the writer sent a number (Celery's
-    JSON writes a non-standard ``NaN``). Only ``data`` that has a ``null`` at all is looked
-    into: one scan of the bytes for everything else."""
-    return b"null" in data and _has_non_finite(value, 0)
+    JSON writes a non-standard ``NaN``).
 
-
-def _has_non_finite(value: Any, depth: int) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if depth > _MAX_DEPTH:  # deeper than any encoder got: it would have failed already
+    Cheap on the ``.delay()`` path: ``data`` without a ``null`` is done with one scan of its
+    bytes. Otherwise the value is packed as msgpack (C, what JSON took it takes, dataclasses
+    and structs included) and searched for a float64 whose exponent bits are all ones — the
+    bit pattern of every NaN and infinity; only a match (or bytes that happen to look like
+    one) is confirmed on the unpacked value, which holds plain lists, dicts and floats."""
+    if b"null" not in data:
         return False
-    if isinstance(value, dict):
-        return any(_has_non_finite(v, depth + 1) for v in value.values())
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_has_non_finite(v, depth + 1) for v in value)
-    if isinstance(value, msgspec.Struct):
-        return any(_has_non_finite(getattr(value, f), depth + 1) for f in value.__struct_fields__)
+    try:
+        packed = _msgpack_encoder.encode(value)
+    except (OverflowError, TypeError, ValueError, RecursionError):  # an int beyond 64 bits, say
+        try:
+            return _has_non_finite(msgspec.to_builtins(value))
+        except (TypeError, ValueError, RecursionError):
+            return False  # JSON took it and this cannot look into it: nothing more to say
+    if _NON_FINITE_FLOAT64.search(packed) is None:
+        return False
+    try:
+        return _has_non_finite(_msgpack_decoder.decode(packed))
+    except (msgspec.DecodeError, RecursionError):
+        return False
+
+
+# msgpack float64: 0xcb, then the 8 bytes big-endian; sign bit either way, exponent all ones.
+_NON_FINITE_FLOAT64 = re.compile(rb"\xcb[\x7f\xff][\xf0-\xff]")
+
+
+def _has_non_finite(value: Any) -> bool:
+    """A walk with its own stack (no recursion limit) over plain data: dicts, lists, floats."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
     return False
-
-
-_MAX_DEPTH = 1000
 
 
 def pack(value: Any, serializer: str, compression: str | None) -> tuple[bytes, str, str | None]:

@@ -121,7 +121,9 @@ def encode_envelope(env: Envelope) -> bytes:
             f"arguments of task {env.task!r} are not JSON-serialisable: {exc}"
             " (pass plain data such as ids, or enable pickle explicitly)"
         ) from exc
-    if env.payload is None and non_finite(data, (env.args, env.kwargs)):  # inline JSON arguments
+    # The inline JSON arguments, and what else the message carries: headers, a chain's later
+    # steps and callbacks (their arguments ride in the workflow).
+    if non_finite(data, (env.args, env.kwargs, env.headers, env.workflow)):
         raise EncodeError(f"arguments of task {env.task!r} hold {NOT_FINITE}")
     return data
 

@@ -24,6 +24,12 @@ def echo(value: Any) -> Any:
     return value
 
 
+@app.task(name="serial.describe_retrying", autoretry_for=(Exception,), max_retries=3, retry_backoff=0.05)
+def describe_retrying(value: Any) -> str:
+    """``describe`` with a retry policy that would retry anything it raises."""
+    return describe(value)
+
+
 @app.task(name="serial.describe")
 def describe(value: Any) -> str:
     """What the worker was given, as it sees it (a pickled set stays a set)."""

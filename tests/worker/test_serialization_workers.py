@@ -14,6 +14,7 @@ import pytest
 from conveyor import Conveyor
 from conveyor.brokers import PendingJob
 from conveyor.exceptions import ConfigurationError
+from conveyor.worker.worker import Worker
 
 from ..procs import WorkerProcess, wait_for
 
@@ -187,10 +188,14 @@ def test_pickled_arguments_fail_on_the_process_pool_instead_of_arriving_changed(
     @producer.task(name="serial.describe", serializer="pickle")
     def describe(value: Any) -> Any: ...
 
+    @producer.task(name="serial.describe_retrying", serializer="pickle")
+    def describe_retrying(value: Any) -> Any: ...
+
     @producer.task(name="serial.echo")
     def echo(value: Any) -> Any: ...
 
     pickled = describe.delay({3, 1, 2})
+    retrying = describe_retrying.delay({3, 1, 2})  # no retry policy makes the same message fit
     env = {"CONVEYOR_TEST_ACCEPT": "json,pickle"}
     w = WorkerProcess(process_broker_url, tmp_path, "-P", "processes", "-c", "1", app=APP, env=env, name="pp")
     try:
@@ -198,11 +203,28 @@ def test_pickled_arguments_fail_on_the_process_pool_instead_of_arriving_changed(
         with pytest.raises(Exception, match="pickled, and cannot be sent to a -P processes child") as caught:
             pickled.get(timeout=30)
         assert type(caught.value).__name__ == "EncodeError"
-        [letter] = producer.admin.dead_letters().items
-        assert letter.id == pickled.id and "EncodeError" in letter.reason
+        with pytest.raises(Exception, match="pickled, and cannot be sent"):
+            retrying.get(timeout=30)
+        letters = {letter.id: letter for letter in producer.admin.dead_letters().items}
+        assert sorted(letters) == sorted([pickled.id, retrying.id])
+        assert all("EncodeError" in letter.reason for letter in letters.values())
+        assert producer.admin.task(retrying.id).attempts_made == 1
         assert echo.delay([1, 2]).get(timeout=30) == [1, 2]
     finally:
         w.stop()
+    assert "will retry" not in w.log()
+
+
+def test_a_process_pool_worker_set_to_store_pickled_results_does_not_start() -> None:
+    """A pool process sends its return value as msgpack: a set would be stored as a list."""
+    app = Conveyor("serial-pp", broker="memory://serial-pp", result_serializer="pickle")
+    app.conf.accept_content = ["json", "pickle"]
+    try:
+        with pytest.raises(ValueError, match="result_serializer = 'pickle' cannot be used with -P processes"):
+            Worker(app, pool="processes")
+        Worker(app, pool="threads")  # the other pools store what the task returned, pickled
+    finally:
+        app.close()
 
 
 def test_producers_and_workers_with_different_settings_interoperate(

@@ -275,6 +275,6 @@ def normalise_signal(signal: str) -> str:
     platform has, as in Celery (a -P processes child that outlives it a second gets SIGKILL)."""
     name = signal.strip().upper()
     name = name if name.startswith("SIG") else "SIG" + name
-    if name not in _signal.Signals.__members__ or name.startswith(("SIG_", "SIGRT")):
+    if name not in _signal.Signals.__members__ or name.startswith("SIGRT"):
         raise ValueError(f"unknown signal {signal!r} (a signal name such as {', '.join(SIGNALS)})")
     return name

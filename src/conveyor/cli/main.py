@@ -191,8 +191,12 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)  # broker connections closed when the command ends
 
 
+class _NeverRaised(click.UsageError):
+    """Stands in for NoArgsIsHelpError on a click that has none (8.1 shows the help itself)."""
+
+
 # click >= 8.2 raises this (a UsageError) for a group run without a command: it shows the help.
-NO_ARGS_IS_HELP: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError", click.UsageError)
+NO_ARGS_IS_HELP: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError", _NeverRaised)
 
 
 def main() -> None:
@@ -207,7 +211,7 @@ def main() -> None:
     except click.UsageError as exc:
         ctx = exc.ctx
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"Error: {exc.format_message().removesuffix('.')}{hint}", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()

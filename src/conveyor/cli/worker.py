@@ -245,7 +245,7 @@ def worker(
             group=group if index is not None else None,
         )
         w.pinning_by_command = True  # this command holds its processes to CPUs (or says why not)
-        w.freeze_heap = True  # ...and its processes are the worker's own (worker/heap.py)
+        w.freezes_heap = True  # ...and its processes are the worker's own (worker/heap.py)
         return w
 
     try:

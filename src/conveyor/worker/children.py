@@ -10,7 +10,8 @@ The pipe carries msgpack (msgspec), not JSON, so what a ``msgpack`` task's argum
 reaches the body as it is, and what the body returns reaches the result serializer as it is:
 ``bytes`` stay bytes (JSON would turn them into base64 text). What only JSON carries (an
 integer beyond 64 bits, from a JSON message) goes as JSON. Nothing of the user's is pickled:
-a pickled task's arguments are refused when sent (the worker's ``EncodeError``).
+a task whose arguments are pickled is dead-lettered by the worker with an ``EncodeError``
+instead of being sent, and a worker set to store pickled results does not start on this pool.
 
 Its signals: SIGUSR1 raises ``SoftTimeLimitExceeded`` in the body (the worker sends it at the
 soft limit); SIGUSR2 writes the stack of every thread to the child's stack file (faulthandler,
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import gc
 import importlib
 import logging
 import multiprocessing
@@ -157,7 +159,10 @@ def child_main(start: Start, conn: Connection, stack_path: str, app: AppLike | N
     set_worker_name(start.hostname)
     install_task_context()
     worker_process_init.send(None)
-    freeze_heap(collect=not forked)  # this process is ours alone (worker/heap.py)
+    # This process is ours alone (worker/heap.py). Forked from a worker that froze its heap, it
+    # freezes what it inherited without a collection (which would copy every shared page);
+    # spawned, or forked from one that did not (embedded), it collects first.
+    freeze_heap(collect=not forked or gc.get_freeze_count() == 0)
     conn.send_bytes(_encoder.encode(Ready(os.getpid())))
     tasks = app.tasks
     while True:

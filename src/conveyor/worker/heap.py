@@ -18,9 +18,13 @@ never be freed (unlike the collector's pass, which would find it).
 Only processes Conveyor owns freeze: the ``conveyor worker`` command's processes (a supervisor
 freezes before it forks its worker processes, which then share those pages with it: a full
 collection no longer writes to every object's header, which would copy each page into every
-child) and the ``-P processes`` children, which freeze what they inherited (a worker run by the
-command froze it already) or, started with ``spawn``, what they imported. A worker embedded in
-an application's own process leaves that application's collector alone.
+child) and the ``-P processes`` children, which freeze what they inherited from a worker that
+froze its own (the command's), or collect and freeze what they inherited or, started with
+``spawn``, imported. A worker embedded in an application's own process leaves that
+application's collector alone.
+
+One thing changes for code in a frozen process: ``gc.get_objects()`` and ``gc.get_referrers()``
+no longer list frozen objects (a leak hunt with objgraph in a worker: ``gc.unfreeze()`` first).
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ import gc
 def freeze_heap(collect: bool = True) -> None:
     """Collect the garbage there is, then freeze everything left (see the module doc).
 
-    ``collect=False`` in a child forked a moment ago: whatever garbage it inherited is a few
-    objects at most, and a collection would walk (and so copy) every page it shares with its
-    parent."""
+    ``collect=False`` in a child forked from a process that froze its own heap: a collection
+    would walk (and so copy) every page it shares with its parent, for the little garbage the
+    parent made since its freeze."""
     if collect:
         gc.collect()
     gc.freeze()

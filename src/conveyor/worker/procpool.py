@@ -284,12 +284,14 @@ class ProcessPool:
         """The children running a task now."""
         return [c.pid for c in self.children.values() if c.pending is not None and not c.exited]
 
-    async def wait_gone(self, pids: list[int], timeout: float) -> None:
-        """Until none of ``pids`` is a live child of the pool any more (reaped), or ``timeout``."""
+    async def wait_gone(self, pids: list[int], timeout: float) -> list[int]:
+        """Until none of ``pids`` is a live child of the pool any more (reaped), or ``timeout``;
+        returns those still there."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while any(pid in self.children for pid in pids) and loop.time() < deadline:
             await asyncio.sleep(0.02)
+        return [pid for pid in pids if pid in self.children]
 
     # -- jobs --------------------------------------------------------------------------------
     async def acquire(self) -> Child:
@@ -375,7 +377,7 @@ class ProcessPool:
         return None
 
     def _check_start_size(self, child: Child) -> None:
-        """Said once, as the first child is ready: a memory limit below what a child uses before
+        """As each child is ready, until said once: a memory limit below what a child uses before
         any task would replace the children after every task (the threads pool says it at start)."""
         if self.max_memory_kib is None or self._warned_memory:
             return
@@ -671,7 +673,7 @@ class ProcessRunner:
                 pool.idle.put_nowait(child)
                 raise EncodeError(
                     f"the arguments of {task.name} cannot be sent to a -P processes child "
-                    f"(JSON and msgpack arguments can; pickled ones are not supported on this pool): {bad}"
+                    f"(JSON and msgpack arguments can): {bad}"
                 ) from None
             if reply is not None:
                 break

@@ -127,6 +127,14 @@ class Worker:
             )
         if self.pool not in POOLS:
             raise ValueError(pool_error(self.pool, POOLS))
+        if self.pool == "processes" and conf.result_serializer == "pickle":
+            # A child sends its return value to the worker as msgpack (nothing of the user's is
+            # pickled across): a set would be stored as a list, a datetime as text.
+            raise ValueError(
+                "result_serializer = 'pickle' cannot be used with -P processes: return values "
+                "cross from the pool processes as msgpack, and would be stored changed; use json "
+                "or msgpack, or -P threads"
+            )
         if self.pool == "processes":
             # Only this pool's workers import it (multiprocessing, ctypes, the children's code):
             # here, so that ``conveyor worker --processes N`` imports it once, before it forks.
@@ -169,7 +177,7 @@ class Worker:
         self.pinning_by_command = False
         # Set by ``conveyor worker`` too: this process is the worker's own, so it freezes its
         # start-up heap before taking tasks (worker/heap.py); an embedded worker does not.
-        self.freeze_heap = False
+        self.freezes_heap = False
         self.stats = Stats()
         self.started = time.time()
         self.stuck_threads = False
@@ -301,7 +309,7 @@ class Worker:
         install_task_context()
         worker_init.send(self)
         worker_process_init.send(self)
-        if self.freeze_heap:  # after the app's own set-up above, before -P processes forks
+        if self.freezes_heap:  # after the app's own set-up above, before -P processes forks
             freeze_heap()
         app, conf = self.app, self.app.conf
         broker = app.broker
@@ -468,9 +476,18 @@ class Worker:
             # The runs end first, the tasks go back after: cancelled, a -P processes run kills
             # its child, and no other worker may take a task while a child here still runs it.
             # (A thread cannot be stopped: the process exits soon, and its threads with it.)
+            cancel_ends = loop.time() + CANCEL_WAIT
             await asyncio.wait(pending, timeout=CANCEL_WAIT)
             if self._pool is not None:
-                await self._pool.wait_gone(busy, timeout=CANCEL_WAIT)
+                alive = await self._pool.wait_gone(busy, timeout=max(0.0, cancel_ends - loop.time()))
+                if alive:
+                    logger.warning(
+                        "%s: pool process(es) %s still alive %.0fs after their kill; giving their "
+                        "tasks back anyway",
+                        self.hostname,
+                        ", ".join(map(str, alive)),
+                        CANCEL_WAIT,
+                    )
             for active in given_back:
                 task = self.app.tasks.get(active.task)
                 if task is None or task.acks_late:
