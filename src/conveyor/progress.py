@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from .codecs import NOT_FINITE, non_finite
 from .exceptions import DecodeError, EncodeError
 
 if TYPE_CHECKING:
@@ -62,9 +63,12 @@ def progress_key(task_id: str) -> str:
 
 def encode_progress(progress: Progress) -> bytes:
     try:
-        return _encoder.encode(progress)
+        data = _encoder.encode(progress)
     except (TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(f"progress meta is not JSON-serialisable: {exc}") from exc
+    if non_finite(data, progress.meta):  # as for arguments and results: None would be read back
+        raise EncodeError(f"progress meta is not JSON-serialisable: it holds {NOT_FINITE}")
+    return data
 
 
 def decode_progress(raw: bytes) -> Progress:

@@ -46,6 +46,12 @@ def gated(i: int, gate: str) -> int:
     return i
 
 
+@app.task(ignore_result=True)
+def unstored_nan(i: int) -> float:
+    """A header task whose result is not stored, and whose value JSON cannot carry."""
+    return float("nan")
+
+
 @app.task
 def failing(i: int) -> int:
     raise ValueError(f"member {i} failed")

@@ -111,10 +111,16 @@ def test_progress_on_the_memory_broker_and_bad_progress_input_fails_the_task_cle
     def bad(self: Any) -> None:
         self.update_state(meta={"when": object()})
 
+    @app.task(bind=True, name="m.nan")
+    def nan(self: Any) -> None:
+        self.update_state(meta={"mean": float("nan")})  # would be read back as None
+
     with run_worker(app):
         assert steps.delay().get(timeout=20) == "ok"
         with pytest.raises(EncodeError, match="not JSON-serialisable"):
             bad.delay().get(timeout=20)
+        with pytest.raises(EncodeError, match="holds a float NaN or infinity"):
+            nan.delay().get(timeout=20)
     assert seen == [{"done": 1, "total": 4, "percent": 25.0, "message": None}]
     app.close()
 

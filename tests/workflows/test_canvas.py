@@ -15,7 +15,7 @@ from conveyor import ChordError, Conveyor, GroupResult, chain, chord, group, sig
 from conveyor.canvas import Signature
 from conveyor.canvas.run import fixed_steps
 
-from ..apps.canvas_app import broken_step, collect, errback, failing, flaky_step, member, step
+from ..apps.canvas_app import broken_step, collect, errback, failing, flaky_step, member, step, unstored_nan
 from ..procs import lines, wait_for
 
 
@@ -107,6 +107,18 @@ def test_failing_header_task_the_body_does_not_run_its_errback_runs_once_and_the
     failed_ids = {header_results[1].id, header_results[2].id}
     assert len(lines(tmp_path / "errbacks")) == 1 and lines(tmp_path / "errbacks")[0] in failed_ids
     assert not (tmp_path / "body").exists()
+
+
+def test_a_header_value_that_cannot_join_its_chord_fails_the_chord_instead_of_the_worker(
+    canvas: Conveyor, run_worker: Any, tmp_path: Path
+) -> None:
+    """``ignore_result``: the value is encoded only for the chord, where a NaN cannot go."""
+    with run_worker(canvas):
+        result = chord([member.s(0), unstored_nan.s(1)])(collect.s("body"))
+        with pytest.raises(ChordError, match=r"member 1\) ended in FAILURE: .*EncodeError"):
+            result.get(timeout=20)
+    assert not (tmp_path / "body").exists()
+    assert canvas.broker.dead_letters() == []  # no internal error of the worker's
 
 
 def test_chain_step_that_retries_twice_then_succeeds_does_not_rerun_earlier_steps(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import states
 from ..brokers import Continuation, GroupJoin, JobSpec, Outcome, StoredResult
+from ..exceptions import EncodeError
 from ..execution import failure_payload
 from ..message import ResultPayload, Workflow, decode_result, encode_result
 from .jobs import job_for
@@ -99,7 +100,17 @@ def _succeeded(app: AppLike, wf: Workflow, request: Request, outcome: Outcome, v
             if value is None and not request.retries:
                 stored = _NONE
             else:
-                stored = encode_result(ResultPayload(result=value, retries=request.retries))
+                try:
+                    stored = encode_result(ResultPayload(result=value, retries=request.retries))
+                except EncodeError as exc:  # (a stored result would have failed the task itself)
+                    logger.error(
+                        "task %s: its value cannot join its chord; the chord fails: %s", request.id, exc
+                    )
+                    payload = encode_result(failure_payload(exc, None, request.hostname, 0))
+                    stopped = Outcome("ack", outcome.id, outcome.delivery, states.FAILURE, payload)
+                    return failed_continuation(
+                        app, Workflow(group=wf.group, index=wf.index, chord=wf.chord), request, stopped
+                    )
         join = GroupJoin(wf.group, wf.index, states.SUCCESS, stored)
     return Continuation(tuple(enqueue), (), join)
 
