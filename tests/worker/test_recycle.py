@@ -4,6 +4,7 @@ after the task that reached the limit; real processes, on both brokers processes
 from __future__ import annotations
 
 import re
+import signal
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -43,6 +44,53 @@ def test_max_tasks_per_child_recycles_and_runs_every_task_once(
     assert "max tasks per child 10); draining" in worker.log()
 
 
+@pytest.mark.parametrize("acks", ["late", "early"])
+def test_a_retiring_worker_lets_a_long_task_in_another_slot_finish_past_the_shutdown_timeout(
+    app: Conveyor, process_broker_url: str, tmp_path: Path, acks: str
+) -> None:
+    """The threads pool retires its whole process: the short tasks reach the limit while a long
+    one runs in the other slot. It finishes, once, however long past --shutdown-timeout: given
+    back, it would run again from the start (or fail, at-most-once). Its replacement starts as
+    it begins to retire, and runs the task queued meanwhile while the long one still runs."""
+    long_task = basic.record if acks == "late" else basic.record_at_most_once
+    flags = ("-c", "2", "--max-tasks-per-child", "2", "--shutdown-timeout", "1")
+    worker = WorkerProcess(process_broker_url, tmp_path, *flags).wait_ready()
+    try:
+        slow = long_task.delay("slow", "long", 10.0)
+        wait_for(lambda: lines(tmp_path / "slow"), 30)
+        shorts = [basic.record.delay("short", str(i)) for i in range(2)]
+        assert sorted(r.get(timeout=30) for r in shorts) == ["0", "1"]
+        after = basic.record.delay("short", "after")
+        assert after.get(timeout=60) == "after"
+        assert not slow.ready()  # the fresh process ran it beside the retiring one
+        assert slow.get(timeout=60) == "long"
+    finally:
+        worker.stop()
+    assert [line.split()[0] for line in lines(tmp_path / "slow")] == ["start", "done"]  # run once
+    first_pid = lines(tmp_path / "slow")[0].split()[2]
+    [after_pid] = [line.split()[2] for line in lines(tmp_path / "short") if line.startswith("done after")]
+    assert after_pid != first_pid  # the fresh process ran it
+    assert "giving them back" not in worker.log()
+    assert "retiring: starting a fresh one beside it" in worker.log()
+
+
+def test_sigterm_to_a_retiring_worker_starts_the_usual_grace_period(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """An operator's stop is not held up by a long task of a retiring worker: the grace period
+    (--shutdown-timeout 1) runs from the SIGTERM, then the task goes back to the queue."""
+    flags = ("-c", "2", "--max-tasks-per-child", "1", "--shutdown-timeout", "1")
+    worker = WorkerProcess(process_broker_url, tmp_path, *flags).wait_ready()
+    slow = basic.record.delay("slow", "long", 120.0)
+    wait_for(lambda: lines(tmp_path / "slow"), 30)
+    assert basic.record.delay("short", "0").get(timeout=30) == "0"  # the limit: it retires
+    wait_for(lambda: "draining so that a fresh process takes over" in worker.log(), 30)
+    worker.signal(signal.SIGTERM)
+    assert worker.proc.wait(timeout=60) == 0  # long before the 120 s task could end
+    assert "giving them back to the queue" in worker.log()
+    assert app.broker.status(slow.id) is None or app.broker.status(slow.id).state != states.SUCCESS
+
+
 def test_a_worker_past_max_memory_per_child_is_replaced_after_that_task(
     app: Conveyor, process_broker_url: str, tmp_path: Path
 ) -> None:
@@ -53,7 +101,7 @@ def test_a_worker_past_max_memory_per_child_is_replaced_after_that_task(
         first = basic.pid.delay().get(timeout=20)
         assert basic.pid.delay().get(timeout=20) == first  # under the limit: no recycling
         assert basic.hoard.delay("hoard", 200).get(timeout=30) == first
-        wait_for(lambda: "retired; starting a fresh one" in worker.log(), 30)
+        wait_for(lambda: "starting a fresh one" in worker.log(), 30)
         assert basic.pid.delay().get(timeout=30) != first
     finally:
         assert worker.stop() == 0

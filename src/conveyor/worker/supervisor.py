@@ -9,7 +9,11 @@ child that exits with code 0 without being asked to (task code that called ``os.
 only with ``--burst`` is a clean exit the end of the child's work. A child that retired itself
 (``--max-tasks-per-child``, ``--max-memory-per-child``) exits with ``RECYCLED`` and is replaced
 at once, even with ``--burst``. A child stopped by ``conveyor control shutdown`` exits with
-``SHUT_DOWN`` and is not replaced. The supervisor exits when all children have. SIGTERM/SIGINT are
+``SHUT_DOWN`` and is not replaced. A child that begins to retire says so at once
+(``announce_retiring``: a byte in a page shared across the forks, and ``RETIRING_SIGNAL``), and
+its replacement starts beside it while it lets its running tasks finish; its exit then only
+ends it. The supervisor waits with ``sigtimedwait`` on SIGCHLD and that signal (both blocked in
+the supervisor, unblocked in each child). The supervisor exits when all children have. SIGTERM/SIGINT are
 forwarded to the children. With ``pin`` (worker/cpus.py), child ``i`` holds itself to the
 ``i``-th CPU of the supervisor's affinity mask, read when the child starts (a cpuset may have
 changed), before it starts a thread, so that every thread it starts later is held there too; a
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import signal
 import sys
@@ -47,6 +52,16 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # (In a --processes child) the pid of the supervisor that forked it: a stop signal that finds
 # another parent came from the kernel because the supervisor died (``supervisor_gone``).
 SUPERVISOR_PID: int | None = None
+# A child that begins to retire (a recycling limit) says so (``announce_retiring``): it sets its
+# index's byte in this page, shared by the supervisor and every child it forks, and sends this
+# signal; the supervisor starts its replacement at once, beside it, while the retiring process
+# lets its running tasks finish (a long task may take minutes: the slots must not sit idle).
+RETIRING_SIGNAL = signal.SIGUSR1
+_RETIRING: mmap.mmap | None = None
+# What the supervisor waits for (blocked, taken with sigtimedwait): a child's exit or a retiring
+# child's word. Stop signals keep their handlers.
+_WAKE = {signal.SIGCHLD, RETIRING_SIGNAL}
+WAKE_AT_LEAST = 1.0  # seconds: the supervisor looks at its children at least this often anyway
 
 
 class Supervisor:
@@ -64,6 +79,7 @@ class Supervisor:
         self.replace_clean_exits = replace_clean_exits
         self.pin = pin
         self.children: dict[int, int] = {}  # pid -> index
+        self.replaced: set[int] = set()  # retiring children whose replacement already started
         self.stopping = 0
 
     def _spawn(self, index: int) -> None:
@@ -87,6 +103,7 @@ class Supervisor:
                 for signum in STOP_SIGNALS:
                     signal.signal(signum, _stop_before_work)  # until the worker installs its own
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _WAKE)  # the supervisor's own waiting
                 _stop_with(supervisor)
                 os.environ["CONVEYOR_PROCESS_INDEX"] = str(index)
                 if cpu is not None:
@@ -113,23 +130,35 @@ class Supervisor:
                 os.kill(pid, signum)
 
     def run(self) -> int:
+        global _RETIRING
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
+        signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE)
+        _RETIRING = mmap.mmap(-1, self.processes + 1)  # shared with the children it forks
         freeze_heap()  # the children share the imported app's pages with it (worker/heap.py)
         for index in range(1, self.processes + 1):
             self._spawn(index)
         exit_code = 0
         while self.children:
+            self._replace_retiring()
             try:
-                pid, status = os.waitpid(-1, 0)  # a signal handler runs meanwhile; waitpid resumes
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
+            if pid == 0:  # none has exited: wait for one to, or to say it retires
+                signal.sigtimedwait(_WAKE, WAKE_AT_LEAST)  # a stop signal's handler runs meanwhile
+                continue
             if pid not in self.children:
                 continue
             index = self.children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
             if code == SHUT_DOWN:
                 logger.info("worker process %d (pid %d) shut down by control; not replaced", index, pid)
+                continue
+            if pid in self.replaced:  # its replacement started when it began to retire
+                self.replaced.discard(pid)
+                how = "retired" if code == RECYCLED else f"ended (exit code {code}) while retiring"
+                logger.info("worker process %d (pid %d) %s", index, pid, how)
                 continue
             if code == RECYCLED:
                 if not self.stopping:  # no pause: it ran its share of tasks, it is no crash loop
@@ -144,6 +173,41 @@ class Supervisor:
             if not self.stopping:
                 self._spawn(index)
         return exit_code
+
+    def _replace_retiring(self) -> None:
+        """Start the replacement of every child that said it is retiring (``announce_retiring``)."""
+        flags = _RETIRING
+        if flags is None:
+            return
+        for pid, index in list(self.children.items()):
+            if not flags[index] or pid in self.replaced:
+                continue
+            flags[index] = 0
+            if self.stopping:
+                continue
+            self.replaced.add(pid)
+            logger.info(
+                "worker process %d (pid %d) retiring: starting a fresh one beside it while it finishes "
+                "its running tasks",
+                index,
+                pid,
+            )
+            self._spawn(index)
+
+
+def announce_retiring() -> bool:
+    """(A supervised worker process that begins to retire) Ask the supervisor to start its
+    replacement now. False when not supervised (the caller then simply retires)."""
+    index = int(os.environ.get("CONVEYOR_PROCESS_INDEX", "0") or 0)
+    flags = _RETIRING
+    if flags is None or SUPERVISOR_PID is None or not 0 < index < len(flags):
+        return False
+    flags[index] = 1
+    try:
+        os.kill(SUPERVISOR_PID, RETIRING_SIGNAL)
+    except OSError:
+        return False
+    return True
 
 
 def supervisor_gone() -> int | None:

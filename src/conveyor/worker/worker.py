@@ -57,7 +57,7 @@ from .runners import AsyncRunner, InlineRunner, ThreadRunner
 from .settler import Settler
 from .slots import SlotThreads
 from .streaks import Streaks
-from .supervisor import STOP_SIGNALS, supervisor_gone
+from .supervisor import STOP_SIGNALS, announce_retiring, supervisor_gone
 
 if TYPE_CHECKING:
     from ..appproto import AppLike
@@ -187,6 +187,9 @@ class Worker:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
+        # Set when an operator asks the worker to stop (a signal, stop(), a control shutdown),
+        # as opposed to its retiring by itself (recycling): see _shutdown.
+        self._stop_asked: asyncio.Event | None = None
         self._signals = 0
         self._first_signal: tuple[int, float] = (0, 0.0)
         self._keeper: Keeper | None = None
@@ -238,6 +241,13 @@ class Worker:
 
     def stop(self) -> None:
         """Ask the worker to shut down gracefully (thread-safe)."""
+        self._begin_stop()
+        loop, asked = self._loop, self._stop_asked
+        if loop is not None and asked is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(asked.set)
+
+    def _begin_stop(self) -> None:
+        """Stop fetching and starting tasks; the loop drains (stop() and recycling)."""
         self._stopping = True
         # Seen at once, not only when the loop gets to the stop event: a solo-pool consumer
         # drains its inbox without yielding, and must stop starting prefetched tasks now.
@@ -301,6 +311,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stop_event = asyncio.Event()
+        self._stop_asked = asyncio.Event()
         if self._stopping:
             self._stop_event.set()
         # Each worker process sends worker_init and worker_process_init (a --processes child is
@@ -453,6 +464,17 @@ class Worker:
             logger.info("%s: gave %d prefetched task(s) back to the queue", self.hostname, released)
         for _ in consumers:
             fetcher.inbox.put_nowait(None)
+        if self.recycled is not None and self._stop_asked is not None:
+            # Retiring by itself, nobody asked it to stop: its running tasks finish however long
+            # they take (their own time limits apply), as a Celery prefork child's do; given back
+            # after a grace period they would run again from the start (or fail, at-most-once).
+            # An operator's stop meanwhile starts the usual grace period from then.
+            asked = asyncio.create_task(self._stop_asked.wait())
+            running = {c for c in consumers if not c.done()}
+            while running and not asked.done():
+                await asyncio.wait({*running, asked}, return_when=asyncio.FIRST_COMPLETED)
+                running = {c for c in running if not c.done()}
+            asked.cancel()
         grace_ends = loop.time() + self.shutdown_timeout
         _, pending = (
             await asyncio.wait(consumers, timeout=self.shutdown_timeout) if consumers else (set(), set())
@@ -545,7 +567,8 @@ class Worker:
         if reason is not None:
             self.recycled = reason
             logger.info("%s: %s; draining so that a fresh process takes over", self.hostname, reason)
-            self.stop()
+            self._begin_stop()  # not an operator's stop: its running tasks are waited for (_shutdown)
+            announce_retiring()  # under the supervisor: the replacement starts now, beside it
 
     def _on_trouble(self) -> None:
         if self._fetcher is not None:
