@@ -133,8 +133,11 @@ class Supervisor:
         global _RETIRING
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
-        signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE)
-        _RETIRING = mmap.mmap(-1, self.processes + 1)  # shared with the children it forks
+        # Where there is no sigtimedwait (macOS), a retiring child is replaced when it exits.
+        early = hasattr(signal, "sigtimedwait")
+        if early:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE)
+            _RETIRING = mmap.mmap(-1, self.processes + 1)  # shared with the children it forks
         freeze_heap()  # the children share the imported app's pages with it (worker/heap.py)
         for index in range(1, self.processes + 1):
             self._spawn(index)
@@ -142,7 +145,7 @@ class Supervisor:
         while self.children:
             self._replace_retiring()
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG if early else 0)  # (handlers run meanwhile)
             except ChildProcessError:
                 break
             if pid == 0:  # none has exited: wait for one to, or to say it retires
