@@ -56,7 +56,7 @@ def test_a_retiring_worker_lets_a_long_task_in_another_slot_finish_past_the_shut
     flags = ("-c", "2", "--max-tasks-per-child", "2", "--shutdown-timeout", "1")
     worker = WorkerProcess(process_broker_url, tmp_path, *flags).wait_ready()
     try:
-        slow = long_task.delay("slow", "long", 10.0)
+        slow = long_task.delay("slow", "long", 15.0)
         wait_for(lambda: lines(tmp_path / "slow"), 30)
         shorts = [basic.record.delay("short", str(i)) for i in range(2)]
         assert sorted(r.get(timeout=30) for r in shorts) == ["0", "1"]

@@ -275,6 +275,7 @@ def worker(
             processes,
             replace_clean_exits=not burst,  # a burst worker exits 0 when the queues are empty
             pin=pin,
+            early_replacement=beat is None,  # (see Supervisor.early_replacement)
         )
         sys.exit(supervisor.run())
     if pin:  # one process: held to the first CPU of its mask

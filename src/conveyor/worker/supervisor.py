@@ -9,11 +9,13 @@ child that exits with code 0 without being asked to (task code that called ``os.
 only with ``--burst`` is a clean exit the end of the child's work. A child that retired itself
 (``--max-tasks-per-child``, ``--max-memory-per-child``) exits with ``RECYCLED`` and is replaced
 at once, even with ``--burst``. A child stopped by ``conveyor control shutdown`` exits with
-``SHUT_DOWN`` and is not replaced. A child that begins to retire says so at once
-(``announce_retiring``: a byte in a page shared across the forks, and ``RETIRING_SIGNAL``), and
-its replacement starts beside it while it lets its running tasks finish; its exit then only
-ends it. The supervisor waits with ``sigtimedwait`` on SIGCHLD and that signal (both blocked in
-the supervisor, unblocked in each child). The supervisor exits when all children have. SIGTERM/SIGINT are
+``SHUT_DOWN`` and is not replaced. A child that begins to retire on its task count says so
+(``announce_retiring``: its pid in a page shared across the forks), and its replacement starts
+beside it within a second while it lets its running tasks finish; its exit then only ends it
+(not with --burst or --beat, nor where there is no ``sigtimedwait``: there a retiring child is
+replaced when it exits). The supervisor waits with ``sigtimedwait`` on SIGCHLD (blocked in the
+supervisor, unblocked in each child), at most a second at a time. The supervisor exits when
+all children have. SIGTERM/SIGINT are
 forwarded to the children. With ``pin`` (worker/cpus.py), child ``i`` holds itself to the
 ``i``-th CPU of the supervisor's affinity mask, read when the child starts (a cpuset may have
 changed), before it starts a thread, so that every thread it starts later is held there too; a
@@ -30,6 +32,7 @@ import logging
 import mmap
 import os
 import signal
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -52,16 +55,16 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # (In a --processes child) the pid of the supervisor that forked it: a stop signal that finds
 # another parent came from the kernel because the supervisor died (``supervisor_gone``).
 SUPERVISOR_PID: int | None = None
-# A child that begins to retire (a recycling limit) says so (``announce_retiring``): it sets its
-# index's byte in this page, shared by the supervisor and every child it forks, and sends this
-# signal; the supervisor starts its replacement at once, beside it, while the retiring process
-# lets its running tasks finish (a long task may take minutes: the slots must not sit idle).
-RETIRING_SIGNAL = signal.SIGUSR1
+# A child that begins to retire on its task count (``announce_retiring``) writes its pid in its
+# index's slot of this page, shared by the supervisor and every child it forks; the supervisor,
+# which looks at least every ``WAKE_AT_LEAST``, starts its replacement beside it while the
+# retiring process lets its running tasks finish (a long task may take minutes: the slots must
+# not sit idle). No signal: one sent to a supervisor whose imports started a thread could land
+# in that thread and kill it, and one sent after the supervisor died could reach a stranger.
+_SLOT = struct.Struct("=i")
 _RETIRING: mmap.mmap | None = None
-# What the supervisor waits for (blocked, taken with sigtimedwait): a child's exit or a retiring
-# child's word. Stop signals keep their handlers.
-_WAKE = {signal.SIGCHLD, RETIRING_SIGNAL}
-WAKE_AT_LEAST = 1.0  # seconds: the supervisor looks at its children at least this often anyway
+# The supervisor waits for SIGCHLD (blocked, taken with sigtimedwait) or at most this long.
+WAKE_AT_LEAST = 1.0
 
 
 class Supervisor:
@@ -73,6 +76,7 @@ class Supervisor:
         processes: int,
         replace_clean_exits: bool = True,
         pin: bool = False,
+        early_replacement: bool = True,
     ) -> None:
         self.target = target
         self.processes = processes
@@ -80,6 +84,10 @@ class Supervisor:
         self.pin = pin
         self.children: dict[int, int] = {}  # pid -> index
         self.replaced: set[int] = set()  # retiring children whose replacement already started
+        # Off with --burst (a replacement finding the queues empty would exit before the
+        # retiring one's follow-up work, a retry or a chain's next step, is queued) and with
+        # --beat (the scheduler runs in child 1, built before the fork: two would share an owner).
+        self.early_replacement = early_replacement and replace_clean_exits
         self.stopping = 0
 
     def _spawn(self, index: int) -> None:
@@ -103,7 +111,7 @@ class Supervisor:
                 for signum in STOP_SIGNALS:
                     signal.signal(signum, _stop_before_work)  # until the worker installs its own
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _WAKE)  # the supervisor's own waiting
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})  # the supervisor's waiting
                 _stop_with(supervisor)
                 os.environ["CONVEYOR_PROCESS_INDEX"] = str(index)
                 if cpu is not None:
@@ -134,10 +142,10 @@ class Supervisor:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
         # Where there is no sigtimedwait (macOS), a retiring child is replaced when it exits.
-        early = hasattr(signal, "sigtimedwait")
+        early = self.early_replacement and hasattr(signal, "sigtimedwait")
         if early:
-            signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE)
-            _RETIRING = mmap.mmap(-1, self.processes + 1)  # shared with the children it forks
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            _RETIRING = mmap.mmap(-1, _SLOT.size * (self.processes + 1))  # shared with the children
         freeze_heap()  # the children share the imported app's pages with it (worker/heap.py)
         for index in range(1, self.processes + 1):
             self._spawn(index)
@@ -148,20 +156,27 @@ class Supervisor:
                 pid, status = os.waitpid(-1, os.WNOHANG if early else 0)  # (handlers run meanwhile)
             except ChildProcessError:
                 break
-            if pid == 0:  # none has exited: wait for one to, or to say it retires
-                signal.sigtimedwait(_WAKE, WAKE_AT_LEAST)  # a stop signal's handler runs meanwhile
+            if pid == 0:  # none has exited: wait for one to (or look at retiring ones again)
+                signal.sigtimedwait({signal.SIGCHLD}, WAKE_AT_LEAST)  # stop signals' handlers run
                 continue
             if pid not in self.children:
                 continue
             index = self.children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
+            replaced = pid in self.replaced
+            self.replaced.discard(pid)
             if code == SHUT_DOWN:
                 logger.info("worker process %d (pid %d) shut down by control; not replaced", index, pid)
                 continue
-            if pid in self.replaced:  # its replacement started when it began to retire
-                self.replaced.discard(pid)
-                how = "retired" if code == RECYCLED else f"ended (exit code {code}) while retiring"
-                logger.info("worker process %d (pid %d) %s", index, pid, how)
+            if replaced:  # its replacement started when it began to retire
+                if code == RECYCLED:
+                    logger.info("worker process %d (pid %d) retired", index, pid)
+                else:
+                    logger.error(
+                        "worker process %d (pid %d) ended with exit code %d while retiring", index, pid, code
+                    )
+                    if self.stopping:
+                        exit_code = exit_code or code
                 continue
             if code == RECYCLED:
                 if not self.stopping:  # no pause: it ran its share of tasks, it is no crash loop
@@ -178,15 +193,21 @@ class Supervisor:
         return exit_code
 
     def _replace_retiring(self) -> None:
-        """Start the replacement of every child that said it is retiring (``announce_retiring``)."""
-        flags = _RETIRING
-        if flags is None:
+        """Start the replacement of every child that said it is retiring (``announce_retiring``),
+        unless a predecessor of its index still drains too (then it is replaced when it exits:
+        at most two processes per index, so concurrency and memory stay bounded)."""
+        page = _RETIRING
+        if page is None:
             return
-        for pid, index in list(self.children.items()):
-            if not flags[index] or pid in self.replaced:
+        for index in range(1, self.processes + 1):
+            at = index * _SLOT.size
+            (pid,) = _SLOT.unpack_from(page, at)
+            if not pid:
                 continue
-            flags[index] = 0
-            if self.stopping:
+            _SLOT.pack_into(page, at, 0)
+            if self.stopping or self.children.get(pid) != index or pid in self.replaced:
+                continue  # stopping, gone already (replaced when reaped), or seen before
+            if any(self.children.get(other) == index for other in self.replaced):
                 continue
             self.replaced.add(pid)
             logger.info(
@@ -200,16 +221,13 @@ class Supervisor:
 
 def announce_retiring() -> bool:
     """(A supervised worker process that begins to retire) Ask the supervisor to start its
-    replacement now. False when not supervised (the caller then simply retires)."""
+    replacement now (it looks within ``WAKE_AT_LEAST``). False when there is no such supervisor
+    (not supervised, --burst or --beat, no sigtimedwait): the caller simply retires."""
     index = int(os.environ.get("CONVEYOR_PROCESS_INDEX", "0") or 0)
-    flags = _RETIRING
-    if flags is None or SUPERVISOR_PID is None or not 0 < index < len(flags):
+    page = _RETIRING
+    if page is None or SUPERVISOR_PID is None or (index + 1) * _SLOT.size > len(page) or index < 1:
         return False
-    flags[index] = 1
-    try:
-        os.kill(SUPERVISOR_PID, RETIRING_SIGNAL)
-    except OSError:
-        return False
+    _SLOT.pack_into(page, index * _SLOT.size, os.getpid())
     return True
 
 

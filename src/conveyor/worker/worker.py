@@ -561,14 +561,18 @@ class Worker:
     def _recycle(self, memory: bool) -> None:
         """Retire if a recycling limit is reached: the task count after every task (free), the
         memory after every settled batch (a read of /proc; see recycle.py)."""
-        if self.recycled is not None:
+        if self.recycled is not None or self._stopping:  # (a stop under way: it ends the process)
             return
         reason = self.recycler.reason(self.stats.processed, memory)
         if reason is not None:
             self.recycled = reason
             logger.info("%s: %s; draining so that a fresh process takes over", self.hostname, reason)
             self._begin_stop()  # not an operator's stop: its running tasks are waited for (_shutdown)
-            announce_retiring()  # under the supervisor: the replacement starts now, beside it
+            max_tasks = self.recycler.max_tasks
+            if max_tasks is not None and self.stats.processed >= max_tasks:
+                # Under the supervisor the replacement starts now, beside it. Not when it retires
+                # on memory: it still holds what it grew to until its tasks end.
+                announce_retiring()
 
     def _on_trouble(self) -> None:
         if self._fetcher is not None:
