@@ -194,8 +194,9 @@ class Supervisor:
 
     def _replace_retiring(self) -> None:
         """Start the replacement of every child that said it is retiring (``announce_retiring``),
-        unless a predecessor of its index still drains too (then it is replaced when it exits:
-        at most two processes per index, so concurrency and memory stay bounded)."""
+        unless a predecessor of its index still drains too: then once that one has exited (or
+        when it exits itself, whichever comes first). At most two processes per index, so
+        concurrency and memory stay bounded."""
         page = _RETIRING
         if page is None:
             return
@@ -204,11 +205,11 @@ class Supervisor:
             (pid,) = _SLOT.unpack_from(page, at)
             if not pid:
                 continue
+            if any(self.children.get(other) == index for other in self.replaced):
+                continue  # its predecessor still drains: looked at again once that one has exited
             _SLOT.pack_into(page, at, 0)
             if self.stopping or self.children.get(pid) != index or pid in self.replaced:
                 continue  # stopping, gone already (replaced when reaped), or seen before
-            if any(self.children.get(other) == index for other in self.replaced):
-                continue
             self.replaced.add(pid)
             logger.info(
                 "worker process %d (pid %d) retiring: starting a fresh one beside it while it finishes "
