@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -425,3 +426,29 @@ def test_commands_that_read_the_registry_import_the_apps_include_modules(tmp_pat
     assert listed.returncode == 0 and "no task of this app" not in listed.stdout + listed.stderr, listed
     unknown = run("call", "shopapp.tasks.nope")
     assert unknown.returncode == 2 and "shopapp.tasks.add" in unknown.stderr, unknown.stderr
+
+
+@pytest.mark.parametrize("command", ["worker", "beat"])
+def test_a_settings_warning_is_one_log_line_in_the_log_file(tmp_path: Path, command: str) -> None:
+    """Warned while the app is imported, before logging is set up: logged once it is, as any
+    other warning of the worker's (``--logfile``), not printed by Python (two lines, stderr)."""
+    (tmp_path / "warnapp.py").write_text(
+        "from conveyor import Conveyor\n"
+        f"app = Conveyor('warnapp', broker='sqlite:///{tmp_path / 'w.db'}')\n"
+        "app.conf.update(result_backend='redis://localhost:6379/1')\n"
+    )
+    logfile = tmp_path / f"{command}.log"
+    args = ["--burst"] if command == "worker" else []
+    cmd = [sys.executable, "-m", "conveyor", "-A", "warnapp", command, *args, "--logfile", str(logfile)]
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        said = "not used: results live in the broker"
+        wait_for(lambda: logfile.exists() and said in logfile.read_text(), 30)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    [line] = [line for line in logfile.read_text().splitlines() if "result_backend" in line]
+    assert "WARNING" in line and "ConfigurationWarning" not in line
+    assert "result_backend" not in stderr

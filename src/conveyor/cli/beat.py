@@ -96,8 +96,9 @@ def beat(
     Example:
       conveyor -A proj beat -l info
     """
+    state.defer_config_warnings = True  # logged once logging is set up: to --logfile too
     app = state.app  # first: a setup_logging handler it connects replaces Conveyor's setup
-    setup_logging(loglevel, logfile, log_format)
+    setup_logging(loglevel, logfile, log_format, state)
     if scheduler_cls:
         logger.warning("--scheduler %s ignored: Conveyor keeps schedules in the broker", scheduler_cls)
     announce_schedule_file(schedule_file)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from ..app import Conveyor
 from ..config import DEFAULT_BROKER_URL
+from ..exceptions import ConfigurationWarning
 from ..log import LOG_FORMATS, configure
 from .loader import load_app
 
@@ -30,11 +33,37 @@ class State:
         self._admin: Admin | None = None  # built from a URL alone (no app)
         self._tasks_imported = False
         self._environment: tuple[str | None] | None = None  # $CONVEYOR_BROKER_URL before -b set it
+        # The worker and beat log what the app's settings are warned about (setup_logging):
+        # kept while the app is imported, before logging is set up, to go to the log file too.
+        self.defer_config_warnings = False
+        self.config_warnings: list[tuple[Warning | str, type[Warning], str, int]] = []
 
     @property
     def app(self) -> Conveyor:
         if self._app is None:
-            self._app = load_app(self.app_spec)
+            # (Not warnings.catch_warnings: it would also undo the filters the app's import set.)
+            shown = warnings.showwarning
+
+            def keep(
+                message: Warning | str,
+                category: type[Warning],
+                filename: str,
+                lineno: int,
+                file: TextIO | None = None,
+                line: str | None = None,
+            ) -> None:
+                if issubclass(category, ConfigurationWarning):
+                    self.config_warnings.append((message, category, filename, lineno))
+                else:
+                    shown(message, category, filename, lineno, file, line)
+
+            if self.defer_config_warnings:
+                warnings.showwarning = keep
+            try:
+                self._app = load_app(self.app_spec)
+            finally:
+                if warnings.showwarning is keep:
+                    warnings.showwarning = shown
             if self.broker:
                 # -b for this command and everything it starts: the setting and the variable
                 # (which the app would otherwise warn is overridden by its own setting).
@@ -148,14 +177,38 @@ def import_task_modules(app: Conveyor) -> None:
         raise click.UsageError(str(exc)) from exc
 
 
-def setup_logging(level: str, logfile: str | None = None, fmt: str = "text") -> None:
+def setup_logging(
+    level: str, logfile: str | None = None, fmt: str = "text", state: State | None = None
+) -> None:
     """The worker's and beat's logging (conveyor/log.py); a log file that cannot be opened is
-    a usage error: one line, exit 2."""
+    a usage error: one line, exit 2. From then on a ``ConfigurationWarning`` (a setting not
+    used, renamed, overridden) is a log line like any other, in the log file too, and so are
+    those ``state`` kept while the app was imported."""
     try:
         configure(level, logfile, fmt)
     except OSError as exc:
         why = f"cannot write to {logfile}: {exc.strerror or exc}"
         raise click.BadParameter(why, param_hint="--logfile") from None
+    shown = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, ConfigurationWarning):
+            logging.getLogger("conveyor").warning("%s", message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    if state is not None:
+        for message, category, filename, lineno in state.config_warnings:
+            show(message, category, filename, lineno)
+        state.config_warnings.clear()
 
 
 def log_options(command: Callable[..., Any]) -> Callable[..., Any]:

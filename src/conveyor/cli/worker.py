@@ -209,8 +209,9 @@ def worker(
       conveyor -A proj worker -l info --logfile /var/log/conveyor/worker.log --log-format json
     """
     # The app first: a setup_logging handler it connects replaces Conveyor's setup (Celery's rule).
+    state.defer_config_warnings = True  # logged once logging is set up: to --logfile too
     app = state.app
-    setup_logging(loglevel, logfile, log_format)
+    setup_logging(loglevel, logfile, log_format, state)
     announce(autoscale, task_events, optimization, schedule_file)
     announce_runbook_flags()
     if time_limit is not None:  # as Celery's worker flags: the app's settings for this worker
