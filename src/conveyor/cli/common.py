@@ -36,34 +36,19 @@ class State:
         # The worker and beat log what the app's settings are warned about (setup_logging):
         # kept while the app is imported, before logging is set up, to go to the log file too.
         self.defer_config_warnings = False
-        self.config_warnings: list[tuple[Warning | str, type[Warning], str, int]] = []
+        self.config_warnings: list[Warning | str] = []
 
     @property
     def app(self) -> Conveyor:
         if self._app is None:
             # (Not warnings.catch_warnings: it would also undo the filters the app's import set.)
             shown = warnings.showwarning
-
-            def keep(
-                message: Warning | str,
-                category: type[Warning],
-                filename: str,
-                lineno: int,
-                file: TextIO | None = None,
-                line: str | None = None,
-            ) -> None:
-                if issubclass(category, ConfigurationWarning):
-                    self.config_warnings.append((message, category, filename, lineno))
-                else:
-                    shown(message, category, filename, lineno, file, line)
-
             if self.defer_config_warnings:
-                warnings.showwarning = keep
+                route_config_warnings(self.config_warnings.append)
             try:
                 self._app = load_app(self.app_spec)
             finally:
-                if warnings.showwarning is keep:
-                    warnings.showwarning = shown
+                warnings.showwarning = shown
             if self.broker:
                 # -b for this command and everything it starts: the setting and the variable
                 # (which the app would otherwise warn is overridden by its own setting).
@@ -189,6 +174,17 @@ def setup_logging(
     except OSError as exc:
         why = f"cannot write to {logfile}: {exc.strerror or exc}"
         raise click.BadParameter(why, param_hint="--logfile") from None
+    log = logging.getLogger("conveyor")
+    route_config_warnings(lambda message: log.warning("%s", message))
+    if state is not None:
+        for message in state.config_warnings:
+            log.warning("%s", message)
+        state.config_warnings.clear()
+
+
+def route_config_warnings(to: Callable[[Warning | str], object]) -> None:
+    """From now on, a ``ConfigurationWarning`` that Python would show goes to ``to`` instead
+    (its filters still apply); every other warning is shown as before."""
     shown = warnings.showwarning
 
     def show(
@@ -200,15 +196,11 @@ def setup_logging(
         line: str | None = None,
     ) -> None:
         if issubclass(category, ConfigurationWarning):
-            logging.getLogger("conveyor").warning("%s", message)
+            to(message)
         else:
             shown(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
-    if state is not None:
-        for message, category, filename, lineno in state.config_warnings:
-            show(message, category, filename, lineno)
-        state.config_warnings.clear()
 
 
 def log_options(command: Callable[..., Any]) -> Callable[..., Any]:
