@@ -216,7 +216,7 @@ class Processor:
     ) -> None:
         runner = plan.runner
         assert not isinstance(runner, InlineRunner)
-        if env.content_type == "pickle" and runner.refuses_pickled_arguments:
+        if env.content_type == "pickle" and getattr(runner, "refuses_pickled_arguments", False):
             # Decoded from pickle they may hold any object; sent on to a -P processes child
             # as msgpack a set would arrive as a list, a datetime as text: refused, not changed.
             # Straight to the dead letters: no retry policy can make the same message fit.
@@ -225,9 +225,7 @@ class Processor:
                 "child (JSON and msgpack arguments can): send them as JSON or msgpack, or run this "
                 "task on a worker with -P threads"
             )
-            self.reporter.stats.processed += 1
-            self.reporter.stats.failed += 1
-            self.reporter.dead(d, request, exc, f"{type(exc).__name__}: {exc}", enqueued=env.created)
+            self.reporter.failed_unrun(d, request, exc, env.created)
             return
         active, t0 = self._begin(d, task, request, env.created)
         soft = request.soft_time_limit or plan.soft_time_limit

@@ -650,7 +650,8 @@ class ProcessRunner:
     """Runs a sync body in a child of ``pool`` and awaits its reply."""
 
     # Arguments decoded from pickle may hold any object, which msgpack would change on the way
-    # to the child (a set into a list): the processor fails such a task instead.
+    # to the child (a set into a list): the processor fails such a task instead (no other
+    # runner has this attribute).
     refuses_pickled_arguments = True
 
     def __init__(self, pool: ProcessPool, max_deaths: int) -> None:

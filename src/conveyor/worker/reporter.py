@@ -185,6 +185,13 @@ class Reporter:
                 decision.traceback or "",
             )
 
+    def failed_unrun(self, d: Delivery, request: Request, exc: BaseException, enqueued: float | None) -> None:
+        """A task that cannot run at all (its message does not fit this worker): failed and
+        dead-lettered at once, counted as processed and failed, with no retry policy applied."""
+        self.stats.processed += 1
+        self.stats.failed += 1
+        self.dead(d, request, exc, f"{type(exc).__name__}: {exc}", enqueued=enqueued)
+
     def dead(
         self,
         d: Delivery,

@@ -158,8 +158,6 @@ class _SyncLimits:
 class InlineRunner(_SyncLimits):
     """Runs a sync body on the loop thread (solo pool)."""
 
-    refuses_pickled_arguments = False  # see ProcessRunner
-
     def run(
         self, task: Task[Any, Any], request: Request, active: Active, soft: float | None, hard: float | None
     ) -> Any:
@@ -170,8 +168,6 @@ class InlineRunner(_SyncLimits):
 
 class ThreadRunner(_SyncLimits):
     """Runs a sync body in one of the worker's slot threads (slots.py) and awaits it."""
-
-    refuses_pickled_arguments = False
 
     def __init__(
         self,
@@ -228,8 +224,6 @@ class _Raised:
 
 class AsyncRunner:
     """Runs an ``async def`` body as an asyncio task on the loop."""
-
-    refuses_pickled_arguments = False
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
