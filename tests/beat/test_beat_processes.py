@@ -164,3 +164,24 @@ def test_a_scheduler_whose_redis_lost_its_data_writes_its_declared_entries_again
     finally:
         beat.stop()
         client.close()
+
+
+def test_a_worker_with_beat_recycling_on_its_task_count_keeps_sending_every_slot_once(
+    process_broker_url: str, tmp_path: Path, observer: Conveyor
+) -> None:
+    """``worker --beat --max-tasks-per-child 3``: the process holding the scheduler retires
+    every few ticks and is replaced; each replacement takes the schedule over again where the
+    last left it: no slot sent twice, none lost, and the ticks keep coming."""
+    args = ("--beat", "-Q", "default,polling", "--max-tasks-per-child", "3")
+    worker = WorkerProcess(process_broker_url, tmp_path, *args, app=APP, name="recycling").wait_ready()
+    try:
+        wait_for(lambda: worker.log().count("retired; starting a fresh one") >= 2, 60)
+        retired = time.time()
+        wait_for(lambda: any(s > retired + 1 for s in sent_slots([worker.log()]).get("tick", [])), 30)
+    finally:
+        assert worker.stop() == 0
+    sent = sent_slots([worker.log()])
+    assert_every_slot_once(observer, sent["tick"], 1.0, "tick")
+    ran = {_slot_of(line) for line in (tmp_path / "tick").read_text().split()}
+    settled = {s for s in sent["tick"] if s < max(sent["tick"]) - 5}
+    assert settled <= ran, f"sent but never run: {sorted(settled - ran)}"

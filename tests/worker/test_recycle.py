@@ -3,6 +3,7 @@ after the task that reached the limit; real processes, on both brokers processes
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import threading
@@ -168,3 +169,49 @@ def test_a_recycled_worker_counts_each_task_it_gives_back_once(
     for n in given:  # a later process may find fewer than were left (the broker's order)
         assert n <= left, given
         left -= 2
+
+
+def test_a_retiring_worker_killed_while_it_drains_is_not_replaced_twice_and_its_task_runs_again(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL (the OOM killer) of a worker that is letting a long task finish while its
+    replacement already runs: the supervisor says so and starts no third process for that
+    index; the task's lease expires and the replacement runs it, once more, to the end."""
+    flags = ("-c", "2", "--max-tasks-per-child", "2", "--shutdown-timeout", "1")
+    worker = WorkerProcess(process_broker_url, tmp_path, *flags).wait_ready()
+    try:
+        slow = basic.record.delay("slow", "long", 10.0)
+        wait_for(lambda: lines(tmp_path / "slow"), 30)
+        retiring = int(lines(tmp_path / "slow")[0].split()[2])
+        shorts = [basic.record.delay("short", str(i)) for i in range(2)]
+        assert sorted(r.get(timeout=30) for r in shorts) == ["0", "1"]  # its share: it retires
+        wait_for(lambda: "retiring: starting a fresh one beside it" in worker.log(), 30)
+        os.kill(retiring, signal.SIGKILL)
+        wait_for(lambda: "ended with exit code -9 while retiring" in worker.log(), 30)
+        assert slow.get(timeout=60) == "long"
+    finally:
+        assert worker.stop() == 0
+    runs = [line.split() for line in lines(tmp_path / "slow")]
+    assert [kind for kind, _, _ in runs] == ["start", "start", "done"], runs
+    assert runs[0][2] == str(retiring) and runs[1][2] != str(retiring)
+    log = worker.log()
+    assert len(re.findall(r"started worker process 1 \(pid", log)) == 2, log  # the first and one replacement
+    assert "restarting" not in log
+
+
+def test_a_burst_worker_recycling_on_its_task_count_runs_every_task_once_and_exits(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """``--burst`` with ``--max-tasks-per-child``: each retired process is replaced when it
+    exits (not beside it: a fresh one finding the queue empty would end the command before a
+    retiring one's last tasks were done), and the command ends, with 0, once the queue is."""
+    results = [basic.record.delay("runs", str(i)) for i in range(30)]
+    worker = WorkerProcess(process_broker_url, tmp_path, "-c", "2", "--max-tasks-per-child", "5", "--burst")
+    assert worker.proc.wait(timeout=120) == 0, worker.log()
+    worker.stop()
+    assert sorted(int(r.get(timeout=10)) for r in results) == list(range(30))
+    starts = Counter(line.split()[1] for line in lines(tmp_path / "runs") if line.startswith("start"))
+    assert sorted(starts, key=int) == [str(i) for i in range(30)] and set(starts.values()) == {1}
+    pids = {line.split()[2] for line in lines(tmp_path / "runs")}
+    assert len(pids) >= 5, pids  # 30 tasks, at most 5 (and one the other slot ran) per process
+    assert "starting a fresh one beside it" not in worker.log()
