@@ -56,16 +56,21 @@ end
 
 -- The task history (keys.py): the record replaces the task's last one, a failed attempt is
 -- appended, and the run is added to its (minute, name) counters, summed over the batch.
-local counts = {}
+-- The records and the list are written once for the whole batch, after the loop (one HSET
+-- and one LPUSH, not one of each per task: each redis.call from Lua has a fixed cost that was
+-- most of a success's history write). A job has at most one outcome with an entry per batch
+-- (the first ends its lease, and an outcome counts only while its lease is current), so no id
+-- is pushed twice.
+local counts, written, listed = {}, {}, {}
 local function record_history(id, h)
   local state, at, runtime, retried, name = string.match(ARGV[h], '^(%u+)|([^|]+)|([^|]+)|(%d)|(.*)$')
   runtime = tonumber(runtime)
-  redis.call('HSET', KEYS[7], id, ARGV[h + 1])
+  written[#written + 1], written[#written + 2] = id, ARGV[h + 1]
   -- A list, not a sorted set: an LPUSH is the cheapest ordered write, and records arrive in
   -- time order. A task that ran before is moved to the front: its old entry is recent (near
   -- the front), so LREM finds it after a short scan.
   if retried == '1' then redis.call('LREM', KEYS[6], 1, id) end
-  redis.call('LPUSH', KEYS[6], id)
+  listed[#listed + 1] = id
   -- Successes, the bulk, are listed from the whole list: a per-state index of them would
   -- double the writes for a listing that finds successes on every page anyway.
   if state ~= 'SUCCESS' then redis.call('ZADD', ARGV[11] .. state, at, id) end
@@ -182,6 +187,11 @@ for _, base in ipairs(records) do
       end
     end
   end
+end
+
+if #written > 0 then
+  call_sliced('HSET', KEYS[7], written)
+  call_sliced('LPUSH', KEYS[6], listed)
 end
 
 for key, per in pairs(counts) do
