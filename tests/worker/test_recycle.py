@@ -215,3 +215,30 @@ def test_a_burst_worker_recycling_on_its_task_count_runs_every_task_once_and_exi
     pids = {line.split()[2] for line in lines(tmp_path / "runs")}
     assert len(pids) >= 5, pids  # 30 tasks, at most 5 (and one the other slot ran) per process
     assert "starting a fresh one beside it" not in worker.log()
+
+
+def test_a_control_shutdown_of_a_retiring_worker_also_stops_its_replacement(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """``control shutdown`` reaching a process that is letting a long task finish, after its
+    replacement started beside it (sent to it alone here; sent to the node, it can miss a
+    replacement that has not yet said it is alive): the operator asked for one process fewer,
+    so the replacement stops too and the command ends, instead of one process running on."""
+    flags = ("-c", "2", "--max-tasks-per-child", "2", "--shutdown-timeout", "1")
+    worker = WorkerProcess(process_broker_url, tmp_path, *flags).wait_ready()
+    try:
+        basic.record.delay("slow", "long", 60.0)
+        wait_for(lambda: lines(tmp_path / "slow"), 30)
+        retiring = int(lines(tmp_path / "slow")[0].split()[2])
+        shorts = [basic.record.delay("short", str(i)) for i in range(2)]
+        assert sorted(r.get(timeout=30) for r in shorts) == ["0", "1"]  # its share: it retires
+        wait_for(lambda: len({w.pid for w in app.admin.workers()}) == 2, 30)  # the replacement is up
+        [target] = [w.name for w in app.admin.workers() if w.pid == retiring]
+        [reply] = app.admin.control.shutdown(destination=[target], timeout=10)
+        assert reply.ok, reply
+        assert worker.proc.wait(timeout=60) == 0
+    finally:
+        worker.stop()
+    log = worker.log()
+    assert f"worker process 1 (pid {retiring}) shut down by control; not replaced" in log
+    assert "replaced one shut down by control; stopping it" in log

@@ -9,7 +9,8 @@ child that exits with code 0 without being asked to (task code that called ``os.
 only with ``--burst`` is a clean exit the end of the child's work. A child that retired itself
 (``--max-tasks-per-child``, ``--max-memory-per-child``) exits with ``RECYCLED`` and is replaced
 at once, even with ``--burst``. A child stopped by ``conveyor control shutdown`` exits with
-``SHUT_DOWN`` and is not replaced. A child that begins to retire on its task count says so
+``SHUT_DOWN`` and is not replaced (nor kept replaced: one shut down while it retired stops the
+replacement already started beside it). A child that begins to retire on its task count says so
 (``announce_retiring``: its pid in a page shared across the forks), and its replacement starts
 beside it within a second while it lets its running tasks finish; its exit then only ends it
 (not with --burst or --beat, nor where there is no ``sigtimedwait``: there a retiring child is
@@ -84,6 +85,9 @@ class Supervisor:
         self.pin = pin
         self.children: dict[int, int] = {}  # pid -> index
         self.replaced: set[int] = set()  # retiring children whose replacement already started
+        # Replacements stopped because the child they replaced was shut down by control: the
+        # operator asked for one process fewer, and that index ends with them.
+        self.unwanted: set[int] = set()
         # Off with --burst (a replacement finding the queues empty would exit before the
         # retiring one's follow-up work, a retry or a chain's next step, is queued) and with
         # --beat (the scheduler runs in child 1, built before the fork: two would share an owner).
@@ -165,8 +169,14 @@ class Supervisor:
             code = os.waitstatus_to_exitcode(status)
             replaced = pid in self.replaced
             self.replaced.discard(pid)
+            if pid in self.unwanted:
+                self.unwanted.discard(pid)
+                logger.info("worker process %d (pid %d) stopped; not replaced", index, pid)
+                continue
             if code == SHUT_DOWN:
                 logger.info("worker process %d (pid %d) shut down by control; not replaced", index, pid)
+                if replaced:
+                    self._stop_replacements(index)
                 continue
             if replaced:  # its replacement started when it began to retire
                 if code == RECYCLED:
@@ -191,6 +201,21 @@ class Supervisor:
             if not self.stopping:
                 self._spawn(index)
         return exit_code
+
+    def _stop_replacements(self, index: int) -> None:
+        """A retiring child was shut down by control (``conveyor control shutdown``) after its
+        replacement started: a command sent to the node may have missed that replacement (it
+        had not yet said it was alive), and one sent to the retiring process alone meant that
+        index too. Either way the operator asked for one process fewer: the replacement
+        drains like on SIGTERM and is not replaced."""
+        for pid, other in list(self.children.items()):
+            if other == index and pid not in self.unwanted:
+                self.unwanted.add(pid)
+                logger.info(
+                    "worker process %d (pid %d) replaced one shut down by control; stopping it", index, pid
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
 
     def _replace_retiring(self) -> None:
         """Start the replacement of every child that said it is retiring (``announce_retiring``),
