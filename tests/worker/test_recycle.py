@@ -180,12 +180,13 @@ def test_a_retiring_worker_killed_while_it_drains_is_not_replaced_twice_and_its_
     flags = ("-c", "2", "--max-tasks-per-child", "2", "--shutdown-timeout", "1")
     worker = WorkerProcess(process_broker_url, tmp_path, *flags).wait_ready()
     try:
-        slow = basic.record.delay("slow", "long", 10.0)
+        slow = basic.record.delay("slow", "long", 25.0)
         wait_for(lambda: lines(tmp_path / "slow"), 30)
         retiring = int(lines(tmp_path / "slow")[0].split()[2])
         shorts = [basic.record.delay("short", str(i)) for i in range(2)]
         assert sorted(r.get(timeout=30) for r in shorts) == ["0", "1"]  # its share: it retires
         wait_for(lambda: "retiring: starting a fresh one beside it" in worker.log(), 30)
+        assert len(lines(tmp_path / "slow")) == 1  # still running: killed in the middle of it
         os.kill(retiring, signal.SIGKILL)
         wait_for(lambda: "ended with exit code -9 while retiring" in worker.log(), 30)
         assert slow.get(timeout=60) == "long"
@@ -193,7 +194,7 @@ def test_a_retiring_worker_killed_while_it_drains_is_not_replaced_twice_and_its_
         assert worker.stop() == 0
     runs = [line.split() for line in lines(tmp_path / "slow")]
     assert [kind for kind, _, _ in runs] == ["start", "start", "done"], runs
-    assert runs[0][2] == str(retiring) and runs[1][2] != str(retiring)
+    assert runs[1][2] != str(retiring)  # run again by the replacement
     log = worker.log()
     assert len(re.findall(r"started worker process 1 \(pid", log)) == 2, log  # the first and one replacement
     assert "restarting" not in log
@@ -223,22 +224,37 @@ def test_a_control_shutdown_of_a_retiring_worker_also_stops_its_replacement(
     """``control shutdown`` reaching a process that is letting a long task finish, after its
     replacement started beside it (sent to it alone here; sent to the node, it can miss a
     replacement that has not yet said it is alive): the operator asked for one process fewer,
-    so the replacement stops too and the command ends, instead of one process running on."""
+    so the replacement stops too and the command ends, instead of one process running on. The
+    replacement here has begun to retire as well (its own long task, its share of short ones):
+    it is not replaced either."""
     flags = ("-c", "2", "--max-tasks-per-child", "2", "--shutdown-timeout", "1")
     worker = WorkerProcess(process_broker_url, tmp_path, *flags).wait_ready()
+    code = None
     try:
-        basic.record.delay("slow", "long", 60.0)
+        basic.record.delay("slow", "one", 120.0)
         wait_for(lambda: lines(tmp_path / "slow"), 30)
         retiring = int(lines(tmp_path / "slow")[0].split()[2])
         shorts = [basic.record.delay("short", str(i)) for i in range(2)]
         assert sorted(r.get(timeout=30) for r in shorts) == ["0", "1"]  # its share: it retires
-        wait_for(lambda: len({w.pid for w in app.admin.workers()}) == 2, 30)  # the replacement is up
-        [target] = [w.name for w in app.admin.workers() if w.pid == retiring]
-        [reply] = app.admin.control.shutdown(destination=[target], timeout=10)
+        names: dict[int, str] = {}
+
+        def both_up() -> bool:
+            names.update({w.pid: w.name for w in app.admin.workers()})
+            return len(names) == 2
+
+        wait_for(both_up, 30)  # the replacement heartbeats beside it
+        basic.record.delay("slow", "two", 120.0)  # the replacement runs it: the other one drains
+        wait_for(lambda: len(lines(tmp_path / "slow")) == 2, 30)
+        more = [basic.record.delay("short", str(i)) for i in range(2, 4)]
+        assert sorted(r.get(timeout=30) for r in more) == ["2", "3"]  # the replacement retires too
+        wait_for(lambda: worker.log().count("); draining so that a fresh process takes over") == 2, 30)
+        [reply] = app.admin.control.shutdown(destination=[names[retiring]], timeout=10)
         assert reply.ok, reply
-        assert worker.proc.wait(timeout=60) == 0
+        code = worker.proc.wait(timeout=60)
     finally:
         worker.stop()
     log = worker.log()
+    assert code == 0, log
     assert f"worker process 1 (pid {retiring}) shut down by control; not replaced" in log
     assert "replaced one shut down by control; stopping it" in log
+    assert log.count("retiring: starting a fresh one beside it") == 1, log

@@ -138,6 +138,10 @@ class Supervisor:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.stopping += 1
         for pid in list(self.children):
+            if pid in self.unwanted and self.stopping == 1:
+                # Draining already, on the supervisor's own SIGTERM: the operator's first stop
+                # must not become the second signal that stops it at once (their second does).
+                continue
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
@@ -171,11 +175,18 @@ class Supervisor:
             self.replaced.discard(pid)
             if pid in self.unwanted:
                 self.unwanted.discard(pid)
-                logger.info("worker process %d (pid %d) stopped; not replaced", index, pid)
+                if code in (0, SHUT_DOWN, RECYCLED):
+                    logger.info("worker process %d (pid %d) stopped; not replaced", index, pid)
+                else:
+                    logger.error(
+                        "worker process %d (pid %d) ended with exit code %d while stopping", index, pid, code
+                    )
+                    if self.stopping:
+                        exit_code = exit_code or code
                 continue
             if code == SHUT_DOWN:
                 logger.info("worker process %d (pid %d) shut down by control; not replaced", index, pid)
-                if replaced:
+                if replaced and not self.stopping:  # (stopping: every child was signalled already)
                     self._stop_replacements(index)
                 continue
             if replaced:  # its replacement started when it began to retire
@@ -208,6 +219,9 @@ class Supervisor:
         had not yet said it was alive), and one sent to the retiring process alone meant that
         index too. Either way the operator asked for one process fewer: the replacement
         drains like on SIGTERM and is not replaced."""
+        page = _RETIRING
+        if page is not None:  # a replacement that began to retire itself must not be replaced
+            _SLOT.pack_into(page, index * _SLOT.size, 0)
         for pid, other in list(self.children.items()):
             if other == index and pid not in self.unwanted:
                 self.unwanted.add(pid)
@@ -233,8 +247,13 @@ class Supervisor:
             if any(self.children.get(other) == index for other in self.replaced):
                 continue  # its predecessor still drains: looked at again once that one has exited
             _SLOT.pack_into(page, at, 0)
-            if self.stopping or self.children.get(pid) != index or pid in self.replaced:
-                continue  # stopping, gone already (replaced when reaped), or seen before
+            if (
+                self.stopping
+                or self.children.get(pid) != index
+                or pid in self.replaced
+                or pid in self.unwanted
+            ):
+                continue  # stopping, gone already (replaced when reaped), seen before, or not wanted
             self.replaced.add(pid)
             logger.info(
                 "worker process %d (pid %d) retiring: starting a fresh one beside it while it finishes "
