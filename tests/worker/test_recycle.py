@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,3 +259,41 @@ def test_a_control_shutdown_of_a_retiring_worker_also_stops_its_replacement(
     assert f"worker process 1 (pid {retiring}) shut down by control; not replaced" in log
     assert "replaced one shut down by control; stopping it" in log
     assert log.count("retiring: starting a fresh one beside it") == 1, log
+
+
+def test_an_operator_sigterm_does_not_cut_short_a_replacement_already_draining_after_a_control_shutdown(
+    app: Conveyor, process_broker_url: str, tmp_path: Path
+) -> None:
+    """The replacement of a process shut down by control drains on the supervisor's SIGTERM; the
+    operator's own first SIGTERM to the command afterwards must not reach it as a second signal
+    (a worker's "again to stop at once"): it keeps its grace period and exits cleanly."""
+    flags = ("-c", "2", "--max-tasks-per-child", "2", "--shutdown-timeout", "8")
+    worker = WorkerProcess(process_broker_url, tmp_path, *flags).wait_ready()
+    code = None
+    try:
+        basic.record.delay("slow", "one", 15.0)
+        wait_for(lambda: lines(tmp_path / "slow"), 30)
+        retiring = int(lines(tmp_path / "slow")[0].split()[2])
+        shorts = [basic.record.delay("short", str(i)) for i in range(2)]
+        assert sorted(r.get(timeout=30) for r in shorts) == ["0", "1"]  # its share: it retires
+        names: dict[int, str] = {}
+
+        def both_up() -> bool:
+            names.update({w.pid: w.name for w in app.admin.workers()})
+            return len(names) == 2
+
+        wait_for(both_up, 30)
+        basic.record.delay("slow", "two", 120.0)  # the replacement runs it
+        wait_for(lambda: len(lines(tmp_path / "slow")) == 2, 30)
+        [reply] = app.admin.control.shutdown(destination=[names[retiring]], timeout=10)
+        assert reply.ok, reply
+        wait_for(lambda: "replaced one shut down by control; stopping it" in worker.log(), 60)
+        time.sleep(1.5)  # past the worker's same-signal window: a second signal would count as one
+        worker.signal(signal.SIGTERM)
+        code = worker.proc.wait(timeout=60)
+    finally:
+        worker.stop()
+    log = worker.log()
+    assert code == 0, log
+    assert "second signal, stopping at once" not in log
+    assert "giving them back to the queue" in log  # the replacement's grace ran out, as asked
