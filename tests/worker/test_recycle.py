@@ -232,18 +232,7 @@ def test_a_control_shutdown_of_a_retiring_worker_also_stops_its_replacement(
     worker = WorkerProcess(process_broker_url, tmp_path, *flags).wait_ready()
     code = None
     try:
-        basic.record.delay("slow", "one", 120.0)
-        wait_for(lambda: lines(tmp_path / "slow"), 30)
-        retiring = int(lines(tmp_path / "slow")[0].split()[2])
-        shorts = [basic.record.delay("short", str(i)) for i in range(2)]
-        assert sorted(r.get(timeout=30) for r in shorts) == ["0", "1"]  # its share: it retires
-        names: dict[int, str] = {}
-
-        def both_up() -> bool:
-            names.update({w.pid: w.name for w in app.admin.workers()})
-            return len(names) == 2
-
-        wait_for(both_up, 30)  # the replacement heartbeats beside it
+        retiring, names = _retiring_beside_its_replacement(app, tmp_path, 120.0)
         basic.record.delay("slow", "two", 120.0)  # the replacement runs it: the other one drains
         wait_for(lambda: len(lines(tmp_path / "slow")) == 2, 30)
         more = [basic.record.delay("short", str(i)) for i in range(2, 4)]
@@ -271,18 +260,7 @@ def test_an_operator_sigterm_does_not_cut_short_a_replacement_already_draining_a
     worker = WorkerProcess(process_broker_url, tmp_path, *flags).wait_ready()
     code = None
     try:
-        basic.record.delay("slow", "one", 15.0)
-        wait_for(lambda: lines(tmp_path / "slow"), 30)
-        retiring = int(lines(tmp_path / "slow")[0].split()[2])
-        shorts = [basic.record.delay("short", str(i)) for i in range(2)]
-        assert sorted(r.get(timeout=30) for r in shorts) == ["0", "1"]  # its share: it retires
-        names: dict[int, str] = {}
-
-        def both_up() -> bool:
-            names.update({w.pid: w.name for w in app.admin.workers()})
-            return len(names) == 2
-
-        wait_for(both_up, 30)
+        retiring, names = _retiring_beside_its_replacement(app, tmp_path, 15.0)
         basic.record.delay("slow", "two", 120.0)  # the replacement runs it
         wait_for(lambda: len(lines(tmp_path / "slow")) == 2, 30)
         [reply] = app.admin.control.shutdown(destination=[names[retiring]], timeout=10)
@@ -297,3 +275,25 @@ def test_an_operator_sigterm_does_not_cut_short_a_replacement_already_draining_a
     assert code == 0, log
     assert "second signal, stopping at once" not in log
     assert "giving them back to the queue" in log  # the replacement's grace ran out, as asked
+
+
+def _retiring_beside_its_replacement(
+    app: Conveyor, tmp_path: Path, seconds: float
+) -> tuple[int, dict[int, str]]:
+    """(A worker run with ``-c 2 --max-tasks-per-child 2``) A task of ``seconds`` in one slot,
+    then two short ones: the process retires while the long one runs, and its replacement
+    starts beside it. The retiring process's pid, and each live process's unique name by pid,
+    once both heartbeat."""
+    basic.record.delay("slow", "one", seconds)
+    wait_for(lambda: lines(tmp_path / "slow"), 30)
+    retiring = int(lines(tmp_path / "slow")[0].split()[2])
+    shorts = [basic.record.delay("short", str(i)) for i in range(2)]
+    assert sorted(r.get(timeout=30) for r in shorts) == ["0", "1"]  # its share: it retires
+    names: dict[int, str] = {}
+
+    def both_up() -> bool:
+        names.update({w.pid: w.name for w in app.admin.workers()})
+        return len(names) == 2
+
+    wait_for(both_up, 30)
+    return retiring, names

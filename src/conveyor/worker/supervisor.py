@@ -64,6 +64,8 @@ SUPERVISOR_PID: int | None = None
 # in that thread and kill it, and one sent after the supervisor died could reach a stranger.
 _SLOT = struct.Struct("=i")
 _RETIRING: mmap.mmap | None = None
+# How a child that ended as expected while ``_ended``'s ``doing`` is logged.
+_DONE = {"retiring": "retired", "stopping": "stopped; not replaced"}
 # The supervisor waits for SIGCHLD (blocked, taken with sigtimedwait) or at most this long.
 WAKE_AT_LEAST = 1.0
 
@@ -175,14 +177,7 @@ class Supervisor:
             self.replaced.discard(pid)
             if pid in self.unwanted:
                 self.unwanted.discard(pid)
-                if code in (0, SHUT_DOWN, RECYCLED):
-                    logger.info("worker process %d (pid %d) stopped; not replaced", index, pid)
-                else:
-                    logger.error(
-                        "worker process %d (pid %d) ended with exit code %d while stopping", index, pid, code
-                    )
-                    if self.stopping:
-                        exit_code = exit_code or code
+                exit_code = exit_code or self._ended(index, pid, code, (0, SHUT_DOWN, RECYCLED), "stopping")
                 continue
             if code == SHUT_DOWN:
                 logger.info("worker process %d (pid %d) shut down by control; not replaced", index, pid)
@@ -190,14 +185,7 @@ class Supervisor:
                     self._stop_replacements(index)
                 continue
             if replaced:  # its replacement started when it began to retire
-                if code == RECYCLED:
-                    logger.info("worker process %d (pid %d) retired", index, pid)
-                else:
-                    logger.error(
-                        "worker process %d (pid %d) ended with exit code %d while retiring", index, pid, code
-                    )
-                    if self.stopping:
-                        exit_code = exit_code or code
+                exit_code = exit_code or self._ended(index, pid, code, (RECYCLED,), "retiring")
                 continue
             if code == RECYCLED:
                 if not self.stopping:  # no pause: it ran its share of tasks, it is no crash loop
@@ -212,6 +200,15 @@ class Supervisor:
             if not self.stopping:
                 self._spawn(index)
         return exit_code
+
+    def _ended(self, index: int, pid: int, code: int, clean: tuple[int, ...], doing: str) -> int:
+        """Log the end of a child that is not to be replaced (it was ``doing`` something that
+        ends it); the command's exit code it makes: its own failure's, once the command stops."""
+        if code in clean:
+            logger.info("worker process %d (pid %d) %s", index, pid, _DONE[doing])
+            return 0
+        logger.error("worker process %d (pid %d) ended with exit code %d while %s", index, pid, code, doing)
+        return code if self.stopping else 0
 
     def _stop_replacements(self, index: int) -> None:
         """A retiring child was shut down by control (``conveyor control shutdown``) after its
